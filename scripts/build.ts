@@ -1,0 +1,17 @@
+// Compiles warren into one self-contained binary: dist/warren (or --outfile PATH).
+import { parseArgs } from 'node:util'
+
+const { values } = parseArgs({ args: Bun.argv.slice(2), options: { outfile: { type: 'string' }, target: { type: 'string' } } })
+const outfile = values.outfile ?? 'dist/warren'
+const started = performance.now()
+const result = await Bun.build({
+  entrypoints: ['src/main.ts'],
+  minify: true,
+  sourcemap: 'linked',
+  compile: values.target ? { target: values.target as Bun.Build.CompileTarget, outfile } : { outfile },
+})
+if (!result.success) {
+  for (const message of result.logs) console.error(message)
+  process.exit(1)
+}
+console.log(`built ${outfile} in ${Math.round(performance.now() - started)} ms`)

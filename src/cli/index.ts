@@ -1,0 +1,79 @@
+import { WarrenError } from '../lib/errors.ts'
+import { policyCommand } from './policy.ts'
+import { schemaCommand } from './schema.ts'
+import { serveCommand } from './serve.ts'
+import { versionCommand } from './version.ts'
+
+export interface Command {
+  name: string
+  usage: string
+  short: string
+  run(args: string[]): number | Promise<number>
+}
+
+/** Every subcommand; `warren --help` is generated from this list. */
+export const COMMANDS: readonly Command[] = [
+  {
+    name: 'serve',
+    usage: 'warren serve [--config FILE] [--policies DIR] [--certs DIR] [--http ADDR] [--domain NAME] [--log-level L] [--log-format json|text] [--no-request-log]',
+    short: 'run the edge: listeners, the endpoint table from policies/, hot reload',
+    run: serveCommand,
+  },
+  {
+    name: 'policy',
+    usage: 'warren policy check [DIR] [--config FILE]',
+    short: 'validate a policies directory; prints file:line:col: message per error, exit 1 on any',
+    run: policyCommand,
+  },
+  {
+    name: 'schema',
+    usage: 'warren schema [policy|server] [--out FILE]',
+    short: 'print the JSON Schema of policies files (or warren.yaml) for editor autocompletion',
+    run: schemaCommand,
+  },
+  { name: 'version', usage: 'warren version', short: 'print the version', run: versionCommand },
+]
+
+export function helpText(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length))
+  return [
+    'warren: a self-hosted edge gateway in the spirit of ngrok',
+    '',
+    'Usage: warren <command> [flags]',
+    '',
+    'Commands:',
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.short}`),
+    '',
+    'Details:',
+    ...COMMANDS.map((c) => `  ${c.usage}`),
+    '',
+  ].join('\n')
+}
+
+/** Dispatches argv to a command and turns failures into an exit code and one clear message. */
+export async function run(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(helpText())
+    return name ? 0 : 2
+  }
+  if (name === '--version' || name === '-v') return versionCommand()
+  const command = COMMANDS.find((c) => c.name === name)
+  if (!command) {
+    process.stderr.write(`warren: unknown command "${name}"\n\n${helpText()}`)
+    return 2
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(`${command.usage}\n\n${command.short}\n`)
+    return 0
+  }
+  try {
+    return await command.run(rest)
+  } catch (err) {
+    if (err instanceof WarrenError) process.stderr.write(`warren ${name}: ${err.message} [${err.code}]\n`)
+    else if (err instanceof TypeError && (err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION')
+      process.stderr.write(`warren ${name}: ${err.message}\n${command.usage}\n`)
+    else process.stderr.write(`warren ${name}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
+    return 1
+  }
+}

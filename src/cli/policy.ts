@@ -1,0 +1,32 @@
+import { parseArgs } from 'node:util'
+import { resolve } from 'node:path'
+import { formatIssue } from '../config/document.ts'
+import { loadServerConfig } from '../config/server.ts'
+import { policyDirectoryFor } from './serve.ts'
+
+/** `warren policy check [DIR]`: every problem as file:line:col, exit 1 if there is any. */
+export function policyCommand(args: string[]): number {
+  const { values, positionals } = parseArgs({ args, options: { config: { type: 'string' } }, allowPositionals: true, strict: true })
+  const [sub, dirArg] = positionals
+  if (sub !== 'check') {
+    process.stderr.write('usage: warren policy check [DIR] [--config FILE]\n')
+    return 2
+  }
+  const config = loadServerConfig(values.config ? { config: values.config } : {})
+  const dir = dirArg ? resolve(dirArg) : config.policiesDir
+  const result = policyDirectoryFor(config, dir).reload()
+  let errors = 0
+  for (const f of result.files)
+    for (const issue of f.issues) {
+      errors++
+      process.stdout.write(formatIssue({ ...issue, file: `${dirArg ?? config.policies}/${issue.file}`.replace(/\/+/g, '/') }) + '\n')
+    }
+  for (const r of result.rejected) {
+    errors++
+    process.stdout.write(`${dirArg ?? config.policies}/${r.endpoint.source}:${r.endpoint.position.line}:${r.endpoint.position.col}: ${r.message} [${r.code}]\n`.replace(/\/\/+/g, '/'))
+  }
+  for (const e of result.endpoints.filter((e) => e.status === 'enabled'))
+    process.stdout.write(`ok  ${e.url}  (${e.binding}, ${e.source})\n`)
+  process.stdout.write(`${result.files.length} file(s), ${result.table.endpoints.length} endpoint(s), ${errors} error(s)\n`)
+  return errors ? 1 : 0
+}

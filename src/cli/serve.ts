@@ -1,0 +1,102 @@
+import { mkdirSync } from 'node:fs'
+import { parseArgs } from 'node:util'
+import { formatIssue } from '../config/document.ts'
+import { PolicyDirectory } from '../config/policies.ts'
+import { loadServerConfig, splitAddress, type ResolvedConfig } from '../config/server.ts'
+import { watchDirectory } from '../config/watch.ts'
+import { EndpointStore } from '../endpoints/store.ts'
+import { configureLogging, log, type Level } from '../lib/log.ts'
+import { listenHttp } from '../listeners/http.ts'
+import { VERSION } from './version.ts'
+
+export const SERVE_OPTIONS = {
+  config: { type: 'string' },
+  policies: { type: 'string' },
+  certs: { type: 'string' },
+  http: { type: 'string' },
+  https: { type: 'string' },
+  agent: { type: 'string' },
+  api: { type: 'string' },
+  domain: { type: 'string' },
+  'log-level': { type: 'string' },
+  'log-format': { type: 'string' },
+  'no-request-log': { type: 'boolean' },
+} as const
+
+/** The policies directory bound to the config: default ports for URLs without one. */
+export function policyDirectoryFor(config: ResolvedConfig, dir = config.policiesDir): PolicyDirectory {
+  const httpPort = config.public_ports.http ?? splitAddress(config.listen.http).port
+  const httpsPort = config.public_ports.https ?? splitAddress(config.listen.https).port
+  return new PolicyDirectory(dir, {
+    defaultPorts: { http: httpPort, https: httpsPort, tls: httpsPort, tcp: 0 },
+    defaultAccount: config.accounts[0]?.name ?? 'default',
+  })
+}
+
+function reloadInto(policies: PolicyDirectory, store: EndpointStore, reason: string): void {
+  const started = performance.now()
+  const result = policies.reload()
+  if (result.changed.length === 0 && store.current.version !== 0) return
+  store.swap(result.table, result)
+  const reloadLog = log.child({ component: 'policies' })
+  for (const f of result.files) for (const issue of f.issues) reloadLog.error(formatIssue(issue), { code: issue.code, serving_previous: f.servingPrevious })
+  for (const r of result.rejected) reloadLog.error(`${r.endpoint.source}:${r.endpoint.position.line}:${r.endpoint.position.col}: ${r.message}`, { code: r.code })
+  reloadLog.info('endpoints loaded', {
+    reason,
+    version: result.table.version,
+    endpoints: result.table.endpoints.length,
+    changed: result.changed,
+    errors: result.files.filter((f) => f.status === 'error').length + result.rejected.length,
+    ms: Math.round((performance.now() - started) * 10) / 10,
+  })
+}
+
+export async function serveCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({ args, options: SERVE_OPTIONS, strict: true })
+  const flags = Object.fromEntries(Object.entries(values).filter(([, v]) => typeof v === 'string'))
+  const config = loadServerConfig(flags)
+  const format = (values['log-format'] ?? config.log.format) as 'json' | 'text' | undefined
+  configureLogging({ level: (values['log-level'] ?? config.log.level) as Level, ...(format ? { format } : {}) })
+
+  mkdirSync(config.policiesDir, { recursive: true })
+  const store = new EndpointStore()
+  const policies = policyDirectoryFor(config)
+  reloadInto(policies, store, 'start')
+
+  const lifecycle = new AbortController()
+  const http = splitAddress(config.listen.http)
+  const server = listenHttp({
+    store,
+    scheme: 'http',
+    hostname: http.hostname,
+    port: http.port,
+    defaultPort: config.public_ports.http ?? http.port,
+    idleTimeoutSec: config.http.idle_timeout,
+    maxBodyBytes: config.http.max_body_bytes,
+    maxHeaderBytes: config.http.max_header_bytes,
+    upstreamTimeoutMs: config.http.upstream_timeout * 1000,
+    logRequests: config.log.requests && !values['no-request-log'],
+  })
+  watchDirectory(config.policiesDir, () => reloadInto(policies, store, 'watch'), { signal: lifecycle.signal })
+  process.on('SIGHUP', () => reloadInto(policies, store, 'SIGHUP'))
+
+  const port = server.port
+  log.info('warren edge started', { version: VERSION, http: `${http.hostname}:${port}`, policies: config.policiesDir, config: config.source ?? '(embedded defaults)' })
+  const examples = store.current.endpoints.filter((e) => e.url.binding === 'public' && e.url.scheme === 'http' && !e.url.wildcard)
+  if (examples.length) {
+    log.info('try it', { curl: examples.map((e) => `curl http://${e.url.host}:${port}/`) })
+  }
+
+  await new Promise<void>((resolve) => {
+    const stop = (signal: string) => {
+      log.info('shutting down', { signal })
+      lifecycle.abort()
+      // Let in-flight requests finish; new connections are refused from now on.
+      void server.stop(false).then(resolve)
+      setTimeout(resolve, 10_000).unref()
+    }
+    process.once('SIGINT', () => stop('SIGINT'))
+    process.once('SIGTERM', () => stop('SIGTERM'))
+  })
+  return 0
+}

@@ -1,0 +1,44 @@
+import type { Server } from 'bun'
+import { Hono } from 'hono'
+import { CODES } from '../lib/errors.ts'
+import { log } from '../lib/log.ts'
+import { errorResponse } from '../proxy/errors.ts'
+import type { PipelineOptions } from '../proxy/pipeline.ts'
+import { createPipeline } from '../proxy/pipeline.ts'
+import { websocketHandlers, type WsData } from '../proxy/websocket.ts'
+
+export interface HttpListenerOptions extends Omit<PipelineOptions, 'serverIp' | 'serverPort' | 'log'> {
+  hostname: string
+  port: number
+  idleTimeoutSec: number
+  maxBodyBytes: number
+}
+
+type Env = { Bindings: { server: Server<WsData> } }
+
+/** The plaintext HTTP listener: a Hono app whose only route is the endpoint data path. */
+export function listenHttp(options: HttpListenerOptions): Server<WsData> {
+  const logger = log.child({ component: 'http' })
+  let handle: ReturnType<typeof createPipeline> | undefined
+  const app = new Hono<Env>()
+  app.all('*', (c) => handle!(c.req.raw, c.env.server))
+  app.onError((err, c) => {
+    logger.error('request failed', { error: err instanceof Error ? err.stack : String(err) })
+    return errorResponse(500, CODES.INTERNAL, 'The edge failed to handle this request.', c.req.header('accept'))
+  })
+  const server = Bun.serve<WsData>({
+    hostname: options.hostname,
+    port: options.port,
+    idleTimeout: options.idleTimeoutSec,
+    maxRequestBodySize: options.maxBodyBytes,
+    fetch: (req, srv) => app.fetch(req, { server: srv }),
+    websocket: websocketHandlers,
+  })
+  handle = createPipeline({
+    ...options,
+    serverIp: options.hostname,
+    serverPort: server.port ?? options.port,
+    log: logger,
+  })
+  return server
+}

@@ -1,0 +1,20 @@
+import { ERROR_CODE_HEADER, type ErrorCode } from '../lib/errors.ts'
+
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
+}
+
+/**
+ * An error the edge itself produced: the status, the `Warren-Error-Code` header, and a small page
+ * (HTML for browsers, text otherwise) that names the code so users can search for it.
+ */
+export function errorResponse(status: number, code: ErrorCode, message: string, accept?: string | null): Response {
+  const headers = new Headers({ [ERROR_CODE_HEADER]: code, 'cache-control': 'no-store' })
+  if (accept?.includes('text/html')) {
+    headers.set('content-type', 'text/html; charset=utf-8')
+    const body = `<!doctype html><html><head><meta charset="utf-8"><title>${status} ${code}</title></head><body><h1>${escapeHtml(message)}</h1><p><code>${code}</code></p></body></html>\n`
+    return new Response(body, { status, headers })
+  }
+  headers.set('content-type', 'text/plain; charset=utf-8')
+  return new Response(`${message}\n\n${code}\n`, { status, headers })
+}

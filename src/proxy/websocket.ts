@@ -1,0 +1,78 @@
+import type { Server, ServerWebSocket, WebSocketHandler } from 'bun'
+import { CODES } from '../lib/errors.ts'
+import type { HttpExchange } from '../policy/types.ts'
+import { errorResponse } from './errors.ts'
+
+/** Per-connection state: the upstream socket and client frames that arrived before it opened. */
+export interface WsData {
+  upstream: WebSocket
+}
+
+/** Close codes that may not be sent on the wire (RFC 6455 §7.4.1) become 1000/1011. */
+function sendableCode(code: number): number {
+  if (code === 1000 || (code >= 1001 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999)) return code
+  return code === 1005 ? 1000 : 1011
+}
+
+/** Headers not to copy onto the upstream handshake: the WebSocket client makes its own. */
+const HANDSHAKE = new Set(['upgrade', 'connection', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-protocol', 'host', 'content-length'])
+
+/**
+ * Proxies a websocket: opens the upstream first (so a dead upstream still gets a 502 page), then
+ * upgrades the client and relays frames both ways with close codes and reasons intact.
+ */
+export async function proxyWebSocket(
+  req: Request,
+  server: Server<WsData>,
+  ex: HttpExchange,
+  origin: URL,
+  options: { timeoutMs: number },
+): Promise<Response> {
+  const target = new URL(ex.url.pathname + ex.url.search, origin)
+  target.protocol = origin.protocol === 'https:' ? 'wss:' : 'ws:'
+  const headers: Record<string, string> = {}
+  ex.headers.forEach((value, name) => {
+    if (!HANDSHAKE.has(name)) headers[name] = value
+  })
+  headers['host'] = ex.headers.get('host') ?? ex.url.host
+  const protocols = (req.headers.get('sec-websocket-protocol') ?? '').split(',').map((p) => p.trim()).filter(Boolean)
+  const upstream = new WebSocket(target.href, { headers, protocols } as unknown as string[])
+  upstream.binaryType = 'arraybuffer'
+  const opened = await new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(false), options.timeoutMs)
+    upstream.addEventListener('open', () => (clearTimeout(timer), resolve(true)), { once: true })
+    upstream.addEventListener('error', () => (clearTimeout(timer), resolve(false)), { once: true })
+    upstream.addEventListener('close', () => (clearTimeout(timer), resolve(false)), { once: true })
+  })
+  if (!opened) {
+    upstream.close()
+    return errorResponse(502, CODES.UPSTREAM_REFUSED, 'The upstream websocket could not be reached.', req.headers.get('accept'))
+  }
+  const upgraded = server.upgrade(req, {
+    data: { upstream },
+    headers: upstream.protocol ? { 'sec-websocket-protocol': upstream.protocol } : {},
+  })
+  if (!upgraded) {
+    upstream.close()
+    return errorResponse(400, CODES.BAD_REQUEST, 'Invalid websocket upgrade request.', req.headers.get('accept'))
+  }
+  return new Response(null)
+}
+
+/** The Bun.serve websocket handlers that pair with `proxyWebSocket`. */
+export const websocketHandlers: WebSocketHandler<WsData> = {
+  open(ws: ServerWebSocket<WsData>) {
+    const up = ws.data.upstream
+    up.onmessage = (e) => ws.send(e.data as string | ArrayBuffer)
+    up.onclose = (e) => ws.close(sendableCode(e.code), e.reason)
+    up.onerror = () => ws.close(1011, 'upstream error')
+  },
+  message(ws, message) {
+    const up = ws.data.upstream
+    if (up.readyState === WebSocket.OPEN) up.send(message)
+  },
+  close(ws, code, reason) {
+    const up = ws.data.upstream
+    if (up.readyState === WebSocket.OPEN || up.readyState === WebSocket.CONNECTING) up.close(sendableCode(code), reason)
+  },
+}
