@@ -65,6 +65,6 @@ export function celContext(ex: HttpExchange): Record<string, unknown> {
     res,
     vars: ex.vars,
     time: { now: new Date() },
-    actions: {},
+    actions: { ngrok: ex.actions },
   }
 }

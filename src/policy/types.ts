@@ -37,6 +37,10 @@ export interface HttpExchange {
   url: URL
   headers: Headers
   vars: Record<string, unknown>
+  /** Result variables of actions that ran, exposed to CEL as `actions.ngrok.<name>` (e.g. `http_request`). */
+  actions: Record<string, unknown>
+  /** Metadata added by the `log` action; attached to this request's events. */
+  logMetadata: Record<string, unknown>
   /** Set for on_http_response: the upstream's answer, headers mutable. */
   response?: { status: number; headers: Headers }
 }

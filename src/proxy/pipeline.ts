@@ -74,6 +74,8 @@ export function createPipeline(options: PipelineOptions) {
       url,
       headers: new Headers(req.headers),
       vars: {},
+      actions: {},
+      logMetadata: {},
     }
 
     let response: Response
