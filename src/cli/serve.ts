@@ -36,7 +36,7 @@ export function policyDirectoryFor(config: ResolvedConfig, dir = config.policies
 function reloadInto(policies: PolicyDirectory, store: EndpointStore, reason: string): void {
   const started = performance.now()
   const result = policies.reload()
-  if (result.changed.length === 0 && store.current.version !== 0) return
+  if (result.changed.length === 0 && store.current.version !== 0 && reason === 'watch') return
   store.swap(result.table, result)
   const reloadLog = log.child({ component: 'policies' })
   for (const f of result.files) for (const issue of f.issues) reloadLog.error(formatIssue(issue), { code: issue.code, serving_previous: f.servingPrevious })
@@ -91,9 +91,9 @@ export async function serveCommand(args: string[]): Promise<number> {
     const stop = (signal: string) => {
       log.info('shutting down', { signal })
       lifecycle.abort()
-      // Let in-flight requests finish; new connections are refused from now on.
+      // Let in-flight requests finish for a moment; then cut what is left (idle websockets, slow clients).
       void server.stop(false).then(resolve)
-      setTimeout(resolve, 10_000).unref()
+      setTimeout(() => void server.stop(true).then(resolve), 3000).unref()
     }
     process.once('SIGINT', () => stop('SIGINT'))
     process.once('SIGTERM', () => stop('SIGTERM'))

@@ -50,6 +50,7 @@ export function startUpstream(name = 'upstream'): Server<undefined> & { seen: Se
     },
     websocket: {
       message(ws, message) {
+        if (message === 'close-me') return ws.close(4001, 'bye')
         ws.send(message)
       },
       close() {},

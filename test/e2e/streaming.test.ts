@@ -1,0 +1,65 @@
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { readFileSync } from 'node:fs'
+import { hostFetch, startEdge, type Edge } from './framework/process.ts'
+import { startUpstream } from './framework/upstreams.ts'
+
+const GB = 1024 ** 3
+const RSS_LIMIT = 100 * 1024 ** 2
+
+const upstream = startUpstream('stream-origin')
+let edge: Edge
+beforeAll(async () => {
+  edge = await startEdge({
+    policies: { 's.yml': `url: http://s.warren.localhost\ntraffic_policy:\n  on_http_request:\n    - actions: [{type: forward-external, config: {url: "http://127.0.0.1:${upstream.port}"}}]\n` },
+    args: ['--no-request-log'],
+  })
+})
+afterAll(async () => {
+  await edge?.stop()
+  upstream.stop(true)
+})
+
+/** Resident memory of the edge process, sampled while a transfer runs. */
+function rssOf(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024
+}
+
+function sampleRss(pid: number): { stop(): number } {
+  let peak = rssOf(pid)
+  const timer = setInterval(() => (peak = Math.max(peak, rssOf(pid))), 50)
+  return { stop: () => (clearInterval(timer), Math.max(peak, rssOf(pid))) }
+}
+
+describe('bodies stream through the edge', () => {
+  test('a 1 GB upload reaches the upstream whole while the edge stays under 100 MB RSS', async () => {
+    const chunk = new Uint8Array(1024 * 1024).fill(98)
+    let sent = 0
+    const body = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        if (sent >= GB) return controller.close()
+        controller.enqueue(chunk)
+        sent += chunk.length
+      },
+    })
+    const sampler = sampleRss(edge.proc.pid)
+    const res = await hostFetch(edge, 's.warren.localhost', '/count', { method: 'POST', body, duplex: 'half' } as RequestInit)
+    const json = (await res.json()) as { bodyBytes: number }
+    const peak = sampler.stop()
+    expect(res.status).toBe(200)
+    expect(json.bodyBytes).toBe(GB)
+    console.log(`upload: edge peak RSS ${(peak / 1024 ** 2).toFixed(1)} MB`)
+    expect(peak).toBeLessThan(RSS_LIMIT)
+  }, 120_000)
+
+  test('a 1 GB download arrives whole while the edge stays under 100 MB RSS', async () => {
+    const sampler = sampleRss(edge.proc.pid)
+    const res = await hostFetch(edge, 's.warren.localhost', `/bytes/${GB}`)
+    let received = 0
+    for await (const part of res.body!) received += part.length
+    const peak = sampler.stop()
+    expect(received).toBe(GB)
+    console.log(`download: edge peak RSS ${(peak / 1024 ** 2).toFixed(1)} MB`)
+    expect(peak).toBeLessThan(RSS_LIMIT)
+  }, 120_000)
+})
