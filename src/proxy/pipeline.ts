@@ -49,7 +49,9 @@ export function createPipeline(options: PipelineOptions) {
     if (headerBytes(req) > options.maxHeaderBytes)
       return errorResponse(431, CODES.HEADERS_TOO_LARGE, 'Request headers are too large.', accept)
     const hostHeader = req.headers.get('host')
-    if (!hostHeader) return errorResponse(400, CODES.BAD_REQUEST, 'The request has no Host header.', accept)
+    // Several Host headers arrive joined by commas; RFC 9112 says answer 400, never guess which one.
+    if (!hostHeader || hostHeader.includes(','))
+      return errorResponse(400, CODES.BAD_REQUEST, 'The request needs exactly one Host header.', accept)
     const { name, port } = splitHost(hostHeader, options.defaultPort)
     const pool = store.current.lookup({ account: '', binding: 'public', scheme: options.scheme, host: name, port })
     if (!pool) {
