@@ -7,6 +7,7 @@ import { watchDirectory } from '../config/watch.ts'
 import { EndpointStore } from '../endpoints/store.ts'
 import { configureLogging, log, type Level } from '../lib/log.ts'
 import { listenHttp } from '../listeners/http.ts'
+import { TcpListeners } from '../listeners/tcp.ts'
 import { VERSION } from './version.ts'
 
 export const SERVE_OPTIONS = {
@@ -61,7 +62,12 @@ export async function serveCommand(args: string[]): Promise<number> {
   mkdirSync(config.policiesDir, { recursive: true })
   const store = new EndpointStore()
   const policies = policyDirectoryFor(config)
-  reloadInto(policies, store, 'start')
+  const tcp = new TcpListeners({ hostname: splitAddress(config.listen.https).hostname, store, idleTimeoutSec: config.tcp.idle_timeout })
+  const reload = (reason: string) => {
+    reloadInto(policies, store, reason)
+    tcp.reconcile(store.current)
+  }
+  reload('start')
 
   const lifecycle = new AbortController()
   const http = splitAddress(config.listen.http)
@@ -77,8 +83,8 @@ export async function serveCommand(args: string[]): Promise<number> {
     upstreamTimeoutMs: config.http.upstream_timeout * 1000,
     logRequests: config.log.requests && !values['no-request-log'],
   })
-  watchDirectory(config.policiesDir, () => reloadInto(policies, store, 'watch'), { signal: lifecycle.signal })
-  process.on('SIGHUP', () => reloadInto(policies, store, 'SIGHUP'))
+  watchDirectory(config.policiesDir, () => reload('watch'), { signal: lifecycle.signal })
+  process.on('SIGHUP', () => reload('SIGHUP'))
 
   const port = server.port
   log.info('warren edge started', { version: VERSION, http: `${http.hostname}:${port}`, policies: config.policiesDir, config: config.source ?? '(embedded defaults)' })
@@ -91,6 +97,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     const stop = (signal: string) => {
       log.info('shutting down', { signal })
       lifecycle.abort()
+      tcp.stop()
       // Let in-flight requests finish for a moment; then cut what is left (idle websockets, slow clients).
       void server.stop(false).then(resolve)
       setTimeout(() => void server.stop(true).then(resolve), 3000).unref()

@@ -20,7 +20,9 @@ export interface LookupKey {
 }
 
 function keyOf(k: LookupKey, host = k.host): string {
-  return `${k.binding === 'internal' ? k.account : ''}\0${k.binding}\0${k.scheme}\0${host}\0${k.port}`
+  // A tcp:// connection carries no hostname: only its port can select the endpoint.
+  const name = k.scheme === 'tcp' && k.binding === 'public' ? '' : host
+  return `${k.binding === 'internal' ? k.account : ''}\0${k.binding}\0${k.scheme}\0${name}\0${k.port}`
 }
 
 export function endpointKey(ep: Endpoint): string {
@@ -102,7 +104,7 @@ export class EndpointTable {
   /** Exact host first, then `*.` parents from the most specific (`*.b.example.com` before `*.example.com`). */
   lookup(k: LookupKey): Pool | undefined {
     const exact = this.#pools.get(keyOf(k))
-    if (exact || !this.#hasWildcards) return exact
+    if (exact || !this.#hasWildcards || k.scheme === 'tcp') return exact
     let host = k.host
     for (let dot = host.indexOf('.'); dot !== -1; dot = host.indexOf('.')) {
       host = host.slice(dot + 1)

@@ -1,23 +1,35 @@
 import * as v from 'valibot'
 import { defineAction } from '../types.ts'
 
-const HTTP_URL = /^https?:\/\/[^/?#\s]+\/?$/i
+const ORIGIN = /^(https?|tcp|tls):\/\/[^/?#\s]+:?\d*\/?$/i
 
 /**
- * warren's own terminating action: the edge as a plain reverse proxy to `url`
- * (`http(s)://host:port`). The client's Host goes upstream unchanged unless `add-headers` sets `host`;
- * X-Forwarded-For/Proto/Host are added.
+ * warren's own terminating action: the edge as a plain reverse proxy. In on_http_request `url` is an
+ * `http(s)://host:port` origin (the client's Host goes upstream unchanged unless `add-headers` sets
+ * `host`; X-Forwarded-For/Proto/Host are added). In on_tcp_connect of tcp:// and tls:// endpoints it is
+ * `tcp://host:port` or `tls://host:port` and the connection's bytes are relayed as they are
+ * (for tls:// endpoints that is TLS passthrough: the upstream terminates).
  */
 export const forwardExternal = defineAction({
   type: 'forward-external',
-  phases: ['on_http_request'],
+  phases: ['on_http_request', 'on_tcp_connect'],
   terminating: true,
   config: v.strictObject({
-    /** Upstream origin, e.g. `http://127.0.0.1:3000` (no path). */
-    url: v.pipe(v.string(), v.regex(HTTP_URL, 'must be an http:// or https:// origin such as http://127.0.0.1:3000')),
+    /** Upstream, e.g. `http://127.0.0.1:3000` (no path) or `tcp://127.0.0.1:5432`. */
+    url: v.pipe(v.string(), v.regex(ORIGIN, 'must be an origin such as http://127.0.0.1:3000 or tcp://127.0.0.1:5432')),
   }),
-  build(config) {
-    const target = { kind: 'external', url: new URL(config.url) } as const
+  build(config, env) {
+    const url = new URL(config.url)
+    const scheme = url.protocol.slice(0, -1).toLowerCase()
+    const http = scheme === 'http' || scheme === 'https'
+    if (env.phase === 'on_http_request' && !http) throw new Error(`on_http_request needs an http:// or https:// url, not ${scheme}://`)
+    if (env.phase === 'on_tcp_connect') {
+      if (env.scheme === 'http' || env.scheme === 'https')
+        throw new Error('on http(s) endpoints forward in on_http_request; on_tcp_connect forwarding is for tcp:// and tls:// endpoints')
+      if (http) throw new Error(`on_tcp_connect needs a tcp:// or tls:// url, not ${scheme}://`)
+      if (url.port === '') throw new Error(`${scheme}:// upstreams need a port`)
+    }
+    const target = { kind: 'external', url } as const
     return function forwardExternal() {
       return { kind: 'forward', target }
     }

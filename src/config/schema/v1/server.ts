@@ -86,6 +86,14 @@ export const ServerConfigSpec = v.strictObject({
     }),
     {},
   ),
+  /** Limits of tcp:// and tls:// connections. */
+  tcp: v.optional(
+    v.strictObject({
+      /** Seconds a relayed connection may sit idle in both directions (ngrok: 5 minutes). */
+      idle_timeout: v.optional(v.pipe(v.number(), v.minValue(1)), 300),
+    }),
+    {},
+  ),
   /** Logging. */
   log: v.optional(
     v.strictObject({

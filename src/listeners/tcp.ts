@@ -1,0 +1,108 @@
+import type { Socket, TCPSocketListener } from 'bun'
+import type { EndpointStore } from '../endpoints/store.ts'
+import type { EndpointTable } from '../endpoints/table.ts'
+import { CODES } from '../lib/errors.ts'
+import { log } from '../lib/log.ts'
+import { runTcpConnect } from '../proxy/connect.ts'
+import { clientRelayHandlers, newRelayConn, relayClientData, relayTo, type RelayConn } from '../proxy/tcp-relay.ts'
+
+export interface TcpListenerOptions {
+  hostname: string
+  store: EndpointStore
+  idleTimeoutSec: number
+}
+
+/**
+ * One listening socket per public tcp:// port in the endpoint table, opened and closed as endpoints
+ * come and go. Closing a listener stops new connections; established ones keep relaying.
+ */
+export class TcpListeners {
+  readonly #options: TcpListenerOptions
+  readonly #open = new Map<number, TCPSocketListener<RelayConn>>()
+  readonly #failed = new Map<number, string>()
+  readonly #log = log.child({ component: 'tcp' })
+
+  constructor(options: TcpListenerOptions) {
+    this.#options = options
+  }
+
+  /** Ports that could not be opened, with the reason (shown in status). */
+  get failures(): ReadonlyMap<number, string> {
+    return this.#failed
+  }
+
+  /** Opens listeners for new tcp endpoints and closes those whose endpoints are gone. */
+  reconcile(table: EndpointTable): void {
+    const wanted = new Set(table.endpoints.filter((e) => e.url.scheme === 'tcp' && e.url.binding === 'public').map((e) => e.port))
+    for (const [port, listener] of this.#open) {
+      if (wanted.has(port)) continue
+      listener.stop(false)
+      this.#open.delete(port)
+      this.#log.info('tcp listener closed', { port })
+    }
+    this.#failed.clear()
+    for (const port of wanted) {
+      if (this.#open.has(port)) continue
+      try {
+        this.#open.set(port, this.#listen(port))
+        this.#log.info('tcp listener opened', { address: `${this.#options.hostname}:${port}` })
+      } catch (err) {
+        const reason = err instanceof Error ? err.message : String(err)
+        this.#failed.set(port, reason)
+        this.#log.error('cannot open tcp listener', { port, error: reason })
+      }
+    }
+  }
+
+  stop(): void {
+    for (const listener of this.#open.values()) listener.stop(true)
+    this.#open.clear()
+  }
+
+  #listen(port: number): TCPSocketListener<RelayConn> {
+    const { store, hostname, idleTimeoutSec } = this.#options
+    const logger = this.#log
+    return Bun.listen<RelayConn>({
+      hostname,
+      port,
+      socket: {
+        ...clientRelayHandlers,
+        open(socket) {
+          socket.data = newRelayConn()
+          socket.timeout(idleTimeoutSec)
+          socket.pause()
+          void accept(socket)
+        },
+        data: relayClientData,
+        timeout: (socket) => void socket.end(),
+        error: () => {},
+      },
+    })
+
+    async function accept(socket: Socket<RelayConn>): Promise<void> {
+      const pool = store.current.lookup({ account: '', binding: 'public', scheme: 'tcp', host: '', port })
+      if (!pool) {
+        logger.warn('connection refused: no endpoint', { port, code: CODES.ENDPOINT_NOT_FOUND })
+        return void socket.end()
+      }
+      const endpoint = pool.pick()
+      const conn = { clientIp: socket.remoteAddress, clientPort: socket.remotePort ?? 0, serverIp: hostname, serverPort: port, startedAt: Date.now() }
+      const { outcome } = await runTcpConnect(endpoint, conn)
+      if (outcome.kind !== 'forward') {
+        logger.info('connection closed by policy', { endpoint: endpoint.urlText, client_ip: conn.clientIp })
+        return void socket.end()
+      }
+      const target = outcome.target.url
+      socket.resume()
+      const ok = await relayTo(socket, { hostname: target.hostname, port: Number(target.port) }, {
+        idleTimeoutSec,
+        onDone: (stats) =>
+          logger.info('connection closed', { endpoint: endpoint.urlText, client_ip: conn.clientIp, bytes_in: stats.bytesIn, bytes_out: stats.bytesOut, duration_ms: stats.endedAt - stats.startedAt }),
+      })
+      if (!ok) {
+        logger.warn('upstream unreachable', { endpoint: endpoint.urlText, upstream: target.host, code: CODES.UPSTREAM_REFUSED })
+        socket.end()
+      }
+    }
+  }
+}

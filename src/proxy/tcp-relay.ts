@@ -1,0 +1,206 @@
+import type { Socket } from 'bun'
+
+/** Above this many queued bytes toward one side, the other side stops being read. */
+const HIGH_WATER = 1024 * 1024
+
+/** One direction's write queue: what `socket.write` did not take (Bun drops it otherwise). */
+class Outbox {
+  readonly socket: Socket<unknown>
+  #queue: Uint8Array[] = []
+  #queued = 0
+  #endWhenFlushed = false
+  closed = false
+  /** Bytes written to this side. */
+  bytes = 0
+
+  constructor(socket: Socket<unknown>) {
+    this.socket = socket
+  }
+
+  /** Writes or queues `chunk`; returns false when the queue is over the high-water mark. */
+  push(chunk: Uint8Array): boolean {
+    if (this.closed) return true
+    this.bytes += chunk.length
+    if (this.#queue.length === 0) {
+      const n = this.socket.write(chunk)
+      if (n === chunk.length) return true
+      // The data buffer is only ours during the callback: keep a copy of the unwritten tail.
+      chunk = chunk.slice(Math.max(n, 0))
+    } else chunk = chunk.slice()
+    this.#queue.push(chunk)
+    this.#queued += chunk.length
+    return this.#queued <= HIGH_WATER
+  }
+
+  /** Writes what is queued (on `drain`); returns true once the queue is empty. */
+  flush(): boolean {
+    while (this.#queue.length) {
+      const chunk = this.#queue[0]!
+      const n = this.socket.write(chunk)
+      if (n < chunk.length) {
+        this.#queue[0] = chunk.subarray(Math.max(n, 0))
+        this.#queued -= Math.max(n, 0)
+        return false
+      }
+      this.#queue.shift()
+      this.#queued -= chunk.length
+    }
+    if (this.#endWhenFlushed) this.socket.end()
+    return true
+  }
+
+  /** Half-closes this side once everything queued is written. */
+  end(): void {
+    if (this.closed) return
+    if (this.#queue.length === 0) this.socket.end()
+    else this.#endWhenFlushed = true
+  }
+}
+
+export interface RelayStats {
+  /** Bytes from the client to the upstream. */
+  bytesIn: number
+  /** Bytes from the upstream to the client. */
+  bytesOut: number
+  startedAt: number
+  endedAt: number
+}
+
+/**
+ * A byte relay between a client and an upstream socket with backpressure both ways: when one side
+ * cannot take more, the other stops being read until `drain`. Each socket's handlers call the
+ * matching method (`fromClient`, `clientDrained`, `clientClosed`, …).
+ */
+export class Relay {
+  readonly #toUpstream: Outbox
+  readonly #toClient: Outbox
+  readonly #client: Socket<unknown>
+  readonly #upstream: Socket<unknown>
+  readonly #onDone: (stats: RelayStats) => void
+  readonly #startedAt = Date.now()
+  #done = false
+
+  constructor(client: Socket<unknown>, upstream: Socket<unknown>, onDone: (stats: RelayStats) => void = () => {}) {
+    this.#client = client
+    this.#upstream = upstream
+    this.#toUpstream = new Outbox(upstream)
+    this.#toClient = new Outbox(client)
+    this.#onDone = onDone
+  }
+
+  fromClient(chunk: Uint8Array): void {
+    if (!this.#toUpstream.push(chunk)) this.#client.pause()
+  }
+
+  fromUpstream(chunk: Uint8Array): void {
+    if (!this.#toClient.push(chunk)) this.#upstream.pause()
+  }
+
+  upstreamDrained(): void {
+    if (this.#toUpstream.flush()) this.#client.resume()
+  }
+
+  clientDrained(): void {
+    if (this.#toClient.flush()) this.#upstream.resume()
+  }
+
+  /** The client finished sending: pass the half-close on once queued bytes are out. */
+  clientEnded(): void {
+    this.#toUpstream.end()
+  }
+
+  upstreamEnded(): void {
+    this.#toClient.end()
+  }
+
+  clientClosed(): void {
+    this.#toClient.closed = true
+    this.#finish(this.#upstream, this.#toUpstream)
+  }
+
+  upstreamClosed(): void {
+    this.#toUpstream.closed = true
+    this.#finish(this.#client, this.#toClient)
+  }
+
+  #finish(other: Socket<unknown>, toOther: Outbox): void {
+    // Give the surviving side what is already queued for it, then close it.
+    toOther.end()
+    if (!this.#done) {
+      this.#done = true
+      setTimeout(() => other.terminate(), 30_000).unref()
+      this.#onDone({ bytesIn: this.#toUpstream.bytes, bytesOut: this.#toClient.bytes, startedAt: this.#startedAt, endedAt: Date.now() })
+    }
+  }
+}
+
+/** What a listener keeps per client connection while it decides and then relays. */
+export interface RelayConn {
+  relay: Relay | undefined
+  /** Client bytes that arrived before the upstream connection opened. */
+  early: Uint8Array[]
+  closed: boolean
+}
+
+export function newRelayConn(): RelayConn {
+  return { relay: undefined, early: [], closed: false }
+}
+
+/** Client-side socket handlers that feed a relay; listeners spread them into their own. */
+export const clientRelayHandlers = {
+  drain(socket: Socket<RelayConn>) {
+    socket.data.relay?.clientDrained()
+  },
+  end(socket: Socket<RelayConn>) {
+    socket.data.relay?.clientEnded()
+  },
+  close(socket: Socket<RelayConn>) {
+    socket.data.closed = true
+    socket.data.relay?.clientClosed()
+  },
+}
+
+/** Passes client bytes on, or keeps them until the upstream is connected. */
+export function relayClientData(socket: Socket<RelayConn>, chunk: Uint8Array): void {
+  const relay = socket.data.relay
+  if (relay) relay.fromClient(chunk)
+  else socket.data.early.push(chunk.slice())
+}
+
+/**
+ * Connects to `hostname:port` and relays the client through it, starting with `first` (bytes already
+ * read, e.g. a peeked ClientHello). Resolves false when the upstream cannot be reached.
+ */
+export async function relayTo(
+  client: Socket<RelayConn>,
+  target: { hostname: string; port: number },
+  options: { first?: Uint8Array; idleTimeoutSec?: number; onDone?: (stats: RelayStats) => void },
+): Promise<boolean> {
+  let relay: Relay | undefined
+  try {
+    await Bun.connect({
+      hostname: target.hostname,
+      port: target.port,
+      socket: {
+        open(upstream) {
+          relay = new Relay(client as Socket<unknown>, upstream as Socket<unknown>, options.onDone)
+          if (options.idleTimeoutSec) upstream.timeout(options.idleTimeoutSec)
+          if (options.first?.length) relay.fromClient(options.first)
+          for (const chunk of client.data.early) relay.fromClient(chunk)
+          client.data.early = []
+          client.data.relay = relay
+          if (client.data.closed) relay.clientClosed()
+        },
+        data: (_s, chunk) => relay?.fromUpstream(chunk),
+        drain: () => relay?.upstreamDrained(),
+        end: () => relay?.upstreamEnded(),
+        close: () => relay?.upstreamClosed(),
+        timeout: (s) => void s.end(),
+        error: () => {},
+      },
+    })
+    return true
+  } catch {
+    return false
+  }
+}
