@@ -1,4 +1,5 @@
 import { WarrenError } from '../lib/errors.ts'
+import { caCommand } from './ca.ts'
 import { policyCommand } from './policy.ts'
 import { schemaCommand } from './schema.ts'
 import { serveCommand } from './serve.ts'
@@ -30,6 +31,12 @@ export const COMMANDS: readonly Command[] = [
     usage: 'warren schema [policy|server] [--out FILE]',
     short: 'print the JSON Schema of policies files (or warren.yaml) for editor autocompletion',
     run: schemaCommand,
+  },
+  {
+    name: 'ca',
+    usage: 'warren ca path [--config FILE] [--certs DIR]',
+    short: 'print the development CA certificate path (creates the CA if missing); trust it with curl --cacert',
+    run: caCommand,
   },
   { name: 'version', usage: 'warren version', short: 'print the version', run: versionCommand },
 ]

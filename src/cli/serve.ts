@@ -8,6 +8,8 @@ import { EndpointStore } from '../endpoints/store.ts'
 import { configureLogging, log, type Level } from '../lib/log.ts'
 import { listenHttp } from '../listeners/http.ts'
 import { TcpListeners } from '../listeners/tcp.ts'
+import { TlsFront } from '../listeners/tls.ts'
+import { CertStore } from '../certs/index.ts'
 import { VERSION } from './version.ts'
 
 export const SERVE_OPTIONS = {
@@ -82,12 +84,34 @@ export async function serveCommand(args: string[]): Promise<number> {
     maxHeaderBytes: config.http.max_header_bytes,
     upstreamTimeoutMs: config.http.upstream_timeout * 1000,
     logRequests: config.log.requests && !values['no-request-log'],
+    ...(config.http.redirect_https ? { httpsRedirectPort: config.public_ports.https ?? splitAddress(config.listen.https).port } : {}),
   })
   watchDirectory(config.policiesDir, () => reload('watch'), { signal: lifecycle.signal })
   process.on('SIGHUP', () => reload('SIGHUP'))
 
+  const certs = new CertStore(config.certsDir, { mode: config.tls.mode, domain: config.domain, signal: lifecycle.signal })
+  await certs.init()
+  const https = splitAddress(config.listen.https)
+  const tls = new TlsFront({
+    hostname: https.hostname,
+    port: https.port,
+    defaultPort: config.public_ports.https ?? https.port,
+    store,
+    certs,
+    helloTimeoutMs: config.tls.client_hello_timeout * 1000,
+    idleTimeoutSec: config.tcp.idle_timeout,
+    http: {
+      idleTimeoutSec: config.http.idle_timeout,
+      maxBodyBytes: config.http.max_body_bytes,
+      maxHeaderBytes: config.http.max_header_bytes,
+      upstreamTimeoutMs: config.http.upstream_timeout * 1000,
+      logRequests: config.log.requests && !values['no-request-log'],
+    },
+  })
+  await tls.start()
+
   const port = server.port
-  log.info('warren edge started', { version: VERSION, http: `${http.hostname}:${port}`, policies: config.policiesDir, config: config.source ?? '(embedded defaults)' })
+  log.info('warren edge started', { version: VERSION, http: `${http.hostname}:${port}`, https: `${https.hostname}:${tls.port}`, policies: config.policiesDir, config: config.source ?? '(embedded defaults)' })
   const examples = store.current.endpoints.filter((e) => e.url.binding === 'public' && e.url.scheme === 'http' && !e.url.wildcard)
   if (examples.length) {
     log.info('try it', { curl: examples.map((e) => `curl http://${e.url.host}:${port}/`) })
@@ -98,6 +122,7 @@ export async function serveCommand(args: string[]): Promise<number> {
       log.info('shutting down', { signal })
       lifecycle.abort()
       tcp.stop()
+      tls.stop()
       // Let in-flight requests finish for a moment; then cut what is left (idle websockets, slow clients).
       void server.stop(false).then(resolve)
       setTimeout(() => void server.stop(true).then(resolve), 3000).unref()

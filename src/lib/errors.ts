@@ -32,10 +32,52 @@ export const CODES = {
   HEADERS_TOO_LARGE: 'ERR_WARREN_3006',
   /** The request is malformed (e.g. ambiguous framing); refused before any upstream sees it. */
   BAD_REQUEST: 'ERR_WARREN_3007',
+  /** A TLS connection sent no SNI, so no endpoint can be chosen. */
+  TLS_NO_SNI: 'ERR_WARREN_3008',
+  /** No ClientHello arrived within the ClientHello timeout (3 s). */
+  TLS_HELLO_TIMEOUT: 'ERR_WARREN_3009',
+  /** The first bytes on the TLS port were not a valid ClientHello. */
+  TLS_BAD_HELLO: 'ERR_WARREN_3010',
+  /** No certificate could be found or issued for the requested name. */
+  TLS_NO_CERTIFICATE: 'ERR_WARREN_3011',
   /** The policy ran to its end without a terminating action on a cloud endpoint (ngrok 6029). */
   POLICY_NOT_TERMINATED: 'ERR_WARREN_6029',
   /** Something unexpected failed inside the edge. */
   INTERNAL: 'ERR_WARREN_3999',
+  /** The `deny` action refused the request. */
+  POLICY_DENIED: 'ERR_WARREN_2101',
+  /** `restrict-ips` refused the client's address. */
+  IP_RESTRICTED: 'ERR_WARREN_2102',
+  /** `basic-auth` found no valid credentials. */
+  UNAUTHORIZED: 'ERR_WARREN_2103',
+  /** `rate-limit`: the request's bucket is over capacity. */
+  RATE_LIMITED: 'ERR_WARREN_2104',
+  /** `circuit-breaker` is open after too many upstream errors. */
+  CIRCUIT_OPEN: 'ERR_WARREN_2105',
+  /** forward-internal/http-request would loop back to an endpoint already in the chain, or go too deep. */
+  FORWARD_LOOP: 'ERR_WARREN_2106',
+  /** The `http-request` side request failed and `on_error` is `halt`. */
+  SIDE_REQUEST_FAILED: 'ERR_WARREN_2107',
+  /** The REST API request has no `Authorization: Bearer` key, or the key is not one of `api_keys`. */
+  API_UNAUTHORIZED: 'ERR_WARREN_6001',
+  /** The REST API refuses everything because warren.yaml configures no `api_keys`. */
+  API_NO_KEYS: 'ERR_WARREN_6002',
+  /** No such API resource (endpoint id or route). */
+  API_NOT_FOUND: 'ERR_WARREN_6003',
+  /** The API request is malformed: not JSON, unknown or mistyped field, bad query parameter. */
+  API_BAD_REQUEST: 'ERR_WARREN_6004',
+  /** The endpoint the API request describes fails the same validation as a policies file. */
+  API_ENDPOINT_INVALID: 'ERR_WARREN_6005',
+  /** The endpoint is declared in a hand-written policies file or by an agent: the API cannot change it. */
+  API_ENDPOINT_READ_ONLY: 'ERR_WARREN_6006',
+  /** Another endpoint already serves this URL and binding without pooling. */
+  API_URL_CONFLICT: 'ERR_WARREN_6007',
+  /** The policies directory cannot be written, so API changes cannot be stored. */
+  API_POLICIES_NOT_WRITABLE: 'ERR_WARREN_6008',
+  /** The route exists but not with this HTTP method. */
+  API_METHOD_NOT_ALLOWED: 'ERR_WARREN_6009',
+  /** A policy expression or `${…}` template failed while handling a request (ngrok 3900); answered with 500. */
+  POLICY_EVAL_FAILED: 'ERR_WARREN_3900',
 } as const
 
 export type ErrorCode = (typeof CODES)[keyof typeof CODES]

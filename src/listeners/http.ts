@@ -12,13 +12,21 @@ export interface HttpListenerOptions extends Omit<PipelineOptions, 'serverIp' | 
   port: number
   idleTimeoutSec: number
   maxBodyBytes: number
+  /** Certificates (first = default) for the HTTPS server behind the TLS front; offers h2 by ALPN. */
+  tls?: { cert: string; key: string; serverName?: string }[]
+  /** Address shown in logs instead of hostname:port (the public side of an internal server). */
+  serverIp?: string
+  serverPort?: number
 }
 
 type Env = { Bindings: { server: Server<WsData> } }
 
-/** The plaintext HTTP listener: a Hono app whose only route is the endpoint data path. */
+/**
+ * An HTTP server whose only route is the endpoint data path (a Hono app): the plaintext listener, and
+ * (with `tls`) the internal HTTPS server that the TLS front hands terminated connections to.
+ */
 export function listenHttp(options: HttpListenerOptions): Server<WsData> {
-  const logger = log.child({ component: 'http' })
+  const logger = log.child({ component: options.scheme })
   let handle: ReturnType<typeof createPipeline> | undefined
   const app = new Hono<Env>()
   app.all('*', (c) => handle!(c.req.raw, c.env.server))
@@ -33,11 +41,12 @@ export function listenHttp(options: HttpListenerOptions): Server<WsData> {
     maxRequestBodySize: options.maxBodyBytes,
     fetch: (req, srv) => app.fetch(req, { server: srv }),
     websocket: websocketHandlers,
+    ...(options.tls ? { tls: options.tls, http2: true } : {}),
   })
   handle = createPipeline({
     ...options,
-    serverIp: options.hostname,
-    serverPort: server.port ?? options.port,
+    serverIp: options.serverIp ?? options.hostname,
+    serverPort: options.serverPort ?? server.port ?? options.port,
     log: logger,
   })
   return server

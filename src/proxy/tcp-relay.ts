@@ -174,7 +174,13 @@ export function relayClientData(socket: Socket<RelayConn>, chunk: Uint8Array): v
 export async function relayTo(
   client: Socket<RelayConn>,
   target: { hostname: string; port: number },
-  options: { first?: Uint8Array; idleTimeoutSec?: number; onDone?: (stats: RelayStats) => void },
+  options: {
+    first?: Uint8Array
+    idleTimeoutSec?: number
+    onDone?: (stats: RelayStats) => void
+    /** Called with the upstream socket once connected (e.g. to note its local port). */
+    onOpen?: (upstream: Socket<undefined>) => void
+  },
 ): Promise<boolean> {
   let relay: Relay | undefined
   try {
@@ -183,6 +189,7 @@ export async function relayTo(
       port: target.port,
       socket: {
         open(upstream) {
+          options.onOpen?.(upstream)
           relay = new Relay(client as Socket<unknown>, upstream as Socket<unknown>, options.onDone)
           if (options.idleTimeoutSec) upstream.timeout(options.idleTimeoutSec)
           if (options.first?.length) relay.fromClient(options.first)

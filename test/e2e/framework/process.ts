@@ -11,6 +11,10 @@ export interface Edge {
   dir: string
   policies: string
   httpPort: number
+  /** The TLS port (https:// and tls:// endpoints). */
+  httpsPort: number
+  /** The development CA the edge issues from (`certs/dev-ca.pem`). */
+  caPath: string
   /** `http://127.0.0.1:<port>` */
   base: string
   proc: Subprocess<'ignore', 'pipe', 'pipe'>
@@ -36,7 +40,8 @@ export async function startEdge(options: { policies?: Record<string, string>; co
     writeFileSync(join(policies, name), text)
   }
   const httpPort = await freePort()
-  const args = [WARREN_BIN, 'serve', '--policies', policies, '--certs', join(dir, 'certs'), '--http', `127.0.0.1:${httpPort}`, '--log-format', 'json', ...(options.args ?? [])]
+  const httpsPort = await freePort()
+  const args = [WARREN_BIN, 'serve', '--policies', policies, '--certs', join(dir, 'certs'), '--http', `127.0.0.1:${httpPort}`, '--https', `127.0.0.1:${httpsPort}`, '--log-format', 'json', ...(options.args ?? [])]
   if (options.config !== undefined) {
     writeFileSync(join(dir, 'warren.yaml'), options.config)
     args.push('--config', join(dir, 'warren.yaml'))
@@ -65,6 +70,8 @@ export async function startEdge(options: { policies?: Record<string, string>; co
     dir,
     policies,
     httpPort,
+    httpsPort,
+    caPath: join(dir, 'certs', 'dev-ca.pem'),
     base: `http://127.0.0.1:${httpPort}`,
     proc,
     logs: () => buffer,

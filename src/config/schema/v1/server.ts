@@ -51,10 +51,13 @@ export const ServerConfigSpec = v.strictObject({
   policies: v.optional(v.string(), './policies'),
   /** Certificates directory (relative to this file). */
   certs: v.optional(v.string(), './certs'),
-  /** Certificate mode. */
+  /** Certificate mode and TLS port limits. */
   tls: v.optional(
     v.strictObject({
+      /** dev: a local CA in certs/ issues for any endpoint name; files: only certs/ files; acme: automatic certificates. */
       mode: v.optional(v.picklist(['dev', 'acme', 'files']), 'dev'),
+      /** Seconds to wait for a ClientHello before closing (ngrok: 3). */
+      client_hello_timeout: v.optional(v.pipe(v.number(), v.minValue(0.1)), 3),
       acme: v.optional(
         v.strictObject({
           directory: v.optional(v.string()),
@@ -81,6 +84,8 @@ export const ServerConfigSpec = v.strictObject({
       idle_timeout: v.optional(v.pipe(v.number(), v.minValue(1), v.maxValue(255)), 255),
       /** Seconds to wait for an upstream's response headers (504 beyond it). */
       upstream_timeout: v.optional(v.pipe(v.number(), v.minValue(1)), 300),
+      /** Plaintext requests for an https:// endpoint without an http:// twin get a 308 to https. */
+      redirect_https: v.optional(v.boolean(), true),
       /** Largest request body, in bytes. */
       max_body_bytes: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0)), 64 * 1024 ** 3),
     }),

@@ -1,0 +1,251 @@
+import type { Server, Socket, TCPSocketListener } from 'bun'
+import type { CertPair, CertStore } from '../certs/index.ts'
+import type { EndpointStore } from '../endpoints/store.ts'
+import type { Endpoint } from '../endpoints/endpoint.ts'
+import { CODES } from '../lib/errors.ts'
+import { log } from '../lib/log.ts'
+import { runTcpConnect } from '../proxy/connect.ts'
+import { clientRelayHandlers, newRelayConn, relayClientData, relayTo, type RelayConn } from '../proxy/tcp-relay.ts'
+import type { WsData } from '../proxy/websocket.ts'
+import { listenHttp, type HttpListenerOptions } from './http.ts'
+import { peekClientHello } from './sni.ts'
+
+/** TLS alert record: fatal unrecognized_name (RFC 6066), sent when no endpoint serves the SNI. */
+const ALERT_UNRECOGNIZED_NAME = new Uint8Array([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70])
+/** TLS alert record: fatal handshake_failure, for garbage or oversized hellos. */
+const ALERT_HANDSHAKE_FAILURE = new Uint8Array([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28])
+
+interface FrontConn extends RelayConn {
+  hello: Uint8Array[]
+  helloBytes: number
+  timer: ReturnType<typeof setTimeout> | undefined
+  routed: boolean
+}
+
+export interface TlsFrontOptions {
+  hostname: string
+  port: number
+  /** Port a URL without one matches (public_ports.https, else this listener's). */
+  defaultPort: number
+  store: EndpointStore
+  certs: CertStore
+  helloTimeoutMs: number
+  idleTimeoutSec: number
+  /** Options for the internal HTTPS server that terminated connections are handed to. */
+  http: Omit<HttpListenerOptions, 'hostname' | 'port' | 'tls' | 'scheme' | 'defaultPort' | 'store' | 'clientAddress'>
+  /** Answers ACME TLS-ALPN-01 connections (ALPN `acme-tls/1`) when set. */
+  acmeTlsAlpn?: (socket: Socket<RelayConn>, hello: Uint8Array, serverName: string) => void
+}
+
+/**
+ * The one TLS port. A plain TCP front reads the ClientHello (without answering it), picks the endpoint by
+ * SNI, then either relays the untouched bytes to a tls:// endpoint's upstream (passthrough) or into an
+ * in-process HTTPS server that holds every certificate (termination, h2 by ALPN). Certificates change by
+ * starting a new internal server and sending new connections there, so nothing established is dropped
+ * (Bun's server.reload ignores `tls`).
+ */
+export class TlsFront {
+  readonly #o: TlsFrontOptions
+  readonly #log = log.child({ component: 'tls' })
+  #listener: TCPSocketListener<FrontConn> | undefined
+  #internal: Server<WsData> | undefined
+  #rebuilding: Promise<void> | undefined
+  /** Relays into each internal server still open. */
+  readonly #inUse = new Map<Server<WsData>, number>()
+  /** The certificates the current internal server holds. */
+  #served = new Set<CertPair>()
+  /** Internal connection's local port → the real client, so logs and policies see the real address. */
+  readonly #clients = new Map<number, { address: string; port: number }>()
+
+  constructor(options: TlsFrontOptions) {
+    this.#o = options
+  }
+
+  get port(): number {
+    return this.#listener?.port ?? this.#o.port
+  }
+
+  async start(): Promise<void> {
+    await this.#rebuild()
+    this.#o.certs.onChange(() => void this.#rebuild())
+    const front = this
+    this.#listener = Bun.listen<FrontConn>({
+      hostname: this.#o.hostname,
+      port: this.#o.port,
+      socket: {
+        ...clientRelayHandlers,
+        open(socket) {
+          socket.data = { ...newRelayConn(), hello: [], helloBytes: 0, timer: undefined, routed: false }
+          socket.timeout(front.#o.idleTimeoutSec)
+          socket.data.timer = setTimeout(() => {
+            front.#log.info('ClientHello timeout; connection closed', { client_ip: socket.remoteAddress, code: CODES.TLS_HELLO_TIMEOUT })
+            socket.terminate()
+          }, front.#o.helloTimeoutMs)
+        },
+        data(socket, chunk) {
+          if (socket.data.routed) return relayClientData(socket, chunk)
+          front.#onHelloBytes(socket, chunk)
+        },
+        close(socket) {
+          clearTimeout(socket.data.timer)
+          clientRelayHandlers.close(socket)
+        },
+        timeout: (socket) => void socket.end(),
+        error: () => {},
+      },
+    })
+  }
+
+  stop(): void {
+    this.#listener?.stop(true)
+    void this.#internal?.stop(true)
+  }
+
+  #onHelloBytes(socket: Socket<FrontConn>, chunk: Uint8Array): void {
+    const st = socket.data
+    st.hello.push(chunk.slice())
+    st.helloBytes += chunk.length
+    const buf = st.hello.length === 1 ? st.hello[0]! : Buffer.concat(st.hello)
+    if (st.hello.length > 1) st.hello = [buf]
+    const peek = peekClientHello(buf)
+    if (peek.kind === 'need-more') return
+    clearTimeout(st.timer)
+    st.routed = true
+    socket.pause()
+    if (peek.kind !== 'hello') {
+      this.#log.info('not a TLS ClientHello; connection closed', { client_ip: socket.remoteAddress, code: CODES.TLS_BAD_HELLO, reason: peek.kind === 'invalid' ? peek.reason : 'not-tls' })
+      return void socket.end(peek.kind === 'invalid' ? ALERT_HANDSHAKE_FAILURE : undefined)
+    }
+    void this.#route(socket, buf, peek.serverName, peek.alpn).catch((err) => {
+      this.#log.error('TLS routing failed', { error: String(err), code: CODES.INTERNAL })
+      socket.terminate()
+    })
+  }
+
+  async #route(socket: Socket<FrontConn>, hello: Uint8Array, serverName: string | undefined, alpn: string[]): Promise<void> {
+    const client = { address: socket.remoteAddress, port: socket.remotePort ?? 0 }
+    if (!serverName) {
+      this.#log.info('ClientHello without SNI; refused', { client_ip: client.address, code: CODES.TLS_NO_SNI })
+      return void socket.end(ALERT_UNRECOGNIZED_NAME)
+    }
+    if (alpn.includes('acme-tls/1') && this.#o.acmeTlsAlpn) return this.#o.acmeTlsAlpn(socket, hello, serverName)
+    const table = this.#o.store.current
+    const key = { account: '', binding: 'public' as const, host: serverName, port: this.#o.defaultPort }
+    const https = table.lookup({ ...key, scheme: 'https' })
+    const tls = https ? undefined : table.lookup({ ...key, scheme: 'tls' })
+    const endpoint = (https ?? tls)?.pick()
+    if (!endpoint) {
+      this.#log.info('no endpoint for SNI; refused', { server_name: serverName, client_ip: client.address, code: CODES.ENDPOINT_NOT_FOUND })
+      return void socket.end(ALERT_UNRECOGNIZED_NAME)
+    }
+    const conn = { clientIp: client.address, clientPort: client.port, serverIp: this.#o.hostname, serverPort: this.port, startedAt: Date.now() }
+    const { outcome } = await runTcpConnect(endpoint, conn)
+    if (https) {
+      if (outcome.kind === 'respond' || (endpoint.policy.on_tcp_connect.length && outcome.kind === 'forward')) return void socket.end()
+      return this.#terminate(socket, hello, serverName, endpoint, client)
+    }
+    if (outcome.kind !== 'forward') {
+      this.#log.info('connection closed by policy', { endpoint: endpoint.urlText, client_ip: client.address })
+      return void socket.end()
+    }
+    const target = outcome.target.url
+    await this.#relay(socket, hello, { hostname: target.hostname, port: Number(target.port) }, endpoint, client)
+  }
+
+  async #terminate(socket: Socket<FrontConn>, hello: Uint8Array, serverName: string, endpoint: Endpoint, client: { address: string; port: number }): Promise<void> {
+    // ensure() is cheap for a fresh certificate and renews expiring dev ones.
+    const pair = await this.#o.certs.ensure(serverName)
+    if (!pair) {
+      this.#log.warn('no certificate for SNI; refused', { server_name: serverName, code: CODES.TLS_NO_CERTIFICATE })
+      return void socket.end(ALERT_UNRECOGNIZED_NAME)
+    }
+    if (!this.#served.has(pair)) await this.#rebuild()
+    await this.#rebuilding
+    const internal = this.#internal
+    if (!internal) return void socket.end(ALERT_UNRECOGNIZED_NAME)
+    // Bun's stop() also ends idle keep-alive connections, so a replaced server lives until its last relay ends.
+    this.#inUse.set(internal, (this.#inUse.get(internal) ?? 0) + 1)
+    await this.#relay(socket, hello, { hostname: '127.0.0.1', port: internal.port! }, endpoint, client, () => {
+      const left = (this.#inUse.get(internal) ?? 1) - 1
+      this.#inUse.set(internal, left)
+      if (left === 0 && internal !== this.#internal) this.#retire(internal)
+    })
+  }
+
+  #retire(server: Server<WsData>): void {
+    this.#inUse.delete(server)
+    void server.stop(true)
+  }
+
+  async #relay(
+    socket: Socket<FrontConn>,
+    hello: Uint8Array,
+    target: { hostname: string; port: number },
+    endpoint: Endpoint,
+    client: { address: string; port: number },
+    /** Set when relaying into the internal HTTPS server; called when the relay ends. */
+    internalDone?: () => void,
+  ): Promise<void> {
+    const internal = internalDone !== undefined
+    let localPort = 0
+    socket.resume()
+    const ok = await relayTo(socket, target, {
+      first: hello,
+      idleTimeoutSec: this.#o.idleTimeoutSec,
+      onOpen: (upstream) => {
+        localPort = upstream.localPort
+        if (internal) this.#clients.set(localPort, client)
+      },
+      onDone: (stats) => {
+        if (internalDone) {
+          this.#clients.delete(localPort)
+          internalDone()
+        } else
+          this.#log.info('connection closed', { endpoint: endpoint.urlText, client_ip: client.address, bytes_in: stats.bytesIn, bytes_out: stats.bytesOut, duration_ms: stats.endedAt - stats.startedAt })
+      },
+    })
+    if (!ok) {
+      internalDone?.()
+      this.#log.warn('upstream unreachable', { endpoint: endpoint.urlText, upstream: `${target.hostname}:${target.port}`, code: CODES.UPSTREAM_REFUSED })
+      socket.end()
+    }
+  }
+
+  /** Starts an internal HTTPS server with the current certificates; the previous one drains and stops. */
+  #rebuild(): Promise<void> {
+    const run = async () => {
+      const pairs = this.#o.certs.all()
+      if (pairs.length === 0) return
+      const entries: { cert: string; key: string; serverName?: string }[] = [{ cert: pairs[0]!.cert, key: pairs[0]!.key }]
+      // One entry per name, with the certificate select() prefers (a user file over a dev leaf…).
+      const names = new Set(pairs.flatMap((p) => p.names).filter((n) => !/^[\d.]+$|:/.test(n)))
+      for (const name of names) {
+        const pair = this.#o.certs.select(name) ?? pairs.find((p) => p.names.includes(name))!
+        entries.push({ serverName: name, cert: pair.cert, key: pair.key })
+      }
+      const previous = this.#internal
+      this.#served = new Set(pairs)
+      this.#internal = listenHttp({
+        ...this.#o.http,
+        hostname: '127.0.0.1',
+        port: 0,
+        tls: entries,
+        scheme: 'https',
+        defaultPort: this.#o.defaultPort,
+        store: this.#o.store,
+        serverIp: this.#o.hostname,
+        serverPort: this.port,
+        clientAddress: (req, server) => {
+          const local = server.requestIP(req)
+          return (local && this.#clients.get(local.port)) ?? local
+        },
+      })
+      // Connections already handed to the old server keep it alive until they finish.
+      if (previous && !this.#inUse.get(previous)) this.#retire(previous)
+      this.#log.debug('internal https server ready', { certificates: pairs.length, names: entries.length - 1 })
+    }
+    const next = (this.#rebuilding ?? Promise.resolve()).then(run)
+    this.#rebuilding = next
+    return next
+  }
+}
