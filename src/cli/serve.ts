@@ -1,5 +1,7 @@
 import { mkdirSync } from 'node:fs'
 import { parseArgs } from 'node:util'
+import { startApi } from '../api/app.ts'
+import type { LoadOptions } from '../config/load.ts'
 import { formatIssue } from '../config/document.ts'
 import { PolicyDirectory } from '../config/policies.ts'
 import { loadServerConfig, splitAddress, type ResolvedConfig } from '../config/server.ts'
@@ -26,14 +28,19 @@ export const SERVE_OPTIONS = {
   'no-request-log': { type: 'boolean' },
 } as const
 
-/** The policies directory bound to the config: default ports for URLs without one. */
-export function policyDirectoryFor(config: ResolvedConfig, dir = config.policiesDir): PolicyDirectory {
+/** How policies files load under this config: default ports for URLs without one, default account. */
+export function loadOptionsFor(config: ResolvedConfig): LoadOptions {
   const httpPort = config.public_ports.http ?? splitAddress(config.listen.http).port
   const httpsPort = config.public_ports.https ?? splitAddress(config.listen.https).port
-  return new PolicyDirectory(dir, {
+  return {
     defaultPorts: { http: httpPort, https: httpsPort, tls: httpsPort, tcp: 0 },
     defaultAccount: config.accounts[0]?.name ?? 'default',
-  })
+  }
+}
+
+/** The policies directory bound to the config. */
+export function policyDirectoryFor(config: ResolvedConfig, dir = config.policiesDir): PolicyDirectory {
+  return new PolicyDirectory(dir, loadOptionsFor(config))
 }
 
 function reloadInto(policies: PolicyDirectory, store: EndpointStore, reason: string): void {
@@ -110,6 +117,10 @@ export async function serveCommand(args: string[]): Promise<number> {
   })
   await tls.start()
 
+  // The REST API writes policies/api-<id>.yml and reloads synchronously through the same path as the watcher.
+  const apiAddr = splitAddress(config.listen.api)
+  const api = startApi({ hostname: apiAddr.hostname, port: apiAddr.port, apiKeys: config.api_keys, store, policiesDir: config.policiesDir, loadOptions: loadOptionsFor(config), reload })
+
   const port = server.port
   log.info('warren edge started', { version: VERSION, http: `${http.hostname}:${port}`, https: `${https.hostname}:${tls.port}`, policies: config.policiesDir, config: config.source ?? '(embedded defaults)' })
   const examples = store.current.endpoints.filter((e) => e.url.binding === 'public' && e.url.scheme === 'http' && !e.url.wildcard)
@@ -123,6 +134,7 @@ export async function serveCommand(args: string[]): Promise<number> {
       lifecycle.abort()
       tcp.stop()
       tls.stop()
+      void api.stop()
       // Let in-flight requests finish for a moment; then cut what is left (idle websockets, slow clients).
       void server.stop(false).then(resolve)
       setTimeout(() => void server.stop(true).then(resolve), 3000).unref()

@@ -54,7 +54,16 @@ export function listPolicyFiles(dir: string): string[] {
   return out
 }
 
+/**
+ * Files the REST API owns: `api-<endpoint id>.yml` at the top of the policies directory, one endpoint
+ * each (src/api writes them). Any other file is hand-written and read-only to the API.
+ */
+export const API_FILE_PATTERN = /^api-(ep_[0-9a-hjkmnp-tv-z]{26})\.yml$/
+
 function endpointId(file: string, index: number, url: string): string {
+  // An API-owned file is named after its endpoint, so the id survives an update of the URL.
+  const owned = index === 0 ? API_FILE_PATTERN.exec(file) : null
+  if (owned) return owned[1]!
   return 'ep_' + createHash('sha256').update(`${file}\0${index}\0${url}`).digest('hex').slice(0, 20)
 }
 

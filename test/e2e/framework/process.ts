@@ -15,6 +15,8 @@ export interface Edge {
   httpsPort: number
   /** The development CA the edge issues from (`certs/dev-ca.pem`). */
   caPath: string
+  /** The REST API port: a free one, so edges never fight over the default 4041. */
+  apiPort: number
   /** `http://127.0.0.1:<port>` */
   base: string
   proc: Subprocess<'ignore', 'pipe', 'pipe'>
@@ -41,7 +43,8 @@ export async function startEdge(options: { policies?: Record<string, string>; co
   }
   const httpPort = await freePort()
   const httpsPort = await freePort()
-  const args = [WARREN_BIN, 'serve', '--policies', policies, '--certs', join(dir, 'certs'), '--http', `127.0.0.1:${httpPort}`, '--https', `127.0.0.1:${httpsPort}`, '--log-format', 'json', ...(options.args ?? [])]
+  const apiPort = await freePort()
+  const args = [WARREN_BIN, 'serve', '--policies', policies, '--certs', join(dir, 'certs'), '--http', `127.0.0.1:${httpPort}`, '--https', `127.0.0.1:${httpsPort}`, '--api', `127.0.0.1:${apiPort}`, '--log-format', 'json', ...(options.args ?? [])]
   if (options.config !== undefined) {
     writeFileSync(join(dir, 'warren.yaml'), options.config)
     args.push('--config', join(dir, 'warren.yaml'))
@@ -71,6 +74,7 @@ export async function startEdge(options: { policies?: Record<string, string>; co
     policies,
     httpPort,
     httpsPort,
+    apiPort,
     caPath: join(dir, 'certs', 'dev-ca.pem'),
     base: `http://127.0.0.1:${httpPort}`,
     proc,
