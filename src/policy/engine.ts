@@ -79,7 +79,8 @@ export function compilePolicy(spec: TrafficPolicy, options: CompileOptions): Com
           })
           return
         }
-        if (def.terminating && (phase === 'on_http_request' || phase === 'on_tcp_connect')) terminates = true
+        const terminating = typeof def.terminating === 'function' ? def.terminating(action.config) : def.terminating
+        if (terminating && (phase === 'on_http_request' || phase === 'on_tcp_connect')) terminates = true
         const env = {
           phase,
           scheme: options.scheme,
@@ -90,6 +91,14 @@ export function compilePolicy(spec: TrafficPolicy, options: CompileOptions): Com
               return { constant: true, render: () => '' }
             }
             return tpl
+          },
+          expression(text: string, at: readonly (string | number)[]) {
+            const compiled = compileCel(text, [...path, ...at], 'any')
+            if ('issue' in compiled) {
+              issues.push(compiled.issue)
+              return () => undefined
+            }
+            return compiled.program
           },
         }
         try {

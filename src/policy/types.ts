@@ -1,5 +1,8 @@
 import type * as v from 'valibot'
 import type { Binding, Scheme } from '../config/url.ts'
+import type { Endpoint } from '../endpoints/endpoint.ts'
+import type { ErrorCode } from '../lib/errors.ts'
+import type { CelProgram } from './expr/compile.ts'
 import type { Template } from './interpolate.ts'
 
 /** The phases a traffic policy can hook; `on_event_stream_message` is reserved and rejected for now. */
@@ -41,16 +44,51 @@ export interface HttpExchange {
   actions: Record<string, unknown>
   /** Metadata added by the `log` action; attached to this request's events. */
   logMetadata: Record<string, unknown>
-  /** Set for on_http_response: the upstream's answer, headers mutable. */
-  response?: { status: number; headers: Headers }
+  /** Set for on_http_response: the upstream's answer. Actions may change all three; the data path sends what is left. */
+  response?: HttpResponseParts
+  /** The request body the upstream will get; request-body-find-replace swaps it for a rewritten stream. */
+  body?: ReadableStream<Uint8Array> | null
+  /** How this exchange reaches internal endpoints (forward-internal, http-request); set by the data path. */
+  routing?: Routing
+  /** Called with the status the upstream (or the edge, on a failed forward) answered; circuit-breaker counts 5xx. */
+  upstreamObservers?: ((status: number) => void)[]
 }
 
-export type ForwardTarget = { kind: 'external'; url: URL }
+/** The mutable parts of a response in on_http_response. */
+export interface HttpResponseParts {
+  status: number
+  headers: Headers
+  /** Absent when the data path has no body to offer (actions leave the body alone then). */
+  body?: ReadableStream<Uint8Array> | null
+}
+
+/** Why an internal endpoint cannot be used: not found, a forwarding loop, or too deep a chain. */
+export interface RoutingError {
+  code: ErrorCode
+  message: string
+}
+
+/** The data path's view of internal endpoints for one exchange (account namespace, forward chain). */
+export interface Routing {
+  /** Ids of the endpoints this request already went through by forward-internal, outermost first. */
+  readonly chain: readonly string[]
+  /** The internal endpoint of this exchange's account serving `url`, checked for loops and depth. */
+  resolveInternal(url: URL): { endpoint: Endpoint } | { error: RoutingError }
+  /** Sends a side request through an internal endpoint (its own policy runs), for http-request. */
+  fetchInternal(endpoint: Endpoint, request: Request): Promise<Response>
+}
+
+export type ForwardTarget =
+  | { kind: 'external'; url: URL }
+  /** An internal endpoint of the same account; `url` is what the policy named (`https://api.internal`). */
+  | { kind: 'internal'; url: URL; endpoint: Endpoint }
 
 export type Outcome =
   | { kind: 'continue' }
   | { kind: 'respond'; response: Response }
   | { kind: 'forward'; target: ForwardTarget }
+  /** Drop the client connection without an answer (close-connection; deny and restrict-ips in on_tcp_connect). */
+  | { kind: 'close' }
 
 export const CONTINUE: Outcome = Object.freeze({ kind: 'continue' })
 
@@ -61,14 +99,20 @@ export interface BuildEnv {
   phase: Phase
   scheme: Scheme
   template(text: string, path: readonly (string | number)[]): Template
+  /** Compiles a CEL expression that may return any type (set-vars, bucket keys); issues are reported with `path`. */
+  expression(text: string, path: readonly (string | number)[]): CelProgram
 }
 
 /** One traffic-policy action: its schema, the phases it may run in and its factory. */
 export interface ActionDef<S extends v.GenericSchema = v.GenericSchema> {
   type: string
   phases: readonly Phase[]
-  /** A terminating action ends its phase (ngrok's rule for custom-response, deny, forward-*, redirect…). */
-  terminating: boolean
+  /**
+   * A terminating action ends its phase (ngrok's list: custom-response, deny, close-connection,
+   * forward-internal; plus forward-external). A function decides from the config (forward-internal with
+   * `on_error: continue` is not terminating).
+   */
+  terminating: boolean | ((config: v.InferOutput<S>) => boolean)
   config: S
   build(config: v.InferOutput<S>, env: BuildEnv): ActionRun
 }

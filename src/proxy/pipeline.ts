@@ -1,10 +1,12 @@
 import type { Server } from 'bun'
 import type { Scheme } from '../config/url.ts'
+import type { Endpoint } from '../endpoints/endpoint.ts'
 import type { EndpointStore } from '../endpoints/store.ts'
+import type { EndpointTable } from '../endpoints/table.ts'
 import { CODES } from '../lib/errors.ts'
 import type { Logger } from '../lib/log.ts'
 import { runPhase } from '../policy/engine.ts'
-import type { HttpExchange } from '../policy/types.ts'
+import { CONTINUE, type ConnInfo, type EndpointInfo, type HttpExchange, type HttpResponseParts, type Routing } from '../policy/types.ts'
 import { errorResponse } from './errors.ts'
 import { setForwardedHeaders } from './forwarded.ts'
 import { isWebSocketUpgrade } from './hop-headers.ts'
@@ -53,7 +55,8 @@ export function createPipeline(options: PipelineOptions) {
     if (!hostHeader || hostHeader.includes(','))
       return errorResponse(400, CODES.BAD_REQUEST, 'The request needs exactly one Host header.', accept)
     const { name, port } = splitHost(hostHeader, options.defaultPort)
-    const pool = store.current.lookup({ account: '', binding: 'public', scheme: options.scheme, host: name, port })
+    const table = store.current
+    const pool = table.lookup({ account: '', binding: 'public', scheme: options.scheme, host: name, port })
     if (!pool) {
       const res = errorResponse(404, CODES.ENDPOINT_NOT_FOUND, `The endpoint ${name} is offline.`, accept)
       if (options.logRequests) log.info('request', { host: name, method: req.method, status: 404, code: CODES.ENDPOINT_NOT_FOUND })
@@ -78,37 +81,221 @@ export function createPipeline(options: PipelineOptions) {
       vars: {},
       actions: {},
       logMetadata: {},
+      body: req.body,
+    }
+    const scope: RequestScope = {
+      req,
+      server,
+      hostHeader,
+      entry: endpoint.info,
+      table,
+      account: endpoint.account,
+      conn: ex.conn,
+      timeoutMs: options.upstreamTimeoutMs,
+      websocket: isWebSocketUpgrade(req.headers),
     }
 
     let response: Response
-    const outcome = await runPhase(endpoint.policy.on_http_request, ex)
-    if (outcome.kind === 'respond') response = outcome.response
-    else if (outcome.kind === 'forward') {
-      setForwardedHeaders(ex, hostHeader)
-      if (isWebSocketUpgrade(req.headers)) {
-        response = await proxyWebSocket(req, server, ex, outcome.target.url, { timeoutMs: options.upstreamTimeoutMs })
-        if (response.status === 200) return response
-      } else {
-        response = await forwardHttp(ex, outcome.target.url, req.body, { timeoutMs: options.upstreamTimeoutMs })
-      }
-    } else {
-      response = errorResponse(503, CODES.POLICY_NOT_TERMINATED, "The endpoint's traffic policy did not handle this request.", accept)
-    }
+    // Bun hands us requests, not connections: on_tcp_connect of an http(s) endpoint runs once per request.
+    const connect = endpoint.policy.on_tcp_connect.length ? await runPhase(endpoint.policy.on_tcp_connect, ex) : CONTINUE
+    if (connect.kind === 'close') response = closeConnection()
+    else if (connect.kind === 'respond') response = connect.response
+    else response = await serveEndpoint(endpoint, ex, scope, [])
 
-    if (endpoint.policy.on_http_response.length) {
-      ex.response = { status: response.status, headers: response.headers }
-      const after = await runPhase(endpoint.policy.on_http_response, ex)
-      if (after.kind === 'respond') response = after.response
-    }
     if (options.logRequests)
       log.info('request', {
         endpoint: endpoint.urlText,
         method: req.method,
         path: url.pathname,
-        status: response.status,
+        status: CLOSING.has(response) ? 0 : response.status,
         duration_ms: Math.round((performance.now() - started) * 100) / 100,
         client_ip: ex.conn.clientIp,
+        ...(CLOSING.has(response) ? { closed: true } : {}),
+        ...(Object.keys(ex.logMetadata).length ? { metadata: ex.logMetadata } : {}),
       })
     return response
   }
+}
+
+/** Responses that end the request as they are: no on_http_response, no rebuilding (closed, upgraded). */
+const FINAL = new WeakSet<Response>()
+/** Responses that stand for "drop the connection". */
+const CLOSING = new WeakSet<Response>()
+
+/** A response that makes Bun reset the connection without writing a byte: its body errors before the first one. */
+function closeConnection(): Response {
+  const res = new Response(
+    new ReadableStream<Uint8Array>({
+      pull(controller) {
+        controller.error()
+      },
+    }),
+  )
+  FINAL.add(res)
+  CLOSING.add(res)
+  return res
+}
+
+/** How many internal endpoints one request may pass through (forward-internal and http-request). */
+export const MAX_INTERNAL_DEPTH = 8
+
+/** What one client request carries through every endpoint it visits. */
+interface RequestScope {
+  req: Request
+  server: Server<WsData>
+  /** The Host the client sent: upstreams get it, and Location headers naming a replaced Host get it back. */
+  hostHeader: string
+  /** The endpoint the request entered by (X-Forwarded-Proto follows its scheme). */
+  entry: EndpointInfo
+  table: EndpointTable
+  /** Internal endpoints are looked up in this account's namespace only. */
+  account: string
+  conn: ConnInfo
+  timeoutMs: number
+  /** A websocket handshake from the client (side requests never are). */
+  websocket: boolean
+}
+
+const defaultPorts = new WeakMap<EndpointTable, Map<string, number | undefined>>()
+
+/** The port a URL without one means for `scheme`: what the table gave endpoint URLs without a port. */
+function defaultPortOf(table: EndpointTable, scheme: string): number | undefined {
+  let ports = defaultPorts.get(table)
+  if (!ports) defaultPorts.set(table, (ports = new Map()))
+  if (!ports.has(scheme)) ports.set(scheme, table.endpoints.find((e) => e.url.scheme === scheme && e.url.port === undefined)?.port)
+  return ports.get(scheme)
+}
+
+function routingFor(scope: RequestScope, chain: readonly string[]): Routing {
+  return {
+    chain,
+    resolveInternal(url) {
+      const scheme = url.protocol.slice(0, -1).toLowerCase()
+      const port = url.port ? Number(url.port) : defaultPortOf(scope.table, scheme)
+      const name = `${scheme}://${url.host}`
+      const pool =
+        port === undefined ? undefined : scope.table.lookup({ account: scope.account, binding: 'internal', scheme: scheme as Scheme, host: url.hostname.toLowerCase(), port })
+      if (!pool) return { error: { code: CODES.ENDPOINT_NOT_FOUND, message: `The internal endpoint ${name} is offline.` } }
+      if (pool.members.some((m) => chain.includes(m.id)))
+        return { error: { code: CODES.FORWARD_LOOP, message: `Forwarding to ${name} would loop: the request already passed through it.` } }
+      if (chain.length > MAX_INTERNAL_DEPTH)
+        return { error: { code: CODES.FORWARD_LOOP, message: `Forwarding to ${name} would pass through more than ${MAX_INTERNAL_DEPTH} internal endpoints.` } }
+      return { endpoint: pool.pick() }
+    },
+    fetchInternal(endpoint, request) {
+      return sideRequest(scope, chain, endpoint, request)
+    },
+  }
+}
+
+/** http-request to an internal endpoint: a fresh exchange through that endpoint's policy. */
+async function sideRequest(scope: RequestScope, chain: readonly string[], endpoint: Endpoint, request: Request): Promise<Response> {
+  const url = new URL(request.url)
+  const headers = new Headers(request.headers)
+  headers.set('host', url.host)
+  const ex: HttpExchange = {
+    endpoint: endpoint.info,
+    conn: scope.conn,
+    method: request.method,
+    url,
+    headers,
+    vars: {},
+    actions: {},
+    logMetadata: {},
+    body: request.body,
+  }
+  const res = await serveEndpoint(endpoint, ex, { ...scope, hostHeader: url.host, entry: endpoint.info, websocket: false }, chain)
+  if (CLOSING.has(res)) throw new Error(`${endpoint.urlText} closed the connection`)
+  return res
+}
+
+function notifyUpstream(ex: HttpExchange, status: number): void {
+  const observers = ex.upstreamObservers
+  if (!observers) return
+  delete ex.upstreamObservers
+  for (const observe of observers) observe(status)
+}
+
+/**
+ * When add-headers replaced Host, an upstream's absolute redirect names that host; point it back at
+ * the host the client used so the client stays on the edge.
+ */
+function rewriteLocation(headers: Headers, sentHost: string | null, scope: RequestScope): void {
+  const location = headers.get('location')
+  if (!location || !sentHost || sentHost.toLowerCase() === scope.hostHeader.toLowerCase()) return
+  let url: URL
+  try {
+    url = new URL(location)
+  } catch {
+    return // relative: it already resolves against the public host
+  }
+  const sent = sentHost.toLowerCase()
+  if (url.host.toLowerCase() !== sent && url.hostname.toLowerCase() !== sent) return
+  url.protocol = scope.entry.scheme === 'https' ? 'https:' : 'http:'
+  url.host = scope.hostHeader
+  headers.set('location', url.href)
+}
+
+const NULL_BODY = new Set([101, 204, 205, 304])
+
+/**
+ * One endpoint's part of a request: on_http_request, then forward (to an upstream, or into an internal
+ * endpoint, which runs this again), then on_http_response over whatever came back.
+ */
+async function serveEndpoint(endpoint: Endpoint, ex: HttpExchange, scope: RequestScope, chain: readonly string[]): Promise<Response> {
+  const here = [...chain, endpoint.id]
+  ex.routing = routingFor(scope, here)
+  // Variables belong to the phase that set them (ngrok's scoping).
+  ex.vars = {}
+  let response: Response
+  const outcome = await runPhase(endpoint.policy.on_http_request, ex)
+  if (outcome.kind === 'close') return closeConnection()
+  if (outcome.kind === 'respond') response = outcome.response
+  else if (outcome.kind === 'forward' && outcome.target.kind === 'internal') {
+    const target = outcome.target.endpoint
+    const { response: _r, routing: _g, upstreamObservers: _o, ...rest } = ex
+    const inner: HttpExchange = { ...rest, endpoint: target.info, headers: new Headers(ex.headers), vars: {}, actions: {} }
+    response = await serveEndpoint(target, inner, scope, here)
+    if (FINAL.has(response)) return response
+    notifyUpstream(ex, response.status)
+  } else if (outcome.kind === 'forward') {
+    setForwardedHeaders({ ...ex, endpoint: scope.entry }, scope.hostHeader)
+    if (scope.websocket) {
+      response = await proxyWebSocket(scope.req, scope.server, ex, outcome.target.url, { timeoutMs: scope.timeoutMs })
+      if (response.status === 200) {
+        FINAL.add(response)
+        return response
+      }
+    } else {
+      response = await forwardHttp(ex, outcome.target.url, ex.body ?? null, { timeoutMs: scope.timeoutMs })
+      rewriteLocation(response.headers, ex.headers.get('host'), scope)
+    }
+    notifyUpstream(ex, response.status)
+  } else {
+    response = errorResponse(503, CODES.POLICY_NOT_TERMINATED, "The endpoint's traffic policy did not handle this request.", scope.req.headers.get('accept'))
+  }
+
+  if (endpoint.policy.on_http_response.length) {
+    ex.vars = {}
+    const parts: HttpResponseParts = { status: response.status, headers: new Headers(response.headers), body: response.body }
+    ex.response = parts
+    const after = await runPhase(endpoint.policy.on_http_response, ex)
+    if (after.kind === 'close') {
+      void parts.body?.cancel()
+      return closeConnection()
+    }
+    if (after.kind === 'respond') {
+      void parts.body?.cancel()
+      response = after.response
+    } else {
+      const empty = NULL_BODY.has(parts.status)
+      if (empty) void parts.body?.cancel()
+      response = new Response(empty ? null : (parts.body ?? null), {
+        status: parts.status,
+        ...(parts.status === response.status ? { statusText: response.statusText } : {}),
+        headers: parts.headers,
+      })
+    }
+  }
+  return response
 }

@@ -1,0 +1,43 @@
+import { describe, expect, test } from 'bun:test'
+import { exchange, loadError, run } from '../../../test/helpers/actions.ts'
+
+describe('add-headers config', () => {
+  test.each<{ desc: string; config: unknown; want: RegExp | undefined }>([
+    { desc: 'one header', config: { headers: { 'x-a': '1' } }, want: undefined },
+    { desc: 'headers required', config: {}, want: /^ERR_WARREN_2001: .*headers/ },
+    { desc: 'at least one', config: { headers: {} }, want: /needs at least one header/ },
+    { desc: 'invalid name', config: { headers: { 'bad name': '1' } }, want: /not a valid header name/ },
+    { desc: 'bad template', config: { headers: { 'x-a': '${nope(' } }, want: /^ERR_WARREN_2002: / },
+  ])('$desc', ({ config, want }) => {
+    const got = loadError({ type: 'add-headers', config })
+    if (want) expect(got).toMatch(want)
+    else expect(got).toBeUndefined()
+  })
+})
+
+describe('add-headers at runtime', () => {
+  test('request: appends, templates, replaces host, sets result', async () => {
+    const ex = exchange('http://a.test/p', { headersInit: { 'x-list': 'one' } })
+    await run({ type: 'add-headers', config: { headers: { 'X-List': 'two', 'x-ip': '${conn.client_ip}', host: 'backend.local:3000' } } }, ex)
+    expect(ex.headers.get('x-list')).toBe('one, two')
+    expect(ex.headers.get('x-ip')).toBe('203.0.113.7')
+    expect(ex.headers.get('host')).toBe('backend.local:3000')
+    expect(ex.actions['add_headers']).toEqual({ headers_added: { 'x-list': 'two', 'x-ip': '203.0.113.7', host: 'backend.local:3000' } })
+  })
+
+  test('response: headers go on the response, not the request', async () => {
+    const ex = exchange('http://a.test/p', { response: { status: 200, headers: new Headers({ 'content-type': 'text/plain' }), body: null } })
+    await run({ type: 'add-headers', phase: 'on_http_response', config: { headers: { 'x-served-by': 'warren', 'x-status': '${res.status_code}' } } }, ex)
+    expect(ex.response!.headers.get('x-served-by')).toBe('warren')
+    expect(ex.response!.headers.get('x-status')).toBe('200')
+    expect(ex.headers.has('x-served-by')).toBe(false)
+  })
+
+  test('CR/LF from a template cannot split headers', async () => {
+    const ex = exchange('http://a.test/p', { headersInit: { 'x-in': 'a' } })
+    ex.vars['evil'] = 'a\r\nx-injected: 1'
+    await run({ type: 'add-headers', config: { headers: { 'x-out': '${vars.evil}' } } }, ex)
+    expect(ex.headers.get('x-out')).toBe('a x-injected: 1')
+    expect(ex.headers.has('x-injected')).toBe(false)
+  })
+})

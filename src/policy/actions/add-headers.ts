@@ -1,0 +1,50 @@
+import * as v from 'valibot'
+import { celContext } from '../context.ts'
+import { CONTINUE, defineAction } from '../types.ts'
+
+/** RFC 9110 token: what a header name may contain. */
+export const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+
+/** Header values from templates may carry anything; CR, LF and NUL would make Headers throw. */
+export function headerValue(text: string): string {
+  return text.replace(/[\r\n\0]+/g, ' ').trim()
+}
+
+/**
+ * Adds headers to the request (on_http_request) or the response (on_http_response). A header that
+ * is already there gets another value, except `host`, which is replaced: the upstream then sees that
+ * Host, and the data path rewrites `Location` headers naming it back to the public host.
+ */
+export const addHeaders = defineAction({
+  type: 'add-headers',
+  phases: ['on_http_request', 'on_http_response'],
+  terminating: false,
+  config: v.strictObject({
+    /** Header name → value; values are templates (`${conn.client_ip}`). At least one. */
+    headers: v.pipe(
+      v.record(v.pipe(v.string(), v.regex(HEADER_NAME, 'is not a valid header name')), v.string()),
+      v.check((h) => Object.keys(h).length > 0, 'needs at least one header'),
+    ),
+  }),
+  build(config, env) {
+    const headers = Object.entries(config.headers).map(
+      ([name, value]) => [name.toLowerCase(), env.template(value, ['config', 'headers', name])] as const,
+    )
+    const response = env.phase === 'on_http_response'
+    return function addHeaders(ex) {
+      const target = response ? ex.response?.headers : ex.headers
+      if (!target) return CONTINUE
+      let ctx: Record<string, unknown> | undefined
+      const context = () => (ctx ??= celContext(ex))
+      const added: Record<string, string> = {}
+      for (const [name, tpl] of headers) {
+        const value = headerValue(tpl.render(context))
+        if (name === 'host' && !response) target.set(name, value)
+        else target.append(name, value)
+        added[name] = value
+      }
+      ex.actions['add_headers'] = { headers_added: added }
+      return CONTINUE
+    }
+  },
+})

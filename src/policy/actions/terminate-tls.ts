@@ -1,0 +1,65 @@
+import { createPrivateKey, X509Certificate } from 'node:crypto'
+import * as v from 'valibot'
+import { CONTINUE, defineAction } from '../types.ts'
+
+const VERSIONS = ['1.2', '1.3'] as const
+
+/**
+ * How TLS is terminated for https:// and tls:// endpoints: protocol versions, the server certificate
+ * and mutual TLS. The config is validated at load; the TLS listener applies it (until then the
+ * action has no effect).
+ */
+export const terminateTls = defineAction({
+  type: 'terminate-tls',
+  phases: ['on_tcp_connect'],
+  terminating: false,
+  config: v.strictObject({
+    /** Lowest TLS version accepted: "1.2" (default) or "1.3". */
+    min_version: v.optional(v.picklist(VERSIONS, 'must be "1.2" or "1.3"'), '1.2'),
+    /** Highest TLS version accepted: "1.2" or "1.3" (default). */
+    max_version: v.optional(v.picklist(VERSIONS, 'must be "1.2" or "1.3"'), '1.3'),
+    /** PEM server certificate (chain) to present instead of the managed one; needs `server_private_key`. */
+    server_certificate: v.optional(v.string()),
+    /** PEM private key of `server_certificate`. */
+    server_private_key: v.optional(v.string()),
+    /** PEM CA certificates that client certificates must chain to; setting it turns on mutual TLS. */
+    mutual_tls_certificate_authorities: v.optional(v.array(v.string())),
+    /** `require-and-verify` (default), `require-any` (any client certificate) or `request` (optional). */
+    mutual_tls_verification_strategy: v.optional(v.picklist(['require-and-verify', 'require-any', 'request']), 'require-and-verify'),
+  }),
+  build(config, env) {
+    if (env.scheme !== 'https' && env.scheme !== 'tls') throw new Error(`terminate-tls applies to https:// and tls:// endpoints, not ${env.scheme}://`)
+    if (config.min_version > config.max_version) throw new Error(`min_version ${config.min_version} is above max_version ${config.max_version}`)
+    const cert = config.server_certificate
+    const key = config.server_private_key
+    if ((cert === undefined) !== (key === undefined)) throw new Error('server_certificate and server_private_key go together')
+    // Literal PEM is checked now; `${…}` values can only be checked when the TLS layer renders them.
+    const literal = (s: string) => !s.includes('${')
+    if (cert !== undefined && key !== undefined && literal(cert) && literal(key)) {
+      let x509: X509Certificate
+      try {
+        x509 = new X509Certificate(cert)
+      } catch (err) {
+        throw new Error(`server_certificate is not a PEM certificate: ${(err as Error).message}`)
+      }
+      let privateKey
+      try {
+        privateKey = createPrivateKey(key)
+      } catch (err) {
+        throw new Error(`server_private_key is not a PEM private key: ${(err as Error).message}`)
+      }
+      if (!x509.checkPrivateKey(privateKey)) throw new Error('server_private_key does not belong to server_certificate')
+    }
+    config.mutual_tls_certificate_authorities?.forEach((ca, i) => {
+      if (!literal(ca)) return
+      try {
+        new X509Certificate(ca)
+      } catch (err) {
+        throw new Error(`mutual_tls_certificate_authorities[${i}] is not a PEM certificate: ${(err as Error).message}`)
+      }
+    })
+    return function terminateTls() {
+      return CONTINUE
+    }
+  },
+})
