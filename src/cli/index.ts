@@ -1,4 +1,5 @@
 import { WarrenError } from '../lib/errors.ts'
+import { API_USAGE, apiCommand } from './api.ts'
 import { caCommand } from './ca.ts'
 import { policyCommand } from './policy.ts'
 import { schemaCommand } from './schema.ts'
@@ -32,6 +33,7 @@ export const COMMANDS: readonly Command[] = [
     short: 'print the JSON Schema of policies files (or warren.yaml) for editor autocompletion',
     run: schemaCommand,
   },
+  { name: 'api', usage: API_USAGE, short: 'call the REST API: endpoints list|get|create|update|delete, status (JSON out)', run: apiCommand },
   {
     name: 'ca',
     usage: 'warren ca path [--config FILE] [--certs DIR]',
