@@ -11,6 +11,9 @@ import { configureLogging, log, type Level } from '../lib/log.ts'
 import { listenHttp } from '../listeners/http.ts'
 import { TcpListeners } from '../listeners/tcp.ts'
 import { TlsFront } from '../listeners/tls.ts'
+import { listenAgents } from '../listeners/agent.ts'
+import { makeAccount } from '../tunnel/accounts.ts'
+import { AgentRegistry } from '../tunnel/registry.ts'
 import { CertStore } from '../certs/index.ts'
 import { VERSION } from './version.ts'
 
@@ -72,10 +75,9 @@ export async function serveCommand(args: string[]): Promise<number> {
   const store = new EndpointStore()
   const policies = policyDirectoryFor(config)
   const tcp = new TcpListeners({ hostname: splitAddress(config.listen.https).hostname, store, idleTimeoutSec: config.tcp.idle_timeout })
-  const reload = (reason: string) => {
-    reloadInto(policies, store, reason)
-    tcp.reconcile(store.current)
-  }
+  // tcp ports follow the table, whether policies or agents changed it.
+  store.onChange((table) => tcp.reconcile(table))
+  const reload = (reason: string) => reloadInto(policies, store, reason)
   reload('start')
 
   const lifecycle = new AbortController()
@@ -117,6 +119,24 @@ export async function serveCommand(args: string[]): Promise<number> {
   })
   await tls.start()
 
+  const accounts = config.accounts.map(makeAccount)
+  const registry = new AgentRegistry({
+    store,
+    domain: config.domain,
+    defaultPorts: loadOptionsFor(config).defaultPorts,
+    graceMs: config.agents.reconnect_grace * 1000,
+    waitMs: config.agents.reconnect_wait * 1000,
+    log: log.child({ component: 'tunnel' }),
+  })
+  const agentAddr = splitAddress(config.listen.agent)
+  const agents = listenAgents({
+    hostname: agentAddr.hostname,
+    port: agentAddr.port,
+    tls: await certs.agentCert([`agent.${config.domain}`, ...(config.agent_tls.names ?? [])]),
+    accounts: () => accounts,
+    registry,
+  })
+
   // The REST API writes policies/api-<id>.yml and reloads synchronously through the same path as the watcher.
   const apiAddr = splitAddress(config.listen.api)
   const api = startApi({ hostname: apiAddr.hostname, port: apiAddr.port, apiKeys: config.api_keys, store, policiesDir: config.policiesDir, loadOptions: loadOptionsFor(config), reload })
@@ -132,6 +152,9 @@ export async function serveCommand(args: string[]): Promise<number> {
     const stop = (signal: string) => {
       log.info('shutting down', { signal })
       lifecycle.abort()
+      for (const session of agents.sessions) session.close()
+      agents.listener.stop(true)
+      registry.clear()
       tcp.stop()
       tls.stop()
       void api.stop()

@@ -1,6 +1,18 @@
 import type { EndpointUrl } from '../config/url.ts'
 import type { CompiledPolicy } from '../policy/engine.ts'
 import type { EndpointInfo } from '../policy/types.ts'
+import type { MuxStream } from '../tunnel/mux.ts'
+
+/** How traffic reaches an agent endpoint: a stream on the agent's tunnel session. */
+export interface TunnelTarget {
+  /**
+   * Opens a proxy stream for one connection. Waits a bounded time while the agent is reconnecting or
+   * the session is at its stream cap; undefined when it cannot.
+   */
+  connect(clientAddr: string): Promise<MuxStream | undefined>
+  /** PROXY protocol version the agent asked for (0 = none). */
+  readonly proxyProtocol: 0 | 1 | 2
+}
 
 /** An endpoint in the table: cloud (from policies/) or, later, agent (from a tunnel session). */
 export interface Endpoint {
@@ -20,5 +32,7 @@ export interface Endpoint {
   readonly description: string | undefined
   readonly metadata: unknown
   readonly policy: CompiledPolicy
+  /** Set on agent endpoints: traffic that falls through the policy goes to the agent. */
+  readonly tunnel?: TunnelTarget
   readonly info: EndpointInfo
 }

@@ -4,7 +4,8 @@ import type { EndpointTable } from '../endpoints/table.ts'
 import { CODES } from '../lib/errors.ts'
 import { log } from '../lib/log.ts'
 import { runTcpConnect } from '../proxy/connect.ts'
-import { clientRelayHandlers, newRelayConn, relayClientData, relayTo, type RelayConn } from '../proxy/tcp-relay.ts'
+import { clientRelayHandlers, newRelayConn, relayClientData, relayTo, type RelayConn, type RelayStats } from '../proxy/tcp-relay.ts'
+import { relayToTunnel } from '../proxy/tunnel-relay.ts'
 
 export interface TcpListenerOptions {
   hostname: string
@@ -88,17 +89,25 @@ export class TcpListeners {
       const endpoint = pool.pick()
       const conn = { clientIp: socket.remoteAddress, clientPort: socket.remotePort ?? 0, serverIp: hostname, serverPort: port, startedAt: Date.now() }
       const { outcome } = await runTcpConnect(endpoint, conn)
+      const onDone = (stats: RelayStats) =>
+        logger.info('connection closed', { endpoint: endpoint.urlText, client_ip: conn.clientIp, bytes_in: stats.bytesIn, bytes_out: stats.bytesOut, duration_ms: stats.endedAt - stats.startedAt })
+      if (outcome.kind === 'continue' && endpoint.tunnel) {
+        // An agent endpoint: what the policy lets through goes to the agent.
+        socket.resume()
+        const ok = await relayToTunnel(socket, endpoint.tunnel, { addresses: conn, onDone })
+        if (!ok) {
+          logger.warn('agent unavailable', { endpoint: endpoint.urlText, code: CODES.ENDPOINT_NOT_FOUND })
+          socket.end()
+        }
+        return
+      }
       if (outcome.kind !== 'forward') {
         logger.info('connection closed by policy', { endpoint: endpoint.urlText, client_ip: conn.clientIp })
         return void socket.end()
       }
       const target = outcome.target.url
       socket.resume()
-      const ok = await relayTo(socket, { hostname: target.hostname, port: Number(target.port) }, {
-        idleTimeoutSec,
-        onDone: (stats) =>
-          logger.info('connection closed', { endpoint: endpoint.urlText, client_ip: conn.clientIp, bytes_in: stats.bytesIn, bytes_out: stats.bytesOut, duration_ms: stats.endedAt - stats.startedAt }),
-      })
+      const ok = await relayTo(socket, { hostname: target.hostname, port: Number(target.port) }, { idleTimeoutSec, onDone })
       if (!ok) {
         logger.warn('upstream unreachable', { endpoint: endpoint.urlText, upstream: target.host, code: CODES.UPSTREAM_REFUSED })
         socket.end()

@@ -5,6 +5,7 @@ import type { Endpoint } from '../endpoints/endpoint.ts'
 import { CODES } from '../lib/errors.ts'
 import { log } from '../lib/log.ts'
 import { runTcpConnect } from '../proxy/connect.ts'
+import { relayToTunnel } from '../proxy/tunnel-relay.ts'
 import { clientRelayHandlers, newRelayConn, relayClientData, relayTo, type RelayConn } from '../proxy/tcp-relay.ts'
 import type { WsData } from '../proxy/websocket.ts'
 import { listenHttp, type HttpListenerOptions } from './http.ts'
@@ -143,6 +144,21 @@ export class TlsFront {
     if (https) {
       if (outcome.kind === 'respond' || (endpoint.policy.on_tcp_connect.length && outcome.kind === 'forward')) return void socket.end()
       return this.#terminate(socket, hello, serverName, endpoint, client)
+    }
+    if (outcome.kind === 'continue' && endpoint.tunnel) {
+      // tls:// agent endpoint: the agent (or its upstream) terminates; we pass the bytes through.
+      socket.resume()
+      const ok = await relayToTunnel(socket, endpoint.tunnel, {
+        addresses: conn,
+        first: hello,
+        onDone: (stats) =>
+          this.#log.info('connection closed', { endpoint: endpoint.urlText, client_ip: client.address, bytes_in: stats.bytesIn, bytes_out: stats.bytesOut, duration_ms: stats.endedAt - stats.startedAt }),
+      })
+      if (!ok) {
+        this.#log.warn('agent unavailable', { endpoint: endpoint.urlText, code: CODES.ENDPOINT_NOT_FOUND })
+        socket.end()
+      }
+      return
     }
     if (outcome.kind !== 'forward') {
       this.#log.info('connection closed by policy', { endpoint: endpoint.urlText, client_ip: client.address })

@@ -1,11 +1,23 @@
 import type { Socket } from 'bun'
 
+/**
+ * What the relay needs from each side: a Bun socket, or a tunnel stream shaped like one
+ * (`write` returns the bytes taken; the owner calls the relay back on drain, end and close).
+ */
+export interface RelaySide {
+  write(data: Uint8Array): number
+  end(): void
+  pause(): void
+  resume(): void
+  terminate(): void
+}
+
 /** Above this many queued bytes toward one side, the other side stops being read. */
 const HIGH_WATER = 1024 * 1024
 
 /** One direction's write queue: what `socket.write` did not take (Bun drops it otherwise). */
 class Outbox {
-  readonly socket: Socket<unknown>
+  readonly socket: RelaySide
   #queue: Uint8Array[] = []
   #queued = 0
   #endWhenFlushed = false
@@ -13,7 +25,7 @@ class Outbox {
   /** Bytes written to this side. */
   bytes = 0
 
-  constructor(socket: Socket<unknown>) {
+  constructor(socket: RelaySide) {
     this.socket = socket
   }
 
@@ -74,13 +86,13 @@ export interface RelayStats {
 export class Relay {
   readonly #toUpstream: Outbox
   readonly #toClient: Outbox
-  readonly #client: Socket<unknown>
-  readonly #upstream: Socket<unknown>
+  readonly #client: RelaySide
+  readonly #upstream: RelaySide
   readonly #onDone: (stats: RelayStats) => void
   readonly #startedAt = Date.now()
   #done = false
 
-  constructor(client: Socket<unknown>, upstream: Socket<unknown>, onDone: (stats: RelayStats) => void = () => {}) {
+  constructor(client: RelaySide, upstream: RelaySide, onDone: (stats: RelayStats) => void = () => {}) {
     this.#client = client
     this.#upstream = upstream
     this.#toUpstream = new Outbox(upstream)
@@ -123,7 +135,7 @@ export class Relay {
     this.#finish(this.#client, this.#toClient)
   }
 
-  #finish(other: Socket<unknown>, toOther: Outbox): void {
+  #finish(other: RelaySide, toOther: Outbox): void {
     // Give the surviving side what is already queued for it, then close it.
     toOther.end()
     if (!this.#done) {
@@ -168,6 +180,24 @@ export function relayClientData(socket: Socket<RelayConn>, chunk: Uint8Array): v
 }
 
 /**
+ * Starts relaying between a client socket and an already-open upstream side: sends `first` and any
+ * client bytes that arrived meanwhile, then hands the client's events to the relay.
+ */
+export function attachRelay(
+  client: Socket<RelayConn>,
+  upstream: RelaySide,
+  options: { first?: Uint8Array; onDone?: (stats: RelayStats) => void },
+): Relay {
+  const relay = new Relay(client, upstream, options.onDone)
+  if (options.first?.length) relay.fromClient(options.first)
+  for (const chunk of client.data.early) relay.fromClient(chunk)
+  client.data.early = []
+  client.data.relay = relay
+  if (client.data.closed) relay.clientClosed()
+  return relay
+}
+
+/**
  * Connects to `hostname:port` and relays the client through it, starting with `first` (bytes already
  * read, e.g. a peeked ClientHello). Resolves false when the upstream cannot be reached.
  */
@@ -190,13 +220,8 @@ export async function relayTo(
       socket: {
         open(upstream) {
           options.onOpen?.(upstream)
-          relay = new Relay(client as Socket<unknown>, upstream as Socket<unknown>, options.onDone)
           if (options.idleTimeoutSec) upstream.timeout(options.idleTimeoutSec)
-          if (options.first?.length) relay.fromClient(options.first)
-          for (const chunk of client.data.early) relay.fromClient(chunk)
-          client.data.early = []
-          client.data.relay = relay
-          if (client.data.closed) relay.clientClosed()
+          relay = attachRelay(client, upstream, options)
         },
         data: (_s, chunk) => relay?.fromUpstream(chunk),
         drain: () => relay?.upstreamDrained(),

@@ -17,6 +17,8 @@ export interface Edge {
   caPath: string
   /** The REST API port: a free one, so edges never fight over the default 4041. */
   apiPort: number
+  /** Where agents and SDKs connect (`server_addr`). */
+  agentPort: number
   /** `http://127.0.0.1:<port>` */
   base: string
   proc: Subprocess<'ignore', 'pipe', 'pipe'>
@@ -44,7 +46,8 @@ export async function startEdge(options: { policies?: Record<string, string>; co
   const httpPort = await freePort()
   const httpsPort = await freePort()
   const apiPort = await freePort()
-  const args = [WARREN_BIN, 'serve', '--policies', policies, '--certs', join(dir, 'certs'), '--http', `127.0.0.1:${httpPort}`, '--https', `127.0.0.1:${httpsPort}`, '--api', `127.0.0.1:${apiPort}`, '--log-format', 'json', ...(options.args ?? [])]
+  const agentPort = await freePort()
+  const args = [WARREN_BIN, 'serve', '--policies', policies, '--certs', join(dir, 'certs'), '--http', `127.0.0.1:${httpPort}`, '--https', `127.0.0.1:${httpsPort}`, '--api', `127.0.0.1:${apiPort}`, '--agent', `127.0.0.1:${agentPort}`, '--log-format', 'json', ...(options.args ?? [])]
   if (options.config !== undefined) {
     writeFileSync(join(dir, 'warren.yaml'), options.config)
     args.push('--config', join(dir, 'warren.yaml'))
@@ -75,6 +78,7 @@ export async function startEdge(options: { policies?: Record<string, string>; co
     httpPort,
     httpsPort,
     apiPort,
+    agentPort,
     caPath: join(dir, 'certs', 'dev-ca.pem'),
     base: `http://127.0.0.1:${httpPort}`,
     proc,

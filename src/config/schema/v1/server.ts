@@ -91,6 +91,16 @@ export const ServerConfigSpec = v.strictObject({
     }),
     {},
   ),
+  /** Agent sessions. */
+  agents: v.optional(
+    v.strictObject({
+      /** Seconds an offline agent's URL stays reserved for it to reconnect. */
+      reconnect_grace: v.optional(v.pipe(v.number(), v.minValue(0)), 60),
+      /** Seconds a request waits for a reconnecting agent (or a free stream) before failing. */
+      reconnect_wait: v.optional(v.pipe(v.number(), v.minValue(0)), 5),
+    }),
+    {},
+  ),
   /** Limits of tcp:// and tls:// connections. */
   tcp: v.optional(
     v.strictObject({

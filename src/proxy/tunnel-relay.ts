@@ -1,0 +1,40 @@
+import type { Socket } from 'bun'
+import type { TunnelTarget } from '../endpoints/endpoint.ts'
+import { proxyHeader, type Addresses } from './proxy-protocol.ts'
+import { attachRelay, type RelayConn, type RelayStats } from './tcp-relay.ts'
+
+/**
+ * Relays a client connection through an agent's tunnel: one proxy stream per connection, starting
+ * with a PROXY protocol header when the agent asked for one, then `first` (e.g. a peeked ClientHello).
+ * Resolves false when the agent cannot be reached in time.
+ */
+export async function relayToTunnel(
+  client: Socket<RelayConn>,
+  tunnel: TunnelTarget,
+  options: { addresses: Addresses; first?: Uint8Array; onDone?: (stats: RelayStats) => void },
+): Promise<boolean> {
+  const a = options.addresses
+  const stream = await tunnel.connect(`${a.clientIp.includes(':') ? `[${a.clientIp}]` : a.clientIp}:${a.clientPort}`)
+  if (!stream) return false
+  if (client.data.closed) {
+    stream.terminate()
+    return true
+  }
+  const header = proxyHeader(tunnel.proxyProtocol, a)
+  let first = options.first
+  if (header) {
+    const joined = new Uint8Array(header.length + (first?.length ?? 0))
+    joined.set(header)
+    if (first) joined.set(first, header.length)
+    first = joined
+  }
+  const relay = attachRelay(client, stream, { ...(first ? { first } : {}), ...(options.onDone ? { onDone: options.onDone } : {}) })
+  stream.ondata = (chunk) => relay.fromUpstream(chunk)
+  stream.ondrain = () => relay.upstreamDrained()
+  stream.onend = () => relay.upstreamEnded()
+  stream.onclose = ((prev) => () => {
+    prev()
+    relay.upstreamClosed()
+  })(stream.onclose)
+  return true
+}

@@ -1,0 +1,64 @@
+import { createHash, timingSafeEqual } from 'node:crypto'
+
+/** An account as the tunnel sees it: who may connect, which names and ports it may bind. */
+export interface Account {
+  name: string
+  /** SHA-256 digests of the authtokens (plain ones are hashed at load). */
+  tokenDigests: Buffer[]
+  /** Owned domains: exact names or `*.` wildcards (a wildcard owns every name below it). */
+  domains: string[]
+  /** Inclusive port ranges for tcp:// endpoints. */
+  tcpPorts: [number, number][]
+}
+
+function digestOf(secret: string): Buffer {
+  if (/^sha256:[0-9a-f]{64}$/i.test(secret)) return Buffer.from(secret.slice(7), 'hex')
+  return createHash('sha256').update(secret).digest()
+}
+
+/** Parses `"20000-20999, 30000"` into ranges; throws on nonsense. */
+export function parsePortRanges(text: string | undefined): [number, number][] {
+  if (!text) return []
+  return text.split(',').map((part) => {
+    const m = /^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$/.exec(part)
+    if (!m) throw new RangeError(`invalid port range "${part.trim()}"`)
+    const lo = Number(m[1])
+    const hi = Number(m[2] ?? m[1])
+    if (lo < 1 || hi > 65535 || lo > hi) throw new RangeError(`invalid port range "${part.trim()}"`)
+    return [lo, hi] as [number, number]
+  })
+}
+
+export function makeAccount(spec: { name: string; authtokens: string[]; domains: string[]; tcp_ports?: string | undefined }): Account {
+  return {
+    name: spec.name,
+    tokenDigests: spec.authtokens.map(digestOf),
+    domains: spec.domains.map((d) => d.toLowerCase()),
+    tcpPorts: parsePortRanges(spec.tcp_ports),
+  }
+}
+
+/**
+ * Finds the account an authtoken belongs to. Every configured token is compared (in constant time,
+ * over digests) so timing tells nothing about which tokens exist or how much of one matched.
+ */
+export function accountForToken(accounts: readonly Account[], token: string): Account | undefined {
+  const digest = createHash('sha256').update(token).digest()
+  let found: Account | undefined
+  for (const account of accounts)
+    for (const candidate of account.tokenDigests) if (timingSafeEqual(candidate, digest) && !found) found = account
+  return found
+}
+
+/** True when the account owns `host` (exact, or under one of its wildcards). */
+export function ownsHost(account: Account, host: string): boolean {
+  for (const d of account.domains) {
+    if (d === host) return true
+    if (d.startsWith('*.') && host.endsWith(d.slice(1)) && host.length > d.length - 1) return true
+  }
+  return false
+}
+
+export function ownsTcpPort(account: Account, port: number): boolean {
+  return account.tcpPorts.some(([lo, hi]) => port >= lo && port <= hi)
+}

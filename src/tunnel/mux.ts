@@ -1,0 +1,334 @@
+import {
+  encodeFrame,
+  encodeGoAway,
+  encodeReset,
+  encodeWindowIncrement,
+  Flag,
+  FrameError,
+  FrameReader,
+  FrameType,
+  INITIAL_WINDOW,
+  MuxError,
+  readU32,
+  type Frame,
+} from './proto/frame.ts'
+
+/** What a session writes to: a TLS socket (Bun's socket API: `write` returns bytes taken). */
+export interface MuxTransport {
+  write(data: Uint8Array): number
+  end(): void
+  terminate(): void
+}
+
+/** Largest DATA frame we send; small frames keep streams fair on one connection. */
+const MAX_DATA_FRAME = 64 * 1024
+/** Above this many bytes queued on the connection, streams stop accepting writes until it drains. */
+const SESSION_HIGH_WATER = 4 * 1024 * 1024
+
+/**
+ * One muxado stream, shaped like a Bun socket (`write` returns what it took, `drain` says when to
+ * write again, `pause`/`resume` stop crediting the peer) so the TCP relay can use it unchanged.
+ */
+export class MuxStream {
+  readonly id: number
+  readonly #session: MuxSession
+  #sendWindow = INITIAL_WINDOW
+  #recvWindow = INITIAL_WINDOW
+  #pendingCredit = 0
+  #paused = false
+  #synSent: boolean
+  #wantDrain = false
+  #localEnded = false
+  #remoteEnded = false
+  #closed = false
+
+  ondata: (chunk: Uint8Array) => void = () => {}
+  ondrain: () => void = () => {}
+  /** The peer sent FIN: no more data will come. */
+  onend: () => void = () => {}
+  /** Fully closed (both FINs, a reset, or the session ended). */
+  onclose: () => void = () => {}
+
+  constructor(session: MuxSession, id: number, opener: 'local' | 'remote') {
+    this.#session = session
+    this.id = id
+    this.#synSent = opener === 'remote'
+  }
+
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  /** Sends as much of `chunk` as the peer's window and the connection allow; returns the bytes taken. */
+  write(chunk: Uint8Array): number {
+    if (this.#closed || this.#localEnded) return 0
+    if (this.#session.congested) {
+      this.#wantDrain = true
+      this.#session.waitForDrain(this)
+      return 0
+    }
+    const n = Math.min(chunk.length, this.#sendWindow)
+    let at = 0
+    while (at < n) {
+      const size = Math.min(n - at, MAX_DATA_FRAME)
+      this.#send(FrameType.DATA, 0, chunk.subarray(at, at + size))
+      at += size
+    }
+    this.#sendWindow -= n
+    if (n < chunk.length) this.#wantDrain = true
+    return n
+  }
+
+  /** Half-closes our side (FIN). */
+  end(): void {
+    if (this.#closed || this.#localEnded) return
+    this.#localEnded = true
+    this.#send(FrameType.DATA, Flag.FIN)
+    if (this.#remoteEnded) this.#finish()
+  }
+
+  /** Resets the stream (RST) and forgets it. */
+  terminate(code: number = MuxError.STREAM_CANCELLED): void {
+    if (this.#closed) return
+    this.#session.write(encodeReset(this.id, code))
+    this.#finish()
+  }
+
+  /** Stops crediting the peer: it can send at most what is left of the window. */
+  pause(): void {
+    this.#paused = true
+  }
+
+  resume(): void {
+    this.#paused = false
+    if (this.#pendingCredit > 0 && !this.#closed) {
+      this.#session.write(encodeWindowIncrement(this.id, this.#pendingCredit))
+      this.#recvWindow += this.#pendingCredit
+      this.#pendingCredit = 0
+    }
+  }
+
+  #send(type: FrameType, flags: number, body?: Uint8Array): void {
+    if (!this.#synSent) {
+      flags |= Flag.SYN
+      this.#synSent = true
+    }
+    this.#session.write(encodeFrame(type, flags, this.id, body))
+  }
+
+  /** @internal frames from the session */
+  receive(frame: Frame): void {
+    if (this.#closed) return
+    switch (frame.type) {
+      case FrameType.DATA: {
+        const n = frame.body.length
+        if (n > this.#recvWindow) return this.terminate(MuxError.FLOW_CONTROL)
+        if (n > 0) {
+          this.#recvWindow -= n
+          this.ondata(frame.body)
+          if (this.#paused) this.#pendingCredit += n
+          else if (!this.#closed && !this.#remoteEndedBy(frame)) {
+            this.#recvWindow += n
+            this.#session.write(encodeWindowIncrement(this.id, n))
+          }
+        }
+        if (frame.flags & Flag.FIN) {
+          this.#remoteEnded = true
+          this.onend()
+          if (this.#localEnded) this.#finish()
+        }
+        return
+      }
+      case FrameType.WNDINC: {
+        const inc = readU32(frame.body)
+        if (inc === 0 || inc > 0x7fffffff) return this.terminate(MuxError.PROTOCOL)
+        // The window never grows past its initial size (the agents cap it the same way).
+        this.#sendWindow = Math.min(INITIAL_WINDOW, this.#sendWindow + inc)
+        this.drained()
+        return
+      }
+      case FrameType.RST:
+        this.#finish()
+        return
+    }
+  }
+
+  #remoteEndedBy(frame: Frame): boolean {
+    return (frame.flags & Flag.FIN) !== 0
+  }
+
+  /** @internal the window or the connection has room again */
+  drained(): void {
+    if (!this.#wantDrain || this.#closed || this.#session.congested || this.#sendWindow === 0) return
+    this.#wantDrain = false
+    this.ondrain()
+  }
+
+  /** @internal */
+  sessionClosed(): void {
+    this.#finish()
+  }
+
+  #finish(): void {
+    if (this.#closed) return
+    this.#closed = true
+    this.#session.forget(this)
+    this.onclose()
+  }
+}
+
+export interface MuxSessionHandlers {
+  /** A stream the peer opened. Set its handlers before returning: the SYN frame's data follows at once. */
+  onStream(stream: MuxStream): void
+  /** The session ended (transport closed, GOAWAY, or a protocol error). */
+  onClose(reason: { code: number; message: string }): void
+}
+
+/**
+ * A muxado session over one transport, server side: we open even stream ids from 2, the agent odd
+ * ones. Any malformed frame ends the session with GOAWAY(Protocol); nothing a peer sends can throw
+ * out of `feed`.
+ */
+export class MuxSession {
+  readonly #transport: MuxTransport
+  readonly #handlers: MuxSessionHandlers
+  readonly #reader = new FrameReader()
+  readonly #streams = new Map<number, MuxStream>()
+  readonly #waiting = new Set<MuxStream>()
+  readonly #maxLocalStreams: number
+  #nextId = 2
+  #lastRemoteId = 0
+  #localOpen = 0
+  #outbox: Uint8Array[] = []
+  #outboxBytes = 0
+  #closed = false
+
+  constructor(transport: MuxTransport, handlers: MuxSessionHandlers, options: { maxLocalStreams?: number } = {}) {
+    this.#transport = transport
+    this.#handlers = handlers
+    this.#maxLocalStreams = options.maxLocalStreams ?? 400
+  }
+
+  get closed(): boolean {
+    return this.#closed
+  }
+
+  /** Streams we opened that are still open (capped below the agent's 512). */
+  get localStreams(): number {
+    return this.#localOpen
+  }
+
+  get congested(): boolean {
+    return this.#outboxBytes > SESSION_HIGH_WATER
+  }
+
+  /** Opens a server stream, or returns undefined when the cap is reached or the session is closing. */
+  open(): MuxStream | undefined {
+    if (this.#closed || this.#localOpen >= this.#maxLocalStreams) return undefined
+    const stream = new MuxStream(this, this.#nextId, 'local')
+    this.#nextId += 2
+    this.#localOpen++
+    this.#streams.set(stream.id, stream)
+    return stream
+  }
+
+  /** Bytes from the transport. */
+  feed(chunk: Uint8Array): void {
+    if (this.#closed) return
+    let frames: Frame[]
+    try {
+      frames = this.#reader.push(chunk)
+    } catch (err) {
+      const code = err instanceof FrameError ? err.code : MuxError.PROTOCOL
+      return this.goAway(code, err instanceof Error ? err.message : 'bad frame')
+    }
+    for (const frame of frames) {
+      if (this.#closed) return
+      this.#dispatch(frame)
+    }
+  }
+
+  #dispatch(frame: Frame): void {
+    if (frame.type === FrameType.GOAWAY) {
+      const code = readU32(frame.body, 4)
+      this.#end({ code, message: `peer went away: ${new TextDecoder().decode(frame.body.subarray(8))}` })
+      return this.#transport.end()
+    }
+    const stream = this.#streams.get(frame.streamId)
+    if (stream) return stream.receive(frame)
+    const remoteOpened = frame.streamId % 2 === 1
+    if (frame.type === FrameType.DATA && frame.flags & Flag.SYN) {
+      if (!remoteOpened) return this.goAway(MuxError.PROTOCOL, `peer opened even stream ${frame.streamId}`)
+      if (frame.streamId <= this.#lastRemoteId) return this.goAway(MuxError.PROTOCOL, `stream id ${frame.streamId} reused`)
+      this.#lastRemoteId = frame.streamId
+      const opened = new MuxStream(this, frame.streamId, 'remote')
+      this.#streams.set(opened.id, opened)
+      this.#handlers.onStream(opened)
+      opened.receive(frame)
+      return
+    }
+    // Late frames for a stream that is gone: refuse DATA, drop the rest (as the agents do).
+    if (frame.type === FrameType.DATA) this.write(encodeReset(frame.streamId, MuxError.STREAM_CLOSED))
+  }
+
+  /** Queues bytes for the transport, keeping what it did not take (Bun drops it otherwise). */
+  write(bytes: Uint8Array): void {
+    if (this.#closed) return
+    if (this.#outbox.length === 0) {
+      const n = this.#transport.write(bytes)
+      if (n === bytes.length) return
+      bytes = bytes.subarray(Math.max(n, 0))
+    }
+    this.#outbox.push(bytes)
+    this.#outboxBytes += bytes.length
+  }
+
+  /** The transport can take more: flush, then wake streams that were told to wait. */
+  drain(): void {
+    while (this.#outbox.length) {
+      const chunk = this.#outbox[0]!
+      const n = this.#transport.write(chunk)
+      if (n < chunk.length) {
+        this.#outbox[0] = chunk.subarray(Math.max(n, 0))
+        this.#outboxBytes -= Math.max(n, 0)
+        return
+      }
+      this.#outbox.shift()
+      this.#outboxBytes -= chunk.length
+    }
+    const waiting = [...this.#waiting]
+    this.#waiting.clear()
+    for (const stream of waiting) stream.drained()
+  }
+
+  /** @internal */
+  waitForDrain(stream: MuxStream): void {
+    this.#waiting.add(stream)
+  }
+
+  /** @internal */
+  forget(stream: MuxStream): void {
+    if (this.#streams.delete(stream.id) && stream.id % 2 === 0) this.#localOpen--
+    this.#waiting.delete(stream)
+  }
+
+  /** Tells the peer we are done (with a reason) and closes the session. */
+  goAway(code: number, message = ''): void {
+    if (this.#closed) return
+    this.write(encodeGoAway(this.#lastRemoteId, code, message))
+    this.#end({ code, message })
+    this.#transport.end()
+  }
+
+  /** The transport closed under us. */
+  transportClosed(): void {
+    this.#end({ code: MuxError.PEER_EOF, message: 'connection closed' })
+  }
+
+  #end(reason: { code: number; message: string }): void {
+    if (this.#closed) return
+    for (const stream of [...this.#streams.values()]) stream.sessionClosed()
+    this.#closed = true
+    this.#handlers.onClose(reason)
+  }
+}

@@ -1,0 +1,285 @@
+import { randomBytes } from 'node:crypto'
+import { formatEndpointUrl, parseEndpointUrl, type Binding, type EndpointUrl, type Scheme } from '../config/url.ts'
+import type { Endpoint, TunnelTarget } from '../endpoints/endpoint.ts'
+import type { EndpointStore } from '../endpoints/store.ts'
+import { endpointKey } from '../endpoints/table.ts'
+import { WarrenError } from '../lib/errors.ts'
+import type { Logger } from '../lib/log.ts'
+import { compilePolicy, validatePolicy, type CompiledPolicy } from '../policy/engine.ts'
+import { ConfigIssues } from '../policy/issue.ts'
+import { ownsHost, ownsTcpPort, type Account } from './accounts.ts'
+import type { MuxStream } from './mux.ts'
+import { mergePolicies, parsePolicyText, policyFromOpts, UnsupportedOption } from './opts.ts'
+import { EdgeType, errorReply, field, stringField } from './proto/messages.ts'
+import type { AgentSession, RpcReply } from './session.ts'
+
+export interface RegistryOptions {
+  store: EndpointStore
+  /** Base domain: random names are `<random>.<domain>`. */
+  domain: string
+  /** Port a URL without one matches, per scheme (same rule as policies files). */
+  defaultPorts: Readonly<Record<Scheme, number>>
+  /** How long an offline agent's URL stays reserved for it (ms). */
+  graceMs: number
+  /** How long a request waits for a reconnecting agent or a free stream slot (ms). */
+  waitMs: number
+  log: Logger
+}
+
+/**
+ * One agent endpoint. It outlives a session: when the agent reconnects and binds the same tunnel
+ * id, the new session takes over and the URL never changes.
+ */
+class AgentTunnel implements TunnelTarget {
+  readonly id: string
+  readonly account: Account
+  readonly url: EndpointUrl
+  readonly proto: string
+  readonly proxyProtocol: 0 | 1 | 2
+  session: AgentSession | undefined
+  endpoint!: Endpoint
+  graceTimer: ReturnType<typeof setTimeout> | undefined
+  #waiters: (() => void)[] = []
+  readonly #waitMs: number
+
+  constructor(init: { id: string; account: Account; url: EndpointUrl; proto: string; proxyProtocol: 0 | 1 | 2; session: AgentSession; waitMs: number }) {
+    this.id = init.id
+    this.account = init.account
+    this.url = init.url
+    this.proto = init.proto
+    this.proxyProtocol = init.proxyProtocol
+    this.session = init.session
+    this.#waitMs = init.waitMs
+  }
+
+  /** Wakes connections waiting for the agent (it reconnected, or a stream slot freed). */
+  wake(): void {
+    for (const w of this.#waiters.splice(0)) w()
+  }
+
+  async connect(clientAddr: string): Promise<MuxStream | undefined> {
+    const deadline = Date.now() + this.#waitMs
+    for (;;) {
+      const session = this.session
+      if (session && !session.mux.closed) {
+        const stream = session.openProxy({
+          Id: this.id,
+          ClientAddr: clientAddr,
+          Proto: this.proto,
+          EdgeType: this.url.scheme === 'tcp' ? EdgeType.TCP : this.url.scheme === 'tls' ? EdgeType.TLS : EdgeType.HTTPS,
+          PassthroughTLS: this.url.scheme === 'tls',
+        })
+        if (stream) {
+          const prev = stream.onclose
+          stream.onclose = () => {
+            prev()
+            this.wake()
+          }
+          return stream
+        }
+      }
+      const left = deadline - Date.now()
+      if (left <= 0) return undefined
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.min(left, 250))
+        this.#waiters.push(() => (clearTimeout(timer), resolve()))
+      })
+    }
+  }
+}
+
+function tunnelKey(account: string, id: string): string {
+  return `${account}\0${id}`
+}
+
+function randomLabel(): string {
+  return randomBytes(6).toString('hex')
+}
+
+/**
+ * Agent endpoints: turns Binds into endpoints in the shared table, enforces what an account may
+ * bind, keeps URLs through reconnects, and removes endpoints when their grace period runs out.
+ */
+export class AgentRegistry {
+  readonly #o: RegistryOptions
+  readonly #tunnels = new Map<string, AgentTunnel>()
+
+  constructor(options: RegistryOptions) {
+    this.#o = options
+  }
+
+  /** Live and reserved agent tunnels (for the API). */
+  list(): readonly { id: string; url: string; account: string; online: boolean; session: string | undefined }[] {
+    return [...this.#tunnels.values()].map((t) => ({ id: t.id, url: t.endpoint.urlText, account: t.account.name, online: t.session !== undefined, session: t.session?.id }))
+  }
+
+  bind(session: AgentSession, request: unknown): RpcReply {
+    const account = session.account!
+    const proto = stringField(request, 'Proto').toLowerCase() || 'https'
+    const opts = field(request, 'Opts') ?? {}
+    const extra = field(request, 'Extra') ?? {}
+    if (!['http', 'https', 'tcp', 'tls'].includes(proto)) return errorReply(`Unsupported protocol "${proto}".`, 'ERR_NGROK_9010', 'ERR_WARREN_4006')
+    const scheme = proto as Scheme
+    const requestedId = stringField(request, 'Id')
+    const id = requestedId || `tn_${randomBytes(12).toString('hex')}`
+    const key = tunnelKey(account.name, id)
+    const existing = this.#tunnels.get(key)
+
+    // A reconnect: the same account re-binds its tunnel id; the new session takes it over.
+    if (existing && existing.proto === proto) {
+      if (existing.session && existing.session !== session && !existing.session.mux.closed)
+        return errorReply('This tunnel is already bound by another session.', 'ERR_NGROK_334', 'ERR_WARREN_4004')
+      clearTimeout(existing.graceTimer)
+      existing.session = session
+      existing.wake()
+      this.#o.log.info('agent endpoint resumed', { url: existing.endpoint.urlText, tunnel: id, client_id: session.id })
+      return { Id: id, URL: existing.endpoint.urlText, Proto: proto, Opts: opts, Extra: { Token: '' } }
+    }
+
+    const bindings = (field(extra, 'Bindings') as unknown[] | undefined)?.filter((b): b is string => typeof b === 'string') ?? []
+    const binding = (bindings[0]?.toLowerCase() ?? '') as Binding | ''
+    if (binding !== '' && binding !== 'public' && binding !== 'internal')
+      return errorReply(`Unsupported binding "${binding}".`, 'ERR_NGROK_9010', 'ERR_WARREN_4006')
+    const pooling = field(extra, 'PoolingEnabled') === true || field(extra, 'AllowsPooling') === true
+    const proxyProtocol = Number(field(opts, 'ProxyProto')) as 0 | 1 | 2
+    if (![0, 1, 2].includes(proxyProtocol)) return errorReply('ProxyProto must be 0, 1 or 2.', 'ERR_NGROK_9010', 'ERR_WARREN_4006')
+
+    let url: EndpointUrl
+    try {
+      url = this.#chooseUrl(account, scheme, opts, binding || undefined)
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err)
+      return errorReply(message, err instanceof OwnershipError ? 'ERR_NGROK_320' : 'ERR_NGROK_9010', err instanceof OwnershipError ? 'ERR_WARREN_4003' : 'ERR_WARREN_1004')
+    }
+
+    let policy: CompiledPolicy
+    try {
+      const spec = mergePolicies(policyFromOpts(opts, scheme), parsePolicyText(field(opts, 'TrafficPolicy') ?? field(opts, 'Policy')))
+      policy = compilePolicy(validatePolicy(spec), { scheme, cloud: false })
+    } catch (err) {
+      if (err instanceof UnsupportedOption) return errorReply(err.message, 'ERR_NGROK_9010', 'ERR_WARREN_4005')
+      const text = err instanceof ConfigIssues ? err.issues.map((i) => `${i.path.join('.')}: ${i.message} [${i.code}]`).join('; ') : String(err)
+      return errorReply(`Invalid traffic policy: ${text}`, 'ERR_NGROK_2201', 'ERR_WARREN_2001')
+    }
+
+    const tunnel = new AgentTunnel({ id, account, url, proto, proxyProtocol, session, waitMs: this.#o.waitMs })
+    const urlText = formatEndpointUrl(url)
+    const port = url.port ?? this.#o.defaultPorts[url.scheme]
+    const endpoint: Endpoint = {
+      id: `ep_${id}`,
+      kind: 'agent',
+      url,
+      urlText,
+      port,
+      account: account.name,
+      poolingEnabled: pooling,
+      source: `agent session ${session.id}`,
+      position: { line: 0, col: 0 },
+      description: stringField(extra, 'Description') || undefined,
+      metadata: stringField(extra, 'Metadata') || undefined,
+      policy,
+      tunnel,
+      info: { id: `ep_${id}`, url: urlText, scheme: url.scheme, host: url.host, port, binding: url.binding },
+    }
+    tunnel.endpoint = endpoint
+    const conflict = this.#o.store.current.endpoints.find((e) => endpointKey(e) === endpointKey(endpoint))
+    if (conflict && !(conflict.poolingEnabled && pooling)) {
+      const why = conflict.kind === 'cloud' ? `a cloud endpoint (${conflict.source})` : 'another agent'
+      return errorReply(`The endpoint ${urlText} is already online, served by ${why}; enable pooling on both to share it.`, 'ERR_NGROK_334', 'ERR_WARREN_1005')
+    }
+    this.#tunnels.set(key, tunnel)
+    const rejected = this.#publish()
+    if (rejected.some((r) => r.endpoint === endpoint)) {
+      this.#tunnels.delete(key)
+      this.#publish()
+      return errorReply(`The endpoint ${urlText} is already online.`, 'ERR_NGROK_334', 'ERR_WARREN_1005')
+    }
+    this.#o.log.info('agent endpoint bound', { url: urlText, binding: url.binding, tunnel: id, account: account.name, client_id: session.id, pooling })
+    return { Id: id, URL: urlText, Proto: proto, Opts: opts, Extra: { Token: '' } }
+  }
+
+  unbind(session: AgentSession, request: unknown): RpcReply {
+    const id = stringField(request, 'Id')
+    const key = tunnelKey(session.account!.name, id)
+    const tunnel = this.#tunnels.get(key)
+    if (!tunnel || tunnel.session !== session) return errorReply(`No tunnel ${id} in this session.`, 'ERR_NGROK_9010', 'ERR_WARREN_4007')
+    this.#remove(key, 'unbound')
+    return {}
+  }
+
+  /** The session ended: its tunnels go offline and stay reserved for the grace period. */
+  sessionClosed(session: AgentSession): void {
+    for (const [key, tunnel] of this.#tunnels) {
+      if (tunnel.session !== session) continue
+      tunnel.session = undefined
+      tunnel.graceTimer = setTimeout(() => this.#remove(key, 'grace period over'), this.#o.graceMs)
+      tunnel.graceTimer.unref?.()
+    }
+  }
+
+  /** Edge shutdown: drop everything at once. */
+  clear(): void {
+    for (const t of this.#tunnels.values()) clearTimeout(t.graceTimer)
+    this.#tunnels.clear()
+    this.#publish()
+  }
+
+  #remove(key: string, why: string): void {
+    const tunnel = this.#tunnels.get(key)
+    if (!tunnel) return
+    clearTimeout(tunnel.graceTimer)
+    this.#tunnels.delete(key)
+    tunnel.wake()
+    this.#publish()
+    this.#o.log.info('agent endpoint removed', { url: tunnel.endpoint.urlText, tunnel: tunnel.id, reason: why })
+  }
+
+  #publish() {
+    return this.#o.store.setAgentEndpoints([...this.#tunnels.values()].map((t) => t.endpoint))
+  }
+
+  /**
+   * Picks the URL for a Bind: the agent's `URL`/`Domain`/`Hostname`/`Subdomain` or `Addr` (tcp), else a
+   * random name under the base domain (or a free port of the account's range for tcp).
+   */
+  #chooseUrl(account: Account, scheme: Scheme, opts: unknown, binding: Binding | undefined): EndpointUrl {
+    const requestedUrl = stringField(opts, 'URL')
+    const domain = stringField(opts, 'Domain') || stringField(opts, 'Hostname')
+    const subdomain = stringField(opts, 'Subdomain')
+    const addr = stringField(opts, 'Addr')
+    let raw: string
+    let chosenByAgent = true
+    if (requestedUrl) raw = requestedUrl.includes('://') ? requestedUrl : `${scheme}://${requestedUrl}`
+    else if (scheme === 'tcp') {
+      const port = addr ? Number(addr.slice(addr.lastIndexOf(':') + 1)) : this.#freeTcpPort(account)
+      const host = addr && addr.includes(':') ? addr.slice(0, addr.lastIndexOf(':')) : ''
+      raw = `tcp://${host || `tcp.${this.#o.domain}`}:${port}`
+      chosenByAgent = false
+      if (!ownsTcpPort(account, port)) throw new OwnershipError(`Port ${port} is not in the tcp port range of account "${account.name}".`)
+    } else if (domain) raw = `${scheme}://${domain}`
+    else if (subdomain) raw = `${scheme}://${subdomain}.${this.#o.domain}`
+    else {
+      if (binding === 'internal') throw new WarrenError('ERR_WARREN_1004', 'Internal endpoints need a URL with a .internal hostname.')
+      raw = `${scheme}://${randomLabel()}.${this.#o.domain}`
+      chosenByAgent = false
+    }
+    const url = parseEndpointUrl(raw, binding ? { binding } : {})
+    if (url.scheme !== scheme) throw new WarrenError('ERR_WARREN_1004', `The URL scheme ${url.scheme}:// does not match the endpoint protocol ${scheme}.`)
+    if (url.scheme === 'tcp' && chosenByAgent && !ownsTcpPort(account, url.port!))
+      throw new OwnershipError(`Port ${url.port} is not in the tcp port range of account "${account.name}".`)
+    if (chosenByAgent && url.binding === 'public' && url.scheme !== 'tcp' && !ownsHost(account, url.host))
+      throw new OwnershipError(`Account "${account.name}" does not own ${url.host}; add it to the account's domains in warren.yaml.`)
+    return url
+  }
+
+  #freeTcpPort(account: Account): number {
+    const used = new Set(this.#o.store.current.endpoints.filter((e) => e.url.scheme === 'tcp').map((e) => e.port))
+    for (const [lo, hi] of account.tcpPorts) for (let p = lo; p <= hi; p++) if (!used.has(p)) return p
+    throw new OwnershipError(account.tcpPorts.length ? `Account "${account.name}" has no free tcp port left.` : `Account "${account.name}" has no tcp_ports configured in warren.yaml.`)
+  }
+}
+
+/** The account may not bind that name or port. */
+class OwnershipError extends Error {
+  override name = 'OwnershipError'
+}
