@@ -1,0 +1,154 @@
+import { describe, expect, test } from 'bun:test'
+import { MuxSession, type MuxStream } from './mux.ts'
+import { encodeFrame, encodeGoAway, encodeWindowIncrement, Flag, FrameReader, FrameType, INITIAL_WINDOW, MuxError } from './proto/frame.ts'
+
+/** A session wired to an in-memory transport that records what it wrote. */
+function harness(options: { maxLocalStreams?: number; accept?: number } = {}) {
+  const written: Uint8Array[] = []
+  let accept = options.accept ?? Infinity
+  const opened: MuxStream[] = []
+  let closedWith: { code: number; message: string } | undefined
+  const session = new MuxSession(
+    {
+      write(b) {
+        const n = Math.min(b.length, accept)
+        if (n > 0) written.push(b.slice(0, n))
+        accept -= n
+        return n
+      },
+      end() {},
+      terminate() {},
+    },
+    { onStream: (s) => opened.push(s), onClose: (r) => (closedWith = r) },
+    options.maxLocalStreams === undefined ? {} : { maxLocalStreams: options.maxLocalStreams },
+  )
+  const frames = () => new FrameReader().push(Buffer.concat(written))
+  return { session, written, opened, frames, closed: () => closedWith, setAccept: (n: number) => (accept = n) }
+}
+
+const data = (id: number, body: string | Uint8Array, flags = 0) =>
+  encodeFrame(FrameType.DATA, flags, id, typeof body === 'string' ? new TextEncoder().encode(body) : body)
+
+describe('FrameReader', () => {
+  test('reassembles frames split at every byte', () => {
+    const bytes = Buffer.concat([data(3, 'hello', Flag.SYN), encodeWindowIncrement(3, 100), encodeGoAway(3, 0, 'bye')])
+    const reader = new FrameReader()
+    const out = []
+    for (const b of bytes) out.push(...reader.push(new Uint8Array([b])))
+    expect(out.map((f) => f.type)).toEqual([FrameType.DATA, FrameType.WNDINC, FrameType.GOAWAY])
+    expect(new TextDecoder().decode(out[0]!.body)).toBe('hello')
+    expect(out[0]!.flags).toBe(Flag.SYN)
+  })
+
+  test.each([
+    { desc: 'unknown type', bytes: [0, 0, 0, 0x40, 0, 0, 0, 1], code: MuxError.PROTOCOL },
+    { desc: 'DATA on stream 0', bytes: [0, 0, 0, 0x10, 0, 0, 0, 0], code: MuxError.PROTOCOL },
+    { desc: 'WNDINC with 3-byte body', bytes: [0, 0, 3, 0x20, 0, 0, 0, 1, 0, 0, 1], code: MuxError.FRAME_SIZE },
+    { desc: 'RST with 5-byte body', bytes: [0, 0, 5, 0x00, 0, 0, 0, 1, 0, 0, 0, 0, 1], code: MuxError.FRAME_SIZE },
+    { desc: 'GOAWAY on a stream', bytes: [0, 0, 8, 0x30, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0], code: MuxError.PROTOCOL },
+    { desc: 'GOAWAY shorter than 8', bytes: [0, 0, 4, 0x30, 0, 0, 0, 0, 0, 0, 0, 0], code: MuxError.FRAME_SIZE },
+  ])('rejects $desc', ({ bytes, code }) => {
+    expect(() => new FrameReader().push(new Uint8Array(bytes))).toThrow(expect.objectContaining({ code }))
+  })
+})
+
+describe('MuxSession', () => {
+  test('an agent stream opens on SYN and its data arrives in order', () => {
+    const h = harness()
+    const got: string[] = []
+    h.session.feed(data(3, 'abc', Flag.SYN))
+    h.opened[0]!.ondata = (c) => got.push(new TextDecoder().decode(c))
+    h.session.feed(data(3, 'def'))
+    expect(h.opened.map((s) => s.id)).toEqual([3])
+    expect(got).toEqual(['def'])
+  })
+
+  test('server streams use even ids from 2 and send SYN on the first frame', () => {
+    const h = harness()
+    const a = h.session.open()!
+    const b = h.session.open()!
+    expect([a.id, b.id]).toEqual([2, 4])
+    a.write(new TextEncoder().encode('x'))
+    a.write(new TextEncoder().encode('y'))
+    const f = h.frames()
+    expect(f[0]!.flags & Flag.SYN).toBe(Flag.SYN)
+    expect(f[1]!.flags & Flag.SYN).toBe(0)
+  })
+
+  test('writes stop at the 256 KiB window and resume on WNDINC', () => {
+    const h = harness()
+    const s = h.session.open()!
+    let drained = 0
+    s.ondrain = () => drained++
+    const big = new Uint8Array(INITIAL_WINDOW + 1000)
+    expect(s.write(big)).toBe(INITIAL_WINDOW)
+    expect(s.write(big)).toBe(0)
+    h.session.feed(encodeWindowIncrement(s.id, 500))
+    expect(drained).toBe(1)
+    expect(s.write(big)).toBe(500)
+  })
+
+  test('data past the receive window resets the stream (FlowControl)', () => {
+    const h = harness()
+    h.session.feed(data(3, '', Flag.SYN))
+    const s = h.opened[0]!
+    s.pause()
+    h.session.feed(data(3, new Uint8Array(INITIAL_WINDOW)))
+    h.session.feed(data(3, new Uint8Array(1)))
+    expect(s.closed).toBe(true)
+    const rst = h.frames().find((f) => f.type === FrameType.RST)!
+    expect(new DataView(rst.body.buffer, rst.body.byteOffset).getUint32(0)).toBe(MuxError.FLOW_CONTROL)
+  })
+
+  test('consumed data is credited back; a paused stream credits on resume', () => {
+    const h = harness()
+    h.session.feed(data(3, 'hi', Flag.SYN))
+    expect(h.frames().filter((f) => f.type === FrameType.WNDINC).length).toBe(1)
+    h.opened[0]!.pause()
+    h.session.feed(data(3, 'more'))
+    expect(h.frames().filter((f) => f.type === FrameType.WNDINC).length).toBe(1)
+    h.opened[0]!.resume()
+    const incs = h.frames().filter((f) => f.type === FrameType.WNDINC)
+    expect(incs.length).toBe(2)
+    expect(new DataView(incs[1]!.body.buffer, incs[1]!.body.byteOffset).getUint32(0)).toBe(4)
+  })
+
+  test('the server-stream cap is enforced', () => {
+    const h = harness({ maxLocalStreams: 2 })
+    expect(h.session.open()).toBeDefined()
+    const b = h.session.open()!
+    expect(h.session.open()).toBeUndefined()
+    b.terminate()
+    expect(h.session.open()).toBeDefined()
+  })
+
+  test('short transport writes are queued and flushed on drain, never lost', () => {
+    const h = harness({ accept: 10 })
+    const s = h.session.open()!
+    s.write(new Uint8Array(100).fill(7))
+    h.setAccept(Infinity)
+    h.session.drain()
+    const f = h.frames()
+    expect(f[0]!.body.length).toBe(100)
+  })
+
+  test('an agent opening an even stream id ends the session with GOAWAY(Protocol)', () => {
+    const h = harness()
+    h.session.feed(data(2, 'x', Flag.SYN))
+    expect(h.closed()?.code).toBe(MuxError.PROTOCOL)
+    expect(h.frames().at(-1)!.type).toBe(FrameType.GOAWAY)
+  })
+
+  test('FIN both ways closes a stream', () => {
+    const h = harness()
+    h.session.feed(data(3, 'x', Flag.SYN))
+    const s = h.opened[0]!
+    let ended = false
+    s.onend = () => (ended = true)
+    h.session.feed(data(3, '', Flag.FIN))
+    expect(ended).toBe(true)
+    expect(s.closed).toBe(false)
+    s.end()
+    expect(s.closed).toBe(true)
+  })
+})
