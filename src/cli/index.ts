@@ -23,8 +23,8 @@ export const COMMANDS: readonly Command[] = [
   },
   {
     name: 'policy',
-    usage: 'warren policy check [DIR] [--config FILE]',
-    short: 'validate a policies directory; prints file:line:col: message per error, exit 1 on any',
+    usage: "warren policy check [DIR] [--config FILE] | test FILE|DIR... | explain FILE --request 'GET /path' [-H 'name: value']...",
+    short: 'validate a policies directory (file:line:col per error), run policy test fixtures, explain a request',
     run: policyCommand,
   },
   {

@@ -3,13 +3,22 @@ import { resolve } from 'node:path'
 import { formatIssue } from '../config/document.ts'
 import { loadServerConfig } from '../config/server.ts'
 import { policyDirectoryFor } from './serve.ts'
+import { POLICY_EXPLAIN_USAGE, policyExplainCommand } from './policy-explain.ts'
+import { POLICY_TEST_USAGE, policyTestCommand } from './policy-test.ts'
 
-/** `warren policy check [DIR]`: every problem as file:line:col, exit 1 if there is any. */
-export function policyCommand(args: string[]): number {
+const USAGE = `usage: warren policy check [DIR] [--config FILE]\n       ${POLICY_TEST_USAGE}\n       ${POLICY_EXPLAIN_USAGE}\n`
+
+/**
+ * `warren policy check [DIR]`: every problem as file:line:col, exit 1 if there is any.
+ * `warren policy test …` and `warren policy explain …` run requests through a policy (policy-test.ts, policy-explain.ts).
+ */
+export function policyCommand(args: string[]): number | Promise<number> {
+  if (args[0] === 'test') return policyTestCommand(args.slice(1))
+  if (args[0] === 'explain') return policyExplainCommand(args.slice(1))
   const { values, positionals } = parseArgs({ args, options: { config: { type: 'string' } }, allowPositionals: true, strict: true })
   const [sub, dirArg] = positionals
   if (sub !== 'check') {
-    process.stderr.write('usage: warren policy check [DIR] [--config FILE]\n')
+    process.stderr.write(USAGE)
     return 2
   }
   const config = loadServerConfig(values.config ? { config: values.config } : {})

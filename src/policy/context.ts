@@ -1,4 +1,63 @@
+import { parseCookieHeader, parseSetCookies } from './cookies.ts'
+import { rfc3339, TEXT_FIELD } from './expr/values.ts'
 import type { HttpExchange } from './types.ts'
+import { parseUserAgent, type UserAgent } from './user-agent.ts'
+
+/*
+ * The CEL variables of one exchange, in ngrok's names and shapes. expr/variables.ts declares their
+ * types; the values are instances of the classes below, registered with cel-js as those types, so
+ * no conversion runs per evaluation. Everything is lazy: a field is computed from the exchange the
+ * first time an expression reads it (cookies and the User-Agent are parsed only for policies that
+ * look at them) and kept for the rest of that context.
+ */
+
+type Compute<S> = (source: S) => unknown
+
+/** A typed variable value: its fields are memoizing getters over `source`. */
+export interface VariableValue {
+  toJSON(): Record<string, unknown>
+}
+
+export type VariableClass<S = never> = new (source: S) => VariableValue
+
+/** Builds the class of one variable type from its fields' compute functions. */
+function variableClass<S>(name: string, fields: Record<string, Compute<S>>): VariableClass<S> {
+  const Class = {
+    [name]: class {
+      readonly source: S
+      readonly cache: Record<string, unknown> = {}
+      constructor(source: S) {
+        this.source = source
+      }
+      toJSON(): Record<string, unknown> {
+        const out: Record<string, unknown> = {}
+        for (const key of Object.keys(fields)) if (key !== TEXT_FIELD) out[key] = (this as unknown as Record<string, unknown>)[key]
+        return out
+      }
+    },
+  }[name]!
+  for (const [key, compute] of Object.entries(fields))
+    Object.defineProperty(Class.prototype, key, {
+      get(this: InstanceType<typeof Class>) {
+        const cache = this.cache
+        return key in cache ? cache[key] : (cache[key] = compute(this.source))
+      },
+    })
+  return Class
+}
+
+const USER_AGENT_FIELDS: readonly (keyof UserAgent)[] = [
+  'name',
+  'version',
+  'os',
+  'os_version',
+  'device',
+  'url',
+  'is_mobile',
+  'is_tablet',
+  'is_desktop',
+  'is_bot',
+]
 
 function headerLists(headers: Headers): Record<string, string[]> {
   const out: Record<string, string[]> = {}
@@ -15,56 +74,194 @@ function queryParams(url: URL): Record<string, string[]> {
   return out
 }
 
+function listHeader(headers: Headers, name: string): string[] {
+  const value = headers.get(name)
+  return value === null ? [] : value.split(',').map((v) => v.trim()).filter((v) => v !== '')
+}
+
+function contentLength(headers: Headers): bigint {
+  const length = headers.get('content-length')
+  return length === null || !/^\d+$/.test(length.trim()) ? -1n : BigInt(length.trim())
+}
+
+function userPassword(url: URL): string {
+  return url.username === '' ? '' : url.password === '' ? url.username : `${url.username}:${url.password}`
+}
+
+/** `text/html; charset=UTF-8`: compares as the media type `text/html` (lower-case). */
+const ContentType = variableClass<string>('warren.ContentType', {
+  [TEXT_FIELD]: (raw) => raw.split(';')[0]!.trim().toLowerCase(),
+  raw: (raw) => raw,
+  parameters: (raw) => {
+    const out: Record<string, string> = {}
+    for (const p of raw.split(';').slice(1)) {
+      const eq = p.indexOf('=')
+      if (eq === -1) continue
+      out[p.slice(0, eq).trim().toLowerCase()] = p.slice(eq + 1).trim().replace(/^"(.*)"$/, '$1')
+    }
+    return out
+  },
+})
+
+/** The User-Agent: compares as the header text; parsed only when a field such as `.is_bot` is read. */
+const UserAgentValue = variableClass<{ raw: string; parsed?: UserAgent }>('warren.UserAgent', {
+  [TEXT_FIELD]: (s) => s.raw,
+  ...Object.fromEntries(USER_AGENT_FIELDS.map((key) => [key, (s: { raw: string; parsed?: UserAgent }) => (s.parsed ??= parseUserAgent(s.raw))[key]])),
+})
+
+const RequestUrl = variableClass<HttpExchange>('warren.RequestUrl', {
+  [TEXT_FIELD]: (ex) => ex.url.href,
+  authority: (ex) => (userPassword(ex.url) === '' ? ex.url.host : `${userPassword(ex.url)}@${ex.url.host}`),
+  host: (ex) => ex.url.hostname,
+  path: (ex) => ex.url.pathname,
+  port: (ex) => (ex.url.port === '' ? BigInt(ex.endpoint.port) : BigInt(ex.url.port)),
+  query: (ex) => ex.url.search.slice(1),
+  query_params: (ex) => queryParams(ex.url),
+  raw: (ex) => ex.url.href,
+  raw_path: (ex) => ex.url.pathname,
+  scheme: (ex) => ex.url.protocol.slice(0, -1),
+  uri: (ex) => ex.url.pathname + ex.url.search,
+  user_password: (ex) => userPassword(ex.url),
+})
+
+const RequestTs = variableClass<HttpExchange>('warren.RequestTs', {
+  header_received: (ex) => new Date(ex.conn.startedAt),
+})
+
+const RequestVars = variableClass<HttpExchange>('warren.Request', {
+  method: (ex) => ex.method,
+  host: (ex) => ex.headers.get('host') ?? ex.url.host,
+  version: (ex) => ex.httpVersion ?? 'HTTP/1.1',
+  location: (ex) => ex.headers.get('location') ?? '',
+  url: (ex) => new RequestUrl(ex),
+  headers: (ex) => headerLists(ex.headers),
+  trailers: () => ({}),
+  cookies: (ex) => parseCookieHeader(ex.headers.has('cookie') ? [ex.headers.get('cookie')!] : []),
+  content_length: (ex) => contentLength(ex.headers),
+  content_encoding: (ex) => listHeader(ex.headers, 'content-encoding'),
+  content_type: (ex) => new ContentType(ex.headers.get('content-type') ?? ''),
+  user_agent: (ex) => new UserAgentValue({ raw: ex.headers.get('user-agent') ?? '' }),
+  ts: (ex) => new RequestTs(ex),
+})
+
+type ResponseParts = NonNullable<HttpExchange['response']>
+
+const ResponseVars = variableClass<ResponseParts>('warren.Response', {
+  status_code: (res) => BigInt(res.status),
+  headers: (res) => headerLists(res.headers),
+  trailers: () => ({}),
+  cookies: (res) => parseSetCookies(res.headers.getSetCookie()),
+  content_length: (res) => contentLength(res.headers),
+  content_encoding: (res) => listHeader(res.headers, 'content-encoding'),
+  content_type: (res) => new ContentType(res.headers.get('content-type') ?? ''),
+  location: (res) => res.headers.get('location') ?? '',
+})
+
+const ConnTs = variableClass<HttpExchange['conn']>('warren.ConnTs', {
+  start: (c) => new Date(c.startedAt),
+})
+
+/** warren has no GeoIP database: the fields exist (so ngrok policies load) and are empty. */
+const ConnGeo = variableClass<null>('warren.ConnGeo', {
+  city: () => '',
+  country: () => '',
+  country_code: () => '',
+  latitude: () => '',
+  longitude: () => '',
+  radius: () => '',
+  subdivision: () => '',
+})
+const NO_GEO = new ConnGeo(null)
+
+/** Filled when the edge terminated TLS (`ConnInfo.tls`); empty strings otherwise. */
+const ConnTls = variableClass<HttpExchange['conn']>('warren.ConnTls', {
+  cipher_suite: (c) => c.tls?.cipherSuite ?? '',
+  ja4_fingerprint: (c) => c.tls?.ja4 ?? '',
+  negotiated_alpn: (c) => c.tls?.alpn ?? '',
+  session_resumed: () => false,
+  sni: (c) => c.tls?.sni ?? '',
+  version: (c) => c.tls?.version ?? '',
+})
+
+const Conn = variableClass<HttpExchange['conn']>('warren.Conn', {
+  client_ip: (c) => c.clientIp,
+  client_port: (c) => BigInt(c.clientPort),
+  server_ip: (c) => c.serverIp,
+  server_port: (c) => BigInt(c.serverPort),
+  server_region: () => '',
+  ts: (c) => new ConnTs(c),
+  geo: () => NO_GEO,
+  tls: (c) => new ConnTls(c),
+})
+
+const Endpoint = variableClass<HttpExchange['endpoint']>('warren.Endpoint', {
+  id: (e) => e.id,
+  url: (e) => e.url,
+  addr: (e) => `${e.host}:${e.port}`,
+  host: (e) => e.host,
+  port: (e) => BigInt(e.port),
+  protocol: (e) => e.scheme,
+  binding: (e) => e.binding,
+})
+
+const Time = variableClass<null>('warren.Time', {
+  now: () => rfc3339(new Date()),
+})
+
+/**
+ * The class of every typed variable, by its path in expr/variables.ts (`req.url` …): env.ts registers
+ * each as the cel-js type of that path.
+ */
+export const VARIABLE_CLASSES: Readonly<Record<string, VariableClass<never>>> = {
+  conn: Conn,
+  'conn.ts': ConnTs,
+  'conn.geo': ConnGeo,
+  'conn.tls': ConnTls,
+  endpoint: Endpoint,
+  req: RequestVars,
+  'req.url': RequestUrl,
+  'req.content_type': ContentType,
+  'req.user_agent': UserAgentValue,
+  'req.ts': RequestTs,
+  res: ResponseVars,
+  'res.content_type': ContentType,
+  time: Time,
+} as Record<string, VariableClass<never>>
+
 /**
  * The CEL variables for one exchange, in ngrok's names (`req.url.path`, `conn.client_ip`…).
- * Built on demand: a policy without expressions or templates never pays for it.
+ * Built on demand: a policy without expressions or templates never pays for it, and a field is
+ * computed only when an expression reads it.
  */
 export function celContext(ex: HttpExchange): Record<string, unknown> {
-  const length = ex.headers.get('content-length')
-  const req = {
-    method: ex.method,
-    host: ex.url.host,
-    url: {
-      raw: ex.url.href,
-      scheme: ex.url.protocol.slice(0, -1),
-      host: ex.url.hostname,
-      port: ex.url.port === '' ? BigInt(ex.endpoint.port) : BigInt(ex.url.port),
-      path: ex.url.pathname,
-      query: ex.url.search.slice(1),
-      query_params: queryParams(ex.url),
-    },
-    headers: headerLists(ex.headers),
-    content_length: length === null ? -1n : BigInt(Number(length) || 0),
-    content_type: ex.headers.get('content-type') ?? '',
-    user_agent: { raw: ex.headers.get('user-agent') ?? '' },
-  }
-  const res = ex.response
-    ? {
-        status_code: BigInt(ex.response.status),
-        headers: headerLists(ex.response.headers),
-        content_type: ex.response.headers.get('content-type') ?? '',
-      }
-    : {}
+  let conn: VariableValue | undefined
+  let endpoint: VariableValue | undefined
+  let req: VariableValue | undefined
+  let res: VariableValue | undefined
+  let time: VariableValue | undefined
+  let actions: Record<string, unknown> | undefined
   return {
-    conn: {
-      client_ip: ex.conn.clientIp,
-      client_port: BigInt(ex.conn.clientPort),
-      server_ip: ex.conn.serverIp,
-      server_port: BigInt(ex.conn.serverPort),
-      ts: { start: new Date(ex.conn.startedAt) },
+    get conn() {
+      return (conn ??= new Conn(ex.conn))
     },
-    endpoint: {
-      id: ex.endpoint.id,
-      url: ex.endpoint.url,
-      host: ex.endpoint.host,
-      port: BigInt(ex.endpoint.port),
-      protocol: ex.endpoint.scheme,
-      binding: ex.endpoint.binding,
+    get endpoint() {
+      return (endpoint ??= new Endpoint(ex.endpoint))
     },
-    req,
-    res,
-    vars: ex.vars,
-    time: { now: new Date() },
-    actions: { ngrok: ex.actions },
+    get req() {
+      return (req ??= new RequestVars(ex))
+    },
+    get res() {
+      // Only on_http_response declares `res`; elsewhere there is no response to describe.
+      return ex.response ? (res ??= new ResponseVars(ex.response)) : undefined
+    },
+    get time() {
+      return (time ??= new Time(null))
+    },
+    get vars() {
+      return ex.vars
+    },
+    get actions() {
+      return (actions ??= { ngrok: ex.actions })
+    },
   }
 }

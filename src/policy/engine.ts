@@ -2,12 +2,13 @@ import * as v from 'valibot'
 import { describeIssue, issuePath } from '../config/document.ts'
 import { TrafficPolicySpec, type TrafficPolicy } from '../config/schema/v1/policy.ts'
 import type { Scheme } from '../config/url.ts'
-import { CODES } from '../lib/errors.ts'
+import { CODES, WarrenError } from '../lib/errors.ts'
 import { log } from '../lib/log.ts'
+import { errorResponse } from '../proxy/errors.ts'
 import { ACTIONS_BY_TYPE } from './actions/index.ts'
 import { celContext } from './context.ts'
 import { compileCel, type CelProgram } from './expr/compile.ts'
-import { compileTemplate } from './interpolate.ts'
+import { compileTemplate, constantTemplate } from './interpolate.ts'
 import { ConfigIssues, type ConfigIssue } from './issue.ts'
 import { CONTINUE, PHASES, type ActionRun, type HttpExchange, type Outcome, type Phase } from './types.ts'
 
@@ -88,7 +89,7 @@ export function compilePolicy(spec: TrafficPolicy, options: CompileOptions): Com
             const tpl = compileTemplate(text, [...path, ...at])
             if (Array.isArray(tpl)) {
               issues.push(...tpl)
-              return { constant: true, render: () => '' }
+              return constantTemplate('')
             }
             return tpl
           },
@@ -126,28 +127,67 @@ export function compilePolicy(spec: TrafficPolicy, options: CompileOptions): Com
   return out
 }
 
-function matches(rule: CompiledRule, ex: HttpExchange): boolean {
+/** What one rule expression gave while `runPhase` ran with `trace` (for `warren policy explain`). */
+export type ConditionResult = { value: unknown } | { error: string }
+
+/** Reported by `runPhase` when `options.trace` is set: every rule looked at and every action run. */
+export type TraceEvent =
+  | { type: 'rule'; rule: number; name: string; matched: boolean; conditions: ConditionResult[] }
+  /** `error`: why the action failed when the failure became the outcome (a 500 with ERR_WARREN_3900). */
+  | { type: 'action'; rule: number; action: number; outcome: Outcome; error?: string }
+
+export interface RunOptions {
+  trace?: (event: TraceEvent) => void
+}
+
+function matches(rule: CompiledRule, ex: HttpExchange, trace?: ConditionResult[]): boolean {
   if (rule.conditions.length === 0) return true
   // Built per rule: earlier actions may have changed headers or vars the expressions read.
   const ctx = celContext(ex)
   for (const cond of rule.conditions) {
+    let value: unknown
     try {
-      if (cond(ctx) !== true) return false
+      value = cond(ctx)
     } catch (err) {
       log.debug('policy expression failed; rule skipped', { rule: rule.name, error: String(err) })
+      trace?.push({ error: err instanceof Error ? err.message : String(err) })
       return false
     }
+    trace?.push({ value })
+    if (value !== true) return false
   }
   return true
 }
 
+/** A `${…}` that failed for this request ends the phase with a 500 naming the code (ngrok 3900). */
+function evaluationFailure(err: unknown, ex: HttpExchange): Outcome | undefined {
+  if (!(err instanceof WarrenError) || err.code !== CODES.POLICY_EVAL_FAILED) return undefined
+  log.warn('traffic policy evaluation failed', { endpoint: ex.endpoint.url, error: err.message })
+  const response = errorResponse(err.status ?? 500, err.code, "The endpoint's traffic policy failed while handling this request.", ex.headers.get('accept'))
+  return { kind: 'respond', response }
+}
+
 /** Runs one phase's rules in order; the first terminating outcome ends the phase. */
-export async function runPhase(rules: readonly CompiledRule[], ex: HttpExchange): Promise<Outcome> {
-  for (const rule of rules) {
-    if (!matches(rule, ex)) continue
-    for (const action of rule.actions) {
-      let outcome = action(ex)
-      if (outcome instanceof Promise) outcome = await outcome
+export async function runPhase(rules: readonly CompiledRule[], ex: HttpExchange, options: RunOptions = {}): Promise<Outcome> {
+  const { trace } = options
+  for (const [r, rule] of rules.entries()) {
+    const conditions: ConditionResult[] | undefined = trace ? [] : undefined
+    const matched = matches(rule, ex, conditions)
+    trace?.({ type: 'rule', rule: r, name: rule.name, matched, conditions: conditions! })
+    if (!matched) continue
+    for (const [a, action] of rule.actions.entries()) {
+      let outcome: Outcome
+      let error: string | undefined
+      try {
+        const result = action(ex)
+        outcome = result instanceof Promise ? await result : result
+      } catch (err) {
+        const failed = evaluationFailure(err, ex)
+        if (!failed) throw err
+        outcome = failed
+        error = (err as Error).message
+      }
+      trace?.({ type: 'action', rule: r, action: a, outcome, ...(error === undefined ? {} : { error }) })
       if (outcome.kind !== 'continue') return outcome
     }
   }

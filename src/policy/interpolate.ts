@@ -1,15 +1,28 @@
-import { CODES } from '../lib/errors.ts'
-import { compileCel, type CelProgram } from './expr/compile.ts'
+import { pathText } from '../config/document.ts'
+import { CODES, WarrenError } from '../lib/errors.ts'
+import { CelEvaluationError, compileCel, type CelCompileOptions, type CelProgram } from './expr/compile.ts'
+import { toText } from './expr/values.ts'
 import type { ConfigIssue, IssuePath } from './issue.ts'
 
-/** A config string with `${expr}` parts, compiled once; `render` runs per request. */
+type Context = () => Record<string, unknown>
+
+/**
+ * A config string with `${expr}` parts, compiled once; `render`/`renderValue` run per request and
+ * throw a `WarrenError` with code `POLICY_EVAL_FAILED` (status 500) when an expression fails.
+ */
 export interface Template {
   /** True when the text has no `${…}`: callers can skip per-request work. */
   readonly constant: boolean
-  render(context: () => Record<string, unknown>): string
+  /** The text with every `${…}` replaced by its value (strings as-is, other values as JSON). */
+  render(context: Context): string
+  /**
+   * The value with its CEL type when the text is exactly one `${expr}` (`"${req.headers}"` gives the
+   * map, `"${size(x)}"` a bigint); otherwise the same string as `render`.
+   */
+  renderValue(context: Context): unknown
 }
 
-type Part = string | CelProgram
+type Part = string | { expr: string; program: CelProgram }
 
 /** Finds `${…}` spans, skipping braces inside quoted CEL strings. */
 function split(text: string): { parts: (string | { expr: string })[] } | { error: string } {
@@ -44,15 +57,28 @@ function split(text: string): { parts: (string | { expr: string })[] } | { error
   return { parts }
 }
 
-function stringify(value: unknown): string {
-  if (typeof value === 'string') return value
-  if (typeof value === 'bigint' || typeof value === 'number' || typeof value === 'boolean') return String(value)
-  if (value === null || value === undefined) return ''
-  return JSON.stringify(value, (_k, v) => (typeof v === 'bigint' ? Number(v) : v))
+/** A template that always gives `text` (also what a broken template stands in for after its issue is reported). */
+export function constantTemplate(text: string): Template {
+  return { constant: true, render: () => text, renderValue: () => text }
 }
 
-/** Compiles `text` into a template, or returns the issues found in its expressions. */
-export function compileTemplate(text: string, path: IssuePath): Template | ConfigIssue[] {
+function evaluate(part: { expr: string; program: CelProgram }, ctx: Record<string, unknown>, path: IssuePath): unknown {
+  try {
+    return part.program(ctx)
+  } catch (err) {
+    const why = err instanceof CelEvaluationError ? err.message : err instanceof Error ? err.message : String(err)
+    const where = path.length ? ` in ${pathText(path)}` : ''
+    throw new WarrenError(CODES.POLICY_EVAL_FAILED, `Cannot evaluate "\${${part.expr}}"${where}: ${why}`, { status: 500, cause: err })
+  }
+}
+
+/**
+ * Compiles `text` into a template, or returns the issues found in its expressions. `options.phase`
+ * picks the variables the expressions may use (default: the phase `path` starts with).
+ *
+ * @example compileTemplate('hello ${conn.client_ip}', ['on_http_request', 0, 'actions', 0, 'config', 'body'])
+ */
+export function compileTemplate(text: string, path: IssuePath, options: CelCompileOptions = {}): Template | ConfigIssue[] {
   const found = split(text)
   if ('error' in found)
     return [{ code: CODES.EXPRESSION_INVALID, path, message: `invalid template "${text}": ${found.error}` }]
@@ -63,22 +89,23 @@ export function compileTemplate(text: string, path: IssuePath): Template | Confi
       parts.push(part)
       continue
     }
-    const compiled = compileCel(part.expr, path, 'any')
+    const compiled = compileCel(part.expr, path, 'any', options)
     if ('issue' in compiled) issues.push(compiled.issue)
-    else parts.push(compiled.program)
+    else parts.push({ expr: part.expr, program: compiled.program })
   }
   if (issues.length) return issues
-  if (parts.every((p) => typeof p === 'string')) {
-    const constant = parts.join('')
-    return { constant: true, render: () => constant }
+  if (parts.every((p) => typeof p === 'string')) return constantTemplate(parts.join(''))
+
+  function render(context: Context): string {
+    const ctx = context()
+    let out = ''
+    for (const part of parts) out += typeof part === 'string' ? part : toText(evaluate(part, ctx, path))
+    return out
   }
+  const only = parts.length === 1 && typeof parts[0] !== 'string' ? parts[0] : undefined
   return {
     constant: false,
-    render(context) {
-      const ctx = context()
-      let out = ''
-      for (const part of parts) out += typeof part === 'string' ? part : stringify(part(ctx))
-      return out
-    },
+    render,
+    renderValue: only ? (context) => evaluate(only, context(), path) : render,
   }
 }

@@ -19,6 +19,18 @@ export interface EndpointInfo {
   binding: Binding
 }
 
+/** What the edge learned from a TLS handshake it terminated (`conn.tls.*` in CEL). */
+export interface TlsInfo {
+  /** `1.2`, `1.3`. */
+  version: string
+  /** IANA name, e.g. `TLS_AES_128_GCM_SHA256`. */
+  cipherSuite: string
+  sni: string
+  /** Negotiated ALPN protocol (`h2`, `http/1.1`), empty when none. */
+  alpn: string
+  ja4?: string
+}
+
 /** The connection under a request (`conn.*` in CEL). */
 export interface ConnInfo {
   clientIp: string
@@ -26,6 +38,8 @@ export interface ConnInfo {
   serverIp: string
   serverPort: number
   startedAt: number
+  /** Set when the edge terminated TLS for this connection; `conn.tls.*` is empty otherwise. */
+  tls?: TlsInfo
 }
 
 /**
@@ -36,6 +50,8 @@ export interface HttpExchange {
   readonly endpoint: EndpointInfo
   readonly conn: ConnInfo
   readonly method: string
+  /** `HTTP/1.1` (the default when unset), `HTTP/2.0`…: `req.version` in CEL. */
+  readonly httpVersion?: string
   /** The URL as the client asked for it at the edge (scheme, Host, path, query). */
   url: URL
   headers: Headers

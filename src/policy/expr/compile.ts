@@ -1,43 +1,119 @@
-import { Environment } from '@marcbachmann/cel-js'
 import { CODES } from '../../lib/errors.ts'
 import type { ConfigIssue, IssuePath } from '../issue.ts'
+import { PHASES, type Phase } from '../types.ts'
+import { environmentFor, type EnvironmentKey } from './env.ts'
+import { originalOffset, publicNames, rewrite, type Edit } from './rewrite.ts'
 
-/** The variables a policy expression can read; values are built per request by `celContext`. */
-const VARIABLES = ['conn', 'req', 'res', 'endpoint', 'vars', 'time', 'actions'] as const
-
-function makeEnvironment(): Environment {
-  const env = new Environment({ homogeneousAggregateLiterals: false, enableOptionalTypes: true })
-  for (const name of VARIABLES) env.registerVariable(name, 'dyn')
-  return env
-}
-
-const env = makeEnvironment()
-
+/** A compiled expression: call it with the variables (`celContext`). Throws `CelEvaluationError`. */
 export type CelProgram = (context: Record<string, unknown>) => unknown
 
-/** A CEL failure, reported at load time with the expression's key path. */
-function issue(path: IssuePath, expr: string, err: unknown): ConfigIssue {
-  const text = err instanceof Error ? err.message.split('\n')[0] : String(err)
-  return { code: CODES.EXPRESSION_INVALID, path, message: `invalid expression "${expr}": ${text}` }
+export interface CelCompileOptions {
+  /**
+   * The phase the expression runs in: it decides which variables and macros exist (`res` and
+   * `getResHeader` only in on_http_response). Defaults to the phase that starts `path`, else all.
+   */
+  phase?: Phase
+}
+
+/** "line 2, column 5" (or "column 5" for one-line text) of an offset, both 1-based. */
+export function positionText(text: string, offset: number): string {
+  const before = text.slice(0, Math.max(0, Math.min(offset, text.length)))
+  const line = before.split('\n').length
+  const column = before.length - before.lastIndexOf('\n')
+  return text.includes('\n') ? `line ${line}, column ${column}` : `column ${column}`
+}
+
+interface CelErrorLike {
+  summary?: string
+  message?: string
+  range?: { start: number; end: number }
+}
+
+/** The one-line reason of a cel-js (or handler) error and its offset in the original expression. */
+function reason(err: unknown, edits: readonly Edit[]): { summary: string; offset: number | undefined } {
+  const e = (typeof err === 'object' && err !== null ? err : { message: String(err) }) as CelErrorLike
+  const text = e.summary ?? (e.message ?? String(err)).split('\n')[0] ?? ''
+  return { summary: publicNames(text), offset: e.range ? originalOffset(edits, e.range.start) : undefined }
+}
+
+/** A failure while evaluating an expression for one request; the message names where in the expression. */
+export class CelEvaluationError extends Error {
+  readonly expression: string
+  readonly summary: string
+  /** Offset in `expression` the failure points at, when cel-js knows it. */
+  readonly offset: number | undefined
+
+  constructor(expression: string, summary: string, offset: number | undefined, cause?: unknown) {
+    super(offset === undefined ? summary : `${summary} (at ${positionText(expression, offset)})`, { cause })
+    this.name = 'CelEvaluationError'
+    this.expression = expression
+    this.summary = summary
+    this.offset = offset
+  }
+}
+
+function phaseOf(path: IssuePath): Phase | undefined {
+  const first = path[0]
+  return PHASES.find((p) => p === first)
+}
+
+/** Says why a variable or macro is missing when the phase is what hides it. */
+function hint(summary: string, key: EnvironmentKey): string {
+  if (key === 'any') return summary
+  const variable = /^Unknown variable: (req|res)$/.exec(summary)?.[1]
+  if (variable) return `${summary} (${variable} is not available in ${key})`
+  const macro = /overload for '((?:get|has)(Req|Res)(?:Header|Cookie)|(?:get|has)QueryParam)\(/.exec(summary)
+  if (macro) return `${summary} (${macro[1]}() is only available in ${macro[2] === 'Res' ? 'on_http_response' : 'on_http_request and on_http_response'})`
+  return summary
+}
+
+function issue(path: IssuePath, expr: string, summary: string, offset: number | undefined): { issue: ConfigIssue } {
+  const where = offset === undefined ? '' : ` (at ${positionText(expr, offset)})`
+  return { issue: { code: CODES.EXPRESSION_INVALID, path, message: `invalid expression "${expr}": ${summary}${where}` } }
 }
 
 /**
- * Parses and type-checks one CEL expression. `want: 'bool'` is for rule expressions (ngrok requires a
- * boolean result); templates take any type. Returns the program or the issue to report.
+ * Parses and type-checks one CEL expression against ngrok's variables and macros for its phase.
+ * `want: 'bool'` is for rule expressions (ngrok requires a boolean result); templates take any
+ * type. Returns the program, or the issue to report with the position inside the expression.
+ *
+ * @example compileCel("req.url.path.startsWith('/api')", ['on_http_request', 0, 'expressions', 0], 'bool')
  */
 export function compileCel(
   expr: string,
   path: IssuePath,
   want: 'bool' | 'any',
+  options: CelCompileOptions = {},
 ): { program: CelProgram } | { issue: ConfigIssue } {
+  const key: EnvironmentKey = options.phase ?? phaseOf(path) ?? 'any'
+  const env = environmentFor(key)
+  let edits: readonly Edit[] = []
   try {
-    const program = env.parse(expr)
-    const checked = program.check()
-    if (!checked.valid) return { issue: issue(path, expr, checked.error) }
+    const rewritten = rewrite(expr, env)
+    edits = rewritten.edits
+    const problem = rewritten.problems[0]
+    if (problem) return issue(path, expr, problem.message, problem.offset)
+    const parsed = env.parse(rewritten.text)
+    const checked = parsed.check()
+    if (!checked.valid) {
+      const r = reason(checked.error, edits)
+      return issue(path, expr, hint(r.summary, key), r.offset)
+    }
     if (want === 'bool' && checked.type !== 'bool' && checked.type !== 'dyn')
-      return { issue: issue(path, expr, new Error(`it returns ${checked.type}, not bool`)) }
-    return { program: program as unknown as CelProgram }
+      return issue(path, expr, `it returns ${publicNames(checked.type ?? 'unknown')}, not bool`, undefined)
+    const run = parsed as unknown as CelProgram
+    return {
+      program: function evaluateCel(context) {
+        try {
+          return run(context)
+        } catch (err) {
+          const r = reason(err, edits)
+          throw new CelEvaluationError(expr, r.summary, r.offset, err)
+        }
+      },
+    }
   } catch (err) {
-    return { issue: issue(path, expr, err) }
+    const r = reason(err, edits)
+    return issue(path, expr, hint(r.summary, key), r.offset)
   }
 }

@@ -1,0 +1,62 @@
+import { describe, expect, test } from 'bun:test'
+import { compilePolicy, runPhase, validatePolicy, type TraceEvent } from './engine.ts'
+import { testExchange } from './expr/testing.ts'
+
+function policy(raw: unknown) {
+  return compilePolicy(validatePolicy(raw), { scheme: 'https', cloud: false })
+}
+
+describe('runPhase()', () => {
+  test('a ${…} that fails at request time answers 500 with ERR_WARREN_3900 and stops the phase', async () => {
+    const p = policy({
+      on_http_request: [
+        { actions: [{ type: 'custom-response', config: { body: 'hi ${vars.missing}' } }] },
+        { actions: [{ type: 'custom-response', config: { status_code: 201 } }] },
+      ],
+    })
+    const outcome = await runPhase(p.on_http_request, testExchange({ headers: { accept: 'text/plain' } }))
+    expect(outcome.kind).toBe('respond')
+    if (outcome.kind !== 'respond') return
+    expect(outcome.response.status).toBe(500)
+    expect(outcome.response.headers.get('warren-error-code')).toBe('ERR_WARREN_3900')
+    const body = await outcome.response.text()
+    expect(body).toContain('ERR_WARREN_3900')
+    expect(body).not.toContain('vars.missing')
+  })
+
+  test('an expression that fails skips its rule (ngrok: the rule does not match)', async () => {
+    const p = policy({
+      on_http_request: [
+        { expressions: ['vars.missing == 1'], actions: [{ type: 'custom-response', config: { status_code: 418 } }] },
+        { actions: [{ type: 'custom-response', config: { status_code: 204 } }] },
+      ],
+    })
+    const outcome = await runPhase(p.on_http_request, testExchange())
+    expect(outcome.kind === 'respond' && outcome.response.status).toBe(204)
+  })
+
+  test('trace reports every rule looked at, each expression result, and each action outcome', async () => {
+    const p = policy({
+      on_http_request: [
+        { name: 'first', expressions: ["req.url.path == '/a'", 'vars.never'], actions: [{ type: 'custom-response', config: {} }] },
+        { name: 'second', expressions: ["req.method == 'GET'", 'vars.x.y'], actions: [{ type: 'custom-response', config: {} }] },
+        { expressions: ['true'], actions: [{ type: 'forward-external', config: { url: 'http://127.0.0.1:9' } }] },
+        { actions: [{ type: 'custom-response', config: {} }] },
+      ],
+    })
+    const events: TraceEvent[] = []
+    const outcome = await runPhase(p.on_http_request, testExchange({ url: '/b' }), { trace: (e) => events.push(e) })
+    expect(outcome.kind).toBe('forward')
+    expect(events).toEqual([
+      { type: 'rule', rule: 0, name: 'first', matched: false, conditions: [{ value: false }] },
+      { type: 'rule', rule: 1, name: 'second', matched: false, conditions: [{ value: true }, { error: 'No such key: x (at column 6)' }] },
+      { type: 'rule', rule: 2, name: 'rule 3', matched: true, conditions: [{ value: true }] },
+      { type: 'action', rule: 2, action: 0, outcome: expect.objectContaining({ kind: 'forward' }) },
+    ])
+  })
+
+  test('expressions are checked against their phase at compile time', () => {
+    expect(() => policy({ on_http_request: [{ expressions: ['res.status_code == 200'] }] })).toThrow(/res is not available in on_http_request/)
+    expect(() => policy({ on_http_response: [{ expressions: ['res.status_code == 200'] }] })).not.toThrow()
+  })
+})

@@ -1,0 +1,46 @@
+import type { Environment } from '@marcbachmann/cel-js'
+import { cidrContains, parseCidr, parseIp, type Cidr } from '../../../lib/ip.ts'
+
+const cidrCache = new Map<string, Cidr | null>()
+
+/** A parsed CIDR (cached: ranges are nearly always literals), or null when the text is invalid. */
+export function cidrOf(text: string): Cidr | null {
+  let hit = cidrCache.get(text)
+  if (hit === undefined) {
+    try {
+      hit = parseCidr(text.trim())
+    } catch {
+      hit = null
+    }
+    if (cidrCache.size >= 10_000) cidrCache.clear()
+    cidrCache.set(text, hit)
+  }
+  return hit
+}
+
+/** ngrok's rule: false for an address that does not parse or a CIDR that does not (no error). */
+export function inCidrRange(ip: string, cidr: string): boolean {
+  const addr = parseIp(ip)
+  const range = cidrOf(cidr)
+  return addr !== undefined && range !== null && cidrContains(range, addr)
+}
+
+export function inCidrRanges(ip: string, cidrs: readonly unknown[]): boolean {
+  const addr = parseIp(ip)
+  if (addr === undefined) return false
+  for (const text of cidrs) {
+    const range = typeof text === 'string' ? cidrOf(text) : null
+    if (range && cidrContains(range, addr)) return true
+  }
+  return false
+}
+
+/** RFC 1918 ranges, plus IPv6 unique-local fc00::/7 as Go's `net.IP.IsPrivate` has it. */
+const PRIVATE = ['10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', 'fc00::/7']
+
+/** Network functions: `inCidrRange`, `inCidrRanges`, `string.isPrivateIp()`. */
+export function registerNet(env: Environment): void {
+  env.registerFunction('inCidrRange(string, string): bool', inCidrRange)
+  env.registerFunction('inCidrRanges(string, list<string>): bool', inCidrRanges)
+  env.registerFunction('string.isPrivateIp(): bool', (ip: string) => inCidrRanges(ip, PRIVATE))
+}
