@@ -38,7 +38,7 @@ export function listenAgents(options: AgentListenerOptions): { listener: TCPSock
             log: logger,
             bind: (s, req) => registry.bind(s, req),
             unbind: (s, req) => registry.unbind(s, req),
-            closed: (s) => registry.sessionClosed(s),
+            closed: (s, goodbye) => registry.sessionClosed(s, goodbye),
           },
         )
         socket.data = session

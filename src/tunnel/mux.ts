@@ -177,11 +177,18 @@ export class MuxStream {
   }
 }
 
+/** Why a session ended; `by` says who ended it (a peer GOAWAY is a deliberate goodbye). */
+export interface CloseReason {
+  code: number
+  message: string
+  by: 'peer' | 'local' | 'transport'
+}
+
 export interface MuxSessionHandlers {
   /** A stream the peer opened. Set its handlers before returning: the SYN frame's data follows at once. */
   onStream(stream: MuxStream): void
   /** The session ended (transport closed, GOAWAY, or a protocol error). */
-  onClose(reason: { code: number; message: string }): void
+  onClose(reason: CloseReason): void
 }
 
 /**
@@ -251,7 +258,7 @@ export class MuxSession {
   #dispatch(frame: Frame): void {
     if (frame.type === FrameType.GOAWAY) {
       const code = readU32(frame.body, 4)
-      this.#end({ code, message: `peer went away: ${new TextDecoder().decode(frame.body.subarray(8))}` })
+      this.#end({ code, message: `peer went away: ${new TextDecoder().decode(frame.body.subarray(8))}`, by: 'peer' })
       return this.#transport.end()
     }
     const stream = this.#streams.get(frame.streamId)
@@ -316,16 +323,16 @@ export class MuxSession {
   goAway(code: number, message = ''): void {
     if (this.#closed) return
     this.write(encodeGoAway(this.#lastRemoteId, code, message))
-    this.#end({ code, message })
+    this.#end({ code, message, by: 'local' })
     this.#transport.end()
   }
 
   /** The transport closed under us. */
   transportClosed(): void {
-    this.#end({ code: MuxError.PEER_EOF, message: 'connection closed' })
+    this.#end({ code: MuxError.PEER_EOF, message: 'connection closed', by: 'transport' })
   }
 
-  #end(reason: { code: number; message: string }): void {
+  #end(reason: CloseReason): void {
     if (this.#closed) return
     for (const stream of [...this.#streams.values()]) stream.sessionClosed()
     this.#closed = true

@@ -207,10 +207,14 @@ export class AgentRegistry {
     return {}
   }
 
-  /** The session ended: its tunnels go offline and stay reserved for the grace period. */
-  sessionClosed(session: AgentSession): void {
+  /** The session ended: its tunnels go (goodbye) or go offline and stay reserved for the grace period (drop). */
+  sessionClosed(session: AgentSession, goodbye: boolean): void {
     for (const [key, tunnel] of this.#tunnels) {
       if (tunnel.session !== session) continue
+      if (goodbye) {
+        this.#remove(key, 'agent closed its session')
+        continue
+      }
       tunnel.session = undefined
       tunnel.graceTimer = setTimeout(() => this.#remove(key, 'grace period over'), this.#o.graceMs)
       tunnel.graceTimer.unref?.()

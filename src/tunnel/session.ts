@@ -2,7 +2,7 @@ import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import { VERSION } from '../cli/version.ts'
 import type { Logger } from '../lib/log.ts'
 import { accountForToken, type Account } from './accounts.ts'
-import { MuxSession, type MuxStream, type MuxTransport } from './mux.ts'
+import { MuxSession, type CloseReason, type MuxStream, type MuxTransport } from './mux.ts'
 import { MuxError } from './proto/frame.ts'
 import { encodeProxyHeader, encodeStreamType, errorReply, field, StreamType, stringField } from './proto/messages.ts'
 
@@ -22,8 +22,11 @@ export interface SessionHost {
   log: Logger
   bind(session: AgentSession, request: unknown): Promise<RpcReply> | RpcReply
   unbind(session: AgentSession, request: unknown): RpcReply
-  /** The session ended: its endpoints go offline (and are kept for a grace period). */
-  closed(session: AgentSession): void
+  /**
+   * The session ended. After a goodbye (the agent's GOAWAY) its endpoints go at once; after a drop they
+   * stay reserved for a grace period so a reconnecting agent gets the same URLs.
+   */
+  closed(session: AgentSession, goodbye: boolean): void
 }
 
 function randomId(prefix: string): string {
@@ -128,10 +131,10 @@ export class AgentSession {
     this.#heartbeatTimer.unref?.()
   }
 
-  #onClose(reason: { code: number; message: string }): void {
+  #onClose(reason: CloseReason): void {
     clearTimeout(this.#heartbeatTimer)
-    this.#log.info('agent disconnected', { client_id: this.#id, account: this.#account?.name, reason: reason.message })
-    if (this.#account) this.#host.closed(this)
+    this.#log.info('agent disconnected', { client_id: this.#id, account: this.#account?.name, reason: reason.message, by: reason.by })
+    if (this.#account) this.#host.closed(this, reason.by === 'peer')
   }
 
   #onStream(stream: MuxStream): void {
