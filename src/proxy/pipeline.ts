@@ -24,6 +24,13 @@ export interface PipelineOptions {
   maxHeaderBytes: number
   log: Logger
   logRequests: boolean
+  /**
+   * On the plaintext listener: an https:// endpoint without an http:// twin answers with a redirect to
+   * this port (the public https port; 443 is left out of the URL). Undefined turns redirects off.
+   */
+  httpsRedirectPort?: number
+  /** The real client when connections reach this server through the edge's own TLS front. */
+  clientAddress?: (req: Request, server: Server<WsData>) => { address: string; port: number } | null
 }
 
 /** Splits a Host header into lower-case name and port (IPv6 literals in brackets kept whole). */
@@ -57,13 +64,21 @@ export function createPipeline(options: PipelineOptions) {
     const { name, port } = splitHost(hostHeader, options.defaultPort)
     const table = store.current
     const pool = table.lookup({ account: '', binding: 'public', scheme: options.scheme, host: name, port })
+    if (!pool && options.httpsRedirectPort !== undefined) {
+      const https = store.current.lookup({ account: '', binding: 'public', scheme: 'https', host: name, port: options.httpsRedirectPort })
+      if (https) {
+        const url = new URL(req.url)
+        const port = options.httpsRedirectPort === 443 ? '' : `:${options.httpsRedirectPort}`
+        return new Response(null, { status: 308, headers: { location: `https://${name}${port}${url.pathname}${url.search}` } })
+      }
+    }
     if (!pool) {
       const res = errorResponse(404, CODES.ENDPOINT_NOT_FOUND, `The endpoint ${name} is offline.`, accept)
       if (options.logRequests) log.info('request', { host: name, method: req.method, status: 404, code: CODES.ENDPOINT_NOT_FOUND })
       return res
     }
     const endpoint = pool.pick()
-    const client = server.requestIP(req)
+    const client = options.clientAddress ? options.clientAddress(req, server) : server.requestIP(req)
     const url = new URL(req.url)
     url.protocol = options.scheme + ':'
     const ex: HttpExchange = {
