@@ -48,7 +48,7 @@ describe('warren CLI (compiled binary)', () => {
     expect(r.code).toBe(1)
     const lines = r.out.split('\n')
     expect(lines).toContain('bad/a.yml:2:10: Invalid endpoint URL "tcp://db.example.com": tcp endpoints must specify a port [ERR_WARREN_1004]')
-    expect(lines.some((l) => /^bad\/b\.yml:6:33: on_http_request\[0\]\.actions\[0\]\.config\.status_code: .*100.* \[ERR_WARREN_2001\]$/.test(l))).toBe(true)
+    expect(lines.some((l) => /^bad\/b\.yml:6:33: on_http_request\[0\]\.actions\[0\]\.config\.status_code: .*200.* \[ERR_WARREN_2001\]$/.test(l))).toBe(true)
   })
 
   test('schema prints a JSON Schema that knows the actions', () => {

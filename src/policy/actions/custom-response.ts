@@ -11,8 +11,8 @@ export const customResponse = defineAction({
   phases: ['on_http_request', 'on_http_response'],
   terminating: true,
   config: v.strictObject({
-    /** HTTP status code of the response (100-999). */
-    status_code: v.optional(v.pipe(v.number(), v.integer(), v.minValue(100), v.maxValue(999)), 200),
+    /** HTTP status code of the response (200-599: a final status the edge can send itself). */
+    status_code: v.optional(v.pipe(v.number(), v.integer(), v.minValue(200), v.maxValue(599)), 200),
     /** Response body; `${…}` is interpolated per request. */
     body: v.optional(v.string()),
     /** Legacy name of `body`. */
