@@ -192,8 +192,7 @@ export interface MuxSessionHandlers {
 }
 
 /**
- * A muxado session over one transport, server side: we open even stream ids from 2, the agent odd
- * ones. Any malformed frame ends the session with GOAWAY(Protocol); nothing a peer sends can throw
+ * A muxado session over one transport (the edge's or, with `role: 'client'`, an agent's). Any malformed frame ends the session with GOAWAY(Protocol); nothing a peer sends can throw
  * out of `feed`.
  */
 export class MuxSession {
@@ -203,17 +202,26 @@ export class MuxSession {
   readonly #streams = new Map<number, MuxStream>()
   readonly #waiting = new Set<MuxStream>()
   readonly #maxLocalStreams: number
-  #nextId = 2
+  #nextId: number
   #lastRemoteId = 0
   #localOpen = 0
   #outbox: Uint8Array[] = []
   #outboxBytes = 0
   #closed = false
 
-  constructor(transport: MuxTransport, handlers: MuxSessionHandlers, options: { maxLocalStreams?: number } = {}) {
+  readonly #remoteParity: 0 | 1
+
+  /**
+   * `role: 'server'` (the edge) opens even ids from 2 and accepts odd ones; `'client'` (an agent)
+   * opens odd ids from 3, as ngrok's agents do, and accepts even ones.
+   */
+  constructor(transport: MuxTransport, handlers: MuxSessionHandlers, options: { maxLocalStreams?: number; role?: 'server' | 'client' } = {}) {
     this.#transport = transport
     this.#handlers = handlers
     this.#maxLocalStreams = options.maxLocalStreams ?? 400
+    const client = options.role === 'client'
+    this.#nextId = client ? 3 : 2
+    this.#remoteParity = client ? 0 : 1
   }
 
   get closed(): boolean {
@@ -263,9 +271,9 @@ export class MuxSession {
     }
     const stream = this.#streams.get(frame.streamId)
     if (stream) return stream.receive(frame)
-    const remoteOpened = frame.streamId % 2 === 1
+    const remoteOpened = frame.streamId % 2 === this.#remoteParity
     if (frame.type === FrameType.DATA && frame.flags & Flag.SYN) {
-      if (!remoteOpened) return this.goAway(MuxError.PROTOCOL, `peer opened even stream ${frame.streamId}`)
+      if (!remoteOpened) return this.goAway(MuxError.PROTOCOL, `peer opened stream ${frame.streamId}, which has our parity`)
       if (frame.streamId <= this.#lastRemoteId) return this.goAway(MuxError.PROTOCOL, `stream id ${frame.streamId} reused`)
       this.#lastRemoteId = frame.streamId
       const opened = new MuxStream(this, frame.streamId, 'remote')
@@ -315,7 +323,7 @@ export class MuxSession {
 
   /** @internal */
   forget(stream: MuxStream): void {
-    if (this.#streams.delete(stream.id) && stream.id % 2 === 0) this.#localOpen--
+    if (this.#streams.delete(stream.id) && stream.id % 2 !== this.#remoteParity) this.#localOpen--
     this.#waiting.delete(stream)
   }
 
