@@ -9,6 +9,8 @@ import { relayToTunnel } from '../proxy/tunnel-relay.ts'
 import { clientRelayHandlers, newRelayConn, relayClientData, relayTo, type RelayConn } from '../proxy/tcp-relay.ts'
 import type { WsData } from '../proxy/websocket.ts'
 import { listenHttp, type HttpListenerOptions } from './http.ts'
+import { TlsTerminator, type PlainTarget } from './tls-terminator.ts'
+import { TERMINATE_TLS, type TerminateTlsSettings } from '../policy/actions/terminate-tls.ts'
 import { peekClientHello } from './sni.ts'
 
 /** TLS alert record: fatal unrecognized_name (RFC 6066), sent when no endpoint serves the SNI. */
@@ -51,6 +53,8 @@ export class TlsFront {
   #listener: TCPSocketListener<FrontConn> | undefined
   #internal: Server<WsData> | undefined
   #rebuilding: Promise<void> | undefined
+  readonly #terminator: TlsTerminator
+  #plain: Promise<PlainTarget> | undefined
   /** Relays into each internal server still open. */
   readonly #inUse = new Map<Server<WsData>, number>()
   /** The certificates the current internal server holds. */
@@ -60,6 +64,7 @@ export class TlsFront {
 
   constructor(options: TlsFrontOptions) {
     this.#o = options
+    this.#terminator = new TlsTerminator(options.certs, this.#log)
   }
 
   get port(): number {
@@ -98,6 +103,7 @@ export class TlsFront {
   }
 
   stop(): void {
+    this.#terminator.stop()
     this.#listener?.stop(true)
     void this.#internal?.stop(true)
   }
@@ -140,10 +146,19 @@ export class TlsFront {
       return void socket.end(ALERT_UNRECOGNIZED_NAME)
     }
     const conn = { clientIp: client.address, clientPort: client.port, serverIp: this.#o.hostname, serverPort: this.port, startedAt: Date.now() }
-    const { outcome } = await runTcpConnect(endpoint, conn)
+    const { outcome, exchange } = await runTcpConnect(endpoint, conn)
+    const settings = exchange.actions[TERMINATE_TLS] as TerminateTlsSettings | undefined
     if (https) {
-      if (outcome.kind === 'respond' || (endpoint.policy.on_tcp_connect.length && outcome.kind === 'forward')) return void socket.end()
+      if (outcome.kind !== 'continue') return void socket.end()
+      if (settings) return this.#terminateWith(socket, hello, settings, endpoint, client, await this.#plainHttps())
       return this.#terminate(socket, hello, serverName, endpoint, client)
+    }
+    if (settings && (outcome.kind === 'forward' || (outcome.kind === 'continue' && endpoint.tunnel))) {
+      const target: PlainTarget =
+        outcome.kind === 'forward'
+          ? { kind: 'tcp', hostname: outcome.target.url.hostname, port: Number(outcome.target.url.port) }
+          : { kind: 'tunnel', tunnel: endpoint.tunnel! }
+      return this.#terminateWith(socket, hello, settings, endpoint, client, target)
     }
     if (outcome.kind === 'continue' && endpoint.tunnel) {
       // tls:// agent endpoint: the agent (or its upstream) terminates; we pass the bytes through.
@@ -166,6 +181,61 @@ export class TlsFront {
     }
     const target = outcome.target.url
     await this.#relay(socket, hello, { hostname: target.hostname, port: Number(target.port) }, endpoint, client)
+  }
+
+  /** terminate-tls: the policy's own TLS settings, via a node:tls terminator, then plaintext to `target`. */
+  async #terminateWith(
+    socket: Socket<FrontConn>,
+    hello: Uint8Array,
+    settings: TerminateTlsSettings,
+    endpoint: Endpoint,
+    client: { address: string; port: number },
+    target: PlainTarget,
+  ): Promise<void> {
+    const port = await this.#terminator.portFor(settings)
+    let localPort = 0
+    let plainPort = 0
+    socket.resume()
+    const ok = await relayTo(socket, { hostname: '127.0.0.1', port }, {
+      first: hello,
+      idleTimeoutSec: this.#o.idleTimeoutSec,
+      onOpen: (upstream) => {
+        localPort = upstream.localPort
+        this.#terminator.expect(localPort, {
+          target,
+          clientAddr: `${client.address}:${client.port}`,
+          onUpstream: (port) => this.#clients.set((plainPort = port), client),
+          onDone: (stats) => {
+            this.#clients.delete(plainPort)
+            this.#log.info('connection closed', { endpoint: endpoint.urlText, client_ip: client.address, bytes_in: stats.bytesIn, bytes_out: stats.bytesOut, terminated: true })
+          },
+        })
+      },
+      onDone: () => this.#terminator.forget(localPort),
+    })
+    if (!ok) socket.end()
+  }
+
+  /** A plaintext server with the https:// data path, behind terminate-tls on https:// endpoints. */
+  #plainHttps(): Promise<PlainTarget> {
+    this.#plain ??= Promise.resolve().then(() => {
+      const server = listenHttp({
+        ...this.#o.http,
+        hostname: '127.0.0.1',
+        port: 0,
+        scheme: 'https',
+        defaultPort: this.#o.defaultPort,
+        store: this.#o.store,
+        serverIp: this.#o.hostname,
+        serverPort: this.port,
+        clientAddress: (req, srv) => {
+          const local = srv.requestIP(req)
+          return (local && this.#clients.get(local.port)) ?? local
+        },
+      })
+      return { kind: 'tcp', hostname: '127.0.0.1', port: server.port! } as const
+    })
+    return this.#plain
   }
 
   async #terminate(socket: Socket<FrontConn>, hello: Uint8Array, serverName: string, endpoint: Endpoint, client: { address: string; port: number }): Promise<void> {

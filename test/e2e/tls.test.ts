@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { createHash, X509Certificate } from 'node:crypto'
-import { readFileSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import * as tls from 'node:tls'
-import { selfSigned, sClient } from './framework/certs.ts'
+import { selfSigned, sClient, sClientAsync } from './framework/certs.ts'
 import { curl } from './framework/curl.ts'
 import { eventually, startEdge, type Edge } from './framework/process.ts'
 import { startUpstream } from './framework/upstreams.ts'
@@ -186,4 +186,51 @@ describe.skipIf(!hasOpenssl)('the TLS port (compiled edge, curl and openssl s_cl
     expect(result.n).toBe(total)
     expect(result.got).toBe(result.sent)
   }, 60_000)
+})
+
+describe.skipIf(!hasOpenssl)('terminate-tls on tls:// endpoints', () => {
+  const plain = Bun.listen<undefined>({ hostname: '127.0.0.1', port: 0, socket: { data: (s, d) => void s.write(`plain:${d.toString()}`) } })
+  let edge2: Edge
+  beforeAll(async () => {
+    // A client certificate signed by a CA we make here.
+    const dir = mkdtempSync('/tmp/warren-mtls-')
+    const run = (args: string[]) => Bun.spawnSync(['openssl', ...args], { cwd: dir })
+    run(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=warren test client CA'])
+    run(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'alice.key', '-out', 'alice.csr', '-subj', '/CN=alice'])
+    run(['x509', '-req', '-in', 'alice.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'alice.pem', '-days', '2'])
+    mtls.dir = dir
+    mtls.ca = readFileSync(`${dir}/ca.pem`, 'utf8')
+    const term = (extra: string) =>
+      `url: tls://%s.warren.localhost\ntraffic_policy:\n  on_tcp_connect:\n    - actions:\n        - type: terminate-tls\n          config: ${extra}\n        - type: forward-external\n          config: {url: "tcp://127.0.0.1:${plain.port}"}\n`
+    edge2 = await startEdge({
+      policies: {
+        'v13.yml': term('{min_version: "1.3"}').replace('%s', 'v13'),
+        'mtls.yml': term(JSON.stringify({ mutual_tls_certificate_authorities: [mtls.ca] })).replace('%s', 'mtls'),
+      },
+    })
+  })
+  afterAll(async () => {
+    await edge2?.stop()
+    plain.stop(true)
+  })
+  const mtls = { dir: '', ca: '' }
+
+  test('TLS 1.3 only: a 1.3 client gets through to the plaintext upstream, a 1.2-only client is refused', async () => {
+    const ok = await sClientAsync(['-connect', `127.0.0.1:${edge2.httpsPort}`, '-servername', 'v13.warren.localhost', '-CAfile', edge2.caPath, '-tls1_3', '-quiet'], 'ping\n')
+    expect(ok.out).toContain('plain:ping')
+    const old = await sClientAsync(['-connect', `127.0.0.1:${edge2.httpsPort}`, '-servername', 'v13.warren.localhost', '-tls1_2'])
+    expect(old.out).toMatch(/alert protocol version|unsupported protocol|wrong version|no protocols available/i)
+    expect(old.out).not.toContain('plain:')
+  })
+
+  test('mutual TLS: a client certificate from the CA is accepted, none or a foreign one is rejected', async () => {
+    const ok = await sClientAsync(['-connect', `127.0.0.1:${edge2.httpsPort}`, '-servername', 'mtls.warren.localhost', '-CAfile', edge2.caPath, '-cert', `${mtls.dir}/alice.pem`, '-key', `${mtls.dir}/alice.key`, '-quiet'], 'hi\n')
+    expect(ok.out).toContain('plain:hi')
+    const none = await sClientAsync(['-connect', `127.0.0.1:${edge2.httpsPort}`, '-servername', 'mtls.warren.localhost', '-CAfile', edge2.caPath, '-quiet'], 'hi\n')
+    expect(none.out).not.toContain('plain:hi')
+    expect(none.out).toMatch(/certificate required|alert|handshake failure/i)
+    const foreign = selfSigned(['mallory'])
+    const bad = await sClientAsync(['-connect', `127.0.0.1:${edge2.httpsPort}`, '-servername', 'mtls.warren.localhost', '-CAfile', edge2.caPath, '-cert', foreign.certPath, '-key', foreign.keyPath, '-quiet'], 'hi\n')
+    expect(bad.out).not.toContain('plain:hi')
+  })
 })

@@ -4,10 +4,24 @@ import { CONTINUE, defineAction } from '../types.ts'
 
 const VERSIONS = ['1.2', '1.3'] as const
 
+/** Key under which the action leaves its settings on the exchange for the TLS listener. */
+export const TERMINATE_TLS = 'terminate_tls'
+
+/** What the TLS listener needs to terminate a connection as the policy asked. */
+export interface TerminateTlsSettings {
+  minVersion: 'TLSv1.2' | 'TLSv1.3'
+  maxVersion: 'TLSv1.2' | 'TLSv1.3'
+  cert?: string
+  key?: string
+  /** Set for mutual TLS. */
+  clientCas?: string[]
+  verification?: 'require-and-verify' | 'require-any' | 'request'
+}
+
 /**
- * How TLS is terminated for https:// and tls:// endpoints: protocol versions, the server certificate
- * and mutual TLS. The config is validated at load; the TLS listener applies it (until then the
- * action has no effect).
+ * Terminates TLS at the edge for tls:// endpoints (which otherwise pass TLS through) with these
+ * protocol versions, server certificate and mutual TLS; the plaintext then goes where the policy
+ * forwards it. On https:// endpoints it sets versions and mutual TLS for that endpoint.
  */
 export const terminateTls = defineAction({
   type: 'terminate-tls',
@@ -58,7 +72,15 @@ export const terminateTls = defineAction({
         throw new Error(`mutual_tls_certificate_authorities[${i}] is not a PEM certificate: ${(err as Error).message}`)
       }
     })
-    return function terminateTls() {
+    const settings: TerminateTlsSettings = {
+      minVersion: `TLSv${config.min_version}` as TerminateTlsSettings['minVersion'],
+      maxVersion: `TLSv${config.max_version}` as TerminateTlsSettings['maxVersion'],
+      ...(cert !== undefined && key !== undefined ? { cert, key } : {}),
+      ...(config.mutual_tls_certificate_authorities ? { clientCas: config.mutual_tls_certificate_authorities, verification: config.mutual_tls_verification_strategy } : {}),
+    }
+    return function terminateTls(ex) {
+      // The TLS listener reads this after on_tcp_connect and terminates with these settings.
+      ex.actions[TERMINATE_TLS] = settings
       return CONTINUE
     }
   },

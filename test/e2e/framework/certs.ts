@@ -21,3 +21,19 @@ export function sClient(args: string[], input = 'Q\n'): { out: string; code: num
   const r = Bun.spawnSync(['openssl', 's_client', ...args], { stdin: Buffer.from(input), timeout: 10_000 })
   return { out: r.stdout.toString() + r.stderr.toString(), code: r.exitCode ?? -1 }
 }
+
+/** Like sClient, but without blocking this process (use it when a server in this process must answer). */
+export async function sClientAsync(args: string[], input = 'Q\n', holdMs = 700): Promise<{ out: string; code: number }> {
+  // -no_ign_eof: quit when stdin ends (-quiet would otherwise wait for the server to close).
+  const proc = Bun.spawn(['openssl', 's_client', ...args, '-no_ign_eof'], { stdin: 'pipe', stdout: 'pipe', stderr: 'pipe' })
+  proc.stdin.write(input)
+  proc.stdin.flush()
+  // Keep stdin open a moment so the answer arrives before s_client sees EOF.
+  const closer = setTimeout(() => proc.stdin.end(), holdMs)
+  const killer = setTimeout(() => proc.kill(), 10_000)
+  const [out, err] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()])
+  const code = await proc.exited
+  clearTimeout(closer)
+  clearTimeout(killer)
+  return { out: out + err, code }
+}
