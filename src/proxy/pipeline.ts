@@ -3,6 +3,8 @@ import type { Scheme } from '../config/url.ts'
 import type { Endpoint } from '../endpoints/endpoint.ts'
 import type { EndpointStore } from '../endpoints/store.ts'
 import type { EndpointTable } from '../endpoints/table.ts'
+import { httpRequestEvent } from '../events/traffic.ts'
+import type { EventSink } from '../events/types.ts'
 import { CODES } from '../lib/errors.ts'
 import type { Logger } from '../lib/log.ts'
 import { runPhase } from '../policy/engine.ts'
@@ -10,7 +12,8 @@ import { CONTINUE, type ConnInfo, type EndpointInfo, type HttpExchange, type Htt
 import { errorResponse } from './errors.ts'
 import { setForwardedHeaders } from './forwarded.ts'
 import { isWebSocketUpgrade } from './hop-headers.ts'
-import { forwardHttp } from './http.ts'
+import { forwardH1, forwardHttp } from './http.ts'
+import { tunnelOrigin } from './tunnel-http.ts'
 import { proxyWebSocket, type WsData } from './websocket.ts'
 
 export interface PipelineOptions {
@@ -31,6 +34,8 @@ export interface PipelineOptions {
   httpsRedirectPort?: number
   /** The real client when connections reach this server through the edge's own TLS front. */
   clientAddress?: (req: Request, server: Server<WsData>) => { address: string; port: number } | null
+  /** Receives one `http_request_complete.v0` per request, after its response head is ready. */
+  events?: EventSink
 }
 
 /** Splits a Host header into lower-case name and port (IPv6 literals in brackets kept whole). */
@@ -51,16 +56,21 @@ function headerBytes(req: Request): number {
  * Each request reads the table once, so a reload mid-request never changes its endpoint or policy.
  */
 export function createPipeline(options: PipelineOptions) {
-  const { store, log } = options
+  const { store, log, events } = options
+  /** Publishes a request that ended before reaching an endpoint's policy. */
+  const refused = (req: Request, started: number, response: Response, host = '', port = options.defaultPort): Response => {
+    events?.emit(httpRequestEvent({ req, url: new URL(req.url), host, port, conn: undefined, endpoint: undefined, started, response, closed: false }))
+    return response
+  }
   return async function handleHttp(req: Request, server: Server<WsData>): Promise<Response> {
     const started = performance.now()
     const accept = req.headers.get('accept')
     if (headerBytes(req) > options.maxHeaderBytes)
-      return errorResponse(431, CODES.HEADERS_TOO_LARGE, 'Request headers are too large.', accept)
+      return refused(req, started, errorResponse(431, CODES.HEADERS_TOO_LARGE, 'Request headers are too large.', accept))
     const hostHeader = req.headers.get('host')
     // Several Host headers arrive joined by commas; RFC 9112 says answer 400, never guess which one.
     if (!hostHeader || hostHeader.includes(','))
-      return errorResponse(400, CODES.BAD_REQUEST, 'The request needs exactly one Host header.', accept)
+      return refused(req, started, errorResponse(400, CODES.BAD_REQUEST, 'The request needs exactly one Host header.', accept))
     const { name, port } = splitHost(hostHeader, options.defaultPort)
     const table = store.current
     const pool = table.lookup({ account: '', binding: 'public', scheme: options.scheme, host: name, port })
@@ -69,13 +79,13 @@ export function createPipeline(options: PipelineOptions) {
       if (https) {
         const url = new URL(req.url)
         const port = options.httpsRedirectPort === 443 ? '' : `:${options.httpsRedirectPort}`
-        return new Response(null, { status: 308, headers: { location: `https://${name}${port}${url.pathname}${url.search}` } })
+        return refused(req, started, new Response(null, { status: 308, headers: { location: `https://${name}${port}${url.pathname}${url.search}` } }), name, options.defaultPort)
       }
     }
     if (!pool) {
       const res = errorResponse(404, CODES.ENDPOINT_NOT_FOUND, `The endpoint ${name} is offline.`, accept)
       if (options.logRequests) log.info('request', { host: name, method: req.method, status: 404, code: CODES.ENDPOINT_NOT_FOUND })
-      return res
+      return refused(req, started, res, name, port)
     }
     const endpoint = pool.pick()
     const client = options.clientAddress ? options.clientAddress(req, server) : server.requestIP(req)
@@ -128,6 +138,7 @@ export function createPipeline(options: PipelineOptions) {
         ...(CLOSING.has(response) ? { closed: true } : {}),
         ...(Object.keys(ex.logMetadata).length ? { metadata: ex.logMetadata } : {}),
       })
+    events?.emit(httpRequestEvent({ req, url, host: name, port, conn: ex.conn, endpoint, started, response, closed: CLOSING.has(response), logMetadata: ex.logMetadata }))
     return response
   }
 }
@@ -283,6 +294,16 @@ async function serveEndpoint(endpoint: Endpoint, ex: HttpExchange, scope: Reques
       }
     } else {
       response = await forwardHttp(ex, outcome.target.url, ex.body ?? null, { timeoutMs: scope.timeoutMs })
+      rewriteLocation(response.headers, ex.headers.get('host'), scope)
+    }
+    notifyUpstream(ex, response.status)
+  } else if (endpoint.tunnel) {
+    // An agent endpoint: what the policy lets through goes to the agent, over a proxy stream.
+    setForwardedHeaders({ ...ex, endpoint: scope.entry }, scope.hostHeader)
+    if (scope.websocket) {
+      response = errorResponse(501, CODES.BAD_REQUEST, 'Websockets to agent endpoints are not supported by this edge yet.', scope.req.headers.get('accept'))
+    } else {
+      response = await forwardH1(ex, tunnelOrigin(endpoint.tunnel, `${ex.conn.serverIp}:${ex.conn.serverPort}`), ex.body ?? null, { timeoutMs: scope.timeoutMs })
       rewriteLocation(response.headers, ex.headers.get('host'), scope)
     }
     notifyUpstream(ex, response.status)

@@ -1,0 +1,50 @@
+import type { TunnelTarget } from '../endpoints/endpoint.ts'
+import type { H1Connection, H1Origin, H1Socket } from './h1/pool.ts'
+
+const origins = new WeakMap<TunnelTarget, H1Origin>()
+let nextKey = 0
+
+/**
+ * The HTTP/1.1 origin of an agent endpoint: each pooled connection is one proxy stream to the agent
+ * (kept alive across requests, like a TCP connection), so the edge's HTTP client and its keep-alive
+ * pool work unchanged over tunnels. A stream then carries requests of several clients, so its
+ * ClientAddr names the edge (`edgeAddr`); the client of each request is in X-Forwarded-For.
+ */
+export function tunnelOrigin(tunnel: TunnelTarget, edgeAddr: string): H1Origin {
+  let origin = origins.get(tunnel)
+  if (!origin) {
+    origin = {
+      hostname: 'agent',
+      port: 0,
+      key: `tunnel:${++nextKey}`,
+      dial: (conn) => dialTunnel(tunnel, conn, edgeAddr),
+    }
+    origins.set(tunnel, origin)
+  }
+  return origin
+}
+
+async function dialTunnel(tunnel: TunnelTarget, conn: H1Connection, clientAddr: string): Promise<H1Socket> {
+  const stream = await tunnel.connect(clientAddr)
+  if (!stream) throw Object.assign(new Error('the agent is offline or busy'), { code: 'ECONNREFUSED' })
+  let timer: ReturnType<typeof setTimeout> | undefined
+  stream.ondata = (chunk) => conn.handleData(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length))
+  stream.ondrain = () => conn.handleDrain()
+  stream.onend = () => conn.handleClose(undefined)
+  stream.onclose = ((prev) => () => {
+    prev()
+    clearTimeout(timer)
+    conn.handleClose(undefined)
+  })(stream.onclose)
+  return {
+    write: (data) => stream.write(data),
+    pause: () => stream.pause(),
+    resume: () => stream.resume(),
+    end: () => stream.end(),
+    terminate: () => stream.terminate(),
+    timeout(seconds) {
+      clearTimeout(timer)
+      if (seconds > 0) timer = setTimeout(() => conn.handleTimeout(), seconds * 1000)
+    },
+  }
+}
