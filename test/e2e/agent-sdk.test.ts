@@ -1,7 +1,9 @@
 import ngrok from '@ngrok/ngrok'
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { readFileSync } from 'node:fs'
 import * as tls from 'node:tls'
 import { selfSigned } from './framework/certs.ts'
+import { curl } from './framework/curl.ts'
 import { freePort } from './framework/ports.ts'
 import { eventually, startEdge, type Edge } from './framework/process.ts'
 import { echoRoundTrip, startEchoServer } from './framework/tcp.ts'
@@ -163,5 +165,110 @@ describe('the official @ngrok/ngrok SDK against warren', () => {
     expect(await eventually(() => echoRoundTrip(tcpPorts[0]!, 5).then((r) => r.receivedBytes === 0, () => true), 3000)).toBe(true)
     await close()
   })
+
+  test('http: forward through the TLS port; 3 MB each way checksummed; 100 concurrent requests', async () => {
+    const { s, close } = await connect('alice-token')
+    try {
+      const listener = await s.httpEndpoint().domain('web.alice.warren.localhost').listenAndForward(`http://127.0.0.1:${upstream.port}`)
+      expect(listener.url()).toBe('https://web.alice.warren.localhost')
+      const echoed = await curl(['--cacert', edge.caPath, `https://web.alice.warren.localhost:${edge.httpsPort}/echo?x=1`])
+      expect(echoed.status).toBe(200)
+      const seen = JSON.parse(echoed.body)
+      expect(seen.path).toBe('/echo?x=1')
+      expect(seen.headers['x-forwarded-proto']).toBe('https')
+      expect(seen.headers['x-forwarded-for']).toBe('127.0.0.1')
+
+      const payload = new Uint8Array(3 * 1024 * 1024).map((_, i) => (i * 13) & 0xff)
+      const up = await httpsFetch('web.alice.warren.localhost', '/count', { method: 'POST', body: payload })
+      expect(((await up.json()) as { bodyBytes: number }).bodyBytes).toBe(payload.length)
+      const down = await httpsFetch('web.alice.warren.localhost', `/bytes/${3 * 1024 * 1024}`)
+      expect((await down.arrayBuffer()).byteLength).toBe(3 * 1024 * 1024)
+
+      const statuses = await Promise.all(Array.from({ length: 100 }, (_, i) => httpsFetch('web.alice.warren.localhost', `/echo?i=${i}`).then((r) => r.status)))
+      expect(statuses.filter((st) => st === 200).length).toBe(100)
+    } finally {
+      await close()
+    }
+  })
+
+  test('http: a second bind of the same URL without pooling is refused', async () => {
+    const a = await connect('alice-token')
+    const b = await connect('alice-token')
+    try {
+      await a.s.httpEndpoint().domain('solo.alice.warren.localhost').listenAndForward(`http://127.0.0.1:${upstream.port}`)
+      const error = await refusal(() => b.s.httpEndpoint().domain('solo.alice.warren.localhost').listenAndForward(`http://127.0.0.1:${upstream.port}`))
+      expect(error.message).toContain('already online')
+      expect(error.message).toContain('ERR_NGROK_334')
+    } finally {
+      await a.close()
+      await b.close()
+    }
+  })
+
+  test('http: two SDK sessions pooling one URL share the traffic', async () => {
+    const other = startUpstream('second-origin')
+    const a = await connect('alice-token')
+    const b = await connect('alice-token')
+    try {
+      await a.s.httpEndpoint().domain('pool.alice.warren.localhost').poolingEnabled(true).listenAndForward(`http://127.0.0.1:${upstream.port}`)
+      await b.s.httpEndpoint().domain('pool.alice.warren.localhost').poolingEnabled(true).listenAndForward(`http://127.0.0.1:${other.port}`)
+      const seen = new Set<string>()
+      for (let i = 0; i < 10; i++) seen.add(((await (await httpsFetch('pool.alice.warren.localhost', '/echo')).json()) as { upstream: string }).upstream)
+      expect([...seen].sort()).toEqual(['sdk-origin', 'second-origin'])
+    } finally {
+      await a.close()
+      await b.close()
+      other.stop(true)
+    }
+  })
+
+  test('http: when the session drops, the SDK reconnects and the same URL works again', async () => {
+    const { s, close } = await connect('alice-token')
+    try {
+      const listener = await s.httpEndpoint().domain('again.alice.warren.localhost').listenAndForward(`http://127.0.0.1:${upstream.port}`)
+      expect((await httpsFetch('again.alice.warren.localhost', '/echo')).status).toBe(200)
+      // Cut the agent's TCP connection under both ends (root can; CI runs as root).
+      const killed = Bun.spawnSync(['ss', '-K', 'dport', '=', `:${edge.agentPort}`])
+      expect(killed.exitCode).toBe(0)
+      await edge.waitForLog(/"msg":"agent endpoint resumed".*again\.alice/, 10_000)
+      expect(await eventually(async () => (await httpsFetch('again.alice.warren.localhost', '/echo')).status === 200, 5000)).toBe(true)
+      expect(listener.url()).toBe('https://again.alice.warren.localhost')
+    } finally {
+      await close()
+    }
+  })
+
+  test('an internal agent endpoint is reachable only through forward-internal from its account', async () => {
+    const { s, close } = await connect('alice-token')
+    try {
+      const listener = await s.httpEndpoint().domain('svc.internal').binding('internal').listenAndForward(`http://127.0.0.1:${upstream.port}`)
+      expect(listener.url()).toBe('https://svc.internal')
+      const front = (account: string, name: string) =>
+        `account: ${account}\nendpoints:\n  - url: https://${name}.warren.localhost\n    traffic_policy:\n      on_http_request:\n        - actions: [{type: forward-internal, config: {url: "https://svc.internal"}}]\n`
+      edge.writePolicy('front.yml', front('alice', 'front'))
+      edge.writePolicy('bobfront.yml', front('bob', 'bobfront'))
+      expect(await eventually(async () => (await httpsFetch('front.warren.localhost', '/echo')).status === 200, 3000)).toBe(true)
+      const through = (await (await httpsFetch('front.warren.localhost', '/echo')).json()) as { upstream: string; headers: Record<string, string> }
+      expect(through.upstream).toBe('sdk-origin')
+      expect(through.headers['x-forwarded-host']).toBe('front.warren.localhost')
+      // Another account's cloud endpoint cannot reach alice's internal endpoint.
+      expect(await eventually(async () => (await httpsFetch('bobfront.warren.localhost', '/echo')).status >= 500, 3000)).toBe(true)
+      // And it is never reachable from a listener directly.
+      const direct = await httpsFetch('svc.internal', '/echo').then((r) => r.status, () => 0)
+      expect(direct).toBe(0)
+    } finally {
+      edge.removePolicy('front.yml')
+      edge.removePolicy('bobfront.yml')
+      await close()
+    }
+  })
 })
 
+/** HTTPS to the edge's TLS port with SNI + Host set to `host` (trusting the dev CA). */
+function httpsFetch(host: string, path: string, init: RequestInit = {}): Promise<Response> {
+  return fetch(`https://127.0.0.1:${edge.httpsPort}${path}`, {
+    ...init,
+    headers: { ...(init.headers as Record<string, string>), host },
+    tls: { ca: readFileSync(edge.caPath, 'utf8'), serverName: host },
+  } as RequestInit)
+}
