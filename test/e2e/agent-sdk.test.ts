@@ -252,7 +252,8 @@ describe('the official @ngrok/ngrok SDK against warren', () => {
       expect(through.upstream).toBe('sdk-origin')
       expect(through.headers['x-forwarded-host']).toBe('front.warren.localhost')
       // Another account's cloud endpoint cannot reach alice's internal endpoint.
-      expect(await eventually(async () => (await httpsFetch('bobfront.warren.localhost', '/echo')).status >= 500, 3000)).toBe(true)
+      expect(await eventually(async () => (await httpsFetch('bobfront.warren.localhost', '/echo')).status === 404, 3000)).toBe(true)
+      expect((await httpsFetch('bobfront.warren.localhost', '/echo')).headers.get('warren-error-code')).toBe('ERR_WARREN_3200')
       // And it is never reachable from a listener directly.
       const direct = await httpsFetch('svc.internal', '/echo').then((r) => r.status, () => 0)
       expect(direct).toBe(0)
