@@ -1,11 +1,18 @@
 import { Hono } from 'hono'
 import type { LoadOptions } from '../config/load.ts'
 import type { EndpointStore } from '../endpoints/store.ts'
+import { EventBus } from '../events/bus.ts'
 import { CODES } from '../lib/errors.ts'
 import { log } from '../lib/log.ts'
+import { edgeMetrics } from '../metrics/edge.ts'
 import { bearerAuth, keyDigests } from './auth.ts'
 import { ApiError, errorResponse } from './errors.ts'
+import { certificateRoutes, type CertificateInfo } from './routes/certificates.ts'
+import { dashboardRoutes } from './routes/dashboard.ts'
 import { endpointRoutes } from './routes/endpoints.ts'
+import { eventRoutes } from './routes/events.ts'
+import { metricsRoutes } from './routes/metrics.ts'
+import { sessionRoutes, type AgentTunnelInfo, type SessionControl } from './routes/sessions.ts'
 import { healthRoutes } from './routes/health.ts'
 import { openapiRoutes } from './routes/openapi.ts'
 import { statusRoutes } from './routes/status.ts'
@@ -24,11 +31,22 @@ export interface ApiOptions {
    * also reconciles listeners). Called after every write, so an answer reflects what now serves.
    */
   reload(reason: string): void
+  /** The edge's event bus, for `/events/stream` (an idle bus when omitted). */
+  events?: EventBus
+  /** Renders `/metrics` (the edge's registry; a bare one over `events` when omitted). */
+  metrics?: { render(): string }
+  /** Agent sessions connected now (`/tunnel-sessions`; none when omitted). */
+  sessions?: () => Iterable<SessionControl>
+  /** Agent endpoints and the session serving each (the agent registry's list). */
+  tunnels?: () => readonly AgentTunnelInfo[]
+  /** Certificates the edge holds (`/certificates`; none when omitted). */
+  certificates?: () => readonly CertificateInfo[]
 }
 
 /**
- * The REST API as a Hono app: `/endpoints` (ngrok-shaped), `/status`, `/openapi.json`, and the
- * unauthenticated `/healthz` and `/readyz`.
+ * The REST API as a Hono app: `/endpoints` (ngrok-shaped), `/tunnel-sessions`, `/certificates`,
+ * `/status`, `/metrics`, `/events/stream`, `/openapi.json`, and without a key `/healthz`, `/readyz`
+ * and the dashboard page `/ui` (which reads the rest with the key the user gives it).
  *
  * @example
  * const app = createApp({ apiKeys: ['secret'], store, policiesDir, loadOptions, reload })
@@ -41,10 +59,17 @@ export function createApp(options: ApiOptions): Hono {
   app.notFound((c) => errorResponse(c, new ApiError(CODES.API_NOT_FOUND, 404, `No route ${c.req.method} ${c.req.path}`)))
   // Health checks come before the key check: load balancers and orchestrators hold no key.
   app.route('/', healthRoutes(options))
+  app.route('/', dashboardRoutes())
   app.use('*', bearerAuth(digests))
+  const events = options.events ?? new EventBus()
+  const tunnels = options.tunnels ?? (() => [])
   app.route('/', openapiRoutes())
   app.route('/status', statusRoutes(options))
-  app.route('/endpoints', endpointRoutes(options))
+  app.route('/endpoints', endpointRoutes({ ...options, tunnels }))
+  app.route('/tunnel-sessions', sessionRoutes({ sessions: options.sessions ?? (() => []), tunnels }))
+  app.route('/certificates', certificateRoutes({ certificates: options.certificates ?? (() => []) }))
+  app.route('/metrics', metricsRoutes({ metrics: options.metrics ?? edgeMetrics({ bus: events }) }))
+  app.route('/events', eventRoutes({ events }))
   return app
 }
 

@@ -31,6 +31,8 @@ export interface EndpointResource {
   source: string
   /** True unless the API created it: hand-written files and agent endpoints cannot be changed here (warren). */
   read_only: boolean
+  /** Agent endpoints: the tunnel session serving it, or null while its agent is reconnecting (ngrok's `tunnel_session`). */
+  tunnel_session?: { id: string; uri: string } | null
 }
 
 /** Parsed policies files for one response, so a list reads each source file once. */
@@ -78,7 +80,10 @@ function policyText(dir: string, source: string, decl: Record<string, unknown> |
   return undefined
 }
 
-export function endpointResource(ep: Endpoint, options: { origin: string; policiesDir: string; cache: SourceCache }): EndpointResource {
+export function endpointResource(
+  ep: Endpoint,
+  options: { origin: string; policiesDir: string; cache: SourceCache; session?: { online: boolean; session: string | undefined } | undefined },
+): EndpointResource {
   const decl = ep.kind === 'cloud' ? declarationOf(options.policiesDir, ep, options.cache) : undefined
   const trafficPolicy = ep.kind === 'cloud' ? policyText(options.policiesDir, ep.source, decl) : undefined
   const out: EndpointResource = {
@@ -99,5 +104,9 @@ export function endpointResource(ep: Endpoint, options: { origin: string; polici
   if (ep.description !== undefined) out.description = ep.description
   if (ep.metadata !== undefined && ep.metadata !== null) out.metadata = typeof ep.metadata === 'string' ? ep.metadata : JSON.stringify(ep.metadata)
   if (trafficPolicy !== undefined) out.traffic_policy = trafficPolicy
+  if (ep.kind === 'agent') {
+    const id = options.session?.online ? options.session.session : undefined
+    out.tunnel_session = id ? { id, uri: `${options.origin}/tunnel-sessions/${encodeURIComponent(id)}` } : null
+  }
   return out
 }

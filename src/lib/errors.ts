@@ -78,6 +78,8 @@ export const CODES = {
   API_METHOD_NOT_ALLOWED: 'ERR_WARREN_6009',
   /** A policy expression or `${…}` template failed while handling a request (ngrok 3900); answered with 500. */
   POLICY_EVAL_FAILED: 'ERR_WARREN_3900',
+  /** The agent refused or failed a command sent through the API (restart), or its session ended first. */
+  API_AGENT_COMMAND_FAILED: 'ERR_WARREN_6010',
 } as const
 
 export type ErrorCode = (typeof CODES)[keyof typeof CODES]

@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import type { TCPSocketListener } from 'bun'
+import { agentSessionObject } from '../events/agent.ts'
+import { makeEvent, type EventSink } from '../events/types.ts'
 import { log } from '../lib/log.ts'
 import type { Account } from '../tunnel/accounts.ts'
 import type { AgentRegistry } from '../tunnel/registry.ts'
@@ -12,6 +14,8 @@ export interface AgentListenerOptions {
   tls: { cert: string; key: string }
   accounts: () => readonly Account[]
   registry: AgentRegistry
+  /** Receives `agent_session_start.v0` and `agent_session_stop.v0`. */
+  events?: EventSink
 }
 
 /**
@@ -38,7 +42,13 @@ export function listenAgents(options: AgentListenerOptions): { listener: TCPSock
             log: logger,
             bind: (s, req) => registry.bind(s, req),
             unbind: (s, req) => registry.unbind(s, req),
-            closed: (s, goodbye) => registry.sessionClosed(s, goodbye),
+            closed(s, goodbye) {
+              registry.sessionClosed(s, goodbye)
+              options.events?.emit(makeEvent('agent_session_stop.v0', { ...agentSessionObject(s), reason: goodbye ? 'goodbye' : 'dropped' }))
+            },
+            connected(s) {
+              options.events?.emit(makeEvent('agent_session_start.v0', agentSessionObject(s)))
+            },
           },
         )
         socket.data = session

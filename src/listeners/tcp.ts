@@ -1,6 +1,8 @@
 import type { Socket, TCPSocketListener } from 'bun'
 import type { EndpointStore } from '../endpoints/store.ts'
 import type { EndpointTable } from '../endpoints/table.ts'
+import { tcpClosedEvent } from '../events/traffic.ts'
+import type { EventSink } from '../events/types.ts'
 import { CODES } from '../lib/errors.ts'
 import { log } from '../lib/log.ts'
 import { runTcpConnect } from '../proxy/connect.ts'
@@ -11,6 +13,8 @@ export interface TcpListenerOptions {
   hostname: string
   store: EndpointStore
   idleTimeoutSec: number
+  /** Receives one `tcp_connection_closed.v0` per relayed connection. */
+  events?: EventSink
 }
 
 /**
@@ -22,9 +26,15 @@ export class TcpListeners {
   readonly #open = new Map<number, TCPSocketListener<RelayConn>>()
   readonly #failed = new Map<number, string>()
   readonly #log = log.child({ component: 'tcp' })
+  #active = 0
 
   constructor(options: TcpListenerOptions) {
     this.#options = options
+  }
+
+  /** Client connections open right now, on every port (metrics). */
+  get activeConnections(): number {
+    return this.#active
   }
 
   /** Ports that could not be opened, with the reason (shown in status). */
@@ -61,20 +71,26 @@ export class TcpListeners {
   }
 
   #listen(port: number): TCPSocketListener<RelayConn> {
-    const { store, hostname, idleTimeoutSec } = this.#options
+    const { store, hostname, idleTimeoutSec, events } = this.#options
     const logger = this.#log
+    const self = this
     return Bun.listen<RelayConn>({
       hostname,
       port,
       socket: {
         ...clientRelayHandlers,
         open(socket) {
+          self.#active++
           socket.data = newRelayConn()
           socket.timeout(idleTimeoutSec)
           socket.pause()
           void accept(socket)
         },
         data: relayClientData,
+        close(socket) {
+          self.#active--
+          clientRelayHandlers.close(socket)
+        },
         timeout: (socket) => void socket.end(),
         error: () => {},
       },
@@ -88,9 +104,11 @@ export class TcpListeners {
       }
       const endpoint = pool.pick()
       const conn = { clientIp: socket.remoteAddress, clientPort: socket.remotePort ?? 0, serverIp: hostname, serverPort: port, startedAt: Date.now() }
-      const { outcome } = await runTcpConnect(endpoint, conn)
-      const onDone = (stats: RelayStats) =>
+      const { outcome, exchange } = await runTcpConnect(endpoint, conn)
+      const onDone = (stats: RelayStats) => {
         logger.info('connection closed', { endpoint: endpoint.urlText, client_ip: conn.clientIp, bytes_in: stats.bytesIn, bytes_out: stats.bytesOut, duration_ms: stats.endedAt - stats.startedAt })
+        events?.emit(tcpClosedEvent({ protocol: 'tcp', endpoint, conn, serverName: '', stats, logMetadata: exchange.logMetadata }))
+      }
       if (outcome.kind === 'continue' && endpoint.tunnel) {
         // An agent endpoint: what the policy lets through goes to the agent.
         socket.resume()

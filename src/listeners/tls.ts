@@ -4,9 +4,11 @@ import type { EndpointStore } from '../endpoints/store.ts'
 import type { Endpoint } from '../endpoints/endpoint.ts'
 import { CODES } from '../lib/errors.ts'
 import { log } from '../lib/log.ts'
+import { tcpClosedEvent } from '../events/traffic.ts'
+import type { EventSink } from '../events/types.ts'
 import { runTcpConnect } from '../proxy/connect.ts'
 import { relayToTunnel } from '../proxy/tunnel-relay.ts'
-import { clientRelayHandlers, newRelayConn, relayClientData, relayTo, type RelayConn } from '../proxy/tcp-relay.ts'
+import { clientRelayHandlers, newRelayConn, relayClientData, relayTo, type RelayConn, type RelayStats } from '../proxy/tcp-relay.ts'
 import type { WsData } from '../proxy/websocket.ts'
 import { listenHttp, type HttpListenerOptions } from './http.ts'
 import { TlsTerminator, type PlainTarget } from './tls-terminator.ts'
@@ -23,6 +25,8 @@ interface FrontConn extends RelayConn {
   helloBytes: number
   timer: ReturnType<typeof setTimeout> | undefined
   routed: boolean
+  /** Publishes `tcp_connection_closed.v0` once a relay for this connection ends (set when routed). */
+  report: ((stats: RelayStats) => void) | undefined
 }
 
 export interface TlsFrontOptions {
@@ -38,6 +42,8 @@ export interface TlsFrontOptions {
   http: Omit<HttpListenerOptions, 'hostname' | 'port' | 'tls' | 'scheme' | 'defaultPort' | 'store' | 'clientAddress'>
   /** Answers ACME TLS-ALPN-01 connections (ALPN `acme-tls/1`) when set. */
   acmeTlsAlpn?: (socket: Socket<RelayConn>, hello: Uint8Array, serverName: string) => void
+  /** Receives one `tcp_connection_closed.v0` per relayed connection (passthrough or terminated). */
+  events?: EventSink
 }
 
 /**
@@ -61,10 +67,16 @@ export class TlsFront {
   #served = new Set<CertPair>()
   /** Internal connection's local port → the real client, so logs and policies see the real address. */
   readonly #clients = new Map<number, { address: string; port: number }>()
+  #active = 0
 
   constructor(options: TlsFrontOptions) {
     this.#o = options
     this.#terminator = new TlsTerminator(options.certs, this.#log)
+  }
+
+  /** Client connections open right now on the TLS port (metrics). */
+  get activeConnections(): number {
+    return this.#active
   }
 
   get port(): number {
@@ -81,7 +93,8 @@ export class TlsFront {
       socket: {
         ...clientRelayHandlers,
         open(socket) {
-          socket.data = { ...newRelayConn(), hello: [], helloBytes: 0, timer: undefined, routed: false }
+          front.#active++
+          socket.data = { ...newRelayConn(), hello: [], helloBytes: 0, timer: undefined, routed: false, report: undefined }
           socket.timeout(front.#o.idleTimeoutSec)
           socket.data.timer = setTimeout(() => {
             front.#log.info('ClientHello timeout; connection closed', { client_ip: socket.remoteAddress, code: CODES.TLS_HELLO_TIMEOUT })
@@ -93,6 +106,7 @@ export class TlsFront {
           front.#onHelloBytes(socket, chunk)
         },
         close(socket) {
+          front.#active--
           clearTimeout(socket.data.timer)
           clientRelayHandlers.close(socket)
         },
@@ -147,6 +161,11 @@ export class TlsFront {
     }
     const conn = { clientIp: client.address, clientPort: client.port, serverIp: this.#o.hostname, serverPort: this.port, startedAt: Date.now() }
     const { outcome, exchange } = await runTcpConnect(endpoint, conn)
+    const events = this.#o.events
+    if (events) {
+      const protocol = https ? 'https' : 'tls'
+      socket.data.report = (stats) => events.emit(tcpClosedEvent({ protocol, endpoint, conn, serverName, stats, logMetadata: exchange.logMetadata }))
+    }
     const settings = exchange.actions[TERMINATE_TLS] as TerminateTlsSettings | undefined
     if (https) {
       if (outcome.kind !== 'continue') return void socket.end()
@@ -166,8 +185,10 @@ export class TlsFront {
       const ok = await relayToTunnel(socket, endpoint.tunnel, {
         addresses: conn,
         first: hello,
-        onDone: (stats) =>
-          this.#log.info('connection closed', { endpoint: endpoint.urlText, client_ip: client.address, bytes_in: stats.bytesIn, bytes_out: stats.bytesOut, duration_ms: stats.endedAt - stats.startedAt }),
+        onDone: (stats) => {
+          this.#log.info('connection closed', { endpoint: endpoint.urlText, client_ip: client.address, bytes_in: stats.bytesIn, bytes_out: stats.bytesOut, duration_ms: stats.endedAt - stats.startedAt })
+          socket.data.report?.(stats)
+        },
       })
       if (!ok) {
         this.#log.warn('agent unavailable', { endpoint: endpoint.urlText, code: CODES.ENDPOINT_NOT_FOUND })
@@ -211,7 +232,10 @@ export class TlsFront {
           },
         })
       },
-      onDone: () => this.#terminator.forget(localPort),
+      onDone: (stats) => {
+        this.#terminator.forget(localPort)
+        socket.data.report?.(stats)
+      },
     })
     if (!ok) socket.end()
   }
@@ -288,6 +312,7 @@ export class TlsFront {
           internalDone()
         } else
           this.#log.info('connection closed', { endpoint: endpoint.urlText, client_ip: client.address, bytes_in: stats.bytesIn, bytes_out: stats.bytesOut, duration_ms: stats.endedAt - stats.startedAt })
+        socket.data.report?.(stats)
       },
     })
     if (!ok) {

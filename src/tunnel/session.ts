@@ -27,6 +27,8 @@ export interface SessionHost {
    * stay reserved for a grace period so a reconnecting agent gets the same URLs.
    */
   closed(session: AgentSession, goodbye: boolean): void
+  /** The agent authenticated (`resumed`: it showed the cookie of an earlier session with the same id). */
+  connected?(session: AgentSession, resumed: boolean): void
 }
 
 function randomId(prefix: string): string {
@@ -256,6 +258,7 @@ export class AgentSession {
     this.#clientInfo = info
     this.#log = this.#host.log.child({ agent: this.remoteAddr, client_id: this.#id, account: account.name })
     this.#log.info('agent connected', { resumed: resumes, client: stringField(extra, 'UserAgent') || stringField(extra, 'ClientType') })
+    this.#host.connected?.(this, resumes)
     return {
       Version: '3',
       ClientId: this.#id,

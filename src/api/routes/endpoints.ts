@@ -6,6 +6,7 @@ import { formatEndpointUrl, parseEndpointUrl } from '../../config/url.ts'
 import type { Endpoint } from '../../endpoints/endpoint.ts'
 import { CODES } from '../../lib/errors.ts'
 import type { ApiOptions } from '../app.ts'
+import type { AgentTunnelInfo } from './sessions.ts'
 import { ApiError } from '../errors.ts'
 import { isApiOwned, isOwnedId, newEndpointId, ownedFileName, readOwnedFile, removeFile, renderOwnedFile, writeAtomically, type OwnedDecl } from '../owned-files.ts'
 import { endpointResource, type SourceCache } from '../resource.ts'
@@ -166,10 +167,12 @@ function ownedDecl(text: string | undefined): OwnedDecl {
 }
 
 /** `/endpoints`: list, get, create, update and delete cloud endpoints; agent endpoints are listed read-only. */
-export function endpointRoutes(options: ApiOptions): Hono {
+export function endpointRoutes(options: ApiOptions & { tunnels: () => readonly AgentTunnelInfo[] }): Hono {
   const app = new Hono()
+  // Agent endpoints name the session serving them now (it changes when the agent reconnects).
+  const sessionOf = (ep: Endpoint) => (ep.kind === 'agent' ? options.tunnels().find((t) => `ep_${t.id}` === ep.id && t.account === ep.account) : undefined)
   const show = (c: Context, ep: Endpoint, cache: SourceCache = new Map()) =>
-    endpointResource(ep, { origin: new URL(c.req.url).origin, policiesDir: options.policiesDir, cache })
+    endpointResource(ep, { origin: new URL(c.req.url).origin, policiesDir: options.policiesDir, cache, session: sessionOf(ep) })
 
   app.get('/', (c) => {
     const query = c.req.query()

@@ -23,6 +23,8 @@ function endpoint(description: string) {
   return { description, content: json({ $ref: '#/components/schemas/Endpoint' }) }
 }
 const idParam = { name: 'id', in: 'path', required: true, schema: { type: 'string' }, description: 'Endpoint id (`ep_…`)' }
+const sessionParam = { name: 'id', in: 'path', required: true, schema: { type: 'string' }, description: 'Tunnel session id (the agent\'s client id)' }
+const noSession = error('No connected agent with that id (ERR_WARREN_6003)')
 const unauthorized = error('No key, a wrong key, or no api_keys configured (ERR_WARREN_6001, ERR_WARREN_6002)')
 const readOnly = error('Declared in a hand-written policies file or by an agent (ERR_WARREN_6006), or the URL is taken (ERR_WARREN_6007)')
 const notWritable = error('The policies directory cannot be written (ERR_WARREN_6008)')
@@ -34,7 +36,7 @@ export const OPENAPI = {
     title: 'warren REST API',
     version: pkg.version,
     description:
-      'Manage the cloud endpoints of a warren edge. Endpoints created here are stored as policies/api-<id>.yml and validated exactly like hand-written policies files. Resource shapes follow the ngrok API where they overlap.',
+      'Manage the cloud endpoints of a warren edge, see its agents, certificates, metrics and live events. Endpoints created here are stored as policies/api-<id>.yml and validated exactly like hand-written policies files. Resource shapes follow the ngrok API where they overlap.',
   },
   security: [{ bearer: [] }],
   paths: {
@@ -53,6 +55,105 @@ export const OPENAPI = {
       get: {
         summary: 'Load status of every policies file and endpoint',
         responses: { 200: { description: 'Status as of the last reload', content: json({ $ref: '#/components/schemas/Status' }) }, 401: unauthorized },
+      },
+    },
+    '/': { get: { summary: 'Redirects to the dashboard', security: [], responses: { 302: { description: 'To /ui' } } } },
+    '/ui': {
+      get: {
+        summary: 'The read-only dashboard (endpoints, tunnel sessions, certificates, live events); it asks for an API key and reads the API with it',
+        security: [],
+        responses: { 200: { description: 'One HTML page, embedded in the binary', content: { 'text/html': { schema: { type: 'string' } } } } },
+      },
+    },
+    '/metrics': {
+      get: {
+        summary: 'Prometheus metrics (text exposition format 0.0.4)',
+        responses: { 200: { description: 'Every metric of the edge', content: { 'text/plain': { schema: { type: 'string' } } } }, 401: unauthorized },
+      },
+    },
+    '/events/stream': {
+      get: {
+        summary: 'Live events as server-sent events: event = event type, id = event id, data = the event as JSON; first a "ready" message, "dropped" when this client read too slowly',
+        parameters: [
+          {
+            name: 'filter',
+            in: 'query',
+            schema: { type: 'string' },
+            description: 'CEL over `ev` (the event object) and `event_type`, e.g. `ev.http.response.status_code >= 500`',
+          },
+        ],
+        responses: {
+          200: { description: 'An endless event stream', content: { 'text/event-stream': { schema: { type: 'string' } } } },
+          400: error('The filter does not compile or does not return bool (ERR_WARREN_6004)'),
+          401: unauthorized,
+        },
+      },
+    },
+    '/certificates': {
+      get: {
+        summary: 'Certificates the edge holds (names, source, issuer, expiry; never keys)',
+        responses: {
+          200: {
+            description: 'Soonest expiry first',
+            content: json({
+              type: 'object',
+              properties: {
+                certificates: {
+                  type: 'array',
+                  items: {
+                    type: 'object',
+                    properties: {
+                      names: { type: 'array', items: { type: 'string' } },
+                      source: { enum: ['file', 'dev', 'acme'] },
+                      issuer: { type: 'string' },
+                      not_after: { type: 'string', format: 'date-time' },
+                      expires_in_seconds: { type: 'integer' },
+                      expired: { type: 'boolean' },
+                    },
+                  },
+                },
+              },
+            }),
+          },
+          401: unauthorized,
+        },
+      },
+    },
+    '/tunnel-sessions': {
+      get: {
+        summary: 'Agents connected now, oldest first',
+        responses: {
+          200: {
+            description: 'Every tunnel session (one page)',
+            content: json({
+              type: 'object',
+              properties: {
+                tunnel_sessions: { type: 'array', items: { $ref: '#/components/schemas/TunnelSession' } },
+                uri: { type: 'string' },
+                next_page_uri: { type: 'null' },
+              },
+            }),
+          },
+          401: unauthorized,
+        },
+      },
+    },
+    '/tunnel-sessions/{id}': {
+      parameters: [sessionParam],
+      get: { summary: 'One tunnel session', responses: { 200: { description: 'The session', content: json({ $ref: '#/components/schemas/TunnelSession' }) }, 401: unauthorized, 404: noSession } },
+    },
+    '/tunnel-sessions/{id}/stop': {
+      parameters: [sessionParam],
+      post: {
+        summary: 'Ends the session (GOAWAY). Its endpoints stay reserved for agents.reconnect_grace, so a reconnecting agent keeps its URLs',
+        responses: { 204: { description: 'The session is closing' }, 401: unauthorized, 404: noSession },
+      },
+    },
+    '/tunnel-sessions/{id}/restart': {
+      parameters: [sessionParam],
+      post: {
+        summary: 'Asks the agent to restart (ngrok\'s Restart command)',
+        responses: { 204: { description: 'The agent accepted' }, 401: unauthorized, 404: noSession, 502: error('The agent refused, failed or did not answer in 10 s (ERR_WARREN_6010)') },
       },
     },
     '/openapi.json': { get: { summary: 'This document', responses: { 200: { description: 'OpenAPI 3.1 document', content: json({ type: 'object' }) }, 401: unauthorized } } },
@@ -149,6 +250,29 @@ export const OPENAPI = {
           account: { type: 'string', description: 'warren: account namespace' },
           source: { type: 'string', description: 'warren: declaring policies file, relative to the policies directory' },
           read_only: { type: 'boolean', description: 'warren: true for endpoints of hand-written files and agents' },
+          tunnel_session: {
+            type: ['object', 'null'],
+            properties: { id: { type: 'string' }, uri: { type: 'string' } },
+            description: 'Agent endpoints only: the session serving it, null while its agent reconnects',
+          },
+        },
+      },
+      TunnelSession: {
+        type: 'object',
+        required: ['id', 'uri', 'agent_version', 'os', 'ip', 'metadata', 'started_at', 'account', 'remote_addr', 'client_info', 'latency_ms', 'endpoints'],
+        properties: {
+          id: { type: 'string', description: "The agent's client id (kept across reconnects)" },
+          uri: { type: 'string' },
+          agent_version: { type: 'string' },
+          os: { type: 'string' },
+          ip: { type: 'string' },
+          metadata: { type: 'string' },
+          started_at: { type: 'string', format: 'date-time' },
+          account: { type: 'string', description: 'warren: the account of its authtoken' },
+          remote_addr: { type: 'string', description: 'warren: ip:port of its connection' },
+          client_info: { type: 'object', description: 'warren: what the agent sent about itself when authenticating, secrets removed' },
+          latency_ms: { type: ['number', 'null'] },
+          endpoints: { type: 'array', items: { type: 'object', properties: { id: { type: 'string' }, uri: { type: 'string' }, url: { type: 'string' } } } },
         },
       },
       Status: {

@@ -28,6 +28,54 @@ export const AccountSpec = v.strictObject({
   tcp_ports: v.optional(v.string()),
 })
 
+/** Fields every event sink has. */
+const sinkCommon = {
+  /** Only these event types (default: all). */
+  types: v.optional(v.array(v.picklist(['http_request_complete.v0', 'tcp_connection_closed.v0', 'agent_session_start.v0', 'agent_session_stop.v0', 'config_reload.v0']))),
+  /** CEL over the event, as ngrok's event filters: `ev` is the event object, `event_type` its type; e.g. `ev.http.response.status_code >= 500`. */
+  filter: v.optional(v.pipe(v.string(), v.minLength(1))),
+}
+
+/** Writes each event as one JSON line to standard output. */
+const StdoutSinkSpec = v.strictObject({ type: v.literal('stdout'), ...sinkCommon })
+
+/** Appends JSON lines to a file, rotating it by size. */
+const FileSinkSpec = v.strictObject({
+  type: v.literal('file'),
+  ...sinkCommon,
+  /** The file (relative to warren.yaml); rotated copies are `<path>.1` (newest) … `<path>.<max_files>`. */
+  path: v.pipe(v.string(), v.minLength(1)),
+  /** Rotate once the file would grow past this many bytes. */
+  max_bytes: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1024)), 10 * 1024 * 1024),
+  /** Rotated files kept besides the current one (0: the old file is simply replaced). */
+  max_files: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(100)), 5),
+  /** Bytes of events waiting for the disk; beyond it events are dropped and counted. */
+  buffer_bytes: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1024)), 8 * 1024 * 1024),
+})
+
+/** POSTs batches of events as a JSON array to a URL, retrying failures with backoff. */
+const HttpSinkSpec = v.strictObject({
+  type: v.literal('http'),
+  ...sinkCommon,
+  /** Receiver URL (http or https). */
+  url: v.pipe(v.string(), v.url('must be an http(s) URL')),
+  /** Extra request headers, e.g. `{authorization: "Bearer …"}`. */
+  headers: v.optional(v.record(v.string(), v.string()), {}),
+  /** Most events in one POST. */
+  batch_size: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(10000)), 100),
+  /** Seconds to wait for a batch to fill before sending what there is. */
+  flush_interval: v.optional(v.pipe(v.number(), v.minValue(0.01)), 1),
+  /** Attempts after the first failed one (network error, 429 or 5xx); then the batch is dropped and counted. */
+  max_retries: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0), v.maxValue(20)), 5),
+  /** Seconds one POST may take. */
+  timeout: v.optional(v.pipe(v.number(), v.minValue(0.1)), 10),
+  /** Most events waiting to be sent (retries included); beyond it events are dropped and counted. */
+  buffer: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 10000),
+})
+
+export const EventSinkSpec = v.variant('type', [StdoutSinkSpec, FileSinkSpec, HttpSinkSpec])
+export type EventSinkConfig = v.InferOutput<typeof EventSinkSpec>
+
 export const ServerConfigSpec = v.strictObject({
   /** Listen addresses. */
   listen: v.optional(
@@ -106,6 +154,16 @@ export const ServerConfigSpec = v.strictObject({
     v.strictObject({
       /** Seconds a relayed connection may sit idle in both directions (ngrok: 5 minutes). */
       idle_timeout: v.optional(v.pipe(v.number(), v.minValue(1)), 300),
+    }),
+    {},
+  ),
+  /** Events (ngrok's `http_request_complete.v0`, `tcp_connection_closed.v0`, agent sessions, reloads) and where they go. */
+  events: v.optional(
+    v.strictObject({
+      /** Most events waiting for delivery to the sinks; beyond it events are dropped and counted (`warren_events_dropped_total`). */
+      queue_size: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 10000),
+      /** Where events go; none by default (the API's `/events/stream` works without any). */
+      sinks: v.optional(v.array(EventSinkSpec), []),
     }),
     {},
   ),

@@ -1,0 +1,105 @@
+import type { EventSink, WarrenEvent } from './types.ts'
+
+/** A consumer of queued events; gets them in batches, after the emitter has moved on. */
+export type Subscriber = (batch: readonly WarrenEvent[]) => void
+
+export interface EventBusOptions {
+  /** Most events waiting for delivery; beyond it new events are dropped and counted. */
+  capacity?: number
+  /** Reports a subscriber or tap that threw (it stays subscribed). */
+  onError?: (err: unknown) => void
+}
+
+/**
+ * The edge's event bus. `emit` is synchronous and O(1) for the caller: taps (cheap in-process
+ * aggregation such as metrics) run inline, and the event joins a bounded queue that is delivered to
+ * subscribers (sinks, SSE streams) on a later turn of the event loop. When the queue is full the
+ * event is dropped and counted, so a slow sink can never hold up a request.
+ *
+ * @example
+ * const bus = new EventBus({ capacity: 10_000 })
+ * bus.subscribe((batch) => console.log(batch.length))
+ * bus.emit(makeEvent('config_reload.v0', {...}))
+ */
+export class EventBus implements EventSink {
+  readonly #capacity: number
+  readonly #onError: (err: unknown) => void
+  readonly #taps = new Set<(event: WarrenEvent) => void>()
+  readonly #subscribers = new Set<Subscriber>()
+  #queue: WarrenEvent[] = []
+  #scheduled = false
+  #emitted = 0
+  #dropped = 0
+
+  constructor(options: EventBusOptions = {}) {
+    this.#capacity = options.capacity ?? 10_000
+    this.#onError = options.onError ?? (() => {})
+  }
+
+  /** Events emitted since start (delivered or not). */
+  get emitted(): number {
+    return this.#emitted
+  }
+
+  /** Events dropped because the queue was full. */
+  get dropped(): number {
+    return this.#dropped
+  }
+
+  /** Events waiting for delivery. */
+  get pending(): number {
+    return this.#queue.length
+  }
+
+  emit(event: WarrenEvent): void {
+    this.#emitted++
+    for (const tap of this.#taps) {
+      try {
+        tap(event)
+      } catch (err) {
+        this.#onError(err)
+      }
+    }
+    if (this.#subscribers.size === 0) return
+    if (this.#queue.length >= this.#capacity) {
+      this.#dropped++
+      return
+    }
+    this.#queue.push(event)
+    if (!this.#scheduled) {
+      this.#scheduled = true
+      setImmediate(() => this.#deliver())
+    }
+  }
+
+  /** Runs `tap` inline on every event. Keep it tiny (a counter): it runs on the data path. */
+  tap(tap: (event: WarrenEvent) => void): () => void {
+    this.#taps.add(tap)
+    return () => this.#taps.delete(tap)
+  }
+
+  /** Delivers queued events to `subscriber` in batches; returns the unsubscribe function. */
+  subscribe(subscriber: Subscriber): () => void {
+    this.#subscribers.add(subscriber)
+    return () => this.#subscribers.delete(subscriber)
+  }
+
+  /** Delivers what is queued now (tests and shutdown; normally a later tick does it). */
+  flush(): void {
+    this.#deliver()
+  }
+
+  #deliver(): void {
+    this.#scheduled = false
+    if (this.#queue.length === 0) return
+    const batch = this.#queue
+    this.#queue = []
+    for (const subscriber of [...this.#subscribers]) {
+      try {
+        subscriber(batch)
+      } catch (err) {
+        this.#onError(err)
+      }
+    }
+  }
+}

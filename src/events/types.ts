@@ -1,0 +1,146 @@
+/**
+ * Events the edge publishes. The envelope and the traffic events use ngrok's event format and field
+ * names (`event_id`, `event_type`, `event_timestamp`, `object`; `http_request_complete.v0`,
+ * `tcp_connection_closed.v0`, `agent_session_start.v0`, `agent_session_stop.v0`), so tools built for
+ * ngrok's event destinations read them unchanged. `config_reload.v0` is warren's own.
+ *
+ * The list is append-only: a type is never renamed, and a changed payload gets a new version.
+ */
+
+/** The connection part of traffic events (ngrok's `conn.*`). Timestamps are RFC 3339. */
+export interface ConnFields {
+  client_ip: string
+  /** warren: the client's source port. */
+  client_port: number
+  server_ip: string
+  /** The hostname the client asked for (Host or SNI); empty for tcp:// endpoints. */
+  server_name: string
+  server_port: number
+  start_ts: string
+}
+
+/** The endpoint a connection or request reached (warren; null when none matched). */
+export interface EndpointRef {
+  id: string
+  url: string
+  type: 'cloud' | 'agent'
+}
+
+export interface HttpRequestCompleteObject {
+  conn: ConnFields
+  http: {
+    request: {
+      method: string
+      url: { scheme: string; host: string; path: string; query: string; raw: string }
+      user_agent: string
+      /** From Content-Length; -1 when the client streamed the body without one. */
+      body_length: number
+    }
+    response: {
+      /** 0 when the policy closed the connection without an answer. */
+      status_code: number
+      /** From Content-Length; -1 when the body is streamed without one. */
+      body_length: number
+    }
+  }
+  endpoint: EndpointRef | null
+  /** warren: time from the request's arrival to the response head (ms). */
+  duration_ms: number
+  /** warren: the code of an edge-made error (`Warren-Error-Code`), else null. */
+  error_code: string | null
+  /** Metadata of the `log` action (ngrok: `traffic_policy.logs`); merged, later keys win. */
+  traffic_policy: { logs: Record<string, unknown> } | null
+}
+
+export interface TcpConnectionClosedObject {
+  conn: ConnFields & {
+    /** Bytes from the client to the edge. */
+    bytes_in: number
+    /** Bytes from the edge to the client. */
+    bytes_out: number
+    end_ts: string
+  }
+  endpoint: EndpointRef | null
+  /** warren: `tcp`, `tls` (passthrough or terminate-tls) or `https` (terminated at the TLS port). */
+  protocol: 'tcp' | 'tls' | 'https'
+  /** Metadata of the `log` action in on_tcp_connect (ngrok: `traffic_policy.logs`). */
+  traffic_policy: { logs: Record<string, unknown> } | null
+}
+
+/** A connected agent, as `GET /tunnel-sessions` shows it. */
+export interface AgentSessionObject {
+  id: string
+  account: string
+  remote_addr: string
+  started_at: string
+  agent_version: string
+  os: string
+  client_info: Record<string, unknown>
+}
+
+export interface AgentSessionStopObject extends AgentSessionObject {
+  /** `goodbye`: the agent closed its session (its endpoints go at once); `dropped`: anything else. */
+  reason: 'goodbye' | 'dropped'
+}
+
+export interface ConfigReloadObject {
+  /** What started it: `start`, `watch`, `SIGHUP`, `api`. */
+  reason: string
+  /** Endpoint table version after the reload. */
+  version: number
+  /** False when a file or endpoint has an error (those keep their previous state or stay off). */
+  ok: boolean
+  endpoints: number
+  /** Policies files that changed. */
+  changed: string[]
+  errors: { file: string; line: number; col: number; code: string; message: string }[]
+}
+
+interface Envelope<T extends string, O> {
+  /** `ev_` followed by a unique id. */
+  event_id: string
+  event_type: T
+  /** RFC 3339 with milliseconds. */
+  event_timestamp: string
+  object: O
+}
+
+export type HttpRequestCompleteEvent = Envelope<'http_request_complete.v0', HttpRequestCompleteObject>
+export type TcpConnectionClosedEvent = Envelope<'tcp_connection_closed.v0', TcpConnectionClosedObject>
+export type AgentSessionStartEvent = Envelope<'agent_session_start.v0', AgentSessionObject>
+export type AgentSessionStopEvent = Envelope<'agent_session_stop.v0', AgentSessionStopObject>
+export type ConfigReloadEvent = Envelope<'config_reload.v0', ConfigReloadObject>
+
+/** Every event the edge publishes, discriminated by `event_type`. */
+export type WarrenEvent = HttpRequestCompleteEvent | TcpConnectionClosedEvent | AgentSessionStartEvent | AgentSessionStopEvent | ConfigReloadEvent
+
+export type EventType = WarrenEvent['event_type']
+export type EventObject<T extends EventType> = Extract<WarrenEvent, { event_type: T }>['object']
+
+/** Every event type, in the order they were added. */
+export const EVENT_TYPES = [
+  'http_request_complete.v0',
+  'tcp_connection_closed.v0',
+  'agent_session_start.v0',
+  'agent_session_stop.v0',
+  'config_reload.v0',
+] as const satisfies readonly EventType[]
+
+/** What emitters hold: publishing must never block or throw into the data path. */
+export interface EventSink {
+  emit(event: WarrenEvent): void
+}
+
+const PREFIX = `ev_${Date.now().toString(36)}${Math.floor(Math.random() * 36 ** 4).toString(36).padStart(4, '0')}`
+let counter = 0
+
+/**
+ * Wraps an object in an envelope with a fresh id and the current time. Ids are a per-process
+ * prefix plus a counter: unique, ordered, and cheap enough for every request.
+ *
+ * @example makeEvent('config_reload.v0', { reason: 'watch', version: 2, ok: true, endpoints: 3, changed: [], errors: [] })
+ */
+export function makeEvent<T extends EventType>(type: T, object: EventObject<T>, at: Date = new Date()): Extract<WarrenEvent, { event_type: T }> {
+  counter = (counter + 1) % Number.MAX_SAFE_INTEGER
+  return { event_id: `${PREFIX}${counter.toString(36).padStart(6, '0')}`, event_type: type, event_timestamp: at.toISOString(), object } as Extract<WarrenEvent, { event_type: T }>
+}

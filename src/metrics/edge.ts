@@ -1,0 +1,105 @@
+import { VERSION } from '../cli/version.ts'
+import type { EventBus } from '../events/bus.ts'
+import type { WarrenEvent } from '../events/types.ts'
+import { Counter, Gauge, Histogram, Registry } from './prometheus.ts'
+
+/** What the edge's metrics read at scrape time; each is optional so tests can pass only a few. */
+export interface EdgeMetricSources {
+  /** Traffic, reload and session counts come from the events (a tap: counted even when sinks drop). */
+  bus: EventBus
+  /** Endpoints in the table right now. */
+  endpoints?: () => readonly { kind: 'cloud' | 'agent' }[]
+  /** Agent sessions that authenticated and are still open. */
+  agentSessions?: () => number
+  /** Open client connections (or in-flight requests) per listener. */
+  activeConnections?: () => Readonly<Record<string, number>>
+  /** Certificates the edge holds. */
+  certificates?: () => readonly { names: readonly string[]; notAfter: Date; source: string }[]
+  /** Events each sink dropped. */
+  sinkDrops?: () => readonly { name: string; dropped: number }[]
+}
+
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
+const CONNECTION_BUCKETS = [0.1, 1, 10, 60, 300, 1800, 3600, 14400]
+
+/**
+ * The edge's Prometheus metrics. Traffic counters follow the events (so `/metrics` and the event
+ * stream always agree); gauges are read when scraped.
+ *
+ * @example
+ * const registry = edgeMetrics({ bus, endpoints: () => store.current.endpoints })
+ * new Response(registry.render(), { headers: { 'content-type': CONTENT_TYPE } })
+ */
+export function edgeMetrics(sources: EdgeMetricSources): Registry {
+  const r = new Registry()
+  const build = r.add(new Gauge('warren_build_info', 'Always 1; the version label says which warren runs.', ['version']))
+  build.set({ version: VERSION }, 1)
+  const requests = r.add(new Counter('warren_http_requests_total', 'HTTP requests answered, by endpoint URL ("" when none matched) and status (0: connection closed by policy).', ['endpoint', 'status']))
+  const latency = r.add(new Histogram('warren_http_request_duration_seconds', 'Time from a request\'s arrival to its response head, by endpoint.', ['endpoint'], LATENCY_BUCKETS))
+  const requestBytes = r.add(new Counter('warren_http_request_body_bytes_total', 'Request body bytes declared by Content-Length, by endpoint.', ['endpoint']))
+  const responseBytes = r.add(new Counter('warren_http_response_body_bytes_total', 'Response body bytes declared by Content-Length, by endpoint.', ['endpoint']))
+  const connections = r.add(new Counter('warren_tcp_connections_total', 'Relayed connections that closed, by endpoint and protocol (tcp, tls, https).', ['endpoint', 'protocol']))
+  const connectionBytes = r.add(new Counter('warren_tcp_bytes_total', 'Bytes relayed on closed connections, by endpoint, protocol and direction (in: from clients).', ['endpoint', 'protocol', 'direction']))
+  const connectionTime = r.add(new Histogram('warren_tcp_connection_duration_seconds', 'How long relayed connections stayed open.', ['endpoint', 'protocol'], CONNECTION_BUCKETS))
+  const active = r.add(new Gauge('warren_active_connections', 'Open client connections on tcp and tls listeners; in-flight requests on the http listener.', ['listener']))
+  const sessions = r.add(new Gauge('warren_agent_sessions', 'Authenticated agent sessions open now.'))
+  const sessionStarts = r.add(new Counter('warren_agent_session_starts_total', 'Agent sessions that authenticated.'))
+  const sessionStops = r.add(new Counter('warren_agent_session_stops_total', 'Agent sessions that ended, by reason (goodbye, dropped).', ['reason']))
+  const endpoints = r.add(new Gauge('warren_endpoints', 'Endpoints in the table, by type.', ['type']))
+  const reloads = r.add(new Counter('warren_config_reloads_total', 'Reloads of the policies directory, by reason (start, watch, SIGHUP, api).', ['reason']))
+  const reloadFailures = r.add(new Counter('warren_config_reload_failures_total', 'Reloads that found an invalid file or endpoint, by reason.', ['reason']))
+  const certExpiry = r.add(new Gauge('warren_certificate_expiry_timestamp_seconds', 'When each certificate expires (Unix time), by its names and source (file, dev, acme).', ['names', 'source']))
+  const events = r.add(new Counter('warren_events_total', 'Events published, by type.', ['type']))
+  const dropped = r.add(new Counter('warren_events_dropped_total', 'Events dropped: "queue" when the event queue was full, else by sink.', ['sink']))
+
+  sources.bus.tap(function countEvent(event: WarrenEvent) {
+    events.inc({ type: event.event_type })
+    switch (event.event_type) {
+      case 'http_request_complete.v0': {
+        const o = event.object
+        const endpoint = o.endpoint?.url ?? ''
+        requests.inc({ endpoint, status: String(o.http.response.status_code) })
+        latency.observe({ endpoint }, o.duration_ms / 1000)
+        if (o.http.request.body_length > 0) requestBytes.inc({ endpoint }, o.http.request.body_length)
+        if (o.http.response.body_length > 0) responseBytes.inc({ endpoint }, o.http.response.body_length)
+        break
+      }
+      case 'tcp_connection_closed.v0': {
+        const o = event.object
+        const labels = { endpoint: o.endpoint?.url ?? '', protocol: o.protocol }
+        connections.inc(labels)
+        connectionBytes.inc({ ...labels, direction: 'in' }, o.conn.bytes_in)
+        connectionBytes.inc({ ...labels, direction: 'out' }, o.conn.bytes_out)
+        connectionTime.observe(labels, (Date.parse(o.conn.end_ts) - Date.parse(o.conn.start_ts)) / 1000)
+        break
+      }
+      case 'agent_session_start.v0':
+        sessionStarts.inc()
+        break
+      case 'agent_session_stop.v0':
+        sessionStops.inc({ reason: event.object.reason })
+        break
+      case 'config_reload.v0':
+        reloads.inc({ reason: event.object.reason })
+        if (!event.object.ok) reloadFailures.inc({ reason: event.object.reason })
+        break
+    }
+  })
+
+  r.collect(function readGauges() {
+    if (sources.activeConnections) for (const [listener, n] of Object.entries(sources.activeConnections())) active.set({ listener }, n)
+    if (sources.agentSessions) sessions.set({}, sources.agentSessions())
+    if (sources.endpoints) {
+      const list = sources.endpoints()
+      endpoints.set({ type: 'cloud' }, list.filter((e) => e.kind === 'cloud').length)
+      endpoints.set({ type: 'agent' }, list.filter((e) => e.kind === 'agent').length)
+    }
+    if (sources.certificates) {
+      certExpiry.reset()
+      for (const c of sources.certificates()) certExpiry.set({ names: c.names.join(','), source: c.source }, Math.floor(c.notAfter.getTime() / 1000))
+    }
+    dropped.set({ sink: 'queue' }, sources.bus.dropped)
+    if (sources.sinkDrops) for (const s of sources.sinkDrops()) dropped.set({ sink: s.name }, s.dropped)
+  })
+  return r
+}
