@@ -14,7 +14,7 @@ import { setForwardedHeaders } from './forwarded.ts'
 import { isWebSocketUpgrade } from './hop-headers.ts'
 import { forwardH1, forwardHttp } from './http.ts'
 import { tunnelOrigin } from './tunnel-http.ts'
-import { proxyWebSocket, type WsData } from './websocket.ts'
+import { proxyWebSocket, proxyWebSocketToTunnel, type WsData } from './websocket.ts'
 
 export interface PipelineOptions {
   store: EndpointStore
@@ -301,7 +301,11 @@ async function serveEndpoint(endpoint: Endpoint, ex: HttpExchange, scope: Reques
     // An agent endpoint: what the policy lets through goes to the agent, over a proxy stream.
     setForwardedHeaders({ ...ex, endpoint: scope.entry }, scope.hostHeader)
     if (scope.websocket) {
-      response = errorResponse(501, CODES.BAD_REQUEST, 'Websockets to agent endpoints are not supported by this edge yet.', scope.req.headers.get('accept'))
+      response = await proxyWebSocketToTunnel(scope.req, scope.server, ex, endpoint.tunnel, { timeoutMs: scope.timeoutMs, clientAddr: `${ex.conn.clientIp}:${ex.conn.clientPort}` })
+      if (response.status === 200) {
+        FINAL.add(response)
+        return response
+      }
     } else {
       response = await forwardH1(ex, tunnelOrigin(endpoint.tunnel, `${ex.conn.serverIp}:${ex.conn.serverPort}`), ex.body ?? null, { timeoutMs: scope.timeoutMs })
       rewriteLocation(response.headers, ex.headers.get('host'), scope)

@@ -1,11 +1,13 @@
 import type { Server, ServerWebSocket, WebSocketHandler } from 'bun'
 import { CODES } from '../lib/errors.ts'
+import type { TunnelTarget } from '../endpoints/endpoint.ts'
 import type { HttpExchange } from '../policy/types.ts'
 import { errorResponse } from './errors.ts'
+import { TunnelWebSocket } from './tunnel-websocket.ts'
 
-/** Per-connection state: the upstream socket and client frames that arrived before it opened. */
+/** Per-connection state: the upstream websocket (a direct one, or one over an agent's tunnel). */
 export interface WsData {
-  upstream: WebSocket
+  upstream: WebSocket | TunnelWebSocket
 }
 
 /** Close codes that may not be sent on the wire (RFC 6455 §7.4.1) become 1000/1011. */
@@ -59,12 +61,31 @@ export async function proxyWebSocket(
   return new Response(null)
 }
 
-/** The Bun.serve websocket handlers that pair with `proxyWebSocket`. */
+/** Proxies a websocket to an agent endpoint: the handshake and frames go over one proxy stream. */
+export async function proxyWebSocketToTunnel(
+  req: Request,
+  server: Server<WsData>,
+  ex: HttpExchange,
+  tunnel: TunnelTarget,
+  options: { timeoutMs: number; clientAddr: string },
+): Promise<Response> {
+  const protocols = (req.headers.get('sec-websocket-protocol') ?? '').split(',').map((p) => p.trim()).filter(Boolean)
+  const upstream = await TunnelWebSocket.connect(tunnel, options.clientAddr, { path: ex.url.pathname + ex.url.search, headers: ex.headers, protocols }, options.timeoutMs)
+  if (!upstream) return errorResponse(502, CODES.UPSTREAM_REFUSED, 'The agent could not open the upstream websocket.', req.headers.get('accept'))
+  const upgraded = server.upgrade(req, { data: { upstream }, headers: upstream.protocol ? { 'sec-websocket-protocol': upstream.protocol } : {} })
+  if (!upgraded) {
+    upstream.close()
+    return errorResponse(400, CODES.BAD_REQUEST, 'Invalid websocket upgrade request.', req.headers.get('accept'))
+  }
+  return new Response(null)
+}
+
+/** The Bun.serve websocket handlers that pair with `proxyWebSocket` and `proxyWebSocketToTunnel`. */
 export const websocketHandlers: WebSocketHandler<WsData> = {
   open(ws: ServerWebSocket<WsData>) {
     const up = ws.data.upstream
-    up.onmessage = (e) => ws.send(e.data as string | ArrayBuffer)
-    up.onclose = (e) => ws.close(sendableCode(e.code), e.reason)
+    up.onmessage = (e: { data: unknown }) => ws.send(e.data as string | ArrayBuffer)
+    up.onclose = (e: { code: number; reason: string }) => ws.close(sendableCode(e.code), e.reason)
     up.onerror = () => ws.close(1011, 'upstream error')
   },
   message(ws, message) {

@@ -191,6 +191,30 @@ describe('the official @ngrok/ngrok SDK against warren', () => {
     }
   })
 
+  test('http: websockets through an agent endpoint (text, 200 KB binary, close code)', async () => {
+    const { s, close } = await connect('alice-token')
+    try {
+      await s.httpEndpoint().domain('ws.alice.warren.localhost').listenAndForward(`http://127.0.0.1:${upstream.port}`)
+      const ws = new WebSocket(`wss://127.0.0.1:${edge.httpsPort}/socket`, {
+        headers: { host: 'ws.alice.warren.localhost' },
+        tls: { ca: readFileSync(edge.caPath, 'utf8'), serverName: 'ws.alice.warren.localhost' },
+      } as unknown as string[])
+      ws.binaryType = 'arraybuffer'
+      await new Promise((resolve, reject) => ((ws.onopen = resolve), (ws.onerror = reject)))
+      const next = () => new Promise<MessageEvent>((resolve) => ws.addEventListener('message', resolve, { once: true }))
+      ws.send('through the tunnel')
+      expect((await next()).data).toBe('through the tunnel')
+      const bytes = new Uint8Array(200_000).map((_, i) => i % 251)
+      ws.send(bytes)
+      expect(Bun.hash(new Uint8Array((await next()).data as ArrayBuffer))).toBe(Bun.hash(bytes))
+      const closed = new Promise<CloseEvent>((resolve) => (ws.onclose = resolve))
+      ws.send('close-me')
+      expect((await closed).code).toBe(4001)
+    } finally {
+      await close()
+    }
+  })
+
   test('http: a second bind of the same URL without pooling is refused', async () => {
     const a = await connect('alice-token')
     const b = await connect('alice-token')
