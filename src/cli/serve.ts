@@ -15,6 +15,10 @@ import { listenAgents } from '../listeners/agent.ts'
 import { makeAccount } from '../tunnel/accounts.ts'
 import { AgentRegistry } from '../tunnel/registry.ts'
 import { CertStore } from '../certs/index.ts'
+import { reloadEvent } from '../events/reload.ts'
+import type { EventSink } from '../events/types.ts'
+import { edgeMetrics } from '../metrics/edge.ts'
+import { startEvents } from './events.ts'
 import { VERSION } from './version.ts'
 
 export const SERVE_OPTIONS = {
@@ -46,11 +50,12 @@ export function policyDirectoryFor(config: ResolvedConfig, dir = config.policies
   return new PolicyDirectory(dir, loadOptionsFor(config))
 }
 
-function reloadInto(policies: PolicyDirectory, store: EndpointStore, reason: string): void {
+function reloadInto(policies: PolicyDirectory, store: EndpointStore, reason: string, events?: EventSink): void {
   const started = performance.now()
   const result = policies.reload()
   if (result.changed.length === 0 && store.current.version !== 0 && reason === 'watch') return
   store.swap(result.table, result)
+  events?.emit(reloadEvent(reason, result))
   const reloadLog = log.child({ component: 'policies' })
   for (const f of result.files) for (const issue of f.issues) reloadLog.error(formatIssue(issue), { code: issue.code, serving_previous: f.servingPrevious })
   for (const r of result.rejected) reloadLog.error(`${r.endpoint.source}:${r.endpoint.position.line}:${r.endpoint.position.col}: ${r.message}`, { code: r.code })
@@ -71,13 +76,15 @@ export async function serveCommand(args: string[]): Promise<number> {
   const format = (values['log-format'] ?? config.log.format) as 'json' | 'text' | undefined
   configureLogging({ level: (values['log-level'] ?? config.log.level) as Level, ...(format ? { format } : {}) })
 
+  // Before anything listens: a sink that cannot start (bad filter, unwritable file) is a config error.
+  const events = startEvents(config)
   mkdirSync(config.policiesDir, { recursive: true })
   const store = new EndpointStore()
   const policies = policyDirectoryFor(config)
-  const tcp = new TcpListeners({ hostname: splitAddress(config.listen.https).hostname, store, idleTimeoutSec: config.tcp.idle_timeout })
+  const tcp = new TcpListeners({ hostname: splitAddress(config.listen.https).hostname, store, idleTimeoutSec: config.tcp.idle_timeout, events: events.bus })
   // tcp ports follow the table, whether policies or agents changed it.
   store.onChange((table) => tcp.reconcile(table))
-  const reload = (reason: string) => reloadInto(policies, store, reason)
+  const reload = (reason: string) => reloadInto(policies, store, reason, events.bus)
   reload('start')
 
   const lifecycle = new AbortController()
@@ -93,6 +100,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     maxHeaderBytes: config.http.max_header_bytes,
     upstreamTimeoutMs: config.http.upstream_timeout * 1000,
     logRequests: config.log.requests && !values['no-request-log'],
+    events: events.bus,
     ...(config.http.redirect_https ? { httpsRedirectPort: config.public_ports.https ?? splitAddress(config.listen.https).port } : {}),
   })
   watchDirectory(config.policiesDir, () => reload('watch'), { signal: lifecycle.signal })
@@ -108,6 +116,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     store,
     certs,
     helloTimeoutMs: config.tls.client_hello_timeout * 1000,
+    events: events.bus,
     idleTimeoutSec: config.tcp.idle_timeout,
     http: {
       idleTimeoutSec: config.http.idle_timeout,
@@ -115,6 +124,7 @@ export async function serveCommand(args: string[]): Promise<number> {
       maxHeaderBytes: config.http.max_header_bytes,
       upstreamTimeoutMs: config.http.upstream_timeout * 1000,
       logRequests: config.log.requests && !values['no-request-log'],
+      events: events.bus,
     },
   })
   await tls.start()
@@ -135,11 +145,33 @@ export async function serveCommand(args: string[]): Promise<number> {
     tls: await certs.agentCert([`agent.${config.domain}`, ...(config.agent_tls.names ?? [])]),
     accounts: () => accounts,
     registry,
+    events: events.bus,
   })
 
   // The REST API writes policies/api-<id>.yml and reloads synchronously through the same path as the watcher.
   const apiAddr = splitAddress(config.listen.api)
-  const api = startApi({ hostname: apiAddr.hostname, port: apiAddr.port, apiKeys: config.api_keys, store, policiesDir: config.policiesDir, loadOptions: loadOptionsFor(config), reload })
+  const metrics = edgeMetrics({
+    bus: events.bus,
+    endpoints: () => store.current.endpoints,
+    agentSessions: () => [...agents.sessions].filter((s) => s.account !== undefined && !s.mux.closed).length,
+    activeConnections: () => ({ http: server.pendingRequests, tcp: tcp.activeConnections, tls: tls.activeConnections }),
+    certificates: () => certs.all(),
+    sinkDrops: () => events.sinks.map((s) => ({ name: s.name, dropped: s.dropped() })),
+  })
+  const api = startApi({
+    hostname: apiAddr.hostname,
+    port: apiAddr.port,
+    apiKeys: config.api_keys,
+    store,
+    policiesDir: config.policiesDir,
+    loadOptions: loadOptionsFor(config),
+    reload,
+    events: events.bus,
+    metrics,
+    sessions: () => agents.sessions,
+    tunnels: () => registry.list(),
+    certificates: () => certs.all(),
+  })
 
   const port = server.port
   log.info('warren edge started', { version: VERSION, http: `${http.hostname}:${port}`, https: `${https.hostname}:${tls.port}`, policies: config.policiesDir, config: config.source ?? '(embedded defaults)' })
@@ -158,6 +190,7 @@ export async function serveCommand(args: string[]): Promise<number> {
       tcp.stop()
       tls.stop()
       void api.stop()
+      void events.close()
       // Let in-flight requests finish for a moment; then cut what is left (idle websockets, slow clients).
       void server.stop(false).then(resolve)
       setTimeout(() => void server.stop(true).then(resolve), 3000).unref()
