@@ -58,19 +58,22 @@ function headerBytes(req: Request): number {
 export function createPipeline(options: PipelineOptions) {
   const { store, log, events } = options
   /** Publishes a request that ended before reaching an endpoint's policy. */
-  const refused = (req: Request, started: number, response: Response, host = '', port = options.defaultPort): Response => {
-    events?.emit(httpRequestEvent({ req, url: new URL(req.url), host, port, conn: undefined, endpoint: undefined, started, response, closed: false }))
+  const refused = (req: Request, server: Server<WsData>, started: number, response: Response, host = '', port = options.defaultPort): Response => {
+    if (!events) return response
+    const client = options.clientAddress ? options.clientAddress(req, server) : server.requestIP(req)
+    const conn = { clientIp: client?.address ?? '', clientPort: client?.port ?? 0, serverIp: options.serverIp, serverPort: options.serverPort }
+    events.emit(httpRequestEvent({ req, url: new URL(req.url), host, port, conn, endpoint: undefined, started, response, closed: false }))
     return response
   }
   return async function handleHttp(req: Request, server: Server<WsData>): Promise<Response> {
     const started = performance.now()
     const accept = req.headers.get('accept')
     if (headerBytes(req) > options.maxHeaderBytes)
-      return refused(req, started, errorResponse(431, CODES.HEADERS_TOO_LARGE, 'Request headers are too large.', accept))
+      return refused(req, server, started, errorResponse(431, CODES.HEADERS_TOO_LARGE, 'Request headers are too large.', accept))
     const hostHeader = req.headers.get('host')
     // Several Host headers arrive joined by commas; RFC 9112 says answer 400, never guess which one.
     if (!hostHeader || hostHeader.includes(','))
-      return refused(req, started, errorResponse(400, CODES.BAD_REQUEST, 'The request needs exactly one Host header.', accept))
+      return refused(req, server, started, errorResponse(400, CODES.BAD_REQUEST, 'The request needs exactly one Host header.', accept))
     const { name, port } = splitHost(hostHeader, options.defaultPort)
     const table = store.current
     const pool = table.lookup({ account: '', binding: 'public', scheme: options.scheme, host: name, port })
@@ -79,13 +82,13 @@ export function createPipeline(options: PipelineOptions) {
       if (https) {
         const url = new URL(req.url)
         const port = options.httpsRedirectPort === 443 ? '' : `:${options.httpsRedirectPort}`
-        return refused(req, started, new Response(null, { status: 308, headers: { location: `https://${name}${port}${url.pathname}${url.search}` } }), name, options.defaultPort)
+        return refused(req, server, started, new Response(null, { status: 308, headers: { location: `https://${name}${port}${url.pathname}${url.search}` } }), name, options.defaultPort)
       }
     }
     if (!pool) {
       const res = errorResponse(404, CODES.ENDPOINT_NOT_FOUND, `The endpoint ${name} is offline.`, accept)
       if (options.logRequests) log.info('request', { host: name, method: req.method, status: 404, code: CODES.ENDPOINT_NOT_FOUND })
-      return refused(req, started, res, name, port)
+      return refused(req, server, started, res, name, port)
     }
     const endpoint = pool.pick()
     const client = options.clientAddress ? options.clientAddress(req, server) : server.requestIP(req)
