@@ -7,6 +7,7 @@ import { CODES } from '../lib/errors.ts'
 import { log } from '../lib/log.ts'
 import { runTcpConnect } from '../proxy/connect.ts'
 import { clientRelayHandlers, newRelayConn, relayClientData, relayTo, type RelayConn, type RelayStats } from '../proxy/tcp-relay.ts'
+import { proxyHeader } from '../proxy/proxy-protocol.ts'
 import { relayToTunnel } from '../proxy/tunnel-relay.ts'
 
 export interface TcpListenerOptions {
@@ -125,7 +126,8 @@ export class TcpListeners {
       }
       const target = outcome.target.url
       socket.resume()
-      const ok = await relayTo(socket, { hostname: target.hostname, port: Number(target.port) }, { idleTimeoutSec, onDone })
+      const header = proxyHeader(outcome.target.kind === 'external' ? (outcome.target.proxyProtocol ?? 0) : 0, conn)
+      const ok = await relayTo(socket, { hostname: target.hostname, port: Number(target.port) }, { idleTimeoutSec, onDone, ...(header ? { first: header } : {}) })
       if (!ok) {
         logger.warn('upstream unreachable', { endpoint: endpoint.urlText, upstream: target.host, code: CODES.UPSTREAM_REFUSED })
         socket.end()

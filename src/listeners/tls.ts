@@ -7,6 +7,7 @@ import { log } from '../lib/log.ts'
 import { tcpClosedEvent } from '../events/traffic.ts'
 import type { EventSink } from '../events/types.ts'
 import { runTcpConnect } from '../proxy/connect.ts'
+import { proxyHeader } from '../proxy/proxy-protocol.ts'
 import { relayToTunnel } from '../proxy/tunnel-relay.ts'
 import { clientRelayHandlers, newRelayConn, relayClientData, relayTo, type RelayConn, type RelayStats } from '../proxy/tcp-relay.ts'
 import type { WsData } from '../proxy/websocket.ts'
@@ -201,7 +202,9 @@ export class TlsFront {
       return void socket.end()
     }
     const target = outcome.target.url
-    await this.#relay(socket, hello, { hostname: target.hostname, port: Number(target.port) }, endpoint, client)
+    const header = proxyHeader(outcome.target.kind === 'external' ? (outcome.target.proxyProtocol ?? 0) : 0, conn)
+    const first = header ? Buffer.concat([header, hello]) : hello
+    await this.#relay(socket, first, { hostname: target.hostname, port: Number(target.port) }, endpoint, client)
   }
 
   /** terminate-tls: the policy's own TLS settings, via a node:tls terminator, then plaintext to `target`. */

@@ -95,7 +95,8 @@ export interface Routing {
 }
 
 export type ForwardTarget =
-  | { kind: 'external'; url: URL }
+  /** An upstream URL; `proxyProtocol` puts a PROXY protocol header in front of tcp/tls relays. */
+  | { kind: 'external'; url: URL; proxyProtocol?: 1 | 2 }
   /** An internal endpoint of the same account; `url` is what the policy named (`https://api.internal`). */
   | { kind: 'internal'; url: URL; endpoint: Endpoint }
 

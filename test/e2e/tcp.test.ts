@@ -58,6 +58,25 @@ describe('tcp:// endpoints', () => {
     expect(refused).toBe(true)
   })
 
+  test.each([1, 2])('forward-external with proxy_protocol: %d sends the client address first', async (version) => {
+    let seen = new Uint8Array(0)
+    const recorder = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data: (_s, d) => void (seen = Buffer.concat([seen, d])) } })
+    const p = await freePort()
+    edge.writePolicy(`pp${version}.yml`, `url: tcp://pp${version}.warren.localhost:${p}\ntraffic_policy:\n  on_tcp_connect:\n    - actions: [{type: forward-external, config: {url: "tcp://127.0.0.1:${recorder.port}", proxy_protocol: ${version}}}]\n`)
+    try {
+      expect(await eventually(async () => (await rawRequest(p, 'ping', 200), seen.length > 0), 3000)).toBe(true)
+      if (version === 1) expect(Buffer.from(seen).toString('latin1')).toMatch(/^PROXY TCP4 127\.0\.0\.1 127\.0\.0\.1 \d+ \d+\r\n/)
+      else {
+        expect([...seen.subarray(0, 12)]).toEqual([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a])
+        expect([...seen.subarray(16, 20)]).toEqual([127, 0, 0, 1])
+        expect((seen[26]! << 8) | seen[27]!).toBe(p)
+      }
+    } finally {
+      edge.removePolicy(`pp${version}.yml`)
+      recorder.stop(true)
+    }
+  })
+
   test('a connection-level log line carries byte counts', async () => {
     await echoRoundTrip(port, 1000)
     const line = await edge.waitForLog(/"msg":"connection closed".*"bytes_in":1000/)

@@ -17,6 +17,8 @@ export const forwardExternal = defineAction({
   config: v.strictObject({
     /** Upstream, e.g. `http://127.0.0.1:3000` (no path) or `tcp://127.0.0.1:5432`. */
     url: v.pipe(v.string(), v.regex(ORIGIN, 'must be an origin such as http://127.0.0.1:3000 or tcp://127.0.0.1:5432')),
+    /** tcp:// and tls:// upstreams only: send a PROXY protocol header (version 1 or 2) with the client's address first. */
+    proxy_protocol: v.optional(v.picklist([1, 2], 'must be 1 or 2')),
   }),
   build(config, env) {
     const url = new URL(config.url)
@@ -29,7 +31,8 @@ export const forwardExternal = defineAction({
       if (http) throw new Error(`on_tcp_connect needs a tcp:// or tls:// url, not ${scheme}://`)
       if (url.port === '') throw new Error(`${scheme}:// upstreams need a port`)
     }
-    const target = { kind: 'external', url } as const
+    if (config.proxy_protocol !== undefined && http) throw new Error('proxy_protocol applies to tcp:// and tls:// upstreams (HTTP upstreams get X-Forwarded-For)')
+    const target = { kind: 'external', url, ...(config.proxy_protocol ? { proxyProtocol: config.proxy_protocol } : {}) } as const
     return function forwardExternal() {
       return { kind: 'forward', target }
     }
