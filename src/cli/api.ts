@@ -6,6 +6,11 @@ warren api endpoints get ID
 warren api endpoints create --url URL [--traffic-policy TEXT] [--binding B] [--description D] [--metadata M] [--pooling-enabled]
 warren api endpoints update ID [--url URL] [--traffic-policy TEXT] [--binding B] [--description D] [--metadata M] [--pooling-enabled|--no-pooling-enabled]
 warren api endpoints delete ID
+warren api sessions list
+warren api sessions get ID
+warren api sessions stop ID      (ends the agent's session; it reconnects and keeps its URLs)
+warren api sessions restart ID   (asks the agent to restart)
+warren api certificates
 warren api status
   common: [--api-url URL (default: http://<listen.api>)] [--api-key KEY (default: $WARREN_API_KEY)] [--config FILE]`
 
@@ -65,7 +70,28 @@ export async function apiCommand(args: string[]): Promise<number> {
   let path: string
   let body: Record<string, unknown> | undefined
   if (resource === 'status' && verb === undefined) path = '/status'
-  else if (resource === 'endpoints') {
+  else if (resource === 'certificates' && verb === undefined) path = '/certificates'
+  else if (resource === 'sessions') {
+    const needsId = verb === 'get' || verb === 'stop' || verb === 'restart'
+    if (needsId && !id) return usage(`sessions ${verb} needs a session id`)
+    if (extra.length || (!needsId && id !== undefined)) return usage(`unexpected argument "${extra[0] ?? id}"`)
+    const at = `/tunnel-sessions/${encodeURIComponent(id ?? '')}`
+    switch (verb) {
+      case 'list':
+        path = '/tunnel-sessions'
+        break
+      case 'get':
+        path = at
+        break
+      case 'stop':
+      case 'restart':
+        method = 'POST'
+        path = `${at}/${verb}`
+        break
+      default:
+        return usage(verb ? `unknown sessions command "${verb}"` : 'missing sessions command')
+    }
+  } else if (resource === 'endpoints') {
     const needsId = verb === 'get' || verb === 'update' || verb === 'delete'
     if (needsId && !id) return usage(`endpoints ${verb} needs an endpoint id`)
     if (extra.length || (!needsId && id !== undefined)) return usage(`unexpected argument "${extra[0] ?? id}"`)
@@ -128,7 +154,8 @@ export async function apiCommand(args: string[]): Promise<number> {
     process.stderr.write(JSON.stringify(json ?? { status_code: res.status }, null, 2) + '\n')
     return 1
   }
-  // DELETE answers 204 without a body; say what happened so scripts still get JSON.
-  process.stdout.write(JSON.stringify(json ?? { id, deleted: true }, null, 2) + '\n')
+  // DELETE, stop and restart answer 204 without a body; say what happened so scripts still get JSON.
+  const done = resource === 'sessions' ? { id, [verb === 'stop' ? 'stopped' : 'restarted']: true } : { id, deleted: true }
+  process.stdout.write(JSON.stringify(json ?? done, null, 2) + '\n')
   return 0
 }
