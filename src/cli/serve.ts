@@ -78,6 +78,15 @@ export async function serveCommand(args: string[]): Promise<number> {
 
   // Before anything listens: a sink that cannot start (bad filter, unwritable file) is a config error.
   const events = startEvents(config)
+  // Made before the first reload so it counts it; the gauges read the listeners when scraped.
+  const metrics = edgeMetrics({
+    bus: events.bus,
+    endpoints: () => store.current.endpoints,
+    agentSessions: () => [...agents.sessions].filter((s) => s.account !== undefined && !s.mux.closed).length,
+    activeConnections: () => ({ http: server.pendingRequests, tcp: tcp.activeConnections, tls: tls.activeConnections }),
+    certificates: () => certs.all(),
+    sinkDrops: () => events.sinks.map((s) => ({ name: s.name, dropped: s.dropped() })),
+  })
   mkdirSync(config.policiesDir, { recursive: true })
   const store = new EndpointStore()
   const policies = policyDirectoryFor(config)
@@ -150,14 +159,6 @@ export async function serveCommand(args: string[]): Promise<number> {
 
   // The REST API writes policies/api-<id>.yml and reloads synchronously through the same path as the watcher.
   const apiAddr = splitAddress(config.listen.api)
-  const metrics = edgeMetrics({
-    bus: events.bus,
-    endpoints: () => store.current.endpoints,
-    agentSessions: () => [...agents.sessions].filter((s) => s.account !== undefined && !s.mux.closed).length,
-    activeConnections: () => ({ http: server.pendingRequests, tcp: tcp.activeConnections, tls: tls.activeConnections }),
-    certificates: () => certs.all(),
-    sinkDrops: () => events.sinks.map((s) => ({ name: s.name, dropped: s.dropped() })),
-  })
   const api = startApi({
     hostname: apiAddr.hostname,
     port: apiAddr.port,
