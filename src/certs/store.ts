@@ -11,7 +11,10 @@ import { parseCertPair, type CertPair } from './pair.ts'
 import { writeFileAtomic } from './write.ts'
 
 export interface CertStoreOptions {
-  /** `dev` issues leaves from the local CA on demand; `files` and `acme` only serve what exists. */
+  /**
+   * `dev` issues leaves from the local CA on demand; `files` only serves what exists; `acme` serves
+   * what exists plus what `add()` brings, and asks the `setOnDemand()` hook for missing names.
+   */
   mode: 'dev' | 'files' | 'acme'
   /** The edge's base domain; the agent port's certificate defaults to `agent.<domain>`. */
   domain: string
@@ -51,6 +54,9 @@ export class CertStore {
   #filesKey = ''
   /** Issued name → leaf. */
   readonly #dev = new Map<string, CertPair>()
+  /** ACME certificates by the id their owner gave them. */
+  readonly #added = new Map<string, CertPair>()
+  #onDemand: ((name: string) => Promise<CertPair | undefined>) | undefined
   #agent: CertPair | undefined
   #index: CertIndex = new Map()
   readonly #issuing = new Map<string, Promise<CertPair>>()
@@ -98,6 +104,10 @@ export class CertStore {
   async ensure(name: string): Promise<CertPair | undefined> {
     const wanted = normalizeName(name)
     const hit = this.select(wanted)
+    if (this.#options.mode === 'acme') {
+      if (hit && hit.notAfter.getTime() > Date.now()) return hit
+      return (await this.#onDemand?.(wanted)) ?? hit
+    }
     if (this.#options.mode !== 'dev' || (hit && !isStale(hit))) return hit
     if (!isValidName(wanted)) {
       this.#log.debug('not issuing a development certificate for an invalid name', { name })
@@ -114,7 +124,30 @@ export class CertStore {
 
   /** Every certificate `select()` chooses from. */
   all(): CertPair[] {
-    return [...this.#files.map((f) => f.pair), ...this.#dev.values()]
+    return [...this.#files.map((f) => f.pair), ...this.#added.values(), ...this.#dev.values()]
+  }
+
+  /**
+   * Serves `pair` (issued by ACME) under `id`, replacing what was added under that id before (a
+   * renewal), and tells the listeners. User files still win for the names they cover.
+   *
+   * @example
+   * store.add('acme:api.example.com', parseCertPair(chain, key, 'acme'))
+   */
+  add(id: string, pair: CertPair): void {
+    if (this.#added.get(id) === pair) return
+    this.#added.set(id, pair)
+    this.#reindex()
+    this.#emit()
+  }
+
+  /**
+   * acme mode: `ensure()` calls `issue` for a name nothing unexpired covers, and serves what it
+   * returns (undefined: refuse the handshake). The hook decides whether the name may be issued and
+   * how long the handshake waits.
+   */
+  setOnDemand(issue: ((name: string) => Promise<CertPair | undefined>) | undefined): void {
+    this.#onDemand = issue
   }
 
   /** Called after file certificates changed on disk or a dev leaf was issued; returns an unsubscribe. */

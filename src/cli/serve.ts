@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs'
+import { dirname, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { startApi } from '../api/app.ts'
 import type { LoadOptions } from '../config/load.ts'
@@ -15,6 +16,8 @@ import { listenAgents } from '../listeners/agent.ts'
 import { makeAccount } from '../tunnel/accounts.ts'
 import { AgentRegistry } from '../tunnel/registry.ts'
 import { CertStore } from '../certs/index.ts'
+import { AcmeManager, AcmeStore, resolveAcmeSettings } from '../acme/index.ts'
+import { followAgentCertificate } from '../listeners/agent-port.ts'
 import { reloadEvent } from '../events/reload.ts'
 import type { EventSink } from '../events/types.ts'
 import { edgeMetrics } from '../metrics/edge.ts'
@@ -97,6 +100,24 @@ export async function serveCommand(args: string[]): Promise<number> {
   reload('start')
 
   const lifecycle = new AbortController()
+  const accounts = config.accounts.map(makeAccount)
+  const https = splitAddress(config.listen.https)
+  const certs = new CertStore(config.certsDir, { mode: config.tls.mode, domain: config.domain, signal: lifecycle.signal })
+  const agentNames = [...(config.agent_tls.names ?? []), `agent.${config.domain}`]
+  // tls.mode acme: certificates for claimed names; HTTP-01 and TLS-ALPN-01 hook into the listeners below.
+  const acme =
+    config.tls.mode === 'acme'
+      ? new AcmeManager({
+          settings: resolveAcmeSettings(config.tls.acme, config.source ? dirname(resolve(config.source)) : process.cwd()),
+          store: new AcmeStore(config.certsDir),
+          certs,
+          endpoints: store,
+          accountDomains: () => accounts.flatMap((a) => a.domains),
+          httpsPort: config.public_ports.https ?? https.port,
+          ownNames: agentNames,
+          signal: lifecycle.signal,
+        })
+      : undefined
   const http = splitAddress(config.listen.http)
   const server = listenHttp({
     store,
@@ -111,13 +132,17 @@ export async function serveCommand(args: string[]): Promise<number> {
     logRequests: config.log.requests && !values['no-request-log'],
     events: events.bus,
     ...(config.http.redirect_https ? { httpsRedirectPort: config.public_ports.https ?? splitAddress(config.listen.https).port } : {}),
+    ...(acme ? { acmeChallenge: acme.http01Answer } : {}),
   })
   watchDirectory(config.policiesDir, () => reload('watch'), { signal: lifecycle.signal })
   process.on('SIGHUP', () => reload('SIGHUP'))
 
-  const certs = new CertStore(config.certsDir, { mode: config.tls.mode, domain: config.domain, signal: lifecycle.signal })
   await certs.init()
-  const https = splitAddress(config.listen.https)
+  if (acme) {
+    // Stored certificates load before the TLS front subscribes; on-demand orders for handshakes after.
+    certs.setOnDemand(acme.onDemand)
+    await acme.start()
+  }
   const tls = new TlsFront({
     hostname: https.hostname,
     port: https.port,
@@ -135,10 +160,10 @@ export async function serveCommand(args: string[]): Promise<number> {
       logRequests: config.log.requests && !values['no-request-log'],
       events: events.bus,
     },
+    ...(acme ? { acmeTlsAlpn: acme.tlsAlpnHandler } : {}),
   })
   await tls.start()
 
-  const accounts = config.accounts.map(makeAccount)
   const registry = new AgentRegistry({
     store,
     domain: config.domain,
@@ -148,14 +173,19 @@ export async function serveCommand(args: string[]): Promise<number> {
     log: log.child({ component: 'tunnel' }),
   })
   const agentAddr = splitAddress(config.listen.agent)
-  const agents = listenAgents({
-    hostname: agentAddr.hostname,
-    port: agentAddr.port,
-    tls: await certs.agentCert([`agent.${config.domain}`, ...(config.agent_tls.names ?? [])]),
-    accounts: () => accounts,
-    registry,
-    events: events.bus,
-  })
+  const startAgents = (tls: { cert: string; key: string }) =>
+    listenAgents({
+      hostname: agentAddr.hostname,
+      port: agentAddr.port,
+      tls,
+      accounts: () => accounts,
+      registry,
+      events: events.bus,
+    })
+  // With ACME the agent port's certificate may not exist yet: the port opens once it is issued.
+  const agents = acme
+    ? followAgentCertificate(certs, agentNames, startAgents, { log: log.child({ component: 'tunnel' }), signal: lifecycle.signal })
+    : startAgents(await certs.agentCert([`agent.${config.domain}`, ...(config.agent_tls.names ?? [])]))
 
   // The REST API writes policies/api-<id>.yml and reloads synchronously through the same path as the watcher.
   const apiAddr = splitAddress(config.listen.api)
@@ -191,9 +221,9 @@ export async function serveCommand(args: string[]): Promise<number> {
       tcp.stop()
       tls.stop()
       void api.stop()
-      void events.close()
       // Let in-flight requests finish for a moment; then cut what is left (idle websockets, slow clients).
-      void server.stop(false).then(resolve)
+      // Sinks get what is queued (bounded by the 3 s below, like the drain).
+      void Promise.all([server.stop(false), events.close()]).then(() => resolve())
       setTimeout(() => void server.stop(true).then(resolve), 3000).unref()
     }
     process.once('SIGINT', () => stop('SIGINT'))

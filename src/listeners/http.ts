@@ -4,7 +4,7 @@ import { CODES } from '../lib/errors.ts'
 import { log } from '../lib/log.ts'
 import { errorResponse } from '../proxy/errors.ts'
 import type { PipelineOptions } from '../proxy/pipeline.ts'
-import { createPipeline } from '../proxy/pipeline.ts'
+import { createPipeline, splitHost } from '../proxy/pipeline.ts'
 import { websocketHandlers, type WsData } from '../proxy/websocket.ts'
 
 export interface HttpListenerOptions extends Omit<PipelineOptions, 'serverIp' | 'serverPort' | 'log'> {
@@ -17,7 +17,15 @@ export interface HttpListenerOptions extends Omit<PipelineOptions, 'serverIp' | 
   /** Address shown in logs instead of hostname:port (the public side of an internal server). */
   serverIp?: string
   serverPort?: number
+  /**
+   * ACME HTTP-01: for `GET /.well-known/acme-challenge/<token>`, the key authorization when `host`
+   * (lower-case, no port) is being validated with that token. Undefined lets the request through to
+   * the endpoints, so the path is only taken over while a validation runs.
+   */
+  acmeChallenge?: (host: string, token: string) => string | undefined
 }
+
+const ACME_CHALLENGE_ROUTE = '/.well-known/acme-challenge/:token'
 
 type Env = { Bindings: { server: Server<WsData> } }
 
@@ -29,6 +37,13 @@ export function listenHttp(options: HttpListenerOptions): Server<WsData> {
   const logger = log.child({ component: options.scheme })
   let handle: ReturnType<typeof createPipeline> | undefined
   const app = new Hono<Env>()
+  const acmeChallenge = options.acmeChallenge
+  if (acmeChallenge)
+    app.get(ACME_CHALLENGE_ROUTE, (c) => {
+      const host = c.req.header('host')
+      const answer = host && !host.includes(',') ? acmeChallenge(splitHost(host, 0).name, c.req.param('token')) : undefined
+      return answer !== undefined ? c.text(answer) : handle!(c.req.raw, c.env.server)
+    })
   app.all('*', (c) => handle!(c.req.raw, c.env.server))
   app.onError((err, c) => {
     logger.error('request failed', { error: err instanceof Error ? err.stack : String(err) })

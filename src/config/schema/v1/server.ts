@@ -106,13 +106,46 @@ export const ServerConfigSpec = v.strictObject({
       mode: v.optional(v.picklist(['dev', 'acme', 'files']), 'dev'),
       /** Seconds to wait for a ClientHello before closing (ngrok: 3). */
       client_hello_timeout: v.optional(v.pipe(v.number(), v.minValue(0.1)), 3),
+      /** Automatic certificates (`mode: acme`); see docs/configuration.md "Automatic certificates (ACME)". */
       acme: v.optional(
         v.strictObject({
-          directory: v.optional(v.string()),
-          email: v.optional(v.string()),
-          challenges: v.optional(v.array(v.picklist(['http-01', 'tls-alpn-01', 'dns-01']))),
-          dns_hook: v.optional(v.string()),
+          /** ACME directory URL of the CA. Default: Let's Encrypt production (staging with `staging: true`). */
+          directory: v.optional(v.pipe(v.string(), v.url('must be a URL, e.g. https://acme-v02.api.letsencrypt.org/directory'))),
+          /** Use Let's Encrypt's staging directory (untrusted certificates, generous rate limits); not with `directory`. */
+          staging: v.optional(v.boolean(), false),
+          /** Contact address for the ACME account (expiry notices, policy changes). */
+          email: v.optional(v.pipe(v.string(), v.email('must be an email address'))),
+          /** External account binding, for CAs that require one (ZeroSSL, Google, Sectigo…). */
+          eab: v.optional(
+            v.strictObject({
+              /** Key identifier the CA gave you. */
+              kid: v.pipe(v.string(), v.minLength(1)),
+              /** The HMAC key the CA gave you (base64url). */
+              hmac_key: v.pipe(v.string(), v.minLength(1)),
+            }),
+          ),
+          /**
+           * Challenge types in order of preference. Default: `[http-01, tls-alpn-01]`, plus `dns-01` when
+           * `dns_hook` is set. Wildcard names always use dns-01.
+           */
+          challenges: v.optional(v.pipe(v.array(v.picklist(['http-01', 'tls-alpn-01', 'dns-01'])), v.minLength(1, 'needs at least one challenge type'))),
+          /**
+           * Command for DNS-01, run as `<dns_hook> present|cleanup <record name> <value>` (record name
+           * `_acme-challenge.<domain>`, value the TXT content). It must exit 0 once the record is visible.
+           */
+          dns_hook: v.optional(v.pipe(v.string(), v.minLength(1))),
+          /** PEM file of CA certificates to trust for the directory's HTTPS (private CAs, pebble); the system store otherwise. */
+          trusted_roots: v.optional(v.string()),
+          /** Seconds a TLS handshake for a claimed name without a certificate waits for its issuance before failing. */
+          on_demand_timeout: v.optional(v.pipe(v.number(), v.minValue(0), v.maxValue(60)), 10),
+          /** Seconds before the first status poll of a challenge or order; later polls back off up to 10 s. */
+          poll_interval: v.optional(v.pipe(v.number(), v.minValue(0.05)), 1),
+          /** Seconds before the first retry after a failed order; each further failure doubles it. */
+          retry_min: v.optional(v.pipe(v.number(), v.minValue(0.1)), 60),
+          /** Longest wait between retries, in seconds. */
+          retry_max: v.optional(v.pipe(v.number(), v.minValue(0.1)), 86400),
         }),
+        {},
       ),
     }),
     {},

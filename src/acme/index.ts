@@ -1,0 +1,5 @@
+export { AcmeManager, certId, type AcmeManagerOptions, type CertSink, type EndpointSource } from './manager.ts'
+export { AcmeStore, type CertMeta } from './store.ts'
+export { resolveAcmeSettings, type AcmeSettings } from './settings.ts'
+export { listCertificates, type CertRow, type CertStatus } from './list.ts'
+export { ACME_CODES } from './codes.ts'

@@ -1,0 +1,340 @@
+import { afterEach, describe, expect, test } from 'bun:test'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { issueLeaf, loadOrCreateDevCa, type DevCa } from '../certs/dev-ca.ts'
+import { CertStore } from '../certs/store.ts'
+import { opensslCert, recordingLogger, tempDir, waitFor } from '../certs/testing.ts'
+import { formatEndpointUrl, parseEndpointUrl } from '../config/url.ts'
+import type { Endpoint } from '../endpoints/endpoint.ts'
+import { EndpointStore } from '../endpoints/store.ts'
+import { EndpointTable } from '../endpoints/table.ts'
+import { EMPTY_POLICY } from '../policy/engine.ts'
+import { AcmeManager, certId, type IssueFn } from './manager.ts'
+import { recordResponse } from './problem.ts'
+import type { AcmeSettings } from './settings.ts'
+import { AcmeStore, type CertMeta } from './store.ts'
+
+function ep(url: string, kind: 'cloud' | 'agent' = 'cloud'): Endpoint {
+  const parsed = parseEndpointUrl(url)
+  const port = parsed.port ?? 443
+  const urlText = formatEndpointUrl(parsed)
+  return {
+    id: url,
+    kind,
+    url: parsed,
+    urlText,
+    port,
+    account: 'default',
+    poolingEnabled: false,
+    source: 'a.yml',
+    position: { line: 1, col: 1 },
+    description: undefined,
+    metadata: undefined,
+    policy: EMPTY_POLICY,
+    info: { id: url, url: urlText, scheme: parsed.scheme, host: parsed.host, port, binding: parsed.binding },
+  }
+}
+
+const DIRECTORY = 'https://ca.test/dir'
+const SETTINGS: AcmeSettings = { directory: DIRECTORY, challenges: ['http-01'], baseDir: '/', onDemandTimeoutMs: 2000, pollMs: 10, retryMinMs: 30, retryMaxMs: 200 }
+
+const cleanups: (() => void)[] = []
+afterEach(() => {
+  for (const c of cleanups.splice(0).reverse()) c()
+})
+
+let caDir: ReturnType<typeof tempDir> | undefined
+let ca: DevCa | undefined
+async function testCa(): Promise<DevCa> {
+  caDir ??= tempDir('warren-acme-ca-')
+  ca ??= (await loadOrCreateDevCa(caDir.path)).ca
+  return ca
+}
+
+interface Setup {
+  dir: string
+  certs: CertStore
+  endpoints: EndpointStore
+  manager: AcmeManager
+  issued: string[]
+  logger: ReturnType<typeof recordingLogger>
+  store: AcmeStore
+}
+
+async function setup(options: { urls?: string[]; issue?: IssueFn; settings?: Partial<AcmeSettings>; dir?: string; files?: Record<string, string>; accountDomains?: string[]; maxConcurrent?: number } = {}): Promise<Setup> {
+  const owned = options.dir ? undefined : tempDir('warren-acme-')
+  if (owned) cleanups.push(() => owned[Symbol.dispose]())
+  const dir = options.dir ?? owned!.path
+  for (const [name, text] of Object.entries(options.files ?? {})) writeFileSync(join(dir, name), text)
+  const controller = new AbortController()
+  cleanups.push(() => controller.abort())
+  const logger = recordingLogger()
+  const certs = new CertStore(dir, { mode: 'acme', domain: 'example.com', signal: controller.signal, logger, debounceMs: 20 })
+  await certs.init()
+  const endpoints = new EndpointStore()
+  endpoints.swap(EndpointTable.build(1, (options.urls ?? []).map((u) => ep(u))).table, { files: [], endpoints: [] })
+  const issued: string[] = []
+  const authority = await testCa()
+  const issue: IssueFn =
+    options.issue ??
+    (async (name) => {
+      issued.push(name)
+      const pair = await issueLeaf(authority, [name])
+      return { cert: pair.cert, key: pair.key }
+    })
+  const store = new AcmeStore(dir)
+  const manager = new AcmeManager({
+    settings: { ...SETTINGS, ...options.settings },
+    store,
+    certs,
+    endpoints,
+    accountDomains: () => options.accountDomains ?? [],
+    httpsPort: 443,
+    ownNames: [],
+    signal: controller.signal,
+    logger,
+    issue: async (name) => {
+      if (options.issue) issued.push(name)
+      return issue(name)
+    },
+    random: () => 0.5,
+    ...(options.maxConcurrent ? { maxConcurrent: options.maxConcurrent } : {}),
+  })
+  certs.setOnDemand(manager.onDemand)
+  return { dir, certs, endpoints, manager, issued, logger, store }
+}
+
+const metaOf = (dir: string, file: string) => JSON.parse(readFileSync(join(dir, 'acme', 'certificates', `${file}.json`), 'utf8')) as CertMeta
+
+describe('AcmeManager: what gets ordered', () => {
+  test('start() orders each claimed https name once, serves it, stores it; nothing for unclaimed or private names', async () => {
+    const s = await setup({ urls: ['https://api.example.com', 'https://app.warren.localhost', 'http://plain.example.com', 'https://*.apps.example.com', 'tls://db.example.com'] })
+    await s.manager.start()
+    await waitFor(() => s.certs.select('api.example.com') !== undefined)
+    await Bun.sleep(30)
+    expect(s.issued).toEqual(['api.example.com'])
+    expect(s.certs.select('api.example.com')!.source).toBe('acme')
+    expect(existsSync(join(s.dir, 'acme', 'certificates', 'api.example.com.crt'))).toBe(true)
+    const meta = metaOf(s.dir, 'api.example.com')
+    expect(meta).toMatchObject({ name: 'api.example.com', directory: DIRECTORY })
+    expect(Date.parse(meta.renewAt!)).toBeLessThan(Date.parse(meta.notAfter!))
+    expect(s.logger.lines.find((l) => l.msg === 'certificate obtained')?.fields).toMatchObject({ name: 'api.example.com' })
+  })
+
+  test('a new endpoint in the table (an agent binds) is ordered in the background', async () => {
+    const s = await setup({ urls: [] })
+    await s.manager.start()
+    s.endpoints.setAgentEndpoints([ep('https://abc123.example.com', 'agent')])
+    await waitFor(() => s.certs.select('abc123.example.com') !== undefined)
+    expect(s.issued).toEqual(['abc123.example.com'])
+  })
+
+  test('account domains are ordered; with dns-01 a wildcard endpoint is ordered as *.name', async () => {
+    const s = await setup({ urls: ['https://*.apps.example.com', 'https://x.apps.example.com'], accountDomains: ['owned.example.org'], settings: { challenges: ['http-01', 'dns-01'], dnsHook: 'true' } })
+    await s.manager.start()
+    await waitFor(() => s.certs.select('x.apps.example.com') !== undefined && s.certs.select('owned.example.org') !== undefined)
+    await Bun.sleep(30)
+    expect(s.issued.sort()).toEqual(['*.apps.example.com', 'owned.example.org'])
+    expect(s.certs.select('x.apps.example.com')!.names).toEqual(['*.apps.example.com'])
+  })
+
+  test('a valid user certificate in certs/ covering the name: no order', async () => {
+    const own = opensslCert(['DNS:api.example.com'])
+    const s = await setup({ urls: ['https://api.example.com', 'https://other.example.com'], files: { 'api.pem': own.cert + own.key } })
+    await s.manager.start()
+    await waitFor(() => s.certs.select('other.example.com') !== undefined)
+    await Bun.sleep(30)
+    expect(s.issued).toEqual(['other.example.com'])
+    expect(s.certs.select('api.example.com')!.source).toBe('file')
+  })
+
+  test('at most maxConcurrent orders run at once', async () => {
+    let active = 0
+    let peak = 0
+    const authority = await testCa()
+    const s = await setup({
+      urls: ['https://a.example.com', 'https://b.example.com', 'https://c.example.com'],
+      maxConcurrent: 1,
+      issue: async (name) => {
+        peak = Math.max(peak, ++active)
+        await Bun.sleep(10)
+        const pair = await issueLeaf(authority, [name])
+        active--
+        return { cert: pair.cert, key: pair.key }
+      },
+    })
+    await s.manager.start()
+    await waitFor(() => ['a', 'b', 'c'].every((n) => s.certs.select(`${n}.example.com`)))
+    expect(peak).toBe(1)
+  })
+})
+
+describe('AcmeManager: restart, renewal, failures', () => {
+  test('restart: stored certificates serve without an order; one from another CA directory is replaced', async () => {
+    const first = await setup({ urls: ['https://api.example.com'] })
+    await first.manager.start()
+    await waitFor(() => first.issued.length === 1 && existsSync(join(first.dir, 'acme', 'certificates', 'api.example.com.json')))
+    const served = first.certs.select('api.example.com')!
+
+    const again = await setup({ urls: ['https://api.example.com'], dir: first.dir })
+    await again.manager.start()
+    await Bun.sleep(50)
+    expect(again.issued).toEqual([])
+    expect(again.certs.select('api.example.com')!.cert).toBe(served.cert)
+    expect(again.logger.lines.find((l) => l.msg === 'loaded stored certificates')?.fields).toMatchObject({ count: 1 })
+
+    const moved = await setup({ urls: ['https://api.example.com'], dir: first.dir, settings: { directory: 'https://other-ca.test/dir' } })
+    await moved.manager.start()
+    await waitFor(() => moved.issued.length === 1)
+    await waitFor(() => metaOf(first.dir, 'api.example.com').directory === 'https://other-ca.test/dir')
+  })
+
+  test('renewal: past renewAt the certificate is renewed and the new one replaces it', async () => {
+    const s = await setup({ urls: ['https://api.example.com'] })
+    const old = await issueLeaf(await testCa(), ['api.example.com'])
+    await s.store.saveCertificate({ ...old, source: 'acme' }, { name: 'api.example.com', directory: DIRECTORY, notAfter: old.notAfter.toISOString(), renewAt: new Date(Date.now() - 1000).toISOString() })
+    await s.manager.start()
+    await waitFor(() => s.logger.lines.some((l) => l.msg === 'certificate renewed'))
+    expect(s.issued).toEqual(['api.example.com'])
+    expect(s.certs.select('api.example.com')!.cert).not.toBe(old.cert)
+    expect(Date.parse(metaOf(s.dir, 'api.example.com').renewAt!)).toBeGreaterThan(Date.now())
+  })
+
+  test('failures: backoff retries, lastError on disk, the old certificate keeps serving; success clears the error', async () => {
+    let calls = 0
+    const authority = await testCa()
+    const s = await setup({
+      urls: ['https://api.example.com'],
+      issue: async (name) => {
+        if (++calls <= 2) throw Object.assign(new Error('cannot reach https://ca.test/dir: connect ECONNREFUSED'), { code: 'ECONNREFUSED' })
+        const pair = await issueLeaf(authority, [name])
+        return { cert: pair.cert, key: pair.key }
+      },
+    })
+    const old = await issueLeaf(authority, ['api.example.com'])
+    await s.store.saveCertificate({ ...old, source: 'acme' }, { name: 'api.example.com', directory: DIRECTORY, notAfter: old.notAfter.toISOString(), renewAt: new Date(Date.now() - 1000).toISOString() })
+    await s.manager.start()
+    await waitFor(() => calls === 1 && existsSync(join(s.dir, 'acme', 'certificates', 'api.example.com.json')) && metaOf(s.dir, 'api.example.com').lastError !== undefined)
+    expect(s.certs.select('api.example.com')!.cert).toBe(old.cert)
+    expect(metaOf(s.dir, 'api.example.com').lastError).toMatchObject({ failures: 1, message: 'cannot reach https://ca.test/dir: connect ECONNREFUSED' })
+    const errors = () => s.logger.lines.filter((l) => l.level === 'error')
+    expect(errors()[0]).toMatchObject({
+      msg: 'Cannot obtain a certificate for "api.example.com": cannot reach https://ca.test/dir: connect ECONNREFUSED',
+      fields: { code: 'ERR_WARREN_5001', attempt: 1, serving: `the previous certificate (valid until ${old.notAfter.toISOString()})` },
+    })
+    await waitFor(() => s.logger.lines.some((l) => l.msg === 'certificate renewed'))
+    expect(calls).toBe(3)
+    expect(errors().map((l) => l.fields.attempt)).toEqual([1, 2])
+    // Backoff doubled: 30 ms, then 60 ms (± jitter; random is 0.5 here, so exactly).
+    expect(errors().map((l) => l.fields.retry_in_s)).toEqual([0, 0.1])
+    await waitFor(() => metaOf(s.dir, 'api.example.com').lastError === undefined)
+    expect(s.certs.select('api.example.com')!.cert).not.toBe(old.cert)
+  })
+
+  test('a rate-limit problem document is logged whole and its Retry-After stretches the backoff', async () => {
+    const s = await setup({
+      urls: ['https://api.example.com'],
+      issue: async () => {
+        recordResponse({ status: 429, headers: { 'retry-after': '3600' }, data: { type: 'urn:ietf:params:acme:error:rateLimited', detail: 'too many certificates already issued', status: 429 } })
+        throw new Error('create the order: too many certificates already issued')
+      },
+    })
+    await s.manager.start()
+    await waitFor(() => s.logger.lines.some((l) => l.level === 'error'))
+    const line = s.logger.lines.find((l) => l.level === 'error')!
+    expect(line.fields).toMatchObject({
+      code: 'ERR_WARREN_5002',
+      serving: 'nothing',
+      problem: { type: 'urn:ietf:params:acme:error:rateLimited', detail: 'too many certificates already issued', status: 429 },
+      problem_text: 'urn:ietf:params:acme:error:rateLimited: too many certificates already issued (429)',
+    })
+    expect(line.fields.retry_in_s).toBe(3600)
+    await waitFor(() => existsSync(join(s.dir, 'acme', 'certificates', 'api.example.com.json')))
+    const meta = metaOf(s.dir, 'api.example.com')
+    expect(Date.parse(meta.lastError!.nextAttemptAt) - Date.now()).toBeGreaterThan(3500_000)
+    expect(meta.lastError!.problem!.type).toBe('urn:ietf:params:acme:error:rateLimited')
+  })
+})
+
+describe('AcmeManager: on-demand (TLS handshakes)', () => {
+  test('a name under a wildcard endpoint: the handshake waits for its certificate', async () => {
+    const s = await setup({ urls: ['https://*.apps.example.com'] })
+    await s.manager.start()
+    const [a, b] = await Promise.all([s.certs.ensure('x.apps.example.com'), s.certs.ensure('X.Apps.Example.com')])
+    expect(a!.names).toEqual(['x.apps.example.com'])
+    expect(b).toBe(a!)
+    expect(s.issued).toEqual(['x.apps.example.com'])
+    expect(s.certs.select('x.apps.example.com')).toBe(a!)
+  })
+
+  test('names nothing claims get nothing, without an order', async () => {
+    const s = await setup({ urls: ['https://*.apps.example.com'] })
+    await s.manager.start()
+    for (const name of ['evil.example.com', 'apps.example.com', 'x.apps.example.com.evil.org', 'localhost', '127.0.0.1']) expect(await s.certs.ensure(name)).toBeUndefined()
+    expect(s.issued).toEqual([])
+  })
+
+  test('an order slower than on_demand_timeout: the handshake gives up, the certificate arrives for the next one', async () => {
+    const authority = await testCa()
+    const s = await setup({
+      urls: ['https://*.apps.example.com'],
+      settings: { onDemandTimeoutMs: 30 },
+      issue: async (name) => {
+        await Bun.sleep(120)
+        const pair = await issueLeaf(authority, [name])
+        return { cert: pair.cert, key: pair.key }
+      },
+    })
+    await s.manager.start()
+    const started = Date.now()
+    expect(await s.certs.ensure('slow.apps.example.com')).toBeUndefined()
+    expect(Date.now() - started).toBeLessThan(110)
+    await waitFor(() => s.certs.select('slow.apps.example.com') !== undefined)
+    expect((await s.certs.ensure('slow.apps.example.com'))!.names).toEqual(['slow.apps.example.com'])
+    expect(s.issued).toEqual(['slow.apps.example.com'])
+  })
+
+  test('a name backing off after a failure is refused at once instead of ordering again', async () => {
+    const s = await setup({
+      urls: ['https://*.apps.example.com'],
+      settings: { retryMinMs: 60_000, retryMaxMs: 60_000 },
+      issue: async () => {
+        throw new Error('urn:ietf:params:acme:error:rejectedIdentifier')
+      },
+    })
+    await s.manager.start()
+    expect(await s.certs.ensure('x.apps.example.com')).toBeUndefined()
+    expect(await s.certs.ensure('x.apps.example.com')).toBeUndefined()
+    expect(s.issued).toEqual(['x.apps.example.com'])
+  })
+
+  test('new names on demand are rate limited (a burst of 10)', async () => {
+    const s = await setup({ urls: ['https://*.apps.example.com'] })
+    await s.manager.start()
+    for (let i = 0; i < 10; i++) expect(await s.certs.ensure(`n${i}.apps.example.com`)).toBeDefined()
+    expect(await s.certs.ensure('n10.apps.example.com')).toBeUndefined()
+    expect(s.issued.length).toBe(10)
+    expect(s.logger.lines.some((l) => l.fields.code === 'ERR_WARREN_5004')).toBe(true)
+  })
+
+  test('with dns-01, a handshake under a wildcard being ordered waits for that wildcard instead of ordering its own', async () => {
+    const authority = await testCa()
+    const s = await setup({
+      urls: ['https://*.apps.example.com'],
+      settings: { challenges: ['dns-01'], dnsHook: 'true' },
+      issue: async (name) => {
+        await Bun.sleep(40)
+        const pair = await issueLeaf(authority, [name])
+        return { cert: pair.cert, key: pair.key }
+      },
+    })
+    await s.manager.start()
+    const pair = await s.certs.ensure('a.apps.example.com')
+    expect(pair!.names).toEqual(['*.apps.example.com'])
+    expect(s.issued).toEqual(['*.apps.example.com'])
+  })
+
+  test('certId() is the CertStore id of a name', () => {
+    expect(certId('*.a.test')).toBe('acme:*.a.test')
+  })
+})

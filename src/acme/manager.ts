@@ -1,0 +1,469 @@
+import { X509Certificate } from 'node:crypto'
+import { normalizeName, wildcardFor } from '../certs/match.ts'
+import { parseCertPair, type CertPair } from '../certs/pair.ts'
+import type { EndpointTable } from '../endpoints/table.ts'
+import { log as rootLog, type Logger } from '../lib/log.ts'
+import { Dns01Hook } from './challenges/dns-01.ts'
+import { Http01Responder } from './challenges/http-01.ts'
+import { TlsAlpn01Responder } from './challenges/tls-alpn-01.ts'
+import { ACME_CODES } from './codes.ts'
+import { configureAcmeHttp, createKey, issueCertificate, registerAccount, type AccountOptions, type ChallengeType, type Solver } from './issue.ts'
+import { isClaimed, qualifiesForPublicCert, wantedNames, type ClaimSources } from './names.ts'
+import { currentScope, formatProblem, withProblemScope, type ProblemScope } from './problem.ts'
+import { MAX_TIMER_MS, renewAt, retryDelay } from './schedule.ts'
+import type { AcmeSettings } from './settings.ts'
+import type { AcmeStore, CertMeta } from './store.ts'
+
+/** What the manager needs from the certificate store (CertStore implements it). */
+export interface CertSink {
+  select(name: string): CertPair | undefined
+  add(id: string, pair: CertPair): void
+  onChange(listener: () => void): () => void
+}
+
+/** What the manager needs from the endpoint store (EndpointStore implements it). */
+export interface EndpointSource {
+  readonly current: EndpointTable
+  onChange(listener: (table: EndpointTable) => void): () => void
+}
+
+/** Runs one ACME order; tests replace it. */
+export type IssueFn = (name: string) => Promise<{ cert: string; key: string }>
+
+export interface AcmeManagerOptions {
+  settings: AcmeSettings
+  store: AcmeStore
+  certs: CertSink
+  endpoints: EndpointSource
+  /** Domains accounts own (read on every reconcile, so config reloads can change them). */
+  accountDomains: () => readonly string[]
+  /** Port a URL without one means on the TLS listener. */
+  httpsPort: number
+  /** Names the edge serves itself (the agent port's). */
+  ownNames: readonly string[]
+  signal: AbortSignal
+  logger?: Logger
+  /** Replaces the ACME protocol run (tests). */
+  issue?: IssueFn
+  /** Orders running at once. */
+  maxConcurrent?: number
+  random?: () => number
+}
+
+/** One name the manager looks after. */
+interface Entry {
+  name: string
+  meta: CertMeta
+  pair: CertPair | undefined
+  /** Renew and retry automatically (something still claims the name). */
+  wanted: boolean
+  timer: ReturnType<typeof setTimeout> | undefined
+  running: Promise<CertPair | undefined> | undefined
+  failures: number
+  /** Backing off until then (ms since epoch); 0 when not. */
+  retryAt: number
+}
+
+/** On-demand orders for names not known before: a burst of this many, then one per minute. */
+const ON_DEMAND_BURST = 10
+const ON_DEMAND_REFILL_MS = 60_000
+
+/** The CertStore id of an ACME certificate. */
+export function certId(name: string): string {
+  return `acme:${name}`
+}
+
+/**
+ * Automatic certificates. Keeps one certificate per claimed name (exact, or a `*.` wildcard when
+ * DNS-01 is set up): obtains missing ones in the background, renews at two thirds of the lifetime
+ * (with jitter), retries failures with exponential backoff while the old certificate keeps serving,
+ * and answers TLS handshakes for claimed names without a certificate by ordering one and waiting up
+ * to `on_demand_timeout`. Certificates go to `certs/acme/` (AcmeStore) and into the CertStore, which
+ * the TLS port serves from.
+ *
+ * @example
+ * const manager = new AcmeManager({ settings, store: new AcmeStore(certsDir), certs, endpoints, accountDomains, httpsPort, ownNames, signal })
+ * listenHttp({ ..., acmeChallenge: manager.http01Answer })   // before start()
+ * await manager.start()
+ */
+export class AcmeManager {
+  readonly #o: AcmeManagerOptions
+  readonly #log: Logger
+  readonly #entries = new Map<string, Entry>()
+  readonly http01: Http01Responder
+  readonly tlsAlpn01: TlsAlpn01Responder
+  readonly #solvers: Partial<Record<ChallengeType, Solver>>
+  readonly #issue: IssueFn
+  /** The account, registered once per process (concurrent orders share it). */
+  #account: Promise<AccountOptions & { url: string }> | undefined
+  #active = 0
+  readonly #queue: (() => void)[] = []
+  #tokens = ON_DEMAND_BURST
+  #tokensAt = Date.now()
+  #reconcileQueued = false
+  #started = false
+
+  constructor(options: AcmeManagerOptions) {
+    this.#o = options
+    this.#log = options.logger ?? rootLog.child({ component: 'acme' })
+    this.http01 = new Http01Responder()
+    this.tlsAlpn01 = new TlsAlpn01Responder(this.#log)
+    const { settings } = options
+    this.#solvers = {
+      ...(settings.challenges.includes('http-01') ? { 'http-01': this.http01 } : {}),
+      ...(settings.challenges.includes('tls-alpn-01') ? { 'tls-alpn-01': this.tlsAlpn01 } : {}),
+      ...(settings.challenges.includes('dns-01') && settings.dnsHook ? { 'dns-01': new Dns01Hook(settings.dnsHook, { cwd: settings.baseDir }) } : {}),
+    }
+    this.#issue = options.issue ?? ((name) => this.#issueWithAcme(name))
+  }
+
+  /** The plaintext listener's HTTP-01 hook (bound; safe to pass around). */
+  readonly http01Answer = (host: string, token: string): string | undefined => this.http01.respond(host, token)
+
+  /** TlsFront's `acmeTlsAlpn` hook (bound). */
+  readonly tlsAlpnHandler: TlsAlpn01Responder['handle'] = (socket, hello, serverName) => this.tlsAlpn01.handle(socket, hello, serverName)
+
+  /** The CertStore's on-demand hook (bound). */
+  readonly onDemand = (name: string): Promise<CertPair | undefined> => this.ensure(name)
+
+  /**
+   * Loads `certs/acme/` and serves what is there (call before the TLS port subscribes to the store,
+   * so a restart does not rebuild it once per certificate), then follows the endpoint table.
+   */
+  async start(): Promise<void> {
+    if (this.#started) return
+    this.#started = true
+    if (!this.#o.issue) configureAcmeHttp(this.#o.settings.trustedRoots ? { trustedRoots: this.#o.settings.trustedRoots } : {})
+    for (const stored of await this.#o.store.load()) {
+      const name = stored.meta.name
+      if (stored.problem) this.#log.warn(`Cannot load the stored certificate for "${name}": ${stored.problem}; it will be ordered again`, { code: ACME_CODES.STORE_FAILED })
+      const entry = this.#entry(name, stored.meta)
+      entry.pair = stored.pair
+      if (stored.meta.lastError) {
+        entry.failures = stored.meta.lastError.failures
+        entry.retryAt = Date.parse(stored.meta.lastError.nextAttemptAt) || 0
+      }
+      if (stored.pair) this.#o.certs.add(certId(name), stored.pair)
+    }
+    const loaded = [...this.#entries.values()].filter((e) => e.pair)
+    if (loaded.length) this.#log.info('loaded stored certificates', { count: loaded.length, names: loaded.map((e) => e.name) })
+    const offTable = this.#o.endpoints.onChange(() => this.#queueReconcile())
+    const offCerts = this.#o.certs.onChange(() => this.#queueReconcile())
+    this.#o.signal.addEventListener(
+      'abort',
+      () => {
+        offTable()
+        offCerts()
+        for (const e of this.#entries.values()) clearTimeout(e.timer)
+        this.tlsAlpn01.stop()
+      },
+      { once: true },
+    )
+    this.#log.info('automatic certificates on', { directory: this.#o.settings.directory, challenges: Object.keys(this.#solvers) })
+    this.reconcile()
+  }
+
+  #sources(): ClaimSources {
+    return { table: this.#o.endpoints.current, httpsPort: this.#o.httpsPort, accountDomains: this.#o.accountDomains(), own: this.#o.ownNames }
+  }
+
+  #queueReconcile(): void {
+    if (this.#reconcileQueued || this.#o.signal.aborted) return
+    this.#reconcileQueued = true
+    queueMicrotask(() => {
+      this.#reconcileQueued = false
+      this.reconcile()
+    })
+  }
+
+  /**
+   * Brings the schedule in line with what is claimed now: new names are ordered, names still claimed
+   * keep renewing, names nothing claims any more are left alone (their certificate serves until it
+   * expires, without renewal).
+   */
+  reconcile(): void {
+    if (this.#o.signal.aborted) return
+    const sources = this.#sources()
+    const wanted = new Set(wantedNames(sources, { wildcards: !!this.#solvers['dns-01'] }))
+    for (const name of wanted) this.#entry(name)
+    for (const entry of this.#entries.values()) {
+      const claimed = wanted.has(entry.name) || (!entry.name.startsWith('*.') && isClaimed(sources, entry.name))
+      entry.wanted = claimed
+      if (claimed) this.#schedule(entry)
+      else {
+        clearTimeout(entry.timer)
+        entry.timer = undefined
+      }
+    }
+  }
+
+  #entry(name: string, meta?: CertMeta): Entry {
+    let entry = this.#entries.get(name)
+    if (!entry) {
+      entry = { name, meta: meta ?? { name, directory: this.#o.settings.directory }, pair: undefined, wanted: false, timer: undefined, running: undefined, failures: 0, retryAt: 0 }
+      this.#entries.set(name, entry)
+    }
+    return entry
+  }
+
+  /** A valid certificate the user put in certs/ covers the name: ACME stays out of the way. */
+  #userCovered(name: string, now: number): boolean {
+    const pair = this.#o.certs.select(name)
+    return pair?.source === 'file' && pair.notAfter.getTime() > now
+  }
+
+  /** When the entry needs an order: now when missing, expired or from another CA; else its renewal time. */
+  #dueAt(entry: Entry, now: number): number {
+    if (entry.retryAt > now) return entry.retryAt
+    const pair = entry.pair
+    if (!pair || pair.notAfter.getTime() <= now || entry.meta.directory !== this.#o.settings.directory) return now
+    const at = entry.meta.renewAt ? Date.parse(entry.meta.renewAt) : NaN
+    return Number.isNaN(at) ? now : at
+  }
+
+  #schedule(entry: Entry): void {
+    clearTimeout(entry.timer)
+    entry.timer = undefined
+    if (entry.running || !entry.wanted || this.#o.signal.aborted) return
+    const now = Date.now()
+    if (this.#userCovered(entry.name, now)) return
+    const due = this.#dueAt(entry, now)
+    if (due <= now) {
+      void this.#run(entry)
+      return
+    }
+    entry.timer = setTimeout(() => this.#schedule(entry), Math.min(due - now, MAX_TIMER_MS))
+    entry.timer.unref?.()
+  }
+
+  /** Starts an order for the entry (at most `maxConcurrent` at once); resolves with the new pair or undefined. */
+  #run(entry: Entry): Promise<CertPair | undefined> {
+    if (entry.running) return entry.running
+    clearTimeout(entry.timer)
+    entry.timer = undefined
+    const run = (async () => {
+      await this.#slot()
+      try {
+        return await this.#obtain(entry)
+      } finally {
+        this.#release()
+      }
+    })()
+    entry.running = run
+    void run.finally(() => {
+      entry.running = undefined
+      this.#schedule(entry)
+    })
+    return run
+  }
+
+  async #slot(): Promise<void> {
+    if (this.#active < (this.#o.maxConcurrent ?? 4)) {
+      this.#active++
+      return
+    }
+    await new Promise<void>((resolve) => this.#queue.push(resolve))
+  }
+
+  #release(): void {
+    const next = this.#queue.shift()
+    if (next) next()
+    else this.#active--
+  }
+
+  async #obtain(entry: Entry): Promise<CertPair | undefined> {
+    const { name } = entry
+    const started = Date.now()
+    const renewal = !!entry.pair
+    const directory = this.#o.settings.directory
+    const scope: ProblemScope = {}
+    this.#log.info(renewal ? 'renewing certificate' : 'ordering certificate', { name, directory, ...(entry.failures ? { attempt: entry.failures + 1 } : {}) })
+    let pair: CertPair
+    try {
+      const issued = await withProblemScope(scope, () => this.#issue(name))
+      pair = parseCertPair(issued.cert, issued.key, 'acme')
+    } catch (err) {
+      return this.#failed(entry, err, scope, started)
+    }
+    const notBefore = new X509Certificate(pair.cert).validFromDate
+    const meta: CertMeta = {
+      name,
+      directory,
+      issuer: pair.issuer,
+      notBefore: notBefore.toISOString(),
+      notAfter: pair.notAfter.toISOString(),
+      obtainedAt: new Date().toISOString(),
+      renewAt: renewAt(notBefore, pair.notAfter, (this.#o.random ?? Math.random)()).toISOString(),
+      lastAttemptAt: new Date(started).toISOString(),
+    }
+    entry.meta = meta
+    entry.pair = pair
+    entry.failures = 0
+    entry.retryAt = 0
+    // Serve first; then store, so the log line below means "serving and on disk".
+    this.#o.certs.add(certId(name), pair)
+    const ms = Date.now() - started
+    try {
+      await this.#o.store.saveCertificate(pair, meta)
+    } catch (err) {
+      this.#log.error(`Cannot store the certificate for "${name}" in certs/acme: ${(err as Error).message}; it serves from memory until restart`, { code: ACME_CODES.STORE_FAILED })
+    }
+    this.#log.info(renewal ? 'certificate renewed' : 'certificate obtained', { name, issuer: pair.issuer, not_after: meta.notAfter, renew_at: meta.renewAt, ms })
+    return pair
+  }
+
+  async #failed(entry: Entry, err: unknown, scope: ProblemScope, started: number): Promise<undefined> {
+    const { name } = entry
+    entry.failures++
+    const { retryMinMs, retryMaxMs } = this.#o.settings
+    const delay = Math.max(retryDelay(entry.failures, { minMs: retryMinMs, maxMs: retryMaxMs }, (this.#o.random ?? Math.random)()), scope.retryAfterMs ?? 0)
+    entry.retryAt = Date.now() + delay
+    const message = describeError(err)
+    const problem = scope.problem
+    entry.meta = {
+      ...entry.meta,
+      lastAttemptAt: new Date(started).toISOString(),
+      lastError: {
+        at: new Date().toISOString(),
+        message,
+        ...(problem ? { problem } : {}),
+        failures: entry.failures,
+        nextAttemptAt: new Date(entry.retryAt).toISOString(),
+      },
+    }
+    try {
+      await this.#o.store.saveMeta(entry.meta)
+    } catch (e) {
+      this.#log.warn(`Cannot write the metadata for "${name}": ${(e as Error).message}`, { code: ACME_CODES.STORE_FAILED })
+    }
+    const serving = entry.pair && entry.pair.notAfter.getTime() > Date.now() ? `the previous certificate (valid until ${entry.pair.notAfter.toISOString()})` : 'nothing'
+    this.#log.error(`Cannot obtain a certificate for "${name}": ${message}`, {
+      code: problem?.type.endsWith(':rateLimited') ? ACME_CODES.RATE_LIMITED : ACME_CODES.ORDER_FAILED,
+      name,
+      directory: this.#o.settings.directory,
+      attempt: entry.failures,
+      retry_in_s: Math.round(delay / 100) / 10,
+      serving,
+      ...(problem ? { problem, problem_text: formatProblem(problem) } : {}),
+    })
+    return undefined
+  }
+
+  /**
+   * On-demand issuance for a TLS handshake (the CertStore hook). A name no endpoint or account
+   * claims, or one that does not qualify for a public certificate, gets nothing at once. A claimed
+   * name starts (or joins) an order and waits up to `on_demand_timeout`; past that the handshake is
+   * refused and the order finishes in the background for the next one. A name in backoff after a
+   * failure waits for its retry instead of hammering the CA.
+   */
+  async ensure(rawName: string): Promise<CertPair | undefined> {
+    const name = normalizeName(rawName)
+    const now = Date.now()
+    const known = this.#entries.get(name)
+    if (known?.pair && known.pair.notAfter.getTime() > now) return known.pair
+    if (!this.#started || this.#o.signal.aborted || !qualifiesForPublicCert(name)) return undefined
+    // A wildcard order in flight covers this name: wait for it rather than ordering the name alone.
+    const wild = this.#entries.get(wildcardFor(name) ?? '')
+    if (wild?.running) {
+      await this.#bounded(wild.running)
+      const pair = this.#o.certs.select(name)
+      if (pair && pair.notAfter.getTime() > Date.now()) return pair
+    }
+    const sources = this.#sources()
+    if (!isClaimed(sources, name)) {
+      this.#log.debug('no endpoint claims this name; no certificate ordered', { name })
+      return undefined
+    }
+    let entry = known
+    if (!entry) {
+      if (!this.#takeToken(now)) {
+        this.#log.warn('too many on-demand certificate orders for new names; handshake refused', { name, code: ACME_CODES.ON_DEMAND_LIMITED })
+        return undefined
+      }
+      entry = this.#entry(name)
+    }
+    entry.wanted = true
+    if (!entry.running) {
+      if (entry.retryAt > now) {
+        this.#log.debug('certificate order backing off after a failure; handshake refused', { name, retry_at: new Date(entry.retryAt).toISOString() })
+        return undefined
+      }
+      void this.#run(entry)
+    }
+    return this.#bounded(entry.running!)
+  }
+
+  #bounded(p: Promise<CertPair | undefined>): Promise<CertPair | undefined> {
+    const ms = this.#o.settings.onDemandTimeoutMs
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const timeout = new Promise<undefined>((resolve) => {
+      timer = setTimeout(() => resolve(undefined), ms)
+      timer.unref?.()
+    })
+    return Promise.race([p, timeout]).finally(() => clearTimeout(timer))
+  }
+
+  #takeToken(now: number): boolean {
+    const refill = Math.floor((now - this.#tokensAt) / ON_DEMAND_REFILL_MS)
+    if (refill > 0) {
+      this.#tokens = Math.min(ON_DEMAND_BURST, this.#tokens + refill)
+      this.#tokensAt += refill * ON_DEMAND_REFILL_MS
+    }
+    if (this.#tokens <= 0) return false
+    this.#tokens--
+    return true
+  }
+
+  /** The metadata of every name the manager knows, for status pages (`warren certs list` reads the files). */
+  snapshot(): { meta: CertMeta; pair: CertPair | undefined; wanted: boolean; running: boolean }[] {
+    return [...this.#entries.values()].map((e) => ({ meta: e.meta, pair: e.pair, wanted: e.wanted, running: !!e.running })).sort((a, b) => a.meta.name.localeCompare(b.meta.name))
+  }
+
+  /** The account key (created and stored on first use) registered with the CA; retried after a failure. */
+  #registered(): Promise<AccountOptions & { url: string }> {
+    const { settings, store } = this.#o
+    this.#account ??= (async () => {
+      const stored = await store.account(settings.directory, createKey)
+      const account: AccountOptions = {
+        directory: settings.directory,
+        accountKey: stored.key,
+        ...(settings.email ? { email: settings.email } : {}),
+        ...(settings.eab ? { eab: settings.eab } : {}),
+      }
+      const url = await registerAccount(account)
+      if (url !== stored.url) {
+        await store.saveAccount(settings.directory, { url, ...(settings.email ? { email: settings.email } : {}) }).catch(() => {})
+        this.#log.info('ACME account ready', { directory: settings.directory, account: url })
+      }
+      return { ...account, url }
+    })()
+    this.#account.catch(() => (this.#account = undefined))
+    return this.#account
+  }
+
+  async #issueWithAcme(name: string): Promise<{ cert: string; key: string }> {
+    const account = await this.#registered()
+    try {
+      return await issueCertificate(name, {
+        ...account,
+        accountUrl: account.url,
+        challenges: this.#o.settings.challenges,
+        solvers: this.#solvers,
+        pollMs: this.#o.settings.pollMs,
+      })
+    } catch (err) {
+      // The CA forgot the account (a reset test CA, a deactivated account): register again next time.
+      const type = currentScope()?.problem?.type ?? ''
+      if (/:(accountDoesNotExist|unauthorized)$/.test(type)) this.#account = undefined
+      throw err
+    }
+  }
+}
+
+/** An error as one clear sentence: acme-client's problem detail, or the network failure. */
+function describeError(err: unknown): string {
+  if (!(err instanceof Error)) return String(err)
+  const code = (err as { code?: string }).code ?? ((err.cause as { code?: string } | undefined)?.code)
+  const text = err.message || code || 'unknown error'
+  return code && !text.includes(code) ? `${text} (${code})` : text
+}
