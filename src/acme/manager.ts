@@ -442,20 +442,26 @@ export class AcmeManager {
   }
 
   async #issueWithAcme(name: string): Promise<{ cert: string; key: string }> {
-    const account = await this.#registered()
-    try {
-      return await issueCertificate(name, {
-        ...account,
-        accountUrl: account.url,
-        challenges: this.#o.settings.challenges,
-        solvers: this.#solvers,
-        pollMs: this.#o.settings.pollMs,
-      })
-    } catch (err) {
-      // The CA forgot the account (a reset test CA, a deactivated account): register again next time.
-      const type = currentScope()?.problem?.type ?? ''
-      if (/:(accountDoesNotExist|unauthorized)$/.test(type)) this.#account = undefined
-      throw err
+    for (let attempt = 1; ; attempt++) {
+      const account = await this.#registered()
+      try {
+        return await issueCertificate(name, {
+          ...account,
+          accountUrl: account.url,
+          challenges: this.#o.settings.challenges,
+          solvers: this.#solvers,
+          pollMs: this.#o.settings.pollMs,
+        })
+      } catch (err) {
+        // The CA forgot the account (a reset test CA): register again, once. Not on `unauthorized`: CAs
+        // also use it for failed validations.
+        const scope = currentScope()
+        if (!scope?.problem?.type.endsWith(':accountDoesNotExist')) throw err
+        this.#account = undefined
+        if (attempt >= 2) throw err
+        this.#log.info('the CA does not know the ACME account any more; registering again', { directory: this.#o.settings.directory })
+        delete scope!.problem
+      }
     }
   }
 }

@@ -195,6 +195,34 @@ describe.skipIf(!!unavailable)('ACME against pebble (compiled edge)', () => {
     expect((await viaCurl(a, 'late.acme.test', root)).body).toBe('late')
   })
 
+  test('a tls:// endpoint that terminates at the edge gets its certificate on the first handshake; a passthrough one never orders', async () => {
+    const plain = Bun.listen<undefined>({ hostname: '127.0.0.1', port: 0, socket: { data: (sock, d) => void sock.write(`plain:${d.toString()}`) } })
+    const own = selfSignedPair()
+    const backend = tls.createServer({ cert: own.cert, key: own.key }, (sock) => sock.on('data', (d) => sock.write(`backend:${d}`)))
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve))
+    try {
+      const a = await acmeEdge({
+        challenges: 'tls-alpn-01',
+        policies: {
+          'term.yml': `url: tls://term.acme.test\ntraffic_policy:\n  on_tcp_connect:\n    - actions:\n        - type: terminate-tls\n        - type: forward-external\n          config: {url: "tcp://127.0.0.1:${plain.port}"}\n`,
+          'pt.yml': `url: tls://pt.acme.test\ntraffic_policy:\n  on_tcp_connect:\n    - actions: [{type: forward-external, config: {url: "tls://127.0.0.1:${(backend.address() as { port: number }).port}"}}]\n`,
+        },
+      })
+      await a.edge.waitForLog(/"certificate obtained".*"name":"agent.acme.test"/, 5000)
+      const root = await a.rootFile()
+      const term = await roundTrip(a.httpsPort, 'term.acme.test', { ca: root }, 'ping')
+      expect(term).toEqual({ authorized: true, reply: 'plain:ping' })
+      await a.edge.waitForLog(/"certificate obtained".*"name":"term.acme.test"/, 1000)
+      // Passthrough: the backend's own certificate, and no order for the name.
+      expect(await roundTrip(a.httpsPort, 'pt.acme.test', {}, 'ping')).toEqual({ authorized: false, reply: 'backend:ping' })
+      await Bun.sleep(200)
+      expect(logLines(a.edge, /ordering certificate/).map((l) => l.name).sort()).toEqual(['agent.acme.test', 'term.acme.test'])
+    } finally {
+      plain.stop(true)
+      backend.close()
+    }
+  })
+
   test('TLS-ALPN-01 on the shared TLS port', async () => {
     const a = await acmeEdge({ challenges: 'tls-alpn-01', policies: { 'alpn.yml': respond('https://alpn.acme.test', 'hello alpn') } })
     const line = await a.edge.waitForLog(/"certificate obtained".*"name":"alpn.acme.test"/, 5000)
@@ -273,6 +301,8 @@ describe.skipIf(!!unavailable)('ACME against pebble (compiled edge)', () => {
     expect(await eventually(async () => logLines(a.edge, /certificate renewed/, 'short.acme.test').length > renewals, 6000)).toBe(true)
     const after = await served(a.httpsPort, 'short.acme.test', await a.rootFile(again))
     expect(after.authorized).toBe(true)
+    // The new CA instance does not know the account: registered again within the same attempt.
+    expect(a.edge.logs()).toContain('the CA does not know the ACME account any more; registering again')
   }, 30_000)
 
   test('the ACME server is down at start: retried with backoff until it comes up', async () => {
@@ -322,6 +352,25 @@ async function certsList(dir: string, format?: 'text'): Promise<CertRow[] | stri
   }
   const rows = await listCertificates(dir)
   return format ? formatCertTable(rows) : (JSON.parse(JSON.stringify(rows)) as CertRow[])
+}
+
+/** One TLS round trip: connect with `servername`, send `text`, read the first reply. */
+function roundTrip(port: number, servername: string, options: { ca?: string }, text: string): Promise<{ authorized: boolean; reply: string }> {
+  return new Promise((resolve, reject) => {
+    const sock = tls.connect({ host: '127.0.0.1', port, servername, rejectUnauthorized: false, ...(options.ca ? { ca: readFileSync(options.ca) } : {}) }, () => sock.write(text))
+    sock.once('data', (d) => {
+      resolve({ authorized: sock.authorized, reply: d.toString() })
+      sock.destroy()
+    })
+    sock.on('error', reject)
+  })
+}
+
+/** A throwaway self-signed certificate (openssl) for a passthrough backend. */
+function selfSignedPair(): { cert: string; key: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'warren-pt-'))
+  Bun.spawnSync(['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2', '-subj', '/CN=pt.acme.test', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem')])
+  return { cert: readFileSync(join(dir, 'c.pem'), 'utf8'), key: readFileSync(join(dir, 'k.pem'), 'utf8') }
 }
 
 function readdirKeys(dir: string): string[] {
