@@ -246,7 +246,8 @@ describe('the official @ngrok/ngrok SDK against warren', () => {
     }
   })
 
-  test('http: when the session drops, the SDK reconnects and the same URL works again', async () => {
+  // `ss -K` needs root (CI runs as root); tunnel-sessions.test.ts covers a stop through the API as well.
+  test.skipIf(process.getuid?.() !== 0)('http: when the session drops, the SDK reconnects and the same URL works again', async () => {
     const { s, close } = await connect('alice-token')
     try {
       const listener = await s.httpEndpoint().domain('again.alice.warren.localhost').listenAndForward(`http://127.0.0.1:${upstream.port}`)
