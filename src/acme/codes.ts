@@ -1,14 +1,9 @@
-/**
- * Stable codes for ACME log lines (the 5xxx range of lib/errors.ts; to be merged into `CODES` there).
- * Never reuse or renumber one: users alert on them.
- */
+import { CODES } from '../lib/errors.ts'
+
+/** The ACME log codes (5xxx in lib/errors.ts), under the short names the acme/ modules use. */
 export const ACME_CODES = {
-  /** An order failed (network, challenge, CA problem); retried with backoff, the old certificate keeps serving. */
-  ORDER_FAILED: 'ERR_WARREN_5001',
-  /** The CA answered `urn:ietf:params:acme:error:rateLimited`; the retry waits at least its Retry-After. */
-  RATE_LIMITED: 'ERR_WARREN_5002',
-  /** certs/acme/ could not be read or written. */
-  STORE_FAILED: 'ERR_WARREN_5003',
-  /** On-demand orders for new names are over their rate (10, then one per minute); the handshake was refused. */
-  ON_DEMAND_LIMITED: 'ERR_WARREN_5004',
+  ORDER_FAILED: CODES.ACME_ORDER_FAILED,
+  RATE_LIMITED: CODES.ACME_RATE_LIMITED,
+  STORE_FAILED: CODES.ACME_STORE_FAILED,
+  ON_DEMAND_LIMITED: CODES.ACME_ON_DEMAND_LIMITED,
 } as const

@@ -1,6 +1,7 @@
 import { WarrenError } from '../lib/errors.ts'
 import { API_USAGE, apiCommand } from './api.ts'
 import { caCommand } from './ca.ts'
+import { CERTS_USAGE, certsCommand } from './certs.ts'
 import { policyCommand } from './policy.ts'
 import { schemaCommand } from './schema.ts'
 import { serveCommand } from './serve.ts'
@@ -40,6 +41,7 @@ export const COMMANDS: readonly Command[] = [
     short: 'print the development CA certificate path (creates the CA if missing); trust it with curl --cacert',
     run: caCommand,
   },
+  { name: 'certs', usage: CERTS_USAGE, short: 'list certificates (your files, ACME, dev) with issuer, expiry and status; --json', run: certsCommand },
   { name: 'version', usage: 'warren version', short: 'print the version', run: versionCommand },
 ]
 

@@ -40,6 +40,14 @@ export const CODES = {
   TLS_BAD_HELLO: 'ERR_WARREN_3010',
   /** No certificate could be found or issued for the requested name. */
   TLS_NO_CERTIFICATE: 'ERR_WARREN_3011',
+  /** An ACME order failed (network, challenge, CA problem); retried with backoff, the old certificate keeps serving. */
+  ACME_ORDER_FAILED: 'ERR_WARREN_5001',
+  /** The ACME CA rate-limited us; the retry waits at least its Retry-After. */
+  ACME_RATE_LIMITED: 'ERR_WARREN_5002',
+  /** certs/acme/ could not be read or written. */
+  ACME_STORE_FAILED: 'ERR_WARREN_5003',
+  /** On-demand orders for new names are over their rate; the handshake was refused. */
+  ACME_ON_DEMAND_LIMITED: 'ERR_WARREN_5004',
   /** The policy ran to its end without a terminating action on a cloud endpoint (ngrok 6029). */
   POLICY_NOT_TERMINATED: 'ERR_WARREN_6029',
   /** Something unexpected failed inside the edge. */
