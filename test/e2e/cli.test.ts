@@ -51,6 +51,19 @@ describe('warren CLI (compiled binary)', () => {
     expect(lines.some((l) => /^bad\/b\.yml:6:33: on_http_request\[0\]\.actions\[0\]\.config\.status_code: .*200.* \[ERR_WARREN_2001\]$/.test(l))).toBe(true)
   })
 
+  test('policy test runs the fixtures without listeners', () => {
+    const r = warren(['policy', 'test', 'test/fixtures/policies'], process.cwd())
+    expect(r.code).toBe(0)
+    expect(r.out).toMatch(/\n\d+ passed, 0 failed\n$/)
+  })
+
+  test('policy explain shows which rule ended the phase', () => {
+    const r = warren(['policy', 'explain', 'test/fixtures/policies/forwarding.policytest.yaml', '--request', 'GET /'], process.cwd())
+    expect(r.code).toBe(0)
+    expect(r.out).toContain('action 1: forward-external  → forward to http://10.0.0.5:8080 (ends the phase)')
+    expect(r.out).toContain('rule 2: not reached (the phase had ended)')
+  })
+
   test('schema prints a JSON Schema that knows the actions', () => {
     const r = warren(['schema'])
     expect(r.code).toBe(0)
