@@ -206,9 +206,12 @@ export async function serveCommand(args: string[]): Promise<number> {
 
   const port = server.port
   log.info('warren edge started', { version: VERSION, http: `${http.hostname}:${port}`, https: `${https.hostname}:${tls.port}`, policies: config.policiesDir, config: config.source ?? '(embedded defaults)' })
-  const examples = store.current.endpoints.filter((e) => e.url.binding === 'public' && e.url.scheme === 'http' && !e.url.wildcard)
+  const examples = store.current.endpoints.filter((e) => e.url.binding === 'public' && (e.url.scheme === 'http' || e.url.scheme === 'https') && !e.url.wildcard)
   if (examples.length) {
-    log.info('try it', { curl: examples.map((e) => `curl http://${e.url.host}:${port}/`) })
+    const ca = config.tls.mode === 'dev' ? ` --cacert ${certs.caPath()}` : ''
+    log.info('try it', {
+      curl: examples.map((e) => (e.url.scheme === 'http' ? `curl http://${e.url.host}:${port}/` : `curl${ca} https://${e.url.host}:${tls.port}/`)),
+    })
   }
 
   await new Promise<void>((resolve) => {
