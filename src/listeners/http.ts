@@ -44,7 +44,12 @@ export function listenHttp(options: HttpListenerOptions): Server<WsData> {
       const answer = host && !host.includes(',') ? acmeChallenge(splitHost(host, 0).name, c.req.param('token')) : undefined
       return answer !== undefined ? c.text(answer) : handle!(c.req.raw, c.env.server)
     })
-  app.all('*', (c) => handle!(c.req.raw, c.env.server))
+  app.all('*', async (c) => {
+    const res = await handle!(c.req.raw, c.env.server)
+    // Bun closes after answering a `Connection: close` request but does not say so (RFC 9112 §9.6).
+    if (/\bclose\b/i.test(c.req.raw.headers.get('connection') ?? '') && res.status !== 101) res.headers.set('connection', 'close')
+    return res
+  })
   app.onError((err, c) => {
     logger.error('request failed', { error: err instanceof Error ? err.stack : String(err) })
     return errorResponse(500, CODES.INTERNAL, 'The edge failed to handle this request.', c.req.header('accept'))
