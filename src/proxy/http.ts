@@ -1,6 +1,7 @@
-import { CODES, ERROR_CODE_HEADER } from '../lib/errors.ts'
+import { CODES, ERROR_CODE_HEADER, WarrenError } from '../lib/errors.ts'
 import type { HttpExchange } from '../policy/types.ts'
 import { errorResponse } from './errors.ts'
+import { h1Request, originOf, sharedPool, type H1Origin } from './h1/index.ts'
 import { stripHopHeaders } from './hop-headers.ts'
 
 export interface ForwardOptions {
@@ -27,6 +28,8 @@ export async function forwardHttp(
   body: ReadableStream<Uint8Array> | null,
   options: ForwardOptions,
 ): Promise<Response> {
+  // Plain HTTP goes through warren's own HTTP/1.1 client: pooled keep-alive connections, no fetch.
+  if (origin.protocol === 'http:') return forwardH1(ex, originOf(origin), body, options)
   stripHopHeaders(ex.headers)
   const target = origin.origin + ex.url.pathname + ex.url.search
   const abort = new AbortController()
@@ -56,4 +59,35 @@ export async function forwardHttp(
   stripHopHeaders(headers)
   headers.delete(ERROR_CODE_HEADER)
   return new Response(upstream.body, { status: upstream.status, statusText: upstream.statusText, headers })
+}
+
+/**
+ * Sends the exchange over warren's HTTP/1.1 client to `origin` (a TCP origin, or an agent tunnel
+ * whose origin dials proxy streams) and streams the answer back.
+ */
+export async function forwardH1(
+  ex: HttpExchange,
+  origin: H1Origin,
+  body: ReadableStream<Uint8Array> | null,
+  options: ForwardOptions,
+): Promise<Response> {
+  stripHopHeaders(ex.headers)
+  let res: Response
+  try {
+    res = await h1Request(sharedPool(), {
+      origin,
+      method: ex.method,
+      target: ex.url.pathname + ex.url.search,
+      headers: ex.headers,
+      body,
+      timeoutMs: options.timeoutMs,
+    })
+  } catch (err) {
+    const accept = ex.headers.get('accept')
+    if (err instanceof WarrenError) return errorResponse(err.status ?? 502, err.code, err.message, accept)
+    return classify(err, false, accept)
+  }
+  // The client already left out hop-by-hop fields (and those Connection names).
+  res.headers.delete(ERROR_CODE_HEADER)
+  return res
 }
