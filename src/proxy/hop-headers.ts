@@ -1,5 +1,5 @@
 /** Hop-by-hop headers (RFC 9110 §7.6.1) plus the legacy ones proxies must not forward. */
-const HOP_BY_HOP = [
+export const HOP_BY_HOP: readonly string[] = [
   'connection',
   'keep-alive',
   'proxy-connection',

@@ -1,3 +1,5 @@
+import { HOP_BY_HOP as HOP_HEADERS } from '../hop-headers.ts'
+
 /**
  * HTTP/1.1 response parsing for the upstream client (RFC 9112): the head, the body framing, and an
  * incremental chunked decoder. Pure functions over bytes; nothing here touches a socket.
@@ -78,21 +80,8 @@ function fail(message: string): never {
   throw new H1ParseError(message)
 }
 
-/**
- * Hop-by-hop fields (RFC 9110 §7.6.1) plus the legacy ones proxies must not forward. They describe
- * the upstream connection, which ends here, so the parsed head never carries them.
- */
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'te',
-  'trailer',
-  'upgrade',
-  'proxy-authorization',
-  'proxy-authenticate',
-])
+/** Hop-by-hop fields describe the upstream connection, which ends here: the parsed head never carries them. */
+const HOP_BY_HOP: ReadonlySet<string> = new Set(HOP_HEADERS)
 
 /**
  * Parses a complete head (status line, fields, blank line) decoded as latin1. `headers` holds the
