@@ -1,0 +1,238 @@
+import type { Server, Socket, SocketHandler } from 'bun'
+import { isIP } from 'node:net'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { CODES } from '../lib/errors.ts'
+import type { Logger } from '../lib/log.ts'
+import { Relay, type RelayStats } from '../proxy/tcp-relay.ts'
+import type { MuxStream } from '../tunnel/mux.ts'
+import { MuxError } from '../tunnel/proto/frame.ts'
+import { fileServer } from './file-server.ts'
+import { concat, indexOfBytes, StreamWriter } from './stream-io.ts'
+import type { EndpointKind, Upstream } from './upstream.ts'
+
+/** How long an HTTP stream waits for the request head before the agent answers 502 anyway. */
+const HEAD_WAIT_MS = 2000
+/** Request-head bytes kept for that answer (only the Accept header is read). */
+const HEAD_LIMIT = 64 * 1024
+
+/** One finished connection, for logs and counters. */
+export interface ConnectionDone extends RelayStats {
+  endpoint: string
+  clientAddr: string
+}
+
+/**
+ * Serves `file://` upstreams: one local HTTP server per root on a unix socket in a private
+ * directory (0700), so the proxy stream is relayed to it like to any HTTP upstream.
+ */
+export class FileServers {
+  #dir: string | undefined
+  readonly #servers = new Map<string, { path: string; server: Server<undefined> }>()
+
+  /** The socket serving `root`, started on first use. */
+  socketFor(root: string): string {
+    const known = this.#servers.get(root)
+    if (known) return known.path
+    this.#dir ??= mkdtempSync(join(tmpdir(), 'warren-agent-'))
+    const path = join(this.#dir, `files-${this.#servers.size}.sock`)
+    const server = Bun.serve({ unix: path, fetch: fileServer(root) }) as Server<undefined>
+    this.#servers.set(root, { path, server })
+    return path
+  }
+
+  dispose(): void {
+    for (const { server } of this.#servers.values()) void server.stop(true)
+    this.#servers.clear()
+    if (this.#dir) rmSync(this.#dir, { recursive: true, force: true })
+    this.#dir = undefined
+  }
+}
+
+export interface ForwardContext {
+  /** The endpoint's URL (for logs). */
+  endpoint: string
+  kind: EndpointKind
+  upstream: Upstream
+  files: FileServers
+  log: Logger
+  /** The client's address from the proxy header. */
+  clientAddr: string
+  onDone?: (done: ConnectionDone) => void
+  /** The proxy stream is gone (whether or not the upstream was reached). */
+  onStreamClosed?: () => void
+  /** Updated as bytes flow, so a shutdown can tell an idle keep-alive connection from a busy one. */
+  activity?: Activity
+}
+
+/** Which side sent the last bytes of a connection, and when (ms since epoch). */
+export interface Activity {
+  lastFrom: 'none' | 'client' | 'upstream'
+  lastAt: number
+}
+
+type UpstreamData = { relay: Relay | undefined; activity: Activity | undefined }
+
+function touch(activity: Activity | undefined, from: 'client' | 'upstream'): void {
+  if (!activity) return
+  activity.lastFrom = from
+  activity.lastAt = Date.now()
+}
+
+/** Opens the upstream connection; resolves once it can carry bytes (after the TLS handshake for TLS). */
+async function dial(up: Upstream, files: FileServers, data: UpstreamData): Promise<Socket<UpstreamData>> {
+  const tls = up.kind === 'file' ? false : up.tls
+  const verify = up.kind === 'file' ? false : up.verify
+  return await new Promise<Socket<UpstreamData>>((resolve, reject) => {
+    let ready = false
+    const done = (socket: Socket<UpstreamData>) => {
+      if (ready) return
+      ready = true
+      resolve(socket)
+    }
+    const fail = (err: Error) => {
+      if (ready) return
+      ready = true
+      reject(err)
+    }
+    const socket: SocketHandler<UpstreamData> = {
+      open(socket) {
+        if (!tls) done(socket)
+      },
+      handshake(socket, success, err) {
+        if (success && (!verify || !err)) done(socket)
+        else {
+          fail(new Error(`TLS handshake with the upstream failed: ${err?.message ?? 'unknown error'}`))
+          socket.terminate()
+        }
+      },
+      data(s, chunk) {
+        touch(s.data.activity, 'upstream')
+        s.data.relay?.fromUpstream(chunk)
+      },
+      drain: (s) => s.data.relay?.upstreamDrained(),
+      end: (s) => s.data.relay?.upstreamEnded(),
+      close(s) {
+        fail(new Error('the upstream closed the connection'))
+        s.data.relay?.upstreamClosed()
+      },
+      error(_s, err) {
+        fail(err)
+      },
+      connectError(_s, err) {
+        fail(err)
+      },
+    }
+    const tlsOptions = tls
+      ? { tls: { rejectUnauthorized: verify, ...(up.kind === 'net' && !isIP(up.host) ? { serverName: up.host } : {}) } }
+      : {}
+    const connecting =
+      up.kind === 'net'
+        ? Bun.connect<UpstreamData>({ hostname: up.host, port: up.port, data, socket, ...tlsOptions })
+        : Bun.connect<UpstreamData>({ unix: up.kind === 'unix' ? up.path : files.socketFor(up.root), data, socket, ...tlsOptions })
+    connecting.catch(fail)
+  })
+}
+
+function describe(err: unknown): string {
+  const e = err as { code?: string; message?: string }
+  if (e?.code === 'ECONNREFUSED') return 'connection refused'
+  if (e?.code === 'ENOENT') return 'no such socket'
+  if (e?.code === 'ENOTFOUND' || e?.code === 'EAI_NONAME') return 'host not found'
+  return e?.message ?? String(err)
+}
+
+/**
+ * Carries one proxy stream to the upstream: bytes are relayed both ways with backpressure (the HTTP
+ * the edge sends is passed through unchanged, as ngrok's agent does). When the upstream cannot be
+ * reached, an HTTP endpoint's client gets a 502 page with the error code; tcp/tls streams are reset.
+ */
+export function forwardStream(stream: MuxStream, first: Uint8Array, ctx: ForwardContext): void {
+  // Hold the client's bytes (and its window) until the upstream answers.
+  let early = first.length ? [first] : []
+  if (first.length) touch(ctx.activity, 'client')
+  let ended = false
+  let closed = false
+  stream.pause()
+  stream.ondata = (chunk) => {
+    touch(ctx.activity, 'client')
+    early.push(chunk)
+  }
+  stream.onend = () => (ended = true)
+  stream.onclose = () => {
+    closed = true
+    ctx.onStreamClosed?.()
+  }
+  const data: UpstreamData = { relay: undefined, activity: ctx.activity }
+
+  dial(ctx.upstream, ctx.files, data).then(
+    (socket) => {
+      if (closed) return void socket.terminate()
+      const relay = new Relay(stream, socket, (stats) => ctx.onDone?.({ ...stats, endpoint: ctx.endpoint, clientAddr: ctx.clientAddr }))
+      data.relay = relay
+      stream.ondata = (chunk) => {
+        touch(ctx.activity, 'client')
+        relay.fromClient(chunk)
+      }
+      stream.ondrain = () => relay.clientDrained()
+      stream.onend = () => relay.clientEnded()
+      stream.onclose = () => {
+        relay.clientClosed()
+        ctx.onStreamClosed?.()
+      }
+      for (const chunk of early) relay.fromClient(chunk)
+      early = []
+      stream.resume()
+      if (ended) relay.clientEnded()
+    },
+    (err) => {
+      const why = describe(err)
+      ctx.log.warn('upstream unreachable', { endpoint: ctx.endpoint, upstream: ctx.upstream.text, error: why, code: CODES.UPSTREAM_REFUSED })
+      if (closed) return
+      if (ctx.kind !== 'http') return stream.terminate(MuxError.STREAM_REFUSED)
+      answerBadGateway(stream, early, ended, ctx.upstream.text, why)
+    },
+  )
+}
+
+/** Waits for the request head (to honour `Accept`), then writes a 502 page and closes. */
+function answerBadGateway(stream: MuxStream, early: Uint8Array[], ended: boolean, upstream: string, why: string): void {
+  let head = early.reduce(concat, new Uint8Array(0))
+  let answered = false
+  const answer = () => {
+    if (answered) return
+    answered = true
+    clearTimeout(timer)
+    const headText = new TextDecoder().decode(head.subarray(0, HEAD_LIMIT))
+    const accept = /^accept:\s*(.*)$/im.exec(headText)?.[1] ?? ''
+    const message = `The warren agent could not reach the upstream ${upstream}: ${why}.`
+    const json = /application\/json/i.test(accept)
+    const body = json
+      ? JSON.stringify({ error: { code: CODES.UPSTREAM_REFUSED, message, upstream } })
+      : `<!doctype html><html><head><meta charset="utf-8"><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1><p>${escapeHtml(message)}</p><p><code>${CODES.UPSTREAM_REFUSED}</code></p></body></html>\n`
+    const bytes = new TextEncoder().encode(body)
+    const writer = new StreamWriter(stream)
+    writer.write(
+      `HTTP/1.1 502 Bad Gateway\r\ncontent-type: ${json ? 'application/json' : 'text/html; charset=utf-8'}\r\ncontent-length: ${bytes.length}\r\nconnection: close\r\ncache-control: no-store\r\n\r\n`,
+    )
+    writer.write(bytes)
+    writer.end()
+  }
+  const timer = setTimeout(answer, HEAD_WAIT_MS)
+  // Bytes after the answer (a request body) are read and dropped so the edge is never blocked.
+  stream.ondata = (chunk) => {
+    if (answered) return
+    if (head.length < HEAD_LIMIT) head = concat(head, chunk)
+    if (indexOfBytes(head, CRLF2) !== -1) answer()
+  }
+  stream.onend = answer
+  stream.resume()
+  if (ended || indexOfBytes(head, CRLF2) !== -1) answer()
+}
+
+const CRLF2 = new TextEncoder().encode('\r\n\r\n')
+
+function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)
+}

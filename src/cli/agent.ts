@@ -1,0 +1,185 @@
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { dirname, resolve } from 'node:path'
+import { parseArgs } from 'node:util'
+import { parseDocument } from 'yaml'
+import { TunnelError } from '../agent/client.ts'
+import { defaultConfigPath, endpointFromEntry, loadAgentConfig, selectEndpoints } from '../agent/config.ts'
+import { AGENT_FLAGS, ENDPOINT_FLAGS, endpointsFromFlags, readCa, resolveSettings, type EndpointFlagValues } from '../agent/flags.ts'
+import { setupAgentLog } from '../agent/log-output.ts'
+import { Agent } from '../agent/reconnect.ts'
+import type { EndpointSpec } from '../agent/spec.ts'
+import type { EndpointKind } from '../agent/upstream.ts'
+import { CODES, WarrenError } from '../lib/errors.ts'
+import { log } from '../lib/log.ts'
+import { compilePolicy, validatePolicy } from '../policy/engine.ts'
+import { ConfigIssues } from '../policy/issue.ts'
+
+const ENDPOINT_USAGE =
+  '[--url URL] [--binding public|internal] [--pooling-enabled] [--traffic-policy-file FILE] [--authtoken TOKEN] [--server-addr HOST:PORT] [--server-ca FILE] [--upstream-tls-verify] [--upstream-proxy-protocol 1|2] [--name N] [--description D] [--metadata M] [--config FILE]... [--log stdout|stderr|false|FILE] [--log-format json|logfmt|term] [--log-level L]'
+
+export const HTTP_USAGE = `warren http <port|host:port|http(s)://…|file:///path|unix:/path> ${ENDPOINT_USAGE} [--domain NAME] [--basic-auth USER:PASS]... [--request-header-add 'NAME: VALUE']... [--request-header-remove NAME]... [--response-header-add|--response-header-remove …]... [--cidr-allow CIDR]... [--cidr-deny CIDR]... [--scheme http|https]...`
+export const TCP_USAGE = `warren tcp <port|host:port|unix:/path> ${ENDPOINT_USAGE} [--remote-addr HOST:PORT] [--cidr-allow CIDR]... [--cidr-deny CIDR]...`
+export const TLS_USAGE = `warren tls <port|host:port|unix:/path> ${ENDPOINT_USAGE} [--domain NAME] [--cidr-allow CIDR]... [--cidr-deny CIDR]...`
+export const START_USAGE =
+  'warren start [NAME...] [--all] [--config FILE]... [--authtoken TOKEN] [--server-addr HOST:PORT] [--server-ca FILE] [--log stdout|stderr|false|FILE] [--log-format json|logfmt|term] [--log-level L]'
+export const CONFIG_USAGE = 'warren config check [--config FILE]... | add-authtoken TOKEN [--config FILE] | add-server HOST:PORT [--server-ca FILE] [--config FILE]'
+
+/**
+ * Runs the agent for `endpoints` until SIGINT/SIGTERM (or the edge stops it): connects, prints one
+ * `Forwarding <url> -> <upstream>` line per endpoint, reconnects on drops, and on the way out unbinds,
+ * lets open connections finish and says goodbye.
+ */
+async function runAgent(command: string, endpoints: EndpointSpec[], values: Parameters<typeof resolveSettings>[0], configPaths: string[]): Promise<number> {
+  const config = loadAgentConfig(configPaths)
+  const settings = resolveSettings(values, config)
+  const ca = readCa(settings.serverCaPath)
+  const output = setupAgentLog({ log: settings.log, format: settings.logFormat, level: settings.logLevel })
+  const logger = log.child({ component: 'agent' })
+
+  let stopRequested: ((code: number) => void) | undefined
+  const stopped = new Promise<number>((r) => (stopRequested = r))
+  const starting = new AbortController()
+  const onSignal = (signal: string) => {
+    logger.info('shutting down', { signal })
+    starting.abort()
+    stopRequested?.(0)
+  }
+  const sigint = () => onSignal('SIGINT')
+  const sigterm = () => onSignal('SIGTERM')
+  process.on('SIGINT', sigint)
+  process.on('SIGTERM', sigterm)
+
+  const agent = new Agent({
+    serverAddr: settings.serverAddr,
+    ca,
+    authtoken: settings.authtoken,
+    metadata: settings.metadata,
+    heartbeatIntervalMs: settings.heartbeatIntervalMs,
+    heartbeatToleranceMs: settings.heartbeatToleranceMs,
+    endpoints,
+    log: logger,
+    onForwarding(state) {
+      if (!output.toStdout) process.stdout.write(`Forwarding ${state.url} -> ${state.spec.upstream.text}\n`)
+    },
+    onStopRequested(why) {
+      logger.error('stopping', { reason: why })
+      stopRequested?.(1)
+    },
+  })
+  try {
+    try {
+      await agent.start(starting.signal)
+    } catch (err) {
+      if (starting.signal.aborted) return 0
+      if (err instanceof TunnelError) {
+        logger.error('cannot start the agent', { error: err.message, code: err.code })
+        process.stderr.write(`warren ${command}: ${err.message}${err.code ? ` [${err.code}]` : ''}\n`)
+        return 1
+      }
+      throw err
+    }
+    const code = await stopped
+    await agent.stop()
+    logger.info('agent stopped', { connections: agent.connections })
+    return code
+  } finally {
+    process.off('SIGINT', sigint)
+    process.off('SIGTERM', sigterm)
+  }
+}
+
+function endpointCommand(kind: EndpointKind) {
+  return async function endpoint(args: string[]): Promise<number> {
+    const { values, positionals } = parseArgs({ args, options: ENDPOINT_FLAGS, allowPositionals: true, strict: true })
+    if (positionals.length > 1) throw new WarrenError(CODES.CONFIG_INVALID, `warren ${kind} takes one upstream, got ${positionals.length}: ${positionals.join(' ')}`)
+    const endpoints = endpointsFromFlags(kind, positionals[0], values as EndpointFlagValues)
+    return runAgent(kind, endpoints, values, values.config ?? [])
+  }
+}
+
+/** `warren http <upstream>`: an HTTP endpoint (https:// by default) forwarding to a local service. */
+export const httpCommand = endpointCommand('http')
+/** `warren tcp <upstream>`: a tcp:// endpoint (the edge picks a port of the account's range). */
+export const tcpCommand = endpointCommand('tcp')
+/** `warren tls <upstream>`: a tls:// endpoint; the client's TLS passes through to the upstream. */
+export const tlsCommand = endpointCommand('tls')
+
+/** `warren start [names…|--all]`: the endpoints of the config file(s). */
+export async function startCommand(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({ args, options: { ...AGENT_FLAGS, all: { type: 'boolean' } }, allowPositionals: true, strict: true })
+  const config = loadAgentConfig(values.config ?? [])
+  const endpoints = selectEndpoints(config, positionals, values.all ?? false)
+  return runAgent('start', endpoints, values, values.config ?? [])
+}
+
+/** Sets `agent.<key>` in a config file, keeping its comments and other keys; creates it when missing. */
+function setAgentKeys(path: string, keys: Record<string, string>): void {
+  const doc = existsSync(path) ? parseDocument(readFileSync(path, 'utf8')) : parseDocument('version: 3\n')
+  if (doc.errors.length) throw new WarrenError(CODES.CONFIG_INVALID, `Cannot update "${path}": ${doc.errors[0]!.message.split('\n')[0]}`)
+  if (!doc.has('version')) doc.set('version', 3)
+  for (const [k, v] of Object.entries(keys)) doc.setIn(['agent', k], v)
+  mkdirSync(dirname(path), { recursive: true })
+  writeFileSync(path, doc.toString(), { mode: 0o600 })
+  chmodSync(path, 0o600)
+}
+
+/** `warren config check|add-authtoken|add-server`. */
+export async function configCommand(args: string[]): Promise<number> {
+  const [sub, ...rest] = args
+  const { values, positionals } = parseArgs({ args: rest, options: { config: { type: 'string', multiple: true }, 'server-ca': { type: 'string' } }, allowPositionals: true, strict: true })
+  const paths = values.config ?? []
+  switch (sub) {
+    case 'check': {
+      const config = loadAgentConfig(paths)
+      if (config.sources.length === 0) {
+        process.stderr.write(`warren config check: no config file at ${defaultConfigPath()}\n`)
+        return 1
+      }
+      const problems: string[] = []
+      for (const sourced of config.endpoints) {
+        try {
+          const spec = endpointFromEntry(sourced)
+          if (spec.trafficPolicy) compilePolicy(validatePolicy(JSON.parse(spec.trafficPolicy)), { scheme: spec.scheme, cloud: false })
+        } catch (err) {
+          const where = `${sourced.source}: endpoint "${sourced.entry.name}"`
+          if (err instanceof ConfigIssues) problems.push(...err.issues.map((i) => `${where}: traffic policy: ${i.message} [${i.code}]`))
+          else if (err instanceof WarrenError) problems.push(`${err.message} [${err.code}]`)
+          else throw err
+        }
+      }
+      const ca = config.agent.connect_cas
+      if (ca && ca !== 'host' && ca !== 'trusted' && !existsSync(ca)) problems.push(`agent.connect_cas: no such file "${ca}" [${CODES.CONFIG_INVALID}]`)
+      if (problems.length) {
+        process.stderr.write(problems.join('\n') + '\n')
+        return 1
+      }
+      process.stdout.write(`Valid configuration file${config.sources.length > 1 ? 's' : ''} at ${config.sources.join(', ')}\n`)
+      return 0
+    }
+    case 'add-authtoken': {
+      const token = positionals[0]
+      if (!token || positionals.length > 1) throw new WarrenError(CODES.CONFIG_INVALID, 'usage: warren config add-authtoken TOKEN [--config FILE]')
+      const path = resolve(paths.at(-1) ?? defaultConfigPath())
+      setAgentKeys(path, { authtoken: token })
+      process.stdout.write(`Authtoken saved to configuration file: ${path}\n`)
+      return 0
+    }
+    case 'add-server': {
+      const addr = positionals[0]
+      if (!addr || positionals.length > 1) throw new WarrenError(CODES.CONFIG_INVALID, 'usage: warren config add-server HOST:PORT [--server-ca FILE] [--config FILE]')
+      const path = resolve(paths.at(-1) ?? defaultConfigPath())
+      const keys: Record<string, string> = { connect_url: addr }
+      if (values['server-ca']) {
+        const ca = resolve(values['server-ca'])
+        if (!existsSync(ca)) throw new WarrenError(CODES.CONFIG_INVALID, `No such CA file "${ca}"`)
+        keys.connect_cas = ca
+      }
+      setAgentKeys(path, keys)
+      process.stdout.write(`Server saved to configuration file: ${path}\n`)
+      return 0
+    }
+    default:
+      process.stderr.write(`${CONFIG_USAGE}\n`)
+      return 2
+  }
+}
