@@ -1,4 +1,5 @@
 import { WarrenError } from '../lib/errors.ts'
+import { CONFIG_USAGE, HTTP_USAGE, START_USAGE, TCP_USAGE, TLS_USAGE, configCommand, httpCommand, startCommand, tcpCommand, tlsCommand } from './agent.ts'
 import { API_USAGE, apiCommand } from './api.ts'
 import { caCommand } from './ca.ts'
 import { CERTS_USAGE, certsCommand } from './certs.ts'
@@ -34,6 +35,11 @@ export const COMMANDS: readonly Command[] = [
     short: 'print the JSON Schema of policies files (or warren.yaml) for editor autocompletion',
     run: schemaCommand,
   },
+  { name: 'http', usage: HTTP_USAGE, short: 'agent: open an http(s) endpoint on an edge and forward it to a local upstream', run: httpCommand },
+  { name: 'tcp', usage: TCP_USAGE, short: 'agent: open a tcp endpoint on an edge and forward it to a local upstream', run: tcpCommand },
+  { name: 'tls', usage: TLS_USAGE, short: 'agent: open a tls endpoint (passthrough) on an edge and forward it to a local upstream', run: tlsCommand },
+  { name: 'start', usage: START_USAGE, short: 'agent: start endpoints from an ngrok-v3-style config file', run: startCommand },
+  { name: 'config', usage: CONFIG_USAGE, short: 'agent config file: check, add-authtoken, add-server', run: configCommand },
   { name: 'api', usage: API_USAGE, short: 'call the REST API: endpoints list|get|create|update|delete, status (JSON out)', run: apiCommand },
   {
     name: 'ca',
