@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { WarrenError } from '../lib/errors.ts'
 import { policyFromOpts } from '../tunnel/opts.ts'
 import type { AgentConfig } from './config.ts'
-import { DEFAULT_SERVER_ADDR, endpointsFromFlags, resolveSettings, type EndpointFlagValues } from './flags.ts'
+import { DEFAULT_SERVER_ADDR, endpointsFromFlags, normalizeArgs, resolveSettings, type EndpointFlagValues } from './flags.ts'
 import { bindRequest } from './spec.ts'
 import type { EndpointKind } from './upstream.ts'
 
@@ -174,6 +174,25 @@ describe('resolveSettings()', () => {
     const flagged = resolveSettings({ authtoken: 'flag', 'server-addr': 'flag:3', 'server-ca': '/flag/ca.pem', 'log-format': 'logfmt' }, cfg, env, false)
     expect(flagged).toMatchObject({ serverAddr: 'flag:3', serverCaPath: '/flag/ca.pem', logFormat: 'logfmt' })
     expect(flagged.authtoken.reveal()).toBe('flag')
+  })
+
+  test.each([
+    { desc: 'default', values: {}, agent: {}, want: '127.0.0.1:4040' },
+    { desc: 'flag', values: { 'web-addr': '0.0.0.0:4100' }, agent: { web_addr: '127.0.0.1:9' }, want: '0.0.0.0:4100' },
+    { desc: 'config', values: {}, agent: { web_addr: '[::1]:4041' }, want: '[::1]:4041' },
+    { desc: 'config false', values: {}, agent: { web_addr: false as const }, want: false },
+    { desc: 'flag false', values: { 'web-addr': 'false' }, agent: {}, want: false },
+    { desc: '--inspect=false', values: { 'no-inspect': true }, agent: { web_addr: '127.0.0.1:9' }, want: false },
+  ])('inspector address: $desc', ({ values, agent, want }) => {
+    expect(resolveSettings(values, config(agent), {}, false).webAddr).toBe(want)
+  })
+
+  test('a bad --web-addr is refused', () => {
+    expect(() => resolveSettings({ 'web-addr': '4040' }, config({}), {}, false)).toThrow('--web-addr')
+  })
+
+  test('normalizeArgs() maps ngrok\'s --inspect=false', () => {
+    expect(normalizeArgs(['80', '--inspect=false', '--inspect=true', '--url=x'])).toEqual(['80', '--no-inspect', '--inspect', '--url=x'])
   })
 
   test('an empty environment variable counts as unset', () => {

@@ -7,6 +7,7 @@ import type { Level } from '../lib/log.ts'
 import { Secret } from '../lib/secret.ts'
 import type { AgentConfig } from './config.ts'
 import { readPolicyFile } from './config.ts'
+import { DEFAULT_WEB_ADDR } from '../inspect/server.ts'
 import type { LogFormat } from './log-output.ts'
 import type { EndpointSpec } from './spec.ts'
 import { parseUpstream, type EndpointKind } from './upstream.ts'
@@ -20,7 +21,19 @@ export const AGENT_FLAGS = {
   log: { type: 'string' },
   'log-format': { type: 'string' },
   'log-level': { type: 'string' },
+  /** Local inspector address, or `false` to turn it off. */
+  'web-addr': { type: 'string' },
+  inspect: { type: 'boolean' },
+  'no-inspect': { type: 'boolean' },
 } as const
+
+/**
+ * ngrok spells the switch `--inspect=false`; node's parseArgs has no value for booleans, so the
+ * spellings are mapped to `--inspect` / `--no-inspect` first.
+ */
+export function normalizeArgs(args: readonly string[]): string[] {
+  return args.map((a) => (/^--inspect=(false|0|no)$/i.test(a) ? '--no-inspect' : /^--inspect=(true|1|yes)$/i.test(a) ? '--inspect' : a))
+}
 
 /** Flags of `warren http|tcp|tls`: ngrok v3's, plus the legacy shortcuts users still type. */
 export const ENDPOINT_FLAGS = {
@@ -175,6 +188,8 @@ export interface AgentSettings {
   logLevel: Level
   heartbeatIntervalMs: number | undefined
   heartbeatToleranceMs: number | undefined
+  /** Inspector address; false when turned off. */
+  webAddr: string | false
 }
 
 /** The edge's default agent address (`listen.agent` in warren.yaml). */
@@ -185,7 +200,16 @@ export const DEFAULT_SERVER_ADDR = 'localhost:4443'
  * `WARREN_SERVER_CA`), which wins over the config files.
  */
 export function resolveSettings(
-  values: { authtoken?: string; 'server-addr'?: string; 'server-ca'?: string; log?: string; 'log-format'?: string; 'log-level'?: string },
+  values: {
+    authtoken?: string
+    'server-addr'?: string
+    'server-ca'?: string
+    log?: string
+    'log-format'?: string
+    'log-level'?: string
+    'web-addr'?: string
+    'no-inspect'?: boolean
+  },
   config: AgentConfig,
   env: Record<string, string | undefined> = process.env,
   isTty: boolean = process.stdout.isTTY === true,
@@ -210,7 +234,14 @@ export function resolveSettings(
     logLevel: level as Level,
     heartbeatIntervalMs: a.heartbeat_interval ? parseDuration(a.heartbeat_interval) : undefined,
     heartbeatToleranceMs: a.heartbeat_tolerance ? parseDuration(a.heartbeat_tolerance) : undefined,
+    webAddr: values['no-inspect'] ? false : webAddrOf(values['web-addr'] ?? a.web_addr ?? DEFAULT_WEB_ADDR),
   }
+}
+
+function webAddrOf(v: string | false): string | false {
+  if (v === false || v === 'false' || v === '') return false
+  if (!/^(\[[0-9a-fA-F:.]+\]|[^:\s]+):\d{1,5}$/.test(v)) throw bad(`--web-addr must be host:port or false, not "${v}"`)
+  return v
 }
 
 /** Reads the CA file named in the settings. */

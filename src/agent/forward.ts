@@ -62,23 +62,19 @@ export interface ForwardContext {
   onDone?: (done: ConnectionDone) => void
   /** The proxy stream is gone (whether or not the upstream was reached). */
   onStreamClosed?: () => void
-  /** Updated as bytes flow, so a shutdown can tell an idle keep-alive connection from a busy one. */
-  activity?: Activity
+  /** Sees every byte of the connection (idle detection at shutdown, the inspector's capture). */
+  observer?: StreamObserver
 }
 
-/** Which side sent the last bytes of a connection, and when (ms since epoch). */
-export interface Activity {
-  lastFrom: 'none' | 'client' | 'upstream'
-  lastAt: number
+/** Watches a proxied connection's bytes without changing them. */
+export interface StreamObserver {
+  /** Bytes from the public client, toward the upstream. */
+  client(chunk: Uint8Array): void
+  /** Bytes toward the client: the upstream's, or the agent's own 502 answer. */
+  upstream(chunk: Uint8Array): void
 }
 
-type UpstreamData = { relay: Relay | undefined; activity: Activity | undefined }
-
-function touch(activity: Activity | undefined, from: 'client' | 'upstream'): void {
-  if (!activity) return
-  activity.lastFrom = from
-  activity.lastAt = Date.now()
-}
+type UpstreamData = { relay: Relay | undefined; observer: StreamObserver | undefined }
 
 /** Opens the upstream connection; resolves once it can carry bytes (after the TLS handshake for TLS). */
 async function dial(up: Upstream, files: FileServers, data: UpstreamData): Promise<Socket<UpstreamData>> {
@@ -108,7 +104,7 @@ async function dial(up: Upstream, files: FileServers, data: UpstreamData): Promi
         }
       },
       data(s, chunk) {
-        touch(s.data.activity, 'upstream')
+        s.data.observer?.upstream(chunk)
         s.data.relay?.fromUpstream(chunk)
       },
       drain: (s) => s.data.relay?.upstreamDrained(),
@@ -151,12 +147,12 @@ function describe(err: unknown): string {
 export function forwardStream(stream: MuxStream, first: Uint8Array, ctx: ForwardContext): void {
   // Hold the client's bytes (and its window) until the upstream answers.
   let early = first.length ? [first] : []
-  if (first.length) touch(ctx.activity, 'client')
+  if (first.length) ctx.observer?.client(first)
   let ended = false
   let closed = false
   stream.pause()
   stream.ondata = (chunk) => {
-    touch(ctx.activity, 'client')
+    ctx.observer?.client(chunk)
     early.push(chunk)
   }
   stream.onend = () => (ended = true)
@@ -164,7 +160,7 @@ export function forwardStream(stream: MuxStream, first: Uint8Array, ctx: Forward
     closed = true
     ctx.onStreamClosed?.()
   }
-  const data: UpstreamData = { relay: undefined, activity: ctx.activity }
+  const data: UpstreamData = { relay: undefined, observer: ctx.observer }
 
   dial(ctx.upstream, ctx.files, data).then(
     (socket) => {
@@ -172,7 +168,7 @@ export function forwardStream(stream: MuxStream, first: Uint8Array, ctx: Forward
       const relay = new Relay(stream, socket, (stats) => ctx.onDone?.({ ...stats, endpoint: ctx.endpoint, clientAddr: ctx.clientAddr }))
       data.relay = relay
       stream.ondata = (chunk) => {
-        touch(ctx.activity, 'client')
+        ctx.observer?.client(chunk)
         relay.fromClient(chunk)
       }
       stream.ondrain = () => relay.clientDrained()
@@ -191,13 +187,13 @@ export function forwardStream(stream: MuxStream, first: Uint8Array, ctx: Forward
       ctx.log.warn('upstream unreachable', { endpoint: ctx.endpoint, upstream: ctx.upstream.text, error: why, code: CODES.UPSTREAM_REFUSED })
       if (closed) return
       if (ctx.kind !== 'http') return stream.terminate(MuxError.STREAM_REFUSED)
-      answerBadGateway(stream, early, ended, ctx.upstream.text, why)
+      answerBadGateway(stream, early, ended, ctx.upstream.text, why, ctx.observer)
     },
   )
 }
 
 /** Waits for the request head (to honour `Accept`), then writes a 502 page and closes. */
-function answerBadGateway(stream: MuxStream, early: Uint8Array[], ended: boolean, upstream: string, why: string): void {
+function answerBadGateway(stream: MuxStream, early: Uint8Array[], ended: boolean, upstream: string, why: string, observer: StreamObserver | undefined): void {
   let head = early.reduce(concat, new Uint8Array(0))
   let answered = false
   const answer = () => {
@@ -213,9 +209,12 @@ function answerBadGateway(stream: MuxStream, early: Uint8Array[], ended: boolean
       : `<!doctype html><html><head><meta charset="utf-8"><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1><p>${escapeHtml(message)}</p><p><code>${CODES.UPSTREAM_REFUSED}</code></p></body></html>\n`
     const bytes = new TextEncoder().encode(body)
     const writer = new StreamWriter(stream)
-    writer.write(
+    const responseHead = new TextEncoder().encode(
       `HTTP/1.1 502 Bad Gateway\r\ncontent-type: ${json ? 'application/json' : 'text/html; charset=utf-8'}\r\ncontent-length: ${bytes.length}\r\nconnection: close\r\ncache-control: no-store\r\n\r\n`,
     )
+    observer?.upstream(responseHead)
+    observer?.upstream(bytes)
+    writer.write(responseHead)
     writer.write(bytes)
     writer.end()
   }
@@ -223,6 +222,7 @@ function answerBadGateway(stream: MuxStream, early: Uint8Array[], ended: boolean
   // Bytes after the answer (a request body) are read and dropped so the edge is never blocked.
   stream.ondata = (chunk) => {
     if (answered) return
+    observer?.client(chunk)
     if (head.length < HEAD_LIMIT) head = concat(head, chunk)
     if (indexOfBytes(head, CRLF2) !== -1) answer()
   }

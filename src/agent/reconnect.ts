@@ -3,7 +3,14 @@ import type { Secret } from '../lib/secret.ts'
 import type { MuxStream } from '../tunnel/mux.ts'
 import { MuxError } from '../tunnel/proto/frame.ts'
 import { TunnelClient, TunnelError, type ProxyHeader } from './client.ts'
-import { FileServers, forwardStream, type Activity, type ConnectionDone } from './forward.ts'
+import { HttpTap, type CaptureStore } from '../inspect/capture.ts'
+import { FileServers, forwardStream, type ConnectionDone } from './forward.ts'
+
+/** Which side sent a connection's last bytes, and when: tells idle keep-alive connections from busy ones. */
+interface Activity {
+  lastFrom: 'none' | 'client' | 'upstream'
+  lastAt: number
+}
 import { bindRequest, type EndpointSpec } from './spec.ts'
 
 /**
@@ -41,6 +48,8 @@ export interface AgentOptions {
   retryStart?: boolean
   /** How long `stop()` lets open connections finish after unbinding (ms). */
   drainMs?: number
+  /** Where HTTP exchanges are captured for the inspector (none: no capture). */
+  capture?: CaptureStore | undefined
   /** A proxied connection ended. */
   onConnection?(done: ConnectionDone): void
   /** An endpoint got its URL (at start) or a different one (after the edge forgot it). */
@@ -143,6 +152,8 @@ export class Agent {
     }
     for (const s of this.#states) s.online = false
     await this.#supervisor
+    // A reconnect that completed while we were stopping: say goodbye on it too.
+    if (this.#client && !this.#client.isClosed) this.#client.close()
     this.#files.dispose()
   }
 
@@ -247,7 +258,10 @@ export class Agent {
     const activity: Activity = { lastFrom: 'none', lastAt: Date.now() }
     this.#open.set(key, { kind: state.spec.kind, activity })
     this.connections++
-    const release = () => this.#open.delete(key)
+    const tap = this.#o.capture && state.spec.kind === 'http' ? new HttpTap(this.#o.capture, { name: state.spec.name, url: state.url }, header.ClientAddr) : undefined
+    const release = () => {
+      if (this.#open.delete(key)) tap?.close()
+    }
     forwardStream(stream, rest, {
       endpoint: state.url,
       kind: state.spec.kind,
@@ -260,7 +274,18 @@ export class Agent {
         this.#o.onConnection?.(done)
       },
       onStreamClosed: release,
-      activity,
+      observer: {
+        client(chunk) {
+          activity.lastFrom = 'client'
+          activity.lastAt = Date.now()
+          tap?.client(chunk)
+        },
+        upstream(chunk) {
+          activity.lastFrom = 'upstream'
+          activity.lastAt = Date.now()
+          tap?.upstream(chunk)
+        },
+      },
     })
   }
 

@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util'
 import { parseDocument } from 'yaml'
 import { TunnelError } from '../agent/client.ts'
 import { defaultConfigPath, endpointFromEntry, loadAgentConfig, selectEndpoints } from '../agent/config.ts'
-import { AGENT_FLAGS, ENDPOINT_FLAGS, endpointsFromFlags, readCa, resolveSettings, type EndpointFlagValues } from '../agent/flags.ts'
+import { AGENT_FLAGS, ENDPOINT_FLAGS, endpointsFromFlags, normalizeArgs, readCa, resolveSettings, type EndpointFlagValues } from '../agent/flags.ts'
 import { setupAgentLog } from '../agent/log-output.ts'
 import { Agent } from '../agent/reconnect.ts'
 import type { EndpointSpec } from '../agent/spec.ts'
@@ -13,15 +13,17 @@ import { CODES, WarrenError } from '../lib/errors.ts'
 import { log } from '../lib/log.ts'
 import { compilePolicy, validatePolicy } from '../policy/engine.ts'
 import { ConfigIssues } from '../policy/issue.ts'
+import { CaptureStore } from '../inspect/capture.ts'
+import { startInspector } from '../inspect/server.ts'
 
 const ENDPOINT_USAGE =
-  '[--url URL] [--binding public|internal] [--pooling-enabled] [--traffic-policy-file FILE] [--authtoken TOKEN] [--server-addr HOST:PORT] [--server-ca FILE] [--upstream-tls-verify] [--upstream-proxy-protocol 1|2] [--name N] [--description D] [--metadata M] [--config FILE]... [--log stdout|stderr|false|FILE] [--log-format json|logfmt|term] [--log-level L]'
+  '[--url URL] [--binding public|internal] [--pooling-enabled] [--traffic-policy-file FILE] [--authtoken TOKEN] [--server-addr HOST:PORT] [--server-ca FILE] [--upstream-tls-verify] [--upstream-proxy-protocol 1|2] [--name N] [--description D] [--metadata M] [--config FILE]... [--log stdout|stderr|false|FILE] [--log-format json|logfmt|term] [--log-level L] [--web-addr HOST:PORT|false] [--inspect=false]'
 
 export const HTTP_USAGE = `warren http <port|host:port|http(s)://…|file:///path|unix:/path> ${ENDPOINT_USAGE} [--domain NAME] [--basic-auth USER:PASS]... [--request-header-add 'NAME: VALUE']... [--request-header-remove NAME]... [--response-header-add|--response-header-remove …]... [--cidr-allow CIDR]... [--cidr-deny CIDR]... [--scheme http|https]...`
 export const TCP_USAGE = `warren tcp <port|host:port|unix:/path> ${ENDPOINT_USAGE} [--remote-addr HOST:PORT] [--cidr-allow CIDR]... [--cidr-deny CIDR]...`
 export const TLS_USAGE = `warren tls <port|host:port|unix:/path> ${ENDPOINT_USAGE} [--domain NAME] [--cidr-allow CIDR]... [--cidr-deny CIDR]...`
 export const START_USAGE =
-  'warren start [NAME...] [--all] [--config FILE]... [--authtoken TOKEN] [--server-addr HOST:PORT] [--server-ca FILE] [--log stdout|stderr|false|FILE] [--log-format json|logfmt|term] [--log-level L]'
+  'warren start [NAME...] [--all] [--config FILE]... [--authtoken TOKEN] [--server-addr HOST:PORT] [--server-ca FILE] [--log stdout|stderr|false|FILE] [--log-format json|logfmt|term] [--log-level L] [--web-addr HOST:PORT|false] [--inspect=false]'
 export const CONFIG_USAGE = 'warren config check [--config FILE]... | add-authtoken TOKEN [--config FILE] | add-server HOST:PORT [--server-ca FILE] [--config FILE]'
 
 /**
@@ -35,6 +37,8 @@ async function runAgent(command: string, endpoints: EndpointSpec[], values: Para
   const ca = readCa(settings.serverCaPath)
   const output = setupAgentLog({ log: settings.log, format: settings.logFormat, level: settings.logLevel })
   const logger = log.child({ component: 'agent' })
+  // The inspector captures HTTP endpoints only (tcp/tls bytes are opaque).
+  const capture = settings.webAddr !== false && endpoints.some((e) => e.kind === 'http') ? new CaptureStore() : undefined
 
   let stopRequested: ((code: number) => void) | undefined
   const stopped = new Promise<number>((r) => (stopRequested = r))
@@ -58,6 +62,7 @@ async function runAgent(command: string, endpoints: EndpointSpec[], values: Para
     heartbeatToleranceMs: settings.heartbeatToleranceMs,
     endpoints,
     log: logger,
+    capture,
     onForwarding(state) {
       if (!output.toStdout) process.stdout.write(`Forwarding ${state.url} -> ${state.spec.upstream.text}\n`)
     },
@@ -78,7 +83,30 @@ async function runAgent(command: string, endpoints: EndpointSpec[], values: Para
       }
       throw err
     }
+    let inspector: { url: string; stop(): void } | undefined
+    if (capture && settings.webAddr !== false) {
+      try {
+        inspector = startInspector(settings.webAddr, {
+          store: capture,
+          status: () => ({
+            online: agent.session?.online ?? false,
+            client_id: agent.session?.clientId,
+            account: agent.session?.account,
+            server: settings.serverAddr,
+            latency_ms: agent.latencyMs ?? null,
+            connections: { total: agent.connections, open: agent.activeConnections },
+            endpoints: agent.endpoints.map((e) => ({ name: e.spec.name, url: e.url, upstream: e.spec.upstream.text, online: e.online })),
+          }),
+          endpoints: () => agent.endpoints.map((e) => ({ name: e.spec.name, url: e.url, upstream: e.spec.upstream, online: e.online, kind: e.spec.kind })),
+        })
+        logger.info(`Web Interface ${inspector.url}`, { web_addr: inspector.url })
+        if (!output.toStdout) process.stdout.write(`Web Interface ${inspector.url}\n`)
+      } catch (err) {
+        logger.warn('the inspector could not start', { error: (err as Error).message })
+      }
+    }
     const code = await stopped
+    inspector?.stop()
     await agent.stop()
     logger.info('agent stopped', { connections: agent.connections })
     return code
@@ -90,7 +118,7 @@ async function runAgent(command: string, endpoints: EndpointSpec[], values: Para
 
 function endpointCommand(kind: EndpointKind) {
   return async function endpoint(args: string[]): Promise<number> {
-    const { values, positionals } = parseArgs({ args, options: ENDPOINT_FLAGS, allowPositionals: true, strict: true })
+    const { values, positionals } = parseArgs({ args: normalizeArgs(args), options: ENDPOINT_FLAGS, allowPositionals: true, strict: true })
     if (positionals.length > 1) throw new WarrenError(CODES.CONFIG_INVALID, `warren ${kind} takes one upstream, got ${positionals.length}: ${positionals.join(' ')}`)
     const endpoints = endpointsFromFlags(kind, positionals[0], values as EndpointFlagValues)
     return runAgent(kind, endpoints, values, values.config ?? [])
@@ -106,7 +134,7 @@ export const tlsCommand = endpointCommand('tls')
 
 /** `warren start [names…|--all]`: the endpoints of the config file(s). */
 export async function startCommand(args: string[]): Promise<number> {
-  const { values, positionals } = parseArgs({ args, options: { ...AGENT_FLAGS, all: { type: 'boolean' } }, allowPositionals: true, strict: true })
+  const { values, positionals } = parseArgs({ args: normalizeArgs(args), options: { ...AGENT_FLAGS, all: { type: 'boolean' } }, allowPositionals: true, strict: true })
   const config = loadAgentConfig(values.config ?? [])
   const endpoints = selectEndpoints(config, positionals, values.all ?? false)
   return runAgent('start', endpoints, values, values.config ?? [])

@@ -127,7 +127,7 @@ describe('warren tcp / tls', () => {
   })
 
   test('an untrusted edge certificate exits 1 and suggests --server-ca', async () => {
-    const a = agent(['tcp', String(echo.port), '--server-addr', `127.0.0.1:${edge.agentPort}`, '--authtoken', 'alice-token'])
+    const a = agent(['tcp', String(echo.port), '--server-addr', `127.0.0.1:${edge.agentPort}`, '--authtoken', 'alice-token', '--inspect=false'])
     expect(await a.proc.exited).toBe(1)
     expect(a.logs()).toContain('--server-ca')
   })
@@ -308,7 +308,7 @@ endpoints:
     )
     const check = run(['config', 'check', '--config', cfgPath, '--config', endpointsFile])
     expect(check.stdout.toString()).toContain('Valid configuration files')
-    const a = agent(['start', 'web', 'files', 'echo', '--config', cfgPath, '--config', endpointsFile], env)
+    const a = agent(['start', 'web', 'files', 'echo', '--config', cfgPath, '--config', endpointsFile, '--web-addr', 'false'], env)
     const urls = await a.forwarding(3)
     expect(urls.slice(0, 2)).toEqual(['http://start-web.warren.localhost', 'http://start-files.warren.localhost'])
     expect(urls[2]).toMatch(/^tcp:\/\//)
@@ -328,6 +328,43 @@ endpoints:
     expect(r.stderr.toString()).toContain('endpoint "x"')
     expect(r.stderr.toString()).toContain('nope')
     rmSync(dir, { recursive: true, force: true })
+  })
+})
+
+describe('the local inspector', () => {
+  test('captures requests live, shows their detail, replays them to the upstream', async () => {
+    const port = await freePort()
+    const web = `http://127.0.0.1:${port}`
+    const a = agent(['http', String(upstream.port), '--url', 'http://inspect.warren.localhost', ...edgeFlags(edge, 'alice-token', { webAddr: `127.0.0.1:${port}` })])
+    await a.forwarding()
+    await a.waitForLog(/Web Interface/)
+    expect((await fetch(`${web}/api/requests/http`)).status).toBe(200)
+    await hostFetch(edge, 'inspect.warren.localhost', '/echo?from=client', { method: 'POST', body: '{"hello":"inspector"}', headers: { 'content-type': 'application/json' } })
+    type Listed = { id: string; request: { method: string; uri: string }; response: { status_code: number } | null; duration_ms: number | null }
+    let listed: Listed[] = []
+    expect(
+      await eventually(async () => {
+        listed = ((await (await fetch(`${web}/api/requests/http`)).json()) as { requests: Listed[] }).requests
+        return listed.length === 1 && listed[0]!.duration_ms !== null
+      }, 3000),
+    ).toBe(true)
+    expect(listed[0]).toMatchObject({ request: { method: 'POST', uri: '/echo?from=client' }, response: { status_code: 200 } })
+    const detail = (await (await fetch(`${web}/api/requests/http/${listed[0]!.id}`)).json()) as { request: { body: { base64: string } }; response: { body: { base64: string } } }
+    expect(Buffer.from(detail.request.body.base64, 'base64').toString()).toBe('{"hello":"inspector"}')
+    expect(JSON.parse(Buffer.from(detail.response.body.base64, 'base64').toString())).toMatchObject({ path: '/echo?from=client', bodyBytes: 21 })
+
+    const before = upstream.seen.length
+    const replayed = await fetch(`${web}/api/requests/http`, { method: 'POST', body: JSON.stringify({ id: listed[0]!.id, uri: '/echo?from=replay' }) })
+    expect(replayed.status).toBe(201)
+    expect(upstream.seen.length).toBe(before + 1)
+    expect(upstream.seen.at(-1)).toMatchObject({ method: 'POST', path: '/echo?from=replay', bodyBytes: 21 })
+    expect(upstream.seen.at(-1)!.headers.host).toStartWith('inspect.warren.localhost')
+
+    const endpoints = (await (await fetch(`${web}/api/endpoints`)).json()) as { endpoints: { url: string }[] }
+    expect(endpoints.endpoints.map((e) => e.url)).toEqual(['http://inspect.warren.localhost'])
+    expect(await (await fetch(`${web}/`)).text()).toContain('warren inspector')
+    expect((await fetch(`${web}/api/status`, { headers: { host: 'attacker.example.com' } })).status).toBe(403)
+    await a.stop()
   })
 })
 
@@ -356,7 +393,7 @@ describe('reconnect', () => {
     const certs = mkdtempSync(join(tmpdir(), 'warren-agent-certs-'))
     const args = ['--http', `127.0.0.1:${ports.http}`, '--https', `127.0.0.1:${ports.https}`, '--api', `127.0.0.1:${ports.api}`, '--agent', `127.0.0.1:${ports.agent}`, '--certs', certs]
     let restartable = await startEdge({ config: edgeConfig([ports.tcp]), args })
-    const flags = ['--server-addr', `127.0.0.1:${ports.agent}`, '--server-ca', join(certs, 'dev-ca.pem'), '--authtoken', 'alice-token', '--log-format', 'json']
+    const flags = ['--server-addr', `127.0.0.1:${ports.agent}`, '--server-ca', join(certs, 'dev-ca.pem'), '--authtoken', 'alice-token', '--log-format', 'json', '--inspect=false']
     const fetchVia = (host: string) =>
       fetch(`http://127.0.0.1:${ports.http}/echo`, { headers: { host } }).then(
         (r) => r.status,

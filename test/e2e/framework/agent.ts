@@ -89,7 +89,13 @@ export function startAgent(args: string[], options: { env?: Record<string, strin
   }
 }
 
-/** The flags that point an agent at an edge started by `startEdge`. */
-export function edgeFlags(edge: Edge, authtoken: string): string[] {
-  return ['--server-addr', `127.0.0.1:${edge.agentPort}`, '--server-ca', edge.caPath, '--authtoken', authtoken, '--log-format', 'json']
+/**
+ * The flags that point an agent at an edge started by `startEdge`. The inspector stays off unless a
+ * `webAddr` is given (its default port 4040 is shared by everything on the machine).
+ */
+export function edgeFlags(edge: Edge, authtoken: string, options: { webAddr?: string } = {}): string[] {
+  return [
+    '--server-addr', `127.0.0.1:${edge.agentPort}`, '--server-ca', edge.caPath, '--authtoken', authtoken, '--log-format', 'json',
+    ...(options.webAddr ? ['--web-addr', options.webAddr] : ['--inspect=false']),
+  ]
 }
