@@ -7,6 +7,8 @@ import { defaultConfigPath, endpointFromEntry, loadAgentConfig, selectEndpoints 
 import { AGENT_FLAGS, ENDPOINT_FLAGS, endpointsFromFlags, normalizeArgs, readCa, resolveSettings, type EndpointFlagValues } from '../agent/flags.ts'
 import { setupAgentLog } from '../agent/log-output.ts'
 import { Agent } from '../agent/reconnect.ts'
+import { Dashboard } from '../agent/dashboard.ts'
+import { VERSION } from './version.ts'
 import type { EndpointSpec } from '../agent/spec.ts'
 import type { EndpointKind } from '../agent/upstream.ts'
 import { CODES, WarrenError } from '../lib/errors.ts'
@@ -35,10 +37,13 @@ async function runAgent(command: string, endpoints: EndpointSpec[], values: Para
   const config = loadAgentConfig(configPaths)
   const settings = resolveSettings(values, config)
   const ca = readCa(settings.serverCaPath)
-  const output = setupAgentLog({ log: settings.log, format: settings.logFormat, level: settings.logLevel })
+  // On a terminal, with no log destination asked for, the dashboard replaces the log lines (as ngrok's console UI).
+  const useDashboard = process.stdout.isTTY === true && values.log === undefined && config.agent.log === undefined && config.agent.console_ui !== false
+  const output = setupAgentLog({ log: useDashboard ? false : settings.log, format: settings.logFormat, level: settings.logLevel })
   const logger = log.child({ component: 'agent' })
-  // The inspector captures HTTP endpoints only (tcp/tls bytes are opaque).
-  const capture = settings.webAddr !== false && endpoints.some((e) => e.kind === 'http') ? new CaptureStore() : undefined
+  // Captured for the inspector and the dashboard's request list; HTTP endpoints only (tcp/tls bytes are opaque).
+  const capture = (settings.webAddr !== false || useDashboard) && endpoints.some((e) => e.kind === 'http') ? new CaptureStore() : undefined
+  let inspector: { url: string; stop(): void } | undefined
 
   let stopRequested: ((code: number) => void) | undefined
   const stopped = new Promise<number>((r) => (stopRequested = r))
@@ -63,18 +68,36 @@ async function runAgent(command: string, endpoints: EndpointSpec[], values: Para
     endpoints,
     log: logger,
     capture,
+    onConnection: (done) => dashboard?.connectionDone(done),
     onForwarding(state) {
-      if (!output.toStdout) process.stdout.write(`Forwarding ${state.url} -> ${state.spec.upstream.text}\n`)
+      if (!output.toStdout && !useDashboard) process.stdout.write(`Forwarding ${state.url} -> ${state.spec.upstream.text}\n`)
     },
     onStopRequested(why) {
       logger.error('stopping', { reason: why })
       stopRequested?.(1)
     },
   })
+  const dashboard = useDashboard
+    ? new Dashboard(
+        {
+          status: () => (agent.session === undefined ? 'connecting' : agent.session.online ? 'online' : 'reconnecting'),
+          account: () => agent.session?.account,
+          version: VERSION,
+          server: settings.serverAddr,
+          latencyMs: () => agent.latencyMs,
+          webInterface: () => inspector?.url,
+          forwarding: () => agent.endpoints.filter((e) => e.url).map((e) => ({ url: e.url, upstream: e.spec.upstream.text })),
+          connections: () => ({ total: agent.connections, open: agent.activeConnections }),
+        },
+        { capture },
+      )
+    : undefined
+  dashboard?.start()
   try {
     try {
       await agent.start(starting.signal)
     } catch (err) {
+      dashboard?.stop()
       if (starting.signal.aborted) return 0
       if (err instanceof TunnelError) {
         logger.error('cannot start the agent', { error: err.message, code: err.code })
@@ -83,7 +106,6 @@ async function runAgent(command: string, endpoints: EndpointSpec[], values: Para
       }
       throw err
     }
-    let inspector: { url: string; stop(): void } | undefined
     if (capture && settings.webAddr !== false) {
       try {
         inspector = startInspector(settings.webAddr, {
@@ -100,17 +122,19 @@ async function runAgent(command: string, endpoints: EndpointSpec[], values: Para
           endpoints: () => agent.endpoints.map((e) => ({ name: e.spec.name, url: e.url, upstream: e.spec.upstream, online: e.online, kind: e.spec.kind })),
         })
         logger.info(`Web Interface ${inspector.url}`, { web_addr: inspector.url })
-        if (!output.toStdout) process.stdout.write(`Web Interface ${inspector.url}\n`)
+        if (!output.toStdout && !useDashboard) process.stdout.write(`Web Interface ${inspector.url}\n`)
       } catch (err) {
         logger.warn('the inspector could not start', { error: (err as Error).message })
       }
     }
     const code = await stopped
+    dashboard?.stop()
     inspector?.stop()
     await agent.stop()
     logger.info('agent stopped', { connections: agent.connections })
     return code
   } finally {
+    dashboard?.stop()
     process.off('SIGINT', sigint)
     process.off('SIGTERM', sigterm)
   }

@@ -368,6 +368,34 @@ describe('the local inspector', () => {
   })
 })
 
+describe('the terminal dashboard', () => {
+  test.skipIf(!Bun.which('tmux'))('under tmux: session status, the Forwarding line, counters and requests', async () => {
+    // A private tmux server (its own socket), so nothing else on the machine is touched.
+    const socket = `warren-e2e-${process.pid}`
+    const tmux = (...args: string[]) => Bun.spawnSync(['tmux', '-L', socket, ...args])
+    const home = mkdtempSync(join(tmpdir(), 'warren-agent-tui-'))
+    const quote = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`
+    const command = [WARREN_BIN, 'http', String(upstream.port), '--url', 'http://tui.warren.localhost', '--server-addr', `127.0.0.1:${edge.agentPort}`, '--server-ca', edge.caPath, '--authtoken', 'alice-token', '--inspect=false']
+    const screen = () => tmux('capture-pane', '-p', '-t', 'agent').stdout.toString()
+    try {
+      const started = tmux('new-session', '-d', '-s', 'agent', '-x', '120', '-y', '40', `env HOME=${quote(home)} XDG_CONFIG_HOME=${quote(join(home, '.config'))} ${command.map(quote).join(' ')}`)
+      expect(started.exitCode).toBe(0)
+      expect(await eventually(async () => screen().includes('Forwarding                    http://tui.warren.localhost -> http://localhost:'), 5000, 100)).toBe(true)
+      expect(screen()).toContain('Session Status                online')
+      expect(screen()).toContain('Account                       alice')
+      for (let i = 0; i < 3; i++) expect((await hostFetch(edge, 'tui.warren.localhost', `/echo/${i}`)).status).toBe(200)
+      expect(await eventually(async () => /GET \/echo\/2\s+200 OK/.test(screen()), 3000, 100)).toBe(true)
+      expect(screen()).toMatch(/Connections\s+ttl\s+opn\s+rt1\s+rt5\s+p50\s+p90/)
+      expect(screen()).not.toContain('"level"')
+      tmux('send-keys', '-t', 'agent', 'C-c')
+      expect(await eventually(async () => tmux('has-session', '-t', 'agent').exitCode !== 0, 5000, 100)).toBe(true)
+    } finally {
+      tmux('kill-server')
+      rmSync(home, { recursive: true, force: true })
+    }
+  })
+})
+
 describe('the TypeScript SDK', () => {
   test('forward() opens an endpoint in-process and close() removes it', async () => {
     const listener = await forward({ addr: upstream.port!, authtoken: 'alice-token', serverAddr: `127.0.0.1:${edge.agentPort}`, serverCa: edge.caPath, url: 'http://sdk.warren.localhost' })
