@@ -1,5 +1,5 @@
-import { describe, expect, test } from 'bun:test'
-import { mkdtempSync, writeFileSync } from 'node:fs'
+import { afterAll, describe, expect, test } from 'bun:test'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { WarrenError } from '../lib/errors.ts'
@@ -12,6 +12,7 @@ import type { EndpointKind } from './upstream.ts'
 const dir = mkdtempSync(join(tmpdir(), 'warren-agent-flags-'))
 const policyPath = join(dir, 'policy.yml')
 writeFileSync(policyPath, 'on_http_request:\n  - actions: [{type: deny, config: {status_code: 418}}]\n')
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 describe('endpointsFromFlags() translates', () => {
   test.each([

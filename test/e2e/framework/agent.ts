@@ -1,5 +1,5 @@
 import type { Subprocess } from 'bun'
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Edge } from './process.ts'
@@ -84,6 +84,7 @@ export function startAgent(args: string[], options: { env?: Record<string, strin
       const timer = setTimeout(() => proc.kill('SIGKILL'), 5000)
       const code = await proc.exited
       clearTimeout(timer)
+      rmSync(home, { recursive: true, force: true })
       return code
     },
   }
