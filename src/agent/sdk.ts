@@ -1,4 +1,6 @@
-import { readFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import type { Logger } from '../lib/log.ts'
 import { Secret } from '../lib/secret.ts'
 import { DEFAULT_SERVER_ADDR, endpointsFromFlags, type EndpointFlagValues } from './flags.ts'
@@ -107,5 +109,33 @@ export async function forward(options: ForwardOptions): Promise<Forwarder> {
   return {
     url: () => state!.url,
     close: () => agent.stop(),
+  }
+}
+
+/**
+ * Serves a fetch handler on a warren endpoint without opening a local port: the handler listens on a
+ * private unix socket and the endpoint forwards to it (the spirit of `@ngrok/ngrok`'s `listen()`).
+ *
+ * @example
+ * const listener = await listen((req) => new Response('hi'), { authtoken: 'tok', serverAddr: 'edge.example.com:4443' })
+ */
+export async function listen(fetchHandler: (req: Request) => Response | Promise<Response>, options: Omit<ForwardOptions, 'addr' | 'proto'>): Promise<Forwarder> {
+  const dir = mkdtempSync(join(tmpdir(), 'warren-listen-'))
+  const path = join(dir, 'app.sock')
+  const server = Bun.serve({ unix: path, fetch: fetchHandler })
+  try {
+    const forwarder = await forward({ ...options, addr: `unix:${path}`, proto: 'http' })
+    return {
+      url: () => forwarder.url(),
+      async close() {
+        await forwarder.close()
+        void server.stop(true)
+        rmSync(dir, { recursive: true, force: true })
+      },
+    }
+  } catch (err) {
+    void server.stop(true)
+    rmSync(dir, { recursive: true, force: true })
+    throw err
   }
 }

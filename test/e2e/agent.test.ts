@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import * as tls from 'node:tls'
-import { forward } from '../../src/agent/sdk.ts'
+import { forward, listen } from '../../src/agent/sdk.ts'
 import { edgeFlags, startAgent, type AgentProcess } from './framework/agent.ts'
 import { selfSigned } from './framework/certs.ts'
 import { curl } from './framework/curl.ts'
@@ -407,6 +407,20 @@ describe('the TypeScript SDK', () => {
       await listener.close()
     }
     expect(await eventually(async () => (await hostFetch(edge, 'sdk.warren.localhost', '/echo')).status !== 200, 3000)).toBe(true)
+  })
+
+  test('listen() serves a fetch handler through an endpoint, no local port needed', async () => {
+    const listener = await listen((req) => new Response(`handled ${new URL(req.url).pathname}`), {
+      authtoken: 'alice-token',
+      serverAddr: `127.0.0.1:${edge.agentPort}`,
+      serverCa: edge.caPath,
+      url: 'http://listen.warren.localhost',
+    })
+    try {
+      expect(await (await hostFetch(edge, 'listen.warren.localhost', '/in-process')).text()).toBe('handled /in-process')
+    } finally {
+      await listener.close()
+    }
   })
 
   test('forward() rejects a bad authtoken', async () => {
