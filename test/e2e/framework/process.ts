@@ -36,6 +36,18 @@ export interface Edge {
  * ports, and waits until it reports that it listens.
  */
 export async function startEdge(options: { policies?: Record<string, string>; config?: string; args?: string[] } = {}): Promise<Edge> {
+  // Free ports are found by binding and releasing them, so another process can take one meanwhile:
+  // when the edge cannot listen, try again with new ports.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startEdgeOnce(options)
+    } catch (err) {
+      if (attempt >= 3 || !/Failed to listen|EADDRINUSE|address already in use/i.test(String(err))) throw err
+    }
+  }
+}
+
+async function startEdgeOnce(options: { policies?: Record<string, string>; config?: string; args?: string[] }): Promise<Edge> {
   const dir = mkdtempSync(join(tmpdir(), 'warren-e2e-'))
   const policies = join(dir, 'policies')
   mkdirSync(policies)
@@ -111,9 +123,17 @@ export async function startEdge(options: { policies?: Record<string, string>; co
     },
   }
   try {
-    await edge.waitForLog(/warren edge started/, 10_000)
+    // A process that exits at startup (a port taken, a bad config) fails at once, not after the timeout.
+    await Promise.race([
+      edge.waitForLog(/warren edge started/, 10_000),
+      proc.exited.then(async (code) => {
+        await Bun.sleep(100) // let the last stderr lines arrive
+        throw new Error(`warren serve exited with ${code}:\n${buffer}`)
+      }),
+    ])
   } catch (err) {
     proc.kill('SIGKILL')
+    rmSync(dir, { recursive: true, force: true })
     throw err
   }
   return edge
