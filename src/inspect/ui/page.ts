@@ -24,7 +24,7 @@ section h3{margin:0;padding:.5em .8em;font-size:.95em;border-bottom:1px solid #e
 pre{margin:0;padding:.8em;overflow:auto;max-height:28em;font:12px/1.4 ui-monospace,monospace;white-space:pre-wrap;word-break:break-all}
 .tabs button{border:0;background:none;cursor:pointer;padding:0 .4em;color:#4a5468}.tabs button.on{font-weight:700;color:#1d2330}
 .actions{display:flex;gap:.5em;margin-bottom:1em}.actions button{padding:.4em .9em;cursor:pointer}
-form.edit{display:grid;gap:.4em;padding:.8em}form.edit textarea{font:12px ui-monospace,monospace;min-height:6em}
+form.edit{display:grid;gap:.4em;padding:.8em}form.edit[hidden]{display:none}form.edit textarea{font:12px ui-monospace,monospace;min-height:6em}
 .empty{padding:2em;color:#6b7385;text-align:center}
 </style></head>
 <body>
