@@ -91,6 +91,7 @@ export class Relay {
   readonly #onDone: (stats: RelayStats) => void
   readonly #startedAt = Date.now()
   #done = false
+  #reaper: ReturnType<typeof setTimeout> | undefined
 
   constructor(client: RelaySide, upstream: RelaySide, onDone: (stats: RelayStats) => void = () => {}) {
     this.#client = client
@@ -138,11 +139,16 @@ export class Relay {
   #finish(other: RelaySide, toOther: Outbox): void {
     // Give the surviving side what is already queued for it, then close it.
     toOther.end()
-    if (!this.#done) {
-      this.#done = true
-      setTimeout(() => other.terminate(), 30_000).unref()
-      this.#onDone({ bytesIn: this.#toUpstream.bytes, bytesOut: this.#toClient.bytes, startedAt: this.#startedAt, endedAt: Date.now() })
+    if (this.#done) {
+      // Both sides are closed: drop the safety timer, which would otherwise keep this relay (and its
+      // sockets and queues) alive for 30 s after every connection.
+      clearTimeout(this.#reaper)
+      return
     }
+    this.#done = true
+    this.#reaper = setTimeout(() => other.terminate(), 30_000)
+    this.#reaper.unref?.()
+    this.#onDone({ bytesIn: this.#toUpstream.bytes, bytesOut: this.#toClient.bytes, startedAt: this.#startedAt, endedAt: Date.now() })
   }
 }
 
