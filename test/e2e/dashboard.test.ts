@@ -1,30 +1,13 @@
+import { CHROMIUM, loadBrowser } from './framework/chromium.ts'
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { existsSync } from 'node:fs'
 import { curl } from './framework/curl.ts'
 import { startEdge, type Edge } from './framework/process.ts'
 
 // The dashboard of the compiled binary in headless Chromium: it loads without console errors and
 // shows the edge's endpoints, certificates and live events.
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const KEY = 'e2e-dashboard-key'
 
-/** Installs Chromium with apt when it is missing and we may; says why not otherwise. */
-function ensureChromium(): string | undefined {
-  if (existsSync(CHROMIUM)) return undefined
-  const sudo = process.getuid?.() === 0 ? [] : ['sudo', '-n']
-  const install = Bun.spawnSync([...sudo, 'bash', '-c', 'apt-get update -qq && apt-get -o DPkg::Lock::Timeout=300 install -y -qq chromium'], { stdout: 'ignore', stderr: 'pipe' })
-  if (existsSync(CHROMIUM)) return undefined
-  return `Chromium is not installed at ${CHROMIUM} and apt-get could not install it (${install.stderr.toString().trim().split('\n').pop() ?? 'no output'})`
-}
-
-let playwright: typeof import('playwright-core') | undefined
-let skipReason: string | undefined
-try {
-  playwright = await import('playwright-core')
-} catch (err) {
-  skipReason = `playwright-core is not installed (${(err as Error).message}); run npm install`
-}
-skipReason ??= ensureChromium()
+const { playwright, skipReason } = await loadBrowser()
 if (skipReason) console.warn(`dashboard e2e SKIPPED: ${skipReason}`)
 
 let edge: Edge | undefined

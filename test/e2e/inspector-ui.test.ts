@@ -1,5 +1,6 @@
+import { CHROMIUM, loadBrowser } from './framework/chromium.ts'
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { existsSync, mkdirSync } from 'node:fs'
+import { mkdirSync } from 'node:fs'
 import { edgeFlags, startAgent, type AgentProcess } from './framework/agent.ts'
 import { freePort } from './framework/ports.ts'
 import { hostFetch, startEdge, type Edge } from './framework/process.ts'
@@ -7,26 +8,9 @@ import { startUpstream } from './framework/upstreams.ts'
 
 // The agent's local inspector web UI (compiled binary) in headless Chromium: a request through the
 // edge appears live, its detail shows headers and bodies, and Replay re-sends it to the upstream.
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const HOST = 'inspect.warren.localhost'
 
-/** Installs Chromium with apt when it is missing and we may; says why not otherwise. */
-function ensureChromium(): string | undefined {
-  if (existsSync(CHROMIUM)) return undefined
-  const sudo = process.getuid?.() === 0 ? [] : ['sudo', '-n']
-  const install = Bun.spawnSync([...sudo, 'bash', '-c', 'apt-get update -qq && apt-get -o DPkg::Lock::Timeout=300 install -y -qq chromium'], { stdout: 'ignore', stderr: 'pipe' })
-  if (existsSync(CHROMIUM)) return undefined
-  return `Chromium is not installed at ${CHROMIUM} and apt-get could not install it (${install.stderr.toString().trim().split('\n').pop() ?? 'no output'})`
-}
-
-let playwright: typeof import('playwright-core') | undefined
-let skipReason: string | undefined
-try {
-  playwright = await import('playwright-core')
-} catch (err) {
-  skipReason = `playwright-core is not installed (${(err as Error).message}); run npm install`
-}
-skipReason ??= ensureChromium()
+const { playwright, skipReason } = await loadBrowser()
 if (skipReason) console.warn(`inspector UI e2e SKIPPED: ${skipReason}`)
 
 type Page = import('playwright-core').Page
