@@ -229,39 +229,56 @@ export const VARIABLE_CLASSES: Readonly<Record<string, VariableClass<never>>> = 
 } as Record<string, VariableClass<never>>
 
 /**
- * The CEL variables for one exchange, in ngrok's names (`req.url.path`, `conn.client_ip`…).
- * Built on demand: a policy without expressions or templates never pays for it, and a field is
- * computed only when an expression reads it.
+ * The CEL variables of one exchange in ngrok's names (`req.url.path`, `conn.client_ip`…). Getters on
+ * the prototype: creating one costs an allocation, and a field is computed only when read.
+ */
+class ExchangeVariables {
+  readonly #ex: HttpExchange
+  #conn: VariableValue | undefined
+  #endpoint: VariableValue | undefined
+  #req: VariableValue | undefined
+  #res: VariableValue | undefined
+  #time: VariableValue | undefined
+  #actions: Record<string, unknown> | undefined
+
+  constructor(ex: HttpExchange) {
+    this.#ex = ex
+  }
+  get conn(): VariableValue {
+    return (this.#conn ??= new Conn(this.#ex.conn))
+  }
+  get endpoint(): VariableValue {
+    return (this.#endpoint ??= new Endpoint(this.#ex.endpoint))
+  }
+  get req(): VariableValue {
+    return (this.#req ??= new RequestVars(this.#ex))
+  }
+  get res(): VariableValue | undefined {
+    // Only on_http_response declares `res`; elsewhere there is no response to describe.
+    const response = this.#ex.response
+    return response ? (this.#res ??= new ResponseVars(response)) : undefined
+  }
+  get time(): VariableValue {
+    return (this.#time ??= new Time(null))
+  }
+  get vars(): Record<string, unknown> {
+    return this.#ex.vars
+  }
+  get actions(): Record<string, unknown> {
+    return (this.#actions ??= { ngrok: this.#ex.actions })
+  }
+}
+
+/**
+ * The CEL variables of `ex`, kept on the exchange so every rule, template and action of a phase
+ * shares what was already computed (parsed headers, cookies, the URL parts). `vars` and action
+ * results are read live; anything that changes the request or the response calls `forgetVariables`.
  */
 export function celContext(ex: HttpExchange): Record<string, unknown> {
-  let conn: VariableValue | undefined
-  let endpoint: VariableValue | undefined
-  let req: VariableValue | undefined
-  let res: VariableValue | undefined
-  let time: VariableValue | undefined
-  let actions: Record<string, unknown> | undefined
-  return {
-    get conn() {
-      return (conn ??= new Conn(ex.conn))
-    },
-    get endpoint() {
-      return (endpoint ??= new Endpoint(ex.endpoint))
-    },
-    get req() {
-      return (req ??= new RequestVars(ex))
-    },
-    get res() {
-      // Only on_http_response declares `res`; elsewhere there is no response to describe.
-      return ex.response ? (res ??= new ResponseVars(ex.response)) : undefined
-    },
-    get time() {
-      return (time ??= new Time(null))
-    },
-    get vars() {
-      return ex.vars
-    },
-    get actions() {
-      return (actions ??= { ngrok: ex.actions })
-    },
-  }
+  return (ex.variables ??= new ExchangeVariables(ex) as unknown as Record<string, unknown>)
+}
+
+/** Drops the variables computed so far: the request or the response changed under them. */
+export function forgetVariables(ex: HttpExchange): void {
+  ex.variables = undefined
 }

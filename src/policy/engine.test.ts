@@ -24,6 +24,21 @@ describe('runPhase()', () => {
     expect(body).not.toContain('vars.missing')
   })
 
+  test('later rules see what earlier actions changed, though the variables are shared across rules', async () => {
+    const p = policy({
+      on_http_request: [
+        // Reads req.headers and req.url first, so both are computed before the actions change them.
+        { expressions: ["!('x-tag' in req.headers) && req.url.path == '/a'"], actions: [{ type: 'add-headers', config: { headers: { 'x-tag': 'one' } } }] },
+        { expressions: ["'x-tag' in req.headers"], actions: [{ type: 'url-rewrite', config: { from: '/a$', to: '/b' } }] },
+        { expressions: ["req.url.path == '/b'"], actions: [{ type: 'set-vars', config: { vars: [{ seen: '${req.headers["x-tag"][0]}' }] } }] },
+        { expressions: ["vars.seen == 'one'"], actions: [{ type: 'custom-response', config: { status_code: 209 } }] },
+        { actions: [{ type: 'custom-response', config: { status_code: 500 } }] },
+      ],
+    })
+    const outcome = await runPhase(p.on_http_request, testExchange({ url: '/a' }))
+    expect(outcome.kind === 'respond' && outcome.response.status).toBe(209)
+  })
+
   test('an expression that fails skips its rule (ngrok: the rule does not match)', async () => {
     const p = policy({
       on_http_request: [

@@ -6,7 +6,7 @@ import { CODES, WarrenError } from '../lib/errors.ts'
 import { log } from '../lib/log.ts'
 import { errorResponse } from '../proxy/errors.ts'
 import { ACTIONS_BY_TYPE } from './actions/index.ts'
-import { celContext } from './context.ts'
+import { celContext, forgetVariables } from './context.ts'
 import { compileCel, type CelProgram } from './expr/compile.ts'
 import { compileTemplate, constantTemplate } from './interpolate.ts'
 import { ConfigIssues, type ConfigIssue } from './issue.ts'
@@ -103,7 +103,8 @@ export function compilePolicy(spec: TrafficPolicy, options: CompileOptions): Com
           },
         }
         try {
-          actions.push(def.build(action.config, env))
+          const run = def.build(action.config, env)
+          actions.push(def.readOnly ? run : forgettingVariables(run))
         } catch (err) {
           issues.push({
             code: CODES.ACTION_INVALID,
@@ -127,6 +128,16 @@ export function compilePolicy(spec: TrafficPolicy, options: CompileOptions): Com
   return out
 }
 
+/** Runs `run`, then drops the exchange's CEL variables: the action may have changed what they describe. */
+function forgettingVariables(run: ActionRun): ActionRun {
+  return function runAndForget(ex) {
+    const outcome = run(ex)
+    if (outcome instanceof Promise) return outcome.finally(() => forgetVariables(ex))
+    forgetVariables(ex)
+    return outcome
+  }
+}
+
 /** What one rule expression gave while `runPhase` ran with `trace` (for `warren policy explain`). */
 export type ConditionResult = { value: unknown } | { error: string }
 
@@ -142,7 +153,6 @@ export interface RunOptions {
 
 function matches(rule: CompiledRule, ex: HttpExchange, trace?: ConditionResult[]): boolean {
   if (rule.conditions.length === 0) return true
-  // Built per rule: earlier actions may have changed headers or vars the expressions read.
   const ctx = celContext(ex)
   for (const cond of rule.conditions) {
     let value: unknown
@@ -170,6 +180,8 @@ function evaluationFailure(err: unknown, ex: HttpExchange): Outcome | undefined 
 /** Runs one phase's rules in order; the first terminating outcome ends the phase. */
 export async function runPhase(rules: readonly CompiledRule[], ex: HttpExchange, options: RunOptions = {}): Promise<Outcome> {
   const { trace } = options
+  // The data path or an earlier phase may have changed the exchange since variables were computed.
+  forgetVariables(ex)
   for (const [r, rule] of rules.entries()) {
     const conditions: ConditionResult[] | undefined = trace ? [] : undefined
     const matched = matches(rule, ex, conditions)

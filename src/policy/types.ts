@@ -68,6 +68,8 @@ export interface HttpExchange {
   routing?: Routing
   /** Called with the status the upstream (or the edge, on a failed forward) answered; circuit-breaker counts 5xx. */
   upstreamObservers?: ((status: number) => void)[]
+  /** The CEL variables computed so far (context.ts `celContext`); dropped whenever the exchange changes. */
+  variables?: Record<string, unknown> | undefined
 }
 
 /** The mutable parts of a response in on_http_response. */
@@ -130,6 +132,11 @@ export interface ActionDef<S extends v.GenericSchema = v.GenericSchema> {
    * `on_error: continue` is not terminating).
    */
   terminating: boolean | ((config: v.InferOutput<S>) => boolean)
+  /**
+   * True when the action never changes the request, the response or the URL (it only sets vars,
+   * action results or log metadata): the CEL variables computed before it stay valid after it.
+   */
+  readOnly?: boolean
   config: S
   build(config: v.InferOutput<S>, env: BuildEnv): ActionRun
 }

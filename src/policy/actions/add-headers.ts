@@ -34,8 +34,7 @@ export const addHeaders = defineAction({
     return function addHeaders(ex) {
       const target = response ? ex.response?.headers : ex.headers
       if (!target) return CONTINUE
-      let ctx: Record<string, unknown> | undefined
-      const context = () => (ctx ??= celContext(ex))
+      const context = () => celContext(ex)
       const added: Record<string, string> = {}
       for (const [name, tpl] of headers) {
         const value = headerValue(tpl.render(context))

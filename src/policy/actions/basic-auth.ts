@@ -63,8 +63,7 @@ export const basicAuth = defineAction({
       const got = digest(given ?? '')
       let expected = fixed
       if (dynamic.length) {
-        let ctx: Record<string, unknown> | undefined
-        const context = () => (ctx ??= celContext(ex))
+        const context = () => celContext(ex)
         expected = [...fixed]
         for (const tpl of dynamic) {
           const credential = tpl.render(context)

@@ -27,8 +27,7 @@ export const customResponse = defineAction({
     )
     const status = config.status_code
     return function customResponse(ex) {
-      let ctx: Record<string, unknown> | undefined
-      const context = () => (ctx ??= celContext(ex))
+      const context = () => celContext(ex)
       const out = new Headers()
       for (const [name, tpl] of headers) out.set(name, tpl.render(context))
       const text = body.render(context)

@@ -96,6 +96,7 @@ export const httpRequest = defineAction({
   type: 'http-request',
   phases: ['on_http_request', 'on_http_response'],
   terminating: false,
+  readOnly: true,
   config: v.strictObject({
     /** Target URL (`http(s)://…`, `https://auth.internal/check`); `${…}` allowed. */
     url: v.string(),
@@ -159,8 +160,7 @@ export const httpRequest = defineAction({
     }
 
     return async function httpRequest(ex) {
-      let ctx: Record<string, unknown> | undefined
-      const context = () => (ctx ??= celContext(ex))
+      const context = () => celContext(ex)
       const headers = new Headers()
       for (const [name, tpl] of headerTpls) headers.set(name, headerValue(tpl.render(context)))
       if (!headers.has('user-agent')) headers.set('user-agent', 'warren/http-request')

@@ -22,6 +22,7 @@ export const log = defineAction({
   type: 'log',
   phases: ['on_tcp_connect', 'on_http_request', 'on_http_response'],
   terminating: false,
+  readOnly: true,
   config: v.strictObject({
     /** Key → value to log; values are any YAML value, strings may hold `${…}`. At least one key. */
     metadata: v.pipe(
@@ -32,8 +33,7 @@ export const log = defineAction({
   build(config, env) {
     const entries = Object.entries(config.metadata).map(([k, value]) => [k, compileValue(value, env, ['config', 'metadata', k])] as const)
     return function log(ex) {
-      let ctx: Record<string, unknown> | undefined
-      const context = () => (ctx ??= celContext(ex))
+      const context = () => celContext(ex)
       const metadata: Record<string, unknown> = {}
       for (const [k, value] of entries) metadata[k] = toPlain(value(context))
       Object.assign(ex.logMetadata, metadata)

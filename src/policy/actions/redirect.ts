@@ -40,8 +40,7 @@ export const redirect = defineAction({
       }
       if (target.href === ex.url.href) return CONTINUE
       ex.actions['redirect'] = { url: target.href, matches: out.matches, error: { code: '', message: '' } }
-      let ctx: Record<string, unknown> | undefined
-      const context = () => (ctx ??= celContext(ex))
+      const context = () => celContext(ex)
       const res = new Headers()
       for (const [name, tpl] of headers) res.set(name, tpl.render(context))
       res.set('location', target.href)

@@ -48,6 +48,7 @@ export const restrictIps = defineAction({
   type: 'restrict-ips',
   phases: ['on_tcp_connect', 'on_http_request', 'on_http_response'],
   terminating: false,
+  readOnly: true,
   config: v.strictObject({
     /** false: never refuse, only set the result variables (dry run). Default true. */
     enforce: v.optional(v.boolean(), true),
@@ -76,8 +77,7 @@ export const restrictIps = defineAction({
       return { kind: 'respond', response: errorResponse(403, CODES.IP_RESTRICTED, 'Your IP address is not allowed to reach this endpoint.', ex.headers.get('accept')) }
     }
     return function restrictIps(ex) {
-      let ctx: Record<string, unknown> | undefined
-      const context = () => (ctx ??= celContext(ex))
+      const context = () => celContext(ex)
       const ip = parseIp(ex.conn.clientIp)
       const denied = deny.list(ex, context)
       const allowed = allow.list(ex, context)

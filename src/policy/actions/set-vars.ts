@@ -68,6 +68,7 @@ export const setVars = defineAction({
   type: 'set-vars',
   phases: ['on_tcp_connect', 'on_http_request', 'on_http_response'],
   terminating: false,
+  readOnly: true,
   config: v.strictObject({
     /** List of one-entry maps `- name: value`; names are identifiers, values any YAML value or template. */
     vars: v.pipe(
@@ -86,9 +87,8 @@ export const setVars = defineAction({
       return [name, compileValue(value, env, ['config', 'vars', i, name])] as const
     })
     return function setVars(ex) {
-      let ctx: Record<string, unknown> | undefined
       // The context holds `vars: ex.vars` by reference, so later values see earlier ones.
-      const context = () => (ctx ??= celContext(ex))
+      const context = () => celContext(ex)
       for (const [name, value] of vars) ex.vars[name] = value(context)
       return CONTINUE
     }

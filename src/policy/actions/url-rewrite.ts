@@ -38,8 +38,7 @@ export function compileUrlReplace(from: string | undefined, to: string, env: Bui
   let lastSource: string | undefined
   let lastRe: RegExp | undefined
   return function urlReplace(ex) {
-    let ctx: Record<string, unknown> | undefined
-    const context = () => (ctx ??= celContext(ex))
+    const context = () => celContext(ex)
     const current = ex.url.href
     const replacement = toTpl.render(context)
     if (!fromTpl) return { url: replacement, matches: [current] }
