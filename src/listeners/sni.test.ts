@@ -395,6 +395,7 @@ describe('peekClientHello() on synthetic hellos', () => {
     { desc: 'no extensions block at all (pre-TLS-1.2 client)', bytes: hello(), serverName: undefined, alpn: [] },
     { desc: 'empty extensions block', bytes: hello({ exts: [] }), serverName: undefined, alpn: [] },
     { desc: 'wildcard, underscore, digits and dashes are allowed', bytes: hello({ exts: [sniExt('*.x_y-1.example')] }), serverName: '*.x_y-1.example', alpn: [] },
+    { desc: 'a host:port name (some clients send the Host header) routes on the host', bytes: hello({ exts: [sniExt('A.Example:8443')] }), serverName: 'a.example', alpn: [], portInServerName: true },
     { desc: 'a 255-byte name is allowed', bytes: hello({ exts: [sniExt('a'.repeat(255))] }), serverName: 'a'.repeat(255), alpn: [] },
     { desc: 'unknown name types are skipped', bytes: hello({ exts: [sniExt([7, '\u00ff\u0000'], 'b.example')] }), serverName: 'b.example', alpn: [] },
     { desc: 'a list with only unknown name types means no SNI', bytes: hello({ exts: [sniExt([1, 'zz'])] }), serverName: undefined, alpn: [] },
@@ -403,8 +404,9 @@ describe('peekClientHello() on synthetic hellos', () => {
     { desc: 'SSL 3.0 record version', bytes: patch(hello({ exts: [sniExt('d.example')] }), 2, [0x00]), serverName: 'd.example', alpn: [] },
     { desc: 'handshake header split over 1-byte records', bytes: toRecords(helloMessage({ exts: [sniExt('e.example')] }), 1), serverName: 'e.example', alpn: [] },
     { desc: 'empty session id', bytes: hello({ sessionId: 0, exts: [sniExt('f.example')] }), serverName: 'f.example', alpn: [] },
-  ])('$desc', ({ bytes, serverName, alpn }) => {
-    expect(peekClientHello(bytes)).toEqual({ kind: 'hello', serverName, alpn: [...alpn], length: bytes.length })
+  ])('$desc', ({ bytes, serverName, alpn, portInServerName }) => {
+    const port = portInServerName ? { portInServerName } : {}
+    expect(peekClientHello(bytes)).toEqual({ kind: 'hello', serverName, alpn: [...alpn], length: bytes.length, ...port })
   })
 })
 
@@ -488,7 +490,10 @@ describe('peekClientHello() invalid', () => {
     { desc: 'server name with a space', bytes: hello({ exts: [sniExt('a b.example')] }), reason: 'server name has a byte outside [a-z0-9.-_*]' },
     { desc: 'server name with a NUL', bytes: hello({ exts: [sniExt('good.example\u0000.evil')] }), reason: 'server name has a byte outside [a-z0-9.-_*]' },
     { desc: 'server name with a slash', bytes: hello({ exts: [sniExt('a/b')] }), reason: 'server name has a byte outside [a-z0-9.-_*]' },
-    { desc: 'server name with a colon (host:port)', bytes: hello({ exts: [sniExt('a.example:443')] }), reason: 'server name has a byte outside [a-z0-9.-_*]' },
+    { desc: 'server name with a colon and no port', bytes: hello({ exts: [sniExt('a.example:')] }), reason: 'server name has a byte outside [a-z0-9.-_*]' },
+    { desc: 'server name with a non-numeric port', bytes: hello({ exts: [sniExt('a.example:https')] }), reason: 'server name has a byte outside [a-z0-9.-_*]' },
+    { desc: 'server name with a 6-digit port', bytes: hello({ exts: [sniExt('a.example:123456')] }), reason: 'server name has a byte outside [a-z0-9.-_*]' },
+    { desc: 'server name that is only a port', bytes: hello({ exts: [sniExt(':443')] }), reason: 'server name has a byte outside [a-z0-9.-_*]' },
     { desc: 'server name with raw UTF-8', bytes: hello({ exts: [sniExt('b\u00c3\u00bcch.example')] }), reason: 'server name has a byte outside [a-z0-9.-_*]' },
     { desc: 'two host_name entries', bytes: hello({ exts: [sniExt('a.example', 'b.example')] }), reason: 'more than one host_name in server_name' },
     { desc: 'two server_name extensions', bytes: hello({ exts: [sniExt('a.example'), sniExt('b.example')] }), reason: 'duplicate server_name extension' },

@@ -24,7 +24,14 @@ export type PeekResult =
    * A complete ClientHello. `length` is the number of bytes of the record(s) that carry it; bytes
    * after it (e.g. TLS 1.3 early data) belong to the rest of the stream.
    */
-  | { kind: 'hello'; serverName: string | undefined; alpn: string[]; length: number }
+  | {
+      kind: 'hello'
+      serverName: string | undefined
+      alpn: string[]
+      length: number
+      /** The client sent `name:port`; `serverName` is the name. A TLS server matching certificates on the raw SNI would miss it. */
+      portInServerName?: true
+    }
 
 export interface PeekOptions {
   /** Largest number of bytes the ClientHello record(s) may take; more is `invalid`. Default 16 KiB. */
@@ -265,6 +272,7 @@ function parseClientHello(b: Uint8Array, start: number, end: number, length: num
   if (p > end) return invalid('ClientHello too short')
 
   let serverName: string | undefined
+  let portInServerName = false
   const alpn: string[] = []
   // Pre-TLS-1.2 clients may stop here, with no extensions block at all.
   if (p === end) return { kind: 'hello', serverName, alpn, length }
@@ -289,8 +297,9 @@ function parseClientHello(b: Uint8Array, start: number, end: number, length: num
       if (seenSni) return invalid('duplicate server_name extension')
       seenSni = true
       const r = parseServerName(b, p, extEnd)
-      if (typeof r !== 'string') return r
-      serverName = r === '' ? undefined : r
+      if ('kind' in r) return r
+      serverName = r.name === '' ? undefined : r.name
+      portInServerName = r.port
     } else if (type === EXT_ALPN) {
       if (seenAlpn) return invalid('duplicate ALPN extension')
       seenAlpn = true
@@ -299,20 +308,21 @@ function parseClientHello(b: Uint8Array, start: number, end: number, length: num
     }
     p = extEnd
   }
-  return { kind: 'hello', serverName, alpn, length }
+  return portInServerName ? { kind: 'hello', serverName, alpn, length, portInServerName } : { kind: 'hello', serverName, alpn, length }
 }
 
 /**
- * server_name extension (RFC 6066 §3). Returns the lower-cased host name, '' when the list has
- * no host_name entry, or an invalid result.
+ * server_name extension (RFC 6066 §3). Returns the lower-cased host name ('' when the list has no
+ * host_name entry) and whether a `:port` followed it, or an invalid result.
  */
-function parseServerName(b: Uint8Array, p: number, end: number): string | PeekResult {
+function parseServerName(b: Uint8Array, p: number, end: number): { name: string; port: boolean } | PeekResult {
   if (p + 2 > end) return invalid('truncated server_name extension')
   const listLen = (b[p]! << 8) | b[p + 1]!
   p += 2
   if (p + listLen !== end) return invalid('server_name list length does not match the extension')
   if (listLen === 0) return invalid('empty server_name list')
   let host = ''
+  let port = false
   let seenHost = false
   while (p < end) {
     if (p + 3 > end) return invalid('truncated server_name entry')
@@ -328,14 +338,36 @@ function parseServerName(b: Uint8Array, p: number, end: number): string | PeekRe
       if (len > MAX_HOST_NAME) return invalid(`server name longer than ${MAX_HOST_NAME} bytes`)
       for (let i = p; i < p + len; i++) {
         const c = HOST_CHAR[b[i]!]!
-        if (c === 0) return invalid('server name has a byte outside [a-z0-9.-_*]')
-        host += String.fromCharCode(c)
+        if (c !== 0) {
+          host += String.fromCharCode(c)
+          continue
+        }
+        // Some clients put the Host header's `name:port` into SNI; the name is still usable.
+        if (b[i] === COLON && host !== '' && isPort(b, i + 1, p + len)) {
+          port = true
+          break
+        }
+        return invalid('server name has a byte outside [a-z0-9.-_*]')
       }
     }
     // Other name types (none are defined) are skipped, as RFC 6066 leaves room for them.
     p += len
   }
-  return host
+  return { name: host, port }
+}
+
+const COLON = 0x3a
+
+/** The name of an SNI value as a TLS library hands it over, without the `:port` some clients add. */
+export function serverNameHost(name: string): string {
+  return name.replace(/:\d{1,5}$/, '').toLowerCase()
+}
+
+/** 1 to 5 ASCII digits filling b[from, end). */
+function isPort(b: Uint8Array, from: number, end: number): boolean {
+  if (end - from < 1 || end - from > 5) return false
+  for (let i = from; i < end; i++) if (b[i]! < 0x30 || b[i]! > 0x39) return false
+  return true
 }
 
 /** ALPN extension (RFC 7301 §3.1): a non-empty list of non-empty byte strings. */

@@ -1,6 +1,7 @@
 import { connect as netConnect, type Socket as NetSocket } from 'node:net'
 import * as tls from 'node:tls'
 import type { CertStore } from '../certs/index.ts'
+import { serverNameHost } from './sni.ts'
 import type { TunnelTarget } from '../endpoints/endpoint.ts'
 import type { Logger } from '../lib/log.ts'
 import type { TerminateTlsSettings } from '../policy/actions/terminate-tls.ts'
@@ -68,7 +69,7 @@ export class TlsTerminator {
         ? { cert: settings.cert, key: settings.key }
         : {
             SNICallback: (name: string, cb: (err: Error | null, ctx?: tls.SecureContext) => void) => {
-              this.#certs.ensure(name).then(
+              this.#certs.ensure(serverNameHost(name)).then(
                 // The per-name context must carry the client CAs too: verification uses it, not the server's.
                 (pair) =>
                   pair

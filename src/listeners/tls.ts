@@ -14,12 +14,14 @@ import type { WsData } from '../proxy/websocket.ts'
 import { listenHttp, type HttpListenerOptions } from './http.ts'
 import { TlsTerminator, type PlainTarget } from './tls-terminator.ts'
 import { TERMINATE_TLS, type TerminateTlsSettings } from '../policy/actions/terminate-tls.ts'
-import { peekClientHello } from './sni.ts'
+import { peekClientHello, type PeekResult } from './sni.ts'
 
 /** TLS alert record: fatal unrecognized_name (RFC 6066), sent when no endpoint serves the SNI. */
 const ALERT_UNRECOGNIZED_NAME = new Uint8Array([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70])
 /** TLS alert record: fatal handshake_failure, for garbage or oversized hellos. */
 const ALERT_HANDSHAKE_FAILURE = new Uint8Array([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28])
+/** terminate-tls settings with nothing set: certificates by SNI, TLS 1.2 and 1.3. */
+const ANY_TLS_VERSION: TerminateTlsSettings = { minVersion: 'TLSv1.2', maxVersion: 'TLSv1.3' }
 
 interface FrontConn extends RelayConn {
   hello: Uint8Array[]
@@ -135,16 +137,17 @@ export class TlsFront {
     st.routed = true
     socket.pause()
     if (peek.kind !== 'hello') {
-      this.#log.info('not a TLS ClientHello; connection closed', { client_ip: socket.remoteAddress, code: CODES.TLS_BAD_HELLO, reason: peek.kind === 'invalid' ? peek.reason : 'not-tls' })
+      this.#log.info(peek.kind === 'invalid' ? 'malformed TLS ClientHello; connection closed' : 'not a TLS ClientHello; connection closed', { client_ip: socket.remoteAddress, code: CODES.TLS_BAD_HELLO, reason: peek.kind === 'invalid' ? peek.reason : 'not-tls' })
       return void socket.end(peek.kind === 'invalid' ? ALERT_HANDSHAKE_FAILURE : undefined)
     }
-    void this.#route(socket, buf, peek.serverName, peek.alpn).catch((err) => {
+    void this.#route(socket, buf, peek).catch((err) => {
       this.#log.error('TLS routing failed', { error: String(err), code: CODES.INTERNAL })
       socket.terminate()
     })
   }
 
-  async #route(socket: Socket<FrontConn>, hello: Uint8Array, serverName: string | undefined, alpn: string[]): Promise<void> {
+  async #route(socket: Socket<FrontConn>, hello: Uint8Array, peek: Extract<PeekResult, { kind: 'hello' }>): Promise<void> {
+    const { serverName, alpn } = peek
     const client = { address: socket.remoteAddress, port: socket.remotePort ?? 0 }
     if (!serverName) {
       this.#log.info('ClientHello without SNI; refused', { client_ip: client.address, code: CODES.TLS_NO_SNI })
@@ -171,6 +174,8 @@ export class TlsFront {
     if (https) {
       if (outcome.kind !== 'continue') return void socket.end()
       if (settings) return this.#terminateWith(socket, hello, settings, endpoint, client, await this.#plainHttps())
+      // The internal server picks certificates by the raw SNI, which `name:port` would miss.
+      if (peek.portInServerName) return this.#terminateWith(socket, hello, ANY_TLS_VERSION, endpoint, client, await this.#plainHttps())
       return this.#terminate(socket, hello, serverName, endpoint, client)
     }
     if (settings && (outcome.kind === 'forward' || (outcome.kind === 'continue' && endpoint.tunnel))) {

@@ -130,6 +130,13 @@ describe.skipIf(!hasOpenssl)('the TLS port (compiled edge, curl and openssl s_cl
     await edge.waitForLog(/ERR_WARREN_3008/)
   })
 
+  test('an SNI of name:port (as some clients send) is served as name', async () => {
+    const request = 'GET /p HTTP/1.1\r\nHost: secure.warren.localhost\r\nConnection: close\r\n\r\n'
+    const s = await sClientAsync(['-connect', `127.0.0.1:${edge.httpsPort}`, '-servername', `secure.warren.localhost:${edge.httpsPort}`, '-CAfile', edge.caPath, '-verify_return_error'], request)
+    expect(s.out).toMatch(/subject=.*secure\.warren\.localhost/)
+    expect(s.out).toMatch(/secure \/p \d+/)
+  })
+
   test('an unknown name: TLS alert', async () => {
     const s = sClient(['-connect', `127.0.0.1:${edge.httpsPort}`, '-servername', 'nobody.warren.localhost'])
     expect(s.out).toMatch(/alert unrecognized name|unrecognized_name|alert number 112/i)
