@@ -1,3 +1,6 @@
 import { run } from './cli/index.ts'
 
-process.exitCode = await run(process.argv.slice(2))
+const code = await run(process.argv.slice(2))
+// A command that failed half-way (e.g. `serve` after its first listeners opened) must not linger.
+if (code !== 0) process.exit(code)
+process.exitCode = code

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { freePort } from './framework/ports.ts'
 import { WARREN_BIN } from './framework/process.ts'
 
 function warren(args: string[], cwd?: string): { code: number; out: string; err: string } {
@@ -86,5 +87,27 @@ describe('warren CLI (compiled binary)', () => {
     const r = warren(['serve', '--nope'])
     expect(r.code).toBe(1)
     expect(r.err).toContain('--nope')
+  })
+})
+
+describe('warren serve startup failures', () => {
+  test('a startup error after the first listeners opened exits non-zero instead of lingering', async () => {
+    const cwd = join(dir, 'files-mode')
+    mkdirSync(join(cwd, 'policies'), { recursive: true })
+    mkdirSync(join(cwd, 'certs'), { recursive: true })
+    // tls.mode files with no certificate for the agent port: the HTTP listener is already open when this fails.
+    writeFileSync(join(cwd, 'warren.yaml'), 'tls:\n  mode: files\n')
+    const ports = await Promise.all([freePort(), freePort(), freePort(), freePort()])
+    const proc = Bun.spawn(
+      [WARREN_BIN, 'serve', '--http', `127.0.0.1:${ports[0]}`, '--https', `127.0.0.1:${ports[1]}`, '--agent', `127.0.0.1:${ports[2]}`, '--api', `127.0.0.1:${ports[3]}`],
+      { cwd, stdout: 'pipe', stderr: 'pipe' },
+    )
+    const killer = setTimeout(() => proc.kill('SIGKILL'), 10_000)
+    const code = await proc.exited
+    clearTimeout(killer)
+    const err = await new Response(proc.stderr).text()
+    expect(err).toContain('No certificate for the agent port')
+    expect(err).toContain('ERR_WARREN_1001')
+    expect(code).toBe(1)
   })
 })
