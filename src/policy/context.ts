@@ -2,6 +2,7 @@ import { parseCookieHeader, parseSetCookies } from './cookies.ts'
 import { rfc3339, TEXT_FIELD } from './expr/values.ts'
 import type { HttpExchange } from './types.ts'
 import { parseUserAgent, type UserAgent } from './user-agent.ts'
+import { memoize } from '../lib/memo.ts'
 
 /*
  * The CEL variables of one exchange, in ngrok's names and shapes. expr/variables.ts declares their
@@ -20,31 +21,42 @@ export interface VariableValue {
 
 export type VariableClass<S = never> = new (source: S) => VariableValue
 
+/** Marks a field not computed yet (a computed field may be undefined). */
+const UNSET: unique symbol = Symbol('unset')
+
 /** Builds the class of one variable type from its fields' compute functions. */
 function variableClass<S>(name: string, fields: Record<string, Compute<S>>): VariableClass<S> {
+  const keys = Object.keys(fields)
   const Class = {
     [name]: class {
       readonly source: S
-      readonly cache: Record<string, unknown> = {}
+      /** Computed fields by position in `keys`: an array of fixed length keeps reads monomorphic. */
+      readonly cache: unknown[] = new Array(keys.length).fill(UNSET)
       constructor(source: S) {
         this.source = source
       }
       toJSON(): Record<string, unknown> {
         const out: Record<string, unknown> = {}
-        for (const key of Object.keys(fields)) if (key !== TEXT_FIELD) out[key] = (this as unknown as Record<string, unknown>)[key]
+        for (const key of keys) if (key !== TEXT_FIELD) out[key] = (this as unknown as Record<string, unknown>)[key]
         return out
       }
     },
   }[name]!
-  for (const [key, compute] of Object.entries(fields))
+  keys.forEach((key, i) => {
+    const compute = fields[key]!
     Object.defineProperty(Class.prototype, key, {
       get(this: InstanceType<typeof Class>) {
         const cache = this.cache
-        return key in cache ? cache[key] : (cache[key] = compute(this.source))
+        const value = cache[i]
+        return value !== UNSET ? value : (cache[i] = compute(this.source))
       },
     })
+  })
   return Class
 }
+
+/** The same few User-Agents come back request after request (parsing one is ~1 µs of regexes). */
+const userAgentOf = memoize(parseUserAgent, 1000)
 
 const USER_AGENT_FIELDS: readonly (keyof UserAgent)[] = [
   'name',
@@ -106,7 +118,7 @@ const ContentType = variableClass<string>('warren.ContentType', {
 /** The User-Agent: compares as the header text; parsed only when a field such as `.is_bot` is read. */
 const UserAgentValue = variableClass<{ raw: string; parsed?: UserAgent }>('warren.UserAgent', {
   [TEXT_FIELD]: (s) => s.raw,
-  ...Object.fromEntries(USER_AGENT_FIELDS.map((key) => [key, (s: { raw: string; parsed?: UserAgent }) => (s.parsed ??= parseUserAgent(s.raw))[key]])),
+  ...Object.fromEntries(USER_AGENT_FIELDS.map((key) => [key, (s: { raw: string; parsed?: UserAgent }) => (s.parsed ??= userAgentOf(s.raw))[key]])),
 })
 
 const RequestUrl = variableClass<HttpExchange>('warren.RequestUrl', {

@@ -2,6 +2,7 @@ import { CODES } from '../../lib/errors.ts'
 import type { ConfigIssue, IssuePath } from '../issue.ts'
 import { PHASES, type Phase } from '../types.ts'
 import { environmentFor, type EnvironmentKey } from './env.ts'
+import { compileFast, withFallback } from './fast.ts'
 import { originalOffset, publicNames, rewrite, type Edit } from './rewrite.ts'
 
 /** A compiled expression: call it with the variables (`celContext`). Throws `CelEvaluationError`. */
@@ -101,7 +102,9 @@ export function compileCel(
     }
     if (want === 'bool' && checked.type !== 'bool' && checked.type !== 'dyn')
       return issue(path, expr, `it returns ${publicNames(checked.type ?? 'unknown')}, not bool`, undefined)
-    const run = parsed as unknown as CelProgram
+    const full = parsed as unknown as CelProgram
+    const fast = compileFast((parsed as unknown as { ast: unknown }).ast)
+    const run = fast ? withFallback(fast, full) : full
     return {
       program: function evaluateCel(context) {
         try {

@@ -1,3 +1,4 @@
+import { memoize } from '../../lib/memo.ts'
 /**
  * RE2 patterns (what ngrok's `matches` takes, Go syntax) run on JavaScript's RegExp. The common RE2
  * spellings JavaScript lacks are translated: leading flags `(?i)`/`(?s)`/`(?m)` (and mid-pattern
@@ -151,25 +152,19 @@ export function translateRe2(pattern: string): { source: string; flags: string }
   return { source: out, flags }
 }
 
-const CACHE_LIMIT = 1000
-const cache = new Map<string, RegExp | SyntaxError>()
-
-/**
- * The RegExp for an RE2 pattern, compiled once and cached (patterns are usually literals, so the
- * cache stays small; it is cleared when it grows past 1000 entries). Throws SyntaxError.
- */
-export function re2(pattern: string): RegExp {
-  let hit = cache.get(pattern)
-  if (hit === undefined) {
-    try {
-      const { source, flags } = translateRe2(pattern)
-      hit = new RegExp(source, flags)
-    } catch (err) {
-      hit = new SyntaxError(`invalid regular expression "${pattern}": ${err instanceof Error ? err.message : String(err)}`)
-    }
-    if (cache.size >= CACHE_LIMIT) cache.clear()
-    cache.set(pattern, hit)
+/** Patterns are usually literals, so this stays small; a failure is kept too, to be thrown again. */
+const compileRe2 = memoize((pattern: string): RegExp | SyntaxError => {
+  try {
+    const { source, flags } = translateRe2(pattern)
+    return new RegExp(source, flags)
+  } catch (err) {
+    return new SyntaxError(`invalid regular expression "${pattern}": ${err instanceof Error ? err.message : String(err)}`)
   }
+}, 1000)
+
+/** The RegExp for an RE2 pattern, compiled once and cached. Throws SyntaxError. */
+export function re2(pattern: string): RegExp {
+  const hit = compileRe2(pattern)
   if (hit instanceof SyntaxError) throw hit
   return hit
 }

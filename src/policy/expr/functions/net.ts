@@ -1,32 +1,28 @@
 import type { Environment } from '@marcbachmann/cel-js'
 import { cidrContains, parseCidr, parseIp, type Cidr } from '../../../lib/ip.ts'
-
-const cidrCache = new Map<string, Cidr | null>()
+import { memoize } from '../../../lib/memo.ts'
 
 /** A parsed CIDR (cached: ranges are nearly always literals), or null when the text is invalid. */
-export function cidrOf(text: string): Cidr | null {
-  let hit = cidrCache.get(text)
-  if (hit === undefined) {
-    try {
-      hit = parseCidr(text.trim())
-    } catch {
-      hit = null
-    }
-    if (cidrCache.size >= 10_000) cidrCache.clear()
-    cidrCache.set(text, hit)
+export const cidrOf = memoize((text: string): Cidr | null => {
+  try {
+    return parseCidr(text.trim())
+  } catch {
+    return null
   }
-  return hit
-}
+}, 10_000)
+
+/** Client addresses repeat across a connection's requests and a policy's rules. */
+const ipOf = memoize(parseIp, 10_000)
 
 /** ngrok's rule: false for an address that does not parse or a CIDR that does not (no error). */
 export function inCidrRange(ip: string, cidr: string): boolean {
-  const addr = parseIp(ip)
+  const addr = ipOf(ip)
   const range = cidrOf(cidr)
   return addr !== undefined && range !== null && cidrContains(range, addr)
 }
 
 export function inCidrRanges(ip: string, cidrs: readonly unknown[]): boolean {
-  const addr = parseIp(ip)
+  const addr = ipOf(ip)
   if (addr === undefined) return false
   for (const text of cidrs) {
     const range = typeof text === 'string' ? cidrOf(text) : null

@@ -1,0 +1,110 @@
+import { describe, expect, test } from 'bun:test'
+import { celContext } from '../context.ts'
+import { environmentFor } from './env.ts'
+import { compileFast } from './fast.ts'
+import { rewrite } from './rewrite.ts'
+import { testExchange } from './testing.ts'
+
+type Program = (context: Record<string, unknown>) => unknown
+
+function programs(expr: string): { full: Program; fast: Program | undefined } {
+  const env = environmentFor('on_http_request')
+  const parsed = env.parse(rewrite(expr, env).text)
+  if (!parsed.check().valid) throw new Error(`does not check: ${expr}`)
+  return { full: parsed as unknown as Program, fast: compileFast((parsed as unknown as { ast: unknown }).ast) }
+}
+
+function outcome(program: Program, context: Record<string, unknown>): { value: unknown } | { error: true } {
+  try {
+    return { value: program(context) }
+  } catch {
+    return { error: true }
+  }
+}
+
+const exchanges = () => [
+  testExchange({ method: 'GET', url: '/api/v1?a=1&a=2&b=', headers: { 'user-agent': 'curl/8.0', 'x-list': 'one', cookie: 'k=v' } }, { vars: { n: 3n, d: 3, s: 'x', flag: true, nested: { k: 'v' } } }),
+  testExchange({ method: 'POST', url: '/', headers: { 'content-length': '2', 'x-debug': '1' }, client_ip: '10.1.2.3', body: 'hi' }, { vars: { flag: 'not a bool' } }),
+  testExchange({ method: 'DELETE', url: '/h%C3%A9llo', headers: { 'user-agent': 'Googlebot/2.1' }, client_ip: '::1' }),
+]
+
+const EXPRESSIONS = [
+  "req.method == 'GET'",
+  "req.method != 'GET' && req.url.path.startsWith('/api')",
+  "req.url.path.endsWith('llo') || req.url.path.contains('v1')",
+  "req.url.path.matches('^/(api|h)')",
+  "inCidrRange(conn.client_ip, '10.0.0.0/8')",
+  "inCidrRange(conn.client_ip, 'not a cidr')",
+  "'x-debug' in req.headers",
+  "req.method in ['GET', 'POST']",
+  "req.headers['x-list'][0] == 'one'",
+  "req.headers['x-missing'][0] == 'one'",
+  "req.url.query_params['a'][1]",
+  'size(req.url.query_params) > 1',
+  'size(req.url.path)',
+  'string(conn.client_port)',
+  'req.content_length > 1',
+  'req.content_length >= 2 ? "big" : "small"',
+  'req.user_agent.is_bot',
+  "req.user_agent == 'curl/8.0'",
+  "req.user_agent.contains('curl')",
+  "req.url == 'https://api.example.com/'",
+  'vars.flag',
+  '!vars.flag',
+  'vars.flag && true',
+  'false && vars.flag',
+  'vars.flag || true',
+  'vars.n == 3',
+  'vars.d == 3',
+  'vars.n > 2.5',
+  'vars.d < 4.0',
+  "vars.s == 'x'",
+  "vars.nested.k == 'v'",
+  "vars.missing == 'x'",
+  'vars.s == null',
+  'conn.ts.start',
+  'endpoint.port == 443',
+]
+
+/** Values only cel-js handles: int/double mixes, null against a value, missing keys. */
+const DECLINED = new Set([
+  "req.headers['x-missing'][0] == 'one'",
+  'vars.n > 2.5',
+  'vars.d == 3',
+  'vars.s == null',
+  "vars.missing == 'x'",
+])
+
+describe('fast programs give what cel-js gives (or hand over to it)', () => {
+  test.each(EXPRESSIONS)('%s', (expr) => {
+    const { full, fast } = programs(expr)
+    expect(fast).toBeDefined()
+    let answered = 0
+    for (const ex of exchanges()) {
+      const context = celContext(ex)
+      const want = outcome(full, context)
+      const got = outcome(fast!, context)
+      // A fast program may decline (throw) where cel-js has an answer; it must never answer differently.
+      if ('value' in got) {
+        expect(want).toEqual(got)
+        answered++
+      }
+    }
+    expect(answered > 0).toBe(!DECLINED.has(expr))
+  })
+
+  test('the common shapes answer without cel-js', () => {
+    const context = celContext(exchanges()[0]!)
+    for (const expr of ["req.method == 'GET'", "inCidrRange(conn.client_ip, '127.0.0.0/8')", "req.url.path.matches('^/api')", 'size(req.url.query_params) == 2', "'user-agent' in req.headers", 'vars.flag && vars.n == 3'])
+      expect(programs(expr).fast!(context)).toBe(true)
+  })
+})
+
+describe('shapes without a fast form are left to cel-js', () => {
+  test.each(["has(req.url.path)", "[req.url.path].exists(u, u == '/')", "req.url.path + 'x' == '/x'", "vars.n == 1u", "lower(req.method) == 'get'", "req.?url.path == '/'"].filter((e) => {
+    const env = environmentFor('on_http_request')
+    return env.parse(rewrite(e, env).text).check().valid
+  }))('%s', (expr) => {
+    expect(programs(expr).fast).toBeUndefined()
+  })
+})
