@@ -13,8 +13,8 @@ interface Route {
   target: PlainTarget
   clientAddr: string
   onDone: (stats: { bytesIn: number; bytesOut: number }) => void
-  /** Told the local port of the plaintext connection (so a server behind it can see the real client). */
-  onUpstream?: (localPort: number) => void
+  /** Told the local port of the plaintext connection and the handshake (so a server behind it can see the real client). */
+  onUpstream?: (localPort: number, handshake: { version: string; cipherSuite: string; alpn: string }) => void
 }
 
 /**
@@ -102,7 +102,12 @@ export class TlsTerminator {
     socket.on('data', (d: Buffer) => (bytesIn += d.length))
     const finish = () => route.onDone({ bytesIn, bytesOut })
     if (route.target.kind === 'tcp') {
-      const upstream: NetSocket = netConnect(route.target.port, route.target.hostname, () => route.onUpstream?.(upstream.localPort ?? 0))
+      const handshake = {
+        version: (socket.getProtocol() ?? '').replace(/^TLSv/, ''),
+        cipherSuite: socket.getCipher()?.standardName ?? '',
+        alpn: typeof socket.alpnProtocol === 'string' ? socket.alpnProtocol : '',
+      }
+      const upstream: NetSocket = netConnect(route.target.port, route.target.hostname, () => route.onUpstream?.(upstream.localPort ?? 0, handshake))
       upstream.on('data', (d: Buffer) => (bytesOut += d.length))
       socket.pipe(upstream).pipe(socket)
       upstream.on('error', () => socket.destroy())

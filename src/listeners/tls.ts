@@ -15,6 +15,8 @@ import { listenHttp, type HttpListenerOptions } from './http.ts'
 import { TlsTerminator, type PlainTarget } from './tls-terminator.ts'
 import { TERMINATE_TLS, type TerminateTlsSettings } from '../policy/actions/terminate-tls.ts'
 import { peekClientHello, type PeekResult } from './sni.ts'
+import { ja4Fingerprint, ServerHelloWatcher } from './tls-handshake.ts'
+import type { TlsInfo } from '../policy/types.ts'
 
 /** TLS alert record: fatal unrecognized_name (RFC 6066), sent when no endpoint serves the SNI. */
 const ALERT_UNRECOGNIZED_NAME = new Uint8Array([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70])
@@ -22,6 +24,31 @@ const ALERT_UNRECOGNIZED_NAME = new Uint8Array([0x15, 0x03, 0x03, 0x00, 0x02, 0x
 const ALERT_HANDSHAKE_FAILURE = new Uint8Array([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28])
 /** terminate-tls settings with nothing set: certificates by SNI, TLS 1.2 and 1.3. */
 const ANY_TLS_VERSION: TerminateTlsSettings = { minVersion: 'TLSv1.2', maxVersion: 'TLSv1.3' }
+
+/** A client of the TLS port as the internal servers' requests see it. */
+interface ClientInfo {
+  address: string
+  port: number
+  tls?: TlsInfo
+}
+
+/**
+ * `conn.tls.*` for a connection relayed into the internal HTTPS server: SNI and the offered ALPN now,
+ * version and cipher once the ServerHello passes; JA4 computed only if a policy reads it. The
+ * server prefers h2 when offered (TLS 1.3 encrypts its choice; TLS 1.2's ServerHello corrects it).
+ */
+function handshakeInfo(hello: Uint8Array, sni: string, offered: readonly string[]): TlsInfo {
+  let ja4: string | undefined
+  return {
+    version: '',
+    cipherSuite: '',
+    sni,
+    alpn: offered.includes('h2') ? 'h2' : offered.includes('http/1.1') ? 'http/1.1' : '',
+    get ja4() {
+      return (ja4 ??= ja4Fingerprint(hello) ?? '')
+    },
+  }
+}
 
 interface FrontConn extends RelayConn {
   hello: Uint8Array[]
@@ -68,8 +95,8 @@ export class TlsFront {
   readonly #inUse = new Map<Server<WsData>, number>()
   /** The certificates the current internal server holds. */
   #served = new Set<CertPair>()
-  /** Internal connection's local port → the real client, so logs and policies see the real address. */
-  readonly #clients = new Map<number, { address: string; port: number }>()
+  /** Internal connection's local port → the real client (and its TLS handshake), so logs and policies see them. */
+  readonly #clients = new Map<number, ClientInfo>()
   #active = 0
 
   constructor(options: TlsFrontOptions) {
@@ -173,17 +200,18 @@ export class TlsFront {
     const settings = exchange.actions[TERMINATE_TLS] as TerminateTlsSettings | undefined
     if (https) {
       if (outcome.kind !== 'continue') return void socket.end()
-      if (settings) return this.#terminateWith(socket, hello, settings, endpoint, client, await this.#plainHttps())
+      const withTls = { ...client, tls: handshakeInfo(hello, serverName, peek.alpn) }
+      if (settings) return this.#terminateWith(socket, hello, settings, endpoint, withTls, await this.#plainHttps())
       // The internal server picks certificates by the raw SNI, which `name:port` would miss.
-      if (peek.portInServerName) return this.#terminateWith(socket, hello, ANY_TLS_VERSION, endpoint, client, await this.#plainHttps())
-      return this.#terminate(socket, hello, serverName, endpoint, client)
+      if (peek.portInServerName) return this.#terminateWith(socket, hello, ANY_TLS_VERSION, endpoint, withTls, await this.#plainHttps())
+      return this.#terminate(socket, hello, serverName, endpoint, withTls)
     }
     if (settings && (outcome.kind === 'forward' || (outcome.kind === 'continue' && endpoint.tunnel))) {
       const target: PlainTarget =
         outcome.kind === 'forward'
           ? { kind: 'tcp', hostname: outcome.target.url.hostname, port: Number(outcome.target.url.port) }
           : { kind: 'tunnel', tunnel: endpoint.tunnel! }
-      return this.#terminateWith(socket, hello, settings, endpoint, client, target)
+      return this.#terminateWith(socket, hello, settings, endpoint, { ...client, tls: handshakeInfo(hello, serverName, peek.alpn) }, target)
     }
     if (outcome.kind === 'continue' && endpoint.tunnel) {
       // tls:// agent endpoint: the agent (or its upstream) terminates; we pass the bytes through.
@@ -218,7 +246,7 @@ export class TlsFront {
     hello: Uint8Array,
     settings: TerminateTlsSettings,
     endpoint: Endpoint,
-    client: { address: string; port: number },
+    client: ClientInfo & { tls: TlsInfo },
     target: PlainTarget,
   ): Promise<void> {
     const port = await this.#terminator.portFor(settings)
@@ -233,7 +261,7 @@ export class TlsFront {
         this.#terminator.expect(localPort, {
           target,
           clientAddr: `${client.address}:${client.port}`,
-          onUpstream: (port) => this.#clients.set((plainPort = port), client),
+          onUpstream: (port, handshake) => this.#clients.set((plainPort = port), { ...client, tls: Object.assign(client.tls, handshake) }),
           onDone: (stats) => {
             this.#clients.delete(plainPort)
             this.#log.info('connection closed', { endpoint: endpoint.urlText, client_ip: client.address, bytes_in: stats.bytesIn, bytes_out: stats.bytesOut, terminated: true })
@@ -270,7 +298,7 @@ export class TlsFront {
     return this.#plain
   }
 
-  async #terminate(socket: Socket<FrontConn>, hello: Uint8Array, serverName: string, endpoint: Endpoint, client: { address: string; port: number }): Promise<void> {
+  async #terminate(socket: Socket<FrontConn>, hello: Uint8Array, serverName: string, endpoint: Endpoint, client: ClientInfo & { tls: TlsInfo }): Promise<void> {
     // ensure() is cheap for a fresh certificate and renews expiring dev ones.
     const pair = await this.#o.certs.ensure(serverName)
     if (!pair) {
@@ -283,11 +311,18 @@ export class TlsFront {
     if (!internal) return void socket.end(ALERT_UNRECOGNIZED_NAME)
     // Bun's stop() also ends idle keep-alive connections, so a replaced server lives until its last relay ends.
     this.#inUse.set(internal, (this.#inUse.get(internal) ?? 0) + 1)
+    const tls = client.tls
+    const watcher = new ServerHelloWatcher((facts) => {
+      if (!facts) return
+      tls.version = facts.version
+      tls.cipherSuite = facts.cipherSuite
+      if (facts.alpn !== undefined) tls.alpn = facts.alpn
+    })
     await this.#relay(socket, hello, { hostname: '127.0.0.1', port: internal.port! }, endpoint, client, () => {
       const left = (this.#inUse.get(internal) ?? 1) - 1
       this.#inUse.set(internal, left)
       if (left === 0 && internal !== this.#internal) this.#retire(internal)
-    })
+    }, (chunk) => watcher.feed(chunk))
   }
 
   #retire(server: Server<WsData>): void {
@@ -300,9 +335,10 @@ export class TlsFront {
     hello: Uint8Array,
     target: { hostname: string; port: number },
     endpoint: Endpoint,
-    client: { address: string; port: number },
+    client: ClientInfo,
     /** Set when relaying into the internal HTTPS server; called when the relay ends. */
     internalDone?: () => void,
+    watchUpstream?: (chunk: Uint8Array) => boolean,
   ): Promise<void> {
     const internal = internalDone !== undefined
     let localPort = 0
@@ -310,6 +346,7 @@ export class TlsFront {
     const ok = await relayTo(socket, target, {
       first: hello,
       idleTimeoutSec: this.#o.idleTimeoutSec,
+      ...(watchUpstream ? { watchUpstream } : {}),
       onOpen: (upstream) => {
         localPort = upstream.localPort
         if (internal) this.#clients.set(localPort, client)

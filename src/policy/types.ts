@@ -28,7 +28,8 @@ export interface TlsInfo {
   sni: string
   /** Negotiated ALPN protocol (`h2`, `http/1.1`), empty when none. */
   alpn: string
-  ja4?: string
+  /** JA4 fingerprint of the ClientHello (may be computed on first read). */
+  readonly ja4: string
 }
 
 /** The connection under a request (`conn.*` in CEL). */

@@ -8,7 +8,7 @@ import type { EventSink } from '../events/types.ts'
 import { CODES } from '../lib/errors.ts'
 import type { Logger } from '../lib/log.ts'
 import { runPhase } from '../policy/engine.ts'
-import { CONTINUE, type ConnInfo, type EndpointInfo, type HttpExchange, type HttpResponseParts, type Routing } from '../policy/types.ts'
+import { CONTINUE, type ConnInfo, type EndpointInfo, type HttpExchange, type HttpResponseParts, type Routing, type TlsInfo } from '../policy/types.ts'
 import { errorResponse } from './errors.ts'
 import { setForwardedHeaders } from './forwarded.ts'
 import { isWebSocketUpgrade } from './hop-headers.ts'
@@ -33,7 +33,8 @@ export interface PipelineOptions {
    */
   httpsRedirectPort?: number
   /** The real client when connections reach this server through the edge's own TLS front. */
-  clientAddress?: (req: Request, server: Server<WsData>) => { address: string; port: number } | null
+  /** The real client behind an internal hop, with the TLS handshake the edge saw when it has one. */
+  clientAddress?: (req: Request, server: Server<WsData>) => { address: string; port: number; tls?: TlsInfo } | null
   /** Receives one `http_request_complete.v0` per request, after its response head is ready. */
   events?: EventSink
 }
@@ -94,6 +95,7 @@ export function createPipeline(options: PipelineOptions) {
     const client = options.clientAddress ? options.clientAddress(req, server) : server.requestIP(req)
     const url = new URL(req.url)
     url.protocol = options.scheme + ':'
+    const tls = client && 'tls' in client ? client.tls : undefined
     const ex: HttpExchange = {
       endpoint: endpoint.info,
       conn: {
@@ -102,7 +104,10 @@ export function createPipeline(options: PipelineOptions) {
         serverIp: options.serverIp,
         serverPort: options.serverPort,
         startedAt: Date.now(),
+        ...(tls ? { tls } : {}),
       },
+      // Bun's handler does not say which protocol a request came in on; the handshake does.
+      ...(tls?.alpn === 'h2' ? { httpVersion: 'HTTP/2.0' } : {}),
       method: req.method,
       url,
       headers: new Headers(req.headers),

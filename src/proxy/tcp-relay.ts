@@ -216,9 +216,12 @@ export async function relayTo(
     onDone?: (stats: RelayStats) => void
     /** Called with the upstream socket once connected (e.g. to note its local port). */
     onOpen?: (upstream: Socket<undefined>) => void
+    /** Sees the upstream's bytes before they are relayed, until it returns true. */
+    watchUpstream?: (chunk: Uint8Array) => boolean
   },
 ): Promise<boolean> {
   let relay: Relay | undefined
+  let watch = options.watchUpstream
   try {
     await Bun.connect({
       hostname: target.hostname,
@@ -229,7 +232,10 @@ export async function relayTo(
           if (options.idleTimeoutSec) upstream.timeout(options.idleTimeoutSec)
           relay = attachRelay(client, upstream, options)
         },
-        data: (_s, chunk) => relay?.fromUpstream(chunk),
+        data: (_s, chunk) => {
+          if (watch?.(chunk)) watch = undefined
+          relay?.fromUpstream(chunk)
+        },
         drain: () => relay?.upstreamDrained(),
         end: () => relay?.upstreamEnded(),
         close: () => relay?.upstreamClosed(),

@@ -27,6 +27,7 @@ beforeAll(async () => {
     policies: {
       'secure.yml': respond('https://secure.warren.localhost', 'secure ${req.url.path} ${conn.client_port}'),
       'wild.yml': respond('https://*.wild.warren.localhost', 'wild ${req.host}'),
+      'conn-tls.yml': respond('https://conn-tls.warren.localhost', '${conn.tls.version}|${conn.tls.cipher_suite}|${conn.tls.sni}|${conn.tls.negotiated_alpn}|${req.version}|${conn.tls.ja4_fingerprint}'),
       'files.yml': respond('https://byo.warren.localhost', 'byo'),
       'app.yml': `url: https://app.warren.localhost\ntraffic_policy:\n  on_http_request:\n    - actions: [{type: forward-external, config: {url: "http://127.0.0.1:${upstream.port}"}}]\n`,
       'pt.yml': `url: tls://pt.warren.localhost\ntraffic_policy:\n  on_tcp_connect:\n    - actions: [{type: forward-external, config: {url: "tls://127.0.0.1:${backendPort}"}}]\n`,
@@ -88,6 +89,18 @@ describe.skipIf(!hasOpenssl)('the TLS port (compiled edge, curl and openssl s_cl
     expect(res.body.trim().endsWith('2')).toBe(true)
   })
 
+  test('conn.tls.* and req.version describe the handshake the edge terminated', async () => {
+    const ask = async (...flags: string[]) => (await curl(['--cacert', edge.caPath, ...flags, https('conn-tls.warren.localhost')])).body.split('|')
+    const [version, cipher, sni, alpn, httpVersion, ja4] = await ask('--http2', '--tlsv1.3')
+    expect([version, sni, alpn, httpVersion]).toEqual(['1.3', 'conn-tls.warren.localhost', 'h2', 'HTTP/2.0'])
+    expect(cipher).toMatch(/^TLS_(AES_128_GCM_SHA256|AES_256_GCM_SHA384|CHACHA20_POLY1305_SHA256)$/)
+    expect(ja4).toMatch(/^t13d\d{4}h2_[0-9a-f]{12}_[0-9a-f]{12}$/)
+    const old = await ask('--http1.1', '--tls-max', '1.2', '--ciphers', 'ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384')
+    expect(old.slice(0, 5)).toEqual(['1.2', old[1]!, 'conn-tls.warren.localhost', 'http/1.1', 'HTTP/1.1'])
+    expect(old[1]).toMatch(/^TLS_ECDHE_(ECDSA|RSA)_WITH_AES_256_GCM_SHA384$/)
+    expect(old[5]).toMatch(/^t1[23]d\d{4}h1_[0-9a-f]{12}_[0-9a-f]{12}$/)
+  })
+
   test('websockets work over the terminated port (wss)', async () => {
     const ws = new WebSocket(`wss://app.warren.localhost:${edge.httpsPort}/ws`, { tls: { ca: readFileSync(edge.caPath, 'utf8') } } as unknown as string[])
     await new Promise((resolve, reject) => ((ws.onopen = resolve), (ws.onerror = reject)))
@@ -135,6 +148,12 @@ describe.skipIf(!hasOpenssl)('the TLS port (compiled edge, curl and openssl s_cl
     const s = await sClientAsync(['-connect', `127.0.0.1:${edge.httpsPort}`, '-servername', `secure.warren.localhost:${edge.httpsPort}`, '-CAfile', edge.caPath, '-verify_return_error'], request)
     expect(s.out).toMatch(/subject=.*secure\.warren\.localhost/)
     expect(s.out).toMatch(/secure \/p \d+/)
+  })
+
+  test('conn.tls.* through the node:tls terminator too (the name:port path)', async () => {
+    const request = 'GET / HTTP/1.1\r\nHost: conn-tls.warren.localhost\r\nConnection: close\r\n\r\n'
+    const s = await sClientAsync(['-connect', `127.0.0.1:${edge.httpsPort}`, '-servername', `conn-tls.warren.localhost:${edge.httpsPort}`, '-CAfile', edge.caPath, '-tls1_3'], request)
+    expect(s.out).toMatch(/\n1\.3\|TLS_[A-Z0-9_]+\|conn-tls\.warren\.localhost\|\|HTTP\/1\.1\|t13d\d{4}00_[0-9a-f]{12}_[0-9a-f]{12}/)
   })
 
   test('an unknown name: TLS alert', async () => {
