@@ -15,6 +15,7 @@ let sessions = 0
 const server = http2.createServer()
 server.on('session', (s) => sessionIds.set(s, ++sessions))
 server.on('request', (req, res) => {
+  if (req.url === '/early') return void res.writeHead(413, { 'content-length': '4' }).end('big!')
   // Read now: a stream forgets its session once it is closed.
   const session = req.stream.session
   let body = ''
@@ -134,6 +135,18 @@ describe('forwardHttp2()', () => {
     await t.closed
     expect(t.received()).toContain('echo:')
     expect(seen.at(-1)!.session).toBeGreaterThan(before)
+  })
+
+  test('an answer before the request body is complete closes the connection after it', async () => {
+    const before = seen.length
+    const t = tunnel(`127.0.0.1:${port}`)
+    t.edge.write(enc('POST /early HTTP/1.1\r\nhost: h.test\r\ncontent-length: 100000\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n'))
+    await t.closed
+    expect(t.received()).toStartWith('HTTP/1.1 413 Payload Too Large\r\n')
+    expect(t.received()).toEndWith('big!')
+    // The unread body is never taken for a request of its own.
+    await Bun.sleep(50)
+    expect(seen.length).toBe(before)
   })
 
   test('an unreachable upstream gets the 502 page of HTTP/1 upstreams', async () => {

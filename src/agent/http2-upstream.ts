@@ -358,7 +358,12 @@ export function forwardHttp2(stream: MuxStream, first: Uint8Array, ctx: Http2For
         send(encoder.encode(`0\r\n${trailer}\r\n`))
       }
       exchange = undefined
-      if (this.head.close) return finishConnection()
+      // An answer before the whole request body arrived leaves the rest of that body unread: the
+      // connection cannot carry another request.
+      if (this.head.close || !this.#bodyEnded) {
+        this.cancel()
+        return finishConnection()
+      }
       state = 'head'
       pump()
     }
