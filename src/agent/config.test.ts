@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { opensslCert } from '../certs/testing.ts'
 import { WarrenError } from '../lib/errors.ts'
 import { defaultConfigPath, endpointFromEntry, loadAgentConfig, parseConfigText, selectEndpoints, type EndpointEntry } from './config.ts'
 
@@ -145,6 +146,8 @@ describe('endpointFromEntry()', () => {
     { desc: 'proxy protocol 1', entry: { name: 'p', upstream: { url: 80, proxy_protocol: 1 as const } }, want: { proxyProtocol: 1 } },
     { desc: 'inline policy as JSON', entry: { name: 'p', traffic_policy: { on_http_request: [] }, upstream: { url: 80 } }, want: { trafficPolicy: '{"on_http_request":[]}' } },
     { desc: 'upstream tls_verify', entry: { name: 'v', upstream: { url: 'https://x.lan', tls_verify: true } }, want: { upstream: { kind: 'net', tls: true, verify: true } } },
+    { desc: 'http2 upstream', entry: { name: 'h', upstream: { url: 50051, protocol: 'http2' as const } }, want: { upstreamProtocol: 'http2', upstream: { text: 'http://localhost:50051' } } },
+    { desc: 'http1 upstream', entry: { name: 'h', upstream: { url: 80, protocol: 'http1' as const } }, want: { kind: 'http' } },
   ] as { desc: string; entry: EndpointEntry; want: object }[])('$desc', ({ entry, want }) => {
     expect(endpointFromEntry({ entry, source: source() })).toMatchObject(want)
   })
@@ -155,14 +158,35 @@ describe('endpointFromEntry()', () => {
     expect(JSON.parse(spec.trafficPolicy!)).toEqual({ on_http_request: [{ actions: [{ type: 'deny' }] }] })
   })
 
+  test('agent_tls_termination reads the certificate and key relative to the config file', () => {
+    const pair = opensslCert(['DNS:s.example.com'])
+    file('agent.crt', pair.cert)
+    file('agent.key', pair.key)
+    const entry = { name: 's', url: 'tls://s.example.com', upstream: { url: 8080 }, agent_tls_termination: { server_certificate: 'agent.crt', server_private_key: 'agent.key' } }
+    const spec = endpointFromEntry({ entry, source: source() })
+    expect(spec.tlsTermination).toEqual({ cert: pair.cert, key: pair.key })
+    // The bind stays a plain tls:// passthrough at the edge: the certificate never leaves the agent.
+    expect(spec.modules).toEqual({})
+  })
+
+  test('agent_tls_termination accepts the PEM text itself', () => {
+    const pair = opensslCert(['DNS:s.example.com'])
+    const entry = { name: 's', url: 'tls://', upstream: { url: 8080 }, agent_tls_termination: { server_certificate: pair.cert, server_private_key: pair.key } }
+    expect(endpointFromEntry({ entry, source: source() }).tlsTermination?.cert).toBe(pair.cert)
+  })
+
   test.each([
-    { desc: 'http2 upstream', entry: { name: 'x', upstream: { url: 80, protocol: 'http2' as const } }, code: 'ERR_WARREN_1001', what: 'http2' },
+    { desc: 'http2 on a tcp endpoint', entry: { name: 'x', url: 'tcp://', upstream: { url: 80, protocol: 'http2' as const } }, code: 'ERR_WARREN_1001', what: 'only applies to http' },
+    { desc: 'http2 to a file upstream', entry: { name: 'x', upstream: { url: 'file:///srv', protocol: 'http2' as const } }, code: 'ERR_WARREN_1001', what: 'file://' },
+    { desc: 'agent TLS termination on https', entry: { name: 'x', agent_tls_termination: { server_certificate: 'a', server_private_key: 'b' }, upstream: { url: 80 } }, code: 'ERR_WARREN_1001', what: 'only applies to tls://' },
+    { desc: 'agent TLS termination with missing files', entry: { name: 'x', url: 'tls://', agent_tls_termination: { server_certificate: 'none.crt', server_private_key: 'none.key' }, upstream: { url: 80 } }, code: 'ERR_WARREN_1001', what: 'none.crt' },
+    { desc: 'agent mutual TLS', entry: { name: 'x', url: 'tls://', agent_tls_termination: { server_certificate: 'a', server_private_key: 'b', mutual_tls_certificate_authorities: ['ca.pem'] }, upstream: { url: 80 } }, code: 'ERR_WARREN_1001', what: 'mutual_tls_certificate_authorities' },
+    { desc: 'agent TLS termination with PROXY protocol', entry: { name: 'x', url: 'tls://', agent_tls_termination: { server_certificate: 'a', server_private_key: 'b' }, upstream: { url: 80, proxy_protocol: 1 as const } }, code: 'ERR_WARREN_1001', what: 'proxy_protocol' },
     { desc: 'both policies', entry: { name: 'x', traffic_policy: {}, traffic_policy_file: 'p.yml', upstream: { url: 80 } }, code: 'ERR_WARREN_1001', what: 'not both' },
     { desc: 'missing policy file', entry: { name: 'x', traffic_policy_file: 'missing.yml', upstream: { url: 80 } }, code: 'ERR_WARREN_1006', what: 'missing.yml' },
     { desc: 'bad URL', entry: { name: 'x', url: 'ftp://a.example.com', upstream: { url: 80 } }, code: 'ERR_WARREN_1004', what: 'scheme "ftp"' },
     { desc: 'bad upstream', entry: { name: 'x', upstream: { url: 'http://x/path' } }, code: 'ERR_WARREN_1001', what: 'path' },
     { desc: 'file upstream on tcp', entry: { name: 'x', url: 'tcp://', upstream: { url: 'file:///srv' } }, code: 'ERR_WARREN_1001', what: 'only work on http' },
-    { desc: 'agent TLS termination', entry: { name: 'x', agent_tls_termination: {}, upstream: { url: 80 } }, code: 'ERR_WARREN_1001', what: 'not supported' },
   ] as { desc: string; entry: EndpointEntry; code: string; what: string }[])('$desc is refused', ({ entry, code, what }) => {
     const err = failure(() => endpointFromEntry({ entry, source: source() }))
     expect(err.code as string).toBe(code)

@@ -8,6 +8,7 @@ import { formatEndpointUrl, parseEndpointUrl, type Scheme } from '../config/url.
 import { parseDuration } from '../lib/duration.ts'
 import { CODES, WarrenError } from '../lib/errors.ts'
 import type { EndpointSpec } from './spec.ts'
+import { readAgentTls } from './tls-termination.ts'
 import { parseUpstream, type EndpointKind } from './upstream.ts'
 
 const Duration = v.pipe(
@@ -63,15 +64,24 @@ export const EndpointEntrySpec = v.strictObject({
   upstream: v.strictObject({
     /** `8080`, `host:port`, `http://…`, `https://…`, `file:///path`, `unix:/path.sock`. */
     url: v.union([v.string(), v.number()]),
-    /** Upstream HTTP version; only `http1` is supported. */
+    /** Upstream HTTP version: `http1` (default) or `http2` (h2c with prior knowledge; ALPN h2 for https:// upstreams). */
     protocol: v.optional(v.picklist(['http1', 'http2'])),
     /** Send a PROXY protocol header (version 1 or 2) to the upstream. */
     proxy_protocol: v.optional(v.union([v.picklist(['1', '2', '']), v.literal(1), v.literal(2)])),
     /** warren: verify the certificate of an https:// or tls:// upstream (default false, as in ngrok). */
     tls_verify: v.optional(v.boolean()),
   }),
-  /** Agent-side TLS termination for tls:// endpoints (not supported yet: refused with a clear message). */
-  agent_tls_termination: v.optional(v.unknown()),
+  /** Agent-side TLS termination for tls:// endpoints: the agent presents this certificate and forwards plaintext. */
+  agent_tls_termination: v.optional(
+    v.strictObject({
+      /** PEM certificate (chain): a file path relative to this config file, or the PEM text. */
+      server_certificate: v.pipe(v.string(), v.minLength(1)),
+      /** PEM private key of that certificate: a file path relative to this config file, or the PEM text. */
+      server_private_key: v.pipe(v.string(), v.minLength(1)),
+      /** Client CAs for mutual TLS at the agent (ngrok); not supported by warren yet: refused with a clear message. */
+      mutual_tls_certificate_authorities: v.optional(v.array(v.string())),
+    }),
+  ),
 })
 export type EndpointEntry = v.InferOutput<typeof EndpointEntrySpec>
 
@@ -208,17 +218,34 @@ export function endpointFromEntry(sourced: SourcedEntry): EndpointSpec {
       throw err
     }
   }
-  if (entry.agent_tls_termination !== undefined) throw invalid(`${where}: agent_tls_termination is not supported by warren yet`)
-  if (entry.upstream.protocol === 'http2') throw invalid(`${where}: upstream.protocol http2 is not supported yet; use http1`)
   if (entry.traffic_policy && entry.traffic_policy_file) throw invalid(`${where}: use traffic_policy or traffic_policy_file, not both`)
   const { kind, scheme, url } = wrap(() => kindOfUrl(entry.url))
   const upstream = wrap(() => parseUpstream(entry.upstream.url, { endpoint: kind, verifyTls: entry.upstream.tls_verify ?? false }))
+  const pp = entry.upstream.proxy_protocol
+  const proxyProtocol = pp === 1 || pp === '1' ? 1 : pp === 2 || pp === '2' ? 2 : 0
+  const http2 = entry.upstream.protocol === 'http2'
+  if (http2 && kind !== 'http') throw invalid(`${where}: upstream.protocol only applies to http endpoints`)
+  if (http2 && upstream.kind === 'file') throw invalid(`${where}: upstream.protocol http2 needs a network or unix socket upstream, not file://`)
+  const termination = entry.agent_tls_termination
+  if (termination && kind !== 'tls') throw invalid(`${where}: agent_tls_termination only applies to tls:// endpoints`)
+  if (termination?.mutual_tls_certificate_authorities?.length)
+    throw invalid(`${where}: agent_tls_termination.mutual_tls_certificate_authorities is not supported by warren yet`)
+  if (termination && proxyProtocol) throw invalid(`${where}: upstream.proxy_protocol cannot be combined with agent_tls_termination`)
+  const tlsTermination = termination
+    ? wrap(() =>
+        readAgentTls({
+          cert: termination.server_certificate,
+          key: termination.server_private_key,
+          base: dirname(source),
+          names: ['agent_tls_termination.server_certificate', 'agent_tls_termination.server_private_key'],
+        }),
+      )
+    : undefined
   const policy = entry.traffic_policy
     ? JSON.stringify(entry.traffic_policy)
     : entry.traffic_policy_file
       ? wrap(() => readPolicyFile(resolve(dirname(source), entry.traffic_policy_file!)))
       : undefined
-  const pp = entry.upstream.proxy_protocol
   return {
     name: entry.name,
     kind,
@@ -227,7 +254,9 @@ export function endpointFromEntry(sourced: SourcedEntry): EndpointSpec {
     bindings: entry.bindings ?? [],
     poolingEnabled: entry.pooling_enabled ?? false,
     upstream,
-    proxyProtocol: pp === 1 || pp === '1' ? 1 : pp === 2 || pp === '2' ? 2 : 0,
+    ...(http2 ? { upstreamProtocol: 'http2' as const } : {}),
+    ...(tlsTermination ? { tlsTermination } : {}),
+    proxyProtocol,
     trafficPolicy: policy,
     description: entry.description,
     metadata: entry.metadata,

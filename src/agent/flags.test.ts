@@ -2,6 +2,7 @@ import { afterAll, describe, expect, test } from 'bun:test'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { opensslCert } from '../certs/testing.ts'
 import { WarrenError } from '../lib/errors.ts'
 import { policyFromOpts } from '../tunnel/opts.ts'
 import type { AgentConfig } from './config.ts'
@@ -12,6 +13,11 @@ import type { EndpointKind } from './upstream.ts'
 const dir = mkdtempSync(join(tmpdir(), 'warren-agent-flags-'))
 const policyPath = join(dir, 'policy.yml')
 writeFileSync(policyPath, 'on_http_request:\n  - actions: [{type: deny, config: {status_code: 418}}]\n')
+const pair = opensslCert(['DNS:s.example.com'])
+const crtPath = join(dir, 'agent.crt')
+const keyPath = join(dir, 'agent.key')
+writeFileSync(crtPath, pair.cert)
+writeFileSync(keyPath, pair.key)
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
 describe('endpointsFromFlags() translates', () => {
@@ -42,6 +48,21 @@ describe('endpointsFromFlags() translates', () => {
     { desc: 'legacy --proxy-proto 1', kind: 'tcp', up: '22', flags: { 'proxy-proto': '1' }, want: [{ proxyProtocol: 1 }] },
     { desc: '--upstream-tls-verify', kind: 'http', up: 'https://x.lan', flags: { 'upstream-tls-verify': true }, want: [{ upstream: { tls: true, verify: true } }] },
     { desc: '--upstream-protocol http1', kind: 'http', up: '80', flags: { 'upstream-protocol': 'http1' }, want: [{ kind: 'http' }] },
+    { desc: '--upstream-protocol http2', kind: 'http', up: '50051', flags: { 'upstream-protocol': 'http2' }, want: [{ upstreamProtocol: 'http2', upstream: { text: 'http://localhost:50051' } }] },
+    { desc: 'http2 to an https upstream', kind: 'http', up: 'https://grpc.lan:8443', flags: { 'upstream-protocol': 'HTTP2' }, want: [{ upstreamProtocol: 'http2', upstream: { tls: true } }] },
+    { desc: 'http2 to a unix socket', kind: 'http', up: 'unix:/run/app.sock', flags: { 'upstream-protocol': 'http2' }, want: [{ upstreamProtocol: 'http2', upstream: { kind: 'unix' } }] },
+    { desc: '--host-header rewrite: the upstream host:port', kind: 'http', up: '8080', flags: { 'host-header': 'rewrite' }, want: [{ modules: { RequestHeaders: { add: ['host: localhost:8080'], remove: [] } } }] },
+    { desc: '--host-header rewrite: the default port is left out', kind: 'http', up: 'https://api.lan', flags: { 'host-header': 'rewrite' }, want: [{ modules: { RequestHeaders: { add: ['host: api.lan'] } } }] },
+    { desc: '--host-header rewrite: IPv6 in brackets', kind: 'http', up: '[::1]:9000', flags: { 'host-header': 'rewrite' }, want: [{ modules: { RequestHeaders: { add: ['host: [::1]:9000'] } } }] },
+    { desc: '--host-header VALUE', kind: 'http', up: '8080', flags: { 'host-header': 'example.com:81' }, want: [{ modules: { RequestHeaders: { add: ['host: example.com:81'] } } }] },
+    {
+      desc: '--host-header after --request-header-add',
+      kind: 'http',
+      up: '8080',
+      flags: { 'host-header': 'rewrite', 'request-header-add': ['x-a: 1'], 'request-header-remove': ['cookie'] },
+      want: [{ modules: { RequestHeaders: { add: ['x-a: 1', 'host: localhost:8080'], remove: ['cookie'] } } }],
+    },
+    { desc: 'tls --crt/--key: agent TLS termination', kind: 'tls', up: '8080', flags: { crt: crtPath, key: keyPath }, want: [{ kind: 'tls', tlsTermination: { cert: pair.cert, key: pair.key }, modules: {} }] },
   ] as { desc: string; kind: EndpointKind; up: string; flags: EndpointFlagValues; want: object[] }[])('$desc', ({ kind, up, flags, want }) => {
     const specs = endpointsFromFlags(kind, up, flags)
     expect(specs).toHaveLength(want.length)
@@ -91,8 +112,17 @@ describe('endpointsFromFlags() refuses', () => {
     { desc: 'a bad scheme', kind: 'http', up: '80', flags: { scheme: ['ftp'] }, what: 'http or https' },
     { desc: 'a bad binding', kind: 'http', up: '80', flags: { binding: 'kubernetes' }, what: 'public or internal' },
     { desc: 'proxy protocol 3', kind: 'tcp', up: '22', flags: { 'upstream-proxy-protocol': '3' }, what: '1 or 2' },
-    { desc: 'http2 upstreams', kind: 'http', up: '80', flags: { 'upstream-protocol': 'http2' }, what: 'not supported yet' },
-    { desc: '--host-header', kind: 'http', up: '80', flags: { 'host-header': 'rewrite' }, what: 'not supported yet' },
+    { desc: 'an unknown upstream protocol', kind: 'http', up: '80', flags: { 'upstream-protocol': 'http3' }, what: 'http1 or http2' },
+    { desc: '--upstream-protocol on tcp', kind: 'tcp', up: '22', flags: { 'upstream-protocol': 'http2' }, what: 'only applies to http' },
+    { desc: 'http2 to a file upstream', kind: 'http', up: 'file:///srv', flags: { 'upstream-protocol': 'http2' }, what: 'file://' },
+    { desc: '--host-header on tls', kind: 'tls', up: '443', flags: { 'host-header': 'rewrite' }, what: 'only applies to http' },
+    { desc: '--host-header with a space', kind: 'http', up: '80', flags: { 'host-header': 'a b' }, what: 'host[:port]' },
+    { desc: '--host-header empty', kind: 'http', up: '80', flags: { 'host-header': '' }, what: 'host[:port]' },
+    { desc: '--crt without --key', kind: 'tls', up: '443', flags: { crt: crtPath }, what: 'go together' },
+    { desc: '--crt on http', kind: 'http', up: '80', flags: { crt: crtPath, key: keyPath }, what: 'only applies to tls' },
+    { desc: '--crt that cannot be read', kind: 'tls', up: '443', flags: { crt: join(dir, 'missing.crt'), key: keyPath }, what: 'missing.crt' },
+    { desc: 'a key of another certificate', kind: 'tls', up: '443', flags: { crt: crtPath, key: policyPath }, what: 'not a usable certificate and key' },
+    { desc: 'agent TLS termination with PROXY protocol', kind: 'tls', up: '443', flags: { crt: crtPath, key: keyPath, 'upstream-proxy-protocol': '1' }, what: 'cannot be combined' },
     { desc: 'a public binding on an .internal URL', kind: 'http', up: '80', flags: { url: 'https://api.internal', binding: 'public' }, what: 'internal' },
   ] as { desc: string; kind: EndpointKind; up: string | undefined; flags: EndpointFlagValues; what: string }[])('$desc', ({ kind, up, flags, what }) => {
     let error: unknown
@@ -130,6 +160,19 @@ describe('bindRequest()', () => {
     const req = bindRequest(spec!, '')
     const draft = policyFromOpts(req.Opts, spec!.scheme)
     expect([...draft.on_tcp_connect, ...draft.on_http_request, ...draft.on_http_response]).toEqual([])
+  })
+
+  test('--host-header becomes an add-headers rule setting host at the edge', () => {
+    const [spec] = endpointsFromFlags('http', '8080', { 'host-header': 'rewrite' })
+    const draft = policyFromOpts(bindRequest(spec!, '').Opts, 'https')
+    expect(draft.on_http_request[0]!.actions).toEqual([{ type: 'add-headers', config: { headers: { host: 'localhost:8080' } } }])
+  })
+
+  test('agent TLS termination binds a plain tls:// passthrough (the certificate stays in the agent)', () => {
+    const [spec] = endpointsFromFlags('tls', '8080', { crt: crtPath, key: keyPath, url: 'tls://s.example.com' })
+    const opts = bindRequest(spec!, '').Opts as Record<string, unknown>
+    expect(opts.TLSTermination).toBeNull()
+    expect(JSON.stringify(opts)).not.toContain('PRIVATE KEY')
   })
 
   test('tcp IP restrictions become an on_tcp_connect rule at the edge', () => {

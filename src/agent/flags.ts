@@ -10,7 +10,8 @@ import { readPolicyFile } from './config.ts'
 import { DEFAULT_WEB_ADDR } from '../inspect/server.ts'
 import type { LogFormat } from './log-output.ts'
 import type { EndpointSpec } from './spec.ts'
-import { parseUpstream, type EndpointKind } from './upstream.ts'
+import { readAgentTls, type AgentTlsTermination } from './tls-termination.ts'
+import { parseUpstream, upstreamHost, type EndpointKind } from './upstream.ts'
 
 /** Flags every agent command takes (where to connect, how to log). */
 export const AGENT_FLAGS = {
@@ -64,6 +65,9 @@ export const ENDPOINT_FLAGS = {
   scheme: { type: 'string', multiple: true },
   schemes: { type: 'string', multiple: true },
   'host-header': { type: 'string' },
+  /** `warren tls`: terminate TLS in the agent with this certificate and key (PEM files). */
+  crt: { type: 'string' },
+  key: { type: 'string' },
 } as const
 
 export type EndpointFlagValues = {
@@ -100,12 +104,13 @@ function proxyProtocolOf(text: string | undefined): 0 | 1 | 2 {
  */
 export function endpointsFromFlags(kind: EndpointKind, upstreamArg: string | undefined, values: EndpointFlagValues): EndpointSpec[] {
   if (!upstreamArg) throw bad(`an upstream is required, e.g. \`warren ${kind} ${kind === 'http' ? '8080' : kind === 'tcp' ? '22' : '443'}\``)
-  if (values['host-header'] !== undefined) throw bad('--host-header is not supported yet: the request reaches the upstream with the public Host')
-  const protocol = values['upstream-protocol']
-  if (protocol !== undefined && protocol !== 'http1') throw bad(`--upstream-protocol ${protocol} is not supported yet; use http1`)
-  const httpOnly = ['basic-auth', 'request-header-add', 'request-header-remove', 'response-header-add', 'response-header-remove', 'scheme', 'schemes', 'subdomain'] as const
+  const protocol = values['upstream-protocol']?.toLowerCase()
+  if (protocol !== undefined && protocol !== 'http1' && protocol !== 'http2') throw bad(`--upstream-protocol must be http1 or http2, not "${values['upstream-protocol']}"`)
+  const httpOnly = ['basic-auth', 'request-header-add', 'request-header-remove', 'response-header-add', 'response-header-remove', 'scheme', 'schemes', 'subdomain', 'host-header', 'upstream-protocol'] as const
   if (kind !== 'http') for (const f of httpOnly) if (values[f] !== undefined) throw bad(`--${f} only applies to http endpoints`)
   if (kind !== 'tcp' && values['remote-addr'] !== undefined) throw bad('--remote-addr only applies to tcp endpoints; use --url')
+  for (const f of ['crt', 'key'] as const) if (kind !== 'tls' && values[f] !== undefined) throw bad(`--${f} only applies to tls endpoints`)
+  if ((values.crt === undefined) !== (values.key === undefined)) throw bad('--crt and --key go together: the certificate and its private key')
 
   const requested = values.url ?? values.domain ?? values.hostname ?? (values['remote-addr'] !== undefined ? `tcp://${values['remote-addr']}` : undefined)
   if ([values.url, values.domain, values.hostname, values['remote-addr']].filter((x) => x !== undefined).length > 1)
@@ -128,6 +133,13 @@ export function endpointsFromFlags(kind: EndpointKind, upstreamArg: string | und
   const upstream = parseUpstream(upstreamArg, { endpoint: kind, verifyTls: values['upstream-tls-verify'] ?? false })
   const trafficPolicy = values['traffic-policy-file'] ? readPolicyFile(resolve(values['traffic-policy-file'])) : undefined
   const proxyProtocol = proxyProtocolOf(values['upstream-proxy-protocol'] ?? values['proxy-proto'])
+  if (protocol === 'http2' && upstream.kind === 'file') throw bad('--upstream-protocol http2 needs a network or unix socket upstream, not file://')
+  let tlsTermination: AgentTlsTermination | undefined
+  if (values.crt !== undefined && values.key !== undefined) {
+    // The PROXY header would reach the agent in front of the ClientHello, where no TLS server reads it.
+    if (proxyProtocol) throw bad('--upstream-proxy-protocol cannot be combined with agent TLS termination (--crt/--key)')
+    tlsTermination = readAgentTls({ cert: values.crt, key: values.key, base: process.cwd(), names: ['--crt', '--key'] })
+  }
 
   const modules: Record<string, unknown> = {}
   if (values.subdomain) modules.Subdomain = values.subdomain
@@ -140,13 +152,22 @@ export function endpointsFromFlags(kind: EndpointKind, upstreamArg: string | und
       }),
     }
   }
+  // ngrok v2's --host-header: the edge sets Host before the request enters the tunnel (its add-headers
+  // replaces `host`), as every other legacy header option is applied at the edge.
+  const hostHeader = values['host-header']
+  let host: string | undefined
+  if (hostHeader !== undefined) {
+    host = hostHeader.toLowerCase() === 'rewrite' ? upstreamHost(upstream) : hostHeader.trim()
+    if (!/^[^\s\x00-\x1f\x7f/?#@]+$/.test(host)) throw bad(`--host-header takes "rewrite" or a host[:port], not "${hostHeader}"`)
+  }
   for (const [key, add, remove] of [
     ['RequestHeaders', 'request-header-add', 'request-header-remove'],
     ['ResponseHeaders', 'response-header-add', 'response-header-remove'],
   ] as const) {
-    const a = values[add] ?? []
+    const a = [...(values[add] ?? [])]
     const r = values[remove] ?? []
     for (const h of a) if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+\s*:/.test(h)) throw bad(`--${add} takes "name: value", got "${h}"`)
+    if (key === 'RequestHeaders' && host !== undefined) a.push(`host: ${host}`)
     if (a.length || r.length) modules[key] = { add: a, remove: r }
   }
   if (values['cidr-allow']?.length || values['cidr-deny']?.length)
@@ -167,6 +188,8 @@ export function endpointsFromFlags(kind: EndpointKind, upstreamArg: string | und
       bindings: binding ? [binding] : [],
       poolingEnabled: values['pooling-enabled'] ?? false,
       upstream,
+      ...(protocol === 'http2' ? { upstreamProtocol: 'http2' as const } : {}),
+      ...(tlsTermination ? { tlsTermination } : {}),
       proxyProtocol,
       trafficPolicy,
       description: values.description,

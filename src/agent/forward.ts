@@ -131,7 +131,8 @@ async function dial(up: Upstream, files: FileServers, data: UpstreamData): Promi
   })
 }
 
-function describe(err: unknown): string {
+/** A dial error in words for logs and the 502 page. */
+export function describeDialError(err: unknown): string {
   const e = err as { code?: string; message?: string }
   if (e?.code === 'ECONNREFUSED') return 'connection refused'
   if (e?.code === 'ENOENT') return 'no such socket'
@@ -183,7 +184,7 @@ export function forwardStream(stream: MuxStream, first: Uint8Array, ctx: Forward
       if (ended) relay.clientEnded()
     },
     (err) => {
-      const why = describe(err)
+      const why = describeDialError(err)
       ctx.log.warn('upstream unreachable', { endpoint: ctx.endpoint, upstream: ctx.upstream.text, error: why, code: CODES.UPSTREAM_REFUSED })
       if (closed) return
       if (ctx.kind !== 'http') return stream.terminate(MuxError.STREAM_REFUSED)
@@ -202,16 +203,8 @@ function answerBadGateway(stream: MuxStream, early: Uint8Array[], ended: boolean
     clearTimeout(timer)
     const headText = new TextDecoder().decode(head.subarray(0, HEAD_LIMIT))
     const accept = /^accept:\s*(.*)$/im.exec(headText)?.[1] ?? ''
-    const message = `The warren agent could not reach the upstream ${upstream}: ${why}.`
-    const json = /application\/json/i.test(accept)
-    const body = json
-      ? JSON.stringify({ error: { code: CODES.UPSTREAM_REFUSED, message, upstream } })
-      : `<!doctype html><html><head><meta charset="utf-8"><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1><p>${escapeHtml(message)}</p><p><code>${CODES.UPSTREAM_REFUSED}</code></p></body></html>\n`
-    const bytes = new TextEncoder().encode(body)
+    const [responseHead, bytes] = errorResponse(502, accept, { message: `The warren agent could not reach the upstream ${upstream}: ${why}.`, upstream })
     const writer = new StreamWriter(stream)
-    const responseHead = new TextEncoder().encode(
-      `HTTP/1.1 502 Bad Gateway\r\ncontent-type: ${json ? 'application/json' : 'text/html; charset=utf-8'}\r\ncontent-length: ${bytes.length}\r\nconnection: close\r\ncache-control: no-store\r\n\r\n`,
-    )
     observer?.upstream(responseHead)
     observer?.upstream(bytes)
     writer.write(responseHead)
@@ -232,6 +225,26 @@ function answerBadGateway(stream: MuxStream, early: Uint8Array[], ended: boolean
 }
 
 const CRLF2 = new TextEncoder().encode('\r\n\r\n')
+
+const REASONS: Record<number, string> = { 400: 'Bad Request', 431: 'Request Header Fields Too Large', 501: 'Not Implemented', 502: 'Bad Gateway' }
+
+/**
+ * The agent's own error answer (head, then body; `connection: close`): JSON when `accept` asks for
+ * it, else an HTML page, both carrying `code` (default: the upstream could not be reached).
+ */
+export function errorResponse(status: number, accept: string, options: { message: string; upstream: string; code?: string }): [Uint8Array, Uint8Array] {
+  const code = options.code ?? CODES.UPSTREAM_REFUSED
+  const reason = REASONS[status] ?? 'Error'
+  const json = /application\/json/i.test(accept)
+  const body = json
+    ? JSON.stringify({ error: { code, message: options.message, upstream: options.upstream } })
+    : `<!doctype html><html><head><meta charset="utf-8"><title>${status} ${reason}</title></head><body><h1>${status} ${reason}</h1><p>${escapeHtml(options.message)}</p><p><code>${code}</code></p></body></html>\n`
+  const bytes = new TextEncoder().encode(body)
+  const head = new TextEncoder().encode(
+    `HTTP/1.1 ${status} ${reason}\r\ncontent-type: ${json ? 'application/json' : 'text/html; charset=utf-8'}\r\ncontent-length: ${bytes.length}\r\nconnection: close\r\ncache-control: no-store\r\n\r\n`,
+  )
+  return [head, bytes]
+}
 
 function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`)

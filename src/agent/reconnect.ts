@@ -5,6 +5,8 @@ import { MuxError } from '../tunnel/proto/frame.ts'
 import { TunnelClient, TunnelError, type ProxyHeader } from './client.ts'
 import { HttpTap, type CaptureStore } from '../inspect/capture.ts'
 import { FileServers, forwardStream, type ConnectionDone } from './forward.ts'
+import { forwardHttp2, Http2Sessions } from './http2-upstream.ts'
+import { TlsTerminators } from './tls-termination.ts'
 
 /** Which side sent a connection's last bytes, and when: tells idle keep-alive connections from busy ones. */
 interface Activity {
@@ -76,6 +78,8 @@ export class Agent {
   readonly #o: AgentOptions
   readonly #log: Logger
   readonly #files = new FileServers()
+  readonly #http2 = new Http2Sessions()
+  readonly #terminators: TlsTerminators
   readonly #states: EndpointState[]
   #client: TunnelClient | undefined
   #resume: { clientId: string; cookie: string } | undefined
@@ -90,6 +94,7 @@ export class Agent {
   constructor(options: AgentOptions) {
     this.#o = options
     this.#log = options.log
+    this.#terminators = new TlsTerminators(options.log)
     this.#states = options.endpoints.map((spec) => ({ spec, id: '', url: '', online: false }))
   }
 
@@ -117,6 +122,8 @@ export class Agent {
    * an unreachable edge is retried with backoff until `signal` aborts.
    */
   async start(signal?: AbortSignal): Promise<readonly EndpointState[]> {
+    // Agent-side TLS terminators listen before the first connection can arrive.
+    for (const { spec } of this.#states) if (spec.tlsTermination) await this.#terminators.start(spec.tlsTermination, spec.upstream, spec.name)
     let attempt = 0
     for (;;) {
       try {
@@ -126,6 +133,7 @@ export class Agent {
         if ((err instanceof TunnelError && err.fatal) || this.#o.retryStart === false || !(err instanceof TunnelError)) {
           this.#client?.terminate()
           this.#client = undefined
+          this.#terminators.dispose()
           throw err
         }
         if (signal?.aborted || this.#stopping) throw err
@@ -155,6 +163,8 @@ export class Agent {
     // A reconnect that completed while we were stopping: say goodbye on it too.
     if (this.#client && !this.#client.isClosed) this.#client.close()
     this.#files.dispose()
+    this.#http2.dispose()
+    this.#terminators.dispose()
   }
 
   /**
@@ -262,11 +272,14 @@ export class Agent {
     const release = () => {
       if (this.#open.delete(key)) tap?.close()
     }
-    forwardStream(stream, rest, {
+    const spec = state.spec
+    const forward = spec.upstreamProtocol === 'http2' ? forwardHttp2 : forwardStream
+    forward(stream, rest, {
       endpoint: state.url,
-      kind: state.spec.kind,
-      upstream: state.spec.upstream,
+      kind: spec.kind,
+      upstream: spec.tlsTermination ? this.#terminators.upstreamFor(spec.tlsTermination) : spec.upstream,
       files: this.#files,
+      sessions: this.#http2,
       log: this.#log,
       clientAddr: header.ClientAddr,
       onDone: (done) => {

@@ -1,5 +1,9 @@
 import type { Scheme } from '../config/url.ts'
+import type { AgentTlsTermination } from './tls-termination.ts'
 import type { EndpointKind, Upstream } from './upstream.ts'
+
+/** HTTP version the agent speaks to an HTTP endpoint's upstream (ngrok's `upstream.protocol`). */
+export type UpstreamProtocol = 'http1' | 'http2'
 
 /**
  * One endpoint the agent runs, whether it came from flags (`warren http 8080 --url …`) or from a
@@ -16,6 +20,13 @@ export interface EndpointSpec {
   bindings: string[]
   poolingEnabled: boolean
   upstream: Upstream
+  /**
+   * `http2`: the agent reads the HTTP/1.1 requests the edge sends and forwards them as HTTP/2 (h2c
+   * with prior knowledge, or TLS with ALPN h2 for https:// upstreams). Default `http1`: bytes pass through.
+   */
+  upstreamProtocol?: UpstreamProtocol
+  /** tls:// endpoints: the agent terminates the client's TLS with this certificate and forwards plaintext. */
+  tlsTermination?: AgentTlsTermination
   /** PROXY protocol header the edge puts in front of each connection for the upstream (0: none). */
   proxyProtocol: 0 | 1 | 2
   /** Traffic policy as JSON text (the edge enforces it). */

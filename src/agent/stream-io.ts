@@ -9,6 +9,10 @@ export class StreamWriter {
   readonly #stream: MuxStream
   #queue: Uint8Array[] = []
   #ending = false
+  #queued = 0
+  #waiting = false
+  /** Called when the queue empties after a write that could not go out at once (resume the producer). */
+  onflushed: () => void = () => {}
 
   constructor(stream: MuxStream) {
     this.#stream = stream
@@ -18,7 +22,13 @@ export class StreamWriter {
   write(data: Uint8Array | string): void {
     const bytes = typeof data === 'string' ? new TextEncoder().encode(data) : data
     this.#queue.push(bytes)
+    this.#queued += bytes.length
     this.#flush()
+  }
+
+  /** Bytes written but not yet taken by the stream (its window or the connection is full). */
+  get queued(): number {
+    return this.#queued
   }
 
   end(): void {
@@ -30,11 +40,17 @@ export class StreamWriter {
     while (this.#queue.length) {
       const chunk = this.#queue[0]!
       const n = this.#stream.write(chunk)
+      this.#queued -= n
       if (n < chunk.length) {
         this.#queue[0] = chunk.subarray(n)
+        this.#waiting = true
         return
       }
       this.#queue.shift()
+    }
+    if (this.#waiting) {
+      this.#waiting = false
+      this.onflushed()
     }
     if (this.#ending) this.#stream.end()
   }

@@ -137,3 +137,15 @@ export function parseUpstream(raw: string | number, options: UpstreamOptions): U
     kind === 'http' ? `${tls ? 'https' : 'http'}://${hostText(host)}:${port}` : `${tls ? 'tls://' : ''}${hostText(host)}:${port}`
   return { kind: 'net', host: host.toLowerCase(), port, tls, verify, text: display }
 }
+
+/**
+ * The Host an upstream expects (`--host-header rewrite`): its host, with the port unless it is the
+ * scheme's default (`localhost:8080`, `api.lan`, `[::1]:9000`); `localhost` for sockets and files.
+ *
+ * @example upstreamHost(parseUpstream('8080', { endpoint: 'http' })) // 'localhost:8080'
+ */
+export function upstreamHost(up: Upstream): string {
+  if (up.kind !== 'net') return 'localhost'
+  const defaultPort = up.tls ? 443 : 80
+  return up.port === defaultPort ? hostText(up.host) : `${hostText(up.host)}:${up.port}`
+}

@@ -21,9 +21,9 @@ import { startInspector } from '../inspect/server.ts'
 const ENDPOINT_USAGE =
   '[--url URL] [--binding public|internal] [--pooling-enabled] [--traffic-policy-file FILE] [--authtoken TOKEN] [--server-addr HOST:PORT] [--server-ca FILE] [--upstream-tls-verify] [--upstream-proxy-protocol 1|2] [--name N] [--description D] [--metadata M] [--config FILE]... [--log stdout|stderr|false|FILE] [--log-format json|logfmt|term] [--log-level L] [--web-addr HOST:PORT|false] [--inspect=false]'
 
-export const HTTP_USAGE = `warren http <port|host:port|http(s)://…|file:///path|unix:/path> ${ENDPOINT_USAGE} [--domain NAME] [--basic-auth USER:PASS]... [--request-header-add 'NAME: VALUE']... [--request-header-remove NAME]... [--response-header-add|--response-header-remove …]... [--cidr-allow CIDR]... [--cidr-deny CIDR]... [--scheme http|https]...`
+export const HTTP_USAGE = `warren http <port|host:port|http(s)://…|file:///path|unix:/path> ${ENDPOINT_USAGE} [--domain NAME] [--basic-auth USER:PASS]... [--request-header-add 'NAME: VALUE']... [--request-header-remove NAME]... [--response-header-add|--response-header-remove …]... [--cidr-allow CIDR]... [--cidr-deny CIDR]... [--scheme http|https]... [--upstream-protocol http1|http2] [--host-header rewrite|HOST]`
 export const TCP_USAGE = `warren tcp <port|host:port|unix:/path> ${ENDPOINT_USAGE} [--remote-addr HOST:PORT] [--cidr-allow CIDR]... [--cidr-deny CIDR]...`
-export const TLS_USAGE = `warren tls <port|host:port|unix:/path> ${ENDPOINT_USAGE} [--domain NAME] [--cidr-allow CIDR]... [--cidr-deny CIDR]...`
+export const TLS_USAGE = `warren tls <port|host:port|unix:/path> ${ENDPOINT_USAGE} [--domain NAME] [--cidr-allow CIDR]... [--cidr-deny CIDR]... [--crt FILE --key FILE]`
 export const START_USAGE =
   'warren start [NAME...] [--all] [--config FILE]... [--authtoken TOKEN] [--server-addr HOST:PORT] [--server-ca FILE] [--log stdout|stderr|false|FILE] [--log-format json|logfmt|term] [--log-level L] [--web-addr HOST:PORT|false] [--inspect=false]'
 export const CONFIG_USAGE = 'warren config check [--config FILE]... | add-authtoken TOKEN [--config FILE] | add-server HOST:PORT [--server-ca FILE] [--config FILE]'
@@ -153,7 +153,7 @@ function endpointCommand(kind: EndpointKind) {
 export const httpCommand = endpointCommand('http')
 /** `warren tcp <upstream>`: a tcp:// endpoint (the edge picks a port of the account's range). */
 export const tcpCommand = endpointCommand('tcp')
-/** `warren tls <upstream>`: a tls:// endpoint; the client's TLS passes through to the upstream. */
+/** `warren tls <upstream>`: a tls:// endpoint; the client's TLS passes through to the upstream, or is terminated by the agent (`--crt`/`--key`). */
 export const tlsCommand = endpointCommand('tls')
 
 /** `warren start [names…|--all]`: the endpoints of the config file(s). */

@@ -37,7 +37,7 @@ export const COMMANDS: readonly Command[] = [
   },
   { name: 'http', usage: HTTP_USAGE, short: 'agent: open an http(s) endpoint on an edge and forward it to a local upstream', run: httpCommand },
   { name: 'tcp', usage: TCP_USAGE, short: 'agent: open a tcp endpoint on an edge and forward it to a local upstream', run: tcpCommand },
-  { name: 'tls', usage: TLS_USAGE, short: 'agent: open a tls endpoint (passthrough) on an edge and forward it to a local upstream', run: tlsCommand },
+  { name: 'tls', usage: TLS_USAGE, short: 'agent: open a tls endpoint (passthrough, or terminated by the agent with --crt/--key) on an edge and forward it to a local upstream', run: tlsCommand },
   { name: 'start', usage: START_USAGE, short: 'agent: start endpoints from an ngrok-v3-style config file', run: startCommand },
   { name: 'config', usage: CONFIG_USAGE, short: 'agent config file: check, add-authtoken, add-server', run: configCommand },
   { name: 'api', usage: API_USAGE, short: 'call the REST API: endpoints list|get|create|update|delete, status (JSON out)', run: apiCommand },
