@@ -12,6 +12,11 @@ export interface TunnelTarget {
   connect(clientAddr: string): Promise<MuxStream | undefined>
   /** PROXY protocol version the agent asked for (0 = none). */
   readonly proxyProtocol: 0 | 1 | 2
+  /**
+   * The agent's session is up: false while the agent reconnects (its URL is reserved) and as soon as
+   * its session closes or starts closing. A pool passes over members that are not online.
+   */
+  readonly online: boolean
 }
 
 /** An endpoint in the table: cloud (from policies/) or, later, agent (from a tunnel session). */

@@ -52,6 +52,10 @@ class AgentTunnel implements TunnelTarget {
     this.#waitMs = init.waitMs
   }
 
+  get online(): boolean {
+    return this.session !== undefined && !this.session.mux.closed
+  }
+
   /** Wakes connections waiting for the agent (it reconnected, or a stream slot freed). */
   wake(): void {
     for (const w of this.#waiters.splice(0)) w()
