@@ -1,5 +1,7 @@
 import type { TunnelTarget } from '../endpoints/endpoint.ts'
-import type { H1Connection, H1Origin, H1Socket } from './h1/pool.ts'
+import { MuxError } from '../tunnel/proto/frame.ts'
+import type { MuxStream } from '../tunnel/mux.ts'
+import type { H1CloseReason, H1Connection, H1Origin, H1Socket } from './h1/pool.ts'
 
 const origins = new WeakMap<TunnelTarget, H1Origin>()
 let nextKey = 0
@@ -46,5 +48,18 @@ async function dialTunnel(tunnel: TunnelTarget, conn: H1Connection, clientAddr: 
       clearTimeout(timer)
       if (seconds > 0) timer = setTimeout(() => conn.handleTimeout(), seconds * 1000)
     },
+    closeReason: () => streamCloseReason(stream),
+  }
+}
+
+/** A muxado RST with StreamRefused means the agent declined the stream before reading it (HTTP/2's REFUSED_STREAM). */
+export function streamCloseReason(stream: MuxStream): H1CloseReason | undefined {
+  switch (stream.closeCause) {
+    case 'reset':
+      return stream.resetCode === MuxError.STREAM_REFUSED ? 'refused' : 'reset'
+    case 'session':
+      return 'session closed'
+    default:
+      return undefined
   }
 }
