@@ -153,6 +153,16 @@ describe('MuxSession', () => {
     expect(s.closeCause).toBe('ended')
   })
 
+  test('a stream close handler that opens another stream while the session ends gets none', () => {
+    const h = harness()
+    const s = h.session.open()!
+    let reopened: MuxStream | undefined | 'not called' = 'not called'
+    s.onclose = () => (reopened = h.session.open())
+    h.session.transportClosed()
+    expect(reopened).toBeUndefined()
+    expect(h.session.closed).toBe(true)
+  })
+
   test.each([
     { desc: "the peer's RST gives its code", close: (h: ReturnType<typeof harness>, s: MuxStream) => h.session.feed(encodeReset(s.id, MuxError.STREAM_REFUSED)), cause: 'reset', code: MuxError.STREAM_REFUSED },
     { desc: 'our own reset', close: (_h: ReturnType<typeof harness>, s: MuxStream) => s.terminate(), cause: 'terminated', code: undefined },

@@ -362,8 +362,10 @@ export class MuxSession {
 
   #end(reason: CloseReason): void {
     if (this.#closed) return
-    for (const stream of [...this.#streams.values()]) stream.sessionClosed()
+    // Closed first: a stream's close handler that opens another (a retry) must get undefined, not a
+    // stream on a dead transport that nothing would ever close.
     this.#closed = true
+    for (const stream of [...this.#streams.values()]) stream.sessionClosed()
     this.#handlers.onClose(reason)
   }
 }
