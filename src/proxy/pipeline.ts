@@ -119,23 +119,25 @@ export function createPipeline(options: PipelineOptions) {
     let endpoint = pool.pick()
     let next: Endpoint | undefined
     let retried: AttemptFailure | undefined
-    /** The tunnel forward asks this before answering a failure; true when `next` should get the request. */
-    const retry = (from: Endpoint, failure: AttemptFailure): boolean => {
-      if (!replay || tried.size > POOL_RETRIES || !mayRetry(req.method, failure)) return false
-      next = pool.pickOther(tried)
-      if (!next) return false
-      retried = failure
-      options.poolRetries?.count(from.urlText, failure.reason)
-      log.warn('pool member failed before answering; retrying on another member', {
-        endpoint: from.urlText,
-        member: from.id,
-        retry_member: next.id,
-        reason: failure.reason,
-        request_sent: !failure.unsent,
-        method: req.method,
-        path: url.pathname,
-      })
-      return true
+    const retry: PoolRetry = {
+      possible: () => replay !== undefined && tried.size <= POOL_RETRIES && pool.members.some((m) => !tried.has(m) && (m.tunnel?.online ?? true)),
+      take(from, failure) {
+        if (!replay || tried.size > POOL_RETRIES || !mayRetry(req.method, failure)) return false
+        next = pool.pickOther(tried)
+        if (!next) return false
+        retried = failure
+        options.poolRetries?.count(from.urlText, failure.reason)
+        log.warn('pool member failed before answering; retrying on another member', {
+          endpoint: from.urlText,
+          member: from.id,
+          retry_member: next.id,
+          reason: failure.reason,
+          request_sent: !failure.unsent,
+          method: req.method,
+          path: url.pathname,
+        })
+        return true
+      },
     }
 
     let ex: HttpExchange
@@ -239,11 +241,15 @@ interface RequestScope {
   timeoutMs: number
   /** A websocket handshake from the client (side requests never are). */
   websocket: boolean
-  /**
-   * Asked when the agent of the endpoint the request entered by failed before answering; true when
-   * another pool member should take the request instead (see pool-retry.ts).
-   */
-  retry?: (from: Endpoint, failure: AttemptFailure) => boolean
+  /** Set on the request's entry pool: another member may take a request its agent failed (pool-retry.ts). */
+  retry?: PoolRetry
+}
+
+interface PoolRetry {
+  /** Another online member could take the request if this attempt fails: do not wait for this one's agent. */
+  possible(): boolean
+  /** Asked when the agent failed before answering; true when another member takes the request instead. */
+  take(from: Endpoint, failure: AttemptFailure): boolean
 }
 
 const defaultPorts = new WeakMap<EndpointTable, Map<string, number | undefined>>()
@@ -372,14 +378,15 @@ async function serveEndpoint(endpoint: Endpoint, ex: HttpExchange, scope: Reques
       }
     } else {
       // Only the entry endpoint retries: it is the pool the client chose; internal hops answer as they are.
-      const retry = chain.length === 0 ? scope.retry : undefined
+      const retry = chain.length === 0 && scope.retry?.possible() ? scope.retry : undefined
       // Its session closed after the pick (during the policy): another member gets it without a wait.
-      if (retry && !endpoint.tunnel.online && retry(endpoint, { unsent: true, reason: 'session closed' })) return retryMarker()
+      if (retry && !endpoint.tunnel.online && retry.take(endpoint, { unsent: true, reason: 'session closed' })) return retryMarker()
+      const origin = tunnelOrigin(endpoint.tunnel, `${ex.conn.serverIp}:${ex.conn.serverPort}`, retry ? { wait: false } : {})
       try {
-        response = await sendH1(ex, tunnelOrigin(endpoint.tunnel, `${ex.conn.serverIp}:${ex.conn.serverPort}`), ex.body ?? null, { timeoutMs: scope.timeoutMs })
+        response = await sendH1(ex, origin, ex.body ?? null, { timeoutMs: scope.timeoutMs })
       } catch (err) {
         const failure = retry && attemptFailure(err)
-        if (failure && retry(endpoint, failure)) return retryMarker()
+        if (failure && retry.take(endpoint, failure)) return retryMarker()
         response = h1FailureResponse(err, ex.headers.get('accept'))
       }
       rewriteLocation(response.headers, ex.headers.get('host'), scope)

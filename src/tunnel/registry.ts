@@ -61,8 +61,8 @@ class AgentTunnel implements TunnelTarget {
     for (const w of this.#waiters.splice(0)) w()
   }
 
-  async connect(clientAddr: string): Promise<MuxStream | undefined> {
-    const deadline = Date.now() + this.#waitMs
+  async connect(clientAddr: string, options: { wait?: boolean } = {}): Promise<MuxStream | undefined> {
+    const deadline = Date.now() + (options.wait === false ? 0 : this.#waitMs)
     for (;;) {
       const session = this.session
       if (session && !session.mux.closed) {

@@ -153,6 +153,8 @@ class Exchange implements ConnectionSink {
   #conn: H1Connection | null = null
   /** `written` of the connection when this exchange took it: more means the request went out. */
   #writtenAtStart = 0
+  /** The request went out on a connection before a stale-connection retry. */
+  #sentBefore = false
   #settled = false
   #retried = false
   #phase = HEAD
@@ -196,10 +198,10 @@ class Exchange implements ConnectionSink {
     this.#pool.connect(this.#init.origin).then(
       (conn) => {
         if (this.#settled) this.#pool.release(conn)
-        else if (conn.closed) this.#failHead(refused(new Error('closed while connecting')))
+        else if (conn.closed) this.#failHead(refused(new Error('closed while connecting'), { requestSent: this.#sentBefore }))
         else this.#attach(conn)
       },
-      (err: unknown) => this.#failHead(refused(err)),
+      (err: unknown) => this.#failHead(refused(err, { requestSent: this.#sentBefore })),
     )
   }
 
@@ -281,11 +283,12 @@ class Exchange implements ConnectionSink {
     if (this.#phase === HEAD) {
       if (!this.#gotBytes && this.#canRetry()) {
         this.#retried = true
+        this.#sentBefore = this.#conn!.written > this.#writtenAtStart
         this.#conn = null
         this.#dial()
       } else if (!this.#gotBytes) {
         const conn = this.#conn
-        const requestSent = conn !== null && conn.written > this.#writtenAtStart
+        const requestSent = this.#sentBefore || (conn !== null && conn.written > this.#writtenAtStart)
         this.#failHead(refused(error ?? new Error('closed before answering'), { requestSent, closeReason: conn?.socket?.closeReason?.() }))
       }
       else this.#failHead(invalid('the connection closed inside the response head', error))
