@@ -436,6 +436,21 @@ describe('h1Request() against raw upstreams', () => {
     expect(pool.opened).toBe(2)
   })
 
+  test('a stale-connection retry that cannot connect still reports that the request went out', async () => {
+    // The upstream takes the second request, then goes away entirely: the retry's connect is refused.
+    const up = raw((req, s) => {
+      const earlier = up.requests.filter((r) => r.conn === req.conn).length
+      if (earlier > 1) up.stop()
+      else s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok')
+    })
+    const pool = newPool()
+    expect(await (await h1Request(pool, init(up.port))).text()).toBe('ok')
+    const err = await failure(h1Request(pool, init(up.port)))
+    expect(err).toBeInstanceOf(UpstreamRefused)
+    expect(up.requests.length).toBe(2)
+    expect((err as UpstreamRefused).requestSent).toBe(true)
+  })
+
   test('a stale connection is not retried for a non-idempotent request', async () => {
     const up = raw((req, s) => {
       const earlier = up.requests.filter((r) => r.conn === req.conn).length

@@ -153,8 +153,9 @@ class Exchange implements ConnectionSink {
   #conn: H1Connection | null = null
   /** `written` of the connection when this exchange took it: more means the request went out. */
   #writtenAtStart = 0
-  /** The request went out on a connection before a stale-connection retry. */
+  /** The request went out on a connection before a stale-connection retry, and why that one closed. */
   #sentBefore = false
+  #lostBefore: H1CloseReason | undefined
   #settled = false
   #retried = false
   #phase = HEAD
@@ -198,10 +199,10 @@ class Exchange implements ConnectionSink {
     this.#pool.connect(this.#init.origin).then(
       (conn) => {
         if (this.#settled) this.#pool.release(conn)
-        else if (conn.closed) this.#failHead(refused(new Error('closed while connecting'), { requestSent: this.#sentBefore }))
+        else if (conn.closed) this.#failHead(refused(new Error('closed while connecting'), { requestSent: this.#sentBefore, closeReason: this.#lostBefore }))
         else this.#attach(conn)
       },
-      (err: unknown) => this.#failHead(refused(err, { requestSent: this.#sentBefore })),
+      (err: unknown) => this.#failHead(refused(err, { requestSent: this.#sentBefore, closeReason: this.#lostBefore })),
     )
   }
 
@@ -284,12 +285,13 @@ class Exchange implements ConnectionSink {
       if (!this.#gotBytes && this.#canRetry()) {
         this.#retried = true
         this.#sentBefore = this.#conn!.written > this.#writtenAtStart
+        this.#lostBefore = this.#conn!.socket?.closeReason?.()
         this.#conn = null
         this.#dial()
       } else if (!this.#gotBytes) {
         const conn = this.#conn
         const requestSent = this.#sentBefore || (conn !== null && conn.written > this.#writtenAtStart)
-        this.#failHead(refused(error ?? new Error('closed before answering'), { requestSent, closeReason: conn?.socket?.closeReason?.() }))
+        this.#failHead(refused(error ?? new Error('closed before answering'), { requestSent, closeReason: conn?.socket?.closeReason?.() ?? this.#lostBefore }))
       }
       else this.#failHead(invalid('the connection closed inside the response head', error))
     } else if (this.#phase === BODY) {
