@@ -199,7 +199,8 @@ class Exchange implements ConnectionSink {
     this.#pool.connect(this.#init.origin).then(
       (conn) => {
         if (this.#settled) this.#pool.release(conn)
-        else if (conn.closed) this.#failHead(refused(new Error('closed while connecting'), { requestSent: this.#sentBefore, closeReason: this.#lostBefore }))
+        else if (conn.closed)
+          this.#failHead(refused(new Error('closed while connecting'), { requestSent: this.#sentBefore, closeReason: conn.socket?.closeReason?.() ?? this.#lostBefore }))
         else this.#attach(conn)
       },
       (err: unknown) => this.#failHead(refused(err, { requestSent: this.#sentBefore, closeReason: this.#lostBefore })),
