@@ -20,6 +20,7 @@ import { followAgentCertificate } from '../listeners/agent-port.ts'
 import { reloadEvent } from '../events/reload.ts'
 import type { EventSink } from '../events/types.ts'
 import { edgeMetrics } from '../metrics/edge.ts'
+import { PoolRetryStats } from '../proxy/pool-retry.ts'
 import { startEvents } from './events.ts'
 import { VERSION } from './version.ts'
 
@@ -80,6 +81,7 @@ export async function serveCommand(args: string[]): Promise<number> {
 
   // Before anything listens: a sink that cannot start (bad filter, unwritable file) is a config error.
   const events = startEvents(config)
+  const poolRetries = new PoolRetryStats()
   // Made before the first reload so it counts it; the gauges read the listeners when scraped.
   const metrics = edgeMetrics({
     bus: events.bus,
@@ -88,6 +90,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     activeConnections: () => ({ http: server.pendingRequests, tcp: tcp.activeConnections, tls: tls.activeConnections }),
     certificates: () => certs.all(),
     sinkDrops: () => events.sinks.map((s) => ({ name: s.name, dropped: s.dropped() })),
+    poolRetries: () => poolRetries.entries(),
   })
   mkdirSync(config.policiesDir, { recursive: true })
   const store = new EndpointStore()
@@ -132,6 +135,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     upstreamTimeoutMs: config.http.upstream_timeout * 1000,
     logRequests: config.log.requests && !values['no-request-log'],
     events: events.bus,
+    poolRetries,
     ...(config.http.redirect_https ? { httpsRedirectPort: config.public_ports.https ?? splitAddress(config.listen.https).port } : {}),
     ...(acme ? { acmeChallenge: acme.http01Answer } : {}),
   })
@@ -160,6 +164,7 @@ export async function serveCommand(args: string[]): Promise<number> {
       upstreamTimeoutMs: config.http.upstream_timeout * 1000,
       logRequests: config.log.requests && !values['no-request-log'],
       events: events.bus,
+      poolRetries,
     },
     ...(acme ? { acmeTlsAlpn: acme.tlsAlpnHandler } : {}),
   })

@@ -7,11 +7,17 @@ import type { MuxStream } from '../tunnel/mux.ts'
 export interface TunnelTarget {
   /**
    * Opens a proxy stream for one connection. Waits a bounded time while the agent is reconnecting or
-   * the session is at its stream cap; undefined when it cannot.
+   * the session is at its stream cap (unless `wait` is false: a pool with another member online);
+   * undefined when it cannot.
    */
-  connect(clientAddr: string): Promise<MuxStream | undefined>
+  connect(clientAddr: string, options?: { wait?: boolean }): Promise<MuxStream | undefined>
   /** PROXY protocol version the agent asked for (0 = none). */
   readonly proxyProtocol: 0 | 1 | 2
+  /**
+   * The agent's session is up: false while the agent reconnects (its URL is reserved) and as soon as
+   * its session closes or starts closing. A pool passes over members that are not online.
+   */
+  readonly online: boolean
 }
 
 /** An endpoint in the table: cloud (from policies/) or, later, agent (from a tunnel session). */

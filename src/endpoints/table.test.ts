@@ -4,7 +4,7 @@ import { EMPTY_POLICY } from '../policy/engine.ts'
 import type { Endpoint } from './endpoint.ts'
 import { EndpointTable } from './table.ts'
 
-function ep(url: string, options: { source?: string; pooling?: boolean; account?: string; port?: number } = {}): Endpoint {
+function ep(url: string, options: { source?: string; pooling?: boolean; account?: string; port?: number; tunnel?: { online: boolean } } = {}): Endpoint {
   const parsed = parseEndpointUrl(url)
   const port = parsed.port ?? options.port ?? 8080
   const urlText = formatEndpointUrl(parsed)
@@ -22,7 +22,16 @@ function ep(url: string, options: { source?: string; pooling?: boolean; account?
     metadata: undefined,
     policy: EMPTY_POLICY,
     info: { id: 'x', url: urlText, scheme: parsed.scheme, host: parsed.host, port, binding: parsed.binding },
+    ...(options.tunnel ? { tunnel: Object.assign(options.tunnel, { proxyProtocol: 0 as const, connect: async () => undefined }) } : {}),
   }
+}
+
+/** Agent members whose `online` a test flips, like a session that closes. */
+function agentPool(n: number) {
+  const states = Array.from({ length: n }, () => ({ online: true }))
+  const members = states.map((tunnel, i) => ep('http://p.example.com', { source: `agent-${i}`, pooling: true, tunnel }))
+  const { table } = EndpointTable.build(1, members)
+  return { pool: table.lookup(pub('p.example.com'))!, states }
 }
 
 const pub = (host: string, port = 8080) => ({ account: '', binding: 'public' as const, scheme: 'http' as const, host, port })
@@ -69,6 +78,34 @@ describe('EndpointTable.build() pools', () => {
     const pool = table.lookup(pub('p.example.com'))!
     expect(pool.members.length).toBe(2)
     expect([pool.pick().source, pool.pick().source, pool.pick().source]).toEqual(['a.yml', 'b.yml', 'a.yml'])
+  })
+
+  test('pick() passes over agent members whose session is closed, at once', () => {
+    const { pool, states } = agentPool(3)
+    states[1]!.online = false
+    const picks = Array.from({ length: 6 }, () => pool.pick().source)
+    expect(picks).toEqual(['agent-0', 'agent-2', 'agent-0', 'agent-2', 'agent-0', 'agent-2'])
+    states[1]!.online = true
+    expect(new Set(Array.from({ length: 3 }, () => pool.pick().source)).size).toBe(3)
+  })
+
+  test('pick() falls back to any member when none is online (a request waits for a reconnect)', () => {
+    const { pool, states } = agentPool(2)
+    for (const s of states) s.online = false
+    expect([pool.pick().source, pool.pick().source]).toEqual(['agent-0', 'agent-1'])
+  })
+
+  test('pickOther() gives each online member at most once, then undefined', () => {
+    const { pool, states } = agentPool(3)
+    states[2]!.online = false
+    const first = pool.pick()
+    const tried = new Set([first])
+    const second = pool.pickOther(tried)!
+    expect(second).toBeDefined()
+    expect(second).not.toBe(first)
+    expect(second.source).not.toBe('agent-2')
+    tried.add(second)
+    expect(pool.pickOther(tried)).toBeUndefined()
   })
 
   test.each([

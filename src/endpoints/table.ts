@@ -6,8 +6,17 @@ import type { Endpoint } from './endpoint.ts'
 export interface Pool {
   readonly key: string
   readonly members: readonly Endpoint[]
-  /** Picks the member for the next request (round-robin). */
+  /**
+   * Picks the member for the next request (round-robin), passing over agent members whose session is
+   * closed or closing; when no member is online it picks among all of them (a request then waits
+   * for a reconnecting agent, as a lone endpoint's would).
+   */
   pick(): Endpoint
+  /**
+   * The next online member not in `tried` (round-robin), for sending a failed request again; undefined
+   * when there is none.
+   */
+  pickOther(tried: ReadonlySet<Endpoint>): Endpoint | undefined
 }
 
 export interface LookupKey {
@@ -29,15 +38,33 @@ export function endpointKey(ep: Endpoint): string {
   return keyOf({ account: ep.account, binding: ep.url.binding, scheme: ep.url.scheme, host: ep.url.host, port: ep.port })
 }
 
+/** A cloud endpoint is always there; an agent endpoint only while its session is up. */
+function isOnline(ep: Endpoint): boolean {
+  return ep.tunnel === undefined || ep.tunnel.online
+}
+
 function makePool(key: string, members: Endpoint[]): Pool {
   let next = 0
+  /** The next member from the round-robin position that `accept` takes; advances past it. */
+  function take(accept: (ep: Endpoint) => boolean): Endpoint | undefined {
+    for (let i = 0; i < members.length; i++) {
+      const at = (next + i) % members.length
+      const ep = members[at]!
+      if (!accept(ep)) continue
+      next = (at + 1) % members.length
+      return ep
+    }
+    return undefined
+  }
   return {
     key,
     members,
     pick() {
-      const ep = members[next % members.length]!
-      next = (next + 1) % members.length
-      return ep
+      if (members.length === 1) return members[0]!
+      return take(isOnline) ?? take(() => true)!
+    },
+    pickOther(tried) {
+      return take((ep) => !tried.has(ep) && isOnline(ep))
     },
   }
 }

@@ -24,6 +24,7 @@ describe('edgeMetrics()', () => {
       activeConnections: () => ({ http: 2, tcp: 3 }),
       certificates: () => [{ names: ['a.example.com', '*.example.com'], notAfter: new Date(1_900_000_000_000), source: 'dev' }],
       sinkDrops: () => [{ name: 'file:/tmp/x', dropped: 4 }],
+      poolRetries: () => [{ endpoint: 'https://p.example.com', reason: 'session closed', count: 5 }],
     })
     const conn = { client_ip: '1.2.3.4', client_port: 1, server_ip: '', server_name: 'a.example.com', server_port: 80, start_ts: '2026-01-01T00:00:00.000Z' }
     const endpoint = { id: 'ep_1', url: 'http://a.example.com', type: 'cloud' as const }
@@ -67,5 +68,6 @@ describe('edgeMetrics()', () => {
     expect(m.get('warren_certificate_expiry_timestamp_seconds{names="a.example.com,*.example.com",source="dev"}')).toBe(1_900_000_000)
     expect(m.get('warren_events_dropped_total{sink="file:/tmp/x"}')).toBe(4)
     expect(m.get('warren_events_total{type="http_request_complete.v0"}')).toBe(3)
+    expect(m.get('warren_pool_retries_total{endpoint="https://p.example.com",reason="session closed"}')).toBe(5)
   })
 })

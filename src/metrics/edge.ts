@@ -17,6 +17,8 @@ export interface EdgeMetricSources {
   certificates?: () => readonly { names: readonly string[]; notAfter: Date; source: string }[]
   /** Events each sink dropped. */
   sinkDrops?: () => readonly { name: string; dropped: number }[]
+  /** Requests sent again to another pool member, by endpoint URL and reason. */
+  poolRetries?: () => readonly { endpoint: string; reason: string; count: number }[]
 }
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
@@ -50,6 +52,7 @@ export function edgeMetrics(sources: EdgeMetricSources): Registry {
   const reloadFailures = r.add(new Counter('warren_config_reload_failures_total', 'Reloads that found an invalid file or endpoint, by reason.', ['reason']))
   const certExpiry = r.add(new Gauge('warren_certificate_expiry_timestamp_seconds', 'When each certificate expires (Unix time), by its names and source (file, dev, acme).', ['names', 'source']))
   const events = r.add(new Counter('warren_events_total', 'Events published, by type.', ['type']))
+  const poolRetries = r.add(new Counter('warren_pool_retries_total', 'HTTP requests sent again to another pool member after the first failed before answering, by endpoint URL and reason (session closed, no stream, stream refused, stream reset, stream closed).', ['endpoint', 'reason']))
   const dropped = r.add(new Counter('warren_events_dropped_total', 'Events dropped: "queue" when the event queue was full, else by sink.', ['sink']))
 
   sources.bus.tap(function countEvent(event: WarrenEvent) {
@@ -100,6 +103,7 @@ export function edgeMetrics(sources: EdgeMetricSources): Registry {
     }
     dropped.set({ sink: 'queue' }, sources.bus.dropped)
     if (sources.sinkDrops) for (const s of sources.sinkDrops()) dropped.set({ sink: s.name }, s.dropped)
+    if (sources.poolRetries) for (const p of sources.poolRetries()) poolRetries.set({ endpoint: p.endpoint, reason: p.reason }, p.count)
   })
   return r
 }

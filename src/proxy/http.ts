@@ -82,23 +82,39 @@ export async function forwardH1(
   body: ReadableStream<Uint8Array> | null,
   options: ForwardOptions,
 ): Promise<Response> {
-  stripHopHeaders(ex.headers)
-  let res: Response
   try {
-    res = await h1Request(sharedPool(), {
-      origin,
-      method: ex.method,
-      target: ex.url.pathname + ex.url.search,
-      headers: ex.headers,
-      body,
-      timeoutMs: options.timeoutMs,
-    })
+    return await sendH1(ex, origin, body, options)
   } catch (err) {
-    const accept = ex.headers.get('accept')
-    if (err instanceof WarrenError) return errorResponse(err.status ?? 502, err.code, err.message, accept)
-    return classify(err, false, accept)
+    return h1FailureResponse(err, ex.headers.get('accept'))
   }
+}
+
+/**
+ * `forwardH1` without the error page: rejects with the HTTP client's error (`UpstreamRefused` tells
+ * how far the request got), so a caller may try elsewhere before answering.
+ */
+export async function sendH1(
+  ex: HttpExchange,
+  origin: H1Origin,
+  body: ReadableStream<Uint8Array> | null,
+  options: ForwardOptions,
+): Promise<Response> {
+  stripHopHeaders(ex.headers)
+  const res = await h1Request(sharedPool(), {
+    origin,
+    method: ex.method,
+    target: ex.url.pathname + ex.url.search,
+    headers: ex.headers,
+    body,
+    timeoutMs: options.timeoutMs,
+  })
   // The client already left out hop-by-hop fields (and those Connection names).
   res.headers.delete(ERROR_CODE_HEADER)
   return res
+}
+
+/** The edge's error page for a failed `sendH1`. */
+export function h1FailureResponse(err: unknown, accept: string | null): Response {
+  if (err instanceof WarrenError) return errorResponse(err.status ?? 502, err.code, err.message, accept)
+  return classify(err, false, accept)
 }

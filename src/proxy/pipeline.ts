@@ -12,7 +12,8 @@ import { CONTINUE, type ConnInfo, type EndpointInfo, type HttpExchange, type Htt
 import { errorResponse } from './errors.ts'
 import { setForwardedHeaders } from './forwarded.ts'
 import { isWebSocketUpgrade } from './hop-headers.ts'
-import { forwardH1, forwardHttp } from './http.ts'
+import { forwardHttp, h1FailureResponse, sendH1 } from './http.ts'
+import { attemptFailure, mayRetry, POOL_RETRIES, readReplayBody, replayStream, type AttemptFailure, type PoolRetryStats, type ReplayBody } from './pool-retry.ts'
 import { tunnelOrigin } from './tunnel-http.ts'
 import { proxyWebSocket, proxyWebSocketToTunnel, type WsData } from './websocket.ts'
 
@@ -37,6 +38,8 @@ export interface PipelineOptions {
   clientAddress?: (req: Request, server: Server<WsData>) => { address: string; port: number; tls?: TlsInfo } | null
   /** Receives one `http_request_complete.v0` per request, after its response head is ready. */
   events?: EventSink
+  /** Counts requests sent again to another pool member (see pool-retry.ts). */
+  poolRetries?: PoolRetryStats
 }
 
 /** Splits a Host header into lower-case name and port (IPv6 literals in brackets kept whole). */
@@ -91,62 +94,109 @@ export function createPipeline(options: PipelineOptions) {
       if (options.logRequests) log.info('request', { host: name, method: req.method, status: 404, code: CODES.ENDPOINT_NOT_FOUND })
       return refused(req, server, started, res, name, port)
     }
-    const endpoint = pool.pick()
     const client = options.clientAddress ? options.clientAddress(req, server) : server.requestIP(req)
     const url = new URL(req.url)
     url.protocol = options.scheme + ':'
     const tls = client && 'tls' in client ? client.tls : undefined
-    const ex: HttpExchange = {
-      endpoint: endpoint.info,
-      conn: {
-        clientIp: client?.address ?? '',
-        clientPort: client?.port ?? 0,
-        serverIp: options.serverIp,
-        serverPort: options.serverPort,
-        startedAt: Date.now(),
-        ...(tls ? { tls } : {}),
-      },
-      // Bun's handler does not say which protocol a request came in on; the handshake does.
-      ...(tls?.alpn === 'h2' ? { httpVersion: 'HTTP/2.0' } : {}),
-      method: req.method,
-      url,
-      headers: new Headers(req.headers),
-      vars: {},
-      actions: {},
-      logMetadata: {},
-      body: req.body,
+    const conn: ConnInfo = {
+      clientIp: client?.address ?? '',
+      clientPort: client?.port ?? 0,
+      serverIp: options.serverIp,
+      serverPort: options.serverPort,
+      startedAt: Date.now(),
+      ...(tls ? { tls } : {}),
     }
-    const scope: RequestScope = {
-      req,
-      server,
-      hostHeader,
-      entry: endpoint.info,
-      table,
-      account: endpoint.account,
-      conn: ex.conn,
-      timeoutMs: options.upstreamTimeoutMs,
-      websocket: isWebSocketUpgrade(req.headers),
+    const websocket = isWebSocketUpgrade(req.headers)
+    // A pool may send a failed request again to another member: only a body read whole can go twice.
+    let replay: ReplayBody | undefined
+    if (pool.members.length > 1 && !websocket && pool.members.some((m) => m.tunnel)) {
+      try {
+        replay = await readReplayBody(req)
+      } catch {
+        return refused(req, server, started, errorResponse(400, CODES.BAD_REQUEST, 'The request body ended early or did not match its length.', accept), name, port)
+      }
+    }
+    // A policy may change the URL in place; a retry starts from the one the client sent.
+    const sentUrl = replay ? url.href : undefined
+    const tried = new Set<Endpoint>()
+    let endpoint = pool.pick()
+    let next: Endpoint | undefined
+    let retried: AttemptFailure | undefined
+    const retry: PoolRetry = {
+      possible: () => replay !== undefined && tried.size <= POOL_RETRIES && pool.members.some((m) => !tried.has(m) && (m.tunnel?.online ?? true)),
+      take(from, failure) {
+        if (!replay || tried.size > POOL_RETRIES || !mayRetry(req.method, failure)) return false
+        next = pool.pickOther(tried)
+        if (!next) return false
+        retried = failure
+        options.poolRetries?.count(from.urlText, failure.reason)
+        log.warn('pool member failed before answering; retrying on another member', {
+          endpoint: from.urlText,
+          member: from.id,
+          retry_member: next.id,
+          reason: failure.reason,
+          request_sent: !failure.unsent,
+          method: req.method,
+          path: url.pathname,
+        })
+        return true
+      },
     }
 
+    let ex: HttpExchange
     let response: Response
-    // Bun hands us requests, not connections: on_tcp_connect of an http(s) endpoint runs once per request.
-    const connect = endpoint.policy.on_tcp_connect.length ? await runPhase(endpoint.policy.on_tcp_connect, ex) : CONTINUE
-    if (connect.kind === 'close') response = closeConnection()
-    else if (connect.kind === 'respond') response = connect.response
-    else response = await serveEndpoint(endpoint, ex, scope, [])
+    for (;;) {
+      const first = tried.size === 0
+      tried.add(endpoint)
+      ex = {
+        endpoint: endpoint.info,
+        conn: first ? conn : { ...conn },
+        // Bun's handler does not say which protocol a request came in on; the handshake does.
+        ...(tls?.alpn === 'h2' ? { httpVersion: 'HTTP/2.0' } : {}),
+        method: req.method,
+        url: first || sentUrl === undefined ? url : new URL(sentUrl),
+        headers: new Headers(req.headers),
+        vars: {},
+        actions: {},
+        logMetadata: {},
+        body: replay ? replayStream(replay) : req.body,
+      }
+      const scope: RequestScope = {
+        req,
+        server,
+        hostHeader,
+        entry: endpoint.info,
+        table,
+        account: endpoint.account,
+        conn: ex.conn,
+        timeoutMs: options.upstreamTimeoutMs,
+        websocket,
+        retry,
+      }
+      // Bun hands us requests, not connections: on_tcp_connect of an http(s) endpoint runs once per request.
+      const connect = endpoint.policy.on_tcp_connect.length ? await runPhase(endpoint.policy.on_tcp_connect, ex) : CONTINUE
+      if (connect.kind === 'close') response = closeConnection()
+      else if (connect.kind === 'respond') response = connect.response
+      else response = await serveEndpoint(endpoint, ex, scope, [])
+      if (!RETRY.has(response) || !next) break
+      // The other member serves it from the start: its own on_tcp_connect and traffic policy run.
+      endpoint = next
+      next = undefined
+    }
 
     if (options.logRequests)
       log.info('request', {
         endpoint: endpoint.urlText,
         method: req.method,
-        path: url.pathname,
+        path: ex.url.pathname,
         status: CLOSING.has(response) ? 0 : response.status,
         duration_ms: Math.round((performance.now() - started) * 100) / 100,
         client_ip: ex.conn.clientIp,
         ...(CLOSING.has(response) ? { closed: true } : {}),
+        ...(retried ? { retried: retried.reason } : {}),
         ...(Object.keys(ex.logMetadata).length ? { metadata: ex.logMetadata } : {}),
       })
-    events?.emit(httpRequestEvent({ req, url, host: name, port, conn: ex.conn, endpoint, started, response, closed: CLOSING.has(response), logMetadata: ex.logMetadata }))
+    events?.emit(httpRequestEvent({ req, url: ex.url, host: name, port, conn: ex.conn, endpoint, started, response, closed: CLOSING.has(response), logMetadata: ex.logMetadata }))
     return response
   }
 }
@@ -155,6 +205,14 @@ export function createPipeline(options: PipelineOptions) {
 const FINAL = new WeakSet<Response>()
 /** Responses that stand for "drop the connection". */
 const CLOSING = new WeakSet<Response>()
+/** Responses that stand for "another pool member takes this request"; never sent to a client. */
+const RETRY = new WeakSet<Response>()
+
+function retryMarker(): Response {
+  const res = new Response(null, { status: 502 })
+  RETRY.add(res)
+  return res
+}
 
 /** A response that makes Bun reset the connection without writing a byte: its body errors before the first one. */
 function closeConnection(): Response {
@@ -188,6 +246,15 @@ interface RequestScope {
   timeoutMs: number
   /** A websocket handshake from the client (side requests never are). */
   websocket: boolean
+  /** Set on the request's entry pool: another member may take a request its agent failed (pool-retry.ts). */
+  retry?: PoolRetry
+}
+
+interface PoolRetry {
+  /** Another online member could take the request if this attempt fails: do not wait for this one's agent. */
+  possible(): boolean
+  /** Asked when the agent failed before answering; true when another member takes the request instead. */
+  take(from: Endpoint, failure: AttemptFailure): boolean
 }
 
 const defaultPorts = new WeakMap<EndpointTable, Map<string, number | undefined>>()
@@ -315,7 +382,18 @@ async function serveEndpoint(endpoint: Endpoint, ex: HttpExchange, scope: Reques
         return response
       }
     } else {
-      response = await forwardH1(ex, tunnelOrigin(endpoint.tunnel, `${ex.conn.serverIp}:${ex.conn.serverPort}`), ex.body ?? null, { timeoutMs: scope.timeoutMs })
+      // Only the entry endpoint retries: it is the pool the client chose; internal hops answer as they are.
+      const retry = chain.length === 0 && scope.retry?.possible() ? scope.retry : undefined
+      // Its session closed after the pick (during the policy): another member gets it without a wait.
+      if (retry && !endpoint.tunnel.online && retry.take(endpoint, { unsent: true, reason: 'session closed' })) return retryMarker()
+      const origin = tunnelOrigin(endpoint.tunnel, `${ex.conn.serverIp}:${ex.conn.serverPort}`, retry ? { wait: false } : {})
+      try {
+        response = await sendH1(ex, origin, ex.body ?? null, { timeoutMs: scope.timeoutMs })
+      } catch (err) {
+        const failure = retry && attemptFailure(err)
+        if (failure && retry.take(endpoint, failure)) return retryMarker()
+        response = h1FailureResponse(err, ex.headers.get('accept'))
+      }
       rewriteLocation(response.headers, ex.headers.get('host'), scope)
     }
     notifyUpstream(ex, response.status)

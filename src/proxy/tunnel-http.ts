@@ -1,7 +1,9 @@
 import type { TunnelTarget } from '../endpoints/endpoint.ts'
-import type { H1Connection, H1Origin, H1Socket } from './h1/pool.ts'
+import { MuxError } from '../tunnel/proto/frame.ts'
+import type { MuxStream } from '../tunnel/mux.ts'
+import type { H1CloseReason, H1Connection, H1Origin, H1Socket } from './h1/pool.ts'
 
-const origins = new WeakMap<TunnelTarget, H1Origin>()
+const origins = new WeakMap<TunnelTarget, { waiting: H1Origin; failFast: H1Origin }>()
 let nextKey = 0
 
 /**
@@ -9,23 +11,24 @@ let nextKey = 0
  * (kept alive across requests, like a TCP connection), so the edge's HTTP client and its keep-alive
  * pool work unchanged over tunnels. A stream then carries requests of several clients, so its
  * ClientAddr names the edge (`edgeAddr`); the client of each request is in X-Forwarded-For.
+ * With `wait: false` a new stream is not waited for while the agent reconnects (another pool member
+ * can take the request); both variants share one key, so they share idle streams.
  */
-export function tunnelOrigin(tunnel: TunnelTarget, edgeAddr: string): H1Origin {
-  let origin = origins.get(tunnel)
-  if (!origin) {
-    origin = {
-      hostname: 'agent',
-      port: 0,
-      key: `tunnel:${++nextKey}`,
-      dial: (conn) => dialTunnel(tunnel, conn, edgeAddr),
+export function tunnelOrigin(tunnel: TunnelTarget, edgeAddr: string, options: { wait?: boolean } = {}): H1Origin {
+  let pair = origins.get(tunnel)
+  if (!pair) {
+    const key = `tunnel:${++nextKey}`
+    pair = {
+      waiting: { hostname: 'agent', port: 0, key, dial: (conn) => dialTunnel(tunnel, conn, edgeAddr, true) },
+      failFast: { hostname: 'agent', port: 0, key, dial: (conn) => dialTunnel(tunnel, conn, edgeAddr, false) },
     }
-    origins.set(tunnel, origin)
+    origins.set(tunnel, pair)
   }
-  return origin
+  return options.wait === false ? pair.failFast : pair.waiting
 }
 
-async function dialTunnel(tunnel: TunnelTarget, conn: H1Connection, clientAddr: string): Promise<H1Socket> {
-  const stream = await tunnel.connect(clientAddr)
+async function dialTunnel(tunnel: TunnelTarget, conn: H1Connection, clientAddr: string, wait: boolean): Promise<H1Socket> {
+  const stream = await tunnel.connect(clientAddr, { wait })
   if (!stream) throw Object.assign(new Error('the agent is offline or busy'), { code: 'ECONNREFUSED' })
   let timer: ReturnType<typeof setTimeout> | undefined
   stream.ondata = (chunk) => conn.handleData(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length))
@@ -46,5 +49,18 @@ async function dialTunnel(tunnel: TunnelTarget, conn: H1Connection, clientAddr: 
       clearTimeout(timer)
       if (seconds > 0) timer = setTimeout(() => conn.handleTimeout(), seconds * 1000)
     },
+    closeReason: () => streamCloseReason(stream),
+  }
+}
+
+/** A muxado RST with StreamRefused means the agent declined the stream before reading it (HTTP/2's REFUSED_STREAM). */
+export function streamCloseReason(stream: MuxStream): H1CloseReason | undefined {
+  switch (stream.closeCause) {
+    case 'reset':
+      return stream.resetCode === MuxError.STREAM_REFUSED ? 'refused' : 'reset'
+    case 'session':
+      return 'session closed'
+    default:
+      return undefined
   }
 }

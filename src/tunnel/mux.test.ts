@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'bun:test'
 import { MuxSession, type MuxStream } from './mux.ts'
-import { encodeFrame, encodeGoAway, encodeWindowIncrement, Flag, FrameReader, FrameType, INITIAL_WINDOW, MuxError } from './proto/frame.ts'
+import { encodeFrame, encodeGoAway, encodeReset, encodeWindowIncrement, Flag, FrameReader, FrameType, INITIAL_WINDOW, MuxError } from './proto/frame.ts'
 
 /** A session wired to an in-memory transport that records what it wrote. */
 function harness(options: { maxLocalStreams?: number; accept?: number } = {}) {
@@ -150,5 +150,33 @@ describe('MuxSession', () => {
     expect(s.closed).toBe(false)
     s.end()
     expect(s.closed).toBe(true)
+    expect(s.closeCause).toBe('ended')
+  })
+
+  test('a stream close handler that opens another stream while the session ends gets none', () => {
+    const h = harness()
+    const s = h.session.open()!
+    let reopened: MuxStream | undefined | 'not called' = 'not called'
+    s.onclose = () => (reopened = h.session.open())
+    h.session.transportClosed()
+    expect(reopened).toBeUndefined()
+    expect(h.session.closed).toBe(true)
+  })
+
+  test.each([
+    { desc: "the peer's RST gives its code", close: (h: ReturnType<typeof harness>, s: MuxStream) => h.session.feed(encodeReset(s.id, MuxError.STREAM_REFUSED)), cause: 'reset', code: MuxError.STREAM_REFUSED },
+    { desc: 'our own reset', close: (_h: ReturnType<typeof harness>, s: MuxStream) => s.terminate(), cause: 'terminated', code: undefined },
+    { desc: 'the session ending', close: (h: ReturnType<typeof harness>) => h.session.transportClosed(), cause: 'session', code: undefined },
+  ])('closeCause tells why a stream closed: $desc', ({ close, cause, code }) => {
+    const h = harness()
+    const s = h.session.open()!
+    s.write(new TextEncoder().encode('request'))
+    expect(s.closeCause).toBeUndefined()
+    let closes = 0
+    s.onclose = () => closes++
+    close(h, s)
+    expect(closes).toBe(1)
+    expect(s.closeCause).toBe(cause as 'reset')
+    expect(s.resetCode).toBe(code as number)
   })
 })

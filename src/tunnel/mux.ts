@@ -26,6 +26,12 @@ const MAX_DATA_FRAME = 64 * 1024
 const SESSION_HIGH_WATER = 4 * 1024 * 1024
 
 /**
+ * Why a stream closed: both FINs (`ended`), our own reset (`terminated`), the peer's RST (`reset`,
+ * with its code in `resetCode`), or the session ending under it (`session`).
+ */
+export type StreamCloseCause = 'ended' | 'terminated' | 'reset' | 'session'
+
+/**
  * One muxado stream, shaped like a Bun socket (`write` returns what it took, `drain` says when to
  * write again, `pause`/`resume` stop crediting the peer) so the TCP relay can use it unchanged.
  */
@@ -41,6 +47,8 @@ export class MuxStream {
   #localEnded = false
   #remoteEnded = false
   #closed = false
+  #closeCause: StreamCloseCause | undefined
+  #resetCode: number | undefined
 
   ondata: (chunk: Uint8Array) => void = () => {}
   ondrain: () => void = () => {}
@@ -57,6 +65,16 @@ export class MuxStream {
 
   get closed(): boolean {
     return this.#closed
+  }
+
+  /** Why the stream closed; undefined while it is open. */
+  get closeCause(): StreamCloseCause | undefined {
+    return this.#closeCause
+  }
+
+  /** The error code of the peer's RST (`MuxError`), when it reset the stream. */
+  get resetCode(): number | undefined {
+    return this.#resetCode
   }
 
   /** Sends as much of `chunk` as the peer's window and the connection allow; returns the bytes taken. */
@@ -84,14 +102,14 @@ export class MuxStream {
     if (this.#closed || this.#localEnded) return
     this.#localEnded = true
     this.#send(FrameType.DATA, Flag.FIN)
-    if (this.#remoteEnded) this.#finish()
+    if (this.#remoteEnded) this.#finish('ended')
   }
 
   /** Resets the stream (RST) and forgets it. */
   terminate(code: number = MuxError.STREAM_CANCELLED): void {
     if (this.#closed) return
     this.#session.write(encodeReset(this.id, code))
-    this.#finish()
+    this.#finish('terminated')
   }
 
   /** Stops crediting the peer: it can send at most what is left of the window. */
@@ -135,7 +153,7 @@ export class MuxStream {
         if (frame.flags & Flag.FIN) {
           this.#remoteEnded = true
           this.onend()
-          if (this.#localEnded) this.#finish()
+          if (this.#localEnded) this.#finish('ended')
         }
         return
       }
@@ -148,7 +166,8 @@ export class MuxStream {
         return
       }
       case FrameType.RST:
-        this.#finish()
+        this.#resetCode = frame.body.length >= 4 ? readU32(frame.body) : undefined
+        this.#finish('reset')
         return
     }
   }
@@ -166,12 +185,13 @@ export class MuxStream {
 
   /** @internal */
   sessionClosed(): void {
-    this.#finish()
+    this.#finish('session')
   }
 
-  #finish(): void {
+  #finish(cause: StreamCloseCause): void {
     if (this.#closed) return
     this.#closed = true
+    this.#closeCause = cause
     this.#session.forget(this)
     this.onclose()
   }
@@ -342,8 +362,10 @@ export class MuxSession {
 
   #end(reason: CloseReason): void {
     if (this.#closed) return
-    for (const stream of [...this.#streams.values()]) stream.sessionClosed()
+    // Closed first: a stream's close handler that opens another (a retry) must get undefined, not a
+    // stream on a dead transport that nothing would ever close.
     this.#closed = true
+    for (const stream of [...this.#streams.values()]) stream.sessionClosed()
     this.#handlers.onClose(reason)
   }
 }

@@ -52,13 +52,17 @@ class AgentTunnel implements TunnelTarget {
     this.#waitMs = init.waitMs
   }
 
+  get online(): boolean {
+    return this.session !== undefined && !this.session.mux.closed
+  }
+
   /** Wakes connections waiting for the agent (it reconnected, or a stream slot freed). */
   wake(): void {
     for (const w of this.#waiters.splice(0)) w()
   }
 
-  async connect(clientAddr: string): Promise<MuxStream | undefined> {
-    const deadline = Date.now() + this.#waitMs
+  async connect(clientAddr: string, options: { wait?: boolean } = {}): Promise<MuxStream | undefined> {
+    const deadline = Date.now() + (options.wait === false ? 0 : this.#waitMs)
     for (;;) {
       const session = this.session
       if (session && !session.mux.closed) {

@@ -1,6 +1,6 @@
 import { afterAll, afterEach, describe, expect, test } from 'bun:test'
 import { CODES, WarrenError } from '../../lib/errors.ts'
-import { h1Request, type H1RequestInit } from './client.ts'
+import { h1Request, UpstreamRefused, type H1RequestInit } from './client.ts'
 import { H1ParseError } from './parse.ts'
 import { H1Pool, originOf } from './pool.ts'
 import { digestStream, patternStream, rawUpstream, type RawUpstream } from './test-upstream.ts'
@@ -384,12 +384,25 @@ describe('h1Request() against raw upstreams', () => {
     const err = await failure(h1Request(newPool(), init(port)))
     expect(err.code).toBe(CODES.UPSTREAM_REFUSED)
     expect(err.status).toBe(502)
+    // Nothing went out: a caller may send the request elsewhere whatever its method.
+    expect(err).toBeInstanceOf(UpstreamRefused)
+    expect((err as UpstreamRefused).requestSent).toBe(false)
   })
 
-  test('a connection closed before any answer fails with UPSTREAM_REFUSED', async () => {
+  test('a connection closed before any answer fails with UPSTREAM_REFUSED, saying the request went out', async () => {
     const up = raw((_req, s) => s.end())
     const err = await failure(h1Request(newPool(), init(up.port)))
     expect(err.code).toBe(CODES.UPSTREAM_REFUSED)
+    expect(up.requests.length).toBe(1)
+    expect((err as UpstreamRefused).requestSent).toBe(true)
+    expect((err as UpstreamRefused).closeReason).toBeUndefined()
+  })
+
+  test('a connection closed inside the response head is not a refusal (an answer had begun)', async () => {
+    const up = raw((_req, s) => s.end('HTTP/1.1 200 OK\r\nContent-Le'))
+    const err = await failure(h1Request(newPool(), init(up.port)))
+    expect(err.code).toBe(CODES.UPSTREAM_INVALID_RESPONSE)
+    expect(err).not.toBeInstanceOf(UpstreamRefused)
   })
 
   test('no head within timeoutMs fails with UPSTREAM_TIMEOUT and closes the connection', async () => {
@@ -421,6 +434,21 @@ describe('h1Request() against raw upstreams', () => {
     expect(await (await h1Request(pool, init(up.port))).text()).toBe('ok')
     expect(up.connections).toBe(2)
     expect(pool.opened).toBe(2)
+  })
+
+  test('a stale-connection retry that cannot connect still reports that the request went out', async () => {
+    // The upstream takes the second request, then goes away entirely: the retry's connect is refused.
+    const up = raw((req, s) => {
+      const earlier = up.requests.filter((r) => r.conn === req.conn).length
+      if (earlier > 1) up.stop()
+      else s.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok')
+    })
+    const pool = newPool()
+    expect(await (await h1Request(pool, init(up.port))).text()).toBe('ok')
+    const err = await failure(h1Request(pool, init(up.port)))
+    expect(err).toBeInstanceOf(UpstreamRefused)
+    expect(up.requests.length).toBe(2)
+    expect((err as UpstreamRefused).requestSent).toBe(true)
   })
 
   test('a stale connection is not retried for a non-idempotent request', async () => {

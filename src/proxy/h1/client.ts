@@ -9,7 +9,7 @@ import {
   parseResponseHead,
   type ResponseHead,
 } from './parse.ts'
-import type { ConnectionSink, H1Connection, H1Origin, H1Pool } from './pool.ts'
+import type { ConnectionSink, H1CloseReason, H1Connection, H1Origin, H1Pool } from './pool.ts'
 
 export interface H1RequestInit {
   origin: H1Origin
@@ -46,11 +46,26 @@ const HEAD = 0
 const BODY = 1
 const DONE = 2
 
-function refused(cause: unknown): WarrenError {
-  return new WarrenError(CODES.UPSTREAM_REFUSED, 'The upstream refused or dropped the connection.', {
-    status: 502,
-    cause,
-  })
+/**
+ * The upstream refused or dropped the connection before a byte of its answer arrived. It says how
+ * far the request got, so a caller can tell whether sending it again elsewhere is safe.
+ */
+export class UpstreamRefused extends WarrenError {
+  /** Some of the request was handed to the transport before it failed (it may have reached the upstream). */
+  readonly requestSent: boolean
+  /** What the transport said about its end, when it could tell (agent tunnels). */
+  readonly closeReason: H1CloseReason | undefined
+
+  constructor(cause: unknown, stage: { requestSent: boolean; closeReason?: H1CloseReason | undefined }) {
+    super(CODES.UPSTREAM_REFUSED, 'The upstream refused or dropped the connection.', { status: 502, cause })
+    this.name = 'UpstreamRefused'
+    this.requestSent = stage.requestSent
+    this.closeReason = stage.closeReason
+  }
+}
+
+function refused(cause: unknown, stage: { requestSent: boolean; closeReason?: H1CloseReason | undefined } = { requestSent: false }): UpstreamRefused {
+  return new UpstreamRefused(cause, stage)
 }
 
 /** `detail` stays in `cause` (for logs and tests); clients get the generic message. */
@@ -136,6 +151,11 @@ class Exchange implements ConnectionSink {
   /** When the request body last moved; an upload in progress is not a silent upstream. */
   #progressAt = 0
   #conn: H1Connection | null = null
+  /** `written` of the connection when this exchange took it: more means the request went out. */
+  #writtenAtStart = 0
+  /** The request went out on a connection before a stale-connection retry, and why that one closed. */
+  #sentBefore = false
+  #lostBefore: H1CloseReason | undefined
   #settled = false
   #retried = false
   #phase = HEAD
@@ -179,15 +199,17 @@ class Exchange implements ConnectionSink {
     this.#pool.connect(this.#init.origin).then(
       (conn) => {
         if (this.#settled) this.#pool.release(conn)
-        else if (conn.closed) this.#failHead(refused(new Error('closed while connecting')))
+        else if (conn.closed)
+          this.#failHead(refused(new Error('closed while connecting'), { requestSent: this.#sentBefore, closeReason: conn.socket?.closeReason?.() ?? this.#lostBefore }))
         else this.#attach(conn)
       },
-      (err: unknown) => this.#failHead(refused(err)),
+      (err: unknown) => this.#failHead(refused(err, { requestSent: this.#sentBefore, closeReason: this.#lostBefore })),
     )
   }
 
   #attach(conn: H1Connection): void {
     this.#conn = conn
+    this.#writtenAtStart = conn.written
     if (conn.closed) {
       this.onClose(undefined)
       return
@@ -263,9 +285,15 @@ class Exchange implements ConnectionSink {
     if (this.#phase === HEAD) {
       if (!this.#gotBytes && this.#canRetry()) {
         this.#retried = true
+        this.#sentBefore = this.#conn!.written > this.#writtenAtStart
+        this.#lostBefore = this.#conn!.socket?.closeReason?.()
         this.#conn = null
         this.#dial()
-      } else if (!this.#gotBytes) this.#failHead(refused(error ?? new Error('closed before answering')))
+      } else if (!this.#gotBytes) {
+        const conn = this.#conn
+        const requestSent = this.#sentBefore || (conn !== null && conn.written > this.#writtenAtStart)
+        this.#failHead(refused(error ?? new Error('closed before answering'), { requestSent, closeReason: conn?.socket?.closeReason?.() ?? this.#lostBefore }))
+      }
       else this.#failHead(invalid('the connection closed inside the response head', error))
     } else if (this.#phase === BODY) {
       if (this.#framing === Framing.Close && !error) this.#endBody()

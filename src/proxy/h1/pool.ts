@@ -9,7 +9,15 @@ export interface H1Socket {
   terminate(): void
   /** Idle timeout in seconds (0 = none); on expiry the transport calls `handleTimeout`. */
   timeout(seconds: number): void
+  /**
+   * Why the transport closed, when it can tell (agent tunnels): `refused` means the peer declined
+   * the stream without reading it, so nothing sent on it reached an upstream.
+   */
+  closeReason?(): H1CloseReason | undefined
 }
+
+/** What a transport knows about its own end; see `H1Socket.closeReason`. */
+export type H1CloseReason = 'refused' | 'reset' | 'session closed'
 
 /** Where a connection goes: `key` groups connections that may carry each other's requests. */
 export interface H1Origin {
@@ -60,6 +68,8 @@ export class H1Connection {
   uses = 0
   closed = false
   pendingBytes = 0
+  /** Bytes handed to the socket so far (queued bytes count once written). */
+  written = 0
   readonly #pool: H1Pool
   #pending: Uint8Array[] = []
   #drained: (() => void) | null = null
@@ -97,6 +107,7 @@ export class H1Connection {
     if (this.closed || !this.socket) return false
     if (this.pendingBytes === 0) {
       const n = this.socket.write(chunk)
+      if (n > 0) this.written += n
       if (n === chunk.length) return true
       if (n > 0) chunk = chunk.subarray(n)
     }
@@ -153,6 +164,7 @@ export class H1Connection {
     while (this.#pending.length) {
       const chunk = this.#pending[0]!
       const n = socket.write(chunk)
+      if (n > 0) this.written += n
       if (n < chunk.length) {
         if (n > 0) {
           this.#pending[0] = chunk.subarray(n)
