@@ -74,6 +74,52 @@ export interface Http2ForwardContext extends ForwardContext {
   sessions: Http2Sessions
 }
 
+/**
+ * One request on a session of its own, answered as a `Response` (the inspector's replay, which goes
+ * straight to the upstream). Trailers are dropped, as a `Response` has no place for them.
+ */
+export async function requestHttp2Once(up: NetUpstream, request: { method: string; target: string; headers: [string, string][]; body: Uint8Array | undefined }): Promise<Response> {
+  const session = connectSession(up)
+  try {
+    await new Promise<void>((resolve, reject) => {
+      session.once('connect', () => resolve())
+      session.once('error', reject)
+    })
+    const head: RequestHead = {
+      method: request.method,
+      target: request.target,
+      minor: 1,
+      headers: request.headers.map(([n, v]) => [n.toLowerCase(), v]),
+      contentLength: request.body?.length ?? -1,
+      chunked: false,
+      close: false,
+      trailers: false,
+      upgrade: false,
+    }
+    const stream = session.request(h2RequestHeaders(head, up), { endStream: !request.body?.length })
+    if (request.body?.length) stream.end(request.body)
+    const [headers, chunks] = await Promise.all([
+      new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+        stream.once('response', resolve)
+        stream.once('error', reject)
+      }),
+      (async () => {
+        const parts: Uint8Array[] = []
+        for await (const chunk of stream) parts.push(chunk as Uint8Array)
+        return parts
+      })(),
+    ])
+    const out = new Headers()
+    for (const [name, value] of Object.entries(headers)) {
+      if (name.startsWith(':') || value === undefined) continue
+      for (const v of Array.isArray(value) ? value : [value]) out.append(name, String(v))
+    }
+    return new Response(Buffer.concat(chunks), { status: Number(headers[':status'] ?? 502), headers: out })
+  } finally {
+    session.close()
+  }
+}
+
 /** Request fields HTTP/2 forbids or that describe the edge→agent hop (RFC 9113 §8.2.2). */
 const DROPPED: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'host', 'expect', 'http2-settings'])
 

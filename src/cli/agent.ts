@@ -119,7 +119,8 @@ async function runAgent(command: string, endpoints: EndpointSpec[], values: Para
             connections: { total: agent.connections, open: agent.activeConnections },
             endpoints: agent.endpoints.map((e) => ({ name: e.spec.name, url: e.url, upstream: e.spec.upstream.text, online: e.online })),
           }),
-          endpoints: () => agent.endpoints.map((e) => ({ name: e.spec.name, url: e.url, upstream: e.spec.upstream, online: e.online, kind: e.spec.kind })),
+          endpoints: () =>
+            agent.endpoints.map((e) => ({ name: e.spec.name, url: e.url, upstream: e.spec.upstream, online: e.online, kind: e.spec.kind, ...(e.spec.upstreamProtocol ? { upstreamProtocol: e.spec.upstreamProtocol } : {}) })),
         })
         logger.info(`Web Interface ${inspector.url}`, { web_addr: inspector.url })
         if (!output.toStdout && !useDashboard) process.stdout.write(`Web Interface ${inspector.url}\n`)

@@ -1,4 +1,6 @@
 import { fileServer } from '../agent/file-server.ts'
+import { requestHttp2Once } from '../agent/http2-upstream.ts'
+import type { UpstreamProtocol } from '../agent/spec.ts'
 import type { Upstream } from '../agent/upstream.ts'
 import { HOP_BY_HOP } from '../proxy/hop-headers.ts'
 import type { CaptureStore, CapturedBody, Exchange } from './capture.ts'
@@ -20,7 +22,7 @@ function captured(bytes: Uint8Array, max: number): CapturedBody {
  * edge and its policy are not involved), and records the result as a new exchange with `replayOf`.
  * A truncated body cannot be replayed unchanged and is refused.
  */
-export async function replay(store: CaptureStore, original: Exchange, upstream: Upstream, edits: ReplayEdits = {}): Promise<Exchange> {
+export async function replay(store: CaptureStore, original: Exchange, upstream: Upstream, edits: ReplayEdits = {}, protocol: UpstreamProtocol = 'http1'): Promise<Exchange> {
   const method = (edits.method ?? original.request.method).toUpperCase()
   const uri = edits.uri ?? original.request.uri
   if (!uri.startsWith('/')) throw new RangeError(`the request target must start with "/", got ${JSON.stringify(uri)}`)
@@ -44,6 +46,7 @@ export async function replay(store: CaptureStore, original: Exchange, upstream: 
   let error: string | undefined
   try {
     if (upstream.kind === 'file') response = await fileServer(upstream.root)(new Request(`http://${headers.get('host') ?? 'localhost'}${uri}`, init))
+    else if (protocol === 'http2') response = await requestHttp2Once(upstream, { method, target: uri, headers: [...headers.entries()], body: init.body ? body : undefined })
     else if (upstream.kind === 'unix') response = await fetch(`http://${headers.get('host') ?? 'localhost'}${uri}`, { ...init, unix: upstream.path })
     else {
       const host = upstream.host.includes(':') ? `[${upstream.host}]` : upstream.host
@@ -60,10 +63,10 @@ export async function replay(store: CaptureStore, original: Exchange, upstream: 
     clientAddr: 'replay',
     start: started,
     durationMs: Date.now() - started,
-    request: { method, uri, proto: 'HTTP/1.1', headers: [...headers.entries()], body: captured(body, max) },
+    request: { method, uri, proto: protocol === 'http2' ? 'HTTP/2.0' : 'HTTP/1.1', headers: [...headers.entries()], body: captured(body, max) },
     response: error
       ? undefined
-      : { status: response.status, statusText: response.statusText, proto: 'HTTP/1.1', headers: [...response.headers.entries()], body: captured(responseBody, max) },
+      : { status: response.status, statusText: response.statusText, proto: protocol === 'http2' ? 'HTTP/2.0' : 'HTTP/1.1', headers: [...response.headers.entries()], body: captured(responseBody, max) },
     error,
     replayOf: original.id,
   })

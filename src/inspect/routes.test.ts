@@ -142,3 +142,40 @@ describe('the inspector API', () => {
     expect((await call('/api/requests/http', { method: 'PATCH' })).status).toBe(405)
   })
 })
+
+describe('replay to an HTTP/2 (h2c) upstream', () => {
+  test('goes over HTTP/2 and records the answer', async () => {
+    const { createServer } = await import('node:http2')
+    const h2seen: { version: string; method: string; path: string; authority: string; body: string }[] = []
+    const h2 = createServer((req, res) => {
+      let body = ''
+      req.on('data', (c: Buffer) => (body += c))
+      req.on('end', () => {
+        h2seen.push({ version: req.httpVersion, method: req.method, path: req.url, authority: req.authority, body })
+        res.writeHead(201, { 'content-type': 'text/plain', 'x-h2': 'yes' })
+        res.end('made over h2')
+      })
+    })
+    await new Promise<void>((r) => h2.listen(0, '127.0.0.1', r))
+    try {
+      const port = (h2.address() as { port: number }).port
+      const h2handler = inspectorHandler(
+        {
+          store,
+          status: () => ({ online: true, account: 'alice' }),
+          endpoints: () => [{ name: 'web', url: 'https://web.example.com', upstream: parseUpstream(String(port), { endpoint: 'http' }), upstreamProtocol: 'http2', online: true, kind: 'http' }],
+        },
+        {},
+      )
+      const res = await h2handler(new Request('http://127.0.0.1:4040/api/requests/http', { method: 'POST', headers: { host: '127.0.0.1:4040' }, body: JSON.stringify({ id: store.list()[1]!.id }) }))
+      expect(res.status).toBe(201)
+      const r = (await res.json()) as Record<string, any>
+      expect(r.response.status_code).toBe(201)
+      expect(r.response.proto).toBe('HTTP/2.0')
+      expect(Buffer.from(r.response.body.base64, 'base64').toString()).toBe('made over h2')
+      expect(h2seen).toEqual([{ version: '2.0', method: 'POST', path: '/form?x=1', authority: 'web.example.com', body: 'a=1&b=2' }])
+    } finally {
+      h2.close()
+    }
+  })
+})

@@ -1,3 +1,4 @@
+import type { UpstreamProtocol } from '../agent/spec.ts'
 import type { Upstream } from '../agent/upstream.ts'
 import type { CaptureStore, CapturedBody, Exchange } from './capture.ts'
 import { replay, type ReplayEdits } from './replay.ts'
@@ -7,7 +8,7 @@ import { INSPECTOR_PAGE } from './ui/page.ts'
 export interface InspectorSource {
   store: CaptureStore
   status(): Record<string, unknown>
-  endpoints(): { name: string; url: string; upstream: Upstream; online: boolean; kind: string }[]
+  endpoints(): { name: string; url: string; upstream: Upstream; upstreamProtocol?: UpstreamProtocol; online: boolean; kind: string }[]
 }
 
 function bodyJson(body: CapturedBody, headers: [string, string][], full: boolean): Record<string, unknown> {
@@ -120,7 +121,7 @@ export function inspectorHandler(source: InspectorSource, options: { allowedHost
         const endpoint = source.endpoints().find((e) => e.name === original.endpoint.name)
         if (!endpoint) return problem(404, `The endpoint "${original.endpoint.name}" is not running any more.`)
         try {
-          const replayed = await replay(source.store, original, endpoint.upstream, parseEdits(body))
+          const replayed = await replay(source.store, original, endpoint.upstream, parseEdits(body), endpoint.upstreamProtocol)
           return json(exchangeJson(replayed, true), 201)
         } catch (err) {
           if (err instanceof RangeError) return problem(400, err.message)
