@@ -155,7 +155,16 @@ export function compileFast(node: unknown): FastProgram | undefined {
     case '.': {
       const obj = sub(0)
       const key = Array.isArray(args) ? args[1] : undefined
-      return obj && typeof key === 'string' ? (c) => field(obj(c), key) : undefined
+      if (!obj || typeof key !== 'string') return undefined
+      // Inline cache: the variable class last seen here, once known to declare `key`, is read directly.
+      let known: unknown
+      return (c) => {
+        const o = obj(c) as Record<string, unknown> | null
+        if (o !== null && typeof o === 'object' && o.constructor === known) return o[key] ?? notFast()
+        const value = field(o, key)
+        if (CLASS_FIELDS.get((o as object).constructor)?.has(key)) known = (o as object).constructor
+        return value
+      }
     }
     case '[]': {
       const [obj, key] = [sub(0), sub(1)]
