@@ -157,7 +157,7 @@ export function compileFast(node: unknown): FastProgram | undefined {
       const key = Array.isArray(args) ? args[1] : undefined
       if (!obj || typeof key !== 'string') return undefined
       // Inline cache: the variable class last seen here, once known to declare `key`, is read directly.
-      let known: unknown
+      let known: unknown = NOT_FAST // matches no constructor until a variable class is seen
       return (c) => {
         const o = obj(c) as Record<string, unknown> | null
         if (o !== null && typeof o === 'object' && o.constructor === known) return o[key] ?? notFast()
