@@ -64,6 +64,11 @@ export interface ForwardContext {
   onStreamClosed?: () => void
   /** Sees every byte of the connection (idle detection at shutdown, the inspector's capture). */
   observer?: StreamObserver
+  /**
+   * The endpoint has pooling enabled: an unreachable upstream refuses the stream instead of answering
+   * 502, so the edge can send the request to another member (it answers the 502 itself otherwise).
+   */
+  pooled?: boolean
 }
 
 /** Watches a proxied connection's bytes without changing them. */
@@ -143,7 +148,8 @@ export function describeDialError(err: unknown): string {
 /**
  * Carries one proxy stream to the upstream: bytes are relayed both ways with backpressure (the HTTP
  * the edge sends is passed through unchanged, as ngrok's agent does). When the upstream cannot be
- * reached, an HTTP endpoint's client gets a 502 page with the error code; tcp/tls streams are reset.
+ * reached, an HTTP endpoint's client gets a 502 page with the error code; tcp/tls streams, and those
+ * of pooled endpoints, are refused (StreamRefused: nothing was read, so the edge may try another member).
  */
 export function forwardStream(stream: MuxStream, first: Uint8Array, ctx: ForwardContext): void {
   // Hold the client's bytes (and its window) until the upstream answers.
@@ -187,7 +193,7 @@ export function forwardStream(stream: MuxStream, first: Uint8Array, ctx: Forward
       const why = describeDialError(err)
       ctx.log.warn('upstream unreachable', { endpoint: ctx.endpoint, upstream: ctx.upstream.text, error: why, code: CODES.UPSTREAM_REFUSED })
       if (closed) return
-      if (ctx.kind !== 'http') return stream.terminate(MuxError.STREAM_REFUSED)
+      if (ctx.kind !== 'http' || ctx.pooled) return stream.terminate(MuxError.STREAM_REFUSED)
       answerBadGateway(stream, early, ended, ctx.upstream.text, why, ctx.observer)
     },
   )

@@ -282,6 +282,7 @@ export class Agent {
       sessions: this.#http2,
       log: this.#log,
       clientAddr: header.ClientAddr,
+      pooled: spec.poolingEnabled,
       onDone: (done) => {
         this.#log.debug('connection closed', { endpoint: state.spec.name, client: done.clientAddr, bytes_in: done.bytesIn, bytes_out: done.bytesOut, ms: done.endedAt - done.startedAt })
         this.#o.onConnection?.(done)

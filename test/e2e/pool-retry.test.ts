@@ -1,6 +1,7 @@
 import type { Server } from 'bun'
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test'
 import { edgeFlags, startAgent, type AgentProcess } from './framework/agent.ts'
+import { freePort } from './framework/ports.ts'
 import { hostFetch, startEdge, type Edge } from './framework/process.ts'
 
 // Pooled agent endpoints (two compiled `warren http` agents on one URL) against the compiled edge:
@@ -204,5 +205,36 @@ describe('pooled agent endpoints: a member that fails before answering (compiled
     expect([502, 0]).toContain(status)
     expect(b.seen).not.toContain('POST /upload')
     expect(retryLines(host)).toEqual([])
+  })
+
+  test('a member whose upstream is down refuses the stream: every request, POST too, is served by the other member', async () => {
+    const host = 'upstream-down.pool.warren.localhost'
+    const down = await freePort() // nothing listens here
+    const b = origin('B')
+    const agentA = startAgent(['http', String(down), '--url', `http://${host}`, '--pooling-enabled', ...edgeFlags(edge, 'alice-token')])
+    agents.push(agentA)
+    await agentA.forwarding()
+    const agentB = startAgent(['http', String(b.server.port), '--url', `http://${host}`, '--pooling-enabled', ...edgeFlags(edge, 'alice-token')])
+    agents.push(agentB)
+    await agentB.forwarding()
+
+    const answers = []
+    for (let i = 0; i < 6; i++) answers.push(await who(host, '/order', i % 2 ? { method: 'POST', body: `n=${i}` } : {}))
+    expect(answers).toEqual(Array.from({ length: 6 }, () => ({ status: 200, upstream: 'B' })))
+    expect(b.seen.filter((s) => s.endsWith(' /order')).length).toBe(6)
+    const lines = retryLines(host)
+    expect(lines.length).toBeGreaterThanOrEqual(2) // round robin gave A about half of them
+    for (const line of lines) expect(line).toMatchObject({ reason: 'stream refused', request_sent: false })
+    expect(lines.some((l) => l.method === 'POST')).toBe(true)
+  })
+
+  test('alone in its pool, a member whose upstream is down still gets the client a 502 with the code', async () => {
+    const host = 'alone-down.pool.warren.localhost'
+    const agent = startAgent(['http', String(await freePort()), '--url', `http://${host}`, '--pooling-enabled', ...edgeFlags(edge, 'alice-token')])
+    agents.push(agent)
+    await agent.forwarding()
+    const res = await hostFetch(edge, host, '/', { headers: { accept: 'application/json' } })
+    expect(res.status).toBe(502)
+    expect(await res.text()).toContain('ERR_WARREN_8012')
   })
 })
