@@ -9,6 +9,7 @@
 import { expect, test } from 'bun:test'
 import { connect as tlsConnect } from 'node:tls'
 import { DEFAULT_MAX_HELLO_BYTES, peekClientHello, type PeekResult } from './sni.ts'
+import { ja4Fingerprint } from './tls-handshake.ts'
 
 const SEED = envInt('SNI_FUZZ_SEED') ?? (Math.random() * 2 ** 32) >>> 0
 const ITERATIONS = envInt('SNI_FUZZ_ITERATIONS') ?? 100_000
@@ -601,7 +602,7 @@ function hex(b: Uint8Array, max = 4096): string {
 
 const corpus = await realCorpus()
 
-test(`peekClientHello() survives ${ITERATIONS} fuzzed inputs (seed ${SEED})`, () => {
+test(`peekClientHello() and ja4Fingerprint() survive ${ITERATIONS} fuzzed inputs (seed ${SEED})`, () => {
   console.log(`sni fuzz: seed ${SEED} (reproduce with SNI_FUZZ_SEED=${SEED}), ${ITERATIONS} inputs, corpus: ${corpus.map((c) => `${c.name} ${c.bytes.length}B`).join(', ')}`)
   expect(corpus.length).toBeGreaterThanOrEqual(1) // setup: the in-process clients at least
   const rng = makeRng(SEED)
@@ -640,6 +641,14 @@ test(`peekClientHello() survives ${ITERATIONS} fuzzed inputs (seed ${SEED})`, ()
     }
     const problem = checkWellFormed(buf, maxBytes, r) ?? checkReference(r, reference(buf, maxBytes)) ?? checkStable(rng, buf, maxBytes, r)
     if (problem !== undefined) fail(problem)
+    // The edge fingerprints hellos it routes (conn.tls.ja4_fingerprint): never a throw, always a JA4.
+    let ja4: string | undefined
+    try {
+      ja4 = ja4Fingerprint(buf)
+    } catch (err) {
+      return fail(`ja4Fingerprint threw ${String(err)}`)
+    }
+    if (r.kind === 'hello' && (ja4 === undefined || !/^t(13|12|11|10|s3|00)[di]\d{4}[0-9A-Za-z]{2}_[0-9a-f]{12}_[0-9a-f]{12}$/.test(ja4))) fail(`a routed hello got JA4 ${ja4}`)
     if (want !== undefined) {
       const ok = want.kind === 'invalid' ? r.kind === 'invalid' : Bun.deepEquals(r, want)
       if (!ok) fail(`model says ${JSON.stringify(want)}, got ${JSON.stringify(r)}`)
