@@ -115,12 +115,15 @@ function toText(value: unknown): string {
 
 type Args = readonly FastProgram[]
 
-/** Global functions with a fast form, by name and argument count. */
-const CALLS: Readonly<Record<string, (args: Args) => FastProgram | undefined>> = {
-  inCidrRange: ([ip, cidr]) => ip && cidr && ((c) => inCidrRange(text(ip(c)), text(cidr(c)))),
-  size: ([x]) => x && ((c) => size(x(c))),
-  string: ([x]) => x && ((c) => toText(x(c))),
+/** Global functions with a fast form: their argument count and the program made from the arguments'. */
+const CALLS: Readonly<Record<string, { arity: number; make: (args: Args) => FastProgram }>> = {
+  inCidrRange: { arity: 2, make: ([ip, cidr]) => (c) => inCidrRange(text(ip!(c)), text(cidr!(c))) },
+  size: { arity: 1, make: ([x]) => (c) => size(x!(c)) },
+  string: { arity: 1, make: ([x]) => (c) => toText(x!(c)) },
 }
+
+type Order = (x: number | bigint, y: number | bigint) => boolean
+const ORDERS: Readonly<Record<string, Order>> = { '<': (x, y) => x < y, '<=': (x, y) => x <= y, '>': (x, y) => x > y, '>=': (x, y) => x >= y }
 
 /** String methods with a fast form (`receiver.method(arg)`). */
 const METHODS: Readonly<Record<string, (s: string, arg: string) => boolean>> = {
@@ -182,7 +185,7 @@ export function compileFast(node: unknown): FastProgram | undefined {
     case '>=': {
       const [a, b] = [sub(0), sub(1)]
       if (!a || !b) return undefined
-      const compare = { '<': (x: number | bigint, y: number | bigint) => x < y, '<=': (x: number | bigint, y: number | bigint) => x <= y, '>': (x: number | bigint, y: number | bigint) => x > y, '>=': (x: number | bigint, y: number | bigint) => x >= y }[node.op]
+      const compare = ORDERS[node.op]!
       return (c) => compare(...ordered(a(c), b(c)))
     }
     case '&&':
@@ -213,11 +216,10 @@ export function compileFast(node: unknown): FastProgram | undefined {
     }
     case 'call': {
       if (!Array.isArray(args) || typeof args[0] !== 'string' || !Array.isArray(args[1])) return undefined
-      const make = Object.hasOwn(CALLS, args[0]) ? CALLS[args[0]] : undefined
+      const call = Object.hasOwn(CALLS, args[0]) ? CALLS[args[0]] : undefined
       const params = (args[1] as unknown[]).map((a) => compileFast(a))
-      if (!make || params.some((p) => !p)) return undefined
-      const arity = { inCidrRange: 2, size: 1, string: 1 }[args[0]]
-      return params.length === arity ? make(params as FastProgram[]) : undefined
+      if (!call || params.length !== call.arity || params.some((p) => !p)) return undefined
+      return call.make(params as FastProgram[])
     }
     case 'rcall': {
       if (!Array.isArray(args) || typeof args[0] !== 'string' || !Array.isArray(args[2]) || args[2].length !== 1) return undefined
