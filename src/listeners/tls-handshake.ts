@@ -71,6 +71,12 @@ class Reader {
   get done(): boolean {
     return this.pos >= this.b.length
   }
+  /** The hello's extensions block, when there is one, as [type, data] pairs in order. */
+  *extensions(): Generator<[number, Uint8Array]> {
+    if (this.done) return
+    const ext = new Reader(this.bytes(this.u16()), 0)
+    while (!ext.done) yield [ext.u16(), ext.bytes(ext.u16())]
+  }
 }
 
 function u16s(b: Uint8Array): number[] {
@@ -124,14 +130,9 @@ export function parseServerHello(msg: Uint8Array): ServerHelloFacts | undefined 
     const suite = r.u16()
     r.u8() // compression
     let alpn: string | undefined
-    if (!r.done) {
-      const ext = new Reader(r.bytes(r.u16()), 0)
-      while (!ext.done) {
-        const type = ext.u16()
-        const data = ext.bytes(ext.u16())
-        if (type === EXT_SUPPORTED_VERSIONS && data.length === 2) version = (data[0]! << 8) | data[1]!
-        if (type === EXT_ALPN && data.length > 3) alpn = Buffer.from(data.subarray(3, 3 + data[2]!)).toString('latin1')
-      }
+    for (const [type, data] of r.extensions()) {
+      if (type === EXT_SUPPORTED_VERSIONS && data.length === 2) version = (data[0]! << 8) | data[1]!
+      if (type === EXT_ALPN && data.length > 3) alpn = Buffer.from(data.subarray(3, 3 + data[2]!)).toString('latin1')
     }
     const cipherSuite = CIPHER_SUITES[suite] ?? `0x${suite.toString(16).padStart(4, '0')}`
     return { version: VERSIONS[version] ?? `0x${version.toString(16)}`, cipherSuite, ...(alpn ? { alpn } : {}) }
@@ -178,20 +179,15 @@ export function ja4OfClientHello(msg: Uint8Array): string | undefined {
     let firstAlpn: Uint8Array | undefined
     let signatureAlgorithms: number[] = []
     let highest = legacyVersion
-    if (!r.done) {
-      const ext = new Reader(r.bytes(r.u16()), 0)
-      while (!ext.done) {
-        const type = ext.u16()
-        const data = ext.bytes(ext.u16())
-        if (isGrease(type)) continue
-        extensions.push(type)
-        if (type === EXT_SERVER_NAME) sni = true
-        if (type === EXT_ALPN && data.length > 3) firstAlpn = data.subarray(3, 3 + data[2]!)
-        if (type === EXT_SIGNATURE_ALGORITHMS && data.length >= 2) signatureAlgorithms = u16s(data.subarray(2, 2 + ((data[0]! << 8) | data[1]!)))
-        if (type === EXT_SUPPORTED_VERSIONS && data.length >= 1) {
-          const offered = u16s(data.subarray(1, 1 + data[0]!)).filter((v) => !isGrease(v))
-          if (offered.length) highest = Math.max(...offered)
-        }
+    for (const [type, data] of r.extensions()) {
+      if (isGrease(type)) continue
+      extensions.push(type)
+      if (type === EXT_SERVER_NAME) sni = true
+      if (type === EXT_ALPN && data.length > 3) firstAlpn = data.subarray(3, 3 + data[2]!)
+      if (type === EXT_SIGNATURE_ALGORITHMS && data.length >= 2) signatureAlgorithms = u16s(data.subarray(2, 2 + ((data[0]! << 8) | data[1]!)))
+      if (type === EXT_SUPPORTED_VERSIONS && data.length >= 1) {
+        const offered = u16s(data.subarray(1, 1 + data[0]!)).filter((v) => !isGrease(v))
+        if (offered.length) highest = Math.max(...offered)
       }
     }
     const version = { 0x0304: '13', 0x0303: '12', 0x0302: '11', 0x0301: '10', 0x0300: 's3' }[highest] ?? '00'
