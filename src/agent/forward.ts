@@ -1,4 +1,5 @@
 import type { Server, Socket, SocketHandler } from 'bun'
+import { STATUS_CODES } from 'node:http'
 import { isIP } from 'node:net'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -232,15 +233,13 @@ function answerBadGateway(stream: MuxStream, early: Uint8Array[], ended: boolean
 
 const CRLF2 = new TextEncoder().encode('\r\n\r\n')
 
-const REASONS: Record<number, string> = { 400: 'Bad Request', 431: 'Request Header Fields Too Large', 501: 'Not Implemented', 502: 'Bad Gateway' }
-
 /**
  * The agent's own error answer (head, then body; `connection: close`): JSON when `accept` asks for
  * it, else an HTML page, both carrying `code` (default: the upstream could not be reached).
  */
 export function errorResponse(status: number, accept: string, options: { message: string; upstream: string; code?: string }): [Uint8Array, Uint8Array] {
   const code = options.code ?? CODES.UPSTREAM_REFUSED
-  const reason = REASONS[status] ?? 'Error'
+  const reason = STATUS_CODES[status] ?? 'Error'
   const json = /application\/json/i.test(accept)
   const body = json
     ? JSON.stringify({ error: { code, message: options.message, upstream: options.upstream } })

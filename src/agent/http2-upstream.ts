@@ -8,7 +8,7 @@ import type { MuxStream } from '../tunnel/mux.ts'
 import { describeDialError, errorResponse, type ForwardContext } from './forward.ts'
 import { MAX_REQUEST_HEAD, parseRequestHead, RequestHeadError, type RequestHead } from './request-head.ts'
 import { concat, StreamWriter } from './stream-io.ts'
-import type { Upstream } from './upstream.ts'
+import { hostText, type Upstream } from './upstream.ts'
 
 type NetUpstream = Exclude<Upstream, { kind: 'file' }>
 
@@ -61,7 +61,7 @@ export class Http2Sessions {
 
 function connectSession(up: NetUpstream): http2.ClientHttp2Session {
   if (up.kind === 'unix') return http2.connect('http://localhost', { createConnection: () => netConnect({ path: up.path }) })
-  const host = up.host.includes(':') ? `[${up.host}]` : up.host
+  const host = hostText(up.host)
   if (!up.tls) return http2.connect(`http://${host}:${up.port}`)
   return http2.connect(`https://${host}:${up.port}`, {
     rejectUnauthorized: up.verify,
@@ -136,7 +136,7 @@ export function h2RequestHeaders(head: RequestHead, up: NetUpstream): http2.Outg
   const out: http2.OutgoingHttpHeaders = {
     ':method': head.method,
     ':scheme': up.kind === 'net' && up.tls ? 'https' : 'http',
-    ':authority': authority ?? (up.kind === 'net' ? `${up.host.includes(':') ? `[${up.host}]` : up.host}:${up.port}` : 'localhost'),
+    ':authority': authority ?? (up.kind === 'net' ? `${hostText(up.host)}:${up.port}` : 'localhost'),
     ':path': path,
   }
   for (const [name, value] of head.headers) {

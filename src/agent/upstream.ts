@@ -51,7 +51,8 @@ function splitHostPort(raw: string, authority: string): { host: string; port: nu
   return { host: authority.slice(0, colon), port: portOf(raw, authority.slice(colon + 1)) }
 }
 
-function hostText(host: string): string {
+/** A host as it goes before `:port`: IPv6 literals in brackets. */
+export function hostText(host: string): string {
   return host.includes(':') ? `[${host}]` : host
 }
 
