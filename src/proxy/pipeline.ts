@@ -2,7 +2,7 @@ import type { Server } from 'bun'
 import type { Scheme } from '../config/url.ts'
 import type { Endpoint } from '../endpoints/endpoint.ts'
 import type { EndpointStore } from '../endpoints/store.ts'
-import type { EndpointTable } from '../endpoints/table.ts'
+import type { EndpointTable, Pool } from '../endpoints/table.ts'
 import { httpRequestEvent } from '../events/traffic.ts'
 import type { EventSink } from '../events/types.ts'
 import { CODES } from '../lib/errors.ts'
@@ -69,6 +69,34 @@ export function createPipeline(options: PipelineOptions) {
     events.emit(httpRequestEvent({ req, url: new URL(req.url), host, port, conn, endpoint: undefined, started, response, closed: false }))
     return response
   }
+  /** The retry state of one request whose body can be sent again (pool-retry.ts has the rule). */
+  const poolRetry = (pool: Pool, req: Request, url: URL): PoolRetry => {
+    const retry: PoolRetry = {
+      tried: new Set(),
+      sentUrl: url.href,
+      next: undefined,
+      failure: undefined,
+      possible: () => retry.tried.size <= POOL_RETRIES && pool.members.some((m) => !retry.tried.has(m) && (m.tunnel?.online ?? true)),
+      take(from, failure) {
+        if (retry.tried.size > POOL_RETRIES || !mayRetry(req.method, failure)) return false
+        retry.next = pool.pickOther(retry.tried)
+        if (!retry.next) return false
+        retry.failure = failure
+        options.poolRetries?.count(from.urlText, failure.reason)
+        log.warn('pool member failed before answering; retrying on another member', {
+          endpoint: from.urlText,
+          member: from.id,
+          retry_member: retry.next.id,
+          reason: failure.reason,
+          request_sent: !failure.unsent,
+          method: req.method,
+          path: url.pathname,
+        })
+        return true
+      },
+    }
+    return retry
+  }
   return async function handleHttp(req: Request, server: Server<WsData>): Promise<Response> {
     const started = performance.now()
     const accept = req.headers.get('accept')
@@ -116,45 +144,19 @@ export function createPipeline(options: PipelineOptions) {
         return refused(req, server, started, errorResponse(400, CODES.BAD_REQUEST, 'The request body ended early or did not match its length.', accept), name, port)
       }
     }
-    // A policy may change the URL in place; a retry starts from the one the client sent.
-    const sentUrl = replay ? url.href : undefined
-    const tried = new Set<Endpoint>()
     let endpoint = pool.pick()
-    let next: Endpoint | undefined
-    let retried: AttemptFailure | undefined
-    const retry: PoolRetry = {
-      possible: () => replay !== undefined && tried.size <= POOL_RETRIES && pool.members.some((m) => !tried.has(m) && (m.tunnel?.online ?? true)),
-      take(from, failure) {
-        if (!replay || tried.size > POOL_RETRIES || !mayRetry(req.method, failure)) return false
-        next = pool.pickOther(tried)
-        if (!next) return false
-        retried = failure
-        options.poolRetries?.count(from.urlText, failure.reason)
-        log.warn('pool member failed before answering; retrying on another member', {
-          endpoint: from.urlText,
-          member: from.id,
-          retry_member: next.id,
-          reason: failure.reason,
-          request_sent: !failure.unsent,
-          method: req.method,
-          path: url.pathname,
-        })
-        return true
-      },
-    }
-
+    const retry = replay ? poolRetry(pool, req, url) : undefined
     let ex: HttpExchange
     let response: Response
-    for (;;) {
-      const first = tried.size === 0
-      tried.add(endpoint)
+    for (let attempt = 0; ; attempt++) {
+      retry?.tried.add(endpoint)
       ex = {
         endpoint: endpoint.info,
-        conn: first ? conn : { ...conn },
+        conn: attempt === 0 ? conn : { ...conn },
         // Bun's handler does not say which protocol a request came in on; the handshake does.
         ...(tls?.alpn === 'h2' ? { httpVersion: 'HTTP/2.0' } : {}),
         method: req.method,
-        url: first || sentUrl === undefined ? url : new URL(sentUrl),
+        url: attempt === 0 ? url : new URL(retry!.sentUrl),
         headers: new Headers(req.headers),
         vars: {},
         actions: {},
@@ -171,17 +173,18 @@ export function createPipeline(options: PipelineOptions) {
         conn: ex.conn,
         timeoutMs: options.upstreamTimeoutMs,
         websocket,
-        retry,
+        ...(retry ? { retry } : {}),
       }
       // Bun hands us requests, not connections: on_tcp_connect of an http(s) endpoint runs once per request.
       const connect = endpoint.policy.on_tcp_connect.length ? await runPhase(endpoint.policy.on_tcp_connect, ex) : CONTINUE
       if (connect.kind === 'close') response = closeConnection()
       else if (connect.kind === 'respond') response = connect.response
       else response = await serveEndpoint(endpoint, ex, scope, [])
+      const next = retry?.next
       if (!RETRY.has(response) || !next) break
       // The other member serves it from the start: its own on_tcp_connect and traffic policy run.
       endpoint = next
-      next = undefined
+      retry.next = undefined
     }
 
     if (options.logRequests)
@@ -193,7 +196,7 @@ export function createPipeline(options: PipelineOptions) {
         duration_ms: Math.round((performance.now() - started) * 100) / 100,
         client_ip: ex.conn.clientIp,
         ...(CLOSING.has(response) ? { closed: true } : {}),
-        ...(retried ? { retried: retried.reason } : {}),
+        ...(retry?.failure ? { retried: retry.failure.reason } : {}),
         ...(Object.keys(ex.logMetadata).length ? { metadata: ex.logMetadata } : {}),
       })
     events?.emit(httpRequestEvent({ req, url: ex.url, host: name, port, conn: ex.conn, endpoint, started, response, closed: CLOSING.has(response), logMetadata: ex.logMetadata }))
@@ -251,6 +254,14 @@ interface RequestScope {
 }
 
 interface PoolRetry {
+  /** Members that had the request. */
+  readonly tried: Set<Endpoint>
+  /** The URL the client sent: a policy may change the exchange's URL in place, a retry starts from this. */
+  readonly sentUrl: string
+  /** The member `take` chose for the next attempt. */
+  next: Endpoint | undefined
+  /** Why the attempt before failed, once a retry was taken (for the request's log line). */
+  failure: AttemptFailure | undefined
   /** Another online member could take the request if this attempt fails: do not wait for this one's agent. */
   possible(): boolean
   /** Asked when the agent failed before answering; true when another member takes the request instead. */
