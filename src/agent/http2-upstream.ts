@@ -1,4 +1,4 @@
-import * as http2 from 'node:http2'
+import type * as http2 from 'node:http2'
 import { STATUS_CODES } from 'node:http'
 import { isIP, connect as netConnect } from 'node:net'
 import { CODES } from '../lib/errors.ts'
@@ -59,11 +59,20 @@ export class Http2Sessions {
   }
 }
 
+/**
+ * node:http2, loaded on first use: it adds several MB to the resident size of every process that
+ * imports it, and the edge (the same binary) never needs it.
+ */
+function nodeHttp2(): typeof http2 {
+  return process.getBuiltinModule('node:http2')
+}
+
 function connectSession(up: NetUpstream): http2.ClientHttp2Session {
-  if (up.kind === 'unix') return http2.connect('http://localhost', { createConnection: () => netConnect({ path: up.path }) })
+  const { connect } = nodeHttp2()
+  if (up.kind === 'unix') return connect('http://localhost', { createConnection: () => netConnect({ path: up.path }) })
   const host = hostText(up.host)
-  if (!up.tls) return http2.connect(`http://${host}:${up.port}`)
-  return http2.connect(`https://${host}:${up.port}`, {
+  if (!up.tls) return connect(`http://${host}:${up.port}`)
+  return connect(`https://${host}:${up.port}`, {
     rejectUnauthorized: up.verify,
     ALPNProtocols: ['h2'],
     ...(isIP(up.host) ? {} : { servername: up.host }),
@@ -354,7 +363,7 @@ export function forwardHttp2(stream: MuxStream, first: Uint8Array, ctx: Http2For
 
     cancel(): void {
       this.#finished = true
-      if (this.#req && !this.#req.closed) this.#req.close(http2.constants.NGHTTP2_CANCEL)
+      if (this.#req && !this.#req.closed) this.#req.close(nodeHttp2().constants.NGHTTP2_CANCEL)
     }
 
     #respond(headers: http2.IncomingHttpHeaders): void {
@@ -417,7 +426,7 @@ export function forwardHttp2(stream: MuxStream, first: Uint8Array, ctx: Http2For
     #fail(err: unknown): void {
       if (this.#finished) return
       this.#finished = true
-      if (this.#req && !this.#req.closed) this.#req.close(http2.constants.NGHTTP2_CANCEL)
+      if (this.#req && !this.#req.closed) this.#req.close(nodeHttp2().constants.NGHTTP2_CANCEL)
       if (closed) return
       const why = describeDialError(err)
       ctx.log.warn('upstream unreachable', { endpoint: ctx.endpoint, upstream: up.text, error: why, code: CODES.UPSTREAM_REFUSED })
