@@ -60,20 +60,19 @@ function phaseEnvironment({ env: base, types }: { env: Environment; types: Recor
   return env
 }
 
-function build(): Readonly<Record<EnvironmentKey, Environment>> {
-  const base = baseEnvironment()
-  return {
-    on_tcp_connect: phaseEnvironment(base, 'on_tcp_connect'),
-    on_http_request: phaseEnvironment(base, 'on_http_request'),
-    on_http_response: phaseEnvironment(base, 'on_http_response'),
-    any: phaseEnvironment(base, 'any'),
-  }
-}
+let base: { env: Environment; types: Record<string, string> } | undefined
+const environments = new Map<EnvironmentKey, Environment>()
 
-/** Built once when the module loads; expressions are parsed and checked against these, never per request. */
-const ENVIRONMENTS = build()
-
-/** The environment of a phase (its variables and macros), or of every variable when the phase is unknown. */
+/**
+ * The environment of a phase (its variables and macros), or of every variable when the phase is
+ * unknown. Built on first use and kept: expressions are parsed and checked against it at load, never
+ * per request, and an edge only pays for the phases its policies use (~1 MB each).
+ */
 export function environmentFor(key: EnvironmentKey = 'any'): Environment {
-  return ENVIRONMENTS[key]
+  let env = environments.get(key)
+  if (!env) {
+    env = phaseEnvironment((base ??= baseEnvironment()), key)
+    environments.set(key, env)
+  }
+  return env
 }
