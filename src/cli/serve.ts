@@ -211,6 +211,9 @@ export async function serveCommand(args: string[]): Promise<number> {
   })
 
   const port = server.port
+  // Start-up garbage (parsed config and schemas, the dev CA's key generation) is collected before
+  // traffic, so the heap's next collection threshold starts from what is really live.
+  Bun.gc(true)
   log.info('warren edge started', { version: VERSION, http: `${http.hostname}:${port}`, https: `${https.hostname}:${tls.port}`, policies: config.policiesDir, config: config.source ?? '(embedded defaults)' })
   const examples = store.current.endpoints.filter((e) => e.url.binding === 'public' && (e.url.scheme === 'http' || e.url.scheme === 'https') && !e.url.wildcard)
   if (examples.length) {
