@@ -40,6 +40,8 @@ export const CODES = {
   TLS_BAD_HELLO: 'ERR_WARREN_3010',
   /** No certificate could be found or issued for the requested name. */
   TLS_NO_CERTIFICATE: 'ERR_WARREN_3011',
+  /** The request's Host names another endpoint than the one its TLS connection was made for (SNI); answered 421. */
+  MISDIRECTED_REQUEST: 'ERR_WARREN_3012',
   /** An ACME order failed (network, challenge, CA problem); retried with backoff, the old certificate keeps serving. */
   ACME_ORDER_FAILED: 'ERR_WARREN_5001',
   /** The ACME CA rate-limited us; the retry waits at least its Retry-After. */

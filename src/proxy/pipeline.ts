@@ -13,6 +13,7 @@ import { errorResponse } from './errors.ts'
 import { setForwardedHeaders } from './forwarded.ts'
 import { isWebSocketUpgrade } from './hop-headers.ts'
 import { forwardHttp, h1FailureResponse, sendH1 } from './http.ts'
+import { misdirected } from './misdirected.ts'
 import { attemptFailure, mayRetry, POOL_RETRIES, readReplayBody, replayStream, type AttemptFailure, type PoolRetryStats, type ReplayBody } from './pool-retry.ts'
 import { tunnelOrigin } from './tunnel-http.ts'
 import { proxyWebSocket, proxyWebSocketToTunnel, type WsData } from './websocket.ts'
@@ -109,6 +110,14 @@ export function createPipeline(options: PipelineOptions) {
     const { name, port } = splitHost(hostHeader, options.defaultPort)
     const table = store.current
     const pool = table.lookup({ account: '', binding: 'public', scheme: options.scheme, host: name, port })
+    const client = options.clientAddress ? options.clientAddress(req, server) : server.requestIP(req)
+    const tls = client && 'tls' in client ? client.tls : undefined
+    // https is only served behind the TLS front, so every request here came through a handshake.
+    if (options.scheme === 'https' && misdirected(table, pool, tls, options.defaultPort)) {
+      const res = errorResponse(421, CODES.MISDIRECTED_REQUEST, `This connection cannot serve ${name}: open a new one for it.`, accept)
+      if (options.logRequests) log.info('request', { host: name, sni: tls?.sni ?? '', method: req.method, status: 421, code: CODES.MISDIRECTED_REQUEST })
+      return refused(req, server, started, res, name, port)
+    }
     if (!pool && options.httpsRedirectPort !== undefined) {
       const https = store.current.lookup({ account: '', binding: 'public', scheme: 'https', host: name, port: options.httpsRedirectPort })
       if (https) {
@@ -122,10 +131,8 @@ export function createPipeline(options: PipelineOptions) {
       if (options.logRequests) log.info('request', { host: name, method: req.method, status: 404, code: CODES.ENDPOINT_NOT_FOUND })
       return refused(req, server, started, res, name, port)
     }
-    const client = options.clientAddress ? options.clientAddress(req, server) : server.requestIP(req)
     const url = new URL(req.url)
     url.protocol = options.scheme + ':'
-    const tls = client && 'tls' in client ? client.tls : undefined
     const conn: ConnInfo = {
       clientIp: client?.address ?? '',
       clientPort: client?.port ?? 0,
