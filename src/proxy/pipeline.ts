@@ -11,7 +11,7 @@ import { runPhase } from '../policy/engine.ts'
 import { CONTINUE, type ConnInfo, type EndpointInfo, type HttpExchange, type HttpResponseParts, type Routing, type TlsInfo } from '../policy/types.ts'
 import { errorResponse } from './errors.ts'
 import { setForwardedHeaders } from './forwarded.ts'
-import { isWebSocketUpgrade } from './hop-headers.ts'
+import { dropConnectionListed, isWebSocketUpgrade } from './hop-headers.ts'
 import { forwardHttp, h1FailureResponse, sendH1 } from './http.ts'
 import { misdirected } from './misdirected.ts'
 import { attemptFailure, mayRetry, POOL_RETRIES, readReplayBody, replayStream, type AttemptFailure, type PoolRetryStats, type ReplayBody } from './pool-retry.ts'
@@ -151,6 +151,9 @@ export function createPipeline(options: PipelineOptions) {
         return refused(req, server, started, errorResponse(400, CODES.BAD_REQUEST, 'The request body ended early or did not match its length.', accept), name, port)
       }
     }
+    // The client's Connection options go before anything reads or adds headers (hop-headers.ts).
+    const headers = new Headers(req.headers)
+    dropConnectionListed(headers)
     let endpoint = pool.pick()
     const retry = replay ? poolRetry(pool, req, url) : undefined
     let ex: HttpExchange
@@ -164,7 +167,8 @@ export function createPipeline(options: PipelineOptions) {
         ...(tls?.alpn === 'h2' ? { httpVersion: 'HTTP/2.0' } : {}),
         method: req.method,
         url: attempt === 0 ? url : new URL(retry!.sentUrl),
-        headers: new Headers(req.headers),
+        // Policies change headers in place: a retry starts again from the client's.
+        headers: retry ? new Headers(headers) : headers,
         vars: {},
         actions: {},
         logMetadata: {},

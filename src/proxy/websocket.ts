@@ -3,6 +3,7 @@ import { CODES } from '../lib/errors.ts'
 import type { TunnelTarget } from '../endpoints/endpoint.ts'
 import type { HttpExchange } from '../policy/types.ts'
 import { errorResponse } from './errors.ts'
+import { stripHopHeaders } from './hop-headers.ts'
 import { TunnelWebSocket } from './tunnel-websocket.ts'
 
 /** Per-connection state: the upstream websocket (a direct one, or one over an agent's tunnel). */
@@ -30,6 +31,7 @@ export async function proxyWebSocket(
   origin: URL,
   options: { timeoutMs: number },
 ): Promise<Response> {
+  stripHopHeaders(ex.headers)
   const target = new URL(ex.url.pathname + ex.url.search, origin)
   target.protocol = origin.protocol === 'https:' ? 'wss:' : 'ws:'
   const headers: Record<string, string> = {}
@@ -69,6 +71,7 @@ export async function proxyWebSocketToTunnel(
   tunnel: TunnelTarget,
   options: { timeoutMs: number; clientAddr: string },
 ): Promise<Response> {
+  stripHopHeaders(ex.headers)
   const protocols = (req.headers.get('sec-websocket-protocol') ?? '').split(',').map((p) => p.trim()).filter(Boolean)
   const upstream = await TunnelWebSocket.connect(tunnel, options.clientAddr, { path: ex.url.pathname + ex.url.search, headers: ex.headers, protocols }, options.timeoutMs)
   if (!upstream) return errorResponse(502, CODES.UPSTREAM_REFUSED, 'The agent could not open the upstream websocket.', req.headers.get('accept'))
