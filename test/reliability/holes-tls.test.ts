@@ -7,6 +7,7 @@ import { edgeFlags, startAgent, type AgentProcess } from '../e2e/framework/agent
 import { sClientAsync } from '../e2e/framework/certs.ts'
 import { curl } from '../e2e/framework/curl.ts'
 import { startEdge, type Edge } from '../e2e/framework/process.ts'
+import { rawRequest } from '../e2e/framework/raw.ts'
 import { startUpstream } from '../e2e/framework/upstreams.ts'
 
 // Issue 12, holes 1 and 2, against the compiled edge with real clients (curl h1 and h2, openssl
@@ -19,6 +20,17 @@ import { startUpstream } from '../e2e/framework/upstreams.ts'
 const hasOpenssl = Bun.which('openssl') !== null
 const hasCurl = Bun.which('curl') !== null
 const upstream = startUpstream('holes-tls')
+/** A websocket upstream that records the handshake headers it got. */
+const wsSeen: Record<string, string>[] = []
+const wsUpstream = Bun.serve({
+  hostname: '127.0.0.1',
+  port: 0,
+  fetch(req, server) {
+    wsSeen.push(Object.fromEntries(req.headers))
+    return server.upgrade(req) ? undefined : new Response('not a websocket', { status: 400 })
+  },
+  websocket: { message: (ws, m) => void ws.send(m) },
+})
 const MISDIRECTED = 'ERR_WARREN_3012'
 /** Sent by the client and named by its Connection header: the edge must not forward it. */
 const CLIENT_OPTION = 'x-client-option'
@@ -27,8 +39,8 @@ const STRIP_ATTEMPT = `x-forwarded-for, host, x-policy-added, x-forwarded-proto,
 const respond = (url: string, body: string, onTcpConnect = '') =>
   `url: ${url}\ntraffic_policy:\n${onTcpConnect}  on_http_request:\n    - actions: [{type: custom-response, config: {body: "${body}"}}]\n`
 const terminate = (config: string) => `  on_tcp_connect:\n    - actions: [{type: terminate-tls, config: ${config}}]\n`
-const echo = (url: string) =>
-  `url: ${url}\ntraffic_policy:\n  on_http_request:\n    - actions:\n        - {type: add-headers, config: {headers: {x-policy-added: "yes"}}}\n        - {type: forward-external, config: {url: "http://127.0.0.1:${upstream.port}"}}\n`
+const echo = (url: string, port = upstream.port) =>
+  `url: ${url}\ntraffic_policy:\n  on_http_request:\n    - actions:\n        - {type: add-headers, config: {headers: {x-policy-added: "yes"}}}\n        - {type: forward-external, config: {url: "http://127.0.0.1:${port}"}}\n`
 
 const certDir = mkdtempSync(join(tmpdir(), 'warren-holes-tls-'))
 let clientCa = ''
@@ -53,6 +65,7 @@ beforeAll(async () => {
       'wild.yml': respond('https://*.wild.warren.localhost', 'wild ${req.host}'),
       'echo-http.yml': echo('http://echo.warren.localhost'),
       'echo-https.yml': echo('https://echo.warren.localhost'),
+      'ws.yml': echo('http://ws.warren.localhost', wsUpstream.port),
     },
   })
 })
@@ -60,6 +73,7 @@ afterAll(async () => {
   await agent?.stop()
   await edge?.stop()
   upstream.stop(true)
+  wsUpstream.stop(true)
   rmSync(certDir, { recursive: true, force: true })
 })
 
@@ -191,6 +205,26 @@ describe.skipIf(!hasCurl)('hole 2: a Connection header cannot strip what the edg
     const host = `echo.warren.localhost:${edge.httpPort}`
     const seen = await stripAttempt(`http://${host}/echo`, ['-H', 'Transfer-Encoding: chunked', '--data-binary', 'chunked body'])
     expectEdgeHeaders(seen, host, 'http')
+  })
+
+  test('a websocket handshake: Connection: Upgrade still upgrades, its other options and Keep-Alive stay on the first hop', async () => {
+    const host = `ws.warren.localhost:${edge.httpPort}`
+    const handshake = [
+      'GET /chat HTTP/1.1',
+      `Host: ${host}`,
+      `Connection: Upgrade, ${STRIP_ATTEMPT}`,
+      'Upgrade: websocket',
+      'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==',
+      'Sec-WebSocket-Version: 13',
+      'Keep-Alive: timeout=5',
+      'X-Forwarded-For: 203.0.113.9',
+      `${CLIENT_OPTION}: for-the-first-hop-only`,
+    ]
+    const answer = await rawRequest(edge.httpPort, handshake.join('\r\n') + '\r\n\r\n', 1000)
+    expect(answer).toMatch(/^HTTP\/1\.1 101 /)
+    const seen = wsSeen.at(-1)!
+    expectEdgeHeaders(seen, host, 'http')
+    expect(seen['keep-alive']).toBeUndefined()
   })
 
   test('an agent endpoint (the tunnel path): the policy header and X-Forwarded-For reach the agent’s upstream', async () => {
