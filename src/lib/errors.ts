@@ -88,6 +88,10 @@ export const CODES = {
   POLICY_EVAL_FAILED: 'ERR_WARREN_3900',
   /** The agent refused or failed a command sent through the API (restart), or its session ended first. */
   API_AGENT_COMMAND_FAILED: 'ERR_WARREN_6010',
+  /** The agent's inspector refused a replay or clear sent from another origin (a cross-site page in a browser). */
+  INSPECTOR_CROSS_ORIGIN: 'ERR_WARREN_6011',
+  /** The agent's inspector refused a replay whose body is not declared `Content-Type: application/json`. */
+  INSPECTOR_NOT_JSON: 'ERR_WARREN_6012',
 } as const
 
 export type ErrorCode = (typeof CODES)[keyof typeof CODES]
