@@ -187,6 +187,7 @@ describe('endpointFromEntry()', () => {
     { desc: 'bad URL', entry: { name: 'x', url: 'ftp://a.example.com', upstream: { url: 80 } }, code: 'ERR_WARREN_1004', what: 'scheme "ftp"' },
     { desc: 'bad upstream', entry: { name: 'x', upstream: { url: 'http://x/path' } }, code: 'ERR_WARREN_1001', what: 'path' },
     { desc: 'file upstream on tcp', entry: { name: 'x', url: 'tcp://', upstream: { url: 'file:///srv' } }, code: 'ERR_WARREN_1001', what: 'only work on http' },
+    { desc: 'dotfiles for a port', entry: { name: 'x', upstream: { url: 8080, dotfiles: true } }, code: 'ERR_WARREN_1001', what: 'only applies to file://' },
   ] as { desc: string; entry: EndpointEntry; code: string; what: string }[])('$desc is refused', ({ entry, code, what }) => {
     const err = failure(() => endpointFromEntry({ entry, source: source() }))
     expect(err.code as string).toBe(code)

@@ -70,6 +70,8 @@ export const EndpointEntrySpec = v.strictObject({
     proxy_protocol: v.optional(v.union([v.picklist(['1', '2', '']), v.literal(1), v.literal(2)])),
     /** warren: verify the certificate of an https:// or tls:// upstream (default false, as in ngrok). */
     tls_verify: v.optional(v.boolean()),
+    /** warren: for file:// upstreams, serve names that start with a dot (`.env`, `.git/`); hidden by default. */
+    dotfiles: v.optional(v.boolean()),
   }),
   /** Agent-side TLS termination for tls:// endpoints: the agent presents this certificate and forwards plaintext. */
   agent_tls_termination: v.optional(
@@ -220,7 +222,7 @@ export function endpointFromEntry(sourced: SourcedEntry): EndpointSpec {
   }
   if (entry.traffic_policy && entry.traffic_policy_file) throw invalid(`${where}: use traffic_policy or traffic_policy_file, not both`)
   const { kind, scheme, url } = wrap(() => kindOfUrl(entry.url))
-  const upstream = wrap(() => parseUpstream(entry.upstream.url, { endpoint: kind, verifyTls: entry.upstream.tls_verify ?? false }))
+  const upstream = wrap(() => parseUpstream(entry.upstream.url, { endpoint: kind, verifyTls: entry.upstream.tls_verify ?? false, dotfiles: entry.upstream.dotfiles ?? false }))
   const pp = entry.upstream.proxy_protocol
   const proxyProtocol = pp === 1 || pp === '1' ? 1 : pp === 2 || pp === '2' ? 2 : 0
   const http2 = entry.upstream.protocol === 'http2'
