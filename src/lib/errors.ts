@@ -16,6 +16,8 @@ export const CODES = {
   ENDPOINT_POOL_CONFLICT: 'ERR_WARREN_1005',
   /** `traffic_policy_file` could not be read. */
   POLICY_FILE_MISSING: 'ERR_WARREN_1006',
+  /** A YAML document's aliases expand too far (an alias bomb, "billion laughs"); refused before it is expanded in full. */
+  YAML_ALIAS_LIMIT: 'ERR_WARREN_1007',
   /** An action's config is invalid or the action is used in a phase it does not support. */
   ACTION_INVALID: 'ERR_WARREN_2001',
   /** A CEL expression failed to compile or does not return a bool. */
