@@ -164,6 +164,28 @@ describe('a YAML alias bomb in policies/', () => {
     expect((await viaEdge('good.warren.localhost', '/')).body).toBe('good')
     expect(edge.proc.exitCode).toBeNull()
   })
+
+  test('in an agent --traffic-policy-file or an SDK traffic policy: refused with the position and ERR_WARREN_1007', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'warren-holes-bomb-'))
+    try {
+      writeFileSync(join(dir, 'policy.yml'), ALIAS_BOMB)
+      const a = agent(['http', String(upstream.port), '--traffic-policy-file', join(dir, 'policy.yml'), ...edgeFlags(edge, 'alice-token')])
+      expect(await Promise.race([a.proc.exited, Bun.sleep(15_000).then(() => 'still running')])).toBe(1)
+      expect(a.logs()).toContain(`${join(dir, 'policy.yml')}:9:8: YAML aliases expand too far`)
+      expect(a.logs()).toContain('ERR_WARREN_1007')
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+    const s = await new ngrok.SessionBuilder().authtoken('alice-token').serverAddr(`127.0.0.1:${edge.agentPort}`).rootCas(edge.caPath).connect()
+    try {
+      const error = await s.httpEndpoint().trafficPolicy(ALIAS_BOMB).listenAndForward(`http://127.0.0.1:${upstream.port}`).then(() => undefined, (e: Error) => e)
+      expect(error?.message).toContain('9:8: YAML aliases expand too far')
+      expect(error?.message).toContain('ERR_WARREN_1007')
+    } finally {
+      await s.close()
+    }
+    expect(edge.proc.exitCode).toBeNull()
+  })
 })
 
 describe('tcp:// names', () => {
