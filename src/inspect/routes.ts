@@ -1,6 +1,6 @@
 import type { UpstreamProtocol } from '../agent/spec.ts'
-import { CODES, type ErrorCode } from '../lib/errors.ts'
 import type { Upstream } from '../agent/upstream.ts'
+import { CODES, type ErrorCode } from '../lib/errors.ts'
 import type { CaptureStore, CapturedBody, Exchange } from './capture.ts'
 import { replay, type ReplayEdits } from './replay.ts'
 import { INSPECTOR_PAGE } from './ui/page.ts'
