@@ -16,6 +16,8 @@ export const CODES = {
   ENDPOINT_POOL_CONFLICT: 'ERR_WARREN_1005',
   /** `traffic_policy_file` could not be read. */
   POLICY_FILE_MISSING: 'ERR_WARREN_1006',
+  /** A YAML document's aliases expand too far (an alias bomb, "billion laughs"); refused before it is expanded in full. */
+  YAML_ALIAS_LIMIT: 'ERR_WARREN_1007',
   /** An action's config is invalid or the action is used in a phase it does not support. */
   ACTION_INVALID: 'ERR_WARREN_2001',
   /** A CEL expression failed to compile or does not return a bool. */
@@ -90,6 +92,10 @@ export const CODES = {
   POLICY_EVAL_FAILED: 'ERR_WARREN_3900',
   /** The agent refused or failed a command sent through the API (restart), or its session ended first. */
   API_AGENT_COMMAND_FAILED: 'ERR_WARREN_6010',
+  /** The agent's inspector refused a replay or clear sent from another origin (a cross-site page in a browser). */
+  INSPECTOR_CROSS_ORIGIN: 'ERR_WARREN_6011',
+  /** The agent's inspector refused a replay whose body is not declared `Content-Type: application/json`. */
+  INSPECTOR_NOT_JSON: 'ERR_WARREN_6012',
 } as const
 
 export type ErrorCode = (typeof CODES)[keyof typeof CODES]

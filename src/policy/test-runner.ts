@@ -169,7 +169,7 @@ export function fixturePolicy(
   }
   if (typeof fixture.policy === 'string') {
     const sub = parseSource(fixture.policy)
-    if ('errors' in sub) return { issues: sub.errors.map((e) => ({ ...at(['policy']), code: CODES.POLICY_FILE_SYNTAX, message: `policy: ${e.message}` })) }
+    if ('errors' in sub) return { issues: sub.errors.map((e) => ({ ...at(['policy']), code: e.code ?? CODES.POLICY_FILE_SYNTAX, message: `policy: ${e.message}` })) }
     return preparePolicy(sub.doc.value, fixture.endpoint, (p) => at(p[0] === 'endpoint' ? p : ['policy']))
   }
   return preparePolicy(fixture.policy, fixture.endpoint, (p) => at(p[0] === 'endpoint' ? p : ['policy', ...p]))
@@ -183,7 +183,7 @@ export function policyFromText(
   elsewhere: (path: readonly (string | number)[]) => { file: string; line: number; col: number } | undefined = () => undefined,
 ): PolicyUnderTest | { issues: FileIssue[] } {
   const parsed = parseSource(text)
-  if ('errors' in parsed) return { issues: parsed.errors.map((e) => ({ file, ...e, code: CODES.POLICY_FILE_SYNTAX })) }
+  if ('errors' in parsed) return { issues: parsed.errors.map((e) => ({ file, ...e, code: e.code ?? CODES.POLICY_FILE_SYNTAX })) }
   const doc = parsed.doc
   return preparePolicy(doc.value, endpoint, (p) => elsewhere(p) ?? { file, ...doc.locate(p) })
 }
@@ -387,7 +387,7 @@ export async function runFixtureFile(file: string): Promise<FixtureResult> {
 /** Runs fixture `text` (named `file` in messages; `policy_file` is relative to it). */
 export async function runFixtureText(file: string, text: string): Promise<FixtureResult> {
   const parsed = parseSource(text)
-  if ('errors' in parsed) return { file, cases: [], issues: parsed.errors.map((e) => ({ file, ...e, code: CODES.POLICY_FILE_SYNTAX })) }
+  if ('errors' in parsed) return { file, cases: [], issues: parsed.errors.map((e) => ({ file, ...e, code: e.code ?? CODES.POLICY_FILE_SYNTAX })) }
   const doc = parsed.doc
   const valid = v.safeParse(FixtureSpec, doc.value ?? {})
   if (!valid.success)

@@ -162,6 +162,7 @@ export class AgentRegistry {
       policy = compilePolicy(validatePolicy(spec), { scheme, cloud: false })
     } catch (err) {
       if (err instanceof UnsupportedOption) return errorReply(err.message, 'ERR_NGROK_9010', 'ERR_WARREN_4005')
+      if (err instanceof WarrenError) return errorReply(`Invalid traffic policy: ${err.message}`, 'ERR_NGROK_2201', err.code)
       const text = err instanceof ConfigIssues ? err.issues.map((i) => `${i.path.join('.')}: ${i.message} [${i.code}]`).join('; ') : String(err)
       return errorReply(`Invalid traffic policy: ${text}`, 'ERR_NGROK_2201', 'ERR_WARREN_2001')
     }
@@ -255,14 +256,18 @@ export class AgentRegistry {
     const domain = stringField(opts, 'Domain') || stringField(opts, 'Hostname')
     const subdomain = stringField(opts, 'Subdomain')
     const addr = stringField(opts, 'Addr')
+    const sharedTcpHost = `tcp.${this.#o.domain}`
     let raw: string
     let chosenByAgent = true
+    // An Addr of "host:port" names the host as a URL does; ":port" or a bare port leaves it to the edge.
+    let hostChosenByAgent = true
     if (requestedUrl) raw = requestedUrl.includes('://') ? requestedUrl : `${scheme}://${requestedUrl}`
     else if (scheme === 'tcp') {
       const port = addr ? Number(addr.slice(addr.lastIndexOf(':') + 1)) : this.#freeTcpPort(account)
       const host = addr && addr.includes(':') ? addr.slice(0, addr.lastIndexOf(':')) : ''
-      raw = `tcp://${host || `tcp.${this.#o.domain}`}:${port}`
+      raw = `tcp://${host || sharedTcpHost}:${port}`
       chosenByAgent = false
+      hostChosenByAgent = host !== ''
       if (!ownsTcpPort(account, port)) throw new OwnershipError(`Port ${port} is not in the tcp port range of account "${account.name}".`)
     } else if (domain) raw = `${scheme}://${domain}`
     else if (subdomain) raw = `${scheme}://${subdomain}.${this.#o.domain}`
@@ -270,12 +275,17 @@ export class AgentRegistry {
       if (binding === 'internal') throw new WarrenError('ERR_WARREN_1004', 'Internal endpoints need a URL with a .internal hostname.')
       raw = `${scheme}://${randomLabel()}.${this.#o.domain}`
       chosenByAgent = false
+      hostChosenByAgent = false
     }
     const url = parseEndpointUrl(raw, binding ? { binding } : {})
     if (url.scheme !== scheme) throw new WarrenError('ERR_WARREN_1004', `The URL scheme ${url.scheme}:// does not match the endpoint protocol ${scheme}.`)
     if (url.scheme === 'tcp' && chosenByAgent && !ownsTcpPort(account, url.port!))
       throw new OwnershipError(`Port ${url.port} is not in the tcp port range of account "${account.name}".`)
-    if (chosenByAgent && url.binding === 'public' && url.scheme !== 'tcp' && !ownsHost(account, url.host))
+    // A tcp:// URL is routed by its port alone, but its name is what users see and dial: a name the
+    // account does not own would pass its port off as someone else's. Every account may use the
+    // edge's shared tcp.<domain>, the name the edge gives when the agent names none.
+    const shared = url.scheme === 'tcp' && url.host === sharedTcpHost
+    if (hostChosenByAgent && url.binding === 'public' && !shared && !ownsHost(account, url.host))
       throw new OwnershipError(`Account "${account.name}" does not own ${url.host}; add it to the account's domains in warren.yaml.`)
     return url
   }
