@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import type { TunnelTarget } from '../endpoints/endpoint.ts'
-import type { MuxStream } from '../tunnel/mux.ts'
+import type { TunnelStream, TunnelTarget } from '../endpoints/endpoint.ts'
 
 const OP = { CONT: 0, TEXT: 1, BINARY: 2, CLOSE: 8, PING: 9, PONG: 10 } as const
 /** Messages larger than this close the connection (1009): the edge does not buffer without bound. */
@@ -21,14 +20,14 @@ export class TunnelWebSocket {
   onmessage: (e: { data: string | ArrayBuffer }) => void = () => {}
   onclose: (e: { code: number; reason: string }) => void = () => {}
   onerror: () => void = () => {}
-  readonly #stream: MuxStream
+  readonly #stream: TunnelStream
   #buf = new Uint8Array(0)
   #fragments: Uint8Array[] = []
   #fragmentOp = 0
   #queue: Uint8Array[] = []
   #closeSent = false
 
-  private constructor(stream: MuxStream) {
+  private constructor(stream: TunnelStream) {
     this.#stream = stream
   }
 

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { formatEndpointUrl, parseEndpointUrl, type Binding, type EndpointUrl, type Scheme } from '../config/url.ts'
-import type { Endpoint, TunnelTarget } from '../endpoints/endpoint.ts'
+import type { Endpoint, TunnelStream, TunnelTarget } from '../endpoints/endpoint.ts'
 import type { EndpointStore } from '../endpoints/store.ts'
 import { endpointKey } from '../endpoints/table.ts'
 import { WarrenError } from '../lib/errors.ts'
@@ -8,10 +8,34 @@ import type { Logger } from '../lib/log.ts'
 import { compilePolicy, validatePolicy, type CompiledPolicy } from '../policy/engine.ts'
 import { ConfigIssues } from '../policy/issue.ts'
 import { ownsHost, ownsTcpPort, type Account } from './accounts.ts'
-import type { MuxStream } from './mux.ts'
 import { mergePolicies, parsePolicyText, policyFromOpts, UnsupportedOption } from './opts.ts'
 import { EdgeType, errorReply, field, stringField } from './proto/messages.ts'
-import type { AgentSession, RpcReply } from './session.ts'
+import type { RpcReply } from './session.ts'
+
+/** What a proxy stream tells the agent about the connection it carries (ngrok's proxy header). */
+export interface ProxyHeader {
+  Id: string
+  ClientAddr: string
+  Proto: string
+  EdgeType: string
+  PassthroughTLS: boolean
+}
+
+/**
+ * A session that carries agent endpoints: an agent's muxado session (`AgentSession`) or an SSH
+ * connection (`SshSession`). Both bind through the same Bind requests, so the rules are the same.
+ */
+export interface TunnelSession {
+  readonly id: string
+  readonly account: Account | undefined
+  /** `closed` turns true as soon as the session is closing. */
+  readonly mux: { readonly closed: boolean }
+  /**
+   * Opens a stream for one public connection; undefined when the session is full or gone (the caller
+   * waits a bounded time and retries). A rejection means the agent refused this connection.
+   */
+  openProxy(header: ProxyHeader): TunnelStream | undefined | Promise<TunnelStream | undefined>
+}
 
 export interface RegistryOptions {
   store: EndpointStore
@@ -36,13 +60,13 @@ class AgentTunnel implements TunnelTarget {
   readonly url: EndpointUrl
   readonly proto: string
   readonly proxyProtocol: 0 | 1 | 2
-  session: AgentSession | undefined
+  session: TunnelSession | undefined
   endpoint!: Endpoint
   graceTimer: ReturnType<typeof setTimeout> | undefined
   #waiters: (() => void)[] = []
   readonly #waitMs: number
 
-  constructor(init: { id: string; account: Account; url: EndpointUrl; proto: string; proxyProtocol: 0 | 1 | 2; session: AgentSession; waitMs: number }) {
+  constructor(init: { id: string; account: Account; url: EndpointUrl; proto: string; proxyProtocol: 0 | 1 | 2; session: TunnelSession; waitMs: number }) {
     this.id = init.id
     this.account = init.account
     this.url = init.url
@@ -61,18 +85,24 @@ class AgentTunnel implements TunnelTarget {
     for (const w of this.#waiters.splice(0)) w()
   }
 
-  async connect(clientAddr: string, options: { wait?: boolean } = {}): Promise<MuxStream | undefined> {
+  async connect(clientAddr: string, options: { wait?: boolean } = {}): Promise<TunnelStream | undefined> {
     const deadline = Date.now() + (options.wait === false ? 0 : this.#waitMs)
     for (;;) {
       const session = this.session
       if (session && !session.mux.closed) {
-        const stream = session.openProxy({
-          Id: this.id,
-          ClientAddr: clientAddr,
-          Proto: this.proto,
-          EdgeType: this.url.scheme === 'tcp' ? EdgeType.TCP : this.url.scheme === 'tls' ? EdgeType.TLS : EdgeType.HTTPS,
-          PassthroughTLS: this.url.scheme === 'tls',
-        })
+        let stream: TunnelStream | undefined
+        try {
+          stream = await session.openProxy({
+            Id: this.id,
+            ClientAddr: clientAddr,
+            Proto: this.proto,
+            EdgeType: this.url.scheme === 'tcp' ? EdgeType.TCP : this.url.scheme === 'tls' ? EdgeType.TLS : EdgeType.HTTPS,
+            PassthroughTLS: this.url.scheme === 'tls',
+          })
+        } catch {
+          // Refused by the agent (an SSH client that could not reach its upstream): waiting would not help.
+          return undefined
+        }
         if (stream) {
           const prev = stream.onclose
           stream.onclose = () => {
@@ -117,7 +147,7 @@ export class AgentRegistry {
     return [...this.#tunnels.values()].map((t) => ({ id: t.id, url: t.endpoint.urlText, account: t.account.name, online: t.session !== undefined, session: t.session?.id }))
   }
 
-  bind(session: AgentSession, request: unknown): RpcReply {
+  bind(session: TunnelSession, request: unknown): RpcReply {
     const account = session.account!
     const proto = stringField(request, 'Proto').toLowerCase() || 'https'
     const opts = field(request, 'Opts') ?? {}
@@ -203,7 +233,7 @@ export class AgentRegistry {
     return { Id: id, URL: urlText, Proto: proto, Opts: opts, Extra: { Token: '' } }
   }
 
-  unbind(session: AgentSession, request: unknown): RpcReply {
+  unbind(session: TunnelSession, request: unknown): RpcReply {
     const id = stringField(request, 'Id')
     const key = tunnelKey(session.account!.name, id)
     const tunnel = this.#tunnels.get(key)
@@ -213,7 +243,7 @@ export class AgentRegistry {
   }
 
   /** The session ended: its tunnels go (goodbye) or go offline and stay reserved for the grace period (drop). */
-  sessionClosed(session: AgentSession, goodbye: boolean): void {
+  sessionClosed(session: TunnelSession, goodbye: boolean): void {
     for (const [key, tunnel] of this.#tunnels) {
       if (tunnel.session !== session) continue
       if (goodbye) {
