@@ -13,6 +13,8 @@ import { listenHttp } from '../listeners/http.ts'
 import { TcpListeners } from '../listeners/tcp.ts'
 import { TlsFront } from '../listeners/tls.ts'
 import { listenAgents } from '../listeners/agent.ts'
+import { listenSsh } from '../listeners/ssh.ts'
+import { loadHostKey } from '../tunnel/ssh/host-key.ts'
 import { makeAccount } from '../tunnel/accounts.ts'
 import { AgentRegistry } from '../tunnel/registry.ts'
 import { CertStore } from '../certs/index.ts'
@@ -32,6 +34,7 @@ export const SERVE_OPTIONS = {
   https: { type: 'string' },
   agent: { type: 'string' },
   api: { type: 'string' },
+  ssh: { type: 'string' },
   domain: { type: 'string' },
   'log-level': { type: 'string' },
   'log-format': { type: 'string' },
@@ -86,7 +89,7 @@ export async function serveCommand(args: string[]): Promise<number> {
   const metrics = edgeMetrics({
     bus: events.bus,
     endpoints: () => store.current.endpoints,
-    agentSessions: () => [...agents.sessions].filter((s) => s.account !== undefined && !s.mux.closed).length,
+    agentSessions: () => [...agents.sessions, ...(ssh?.sessions ?? [])].filter((s) => s.account !== undefined && !s.mux.closed).length,
     activeConnections: () => ({ http: server.pendingRequests, tcp: tcp.activeConnections, tls: tls.activeConnections }),
     certificates: () => certs.all(),
     sinkDrops: () => events.sinks.map((s) => ({ name: s.name, dropped: s.dropped() })),
@@ -193,6 +196,23 @@ export async function serveCommand(args: string[]): Promise<number> {
     ? followAgentCertificate(certs, agentNames, startAgents, { log: log.child({ component: 'tunnel' }), signal: lifecycle.signal })
     : startAgents(await certs.agentCert([`agent.${config.domain}`, ...(config.agent_tls.names ?? [])]))
 
+  // The SSH front door: the same registry, so SSH endpoints follow the agents' rules.
+  const sshAddr = config.listen.ssh ? splitAddress(config.listen.ssh) : undefined
+  let ssh: Awaited<ReturnType<typeof listenSsh>> | undefined
+  if (sshAddr) {
+    const hostKey = await loadHostKey(config.certsDir)
+    ssh = await listenSsh({
+      hostname: sshAddr.hostname,
+      port: sshAddr.port,
+      hostKey: hostKey.privateKey,
+      accounts: () => accounts,
+      registry,
+      domain: config.domain,
+      events: events.bus,
+    })
+    log.child({ component: 'ssh' }).info('ssh front door listening', { ssh: `${sshAddr.hostname}:${ssh.port}`, host_key: hostKey.fingerprint, created: hostKey.created })
+  }
+
   // The REST API writes policies/api-<id>.yml and reloads synchronously through the same path as the watcher.
   const apiAddr = splitAddress(config.listen.api)
   const api = startApi({
@@ -205,7 +225,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     reload,
     events: events.bus,
     metrics,
-    sessions: () => agents.sessions,
+    sessions: () => [...agents.sessions, ...(ssh?.sessions ?? [])],
     tunnels: () => registry.list(),
     certificates: () => certs.all(),
   })
@@ -229,6 +249,7 @@ export async function serveCommand(args: string[]): Promise<number> {
       lifecycle.abort()
       for (const session of agents.sessions) session.close()
       agents.listener.stop(true)
+      ssh?.stop()
       registry.clear()
       tcp.stop()
       tls.stop()

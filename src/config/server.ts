@@ -14,6 +14,7 @@ export interface ServerFlags {
   https?: string
   agent?: string
   api?: string
+  ssh?: string
   domain?: string
 }
 
@@ -63,6 +64,7 @@ export function loadServerConfig(flags: ServerFlags = {}): ResolvedConfig {
   if (flags.https) listen.https = flags.https
   if (flags.agent) listen.agent = flags.agent
   if (flags.api) listen.api = flags.api
+  if (flags.ssh) listen.ssh = flags.ssh
   const checked = v.safeParse(ServerConfigSpec, { ...(raw as object), listen })
   if (!checked.success) throw new WarrenError(CODES.CONFIG_INVALID, `Invalid flag: ${describeIssue(checked.issues[0]!)}`)
   return {

@@ -96,6 +96,16 @@ export const CODES = {
   INSPECTOR_CROSS_ORIGIN: 'ERR_WARREN_6011',
   /** The agent's inspector refused a replay whose body is not declared `Content-Type: application/json`. */
   INSPECTOR_NOT_JSON: 'ERR_WARREN_6012',
+  /** The SSH host key in certs/ssh/ cannot be read, parsed or created. */
+  SSH_HOST_KEY: 'ERR_WARREN_4030',
+  /** An SSH login was refused: the key is in no account's `ssh_keys`, or the password is not an authtoken. */
+  SSH_AUTH_FAILED: 'ERR_WARREN_4031',
+  /** The SSH command is missing, unknown (not http, tcp or tls) or has invalid flags. */
+  SSH_COMMAND_INVALID: 'ERR_WARREN_4032',
+  /** The SSH front door cannot do this (https upstreams, file serving, TLS termination in the agent, …); use the agent. */
+  SSH_UNSUPPORTED: 'ERR_WARREN_4033',
+  /** The `-R` forward does not fit the command (e.g. port 8080 for http: use 0, 80 or 443). */
+  SSH_FORWARD_INVALID: 'ERR_WARREN_4034',
 } as const
 
 export type ErrorCode = (typeof CODES)[keyof typeof CODES]

@@ -1,4 +1,5 @@
 import * as v from 'valibot'
+import { sshKeyDigest } from '../../../tunnel/accounts.ts'
 
 const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d{1,5})$/
 
@@ -26,6 +27,26 @@ export const AccountSpec = v.strictObject({
   domains: v.optional(v.array(v.string()), []),
   /** TCP ports the account may bind, e.g. `20000-20999`. */
   tcp_ports: v.optional(v.string()),
+  /**
+   * Public keys that log in to the SSH front door as this account: authorized_keys lines
+   * (`ssh-ed25519 AAAA… you@host`) or `sha256:<fingerprint>` as `ssh-keygen -lf key.pub` prints it.
+   * The account's authtokens also work as the SSH password.
+   */
+  ssh_keys: v.optional(
+    v.array(
+      v.pipe(
+        v.string(),
+        v.check((s) => {
+          try {
+            return sshKeyDigest(s).length === 32
+          } catch {
+            return false
+          }
+        }, 'must be an authorized_keys line ("ssh-ed25519 AAAA… comment") or sha256:<fingerprint>'),
+      ),
+    ),
+    [],
+  ),
 })
 
 /** Fields every event sink has. */
@@ -88,6 +109,11 @@ export const ServerConfigSpec = v.strictObject({
       agent: v.optional(Address, '127.0.0.1:4443'),
       /** REST API, metrics and dashboard. */
       api: v.optional(Address, '127.0.0.1:4041'),
+      /**
+       * SSH front door (`ssh -R 0:localhost:80 v2@host -p 2222 http`): off unless set here or with
+       * `warren serve --ssh`; 127.0.0.1:2222 is the usual choice.
+       */
+      ssh: v.optional(Address),
     }),
     {},
   ),
