@@ -2,6 +2,8 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import * as tls from 'node:tls'
+import { selfSigned } from './framework/certs.ts'
 import { curl } from './framework/curl.ts'
 import { freePort } from './framework/ports.ts'
 import { eventually, hostFetch, startEdge, type Edge } from './framework/process.ts'
@@ -17,6 +19,8 @@ const TOKEN = 'ssh-e2e-token'
 const API_KEY = 'ssh-e2e-api-key'
 const upstream = startUpstream('ssh-origin')
 const echo = startEchoServer()
+const tlsCert = selfSigned(['secure.warren.localhost'])
+const tlsBackend = tls.createServer({ cert: tlsCert.cert, key: tlsCert.key }, (s) => s.end('hello over ssh tls\n')).listen(0, '127.0.0.1')
 const dir = mkdtempSync(join(tmpdir(), 'warren-ssh-'))
 const clients: SshClient[] = []
 let edge: Edge
@@ -73,6 +77,7 @@ afterAll(async () => {
   await edge?.stop()
   upstream.stop(true)
   echo.stop(true)
+  tlsBackend.close()
   rmSync(dir, { recursive: true, force: true })
 })
 
@@ -207,5 +212,55 @@ describe.skipIf(!!unavailable)('SSH front door (OpenSSH ssh -R against the compi
     expect(await eventually(async () => (await hostFetch(edge, host, '/echo')).status === 404, 5000)).toBe(true)
     const gone = await hostFetch(edge, host, '/echo')
     expect(gone.headers.get('warren-error-code')).toBe('ERR_WARREN_3200')
+  })
+
+  test('tls passthrough named by the bind address: the TLS of the client reaches the upstream untouched', async () => {
+    const c = ssh({ forward: `secure.warren.localhost:443:127.0.0.1:${(tlsBackend.address() as { port: number }).port}`, command: ['tls'] })
+    expect(await c.url()).toBe('tls://secure.warren.localhost')
+    const text = await new Promise<string>((resolve, reject) => {
+      let got = ''
+      const s = tls.connect({ host: '127.0.0.1', port: edge.httpsPort, servername: 'secure.warren.localhost', ca: tlsCert.cert }, () => {})
+      s.on('data', (d) => (got += d))
+      s.on('end', () => resolve(got))
+      s.on('error', reject)
+    })
+    expect(text).toBe('hello over ssh tls\n')
+    await c.stop()
+  })
+
+  test('--traffic-policy-file takes the policy text; it runs before the upstream', async () => {
+    // Quoted for the remote side: ssh joins its arguments with spaces.
+    const policy = `on_http_request: [{expressions: [\\"req.url.path == '/teapot'\\"], actions: [{type: custom-response, config: {status_code: 418, body: short and stout}}]}]`
+    const c = ssh({ forward: `80:127.0.0.1:${upstream.port}`, command: ['http', `--traffic-policy-file="${policy}"`] })
+    const host = new URL(await c.url()).hostname
+    const teapot = await hostFetch(edge, host, '/teapot')
+    expect(teapot.status).toBe(418)
+    expect(await teapot.text()).toBe('short and stout')
+    expect((await hostFetch(edge, host, '/echo')).status).toBe(200)
+    await c.stop()
+  })
+
+  test('an upstream the ssh client cannot reach answers 502 at once (no wait for a reconnect)', async () => {
+    const closed = await freePort()
+    const c = ssh({ forward: `80:127.0.0.1:${closed}`, command: ['http'] })
+    const host = new URL(await c.url()).hostname
+    const started = performance.now()
+    const res = await hostFetch(edge, host, '/echo')
+    expect(res.status).toBe(502)
+    expect(res.headers.get('warren-error-code')).toMatch(/^ERR_WARREN_/)
+    expect(performance.now() - started).toBeLessThan(3000)
+    await c.stop()
+  })
+
+  test('the API stops an SSH session: ssh exits and the endpoint goes', async () => {
+    const c = ssh({ forward: `80:127.0.0.1:${upstream.port}`, command: ['http'] })
+    const url = await c.url()
+    const auth = { authorization: `Bearer ${API_KEY}` }
+    const sessions = (await (await fetch(`http://127.0.0.1:${edge.apiPort}/tunnel-sessions`, { headers: auth })).json()) as { tunnel_sessions: { id: string; endpoints: { url: string }[] }[] }
+    const id = sessions.tunnel_sessions.find((s) => s.endpoints.some((e) => e.url === url))!.id
+    expect((await fetch(`http://127.0.0.1:${edge.apiPort}/tunnel-sessions/${id}/stop`, { method: 'POST', headers: auth })).status).toBe(204)
+    expect(await c.proc.exited).toBe(0)
+    expect(c.stdout()).toContain('session closed: stopped through the API')
+    expect(await eventually(async () => (await hostFetch(edge, new URL(url).hostname)).status === 404, 5000)).toBe(true)
   })
 })

@@ -20,5 +20,5 @@ test('loadHostKey() creates an ed25519 key (0600) on first start and keeps it ac
 test('loadHostKey() refuses a file that holds no key (ERR_WARREN_4030)', async () => {
   mkdirSync(join(dir, 'bad', 'ssh'), { recursive: true })
   writeFileSync(join(dir, 'bad', HOST_KEY_FILE), 'not a key')
-  expect(loadHostKey(join(dir, 'bad'))).rejects.toMatchObject({ code: 'ERR_WARREN_4030' })
+  await expect(loadHostKey(join(dir, 'bad'))).rejects.toMatchObject({ code: 'ERR_WARREN_4030' })
 })

@@ -145,9 +145,7 @@ export class SshSession implements TunnelSession {
   close(message = 'edge shutting down'): void {
     if (this.#closed) return
     this.#print(`\nsession closed: ${message}\n`)
-    this.#console?.exit(0)
-    this.#console?.end()
-    this.#conn.end()
+    this.#endConsole(0)
   }
 
   /** Agent commands (restart) have no meaning over SSH. */
@@ -285,14 +283,22 @@ export class SshSession implements TunnelSession {
     const text = err instanceof WarrenError ? `${err.code}: ${err.message}` : err instanceof Error ? err.message : String(err)
     this.#log.info('ssh session refused', { error: text.split('\n')[0] })
     this.#rejectPending()
+    this.#console?.stderr.write(`${text}\n`)
+    this.#endConsole(1)
+  }
+
+  /**
+   * Sends the exit status and closes the session channel, then the connection once the client closed
+   * the channel too (so ssh reports our status, not a lost connection); at most a second later anyway.
+   */
+  #endConsole(status: number): void {
     const out = this.#console
-    if (out) {
-      out.stderr.write(`${text}\n`)
-      out.exit(1)
-      out.end()
-    }
-    // Give the message a moment to leave before the connection goes.
-    setTimeout(() => this.#conn.end(), 100).unref?.()
+    const end = (): void => void this.#conn.end()
+    if (!out) return end()
+    out.once('close', end)
+    setTimeout(end, 1000).unref?.()
+    out.exit(status)
+    out.end()
   }
 
   #print(text: string): void {
