@@ -30,7 +30,7 @@ let key: { path: string; publicKey: string }
 let byFingerprint: { path: string; publicKey: string }
 let stranger: { path: string; publicKey: string }
 
-function ssh(options: { forward: string | string[]; command: string[]; key?: string; password?: string }): SshClient {
+function ssh(options: { forward: string | string[]; command: string[]; key?: string; password?: string; sshArgs?: string[] }): SshClient {
   const c = startSsh({ port: sshPort, dir, ...options, ...(options.password === undefined && !options.key ? { key: key.path } : {}) })
   clients.push(c)
   return c
@@ -263,4 +263,24 @@ describe.skipIf(!!unavailable)('SSH front door (OpenSSH ssh -R against the compi
     expect(c.stdout()).toContain('session closed: stopped through the API')
     expect(await eventually(async () => (await hostFetch(edge, new URL(url).hostname)).status === 404, 5000)).toBe(true)
   })
+
+  test('several -R in one command: one endpoint each, a wildcard the account owns, one it does not', async () => {
+    const c = ssh({ forward: [`*.wild.warren.localhost:80:127.0.0.1:${upstream.port}`, `80:127.0.0.1:${upstream.port}`], command: ['http'] })
+    await c.waitForOutput(/Forwarding\s+http:\/\/\*\.wild\.warren\.localhost$/)
+    const random = await c.waitForOutput(/Forwarding\s+http:\/\/[0-9a-f]{12}\./)
+    expect((await hostFetch(edge, 'deep.wild.warren.localhost', '/echo')).status).toBe(200)
+    expect((await hostFetch(edge, new URL(random.trim().split(/\s+/)[1]!).hostname, '/echo')).status).toBe(200)
+    await c.stop()
+
+    const refused = ssh({ forward: `*.example.com:80:127.0.0.1:${upstream.port}`, command: ['http'] })
+    expect(await refused.proc.exited).not.toBe(0)
+    expect(refused.stderr()).toContain('ERR_WARREN_4003')
+  })
+
+  test('ssh -N (no command): the forward is refused after the wait and the connection closes', async () => {
+    const c = ssh({ forward: `80:127.0.0.1:${upstream.port}`, command: [], sshArgs: ['-N', '-o', 'ExitOnForwardFailure=yes'] })
+    expect(await c.proc.exited).not.toBe(0)
+    expect(c.stderr()).toContain('remote port forwarding failed')
+    await edge.waitForLog(/ssh forward without a command.*ERR_WARREN_4032/)
+  }, 20_000)
 })

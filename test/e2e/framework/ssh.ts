@@ -53,7 +53,7 @@ export interface SshClient {
  * Runs `ssh -T -p <port> -R <forward> v2@127.0.0.1 <command…>` against the edge. Authenticates with
  * `key` (a private key path) or `password` (over SSH_ASKPASS), nothing else.
  */
-export function startSsh(options: { port: number; forward: string | string[]; command: string[]; key?: string; password?: string; dir: string }): SshClient {
+export function startSsh(options: { port: number; forward: string | string[]; command: string[]; key?: string; password?: string; dir: string; sshArgs?: string[] }): SshClient {
   const args = ['ssh', '-F', '/dev/null', '-T', '-p', String(options.port), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'LogLevel=ERROR', '-o', 'ConnectTimeout=10']
   const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: options.dir }
   if (options.key) args.push('-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-o', 'PreferredAuthentications=publickey', '-i', options.key)
@@ -65,7 +65,7 @@ export function startSsh(options: { port: number; forward: string | string[]; co
     args.push('-o', 'PreferredAuthentications=password', '-o', 'PubkeyAuthentication=no', '-o', 'NumberOfPasswordPrompts=1')
   }
   for (const f of [options.forward].flat()) args.push('-R', f)
-  args.push('v2@127.0.0.1', ...options.command)
+  args.push(...(options.sshArgs ?? []), 'v2@127.0.0.1', ...options.command)
   const proc = Bun.spawn(args, { stdin: 'ignore', stdout: 'pipe', stderr: 'pipe', env })
   let out = ''
   let err = ''
