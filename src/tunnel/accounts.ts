@@ -64,19 +64,18 @@ export function makeAccount(spec: { name: string; authtokens: string[]; domains:
  * over digests) so timing tells nothing about which tokens exist or how much of one matched.
  */
 export function accountForToken(accounts: readonly Account[], token: string): Account | undefined {
-  const digest = createHash('sha256').update(token).digest()
-  let found: Account | undefined
-  for (const account of accounts)
-    for (const candidate of account.tokenDigests) if (timingSafeEqual(candidate, digest) && !found) found = account
-  return found
+  return accountForDigest(accounts, createHash('sha256').update(token).digest(), (a) => a.tokenDigests)
 }
 
-/** Finds the account that authorized this public-key blob, comparing every digest in constant time. */
+/** Finds the account whose `ssh_keys` list this public-key blob, the same way. */
 export function accountForSshKey(accounts: readonly Account[], keyBlob: Uint8Array): Account | undefined {
-  const digest = createHash('sha256').update(keyBlob).digest()
+  return accountForDigest(accounts, createHash('sha256').update(keyBlob).digest(), (a) => a.sshKeyDigests)
+}
+
+function accountForDigest(accounts: readonly Account[], digest: Buffer, digestsOf: (account: Account) => Buffer[]): Account | undefined {
   let found: Account | undefined
   for (const account of accounts)
-    for (const candidate of account.sshKeyDigests) if (timingSafeEqual(candidate, digest) && !found) found = account
+    for (const candidate of digestsOf(account)) if (timingSafeEqual(candidate, digest) && !found) found = account
   return found
 }
 

@@ -9,17 +9,8 @@ import { compilePolicy, validatePolicy, type CompiledPolicy } from '../policy/en
 import { ConfigIssues } from '../policy/issue.ts'
 import { ownsHost, ownsTcpPort, type Account } from './accounts.ts'
 import { mergePolicies, parsePolicyText, policyFromOpts, UnsupportedOption } from './opts.ts'
-import { EdgeType, errorReply, field, stringField } from './proto/messages.ts'
+import { EdgeType, errorReply, field, stringField, type ProxyHeader } from './proto/messages.ts'
 import type { RpcReply } from './session.ts'
-
-/** What a proxy stream tells the agent about the connection it carries (ngrok's proxy header). */
-export interface ProxyHeader {
-  Id: string
-  ClientAddr: string
-  Proto: string
-  EdgeType: string
-  PassthroughTLS: boolean
-}
 
 /**
  * A session that carries agent endpoints: an agent's muxado session (`AgentSession`) or an SSH

@@ -6,7 +6,8 @@ import type { WarrenEvent } from '../../events/types.ts'
 import { CODES, WarrenError } from '../../lib/errors.ts'
 import type { Logger } from '../../lib/log.ts'
 import { accountForSshKey, accountForToken, type Account } from '../accounts.ts'
-import type { ProxyHeader, TunnelSession } from '../registry.ts'
+import type { TunnelSession } from '../registry.ts'
+import type { ProxyHeader } from '../proto/messages.ts'
 import type { RpcReply } from '../session.ts'
 import { ChannelStream } from './channel-stream.ts'
 import { parseSshCommand, sshBindRequest, SSH_USAGE, type SshCommand, type SshForward } from './command.ts'
@@ -17,6 +18,8 @@ const LOGIN_TIMEOUT_MS = 30_000
 const MAX_AUTH_ATTEMPTS = 10
 /** How long `-R` forwards wait for the command (`http`, `tcp`, `tls`) before they are refused. */
 const COMMAND_WAIT_MS = 5_000
+/** How long the client may take to open a forwarded channel (it connects to its upstream first). */
+const CHANNEL_OPEN_TIMEOUT_MS = 10_000
 /** Console lines are dropped while this much output waits for a client that does not read. */
 const MAX_CONSOLE_BACKLOG = 256 * 1024
 
@@ -130,7 +133,15 @@ export class SshSession implements TunnelSession {
     const ip = header.ClientAddr.slice(0, i).replace(/^\[|\]$/g, '')
     const port = Number(header.ClientAddr.slice(i + 1)) || 0
     return new Promise((resolve, reject) => {
+      let late = false
+      // OpenSSH answers once its own connect to the upstream is done; a black-holed upstream must not hold the request for minutes.
+      const timer = setTimeout(() => {
+        late = true
+        reject(new Error('the ssh client did not open the channel in time'))
+      }, CHANNEL_OPEN_TIMEOUT_MS)
       this.#conn.forwardOut(forward.bindAddr, forward.bindPort, ip, port, (err, channel) => {
+        clearTimeout(timer)
+        if (late) return void channel?.close()
         if (err) {
           // The client could not reach its upstream (`-R …:localhost:80` with nothing on port 80).
           this.#log.info('ssh client refused a forwarded connection', { tunnel: header.Id, error: err.message })

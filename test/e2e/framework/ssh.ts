@@ -6,19 +6,12 @@
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Subprocess } from 'bun'
+import { ensureDebianPackage } from './apt.ts'
 
 /** Why ssh cannot run here, or undefined when it can (installs openssh-client when missing and root). */
 export function sshUnavailable(): string | undefined {
   const have = () => Bun.which('ssh') !== null && Bun.which('ssh-keygen') !== null
-  if (have()) return undefined
-  if (process.getuid?.() === 0 && Bun.which('apt-get')) {
-    Bun.spawnSync(['apt-get', '-o', 'DPkg::Lock::Timeout=300', 'install', '-y', '-qq', 'openssh-client'], { stdout: 'ignore', stderr: 'ignore' })
-    if (!have()) {
-      Bun.spawnSync(['apt-get', 'update', '-qq'], { stdout: 'ignore', stderr: 'ignore' })
-      Bun.spawnSync(['apt-get', '-o', 'DPkg::Lock::Timeout=300', 'install', '-y', '-qq', 'openssh-client'], { stdout: 'ignore', stderr: 'ignore' })
-    }
-  }
-  return have() ? undefined : 'the Debian package "openssh-client" (ssh, ssh-keygen) is not installed and could not be installed'
+  return ensureDebianPackage('openssh-client', have) ? undefined : 'the Debian package "openssh-client" (ssh, ssh-keygen) is not installed and could not be installed'
 }
 
 /** Makes an ed25519 key pair `<dir>/<name>` and returns its path and public key line. */
