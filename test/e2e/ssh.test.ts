@@ -283,4 +283,51 @@ describe.skipIf(!!unavailable)('SSH front door (OpenSSH ssh -R against the compi
     expect(c.stderr()).toContain('remote port forwarding failed')
     await edge.waitForLog(/ssh forward without a command.*ERR_WARREN_4032/)
   }, 20_000)
+
+  test('websockets work through an SSH session', async () => {
+    const c = ssh({ forward: `80:127.0.0.1:${upstream.port}`, command: ['http'] })
+    const host = new URL(await c.url()).hostname
+    const ws = new WebSocket(`ws://127.0.0.1:${edge.httpPort}/socket`, { headers: { host } } as unknown as string[])
+    ws.binaryType = 'arraybuffer'
+    await new Promise<void>((resolve, reject) => {
+      ws.onopen = () => resolve()
+      ws.onerror = () => reject(new Error('websocket failed to open'))
+    })
+    const next = () => new Promise<MessageEvent>((r) => ws.addEventListener('message', r, { once: true }))
+    ws.send('hello over ssh')
+    expect((await next()).data).toBe('hello over ssh')
+    const bytes = new Uint8Array(200_000).map((_, i) => i % 251)
+    ws.send(bytes)
+    expect(Bun.hash(new Uint8Array((await next()).data as ArrayBuffer))).toBe(Bun.hash(bytes))
+    ws.close(1000)
+    await c.stop()
+  })
+
+  test('ssh killed mid-download: the client sees the response cut short (never a hang) and the endpoint goes', async () => {
+    const c = ssh({ forward: `80:127.0.0.1:${upstream.port}`, command: ['http'] })
+    const host = new URL(await c.url()).hostname
+    const res = await hostFetch(edge, host, `/bytes/${1024 ** 3}`)
+    expect(res.status).toBe(200)
+    const reader = res.body!.getReader()
+    let received = 0
+    while (received < 1024 * 1024) received += (await reader.read()).value?.length ?? 0
+    c.proc.kill('SIGKILL')
+    const outcome = await Promise.race([
+      (async () => {
+        try {
+          for (;;) {
+            const { done, value } = await reader.read()
+            if (done) return 'ended'
+            received += value.length
+          }
+        } catch {
+          return 'error'
+        }
+      })(),
+      Bun.sleep(15_000).then(() => 'hang'),
+    ])
+    expect(outcome).not.toBe('hang')
+    expect(received).toBeLessThan(1024 ** 3)
+    expect(await eventually(async () => (await hostFetch(edge, host, '/echo')).status === 404, 5000)).toBe(true)
+  }, 30_000)
 })
