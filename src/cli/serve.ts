@@ -13,8 +13,7 @@ import { listenHttp } from '../listeners/http.ts'
 import { TcpListeners } from '../listeners/tcp.ts'
 import { TlsFront } from '../listeners/tls.ts'
 import { listenAgents } from '../listeners/agent.ts'
-import { listenSsh } from '../listeners/ssh.ts'
-import { loadHostKey } from '../tunnel/ssh/host-key.ts'
+import type { SshListener } from '../listeners/ssh.ts'
 import { makeAccount } from '../tunnel/accounts.ts'
 import { AgentRegistry } from '../tunnel/registry.ts'
 import { CertStore } from '../certs/index.ts'
@@ -198,8 +197,10 @@ export async function serveCommand(args: string[]): Promise<number> {
 
   // The SSH front door: the same registry, so SSH endpoints follow the agents' rules.
   const sshAddr = config.listen.ssh ? splitAddress(config.listen.ssh) : undefined
-  let ssh: Awaited<ReturnType<typeof listenSsh>> | undefined
+  let ssh: SshListener | undefined
   if (sshAddr) {
+    // Loaded only when configured: ssh2 and its crypto cost memory an edge without SSH does not need.
+    const [{ listenSsh }, { loadHostKey }] = await Promise.all([import('../listeners/ssh.ts'), import('../tunnel/ssh/host-key.ts')])
     const hostKey = await loadHostKey(config.certsDir)
     ssh = await listenSsh({
       hostname: sshAddr.hostname,
