@@ -84,6 +84,7 @@ export const CASES: Case[] = [
   { desc: 'HTTP/1.2', raw: 'GET / HTTP/1.2\r\nHost: a\r\n\r\n', want: 505 },
   { desc: 'gzip, chunked', raw: 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n', want: 501, stricter: true },
   { desc: 'chunked, chunked over two lines', raw: 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', want: 501 },
+  { desc: 'Transfer-Encoding not ending in chunked', raw: 'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n', want: 400 },
   { desc: 'TE on HTTP/1.0', raw: 'POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n', want: 400, stricter: true },
   { desc: 'asterisk-form with GET', raw: 'GET * HTTP/1.1\r\nHost: a\r\n\r\n', want: 400, stricter: true },
   { desc: 'authority-form with GET', raw: 'GET a.test:80 HTTP/1.1\r\nHost: a\r\n\r\n', want: 400 },

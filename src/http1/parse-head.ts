@@ -116,6 +116,11 @@ export function findHeadEnd(buf: Buffer, start: number, end: number, scanned: nu
   return at
 }
 
+/** Trims optional whitespace (SP, HTAB) only: `String.trim` would also eat bytes like 0xA0. */
+function ows(s: string): string {
+  return s.replace(/^[ \t]+|[ \t]+$/g, '')
+}
+
 function lower(buf: Uint8Array, a: number, b: number): string {
   let s = ''
   for (let i = a; i < b; i++) {
@@ -220,8 +225,11 @@ export function parseHead(buf: Uint8Array, start: number, end: number, limits: H
   if (transferEncoding !== undefined) {
     if (contentLength !== -1) throw bad('both Content-Length and Transfer-Encoding')
     if (minor === 0) throw bad('Transfer-Encoding in an HTTP/1.0 request')
-    // Only plain chunked is relayed: another coding would reach the upstream undecoded (RFC 9112 §6.1).
-    if (transferEncoding.trim() !== 'chunked') throw new HeadRefusal(501, CODES.TRANSFER_CODING_NOT_SUPPORTED, 'a transfer coding other than chunked')
+    const codings = transferEncoding.split(',').map(ows)
+    // Without chunked last the body length is unknowable: 400 (RFC 9112 §6.3). Other codings before it
+    // would reach the upstream undecoded: 501, as for any coding not understood (§6.1).
+    if (codings[codings.length - 1] !== 'chunked') throw bad('Transfer-Encoding does not end in chunked')
+    if (codings.length > 1) throw new HeadRefusal(501, CODES.TRANSFER_CODING_NOT_SUPPORTED, 'a transfer coding other than chunked')
     chunked = true
   }
 
@@ -249,7 +257,7 @@ export function parseHead(buf: Uint8Array, start: number, end: number, limits: H
   const connectionTokens: string[] = []
   if (connection)
     for (const part of connection.split(',')) {
-      const token = part.trim()
+      const token = ows(part)
       if (token === 'close') close = true
       else if (token === 'keep-alive') keepAliveToken = true
       else if (token === 'upgrade') upgradeToken = true

@@ -40,6 +40,8 @@ export const CODES = {
   TRANSFER_CODING_NOT_SUPPORTED: 'ERR_WARREN_3032',
   /** The client did not send its request head, or its body, within the read timeout. */
   REQUEST_TIMEOUT: 'ERR_WARREN_3033',
+  /** The request body is larger than `http.max_body_bytes`. */
+  BODY_TOO_LARGE: 'ERR_WARREN_3034',
   /** A TLS connection sent no SNI, so no endpoint can be chosen. */
   TLS_NO_SNI: 'ERR_WARREN_3008',
   /** No ClientHello arrived within the ClientHello timeout (3 s). */

@@ -1,4 +1,3 @@
-import type { Server } from 'bun'
 import type { Scheme } from '../config/url.ts'
 import type { Endpoint } from '../endpoints/endpoint.ts'
 import type { EndpointStore } from '../endpoints/store.ts'
@@ -15,7 +14,7 @@ import { isWebSocketUpgrade } from './hop-headers.ts'
 import { forwardHttp, h1FailureResponse, sendH1 } from './http.ts'
 import { attemptFailure, mayRetry, POOL_RETRIES, readReplayBody, replayStream, type AttemptFailure, type PoolRetryStats, type ReplayBody } from './pool-retry.ts'
 import { tunnelOrigin } from './tunnel-http.ts'
-import { proxyWebSocket, proxyWebSocketToTunnel, type WsData } from './websocket.ts'
+import { proxyWebSocket, proxyWebSocketToTunnel, type RequestSource } from './websocket.ts'
 
 export interface PipelineOptions {
   store: EndpointStore
@@ -35,7 +34,7 @@ export interface PipelineOptions {
   httpsRedirectPort?: number
   /** The real client when connections reach this server through the edge's own TLS front. */
   /** The real client behind an internal hop, with the TLS handshake the edge saw when it has one. */
-  clientAddress?: (req: Request, server: Server<WsData>) => { address: string; port: number; tls?: TlsInfo } | null
+  clientAddress?: (req: Request, server: RequestSource) => { address: string; port: number; tls?: TlsInfo } | null
   /** Receives one `http_request_complete.v0` per request, after its response head is ready. */
   events?: EventSink
   /** Counts requests sent again to another pool member (see pool-retry.ts). */
@@ -62,7 +61,7 @@ function headerBytes(req: Request): number {
 export function createPipeline(options: PipelineOptions) {
   const { store, log, events } = options
   /** Publishes a request that ended before reaching an endpoint's policy. */
-  const refused = (req: Request, server: Server<WsData>, started: number, response: Response, host = '', port = options.defaultPort): Response => {
+  const refused = (req: Request, server: RequestSource, started: number, response: Response, host = '', port = options.defaultPort): Response => {
     if (!events) return response
     const client = options.clientAddress ? options.clientAddress(req, server) : server.requestIP(req)
     const conn = { clientIp: client?.address ?? '', clientPort: client?.port ?? 0, serverIp: options.serverIp, serverPort: options.serverPort }
@@ -97,7 +96,7 @@ export function createPipeline(options: PipelineOptions) {
     }
     return retry
   }
-  return async function handleHttp(req: Request, server: Server<WsData>): Promise<Response> {
+  return async function handleHttp(req: Request, server: RequestSource): Promise<Response> {
     const started = performance.now()
     const accept = req.headers.get('accept')
     if (headerBytes(req) > options.maxHeaderBytes)
@@ -122,10 +121,10 @@ export function createPipeline(options: PipelineOptions) {
       if (options.logRequests) log.info('request', { host: name, method: req.method, status: 404, code: CODES.ENDPOINT_NOT_FOUND })
       return refused(req, server, started, res, name, port)
     }
-    const client = options.clientAddress ? options.clientAddress(req, server) : server.requestIP(req)
+    const client: { address: string; port: number; tls?: TlsInfo } | null = options.clientAddress ? options.clientAddress(req, server) : server.requestIP(req)
     const url = new URL(req.url)
     url.protocol = options.scheme + ':'
-    const tls = client && 'tls' in client ? client.tls : undefined
+    const tls = client?.tls
     const conn: ConnInfo = {
       clientIp: client?.address ?? '',
       clientPort: client?.port ?? 0,
@@ -153,8 +152,8 @@ export function createPipeline(options: PipelineOptions) {
       ex = {
         endpoint: endpoint.info,
         conn: attempt === 0 ? conn : { ...conn },
-        // Bun's handler does not say which protocol a request came in on; the handshake does.
-        ...(tls?.alpn === 'h2' ? { httpVersion: 'HTTP/2.0' } : {}),
+        // Bun.serve does not say which protocol a request came in on (the handshake does); the engine does.
+        ...(tls?.alpn === 'h2' ? { httpVersion: 'HTTP/2.0' } : server.httpVersion ? { httpVersion: server.httpVersion(req) } : {}),
         method: req.method,
         url: attempt === 0 ? url : new URL(retry!.sentUrl),
         headers: new Headers(req.headers),
@@ -204,6 +203,11 @@ export function createPipeline(options: PipelineOptions) {
   }
 }
 
+/** True for the response that stands for "drop the connection without answering". */
+export function closesConnection(res: Response): boolean {
+  return CLOSING.has(res)
+}
+
 /** Responses that end the request as they are: no on_http_response, no rebuilding (closed, upgraded). */
 const FINAL = new WeakSet<Response>()
 /** Responses that stand for "drop the connection". */
@@ -237,7 +241,7 @@ export const MAX_INTERNAL_DEPTH = 8
 /** What one client request carries through every endpoint it visits. */
 interface RequestScope {
   req: Request
-  server: Server<WsData>
+  server: RequestSource
   /** The Host the client sent: upstreams get it, and Location headers naming a replaced Host get it back. */
   hostHeader: string
   /** The endpoint the request entered by (X-Forwarded-Proto follows its scheme). */
