@@ -90,6 +90,9 @@ export class Http1Connection {
 
   // --- what the data path may ask of the connection (the parts of Bun's Server it used) ---
 
+  /** Endpoints whose on_tcp_connect already let this connection through (it runs once per connection). */
+  readonly connectedEndpoints = new Set<object>()
+
   /** The client's address (the socket's peer, read once per connection by Bun). */
   requestIP(_req: Request): { address: string; port: number } {
     return { address: this.#socket.remoteAddress, port: this.#socket.remotePort }

@@ -12,6 +12,8 @@ export interface HttpListenerOptions extends Omit<PipelineOptions, 'serverIp' | 
   hostname: string
   port: number
   idleTimeoutSec: number
+  /** Time a request head may take, and a request body may go silent (default 30 s). */
+  readTimeoutSec?: number
   maxBodyBytes: number
   /** Address shown in logs instead of hostname:port (the public side of an internal server). */
   serverIp?: string
@@ -36,8 +38,6 @@ export interface HttpServer {
 const ACME_PREFIX = '/.well-known/acme-challenge/'
 /** Header lines a request may carry (beyond: 431). */
 const MAX_HEADER_LINES = 100
-/** Time a request head, or the gap between two reads of its body, may take (slowloris). */
-const READ_TIMEOUT_MS = 30_000
 
 /**
  * The plaintext listener: warren's HTTP/1.1 engine on `Bun.listen` (src/http1), each request handed
@@ -53,7 +53,7 @@ export function listenHttp(options: HttpListenerOptions): HttpServer {
   const engine: Http1Options = {
     limits: { maxHeadBytes: options.maxHeaderBytes, maxHeaders: MAX_HEADER_LINES },
     idleTimeoutMs: options.idleTimeoutSec * 1000,
-    readTimeoutMs: READ_TIMEOUT_MS,
+    readTimeoutMs: (options.readTimeoutSec ?? 30) * 1000,
     maxBodyBytes: options.maxBodyBytes,
     handle(req, source) {
       pending++

@@ -174,8 +174,14 @@ export function createPipeline(options: PipelineOptions) {
         websocket,
         ...(retry ? { retry } : {}),
       }
-      // Bun hands us requests, not connections: on_tcp_connect of an http(s) endpoint runs once per request.
-      const connect = endpoint.policy.on_tcp_connect.length ? await runPhase(endpoint.policy.on_tcp_connect, ex) : CONTINUE
+      // On the HTTP/1 engine on_tcp_connect runs once per connection and endpoint; Bun.serve (HTTPS)
+      // hands over requests, not connections, so there it runs once per request.
+      const passed = server.connectedEndpoints
+      let connect = CONTINUE
+      if (endpoint.policy.on_tcp_connect.length && !passed?.has(endpoint)) {
+        connect = await runPhase(endpoint.policy.on_tcp_connect, ex)
+        if (connect.kind === 'continue') passed?.add(endpoint)
+      }
       if (connect.kind === 'close') response = closeConnection()
       else if (connect.kind === 'respond') response = connect.response
       else response = await serveEndpoint(endpoint, ex, scope, [])

@@ -19,6 +19,8 @@ export interface RequestSource {
   upgrade(req: Request, options: { data: WsData; headers?: ConstructorParameters<typeof Headers>[0] }): boolean
   /** The version the request line named, where the server knows it. */
   httpVersion?(req: Request): string
+  /** Per connection, where the server has connections: endpoints whose on_tcp_connect let it through. */
+  readonly connectedEndpoints?: Set<object>
 }
 
 /** Close codes that may not be sent on the wire (RFC 6455 §7.4.1) become 1000/1011. */

@@ -15,6 +15,8 @@ beforeAll(async () => {
     config: 'http:\n  max_header_bytes: 16384\n',
     policies: {
       'app.yml': `url: http://app.warren.localhost\ntraffic_policy:\n  on_http_request:\n    - actions: [{type: forward-external, config: {url: "http://127.0.0.1:${upstream.port}"}}]\n`,
+      'once.yml':
+        'url: http://once.warren.localhost\ntraffic_policy:\n  on_tcp_connect:\n    - actions: [{type: log, config: {metadata: {tcp_connect: ran}}}]\n  on_http_request:\n    - actions: [{type: custom-response, config: {status_code: 200, body: "ok"}}]\n',
       'version.yml':
         'url: http://version.warren.localhost\ntraffic_policy:\n  on_http_request:\n    - actions: [{type: custom-response, config: {status_code: 200, body: "${req.version}"}}]\n',
     },
@@ -57,6 +59,16 @@ describe('the HTTP/1.1 engine', () => {
     expect(seen['x-forwarded-for']).toBe('127.0.0.1')
     expect(seen['x-drop']).toBeUndefined()
     expect(seen['x-keep']).toBe('1')
+  })
+
+  test('on_tcp_connect runs once per connection, not once per request', async () => {
+    const text = ['/a', '/b', '/c'].map((p) => `GET ${p} HTTP/1.1\r\nHost: once.warren.localhost\r\n\r\n`).join('')
+    const answers = responses(await rawRequest(edge.httpPort, text))
+    expect(answers.map((a) => a.body)).toEqual(['ok', 'ok', 'ok'])
+    await edge.waitForLog(/"endpoint":"http:\/\/once\.warren\.localhost".*"path":"\/c"/)
+    const lines = edge.logs().split('\n').filter((l) => l.includes('"endpoint":"http://once.warren.localhost"'))
+    expect(lines.length).toBe(3)
+    expect(lines.filter((l) => l.includes('"tcp_connect":"ran"')).length).toBe(1)
   })
 
   test('HTTP/1.0 without Host → 400 with a code and Connection: close', async () => {
