@@ -2,6 +2,7 @@ import type { Socket } from 'bun'
 import { createHash } from 'node:crypto'
 import { STATUS_CODES } from 'node:http'
 import { CODES, type ErrorCode } from '../lib/errors.ts'
+import { recordLines } from '../lib/header-lines.ts'
 import { ChunkedDecoder, H1ParseError } from '../proxy/h1/parse.ts'
 import { TunnelWebSocket, type FrameStream } from '../proxy/tunnel-websocket.ts'
 import { websocketHandlers, type WsData } from '../proxy/websocket.ts'
@@ -274,6 +275,8 @@ export class Http1Connection {
     } catch {
       return this.#refuse(400, CODES.BAD_REQUEST, 'The request target or Host is not a valid URL.')
     }
+    const repeated = parsed.lines.length > 8 ? head.repeated() : undefined
+    if (repeated) for (const [name, lines] of repeated) recordLines(req.headers, name, lines)
     this.#state = hasBody ? BODY : BUSY
     if (hasBody) {
       // Without a reader yet, a client that sent Expect waits for our 100: do not time it out.

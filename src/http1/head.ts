@@ -75,4 +75,22 @@ export class RequestHead {
     }
     return headers
   }
+
+  /** End-to-end header names the client sent on more than one line, with those lines in order. */
+  repeated(): Map<string, string[]> | undefined {
+    if (!this.#names) this.#build()
+    let seen: Map<string, string[]> | undefined
+    let out: Map<string, string[]> | undefined
+    for (let k = 0; k < this.#names!.length; k++) {
+      const lower = this.#names![k]!.toLowerCase()
+      seen ??= new Map()
+      const lines = seen.get(lower)
+      if (!lines) seen.set(lower, [this.#values![k]!])
+      else {
+        lines.push(this.#values![k]!)
+        if (!HOP.has(lower) && !this.parsed.connectionTokens.includes(lower)) (out ??= new Map()).set(lower, lines)
+      }
+    }
+    return out
+  }
 }

@@ -5,6 +5,7 @@ import type { EndpointTable, Pool } from '../endpoints/table.ts'
 import { httpRequestEvent } from '../events/traffic.ts'
 import type { EventSink } from '../events/types.ts'
 import { CODES } from '../lib/errors.ts'
+import { copyHeaders } from '../lib/header-lines.ts'
 import type { Logger } from '../lib/log.ts'
 import { runPhase } from '../policy/engine.ts'
 import { CONTINUE, type ConnInfo, type EndpointInfo, type HttpExchange, type HttpResponseParts, type Routing, type TlsInfo } from '../policy/types.ts'
@@ -156,7 +157,7 @@ export function createPipeline(options: PipelineOptions) {
         ...(tls?.alpn === 'h2' ? { httpVersion: 'HTTP/2.0' } : server.httpVersion ? { httpVersion: server.httpVersion(req) } : {}),
         method: req.method,
         url: attempt === 0 ? url : new URL(retry!.sentUrl),
-        headers: new Headers(req.headers),
+        headers: copyHeaders(req.headers),
         vars: {},
         actions: {},
         logMetadata: {},
@@ -376,7 +377,7 @@ async function serveEndpoint(endpoint: Endpoint, ex: HttpExchange, scope: Reques
   else if (outcome.kind === 'forward' && outcome.target.kind === 'internal') {
     const target = outcome.target.endpoint
     const { response: _r, routing: _g, upstreamObservers: _o, ...rest } = ex
-    const inner: HttpExchange = { ...rest, endpoint: target.info, headers: new Headers(ex.headers), vars: {}, actions: {} }
+    const inner: HttpExchange = { ...rest, endpoint: target.info, headers: copyHeaders(ex.headers), vars: {}, actions: {} }
     response = await serveEndpoint(target, inner, scope, here)
     if (FINAL.has(response)) return response
     notifyUpstream(ex, response.status)

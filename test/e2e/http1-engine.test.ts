@@ -9,12 +9,32 @@ import { startUpstream } from './framework/upstreams.ts'
 // engine must get right (trailers, Connection-named headers, a client that stops reading).
 
 const upstream = startUpstream('engine-origin')
+/** A raw upstream that keeps the request heads exactly as they arrived (Bun.serve would join lines). */
+const heads: string[] = []
+const rawUpstream = Bun.listen<{ buf: string }>({
+  hostname: '127.0.0.1',
+  port: 0,
+  socket: {
+    open(s) {
+      s.data = { buf: '' }
+    },
+    data(s, d) {
+      s.data.buf += d.toString('latin1')
+      const end = s.data.buf.indexOf('\r\n\r\n')
+      if (end === -1) return
+      heads.push(s.data.buf.slice(0, end))
+      s.data.buf = s.data.buf.slice(end + 4)
+      s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok')
+    },
+  },
+})
 let edge: Edge
 beforeAll(async () => {
   edge = await startEdge({
     config: 'http:\n  max_header_bytes: 16384\n',
     policies: {
       'app.yml': `url: http://app.warren.localhost\ntraffic_policy:\n  on_http_request:\n    - actions: [{type: forward-external, config: {url: "http://127.0.0.1:${upstream.port}"}}]\n`,
+      'raw.yml': `url: http://raw.warren.localhost\ntraffic_policy:\n  on_http_request:\n    - actions:\n        - {type: add-headers, config: {headers: {accept: added/by-policy}}}\n        - {type: forward-external, config: {url: "http://127.0.0.1:${rawUpstream.port}"}}\n`,
       'once.yml':
         'url: http://once.warren.localhost\ntraffic_policy:\n  on_tcp_connect:\n    - actions: [{type: log, config: {metadata: {tcp_connect: ran}}}]\n  on_http_request:\n    - actions: [{type: custom-response, config: {status_code: 200, body: "ok"}}]\n',
       'version.yml':
@@ -25,6 +45,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await edge?.stop()
   upstream.stop(true)
+  rawUpstream.stop(true)
 })
 
 const H = 'Host: app.warren.localhost\r\n'
@@ -59,6 +80,17 @@ describe('the HTTP/1.1 engine', () => {
     expect(seen['x-forwarded-for']).toBe('127.0.0.1')
     expect(seen['x-drop']).toBeUndefined()
     expect(seen['x-keep']).toBe('1')
+  })
+
+  test('repeated header lines, and a line add-headers adds to an existing name, reach the upstream as separate lines', async () => {
+    const text = 'GET /dup HTTP/1.1\r\nHost: raw.warren.localhost\r\nX-Dup: one\r\nAccept: text/plain\r\nx-dup: two\r\nX-Single: s\r\nConnection: close\r\n\r\n'
+    const [answer] = responses(await rawRequest(edge.httpPort, text))
+    expect(answer?.body).toBe('ok')
+    const head = heads.find((h) => h.startsWith('GET /dup '))!
+    const lines = head.split('\r\n').slice(1).map((l) => l.toLowerCase())
+    expect(lines.filter((l) => l.startsWith('x-dup:'))).toEqual(['x-dup: one', 'x-dup: two'])
+    expect(lines.filter((l) => l.startsWith('accept:'))).toEqual(['accept: text/plain', 'accept: added/by-policy'])
+    expect(lines.filter((l) => l.startsWith('x-single:'))).toEqual(['x-single: s'])
   })
 
   test('on_tcp_connect runs once per connection, not once per request', async () => {
