@@ -34,6 +34,8 @@ export interface Http1Options {
   errorPage(status: number, code: ErrorCode, message: string, accept: string | null): Response
   /** Called once per request when its response has been written (or the connection failed). */
   onRequestDone?(): void
+  /** The data path threw instead of answering (the client gets a 500 page). */
+  onError(err: unknown): void
 }
 
 /** The socket type the engine runs on. */
@@ -80,6 +82,8 @@ export class Http1Connection {
   #expectContinue = false
   #head: ParsedHead | null = null
   #version = 'HTTP/1.1'
+  /** Close once the current response is written (shutdown, a broken body, a refusal). */
+  #closeAfter = false
   #upgrade: { data: WsData; headers: Headers } | undefined
   #ws: (FrameStream & { closed: boolean }) | undefined
 
@@ -162,8 +166,6 @@ export class Http1Connection {
     if (this.#state === IDLE && !this.#buf) this.#end()
     else this.#closeAfter = true
   }
-
-  #closeAfter = false
 
   // --- reading ---
 
@@ -396,8 +398,8 @@ export class Http1Connection {
     try {
       res = await this.#o.handle(req, this)
     } catch (err) {
+      this.#o.onError(err)
       res = this.#o.errorPage(500, CODES.INTERNAL, 'The edge failed to handle this request.', req.headers.get('accept'))
-      console.error(err)
     }
     if (this.#state === CLOSED) {
       void res.body?.cancel()

@@ -70,6 +70,9 @@ export function listenHttp(options: HttpListenerOptions): HttpServer {
     onRequestDone() {
       pending--
     },
+    onError(err) {
+      logger.error('request failed', { error: err instanceof Error ? err.stack : String(err) })
+    },
   }
   const listener = Bun.listen<Http1Connection>({
     hostname: options.hostname,
