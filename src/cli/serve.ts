@@ -130,6 +130,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     port: http.port,
     defaultPort: config.public_ports.http ?? http.port,
     idleTimeoutSec: config.http.idle_timeout,
+    readTimeoutSec: config.http.read_timeout,
     maxBodyBytes: config.http.max_body_bytes,
     maxHeaderBytes: config.http.max_header_bytes,
     upstreamTimeoutMs: config.http.upstream_timeout * 1000,
@@ -159,6 +160,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     idleTimeoutSec: config.tcp.idle_timeout,
     http: {
       idleTimeoutSec: config.http.idle_timeout,
+      readTimeoutSec: config.http.read_timeout,
       maxBodyBytes: config.http.max_body_bytes,
       maxHeaderBytes: config.http.max_header_bytes,
       upstreamTimeoutMs: config.http.upstream_timeout * 1000,

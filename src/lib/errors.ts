@@ -34,6 +34,16 @@ export const CODES = {
   HEADERS_TOO_LARGE: 'ERR_WARREN_3006',
   /** The request is malformed (e.g. ambiguous framing); refused before any upstream sees it. */
   BAD_REQUEST: 'ERR_WARREN_3007',
+  /** The request line names an HTTP version other than 1.0 or 1.1 (on the HTTP/1 engine). */
+  HTTP_VERSION_NOT_SUPPORTED: 'ERR_WARREN_3030',
+  /** The method is one the edge does not serve (CONNECT: warren is not a forward proxy). */
+  METHOD_NOT_SUPPORTED: 'ERR_WARREN_3031',
+  /** Transfer-Encoding names a coding other than plain `chunked`. */
+  TRANSFER_CODING_NOT_SUPPORTED: 'ERR_WARREN_3032',
+  /** The client did not send its request head, or its body, within the read timeout. */
+  REQUEST_TIMEOUT: 'ERR_WARREN_3033',
+  /** The request body is larger than `http.max_body_bytes`. */
+  BODY_TOO_LARGE: 'ERR_WARREN_3034',
   /** A TLS connection sent no SNI, so no endpoint can be chosen. */
   TLS_NO_SNI: 'ERR_WARREN_3008',
   /** No ClientHello arrived within the ClientHello timeout (3 s). */

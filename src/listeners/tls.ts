@@ -11,7 +11,7 @@ import { proxyHeader } from '../proxy/proxy-protocol.ts'
 import { relayToTunnel } from '../proxy/tunnel-relay.ts'
 import { clientRelayHandlers, newRelayConn, relayClientData, relayTo, type RelayConn, type RelayStats } from '../proxy/tcp-relay.ts'
 import type { WsData } from '../proxy/websocket.ts'
-import { listenHttp, type HttpListenerOptions } from './http.ts'
+import { listenHttp, listenHttps, type HttpListenerOptions } from './http.ts'
 import { TlsTerminator, type PlainTarget } from './tls-terminator.ts'
 import { TERMINATE_TLS, type TerminateTlsSettings } from '../policy/actions/terminate-tls.ts'
 import { peekClientHello, type PeekResult } from './sni.ts'
@@ -381,7 +381,7 @@ export class TlsFront {
       }
       const previous = this.#internal
       this.#served = new Set(pairs)
-      this.#internal = listenHttp({
+      this.#internal = listenHttps({
         ...this.#o.http,
         hostname: '127.0.0.1',
         port: 0,

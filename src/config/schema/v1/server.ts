@@ -161,8 +161,13 @@ export const ServerConfigSpec = v.strictObject({
     v.strictObject({
       /** Largest request head accepted, in bytes (431 beyond it). */
       max_header_bytes: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1024)), 16384),
-      /** Seconds a client connection may sit idle. */
-      idle_timeout: v.optional(v.pipe(v.number(), v.minValue(1), v.maxValue(255)), 255),
+      /** Seconds a client connection may sit idle between requests (ngrok: 5 minutes; HTTPS over HTTP/2 stops at 255). */
+      idle_timeout: v.optional(v.pipe(v.number(), v.minValue(1)), 300),
+      /**
+       * Seconds a request head may take from its first byte (408 beyond it), and a request body may
+       * go silent (the request fails and the connection closes): slow clients cannot hold connections.
+       */
+      read_timeout: v.optional(v.pipe(v.number(), v.minValue(0.1)), 30),
       /** Seconds to wait for an upstream's response headers (504 beyond it). */
       upstream_timeout: v.optional(v.pipe(v.number(), v.minValue(1)), 300),
       /** Plaintext requests for an https:// endpoint without an http:// twin get a 308 to https. */
