@@ -80,4 +80,27 @@ describe('shutdown()', () => {
     expect(order).toEqual(['tcp', 'agents'])
     await closed(client)
   })
+
+  test('a part that throws is logged and does not keep the others open', async () => {
+    const part = tcpPart()
+    const client = await dial(part.port)
+    await Bun.sleep(20)
+    const broken: Drainable = {
+      stopAccepting: () => {
+        throw new Error('already stopped')
+      },
+      inFlight: () => 0,
+      cut: () => {
+        throw new Error('already stopped')
+      },
+    }
+    const log = recorder()
+    const result = await shutdown({ broken, tcp: part }, { drainMs: 300, log })
+    expect(result.drained).toBe(false)
+    await closed(client)
+    expect(log.lines.filter((l) => l.level === 'error').map((l) => [l.msg, l.fields.part])).toEqual([
+      ['shutdown: stopAccepting failed', 'broken'],
+      ['shutdown: cut failed', 'broken'],
+    ])
+  })
 })

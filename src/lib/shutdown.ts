@@ -34,7 +34,16 @@ export async function shutdown(parts: Readonly<Record<string, Drainable>>, optio
   const started = Date.now()
   const deadline = started + options.drainMs
   const entries = Object.entries(parts)
-  for (const [, part] of entries) part.stopAccepting()
+  // One part that throws must not keep the others open, nor the process alive.
+  const each = (step: 'stopAccepting' | 'cut') => {
+    for (const [name, part] of entries)
+      try {
+        part[step]()
+      } catch (err) {
+        options.log.error(`shutdown: ${step} failed`, { part: name, error: err instanceof Error ? err.message : String(err) })
+      }
+  }
+  each('stopAccepting')
   let hurried = false
   let wake = () => {}
   void options.hurry?.then(() => {
@@ -57,6 +66,6 @@ export async function shutdown(parts: Readonly<Record<string, Drainable>>, optio
       in_flight: open,
       drain_ms: options.drainMs,
     })
-  for (const [, part] of entries) part.cut()
+  each('cut')
   return { drained, ms: Date.now() - started }
 }
