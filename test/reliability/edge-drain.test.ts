@@ -1,6 +1,7 @@
 import ngrok from '@ngrok/ngrok'
 import { afterAll, describe, expect, test } from 'bun:test'
 import { readFileSync } from 'node:fs'
+import * as http2 from 'node:http2'
 import { edgeFlags, startAgent, type AgentProcess } from '../e2e/framework/agent.ts'
 import { startEdge, type Edge } from '../e2e/framework/process.ts'
 
@@ -98,10 +99,27 @@ describe('edge SIGTERM under load', () => {
     cleanup.push(() => session.close().catch(() => {}))
     await session.httpEndpoint().domain('drain-sdk.warren.localhost').listenAndForward(`http://127.0.0.1:${upstream.server.port}`)
 
+    // An HTTP/2 client too: its request in flight must finish; the session is told GOAWAY.
+    const h2 = http2.connect(`https://127.0.0.1:${edge.httpsPort}`, { servername: 'drain-sdk.warren.localhost', ca: readFileSync(edge.caPath) })
+    cleanup.push(() => void h2.destroy())
+    let h2GoAway = false
+    h2.on('goaway', () => (h2GoAway = true))
+    h2.on('error', () => {})
+
     const exited = edge.proc.exited
     const load = runLoad(edge, exited)
-    await Bun.sleep(1500)
-    const inFlightAtSignal = [...upstream.arrived].filter((id) => !upstream.answered.has(id))
+    await Bun.sleep(1200)
+    const h2Answer = new Promise<string>((resolve) => {
+      const r = h2.request({ ':path': '/slow?id=h2&ms=1500', ':authority': 'drain-sdk.warren.localhost' })
+      let status = 0
+      let body = ''
+      r.on('response', (h) => (status = Number(h[':status'])))
+      r.on('data', (d: Buffer) => (body += d))
+      r.on('end', () => resolve(`${status} ${body}`))
+      r.on('error', (e: Error) => resolve(`error ${e.message}`))
+    })
+    await Bun.sleep(300)
+    const inFlightAtSignal = [...upstream.arrived].filter((id) => id.startsWith('r') && !upstream.answered.has(id))
     const signalled = Date.now()
     edge.proc.kill('SIGTERM')
     const code = await Promise.race([exited, Bun.sleep(DRAIN_MS + 5000).then(() => 'still running')])
@@ -124,6 +142,8 @@ describe('edge SIGTERM under load', () => {
     expect(answeredByEdge.filter((o) => o.status !== 200)).toEqual([])
     // A request that failed never reached the upstream.
     for (const o of refused) expect(upstream.arrived.has(o.id)).toBe(false)
+    expect(await h2Answer).toBe('200 done h2')
+    expect(h2GoAway).toBe(true)
     expect(edge.logs()).toContain('"msg":"warren edge stopped","drained":true')
     // Told to go (GOAWAY), the agent reconnects (to a closed port, until the edge is back).
     await agent.waitForLog(/session lost; reconnecting/, 3000)
