@@ -250,7 +250,10 @@ export async function serveCommand(args: string[]): Promise<number> {
       tls: { stopAccepting: () => tls.stopAccepting(), inFlight: () => tls.activeConnections, cut: () => tls.stop() },
       tcp: { stopAccepting: () => tcp.stopAccepting(), inFlight: () => tcp.activeConnections, cut: () => tcp.stop() },
       agents: {
-        stopAccepting: () => agents.listener.stop(false),
+        stopAccepting: () => {
+          agents.listener.stop(false)
+          registry.abandonOffline()
+        },
         inFlight: () => 0,
         // GOAWAY ends each session's connection once written; the agents then close their side.
         cut: () => {

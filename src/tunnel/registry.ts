@@ -44,6 +44,8 @@ class AgentTunnel implements TunnelTarget {
   #successor: AgentTunnel | undefined
   /** The agent knows this tunnel's id (it read the Bind answer): proxy streams may go to it. */
   #known = false
+  /** The edge is shutting down: an offline agent cannot come back, so nothing waits for it. */
+  #abandoned = false
 
   constructor(init: { id: string; account: Account; url: EndpointUrl; proto: string; proxyProtocol: 0 | 1 | 2; session: AgentSession; waitMs: number; known: Promise<void> }) {
     this.id = init.id
@@ -77,6 +79,12 @@ class AgentTunnel implements TunnelTarget {
     this.wake()
   }
 
+  /** Connections waiting for this tunnel's agent to come back give up now. */
+  abandon(): void {
+    this.#abandoned = true
+    this.wake()
+  }
+
   connect(clientAddr: string, options: { wait?: boolean } = {}): Promise<MuxStream | undefined> {
     return this.#connectBy(clientAddr, Date.now() + (options.wait === false ? 0 : this.#waitMs))
   }
@@ -103,7 +111,7 @@ class AgentTunnel implements TunnelTarget {
         }
       }
       const left = deadline - Date.now()
-      if (left <= 0) return undefined
+      if (left <= 0 || (this.#abandoned && !(session && !session.mux.closed))) return undefined
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, Math.min(left, 250))
         this.#waiters.push(() => (clearTimeout(timer), resolve()))
@@ -273,6 +281,14 @@ export class AgentRegistry {
       holders.push(holder)
     }
     return holders
+  }
+
+  /**
+   * Edge shutdown begins: the agent port is closed, so an offline agent cannot come back; connections
+   * waiting for one fail now rather than hold the drain for `reconnect_wait`.
+   */
+  abandonOffline(): void {
+    for (const t of this.#tunnels.values()) t.abandon()
   }
 
   /** Edge shutdown: drop everything at once. */

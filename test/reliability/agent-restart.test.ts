@@ -136,4 +136,23 @@ describe('agent restart with the same URL', () => {
     await frozen.waitForLog(/the edge stopped an endpoint/, 5000)
     expect((await get(host, 'still-next')).status).toBe(200)
   }, 30_000)
+
+  // Last: it stops the shared edge.
+  test('SIGTERM while a request waits for a killed agent: it fails at once (the agent cannot come back), and the edge exits 0 without waiting reconnect_wait', async () => {
+    const host = 'gone.warren.localhost'
+    const gone = agent('alice-token', `http://${host}`)
+    await gone.forwarding()
+    const disconnects = edge.logs().split('\n').filter((l) => /"msg":"agent disconnected"/.test(l)).length
+    await kill(gone, disconnects + 1)
+    const waiting = get(host, 'waiting')
+    await Bun.sleep(300)
+    const signalled = Date.now()
+    edge.proc.kill('SIGTERM')
+    const code = await Promise.race([edge.proc.exited, Bun.sleep(WAIT_S * 1000 + 5000).then(() => 'still running')])
+    expect(code).toBe(0)
+    expect(Date.now() - signalled).toBeLessThan(2500)
+    const answer = await waiting
+    expect(answer.status).toBe(502)
+    expect(answer.at - signalled).toBeLessThan(1000)
+  }, 30_000)
 })
