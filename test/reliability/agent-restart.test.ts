@@ -122,12 +122,9 @@ describe('agent restart with the same URL', () => {
     const frozen = agent('alice-token', `http://${host}`, ['--config', config])
     await frozen.forwarding()
     frozen.proc.kill('SIGSTOP')
-    const stoppedAt = Date.now()
-    // Still within its heartbeat interval: it counts as live.
-    const early = agent('alice-token', `http://${host}`)
-    await early.waitForLog(/ERR_NGROK_334/, 10_000)
-    expect(Date.now() - stoppedAt).toBeLessThan(2000)
-    await Bun.sleep(Math.max(0, 2500 - (Date.now() - stoppedAt)))
+    // Its last heartbeat was at most 1 s before the stop: 2 s later it has missed two. (A holder whose
+    // heartbeats are on time keeps its URL: the test above.)
+    await Bun.sleep(2500)
     const next = agent('alice-token', `http://${host}`)
     await next.forwarding()
     expect((await get(host, 'next')).status).toBe(200)
