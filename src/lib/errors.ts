@@ -64,6 +64,8 @@ export const CODES = {
   ACME_ON_DEMAND_LIMITED: 'ERR_WARREN_5004',
   /** The policy ran to its end without a terminating action on a cloud endpoint (ngrok 6029). */
   POLICY_NOT_TERMINATED: 'ERR_WARREN_6029',
+  /** (log) SIGTERM: requests or connections still in flight when `shutdown.drain` ran out (or at a second signal) were cut. */
+  SHUTDOWN_DRAIN_CUT: 'ERR_WARREN_3020',
   /** Something unexpected failed inside the edge. */
   INTERNAL: 'ERR_WARREN_3999',
   /** The `deny` action refused the request. */

@@ -1,4 +1,5 @@
 import * as v from 'valibot'
+import { parseDuration } from '../../../lib/duration.ts'
 
 const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d{1,5})$/
 
@@ -184,6 +185,24 @@ export const ServerConfigSpec = v.strictObject({
       reconnect_grace: v.optional(v.pipe(v.number(), v.minValue(0)), 60),
       /** Seconds a request waits for a reconnecting agent (or a free stream) before failing. */
       reconnect_wait: v.optional(v.pipe(v.number(), v.minValue(0)), 5),
+    }),
+    {},
+  ),
+  /** SIGTERM and SIGINT. */
+  shutdown: v.optional(
+    v.strictObject({
+      /**
+       * How long requests and connections in flight may take to finish once the edge stops accepting
+       * (a duration such as `10s` or `1m`, or seconds); then what is left is cut and the edge exits.
+       * Loaded as milliseconds.
+       */
+      drain: v.optional(
+        v.pipe(
+          v.union([v.pipe(v.number(), v.minValue(0)), v.pipe(v.string(), v.check((s) => parseDuration(s) !== undefined, 'must be a duration such as "10s" or "1m30s"'))]),
+          v.transform((d) => (typeof d === 'number' ? d * 1000 : parseDuration(d)!)),
+        ),
+        '10s',
+      ),
     }),
     {},
   ),
