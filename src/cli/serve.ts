@@ -246,7 +246,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     {
       http: {
         stopAccepting: () => void server.stop(false),
-        inFlight: () => server.pendingRequests + server.pendingWebSockets,
+        inFlight: () => server.pendingRequests,
         cut: () => void server.stop(true),
       },
       tls: { stopAccepting: () => tls.stopAccepting(), inFlight: () => tls.activeConnections, cut: () => tls.stop() },

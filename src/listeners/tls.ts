@@ -11,7 +11,7 @@ import { proxyHeader } from '../proxy/proxy-protocol.ts'
 import { relayToTunnel } from '../proxy/tunnel-relay.ts'
 import { clientRelayHandlers, newRelayConn, relayClientData, relayTo, type RelayConn, type RelayStats } from '../proxy/tcp-relay.ts'
 import type { WsData } from '../proxy/websocket.ts'
-import { listenHttp, listenHttps, type HttpListenerOptions } from './http.ts'
+import { listenHttp, listenHttps, type HttpListenerOptions, type HttpServer } from './http.ts'
 import { TlsTerminator, type PlainTarget } from './tls-terminator.ts'
 import { TERMINATE_TLS, type TerminateTlsSettings } from '../policy/actions/terminate-tls.ts'
 import { peekClientHello, type PeekResult } from './sni.ts'
@@ -92,7 +92,7 @@ export class TlsFront {
   readonly #terminator: TlsTerminator
   #plain: Promise<PlainTarget> | undefined
   /** The plaintext https:// server behind terminate-tls and `name:port` SNIs, once started. */
-  #plainServer: Server<WsData> | undefined
+  #plainServer: HttpServer | undefined
   #closing = false
   /** Relays into each internal server still open. */
   readonly #inUse = new Map<Server<WsData>, number>()
@@ -169,8 +169,8 @@ export class TlsFront {
   }
 
   /** Every internal server still running: the current one, replaced ones still in use, the plaintext one. */
-  #internalServers(): Set<Server<WsData>> {
-    const servers = new Set(this.#inUse.keys())
+  #internalServers(): Set<Server<WsData> | HttpServer> {
+    const servers = new Set<Server<WsData> | HttpServer>(this.#inUse.keys())
     if (this.#internal) servers.add(this.#internal)
     if (this.#plainServer) servers.add(this.#plainServer)
     return servers
