@@ -34,6 +34,16 @@ export const CODES = {
   HEADERS_TOO_LARGE: 'ERR_WARREN_3006',
   /** The request is malformed (e.g. ambiguous framing); refused before any upstream sees it. */
   BAD_REQUEST: 'ERR_WARREN_3007',
+  /** The request line names an HTTP version other than 1.0 or 1.1 (on the HTTP/1 engine). */
+  HTTP_VERSION_NOT_SUPPORTED: 'ERR_WARREN_3030',
+  /** The method is one the edge does not serve (CONNECT: warren is not a forward proxy). */
+  METHOD_NOT_SUPPORTED: 'ERR_WARREN_3031',
+  /** Transfer-Encoding names a coding other than plain `chunked`. */
+  TRANSFER_CODING_NOT_SUPPORTED: 'ERR_WARREN_3032',
+  /** The client did not send its request head, or its body, within the read timeout. */
+  REQUEST_TIMEOUT: 'ERR_WARREN_3033',
+  /** The request body is larger than `http.max_body_bytes`. */
+  BODY_TOO_LARGE: 'ERR_WARREN_3034',
   /** A TLS connection sent no SNI, so no endpoint can be chosen. */
   TLS_NO_SNI: 'ERR_WARREN_3008',
   /** No ClientHello arrived within the ClientHello timeout (3 s). */
@@ -54,6 +64,8 @@ export const CODES = {
   ACME_ON_DEMAND_LIMITED: 'ERR_WARREN_5004',
   /** The policy ran to its end without a terminating action on a cloud endpoint (ngrok 6029). */
   POLICY_NOT_TERMINATED: 'ERR_WARREN_6029',
+  /** (log) SIGTERM: requests or connections still in flight when `shutdown.drain` ran out (or at a second signal) were cut. */
+  SHUTDOWN_DRAIN_CUT: 'ERR_WARREN_3020',
   /** Something unexpected failed inside the edge. */
   INTERNAL: 'ERR_WARREN_3999',
   /** The `deny` action refused the request. */

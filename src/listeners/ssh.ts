@@ -34,26 +34,32 @@ export async function listenSsh(options: SshListenerOptions): Promise<SshListene
   const logger = log.child({ component: 'ssh' })
   const sessions = new Set<SshSession>()
   const { registry, events } = options
-  const server = new Server({ hostKeys: [options.hostKey], ident: 'warren' }, (conn, info) => {
-    const session = new SshSession(conn, info, {
-      accounts: options.accounts,
-      domain: options.domain,
-      log: logger,
-      bind: (s, request) => registry.bind(s, request),
-      unbind: (s, request) => registry.unbind(s, request),
-      connected(s) {
-        sessions.add(s)
-        events?.emit(makeEvent('agent_session_start.v0', agentSessionObject(s)))
-      },
-      closed(s) {
-        sessions.delete(s)
-        registry.sessionClosed(s, true)
-        events?.emit(makeEvent('agent_session_stop.v0', { ...agentSessionObject(s), reason: 'goodbye' }))
-      },
-      ...(events ? { watch: (listener) => events.subscribe(listener) } : {}),
-    })
-    conn.on('close', () => sessions.delete(session))
-  })
+  const server = new Server(
+    // Keepalives find a client that vanished without closing (a laptop lid, a dropped network): after
+    // 3 unanswered pings 15 s apart the connection closes and its endpoints go.
+    { hostKeys: [options.hostKey], ident: 'warren', keepaliveInterval: 15_000, keepaliveCountMax: 3 },
+    (conn, info) => {
+      const session = new SshSession(conn, info, {
+        accounts: options.accounts,
+        domain: options.domain,
+        log: logger,
+        // The forward's reply goes out as soon as bind returns: proxy channels may follow at once.
+        bind: (s, request) => registry.bind(s, request, Promise.resolve()),
+        unbind: (s, request) => registry.unbind(s, request),
+        connected(s) {
+          sessions.add(s)
+          events?.emit(makeEvent('agent_session_start.v0', agentSessionObject(s)))
+        },
+        closed(s) {
+          sessions.delete(s)
+          registry.sessionClosed(s, true)
+          events?.emit(makeEvent('agent_session_stop.v0', { ...agentSessionObject(s), reason: 'goodbye' }))
+        },
+        ...(events ? { watch: (listener) => events.subscribe(listener) } : {}),
+      })
+      conn.on('close', () => sessions.delete(session))
+    },
+  )
   server.on('error', (err: Error) => logger.error('ssh listener error', { error: err.message }))
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)

@@ -17,6 +17,11 @@ const KEPT: ReadonlySet<string> = new Set(['host', 'content-length'])
 /** RFC 9110 token; `Headers.delete` throws on anything else. */
 const TOKEN = /^[!#$%&'*+.^_`|~0-9a-z-]+$/
 
+/** True when a (lower-case) `Connection` option names a field the client may have dropped before forwarding. */
+export function mayDropOption(name: string): boolean {
+  return TOKEN.test(name) && !HOP_SET.has(name) && !KEPT.has(name)
+}
+
 /**
  * Removes, in place, the fields the `Connection` header names (RFC 9110 §7.6.1), except Host,
  * Content-Length and the hop-by-hop fields themselves (`stripHopHeaders` drops those when the message
@@ -29,7 +34,7 @@ export function dropConnectionListed(headers: Headers): void {
   if (!connection) return
   for (const part of connection.split(',')) {
     const name = part.trim().toLowerCase()
-    if (TOKEN.test(name) && !HOP_SET.has(name) && !KEPT.has(name)) headers.delete(name)
+    if (mayDropOption(name)) headers.delete(name)
   }
 }
 

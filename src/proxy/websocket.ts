@@ -1,4 +1,4 @@
-import type { Server, ServerWebSocket, WebSocketHandler } from 'bun'
+import type { ServerWebSocket, WebSocketHandler } from 'bun'
 import { CODES } from '../lib/errors.ts'
 import type { TunnelTarget } from '../endpoints/endpoint.ts'
 import type { HttpExchange } from '../policy/types.ts'
@@ -9,6 +9,19 @@ import { TunnelWebSocket } from './tunnel-websocket.ts'
 /** Per-connection state: the upstream websocket (a direct one, or one over an agent's tunnel). */
 export interface WsData {
   upstream: WebSocket | TunnelWebSocket
+}
+
+/**
+ * What the data path needs from the server a request arrived on: Bun.serve (HTTP/2 by ALPN) and the
+ * HTTP/1 engine's connections both provide it.
+ */
+export interface RequestSource {
+  requestIP(req: Request): { address: string; port: number } | null
+  upgrade(req: Request, options: { data: WsData; headers?: ConstructorParameters<typeof Headers>[0] }): boolean
+  /** The version the request line named, where the server knows it. */
+  httpVersion?(req: Request): string
+  /** Per connection, where the server has connections: endpoints whose on_tcp_connect let it through. */
+  readonly connectedEndpoints?: Set<object>
 }
 
 /** Close codes that may not be sent on the wire (RFC 6455 §7.4.1) become 1000/1011. */
@@ -26,7 +39,7 @@ const HANDSHAKE = new Set(['upgrade', 'connection', 'sec-websocket-key', 'sec-we
  */
 export async function proxyWebSocket(
   req: Request,
-  server: Server<WsData>,
+  server: RequestSource,
   ex: HttpExchange,
   origin: URL,
   options: { timeoutMs: number },
@@ -66,7 +79,7 @@ export async function proxyWebSocket(
 /** Proxies a websocket to an agent endpoint: the handshake and frames go over one proxy stream. */
 export async function proxyWebSocketToTunnel(
   req: Request,
-  server: Server<WsData>,
+  server: RequestSource,
   ex: HttpExchange,
   tunnel: TunnelTarget,
   options: { timeoutMs: number; clientAddr: string },

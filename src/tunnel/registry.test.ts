@@ -20,7 +20,7 @@ function session(): AgentSession {
 }
 
 function bind(proto: string, opts: Record<string, unknown>): { URL?: string; Error?: string } {
-  return registry().bind(session(), { Proto: proto, Opts: { ProxyProto: 0, ...opts }, Extra: {} }) as { URL?: string; Error?: string }
+  return registry().bind(session(), { Proto: proto, Opts: { ProxyProto: 0, ...opts }, Extra: {} }, Promise.resolve()) as { URL?: string; Error?: string }
 }
 
 describe('AgentRegistry.bind() names an account may use', () => {

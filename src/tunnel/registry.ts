@@ -21,6 +21,10 @@ export interface TunnelSession {
   readonly account: Account | undefined
   /** `closed` turns true as soon as the session is closing. */
   readonly mux: { readonly closed: boolean }
+  /** The peer is gone even if the session has not closed yet: another session of the account may take its URLs. */
+  readonly disconnected: boolean
+  /** Tells the peer one of its endpoints was stopped by the edge. */
+  stopTunnel(id: string, message: string, errorCode: string): void
   /**
    * Opens a stream for one public connection; undefined when the session is full or gone (the caller
    * waits a bounded time and retries). A rejection means the agent refused this connection.
@@ -56,8 +60,13 @@ class AgentTunnel implements TunnelTarget {
   graceTimer: ReturnType<typeof setTimeout> | undefined
   #waiters: (() => void)[] = []
   readonly #waitMs: number
+  #successor: AgentTunnel | undefined
+  /** The agent knows this tunnel's id (it read the Bind answer): proxy streams may go to it. */
+  #known = false
+  /** The edge is shutting down: an offline agent cannot come back, so nothing waits for it. */
+  #abandoned = false
 
-  constructor(init: { id: string; account: Account; url: EndpointUrl; proto: string; proxyProtocol: 0 | 1 | 2; session: TunnelSession; waitMs: number }) {
+  constructor(init: { id: string; account: Account; url: EndpointUrl; proto: string; proxyProtocol: 0 | 1 | 2; session: TunnelSession; waitMs: number; known: Promise<void> }) {
     this.id = init.id
     this.account = init.account
     this.url = init.url
@@ -65,6 +74,10 @@ class AgentTunnel implements TunnelTarget {
     this.proxyProtocol = init.proxyProtocol
     this.session = init.session
     this.#waitMs = init.waitMs
+    void init.known.then(() => {
+      this.#known = true
+      this.wake()
+    })
   }
 
   get online(): boolean {
@@ -76,11 +89,30 @@ class AgentTunnel implements TunnelTarget {
     for (const w of this.#waiters.splice(0)) w()
   }
 
-  async connect(clientAddr: string, options: { wait?: boolean } = {}): Promise<TunnelStream | undefined> {
-    const deadline = Date.now() + (options.wait === false ? 0 : this.#waitMs)
+  /**
+   * A session of the same account bound this URL while this tunnel's agent was gone: connections
+   * waiting here (and any that still arrive through this endpoint) go to `next`.
+   */
+  handOver(next: AgentTunnel): void {
+    this.#successor = next
+    this.wake()
+  }
+
+  /** Connections waiting for this tunnel's agent to come back give up now. */
+  abandon(): void {
+    this.#abandoned = true
+    this.wake()
+  }
+
+  connect(clientAddr: string, options: { wait?: boolean } = {}): Promise<TunnelStream | undefined> {
+    return this.#connectBy(clientAddr, Date.now() + (options.wait === false ? 0 : this.#waitMs))
+  }
+
+  async #connectBy(clientAddr: string, deadline: number): Promise<TunnelStream | undefined> {
     for (;;) {
+      if (this.#successor) return this.#successor.#connectBy(clientAddr, deadline)
       const session = this.session
-      if (session && !session.mux.closed) {
+      if (session && !session.mux.closed && this.#known) {
         let stream: TunnelStream | undefined
         try {
           stream = await session.openProxy({
@@ -104,7 +136,7 @@ class AgentTunnel implements TunnelTarget {
         }
       }
       const left = deadline - Date.now()
-      if (left <= 0) return undefined
+      if (left <= 0 || (this.#abandoned && !(session && !session.mux.closed))) return undefined
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, Math.min(left, 250))
         this.#waiters.push(() => (clearTimeout(timer), resolve()))
@@ -138,7 +170,8 @@ export class AgentRegistry {
     return [...this.#tunnels.values()].map((t) => ({ id: t.id, url: t.endpoint.urlText, account: t.account.name, online: t.session !== undefined, session: t.session?.id }))
   }
 
-  bind(session: TunnelSession, request: unknown): RpcReply {
+  /** `replyRead`: see SessionHost.bind; a new tunnel gets no proxy stream before it settles. */
+  bind(session: TunnelSession, request: unknown, replyRead: Promise<void>): RpcReply {
     const account = session.account!
     const proto = stringField(request, 'Proto').toLowerCase() || 'https'
     const opts = field(request, 'Opts') ?? {}
@@ -152,7 +185,7 @@ export class AgentRegistry {
 
     // A reconnect: the same account re-binds its tunnel id; the new session takes it over.
     if (existing && existing.proto === proto) {
-      if (existing.session && existing.session !== session && !existing.session.mux.closed)
+      if (existing.session && existing.session !== session && !existing.session.disconnected)
         return errorReply('This tunnel is already bound by another session.', 'ERR_NGROK_334', 'ERR_WARREN_4004')
       clearTimeout(existing.graceTimer)
       existing.session = session
@@ -188,7 +221,7 @@ export class AgentRegistry {
       return errorReply(`Invalid traffic policy: ${text}`, 'ERR_NGROK_2201', 'ERR_WARREN_2001')
     }
 
-    const tunnel = new AgentTunnel({ id, account, url, proto, proxyProtocol, session, waitMs: this.#o.waitMs })
+    const tunnel = new AgentTunnel({ id, account, url, proto, proxyProtocol, session, waitMs: this.#o.waitMs, known: replyRead })
     const urlText = formatEndpointUrl(url)
     const port = url.port ?? this.#o.defaultPorts[url.scheme]
     const endpoint: Endpoint = {
@@ -208,17 +241,30 @@ export class AgentRegistry {
       info: { id: `ep_${id}`, url: urlText, scheme: url.scheme, host: url.host, port, binding: url.binding },
     }
     tunnel.endpoint = endpoint
-    const conflict = this.#o.store.current.endpoints.find((e) => endpointKey(e) === endpointKey(endpoint))
-    if (conflict && !(conflict.poolingEnabled && pooling)) {
+    const conflicts = this.#o.store.current.endpoints.filter((e) => endpointKey(e) === endpointKey(endpoint))
+    const joinsPool = pooling && conflicts.every((c) => c.poolingEnabled)
+    // The URL's holder is gone (killed, frozen) but still reserved: its own account takes it over at once.
+    const taken = joinsPool ? [] : this.#disconnectedHolders(conflicts, account)
+    if (!joinsPool && !taken) {
+      const conflict = conflicts.find((c) => c.kind === 'cloud') ?? conflicts[0]!
       const why = conflict.kind === 'cloud' ? `a cloud endpoint (${conflict.source})` : 'another agent'
       return errorReply(`The endpoint ${urlText} is already online, served by ${why}; enable pooling on both to share it.`, 'ERR_NGROK_334', 'ERR_WARREN_1005')
     }
+    for (const old of taken ?? []) this.#tunnels.delete(tunnelKey(old.account.name, old.id))
     this.#tunnels.set(key, tunnel)
     const rejected = this.#publish()
     if (rejected.some((r) => r.endpoint === endpoint)) {
       this.#tunnels.delete(key)
+      for (const old of taken ?? []) this.#tunnels.set(tunnelKey(old.account.name, old.id), old)
       this.#publish()
       return errorReply(`The endpoint ${urlText} is already online.`, 'ERR_NGROK_334', 'ERR_WARREN_1005')
+    }
+    for (const old of taken ?? []) {
+      clearTimeout(old.graceTimer)
+      // A frozen agent that wakes up learns that this endpoint is no longer its own.
+      old.session?.stopTunnel(old.id, `The endpoint ${urlText} was taken over by a new session of account "${account.name}".`, 'ERR_NGROK_334')
+      old.handOver(tunnel)
+      this.#o.log.info('agent endpoint taken over', { url: urlText, tunnel: old.id, by_tunnel: id, client_id: session.id, previous_client_id: old.session?.id })
     }
     this.#o.log.info('agent endpoint bound', { url: urlText, binding: url.binding, tunnel: id, account: account.name, client_id: session.id, pooling })
     return { Id: id, URL: urlText, Proto: proto, Opts: opts, Extra: { Token: '' } }
@@ -245,6 +291,29 @@ export class AgentRegistry {
       tunnel.graceTimer = setTimeout(() => this.#remove(key, 'grace period over'), this.#o.graceMs)
       tunnel.graceTimer.unref?.()
     }
+  }
+
+  /**
+   * The tunnels behind `conflicts` when every one of them is an agent endpoint of `account` whose agent
+   * is disconnected (undefined otherwise: a live session, a cloud endpoint or another account's endpoint
+   * keeps its URL). An empty list means there is no conflict.
+   */
+  #disconnectedHolders(conflicts: readonly Endpoint[], account: Account): AgentTunnel[] | undefined {
+    const holders: AgentTunnel[] = []
+    for (const conflict of conflicts) {
+      const holder = [...this.#tunnels.values()].find((t) => t.endpoint === conflict)
+      if (!holder || holder.account.name !== account.name || (holder.session && !holder.session.disconnected)) return undefined
+      holders.push(holder)
+    }
+    return holders
+  }
+
+  /**
+   * Edge shutdown begins: the agent port is closed, so an offline agent cannot come back; connections
+   * waiting for one fail now rather than hold the drain for `reconnect_wait`.
+   */
+  abandonOffline(): void {
+    for (const t of this.#tunnels.values()) t.abandon()
   }
 
   /** Edge shutdown: drop everything at once. */

@@ -125,6 +125,16 @@ export class SshSession implements TunnelSession {
     return { closed: this.#closed }
   }
 
+  /** An SSH client is there until its connection closes (the listener's keepalives close a dead one). */
+  get disconnected(): boolean {
+    return this.#closed
+  }
+
+  /** The edge stopped one of this session's endpoints: it gets no more connections, and the console says why. */
+  stopTunnel(id: string, message: string, errorCode: string): void {
+    if (this.#forwards.delete(id)) this.#print(`${errorCode}: ${message}\n`)
+  }
+
   /** Opens a forwarded-tcpip channel to the client for one public connection. */
   openProxy(header: ProxyHeader): Promise<TunnelStream | undefined> | undefined {
     const forward = this.#forwards.get(header.Id)
