@@ -16,6 +16,12 @@ export const CODES = {
   ENDPOINT_POOL_CONFLICT: 'ERR_WARREN_1005',
   /** `traffic_policy_file` could not be read. */
   POLICY_FILE_MISSING: 'ERR_WARREN_1006',
+  /** A listener of `warren serve` could not open its address (in use, no permission, not this host's). */
+  LISTEN_FAILED: 'ERR_WARREN_1010',
+  /** The command line is wrong: an unknown flag, a flag without its value. */
+  USAGE: 'ERR_WARREN_1011',
+  /** The policies directory to check does not exist (or is not a directory). */
+  POLICIES_DIR_MISSING: 'ERR_WARREN_1012',
   /** An action's config is invalid or the action is used in a phase it does not support. */
   ACTION_INVALID: 'ERR_WARREN_2001',
   /** A CEL expression failed to compile or does not return a bool. */
