@@ -208,6 +208,7 @@ describe('warren http', () => {
     const started = Date.now()
     const res = await hostFetch(edge, 'down.warren.localhost', '/')
     expect(res.status).toBe(502)
+    expect(res.headers.get('warren-error-code')).toBe('ERR_WARREN_8012')
     expect(await res.text()).toContain('ERR_WARREN_8012')
     expect(Date.now() - started).toBeLessThan(2000)
     const json = await hostFetch(edge, 'down.warren.localhost', '/', { headers: { accept: 'application/json' } })
