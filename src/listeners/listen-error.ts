@@ -27,6 +27,8 @@ function explain(code: string | undefined, listener: ListenerName, address: stri
  * stable code (Bun's own errors name neither the listener nor, for TLS ports, the address).
  */
 export function listenFailure(err: unknown, listener: ListenerName, address: string): WarrenError {
+  // Already explained (e.g. a bad api_keys entry found while starting the API): not a listen failure.
+  if (err instanceof WarrenError) return err
   const code = (err as { code?: unknown } | null)?.code
   const { cause, hint } = explain(typeof code === 'string' ? code : undefined, listener, address)
   return new WarrenError(CODES.LISTEN_FAILED, `Cannot listen on ${address} (listen.${listener}): ${cause}. Hint: ${hint}`, { cause: err })

@@ -31,7 +31,7 @@ describe('warren CLI (compiled binary)', () => {
   test('version', () => {
     const r = warren(['version'])
     expect(r.code).toBe(0)
-    expect(r.out).toMatch(/^warren \d+\.\d+\.\d+ \(bun 1\.4\.5\)\n$/)
+    expect(r.out).toMatch(/^warren \d+\.\d+\.\d+ \(commit [0-9a-f]{12}(-dirty)?, built \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ, bun 1\.4\.5\)\n$/)
   })
 
   test('unknown command exits 2', () => {
