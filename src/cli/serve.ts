@@ -10,6 +10,7 @@ import { publicEndpointUrl } from '../config/url.ts'
 import { watchDirectory } from '../config/watch.ts'
 import { EndpointStore } from '../endpoints/store.ts'
 import { configureLogging, log, type Level } from '../lib/log.ts'
+import { shutdown } from '../lib/shutdown.ts'
 import { listenHttp } from '../listeners/http.ts'
 import { TcpListeners } from '../listeners/tcp.ts'
 import { TlsFront } from '../listeners/tls.ts'
@@ -133,6 +134,7 @@ export async function serveCommand(args: string[]): Promise<number> {
       port: http.port,
       defaultPort: config.public_ports.http ?? http.port,
       idleTimeoutSec: config.http.idle_timeout,
+      readTimeoutSec: config.http.read_timeout,
       maxBodyBytes: config.http.max_body_bytes,
       maxHeaderBytes: config.http.max_header_bytes,
       upstreamTimeoutMs: config.http.upstream_timeout * 1000,
@@ -163,6 +165,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     idleTimeoutSec: config.tcp.idle_timeout,
     http: {
       idleTimeoutSec: config.http.idle_timeout,
+      readTimeoutSec: config.http.read_timeout,
       maxBodyBytes: config.http.max_body_bytes,
       maxHeaderBytes: config.http.max_header_bytes,
       upstreamTimeoutMs: config.http.upstream_timeout * 1000,
@@ -228,23 +231,53 @@ export async function serveCommand(args: string[]): Promise<number> {
     })
   }
 
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      log.info('shutting down', { signal })
-      lifecycle.abort()
-      for (const session of agents.sessions) session.close()
-      agents.listener.stop(true)
-      registry.clear()
-      tcp.stop()
-      tls.stop()
-      void api.stop()
-      // Let in-flight requests finish for a moment; then cut what is left (idle websockets, slow clients).
-      // Sinks get what is queued (bounded by the 3 s below, like the drain).
-      void Promise.all([server.stop(false), events.close()]).then(() => resolve())
-      setTimeout(() => void server.stop(true).then(resolve), 3000).unref()
-    }
-    process.once('SIGINT', () => stop('SIGINT'))
-    process.once('SIGTERM', () => stop('SIGTERM'))
+  const signal = await new Promise<string>((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'))
+    process.once('SIGTERM', () => resolve('SIGTERM'))
   })
+  // A second signal cuts the drain short.
+  const hurry = new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve())
+    process.once('SIGTERM', () => resolve())
+  })
+  log.info('shutting down', { signal, drain_ms: config.shutdown.drain })
+  lifecycle.abort()
+  void api.stop()
+  // Agents keep their sessions and endpoints while the drain lasts: requests in flight to them finish,
+  // and an agent endpoint never answers 404 meanwhile. They are told to go (GOAWAY: they reconnect,
+  // elsewhere or to the next edge on this port) only at the end, because a GOAWAY ends every stream of
+  // an ngrok agent's session at once.
+  const result = await shutdown(
+    {
+      http: {
+        stopAccepting: () => void server.stop(false),
+        inFlight: () => server.pendingRequests,
+        cut: () => void server.stop(true),
+      },
+      tls: { stopAccepting: () => tls.stopAccepting(), inFlight: () => tls.activeConnections, cut: () => tls.stop() },
+      tcp: { stopAccepting: () => tcp.stopAccepting(), inFlight: () => tcp.activeConnections, cut: () => tcp.stop() },
+      agents: {
+        stopAccepting: () => {
+          agents.listener.stop(false)
+          registry.abandonOffline()
+        },
+        inFlight: () => 0,
+        // GOAWAY ends each session's connection once written; the agents then close their side.
+        cut: () => {
+          for (const session of agents.sessions) session.close()
+        },
+      },
+    },
+    { drainMs: config.shutdown.drain, log, hurry },
+  )
+  registry.clear()
+  // Sinks get what is queued, for a moment.
+  let flushTimer: ReturnType<typeof setTimeout> | undefined
+  await Promise.race([events.close(), new Promise<void>((resolve) => (flushTimer = setTimeout(resolve, 1000)))])
+  clearTimeout(flushTimer)
+  log.info('warren edge stopped', { drained: result.drained, ms: result.ms })
+  // Nothing left open by a library (a socket node:tls or Bun did not close) may keep the process past
+  // its drain: once the loop has had a moment to empty by itself, exit.
+  setTimeout(() => process.exit(0), 500).unref()
   return 0
 }

@@ -50,7 +50,7 @@ export function loadServerConfig(flags: ServerFlags = {}): ResolvedConfig {
     }
     const parsed = parseSource(text)
     if ('errors' in parsed)
-      throw new WarrenError(CODES.CONFIG_INVALID, parsed.errors.map((e) => formatIssue({ file: path, ...e, code: CODES.CONFIG_INVALID })).join('\n'))
+      throw new WarrenError(CODES.CONFIG_INVALID, parsed.errors.map((e) => formatIssue({ file: path, ...e, code: e.code ?? CODES.CONFIG_INVALID })).join('\n'))
     doc = parsed.doc
     raw = doc.value ?? {}
     const result = v.safeParse(ServerConfigSpec, raw)

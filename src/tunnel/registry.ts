@@ -41,8 +41,13 @@ class AgentTunnel implements TunnelTarget {
   graceTimer: ReturnType<typeof setTimeout> | undefined
   #waiters: (() => void)[] = []
   readonly #waitMs: number
+  #successor: AgentTunnel | undefined
+  /** The agent knows this tunnel's id (it read the Bind answer): proxy streams may go to it. */
+  #known = false
+  /** The edge is shutting down: an offline agent cannot come back, so nothing waits for it. */
+  #abandoned = false
 
-  constructor(init: { id: string; account: Account; url: EndpointUrl; proto: string; proxyProtocol: 0 | 1 | 2; session: AgentSession; waitMs: number }) {
+  constructor(init: { id: string; account: Account; url: EndpointUrl; proto: string; proxyProtocol: 0 | 1 | 2; session: AgentSession; waitMs: number; known: Promise<void> }) {
     this.id = init.id
     this.account = init.account
     this.url = init.url
@@ -50,6 +55,10 @@ class AgentTunnel implements TunnelTarget {
     this.proxyProtocol = init.proxyProtocol
     this.session = init.session
     this.#waitMs = init.waitMs
+    void init.known.then(() => {
+      this.#known = true
+      this.wake()
+    })
   }
 
   get online(): boolean {
@@ -61,11 +70,30 @@ class AgentTunnel implements TunnelTarget {
     for (const w of this.#waiters.splice(0)) w()
   }
 
-  async connect(clientAddr: string, options: { wait?: boolean } = {}): Promise<MuxStream | undefined> {
-    const deadline = Date.now() + (options.wait === false ? 0 : this.#waitMs)
+  /**
+   * A session of the same account bound this URL while this tunnel's agent was gone: connections
+   * waiting here (and any that still arrive through this endpoint) go to `next`.
+   */
+  handOver(next: AgentTunnel): void {
+    this.#successor = next
+    this.wake()
+  }
+
+  /** Connections waiting for this tunnel's agent to come back give up now. */
+  abandon(): void {
+    this.#abandoned = true
+    this.wake()
+  }
+
+  connect(clientAddr: string, options: { wait?: boolean } = {}): Promise<MuxStream | undefined> {
+    return this.#connectBy(clientAddr, Date.now() + (options.wait === false ? 0 : this.#waitMs))
+  }
+
+  async #connectBy(clientAddr: string, deadline: number): Promise<MuxStream | undefined> {
     for (;;) {
+      if (this.#successor) return this.#successor.#connectBy(clientAddr, deadline)
       const session = this.session
-      if (session && !session.mux.closed) {
+      if (session && !session.mux.closed && this.#known) {
         const stream = session.openProxy({
           Id: this.id,
           ClientAddr: clientAddr,
@@ -83,7 +111,7 @@ class AgentTunnel implements TunnelTarget {
         }
       }
       const left = deadline - Date.now()
-      if (left <= 0) return undefined
+      if (left <= 0 || (this.#abandoned && !(session && !session.mux.closed))) return undefined
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, Math.min(left, 250))
         this.#waiters.push(() => (clearTimeout(timer), resolve()))
@@ -117,7 +145,8 @@ export class AgentRegistry {
     return [...this.#tunnels.values()].map((t) => ({ id: t.id, url: this.#shown(t.url), account: t.account.name, online: t.session !== undefined, session: t.session?.id }))
   }
 
-  bind(session: AgentSession, request: unknown): RpcReply {
+  /** `replyRead`: see SessionHost.bind; a new tunnel gets no proxy stream before it settles. */
+  bind(session: AgentSession, request: unknown, replyRead: Promise<void>): RpcReply {
     const account = session.account!
     const proto = stringField(request, 'Proto').toLowerCase() || 'https'
     const opts = field(request, 'Opts') ?? {}
@@ -131,7 +160,7 @@ export class AgentRegistry {
 
     // A reconnect: the same account re-binds its tunnel id; the new session takes it over.
     if (existing && existing.proto === proto) {
-      if (existing.session && existing.session !== session && !existing.session.mux.closed)
+      if (existing.session && existing.session !== session && !existing.session.disconnected)
         return errorReply('This tunnel is already bound by another session.', 'ERR_NGROK_334', 'ERR_WARREN_4004')
       clearTimeout(existing.graceTimer)
       existing.session = session
@@ -162,11 +191,12 @@ export class AgentRegistry {
       policy = compilePolicy(validatePolicy(spec), { scheme, cloud: false })
     } catch (err) {
       if (err instanceof UnsupportedOption) return errorReply(err.message, 'ERR_NGROK_9010', 'ERR_WARREN_4005')
+      if (err instanceof WarrenError) return errorReply(`Invalid traffic policy: ${err.message}`, 'ERR_NGROK_2201', err.code)
       const text = err instanceof ConfigIssues ? err.issues.map((i) => `${i.path.join('.')}: ${i.message} [${i.code}]`).join('; ') : String(err)
       return errorReply(`Invalid traffic policy: ${text}`, 'ERR_NGROK_2201', 'ERR_WARREN_2001')
     }
 
-    const tunnel = new AgentTunnel({ id, account, url, proto, proxyProtocol, session, waitMs: this.#o.waitMs })
+    const tunnel = new AgentTunnel({ id, account, url, proto, proxyProtocol, session, waitMs: this.#o.waitMs, known: replyRead })
     const urlText = formatEndpointUrl(url)
     const port = url.port ?? this.#o.defaultPorts[url.scheme]
     const endpoint: Endpoint = {
@@ -186,17 +216,30 @@ export class AgentRegistry {
       info: { id: `ep_${id}`, url: urlText, scheme: url.scheme, host: url.host, port, binding: url.binding },
     }
     tunnel.endpoint = endpoint
-    const conflict = this.#o.store.current.endpoints.find((e) => endpointKey(e) === endpointKey(endpoint))
-    if (conflict && !(conflict.poolingEnabled && pooling)) {
+    const conflicts = this.#o.store.current.endpoints.filter((e) => endpointKey(e) === endpointKey(endpoint))
+    const joinsPool = pooling && conflicts.every((c) => c.poolingEnabled)
+    // The URL's holder is gone (killed, frozen) but still reserved: its own account takes it over at once.
+    const taken = joinsPool ? [] : this.#disconnectedHolders(conflicts, account)
+    if (!joinsPool && !taken) {
+      const conflict = conflicts.find((c) => c.kind === 'cloud') ?? conflicts[0]!
       const why = conflict.kind === 'cloud' ? `a cloud endpoint (${conflict.source})` : 'another agent'
       return errorReply(`The endpoint ${urlText} is already online, served by ${why}; enable pooling on both to share it.`, 'ERR_NGROK_334', 'ERR_WARREN_1005')
     }
+    for (const old of taken ?? []) this.#tunnels.delete(tunnelKey(old.account.name, old.id))
     this.#tunnels.set(key, tunnel)
     const rejected = this.#publish()
     if (rejected.some((r) => r.endpoint === endpoint)) {
       this.#tunnels.delete(key)
+      for (const old of taken ?? []) this.#tunnels.set(tunnelKey(old.account.name, old.id), old)
       this.#publish()
       return errorReply(`The endpoint ${urlText} is already online.`, 'ERR_NGROK_334', 'ERR_WARREN_1005')
+    }
+    for (const old of taken ?? []) {
+      clearTimeout(old.graceTimer)
+      // A frozen agent that wakes up learns that this endpoint is no longer its own.
+      old.session?.stopTunnel(old.id, `The endpoint ${urlText} was taken over by a new session of account "${account.name}".`, 'ERR_NGROK_334')
+      old.handOver(tunnel)
+      this.#o.log.info('agent endpoint taken over', { url: urlText, tunnel: old.id, by_tunnel: id, client_id: session.id, previous_client_id: old.session?.id })
     }
     this.#o.log.info('agent endpoint bound', { url: urlText, binding: url.binding, tunnel: id, account: account.name, client_id: session.id, pooling })
     // The agent prints this and the SDKs return it from url(): it must work as shown, port included.
@@ -224,6 +267,29 @@ export class AgentRegistry {
       tunnel.graceTimer = setTimeout(() => this.#remove(key, 'grace period over'), this.#o.graceMs)
       tunnel.graceTimer.unref?.()
     }
+  }
+
+  /**
+   * The tunnels behind `conflicts` when every one of them is an agent endpoint of `account` whose agent
+   * is disconnected (undefined otherwise: a live session, a cloud endpoint or another account's endpoint
+   * keeps its URL). An empty list means there is no conflict.
+   */
+  #disconnectedHolders(conflicts: readonly Endpoint[], account: Account): AgentTunnel[] | undefined {
+    const holders: AgentTunnel[] = []
+    for (const conflict of conflicts) {
+      const holder = [...this.#tunnels.values()].find((t) => t.endpoint === conflict)
+      if (!holder || holder.account.name !== account.name || (holder.session && !holder.session.disconnected)) return undefined
+      holders.push(holder)
+    }
+    return holders
+  }
+
+  /**
+   * Edge shutdown begins: the agent port is closed, so an offline agent cannot come back; connections
+   * waiting for one fail now rather than hold the drain for `reconnect_wait`.
+   */
+  abandonOffline(): void {
+    for (const t of this.#tunnels.values()) t.abandon()
   }
 
   /** Edge shutdown: drop everything at once. */
@@ -260,14 +326,18 @@ export class AgentRegistry {
     const domain = stringField(opts, 'Domain') || stringField(opts, 'Hostname')
     const subdomain = stringField(opts, 'Subdomain')
     const addr = stringField(opts, 'Addr')
+    const sharedTcpHost = `tcp.${this.#o.domain}`
     let raw: string
     let chosenByAgent = true
+    // An Addr of "host:port" names the host as a URL does; ":port" or a bare port leaves it to the edge.
+    let hostChosenByAgent = true
     if (requestedUrl) raw = requestedUrl.includes('://') ? requestedUrl : `${scheme}://${requestedUrl}`
     else if (scheme === 'tcp') {
       const port = addr ? Number(addr.slice(addr.lastIndexOf(':') + 1)) : this.#freeTcpPort(account)
       const host = addr && addr.includes(':') ? addr.slice(0, addr.lastIndexOf(':')) : ''
-      raw = `tcp://${host || `tcp.${this.#o.domain}`}:${port}`
+      raw = `tcp://${host || sharedTcpHost}:${port}`
       chosenByAgent = false
+      hostChosenByAgent = host !== ''
       if (!ownsTcpPort(account, port)) throw new OwnershipError(`Port ${port} is not in the tcp port range of account "${account.name}".`)
     } else if (domain) raw = `${scheme}://${domain}`
     else if (subdomain) raw = `${scheme}://${subdomain}.${this.#o.domain}`
@@ -275,13 +345,18 @@ export class AgentRegistry {
       if (binding === 'internal') throw new WarrenError('ERR_WARREN_1004', 'Internal endpoints need a URL with a .internal hostname.')
       raw = `${scheme}://${randomLabel()}.${this.#o.domain}`
       chosenByAgent = false
+      hostChosenByAgent = false
     }
     // An agent re-binding the URL it was shown (public port included) gets the same endpoint back.
     const url = withoutPublicPort(parseEndpointUrl(raw, binding ? { binding } : {}), this.#o.defaultPorts)
     if (url.scheme !== scheme) throw new WarrenError('ERR_WARREN_1004', `The URL scheme ${url.scheme}:// does not match the endpoint protocol ${scheme}.`)
     if (url.scheme === 'tcp' && chosenByAgent && !ownsTcpPort(account, url.port!))
       throw new OwnershipError(`Port ${url.port} is not in the tcp port range of account "${account.name}".`)
-    if (chosenByAgent && url.binding === 'public' && url.scheme !== 'tcp' && !ownsHost(account, url.host))
+    // A tcp:// URL is routed by its port alone, but its name is what users see and dial: a name the
+    // account does not own would pass its port off as someone else's. Every account may use the
+    // edge's shared tcp.<domain>, the name the edge gives when the agent names none.
+    const shared = url.scheme === 'tcp' && url.host === sharedTcpHost
+    if (hostChosenByAgent && url.binding === 'public' && !shared && !ownsHost(account, url.host))
       throw new OwnershipError(`Account "${account.name}" does not own ${url.host}; add it to the account's domains in warren.yaml.`)
     return url
   }
