@@ -132,7 +132,10 @@ export class Agent {
         break
       } catch (err) {
         if ((err instanceof TunnelError && err.fatal) || this.#o.retryStart === false || !(err instanceof TunnelError)) {
-          this.#client?.terminate()
+          // A goodbye, not a drop: endpoints bound before the refusal are released at once instead
+          // of staying reserved for the reconnect grace period.
+          if (this.#client && !this.#client.isClosed) this.#client.close('agent could not start')
+          else this.#client?.terminate()
           this.#client = undefined
           this.#terminators.dispose()
           throw err

@@ -16,6 +16,12 @@ export const CODES = {
   ENDPOINT_POOL_CONFLICT: 'ERR_WARREN_1005',
   /** `traffic_policy_file` could not be read. */
   POLICY_FILE_MISSING: 'ERR_WARREN_1006',
+  /** A listener of `warren serve` could not open its address (in use, no permission, not this host's). */
+  LISTEN_FAILED: 'ERR_WARREN_1010',
+  /** The command line is wrong: an unknown flag, a flag without its value. */
+  USAGE: 'ERR_WARREN_1011',
+  /** The policies directory to check does not exist (or is not a directory). */
+  POLICIES_DIR_MISSING: 'ERR_WARREN_1012',
   /** A YAML document's aliases expand too far (an alias bomb, "billion laughs"); refused before it is expanded in full. */
   YAML_ALIAS_LIMIT: 'ERR_WARREN_1007',
   /** An action's config is invalid or the action is used in a phase it does not support. */

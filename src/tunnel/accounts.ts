@@ -13,7 +13,8 @@ export interface Account {
   sshKeyDigests: Buffer[]
 }
 
-function digestOf(secret: string): Buffer {
+/** SHA-256 of an authtoken, whether configured plain or as `sha256:<hex>`. */
+export function tokenDigest(secret: string): Buffer {
   if (/^sha256:[0-9a-f]{64}$/i.test(secret)) return Buffer.from(secret.slice(7), 'hex')
   return createHash('sha256').update(secret).digest()
 }
@@ -52,7 +53,7 @@ export function sshKeyDigest(entry: string): Buffer {
 export function makeAccount(spec: { name: string; authtokens: string[]; domains: string[]; tcp_ports?: string | undefined; ssh_keys?: string[] | undefined }): Account {
   return {
     name: spec.name,
-    tokenDigests: spec.authtokens.map(digestOf),
+    tokenDigests: spec.authtokens.map(tokenDigest),
     domains: spec.domains.map((d) => d.toLowerCase()),
     tcpPorts: parsePortRanges(spec.tcp_ports),
     sshKeyDigests: (spec.ssh_keys ?? []).map(sshKeyDigest),

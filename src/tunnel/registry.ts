@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { formatEndpointUrl, parseEndpointUrl, type Binding, type EndpointUrl, type Scheme } from '../config/url.ts'
+import { formatEndpointUrl, parseEndpointUrl, publicEndpointUrl, withoutPublicPort, type Binding, type EndpointUrl, type Scheme } from '../config/url.ts'
 import type { Endpoint, TunnelStream, TunnelTarget } from '../endpoints/endpoint.ts'
 import type { EndpointStore } from '../endpoints/store.ts'
 import { endpointKey } from '../endpoints/table.ts'
@@ -36,7 +36,7 @@ export interface RegistryOptions {
   store: EndpointStore
   /** Base domain: random names are `<random>.<domain>`. */
   domain: string
-  /** Port a URL without one matches, per scheme (same rule as policies files). */
+  /** Port a URL without one matches, per scheme (same rule as policies files); printed URLs name it. */
   defaultPorts: Readonly<Record<Scheme, number>>
   /** How long an offline agent's URL stays reserved for it (ms). */
   graceMs: number
@@ -167,7 +167,7 @@ export class AgentRegistry {
 
   /** Live and reserved agent tunnels (for the API). */
   list(): readonly { id: string; url: string; account: string; online: boolean; session: string | undefined }[] {
-    return [...this.#tunnels.values()].map((t) => ({ id: t.id, url: t.endpoint.urlText, account: t.account.name, online: t.session !== undefined, session: t.session?.id }))
+    return [...this.#tunnels.values()].map((t) => ({ id: t.id, url: this.#shown(t.url), account: t.account.name, online: t.session !== undefined, session: t.session?.id }))
   }
 
   /** `replyRead`: see SessionHost.bind; a new tunnel gets no proxy stream before it settles. */
@@ -191,7 +191,7 @@ export class AgentRegistry {
       existing.session = session
       existing.wake()
       this.#o.log.info('agent endpoint resumed', { url: existing.endpoint.urlText, tunnel: id, client_id: session.id })
-      return { Id: id, URL: existing.endpoint.urlText, Proto: proto, Opts: opts, Extra: { Token: '' } }
+      return { Id: id, URL: this.#shown(existing.url), Proto: proto, Opts: opts, Extra: { Token: '' } }
     }
 
     const bindings = (field(extra, 'Bindings') as unknown[] | undefined)?.filter((b): b is string => typeof b === 'string') ?? []
@@ -267,7 +267,8 @@ export class AgentRegistry {
       this.#o.log.info('agent endpoint taken over', { url: urlText, tunnel: old.id, by_tunnel: id, client_id: session.id, previous_client_id: old.session?.id })
     }
     this.#o.log.info('agent endpoint bound', { url: urlText, binding: url.binding, tunnel: id, account: account.name, client_id: session.id, pooling })
-    return { Id: id, URL: urlText, Proto: proto, Opts: opts, Extra: { Token: '' } }
+    // The agent prints this and the SDKs return it from url(): it must work as shown, port included.
+    return { Id: id, URL: this.#shown(url), Proto: proto, Opts: opts, Extra: { Token: '' } }
   }
 
   unbind(session: TunnelSession, request: unknown): RpcReply {
@@ -333,6 +334,10 @@ export class AgentRegistry {
     this.#o.log.info('agent endpoint removed', { url: tunnel.endpoint.urlText, tunnel: tunnel.id, reason: why })
   }
 
+  #shown(url: EndpointUrl): string {
+    return publicEndpointUrl(url, this.#o.defaultPorts)
+  }
+
   #publish() {
     return this.#o.store.setAgentEndpoints([...this.#tunnels.values()].map((t) => t.endpoint))
   }
@@ -367,7 +372,8 @@ export class AgentRegistry {
       chosenByAgent = false
       hostChosenByAgent = false
     }
-    const url = parseEndpointUrl(raw, binding ? { binding } : {})
+    // An agent re-binding the URL it was shown (public port included) gets the same endpoint back.
+    const url = withoutPublicPort(parseEndpointUrl(raw, binding ? { binding } : {}), this.#o.defaultPorts)
     if (url.scheme !== scheme) throw new WarrenError('ERR_WARREN_1004', `The URL scheme ${url.scheme}:// does not match the endpoint protocol ${scheme}.`)
     if (url.scheme === 'tcp' && chosenByAgent && !ownsTcpPort(account, url.port!))
       throw new OwnershipError(`Port ${url.port} is not in the tcp port range of account "${account.name}".`)

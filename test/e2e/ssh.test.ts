@@ -93,7 +93,7 @@ describe.skipIf(!!unavailable)('SSH front door (OpenSSH ssh -R against the compi
   test('http with a random name (-R 0:…): https URL, requests reach the upstream, one console line per request', async () => {
     const c = ssh({ forward: `0:127.0.0.1:${upstream.port}`, command: ['http'] })
     const url = await c.url()
-    expect(url).toMatch(/^https:\/\/[0-9a-f]{12}\.warren\.localhost$/)
+    expect(url).toMatch(new RegExp(`^https://[0-9a-f]{12}\\.warren\\.localhost:${edge.httpsPort}$`))
     const r = await viaCurl(url, '/echo?x=1')
     expect(r.status).toBe(200)
     expect(JSON.parse(r.body)).toMatchObject({ upstream: 'ssh-origin', path: '/echo?x=1' })
@@ -103,7 +103,7 @@ describe.skipIf(!!unavailable)('SSH front door (OpenSSH ssh -R against the compi
 
   test('http with an owned domain from the bind address (-R app.example.com:80:…)', async () => {
     const c = ssh({ forward: `app.example.com:80:127.0.0.1:${upstream.port}`, command: ['http'] })
-    expect(await c.url()).toBe('http://app.example.com')
+    expect(await c.url()).toBe(`http://app.example.com:${edge.httpPort}`)
     const res = await hostFetch(edge, 'app.example.com', '/echo')
     expect(res.status).toBe(200)
     expect(((await res.json()) as { headers: Record<string, string> }).headers.host).toBe('app.example.com')
@@ -218,7 +218,7 @@ describe.skipIf(!!unavailable)('SSH front door (OpenSSH ssh -R against the compi
 
   test('tls passthrough named by the bind address: the TLS of the client reaches the upstream untouched', async () => {
     const c = ssh({ forward: `secure.warren.localhost:443:127.0.0.1:${(tlsBackend.address() as { port: number }).port}`, command: ['tls'] })
-    expect(await c.url()).toBe('tls://secure.warren.localhost')
+    expect(await c.url()).toBe(`tls://secure.warren.localhost:${edge.httpsPort}`)
     const text = await new Promise<string>((resolve, reject) => {
       let got = ''
       const s = tls.connect({ host: '127.0.0.1', port: edge.httpsPort, servername: 'secure.warren.localhost', ca: tlsCert.cert }, () => {})
@@ -268,7 +268,7 @@ describe.skipIf(!!unavailable)('SSH front door (OpenSSH ssh -R against the compi
 
   test('several -R in one command: one endpoint each, a wildcard the account owns, one it does not', async () => {
     const c = ssh({ forward: [`*.wild.warren.localhost:80:127.0.0.1:${upstream.port}`, `80:127.0.0.1:${upstream.port}`], command: ['http'] })
-    await c.waitForOutput(/Forwarding\s+http:\/\/\*\.wild\.warren\.localhost$/)
+    await c.waitForOutput(new RegExp(`Forwarding\\s+http://\\*\\.wild\\.warren\\.localhost:${edge.httpPort}$`))
     const random = await c.waitForOutput(/Forwarding\s+http:\/\/[0-9a-f]{12}\./)
     expect((await hostFetch(edge, 'deep.wild.warren.localhost', '/echo')).status).toBe(200)
     expect((await hostFetch(edge, new URL(random.trim().split(/\s+/)[1]!).hostname, '/echo')).status).toBe(200)
@@ -336,8 +336,8 @@ describe.skipIf(!!unavailable)('SSH front door (OpenSSH ssh -R against the compi
   test('--pooling-enabled: two SSH sessions share one URL; without it the second is refused (ERR_WARREN_1005)', async () => {
     const a = ssh({ forward: `pool.warren.localhost:80:127.0.0.1:${upstream.port}`, command: ['http', '--pooling-enabled'] })
     const b = ssh({ forward: `pool.warren.localhost:80:127.0.0.1:${upstream2.port}`, command: ['http', '--pooling-enabled'] })
-    expect(await a.url()).toBe('http://pool.warren.localhost')
-    expect(await b.url()).toBe('http://pool.warren.localhost')
+    expect(await a.url()).toBe(`http://pool.warren.localhost:${edge.httpPort}`)
+    expect(await b.url()).toBe(`http://pool.warren.localhost:${edge.httpPort}`)
     const seen = new Set<string>()
     for (let i = 0; i < 30 && seen.size < 2; i++) seen.add(((await (await hostFetch(edge, 'pool.warren.localhost', '/echo')).json()) as { upstream: string }).upstream)
     expect([...seen].sort()).toEqual(['ssh-origin', 'ssh-origin-2'])

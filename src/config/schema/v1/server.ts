@@ -1,6 +1,6 @@
 import * as v from 'valibot'
 import { parseDuration } from '../../../lib/duration.ts'
-import { sshKeyDigest } from '../../../tunnel/accounts.ts'
+import { parsePortRanges, sshKeyDigest } from '../../../tunnel/accounts.ts'
 
 const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d{1,5})$/
 
@@ -26,8 +26,20 @@ export const AccountSpec = v.strictObject({
   authtokens: v.optional(v.array(Secret), []),
   /** Domains the account owns (exact or `*.` wildcard). */
   domains: v.optional(v.array(v.string()), []),
-  /** TCP ports the account may bind, e.g. `20000-20999`. */
-  tcp_ports: v.optional(v.string()),
+  /** TCP ports the account may bind, e.g. `20000-20999` or `20000-20099, 30000`. */
+  tcp_ports: v.optional(
+    v.pipe(
+      v.string(),
+      v.check((text) => {
+        try {
+          parsePortRanges(text)
+          return true
+        } catch {
+          return false
+        }
+      }, 'must be ports or ranges LOW-HIGH (LOW <= HIGH, 1-65535), comma-separated, e.g. "20000-20999, 30000"'),
+    ),
+  ),
   /**
    * Public keys that log in to the SSH front door as this account: authorized_keys lines
    * (`ssh-ed25519 AAAA… you@host`) or `sha256:<fingerprint>` as `ssh-keygen -lf key.pub` prints it.
