@@ -98,9 +98,11 @@ export class Http1Connection {
   /** Endpoints whose on_tcp_connect already let this connection through (it runs once per connection). */
   readonly connectedEndpoints = new Set<object>()
 
-  /** The client's address (the socket's peer, read once per connection by Bun). */
+  #peer: { address: string; port: number } | undefined
+
+  /** The client's address: the socket's peer, read once per connection (each read makes new strings). */
   requestIP(_req: Request): { address: string; port: number } {
-    return { address: this.#socket.remoteAddress, port: this.#socket.remotePort }
+    return (this.#peer ??= { address: this.#socket.remoteAddress, port: this.#socket.remotePort })
   }
 
   /** `HTTP/1.0` or `HTTP/1.1`: the version the request line named. */
