@@ -3,59 +3,21 @@
  * well-framed hellos with hostile contents. Every input must give a well-formed result without
  * throwing, decisions must be stable as bytes are added, and generated hellos must match a model.
  *
- * Reproduce a failure with the seed it prints:  SNI_FUZZ_SEED=1234 bun test src/listeners/sni.fuzz.test.ts
- * More inputs:                                  SNI_FUZZ_ITERATIONS=2000000 bun test …
+ * Reproduce a failure with the seed it prints:  WARREN_FUZZ_SEED=1234 bun test src/listeners/sni.fuzz.test.ts
+ * More inputs (bench/soak):                     WARREN_FUZZ_COUNT=1000000 bun test …
  */
 import { expect, test } from 'bun:test'
 import { connect as tlsConnect } from 'node:tls'
+import { fuzzSettings, makeRng, type Rng } from '../../test/helpers/fuzz.ts'
 import { DEFAULT_MAX_HELLO_BYTES, peekClientHello, type PeekResult } from './sni.ts'
 import { ja4Fingerprint } from './tls-handshake.ts'
 
-const SEED = envInt('SNI_FUZZ_SEED') ?? (Math.random() * 2 ** 32) >>> 0
-const ITERATIONS = envInt('SNI_FUZZ_ITERATIONS') ?? 100_000
+const { seed: SEED, count: ITERATIONS, explicitCount } = fuzzSettings()
 /**
  * A default run stops early if a very slow machine would blow the test budget (it takes ~1–2 s
- * on a 2-core box); an explicit SNI_FUZZ_ITERATIONS always runs them all.
+ * on a 2-core box); an explicit WARREN_FUZZ_COUNT always runs them all.
  */
-const TIME_BUDGET_MS = envInt('SNI_FUZZ_ITERATIONS') === undefined ? 18_000 : Infinity
-
-function envInt(name: string): number | undefined {
-  const v = process.env[name]
-  if (v === undefined || v === '') return undefined
-  const n = Number(v)
-  return Number.isInteger(n) && n >= 0 ? n : undefined
-}
-
-/** mulberry32: tiny, fast, and good enough to drive a fuzzer reproducibly. */
-function makeRng(seed: number) {
-  let a = seed >>> 0
-  function next(): number {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-  return {
-    next,
-    /** Integer in [0, n). */
-    int(n: number): number {
-      return Math.floor(next() * n)
-    },
-    chance(p: number): boolean {
-      return next() < p
-    },
-    bytes(n: number): Uint8Array {
-      const out = new Uint8Array(n)
-      for (let i = 0; i < n; i++) out[i] = (next() * 256) | 0
-      return out
-    },
-    pick<T>(xs: readonly T[]): T {
-      return xs[Math.floor(next() * xs.length)]!
-    },
-  }
-}
-type Rng = ReturnType<typeof makeRng>
+const TIME_BUDGET_MS = explicitCount ? Infinity : 18_000
 
 // ---------------------------------------------------------------------------------------------
 // Byte helpers (trusting: only used on well-formed data built here or captured from clients).
@@ -603,7 +565,7 @@ function hex(b: Uint8Array, max = 4096): string {
 const corpus = await realCorpus()
 
 test(`peekClientHello() and ja4Fingerprint() survive ${ITERATIONS} fuzzed inputs (seed ${SEED})`, () => {
-  console.log(`sni fuzz: seed ${SEED} (reproduce with SNI_FUZZ_SEED=${SEED}), ${ITERATIONS} inputs, corpus: ${corpus.map((c) => `${c.name} ${c.bytes.length}B`).join(', ')}`)
+  console.log(`sni fuzz: seed ${SEED} (reproduce with WARREN_FUZZ_SEED=${SEED}), ${ITERATIONS} inputs, corpus: ${corpus.map((c) => `${c.name} ${c.bytes.length}B`).join(', ')}`)
   expect(corpus.length).toBeGreaterThanOrEqual(1) // setup: the in-process clients at least
   const rng = makeRng(SEED)
   const counts: Record<string, number> = { 'need-more': 0, 'not-tls': 0, invalid: 0, hello: 0 }
@@ -663,4 +625,4 @@ test(`peekClientHello() and ja4Fingerprint() survive ${ITERATIONS} fuzzed inputs
   for (const kind of Object.keys(counts)) expect(counts[kind]).toBeGreaterThan(0)
   // A slow machine may stop early on time; it must still have covered a meaningful share.
   expect(ran).toBeGreaterThanOrEqual(Math.min(ITERATIONS, 20_000))
-}, 60_000)
+}, Math.max(60_000, ITERATIONS))
