@@ -11,10 +11,13 @@ export const HOP_BY_HOP: readonly string[] = [
   'proxy-authenticate',
 ]
 
+/** RFC 9110 token: `Headers.delete` throws on anything else (a `Connection: cl\xbcse` was a 500). */
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+
 /** Removes hop-by-hop headers in place, including any named by `Connection`. */
 export function stripHopHeaders(headers: Headers): void {
   const connection = headers.get('connection')
-  if (connection) for (const name of connection.split(',')) headers.delete(name.trim())
+  if (connection) for (const part of connection.split(',')) if (TOKEN.test(part.trim())) headers.delete(part.trim())
   for (const name of HOP_BY_HOP) headers.delete(name)
 }
 
