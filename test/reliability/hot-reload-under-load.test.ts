@@ -1,9 +1,10 @@
 /**
  * Hot reload under load: the compiled edge serves a forward-external endpoint (loopback upstream) and
- * an edge-answered endpoint to keep-alive clients while its policies directory is rewritten
- * RELOADS times (valid edits in place and by rename, plus a few broken files that must be refused
- * without dropping the good endpoints). Not one request may fail, no client may ever see an older
- * config after a newer one, and the last config must be the one served.
+ * an edge-answered endpoint to keep-alive clients while its policies directory is rewritten RELOADS
+ * times: valid edits in place, by rename, and by a slow editor that leaves the file empty for a
+ * moment, plus a few broken files that must be refused without dropping the good endpoints. Not one
+ * request may fail, no client may ever see an older config after a newer one, and the last config
+ * must be the one served.
  *
  * Knobs (bench/soak raises them): WARREN_RELOADS (default 100), WARREN_RELOAD_CLIENTS (default 8).
  */
@@ -16,7 +17,7 @@ import { startUpstream } from '../e2e/framework/upstreams.ts'
 const RELOADS = Number(process.env.WARREN_RELOADS ?? 100)
 const CLIENTS = Number(process.env.WARREN_RELOAD_CLIENTS ?? 8)
 /** The whole load phase stops here even if reloads are slow (a bounded loop, as every load loop). */
-const LOAD_BUDGET_MS = Number(process.env.WARREN_RELOAD_BUDGET_MS ?? 25_000)
+const LOAD_BUDGET_MS = Math.max(25_000, RELOADS * 250)
 
 const FWD = 'fwd.warren.localhost'
 const EDGE = 'edge.warren.localhost'
@@ -62,12 +63,23 @@ afterAll(async () => {
   upstream.stop(true)
 })
 
-/** Writes a policy in place (truncate + write, as most editors) or by rename over (atomic save). */
-function save(name: string, text: string, atomic: boolean): void {
-  if (!atomic) return edge.writePolicy(name, text)
+type SaveMode = 'in-place' | 'rename' | 'slow'
+
+/**
+ * Writes a policy in place (truncate + write, as most editors), by rename over (atomic save), or as a
+ * slow editor: truncate, pause past the watcher's debounce, then write (the reload sees it empty).
+ */
+async function save(name: string, text: string, mode: SaveMode): Promise<void> {
+  const path = join(edge.policies, name)
+  if (mode === 'in-place') return writeFileSync(path, text)
+  if (mode === 'slow') {
+    writeFileSync(path, '')
+    await Bun.sleep(200)
+    return writeFileSync(path, text)
+  }
   const tmp = join(edge.policies, `.${name}.tmp`)
   writeFileSync(tmp, text)
-  renameSync(tmp, join(edge.policies, name))
+  renameSync(tmp, path)
 }
 
 /** `endpoints loaded` log lines so far, parsed. */
@@ -148,7 +160,7 @@ test(`${RELOADS} reloads under ${CLIENTS} keep-alive clients: 0 failed requests,
       if (i % 25 === 0) {
         const broken = BROKEN[(i / 25 - 1) % BROKEN.length]!
         const before = reloads().length
-        save(broken.file, broken.text, i % 2 === 0)
+        await save(broken.file, broken.text, i % 2 === 0 ? 'rename' : 'in-place')
         const refused = await eventually(async () => reloads().slice(before).some((r) => r.errors > 0), 3000)
         if (!refused) problems.push(`round ${i}: ${broken.desc} was not refused`)
         else brokenApplied++
@@ -156,11 +168,13 @@ test(`${RELOADS} reloads under ${CLIENTS} keep-alive clients: 0 failed requests,
         if (still !== `gen-${i - 1}`) problems.push(`round ${i}: after ${broken.desc} ${EDGE} answers ${still}`)
         if (broken.file === 'broken.yml' || broken.file === 'steal.yml') edge.removePolicy(broken.file)
       }
-      const atomic = i % 3 === 0
-      save('edge.yml', edgePolicy(i), atomic)
-      if (i % 5 === 0 || i % 25 === 0) {
+      // Every 10th save of each file is a slow in-place one: before, the reload that read the file
+      // empty dropped its endpoint (404s).
+      const mode = (k: number): SaveMode => (k % 10 === 0 ? 'slow' : k % 3 === 0 ? 'rename' : 'in-place')
+      await save('edge.yml', edgePolicy(i), mode(i))
+      if (i % 5 === 0) {
         fwdGen = i
-        save('fwd.yml', forwardPolicy(i), !atomic)
+        await save('fwd.yml', forwardPolicy(i), mode(i / 5))
       }
       const ok = await eventually(async () => (await served(EDGE)) === `gen-${i}` && (await served(FWD)) === `x-gen ${fwdGen}`, 3000, 10)
       if (!ok) problems.push(`round ${i}: gen-${i} / x-gen ${fwdGen} not served within 3 s`)
@@ -180,4 +194,4 @@ test(`${RELOADS} reloads under ${CLIENTS} keep-alive clients: 0 failed requests,
   expect(await served(EDGE)).toBe(`gen-${RELOADS}`)
   expect(await served(FWD)).toBe(`x-gen ${fwdGen}`)
   expect(edge.proc.exitCode).toBeNull()
-}, 60_000)
+}, LOAD_BUDGET_MS + 30_000)
