@@ -17,6 +17,7 @@
 import { afterAll, beforeAll, expect, test } from 'bun:test'
 import type { TCPSocketListener } from 'bun'
 import { envInt, fuzzSettings, makeRng, type Rng } from '../helpers/fuzz.ts'
+import { mb, memoryOf, sampleRss } from '../e2e/framework/memory.ts'
 import { startEdge, type Edge } from '../e2e/framework/process.ts'
 
 const { seed: SEED } = fuzzSettings()
@@ -361,6 +362,7 @@ test(`${COUNT} mutated heads (seed ${SEED}): the edge stays up, no ERR_WARREN_39
   const internal: string[] = []
   let sent = 0
   let noAnswer = 0
+  const rss = sampleRss(edge.proc.pid)
   const started = performance.now()
   const one = async (i: number) => {
     const seed = rng.chance(0.5) ? rng.pick(VALID) : rng.pick(HOSTILE).text
@@ -379,10 +381,14 @@ test(`${COUNT} mutated heads (seed ${SEED}): the edge stays up, no ERR_WARREN_39
   })
   await Promise.all(workers)
   const ms = Math.round(performance.now() - started)
+  const peak = rss.stop()
+  await Bun.sleep(1000)
+  const settled = memoryOf(edge.proc.pid).rss
   console.log(
     `http heads fuzz: seed ${SEED}, ${sent} inputs in ${ms} ms (${CONCURRENCY} connections at a time); upstream parsed ${marker.requests} requests; ` +
       `answers by status ${JSON.stringify(Object.fromEntries([...statuses].sort((a, b) => a[0] - b[0])))}; ${noAnswer} connections closed without an answer; ` +
-      `${marker.otherCtl} forwarded requests had a control character other than CR/LF/NUL in a field value`,
+      `${marker.otherCtl} forwarded requests had a control character other than CR/LF/NUL in a field value; ` +
+      `edge RSS peak ${mb(peak)} MB, settled ${mb(settled)} MB`,
   )
   expect(internal.slice(0, 5)).toEqual([])
   expect(marker.violations.slice(0, 5)).toEqual([])
@@ -394,4 +400,6 @@ test(`${COUNT} mutated heads (seed ${SEED}): the edge stays up, no ERR_WARREN_39
   expect(statuses.get(200) ?? 0).toBeGreaterThan(0)
   expect(statuses.get(400) ?? 0).toBeGreaterThan(0)
   expect(sent).toBeGreaterThanOrEqual(Math.min(COUNT, 1000))
+  // Refused and half-sent requests leave nothing behind.
+  expect(settled).toBeLessThan(256 * 1024 * 1024)
 }, Math.max(120_000, COUNT * 50))
