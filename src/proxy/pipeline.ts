@@ -60,7 +60,12 @@ function headerBytes(req: Request): number {
  * or malformed Host (refused with 400 or 404) makes it unparseable: the event then keeps the path.
  */
 function refusedUrl(req: Request): URL {
-  return URL.parse(req.url) ?? new URL(req.url.replace(/^[a-z]+:\/\/[^/]*/i, ''), 'http://invalid')
+  const parsed = URL.parse(req.url)
+  if (parsed) return parsed
+  // Through the setter: a path like `/\` parsed against a base turns into `//`, an empty authority.
+  const url = new URL('http://invalid/')
+  url.pathname = req.url.replace(/^[a-z]+:\/\/[^/]*/i, '').split(/[?#]/, 1)[0]!
+  return url
 }
 
 /**

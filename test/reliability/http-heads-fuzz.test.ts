@@ -197,6 +197,8 @@ const HOSTILE: { desc: string; text: string }[] = [
   { desc: 'chunk data longer than its size', text: `POST /h HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\n2\r\nhello\r\n0\r\n\r\n${SMUGGLED}` },
   { desc: 'no Host', text: `GET /h HTTP/1.1\r\nConnection: close\r\n\r\n` },
   { desc: 'an empty Host', text: `GET /h HTTP/1.1\r\nHost: \r\n\r\n` },
+  // Found by bench/soak (input #979688 of seed 1059043376): the fallback URL of the refusal threw.
+  { desc: 'an empty Host and a backslash target', text: `GET /\\ HTTP/1.1\r\nHost: \r\n\r\n` },
   { desc: 'two Host fields', text: `GET /h HTTP/1.1\r\nHost: other.warren.localhost\r\n${H}\r\n` },
   { desc: 'HTTP/1.2 request line', text: `GET /h HTTP/1.2\r\n${H}\r\n` },
   { desc: 'a space in the target', text: `GET /h x HTTP/1.1\r\n${H}\r\n` },
