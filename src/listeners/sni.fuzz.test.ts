@@ -208,7 +208,17 @@ function genHostName(rng: Rng): string {
   for (let i = 0; i < len; i++) {
     s += rng.chance(0.995) ? HOST_OK[rng.int(HOST_OK.length)] : String.fromCharCode(rng.int(256))
   }
+  // Some clients send the Host header's name:port as SNI; a port of 1-5 digits is accepted.
+  if (rng.chance(0.03)) s += ':' + String(rng.int(10 ** (1 + rng.int(6)))).padStart(rng.int(3), '0')
   return s
+}
+
+/** `name` as the parser must read it: the host name, whether a `:port` followed, or undefined if invalid. */
+function hostModel(name: string): { host: string; port: boolean } | undefined {
+  if (hostValid(name)) return { host: name.toLowerCase(), port: false }
+  const m = /^(.+):\d{1,5}$/.exec(name)
+  if (m && name.length <= 255 && hostValid(m[1]!)) return { host: m[1]!.toLowerCase(), port: true }
+  return undefined
 }
 
 function hostValid(s: string): boolean {
@@ -221,6 +231,7 @@ function generate(rng: Rng): Generated {
   const exts: Uint8Array[] = []
   let bad = false
   let serverName: string | undefined
+  let portInName = false
   const alpn: string[] = []
 
   const ext = (type: number, body: Uint8Array) => exts.push(concat(be16(type), be16(body.length), body))
@@ -244,8 +255,12 @@ function generate(rng: Rng): Generated {
       entries.push(concat(Uint8Array.of(nameType), be16(name.length), latin1(name)))
       if (nameType === 0) {
         hosts++
-        if (hosts > 1 || !hostValid(name)) bad = true
-        else serverName = name.toLowerCase()
+        const model = hostModel(name)
+        if (hosts > 1 || !model) bad = true
+        else {
+          serverName = model.host
+          portInName = model.port
+        }
       }
     }
     const list = concat(...entries)
@@ -299,7 +314,7 @@ function generate(rng: Rng): Generated {
   let want: PeekResult
   if (records.length > maxBytes) want = { kind: 'invalid', reason: '*' }
   else if (bad) want = { kind: 'invalid', reason: '*' }
-  else want = { kind: 'hello', serverName, alpn, length: records.length }
+  else want = { kind: 'hello', serverName, alpn, length: records.length, ...(portInName ? { portInServerName: true as const } : {}) }
   return { bytes, want, maxBytes }
 }
 
@@ -443,6 +458,7 @@ function reference(input: Uint8Array, maxBytes: number): RefResult {
     if (cm < 1) throw new Bad()
     take(cm)
     let serverName: string | undefined
+    let portInServerName = false
     const alpn: string[] = []
     if (at < msg.length) {
       if (num(2) !== msg.length - at) throw new Bad()
@@ -467,8 +483,10 @@ function reference(input: Uint8Array, maxBytes: number): RefResult {
             if (nameType === 0) {
               if (++hosts > 1 || len === 0 || len > 255) throw new Bad()
               const s = String.fromCharCode(...name)
-              if (!/^[A-Za-z0-9._*-]+$/.test(s)) throw new Bad()
-              serverName = s.toLowerCase()
+              const m = /^([A-Za-z0-9._*-]+)(:\d{1,5})?$/.exec(s)
+              if (!m) throw new Bad()
+              serverName = m[1]!.toLowerCase()
+              portInServerName = m[2] !== undefined
             }
             q += 3 + len
           } else {
@@ -481,7 +499,7 @@ function reference(input: Uint8Array, maxBytes: number): RefResult {
         }
       }
     }
-    return { kind: 'hello', serverName, alpn, length: pos }
+    return { kind: 'hello', serverName, alpn, length: pos, ...(portInServerName ? { portInServerName: true as const } : {}) }
   } catch (err) {
     if (err instanceof Bad) return { kind: 'invalid' }
     throw err
