@@ -8,6 +8,9 @@ const result = await Bun.build({
   entrypoints: ['src/main.ts'],
   minify: true,
   sourcemap: 'linked',
+  // ssh2's optional native addon (CPU feature probe, a NAN module Bun cannot load): ssh2 requires it
+  // inside try/catch and falls back to pure JS, so the binary leaves it out rather than fail to bundle it.
+  external: ['cpu-features'],
   compile: values.target ? { target: values.target as Bun.Build.CompileTarget, outfile } : { outfile },
 })
 if (!result.success) {

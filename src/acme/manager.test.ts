@@ -110,7 +110,8 @@ describe('AcmeManager: what gets ordered', () => {
   test('start() orders each claimed https name once, serves it, stores it; nothing for unclaimed or private names', async () => {
     const s = await setup({ urls: ['https://api.example.com', 'https://app.warren.localhost', 'http://plain.example.com', 'https://*.apps.example.com', 'tls://db.example.com'] })
     await s.manager.start()
-    await waitFor(() => s.certs.select('api.example.com') !== undefined)
+    // The certificate serves before it is written: the log line comes after the files.
+    await waitFor(() => s.logger.lines.some((l) => l.msg === 'certificate obtained'))
     await Bun.sleep(30)
     expect(s.issued).toEqual(['api.example.com'])
     expect(s.certs.select('api.example.com')!.source).toBe('acme')

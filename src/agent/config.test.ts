@@ -24,6 +24,9 @@ function failure(fn: () => unknown): WarrenError {
 
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), 'warren-agent-config-'))
+  // A "billion laughs" policy: each line's anchor holds nine aliases of the line before.
+  const levels = 'abcdefg'.split('').map((k, i) => `${k}: &${k} [${Array(9).fill(i ? `*${'abcdefg'[i - 1]}` : '"lol"').join(',')}]`)
+  file('bomb.yml', levels.join('\n') + '\n')
 })
 afterAll(() => rmSync(dir, { recursive: true, force: true }))
 
@@ -145,6 +148,7 @@ describe('endpointFromEntry()', () => {
     { desc: 'proxy protocol "2"', entry: { name: 'p', upstream: { url: 80, proxy_protocol: '2' as const } }, want: { proxyProtocol: 2 } },
     { desc: 'proxy protocol 1', entry: { name: 'p', upstream: { url: 80, proxy_protocol: 1 as const } }, want: { proxyProtocol: 1 } },
     { desc: 'inline policy as JSON', entry: { name: 'p', traffic_policy: { on_http_request: [] }, upstream: { url: 80 } }, want: { trafficPolicy: '{"on_http_request":[]}' } },
+    { desc: 'file upstream with dotfiles', entry: { name: 'f', upstream: { url: 'file:///srv', dotfiles: true } }, want: { upstream: { kind: 'file', root: '/srv', dotfiles: true } } },
     { desc: 'upstream tls_verify', entry: { name: 'v', upstream: { url: 'https://x.lan', tls_verify: true } }, want: { upstream: { kind: 'net', tls: true, verify: true } } },
     { desc: 'http2 upstream', entry: { name: 'h', upstream: { url: 50051, protocol: 'http2' as const } }, want: { upstreamProtocol: 'http2', upstream: { text: 'http://localhost:50051' } } },
     { desc: 'http1 upstream', entry: { name: 'h', upstream: { url: 80, protocol: 'http1' as const } }, want: { kind: 'http' } },
@@ -183,10 +187,12 @@ describe('endpointFromEntry()', () => {
     { desc: 'agent mutual TLS', entry: { name: 'x', url: 'tls://', agent_tls_termination: { server_certificate: 'a', server_private_key: 'b', mutual_tls_certificate_authorities: ['ca.pem'] }, upstream: { url: 80 } }, code: 'ERR_WARREN_1001', what: 'mutual_tls_certificate_authorities' },
     { desc: 'agent TLS termination with PROXY protocol', entry: { name: 'x', url: 'tls://', agent_tls_termination: { server_certificate: 'a', server_private_key: 'b' }, upstream: { url: 80, proxy_protocol: 1 as const } }, code: 'ERR_WARREN_1001', what: 'proxy_protocol' },
     { desc: 'both policies', entry: { name: 'x', traffic_policy: {}, traffic_policy_file: 'p.yml', upstream: { url: 80 } }, code: 'ERR_WARREN_1001', what: 'not both' },
+    { desc: 'policy file with an alias bomb', entry: { name: 'x', traffic_policy_file: 'bomb.yml', upstream: { url: 80 } }, code: 'ERR_WARREN_1007', what: 'bomb.yml:7:8: YAML aliases expand too far: *f' },
     { desc: 'missing policy file', entry: { name: 'x', traffic_policy_file: 'missing.yml', upstream: { url: 80 } }, code: 'ERR_WARREN_1006', what: 'missing.yml' },
     { desc: 'bad URL', entry: { name: 'x', url: 'ftp://a.example.com', upstream: { url: 80 } }, code: 'ERR_WARREN_1004', what: 'scheme "ftp"' },
     { desc: 'bad upstream', entry: { name: 'x', upstream: { url: 'http://x/path' } }, code: 'ERR_WARREN_1001', what: 'path' },
     { desc: 'file upstream on tcp', entry: { name: 'x', url: 'tcp://', upstream: { url: 'file:///srv' } }, code: 'ERR_WARREN_1001', what: 'only work on http' },
+    { desc: 'dotfiles for a port', entry: { name: 'x', upstream: { url: 8080, dotfiles: true } }, code: 'ERR_WARREN_1001', what: 'only applies to file://' },
   ] as { desc: string; entry: EndpointEntry; code: string; what: string }[])('$desc is refused', ({ entry, code, what }) => {
     const err = failure(() => endpointFromEntry({ entry, source: source() }))
     expect(err.code as string).toBe(code)

@@ -2,7 +2,6 @@ import { existsSync, readFileSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import * as v from 'valibot'
-import { parse as parseYaml } from 'yaml'
 import { describeIssue, formatIssue, issuePath, parseSource } from '../config/document.ts'
 import { formatEndpointUrl, parseEndpointUrl, type Scheme } from '../config/url.ts'
 import { parseDuration } from '../lib/duration.ts'
@@ -70,6 +69,8 @@ export const EndpointEntrySpec = v.strictObject({
     proxy_protocol: v.optional(v.union([v.picklist(['1', '2', '']), v.literal(1), v.literal(2)])),
     /** warren: verify the certificate of an https:// or tls:// upstream (default false, as in ngrok). */
     tls_verify: v.optional(v.boolean()),
+    /** warren: for file:// upstreams, serve names that start with a dot (`.env`, `.git/`); hidden by default. */
+    dotfiles: v.optional(v.boolean()),
   }),
   /** Agent-side TLS termination for tls:// endpoints: the agent presents this certificate and forwards plaintext. */
   agent_tls_termination: v.optional(
@@ -125,7 +126,7 @@ function invalid(message: string): WarrenError {
 /** Parses and validates one config file's text; errors carry `file:line:col`. */
 export function parseConfigText(text: string, file: string): v.InferOutput<typeof AgentConfigSpec> {
   const parsed = parseSource(text)
-  if ('errors' in parsed) throw invalid(parsed.errors.map((e) => formatIssue({ file, ...e, code: CODES.CONFIG_INVALID })).join('\n'))
+  if ('errors' in parsed) throw invalid(parsed.errors.map((e) => formatIssue({ file, ...e, code: e.code ?? CODES.CONFIG_INVALID })).join('\n'))
   const result = v.safeParse(AgentConfigSpec, parsed.doc.value ?? {})
   if (!result.success)
     throw invalid(
@@ -195,12 +196,13 @@ export function readPolicyFile(path: string): string {
   } catch (err) {
     throw new WarrenError(CODES.POLICY_FILE_MISSING, `Cannot read traffic policy file "${path}": ${(err as Error).message}`)
   }
-  let value: unknown
-  try {
-    value = parseYaml(text)
-  } catch (err) {
-    throw new WarrenError(CODES.POLICY_FILE_SYNTAX, `Traffic policy file "${path}" is not valid YAML or JSON: ${(err as Error).message.split('\n')[0]}`)
+  const parsed = parseSource(text)
+  if ('errors' in parsed) {
+    const e = parsed.errors[0]!
+    const code = e.code ?? CODES.POLICY_FILE_SYNTAX
+    throw new WarrenError(code, `Traffic policy file ${formatIssue({ file: path, ...e, code })}`)
   }
+  const value = parsed.doc.value
   if (value === null || typeof value !== 'object' || Array.isArray(value))
     throw new WarrenError(CODES.POLICY_FILE_SCHEMA, `Traffic policy file "${path}" must hold an object with on_http_request, on_http_response or on_tcp_connect`)
   return JSON.stringify(value)
@@ -220,7 +222,7 @@ export function endpointFromEntry(sourced: SourcedEntry): EndpointSpec {
   }
   if (entry.traffic_policy && entry.traffic_policy_file) throw invalid(`${where}: use traffic_policy or traffic_policy_file, not both`)
   const { kind, scheme, url } = wrap(() => kindOfUrl(entry.url))
-  const upstream = wrap(() => parseUpstream(entry.upstream.url, { endpoint: kind, verifyTls: entry.upstream.tls_verify ?? false }))
+  const upstream = wrap(() => parseUpstream(entry.upstream.url, { endpoint: kind, verifyTls: entry.upstream.tls_verify ?? false, dotfiles: entry.upstream.dotfiles ?? false }))
   const pp = entry.upstream.proxy_protocol
   const proxyProtocol = pp === 1 || pp === '1' ? 1 : pp === 2 || pp === '2' ? 2 : 0
   const http2 = entry.upstream.protocol === 'http2'

@@ -47,6 +47,15 @@ describe('fileServer()', () => {
     mkdirSync(join(root, 'site'))
     writeFileSync(join(root, 'site', 'index.html'), '<h1>index</h1>')
     symlinkSync(outside, join(root, 'escape'))
+    writeFileSync(join(root, '.env'), 'SECRET=1')
+    mkdirSync(join(root, '.git'))
+    writeFileSync(join(root, '.git', 'config'), '[remote]')
+    mkdirSync(join(root, 'sub', '.hidden'))
+    writeFileSync(join(root, 'sub', '.hidden', 'index.html'), 'hidden index')
+    symlinkSync(join(root, '.git'), join(root, 'gitlink'))
+    mkdirSync(join(root, '.well-known'))
+    writeFileSync(join(root, '.well-known', 'security.txt'), 'Contact: mailto:sec@example.com')
+    writeFileSync(join(root, '.well-known', '.env'), 'SECRET=2')
     serve = fileServer(root)
   })
   afterAll(() => {
@@ -144,6 +153,25 @@ describe('fileServer()', () => {
 
   test.each(['/../etc/passwd', '/%2e%2e/%2e%2e/etc/passwd', '/sub/..%2f..%2fetc/passwd', '/nope.txt', '/hello.txt%00.png', '/escape/secret.txt'])('nothing outside the root or missing: %s → 404', async (path) => {
     expect((await get(path)).status).toBe(404)
+  })
+
+  test.each(['/.env', '/.git/config', '/.git/', '/%2eenv', '/sub/.hidden/', '/sub/.hidden/index.html', '/gitlink/config', '/.well-known/../.env', '/.well-known/.env'])(
+    'dotfiles are hidden unless asked: %s → 404',
+    async (path) => {
+      expect((await get(path)).status).toBe(404)
+      expect((await fileServer(root, { dotfiles: true })(new Request(`http://files.test${path}`))).status).not.toBe(404)
+    },
+  )
+
+  test('listings leave dotfiles out unless asked; .well-known is public', async () => {
+    const html = await (await get('/')).text()
+    expect(html).not.toContain('.env')
+    expect(html).not.toContain('.git')
+    expect(html).toContain('href=".well-known/"')
+    expect(await (await get('/.well-known/security.txt')).text()).toBe('Contact: mailto:sec@example.com')
+    const all = await (await fileServer(root, { dotfiles: true })(new Request('http://files.test/'))).text()
+    expect(all).toContain('href=".env"')
+    expect(all).toContain('href=".git/"')
   })
 
   test('other methods answer 405', async () => {

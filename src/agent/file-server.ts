@@ -1,5 +1,5 @@
 import { readdir, realpath, stat } from 'node:fs/promises'
-import { join, resolve, sep } from 'node:path'
+import { join, relative, resolve, sep } from 'node:path'
 
 /** A parsed `Range` header against a file of `size` bytes. */
 export type RangeResult = { kind: 'none' } | { kind: 'partial'; start: number; end: number } | { kind: 'unsatisfiable' }
@@ -46,10 +46,23 @@ function humanSize(n: number): string {
   return `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`
 }
 
-async function listing(dir: string, urlPath: string): Promise<Response> {
+/**
+ * A name the file server hides unless dotfiles are served: `.env`, `.git`, `.htpasswd` hold secrets
+ * far more often than content. `.well-known` (RFC 8615) is public by definition and stays visible.
+ */
+function hidden(name: string): boolean {
+  return name.startsWith('.') && name !== '.well-known'
+}
+
+/** True when a path below the root goes through a hidden name. */
+function hiddenPath(relPath: string): boolean {
+  return relPath.split(sep).some(hidden)
+}
+
+async function listing(dir: string, urlPath: string, dotfiles: boolean): Promise<Response> {
   const entries = await readdir(dir, { withFileTypes: true })
   const rows = await Promise.all(
-    entries.map(async (e) => {
+    entries.filter((e) => dotfiles || !hidden(e.name)).map(async (e) => {
       const info = await stat(join(dir, e.name)).catch(() => undefined)
       const isDir = info?.isDirectory() ?? e.isDirectory()
       return { name: e.name, isDir, size: info?.size ?? 0, mtime: info?.mtime }
@@ -73,15 +86,21 @@ function notFound(): Response {
   return new Response('404 page not found\n', { status: 404, headers: { 'content-type': 'text/plain; charset=utf-8' } })
 }
 
+export interface FileServerOptions {
+  /** Serve and list names that start with a dot (`.env`, `.git/`); off by default (404, left out of listings). */
+  dotfiles?: boolean
+}
+
 /**
  * The built-in file server behind `file:///path` upstreams: files with their content type, single
  * byte ranges, conditional requests (ETag, If-Modified-Since, If-Range), `index.html` for a
  * directory when present, otherwise a directory listing. Nothing outside `root` is reachable, not
- * even through a symbolic link.
+ * even through a symbolic link, and dotfiles only when `options.dotfiles` asks for them.
  *
  * @example Bun.serve({ fetch: fileServer('/srv/www') })
  */
-export function fileServer(root: string): (req: Request) => Promise<Response> {
+export function fileServer(root: string, options: FileServerOptions = {}): (req: Request) => Promise<Response> {
+  const dotfiles = options.dotfiles ?? false
   const base = resolve(root)
   let realBase: Promise<string> | undefined
   const inside = (path: string, dir: string) => path === dir || path.startsWith(dir.endsWith(sep) ? dir : dir + sep)
@@ -98,18 +117,22 @@ export function fileServer(root: string): (req: Request) => Promise<Response> {
     if (rel.includes('\0')) return notFound()
     const path = resolve(join(base, rel))
     if (!inside(path, base)) return notFound()
+    if (!dotfiles && hiddenPath(relative(base, path))) return notFound()
     // Symbolic links may point anywhere: only what really lies under the root is served.
     realBase ??= realpath(base).catch(() => base)
     const real = await realpath(path).catch(() => undefined)
     if (!real || !inside(real, await realBase)) return notFound()
+    // …and a visible name must not lead into a hidden one (`config -> .git/config`).
+    if (!dotfiles && hiddenPath(relative(await realBase, real))) return notFound()
     const info = await stat(real).catch(() => undefined)
     if (!info) return notFound()
 
     if (info.isDirectory()) {
       if (!url.pathname.endsWith('/')) return new Response(null, { status: 301, headers: { location: `${url.pathname}/${url.search}` } })
       const index = await realpath(join(real, 'index.html')).catch(() => undefined)
-      const indexInfo = index && inside(index, await realBase) ? await stat(index).catch(() => undefined) : undefined
-      if (!index || !indexInfo?.isFile()) return listing(real, url.pathname)
+      const visible = index && inside(index, await realBase) && (dotfiles || !hiddenPath(relative(await realBase, index)))
+      const indexInfo = visible ? await stat(index).catch(() => undefined) : undefined
+      if (!index || !indexInfo?.isFile()) return listing(real, url.pathname, dotfiles)
       return sendFile(req, index, indexInfo)
     }
     if (!info.isFile()) return notFound()

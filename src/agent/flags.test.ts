@@ -115,6 +115,8 @@ describe('endpointsFromFlags() refuses', () => {
     { desc: 'an unknown upstream protocol', kind: 'http', up: '80', flags: { 'upstream-protocol': 'http3' }, what: 'http1 or http2' },
     { desc: '--upstream-protocol on tcp', kind: 'tcp', up: '22', flags: { 'upstream-protocol': 'http2' }, what: 'only applies to http' },
     { desc: 'http2 to a file upstream', kind: 'http', up: 'file:///srv', flags: { 'upstream-protocol': 'http2' }, what: 'file://' },
+    { desc: '--upstream-dotfiles to a port', kind: 'http', up: '8080', flags: { 'upstream-dotfiles': true }, what: 'only applies to file://' },
+    { desc: '--upstream-dotfiles on tcp', kind: 'tcp', up: '22', flags: { 'upstream-dotfiles': true }, what: 'only applies to http' },
     { desc: '--host-header on tls', kind: 'tls', up: '443', flags: { 'host-header': 'rewrite' }, what: 'only applies to http' },
     { desc: '--host-header with a space', kind: 'http', up: '80', flags: { 'host-header': 'a b' }, what: 'host[:port]' },
     { desc: '--host-header empty', kind: 'http', up: '80', flags: { 'host-header': '' }, what: 'host[:port]' },

@@ -46,6 +46,8 @@ export const ENDPOINT_FLAGS = {
   'upstream-tls-verify': { type: 'boolean' },
   'upstream-protocol': { type: 'string' },
   'upstream-proxy-protocol': { type: 'string' },
+  /** file:// upstreams: serve names that start with a dot (hidden by default). */
+  'upstream-dotfiles': { type: 'boolean' },
   name: { type: 'string' },
   description: { type: 'string' },
   metadata: { type: 'string' },
@@ -106,7 +108,7 @@ export function endpointsFromFlags(kind: EndpointKind, upstreamArg: string | und
   if (!upstreamArg) throw bad(`an upstream is required, e.g. \`warren ${kind} ${kind === 'http' ? '8080' : kind === 'tcp' ? '22' : '443'}\``)
   const protocol = values['upstream-protocol']?.toLowerCase()
   if (protocol !== undefined && protocol !== 'http1' && protocol !== 'http2') throw bad(`--upstream-protocol must be http1 or http2, not "${values['upstream-protocol']}"`)
-  const httpOnly = ['basic-auth', 'request-header-add', 'request-header-remove', 'response-header-add', 'response-header-remove', 'scheme', 'schemes', 'subdomain', 'host-header', 'upstream-protocol'] as const
+  const httpOnly = ['basic-auth', 'request-header-add', 'request-header-remove', 'response-header-add', 'response-header-remove', 'scheme', 'schemes', 'subdomain', 'host-header', 'upstream-protocol', 'upstream-dotfiles'] as const
   if (kind !== 'http') for (const f of httpOnly) if (values[f] !== undefined) throw bad(`--${f} only applies to http endpoints`)
   if (kind !== 'tcp' && values['remote-addr'] !== undefined) throw bad('--remote-addr only applies to tcp endpoints; use --url')
   for (const f of ['crt', 'key'] as const) if (kind !== 'tls' && values[f] !== undefined) throw bad(`--${f} only applies to tls endpoints`)
@@ -130,7 +132,7 @@ export function endpointsFromFlags(kind: EndpointKind, upstreamArg: string | und
 
   const binding = values.binding?.toLowerCase()
   if (binding !== undefined && binding !== 'public' && binding !== 'internal') throw bad(`--binding must be public or internal, not "${values.binding}"`)
-  const upstream = parseUpstream(upstreamArg, { endpoint: kind, verifyTls: values['upstream-tls-verify'] ?? false })
+  const upstream = parseUpstream(upstreamArg, { endpoint: kind, verifyTls: values['upstream-tls-verify'] ?? false, dotfiles: values['upstream-dotfiles'] ?? false })
   const trafficPolicy = values['traffic-policy-file'] ? readPolicyFile(resolve(values['traffic-policy-file'])) : undefined
   const proxyProtocol = proxyProtocolOf(values['upstream-proxy-protocol'] ?? values['proxy-proto'])
   if (protocol === 'http2' && upstream.kind === 'file') throw bad('--upstream-protocol http2 needs a network or unix socket upstream, not file://')

@@ -25,21 +25,22 @@ export interface ConnectionDone extends RelayStats {
 }
 
 /**
- * Serves `file://` upstreams: one local HTTP server per root on a unix socket in a private
- * directory (0700), so the proxy stream is relayed to it like to any HTTP upstream.
+ * Serves `file://` upstreams: one local HTTP server per root (and dotfiles setting) on a unix
+ * socket in a private directory (0700), so the proxy stream is relayed to it like to any HTTP upstream.
  */
 export class FileServers {
   #dir: string | undefined
   readonly #servers = new Map<string, { path: string; server: Server<undefined> }>()
 
-  /** The socket serving `root`, started on first use. */
-  socketFor(root: string): string {
-    const known = this.#servers.get(root)
+  /** The socket serving this upstream, started on first use. */
+  socketFor(upstream: Extract<Upstream, { kind: 'file' }>): string {
+    const key = `${upstream.dotfiles ? 'dotfiles' : 'plain'}\0${upstream.root}`
+    const known = this.#servers.get(key)
     if (known) return known.path
     this.#dir ??= mkdtempSync(join(tmpdir(), 'warren-agent-'))
     const path = join(this.#dir, `files-${this.#servers.size}.sock`)
-    const server = Bun.serve({ unix: path, fetch: fileServer(root) }) as Server<undefined>
-    this.#servers.set(root, { path, server })
+    const server = Bun.serve({ unix: path, fetch: fileServer(upstream.root, { dotfiles: upstream.dotfiles }) }) as Server<undefined>
+    this.#servers.set(key, { path, server })
     return path
   }
 
@@ -132,7 +133,7 @@ async function dial(up: Upstream, files: FileServers, data: UpstreamData): Promi
     const connecting =
       up.kind === 'net'
         ? Bun.connect<UpstreamData>({ hostname: up.host, port: up.port, data, socket, ...tlsOptions })
-        : Bun.connect<UpstreamData>({ unix: up.kind === 'unix' ? up.path : files.socketFor(up.root), data, socket, ...tlsOptions })
+        : Bun.connect<UpstreamData>({ unix: up.kind === 'unix' ? up.path : files.socketFor(up), data, socket, ...tlsOptions })
     connecting.catch(fail)
   })
 }

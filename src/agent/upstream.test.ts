@@ -39,6 +39,11 @@ describe('parseUpstream() accepts', () => {
     expect(parseUpstream('https://x.lan', { endpoint: 'http', verifyTls: true })).toMatchObject({ verify: true })
   })
 
+  test('dotfiles are hidden unless asked', () => {
+    expect(parseUpstream('file:///srv', { endpoint: 'http' })).toMatchObject({ kind: 'file', dotfiles: false })
+    expect(parseUpstream('file:///srv', { endpoint: 'http', dotfiles: true })).toMatchObject({ kind: 'file', dotfiles: true })
+  })
+
   test('a relative unix socket path is made absolute', () => {
     const up = parseUpstream('unix:app.sock', { endpoint: 'http' })
     expect(up.kind === 'unix' && up.path.startsWith('/') && up.path.endsWith('/app.sock')).toBe(true)

@@ -17,12 +17,20 @@ export type Upstream =
       text: string
     }
   | { kind: 'unix'; path: string; tls: boolean; verify: boolean; text: string }
-  | { kind: 'file'; root: string; text: string }
+  | {
+      kind: 'file'
+      root: string
+      /** Serve names that start with a dot (`.env`, `.git/`); hidden (404) unless asked for. */
+      dotfiles: boolean
+      text: string
+    }
 
 export interface UpstreamOptions {
   endpoint: EndpointKind
   /** Verify TLS certificates of https:// and tls:// upstreams. */
   verifyTls?: boolean
+  /** file:// upstreams: serve dotfiles too. Refused for any other upstream, where it would mean nothing. */
+  dotfiles?: boolean
 }
 
 function fail(raw: string, why: string): never {
@@ -90,8 +98,9 @@ export function parseUpstream(raw: string | number, options: UpstreamOptions): U
     if (kind !== 'http') fail(text, 'file:// upstreams only work on http endpoints')
     if (!/^file:\/\//i.test(text)) fail(text, 'write it as file:///absolute/path')
     const root = filePath(text)
-    return { kind: 'file', root, text: `file://${root.startsWith('/') ? '' : '/'}${root}` }
+    return { kind: 'file', root, dotfiles: options.dotfiles ?? false, text: `file://${root.startsWith('/') ? '' : '/'}${root}` }
   }
+  if (options.dotfiles) fail(text, 'serving dotfiles only applies to file:// upstreams')
 
   if (/^unix:/i.test(text)) {
     let path = text.slice('unix:'.length)

@@ -96,6 +96,13 @@ describe('POST /endpoints', () => {
     { desc: 'public binding on a .internal host', body: { url: 'https://a.internal', bindings: ['public'], traffic_policy: respondPolicy('x') }, code: 'ERR_WARREN_6005', field: 'url', msg: /internal.*\[ERR_WARREN_1004\]/ },
     { desc: 'unknown action', body: { url: 'http://x.example.com', traffic_policy: 'on_http_request:\n  - actions: [{type: rewrite-url}]\n' }, code: 'ERR_WARREN_6005', field: 'traffic_policy', msg: /^traffic_policy: .*unknown action type "rewrite-url".*\[ERR_WARREN_2001\]$/ },
     { desc: 'policy that is not YAML', body: { url: 'http://x.example.com', traffic_policy: 'on_http_request: [unclosed' }, code: 'ERR_WARREN_6005', field: 'traffic_policy', msg: /^traffic_policy: .*\[ERR_WARREN_1002\]$/ },
+    {
+      desc: 'policy with an alias bomb',
+      body: { url: 'http://x.example.com', traffic_policy: `a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n${'bcdefgh'.split('').map((k, i) => `${k}: &${k} [${Array(9).fill(`*${'abcdefgh'[i]}`).join(',')}]`).join('\n')}\n` },
+      code: 'ERR_WARREN_6005',
+      field: 'traffic_policy',
+      msg: /^traffic_policy: .*YAML aliases expand too far.*\[ERR_WARREN_1007\]$/,
+    },
     { desc: 'policy without a terminating action', body: { url: 'http://x.example.com', traffic_policy: 'on_http_request: []\n' }, code: 'ERR_WARREN_6005', field: 'traffic_policy', msg: /ERR_WARREN_6029/ },
     { desc: 'bad CEL expression', body: { url: 'http://x.example.com', traffic_policy: 'on_http_request:\n  - expressions: ["req.url.path.startsWith("]\n    actions: [{type: custom-response}]\n' }, code: 'ERR_WARREN_6005', field: 'traffic_policy', msg: /ERR_WARREN_2002/ },
     { desc: 'missing url', body: { traffic_policy: respondPolicy('x') }, code: 'ERR_WARREN_6004', field: 'url', msg: /url/ },

@@ -9,10 +9,12 @@ import { loadServerConfig, splitAddress, type ResolvedConfig } from '../config/s
 import { watchDirectory } from '../config/watch.ts'
 import { EndpointStore } from '../endpoints/store.ts'
 import { configureLogging, log, type Level } from '../lib/log.ts'
+import { shutdown } from '../lib/shutdown.ts'
 import { listenHttp } from '../listeners/http.ts'
 import { TcpListeners } from '../listeners/tcp.ts'
 import { TlsFront } from '../listeners/tls.ts'
 import { listenAgents } from '../listeners/agent.ts'
+import type { SshListener } from '../listeners/ssh.ts'
 import { makeAccount } from '../tunnel/accounts.ts'
 import { AgentRegistry } from '../tunnel/registry.ts'
 import { CertStore } from '../certs/index.ts'
@@ -32,6 +34,7 @@ export const SERVE_OPTIONS = {
   https: { type: 'string' },
   agent: { type: 'string' },
   api: { type: 'string' },
+  ssh: { type: 'string' },
   domain: { type: 'string' },
   'log-level': { type: 'string' },
   'log-format': { type: 'string' },
@@ -86,7 +89,7 @@ export async function serveCommand(args: string[]): Promise<number> {
   const metrics = edgeMetrics({
     bus: events.bus,
     endpoints: () => store.current.endpoints,
-    agentSessions: () => [...agents.sessions].filter((s) => s.account !== undefined && !s.mux.closed).length,
+    agentSessions: () => [...agents.sessions, ...(ssh?.sessions ?? [])].filter((s) => s.account !== undefined && !s.mux.closed).length,
     activeConnections: () => ({ http: server.pendingRequests, tcp: tcp.activeConnections, tls: tls.activeConnections }),
     certificates: () => certs.all(),
     sinkDrops: () => events.sinks.map((s) => ({ name: s.name, dropped: s.dropped() })),
@@ -130,6 +133,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     port: http.port,
     defaultPort: config.public_ports.http ?? http.port,
     idleTimeoutSec: config.http.idle_timeout,
+    readTimeoutSec: config.http.read_timeout,
     maxBodyBytes: config.http.max_body_bytes,
     maxHeaderBytes: config.http.max_header_bytes,
     upstreamTimeoutMs: config.http.upstream_timeout * 1000,
@@ -159,6 +163,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     idleTimeoutSec: config.tcp.idle_timeout,
     http: {
       idleTimeoutSec: config.http.idle_timeout,
+      readTimeoutSec: config.http.read_timeout,
       maxBodyBytes: config.http.max_body_bytes,
       maxHeaderBytes: config.http.max_header_bytes,
       upstreamTimeoutMs: config.http.upstream_timeout * 1000,
@@ -193,6 +198,25 @@ export async function serveCommand(args: string[]): Promise<number> {
     ? followAgentCertificate(certs, agentNames, startAgents, { log: log.child({ component: 'tunnel' }), signal: lifecycle.signal })
     : startAgents(await certs.agentCert([`agent.${config.domain}`, ...(config.agent_tls.names ?? [])]))
 
+  // The SSH front door: the same registry, so SSH endpoints follow the agents' rules.
+  const sshAddr = config.listen.ssh ? splitAddress(config.listen.ssh) : undefined
+  let ssh: SshListener | undefined
+  if (sshAddr) {
+    // Loaded only when configured: ssh2 and its crypto cost memory an edge without SSH does not need.
+    const [{ listenSsh }, { loadHostKey }] = await Promise.all([import('../listeners/ssh.ts'), import('../tunnel/ssh/host-key.ts')])
+    const hostKey = await loadHostKey(config.certsDir)
+    ssh = await listenSsh({
+      hostname: sshAddr.hostname,
+      port: sshAddr.port,
+      hostKey: hostKey.privateKey,
+      accounts: () => accounts,
+      registry,
+      domain: config.domain,
+      events: events.bus,
+    })
+    log.child({ component: 'ssh' }).info('ssh front door listening', { ssh: `${sshAddr.hostname}:${ssh.port}`, host_key: hostKey.fingerprint, created: hostKey.created })
+  }
+
   // The REST API writes policies/api-<id>.yml and reloads synchronously through the same path as the watcher.
   const apiAddr = splitAddress(config.listen.api)
   const api = startApi({
@@ -205,7 +229,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     reload,
     events: events.bus,
     metrics,
-    sessions: () => agents.sessions,
+    sessions: () => [...agents.sessions, ...(ssh?.sessions ?? [])],
     tunnels: () => registry.list(),
     certificates: () => certs.all(),
   })
@@ -223,23 +247,55 @@ export async function serveCommand(args: string[]): Promise<number> {
     })
   }
 
-  await new Promise<void>((resolve) => {
-    const stop = (signal: string) => {
-      log.info('shutting down', { signal })
-      lifecycle.abort()
-      for (const session of agents.sessions) session.close()
-      agents.listener.stop(true)
-      registry.clear()
-      tcp.stop()
-      tls.stop()
-      void api.stop()
-      // Let in-flight requests finish for a moment; then cut what is left (idle websockets, slow clients).
-      // Sinks get what is queued (bounded by the 3 s below, like the drain).
-      void Promise.all([server.stop(false), events.close()]).then(() => resolve())
-      setTimeout(() => void server.stop(true).then(resolve), 3000).unref()
-    }
-    process.once('SIGINT', () => stop('SIGINT'))
-    process.once('SIGTERM', () => stop('SIGTERM'))
+  const signal = await new Promise<string>((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'))
+    process.once('SIGTERM', () => resolve('SIGTERM'))
   })
+  // A second signal cuts the drain short.
+  const hurry = new Promise<void>((resolve) => {
+    process.once('SIGINT', () => resolve())
+    process.once('SIGTERM', () => resolve())
+  })
+  log.info('shutting down', { signal, drain_ms: config.shutdown.drain })
+  lifecycle.abort()
+  void api.stop()
+  // Agents keep their sessions and endpoints while the drain lasts: requests in flight to them finish,
+  // and an agent endpoint never answers 404 meanwhile. They are told to go (GOAWAY: they reconnect,
+  // elsewhere or to the next edge on this port) only at the end, because a GOAWAY ends every stream of
+  // an ngrok agent's session at once.
+  const result = await shutdown(
+    {
+      http: {
+        stopAccepting: () => void server.stop(false),
+        inFlight: () => server.pendingRequests,
+        cut: () => void server.stop(true),
+      },
+      tls: { stopAccepting: () => tls.stopAccepting(), inFlight: () => tls.activeConnections, cut: () => tls.stop() },
+      tcp: { stopAccepting: () => tcp.stopAccepting(), inFlight: () => tcp.activeConnections, cut: () => tcp.stop() },
+      agents: {
+        stopAccepting: () => {
+          agents.listener.stop(false)
+          registry.abandonOffline()
+        },
+        inFlight: () => 0,
+        // GOAWAY ends each session's connection once written; the agents then close their side.
+        cut: () => {
+          for (const session of agents.sessions) session.close()
+          // SSH sessions end here too (their endpoints served the drain); the listener closes with them.
+          ssh?.stop()
+        },
+      },
+    },
+    { drainMs: config.shutdown.drain, log, hurry },
+  )
+  registry.clear()
+  // Sinks get what is queued, for a moment.
+  let flushTimer: ReturnType<typeof setTimeout> | undefined
+  await Promise.race([events.close(), new Promise<void>((resolve) => (flushTimer = setTimeout(resolve, 1000)))])
+  clearTimeout(flushTimer)
+  log.info('warren edge stopped', { drained: result.drained, ms: result.ms })
+  // Nothing left open by a library (a socket node:tls or Bun did not close) may keep the process past
+  // its drain: once the loop has had a moment to empty by itself, exit.
+  setTimeout(() => process.exit(0), 500).unref()
   return 0
 }

@@ -1,5 +1,6 @@
 import * as v from 'valibot'
-import { isNode, LineCounter, parseDocument, type Document } from 'yaml'
+import { isAlias, isCollection, isNode, isPair, LineCounter, parseDocument, visit, type Alias, type Document, type Node } from 'yaml'
+import { CODES, type ErrorCode } from '../lib/errors.ts'
 import type { IssuePath } from '../policy/issue.ts'
 
 export interface Position {
@@ -26,8 +27,58 @@ export interface SourceDocument {
   locate(path: IssuePath): Position
 }
 
+/** A document that cannot be read. `code` is set when it is more specific than the caller's syntax code. */
+export type SourceError = Position & { message: string; code?: ErrorCode }
+
+/**
+ * How far aliases may expand (the yaml library's measure: uses of an anchor times the aliases inside
+ * it). Real policies use a handful; a "billion laughs" document needs millions.
+ */
+const MAX_ALIAS_COUNT = 100
+
+/** Nodes an alias copies when it is expanded, nested aliases included (memoized, capped). */
+function expandedSize(doc: Document, node: Node | null | undefined, memo: Map<Node, number>, open: Set<Node>): number {
+  if (!node) return 1
+  if (isAlias(node)) return expandedSize(doc, node.resolve(doc), memo, open)
+  const known = memo.get(node)
+  if (known !== undefined) return known
+  if (!isCollection(node) || open.has(node)) return 1
+  open.add(node)
+  let size = 1
+  for (const item of node.items) {
+    const parts = isPair(item) ? [item.key, item.value] : [item]
+    for (const part of parts) size = Math.min(size + (isNode(part) ? expandedSize(doc, part, memo, open) : 1), Number.MAX_SAFE_INTEGER)
+  }
+  open.delete(node)
+  memo.set(node, size)
+  return size
+}
+
+/**
+ * Explains why aliases could not be expanded, at the alias to blame: one whose anchor is not set
+ * before it, else the one that copies the most.
+ */
+function aliasError(doc: Document, lines: LineCounter): SourceError {
+  const aliases: Alias[] = []
+  visit(doc, { Alias: (_, node) => void aliases.push(node) })
+  const at = (node: Alias | undefined) => (node?.range ? lines.linePos(node.range[0]) : { line: 1, col: 1 })
+  const unresolved = aliases.find((a) => !a.resolve(doc))
+  if (unresolved) return { ...at(unresolved), message: `unknown alias *${unresolved.source}: its anchor &${unresolved.source} must be set before it` }
+  const memo = new Map<Node, number>()
+  let worst: { alias: Alias; size: number } | undefined
+  for (const alias of aliases) {
+    const size = expandedSize(doc, alias, memo, new Set())
+    if (!worst || size > worst.size) worst = { alias, size }
+  }
+  return {
+    ...at(worst?.alias),
+    code: CODES.YAML_ALIAS_LIMIT,
+    message: `YAML aliases expand too far: *${worst?.alias.source} alone copies ${worst?.size} values; refused as an alias bomb`,
+  }
+}
+
 /** Parses YAML/JSON text; syntax errors come back with their positions. */
-export function parseSource(text: string): { doc: SourceDocument } | { errors: (Position & { message: string })[] } {
+export function parseSource(text: string): { doc: SourceDocument } | { errors: SourceError[] } {
   const lines = new LineCounter()
   const doc: Document = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true })
   if (doc.errors.length) {
@@ -38,9 +89,17 @@ export function parseSource(text: string): { doc: SourceDocument } | { errors: (
       }),
     }
   }
+  let value: unknown
+  try {
+    value = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT })
+  } catch (err) {
+    // The yaml library throws a bare ReferenceError, with no position, for aliases it cannot expand.
+    if (!(err instanceof ReferenceError)) throw err
+    return { errors: [aliasError(doc, lines)] }
+  }
   return {
     doc: {
-      value: doc.toJS({ maxAliasCount: 100 }),
+      value,
       locate(path) {
         // Walk down as far as the path exists: a missing key is reported at its parent.
         for (let n = path.length; n >= 0; n--) {

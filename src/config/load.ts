@@ -106,7 +106,7 @@ export function loadPolicyFile(
 function parseFileText(dir: string, file: string, text: string, options: LoadOptions, issues: FileIssue[]): Endpoint[] {
   const parsed = parseSource(text)
   if ('errors' in parsed) {
-    for (const e of parsed.errors) issues.push({ file, ...e, code: CODES.POLICY_FILE_SYNTAX })
+    for (const e of parsed.errors) issues.push({ file, ...e, code: e.code ?? CODES.POLICY_FILE_SYNTAX })
     return []
   }
   const doc = parsed.doc
@@ -200,7 +200,7 @@ function loadEndpointPolicy(
     const sub = parseSource(text)
     if ('errors' in sub) {
       for (const e of sub.errors)
-        issues.push(source === file ? { file, ...doc.locate([...path, 'traffic_policy']), code: CODES.POLICY_FILE_SYNTAX, message: `traffic_policy: ${e.message}` } : { file: source, line: e.line, col: e.col, code: CODES.POLICY_FILE_SYNTAX, message: e.message })
+        issues.push(source === file ? { file, ...doc.locate([...path, 'traffic_policy']), code: e.code ?? CODES.POLICY_FILE_SYNTAX, message: `traffic_policy: ${e.message}` } : { file: source, line: e.line, col: e.col, code: e.code ?? CODES.POLICY_FILE_SYNTAX, message: e.message })
       return undefined
     }
     raw = sub.doc.value

@@ -5,6 +5,13 @@ import { join } from 'node:path'
 import { PolicyDirectory } from './policies.ts'
 
 const OPTIONS = { defaultPorts: { http: 8080, https: 8443, tls: 8443, tcp: 0 }, defaultAccount: 'default' }
+/** A "billion laughs" document: nine levels of nine aliases, 387 million strings once expanded. */
+const ALIAS_BOMB = `a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+${'bcdefghi'
+  .split('')
+  .map((k, i) => `${k}: &${k} [${Array(9).fill(`*${'abcdefghi'[i]}`).join(',')}]`)
+  .join('\n')}
+`
 const ok = (url: string, body = 'hi') => `url: ${url}
 traffic_policy:
   on_http_request:
@@ -31,6 +38,21 @@ describe('PolicyDirectory load errors name file, line, column and field', () => 
       desc: 'YAML syntax error',
       text: 'url: http://a.example.com\ntraffic_policy: [unclosed\n',
       want: /^e\.yml:\d+:\d+: .* \[ERR_WARREN_1002\]$/,
+    },
+    {
+      desc: 'YAML alias bomb, at the alias that copies the most',
+      text: ALIAS_BOMB,
+      want: /^e\.yml:9:8: YAML aliases expand too far: \*h alone copies \d+ values; refused as an alias bomb \[ERR_WARREN_1007\]$/,
+    },
+    {
+      desc: 'YAML alias bomb inside a traffic_policy string',
+      text: `url: http://a.example.com\ntraffic_policy: ${JSON.stringify(ALIAS_BOMB)}\n`,
+      want: /^e\.yml:2:17: traffic_policy: YAML aliases expand too far.* \[ERR_WARREN_1007\]$/,
+    },
+    {
+      desc: 'alias without its anchor',
+      text: 'url: http://a.example.com\ntraffic_policy: *nope\n',
+      want: /^e\.yml:2:17: unknown alias \*nope: its anchor &nope must be set before it \[ERR_WARREN_1002\]$/,
     },
     {
       desc: 'unknown top-level key',
@@ -82,6 +104,11 @@ describe('PolicyDirectory load errors name file, line, column and field', () => 
     writeFileSync(join(dir, '_p.yml'), 'on_http_request:\n  - actions:\n      - type: nope\n')
     const issues = issuesOf('url: http://a.example.com\ntraffic_policy_file: _p.yml\n')
     expect(issues[0]).toMatch(/^_p\.yml:3:15: .*unknown action type "nope"/)
+  })
+
+  test('a few ordinary aliases are accepted', () => {
+    const text = 'endpoints:\n  - url: http://a.example.com\n    traffic_policy: &p\n      on_http_request:\n        - actions: [{type: custom-response}]\n  - url: http://b.example.com\n    traffic_policy: *p\n'
+    expect(issuesOf(text)).toEqual([])
   })
 
   test('traffic_policy as a JSON string is accepted', () => {
@@ -137,6 +164,20 @@ describe('PolicyDirectory.reload()', () => {
     // A file that never served may be empty: it simply has no endpoints.
     writeFileSync(join(dir, 'new.yml'), '\n')
     expect(policies.reload().changed).toEqual(['new.yml'])
+  })
+
+  test('an alias bomb in one file leaves every other file, and its own last good endpoints, serving', () => {
+    const policies = new PolicyDirectory(dir, OPTIONS)
+    writeFileSync(join(dir, 'a.yml'), ok('http://a.example.com'))
+    writeFileSync(join(dir, 'b.yml'), ok('http://b.example.com'))
+    policies.reload()
+    writeFileSync(join(dir, 'a.yml'), ALIAS_BOMB)
+    writeFileSync(join(dir, 'c.yml'), ok('http://c.example.com'))
+    const started = performance.now()
+    const result = policies.reload()
+    expect(performance.now() - started).toBeLessThan(2000)
+    expect(result.table.endpoints.map((e) => e.urlText).sort()).toEqual(['http://a.example.com', 'http://b.example.com', 'http://c.example.com'])
+    expect(result.files.find((f) => f.file === 'a.yml')).toMatchObject({ status: 'error', servingPrevious: true, issues: [{ code: 'ERR_WARREN_1007', line: 9, col: 8 }] })
   })
 
   test('a pool conflict keeps the endpoint that was serving first, even if its file sorts later', () => {

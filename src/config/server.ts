@@ -14,6 +14,7 @@ export interface ServerFlags {
   https?: string
   agent?: string
   api?: string
+  ssh?: string
   domain?: string
 }
 
@@ -48,7 +49,7 @@ export function loadServerConfig(flags: ServerFlags = {}): ResolvedConfig {
     }
     const parsed = parseSource(text)
     if ('errors' in parsed)
-      throw new WarrenError(CODES.CONFIG_INVALID, parsed.errors.map((e) => formatIssue({ file: path, ...e, code: CODES.CONFIG_INVALID })).join('\n'))
+      throw new WarrenError(CODES.CONFIG_INVALID, parsed.errors.map((e) => formatIssue({ file: path, ...e, code: e.code ?? CODES.CONFIG_INVALID })).join('\n'))
     raw = parsed.doc.value ?? {}
     const result = v.safeParse(ServerConfigSpec, raw)
     if (!result.success)
@@ -63,6 +64,7 @@ export function loadServerConfig(flags: ServerFlags = {}): ResolvedConfig {
   if (flags.https) listen.https = flags.https
   if (flags.agent) listen.agent = flags.agent
   if (flags.api) listen.api = flags.api
+  if (flags.ssh) listen.ssh = flags.ssh
   const checked = v.safeParse(ServerConfigSpec, { ...(raw as object), listen })
   if (!checked.success) throw new WarrenError(CODES.CONFIG_INVALID, `Invalid flag: ${describeIssue(checked.issues[0]!)}`)
   return {

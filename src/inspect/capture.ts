@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { ChunkedDecoder, findHeadEnd } from '../proxy/h1/parse.ts'
 
 /** One captured message body: the first bytes (up to the per-body cap) and the real size. */
@@ -53,10 +54,9 @@ export interface CaptureLimits {
 
 export const DEFAULT_LIMITS: CaptureLimits = { maxEntries: 500, maxBytes: 32 * 1024 * 1024, maxBodyBytes: 256 * 1024 }
 
-let counter = 0
+/** 128 random bits: a replay has to name its exchange, and time-based or counted ids could be guessed by whoever tries. */
 function newId(): string {
-  counter = (counter + 1) % 0x1000000
-  return `ex_${Date.now().toString(36)}${counter.toString(36).padStart(4, '0')}`
+  return `ex_${randomBytes(16).toString('hex')}`
 }
 
 function bodyBytes(e: Exchange): number {

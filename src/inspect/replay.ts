@@ -45,7 +45,7 @@ export async function replay(store: CaptureStore, original: Exchange, upstream: 
   let response: Response
   let error: string | undefined
   try {
-    if (upstream.kind === 'file') response = await fileServer(upstream.root)(new Request(`http://${headers.get('host') ?? 'localhost'}${uri}`, init))
+    if (upstream.kind === 'file') response = await fileServer(upstream.root, { dotfiles: upstream.dotfiles })(new Request(`http://${headers.get('host') ?? 'localhost'}${uri}`, init))
     else if (protocol === 'http2') response = await requestHttp2Once(upstream, { method, target: uri, headers: [...headers.entries()], body: init.body ? body : undefined })
     else if (upstream.kind === 'unix') response = await fetch(`http://${headers.get('host') ?? 'localhost'}${uri}`, { ...init, unix: upstream.path })
     else {

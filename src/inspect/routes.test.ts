@@ -32,6 +32,11 @@ function call(path: string, init: RequestInit & { host?: string } = {}): Promise
   return handler(new Request(`http://127.0.0.1:4040${path}`, { ...init, headers }))
 }
 
+/** A replay as the inspector page (and scripts) send it: a JSON body. */
+function replayCall(body: unknown, headers: Record<string, string> = {}): Promise<Response> {
+  return call('/api/requests/http', { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) })
+}
+
 beforeEach(() => {
   store = new CaptureStore({ maxBodyBytes: 1024 })
   seen.length = 0
@@ -88,7 +93,7 @@ describe('the inspector API', () => {
 
   test('replay sends the request to the upstream again and records it', async () => {
     const original = store.list()[1]!
-    const res = await call('/api/requests/http', { method: 'POST', body: JSON.stringify({ id: original.id }) })
+    const res = await replayCall({ id: original.id })
     expect(res.status).toBe(201)
     const r = (await res.json()) as Record<string, any>
     expect(r.replay_of).toBe(original.id)
@@ -99,23 +104,62 @@ describe('the inspector API', () => {
 
   test('replay with edits changes method, path, headers and body', async () => {
     const original = store.list()[1]!
-    const res = await call('/api/requests/http', {
-      method: 'POST',
-      body: JSON.stringify({ id: original.id, method: 'PUT', uri: '/edited', headers: [['x-edit', 'yes'], ['host', 'other.example.com']], body: 'new body' }),
-    })
+    const res = await replayCall({ id: original.id, method: 'PUT', uri: '/edited', headers: [['x-edit', 'yes'], ['host', 'other.example.com']], body: 'new body' })
     expect(res.status).toBe(201)
     expect(seen).toEqual([{ method: 'PUT', path: '/edited', host: 'other.example.com', header: 'yes', body: 'new body' }])
   })
 
   test('replay refuses an unknown id, a bad path, and a truncated body', async () => {
-    expect((await call('/api/requests/http', { method: 'POST', body: '{"id":"ex_nope"}' })).status).toBe(404)
-    expect((await call('/api/requests/http', { method: 'POST', body: 'not json' })).status).toBe(400)
+    expect((await replayCall('{"id":"ex_nope"}')).status).toBe(404)
+    expect((await replayCall('not json')).status).toBe(400)
     const id = store.list()[0]!.id
-    expect((await call('/api/requests/http', { method: 'POST', body: JSON.stringify({ id, uri: 'http://elsewhere/' }) })).status).toBe(400)
+    expect((await replayCall({ id, uri: 'http://elsewhere/' })).status).toBe(400)
     capture(`POST /big HTTP/1.1\r\nContent-Length: 2000\r\n\r\n${'x'.repeat(2000)}`, 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n')
-    const big = await call('/api/requests/http', { method: 'POST', body: JSON.stringify({ id: store.list()[0]!.id }) })
+    const big = await replayCall({ id: store.list()[0]!.id })
     expect(big.status).toBe(400)
     expect(seen).toEqual([])
+  })
+
+  // What a page of another site can make a browser send without a CORS preflight, and what a
+  // same-site page (another port of localhost) or a sandboxed frame sends.
+  test.each([
+    { desc: 'text/plain from evil.com', type: 'text/plain', headers: { origin: 'http://evil.com', 'sec-fetch-site': 'cross-site' }, status: 403, code: 'ERR_WARREN_6011' },
+    { desc: 'a form post from evil.com', type: 'application/x-www-form-urlencoded', headers: { origin: 'http://evil.com' }, status: 403, code: 'ERR_WARREN_6011' },
+    { desc: 'JSON from another port of localhost', type: 'application/json', headers: { origin: 'http://127.0.0.1:3000', 'sec-fetch-site': 'same-site' }, status: 403, code: 'ERR_WARREN_6011' },
+    { desc: 'Origin null (sandboxed frame)', type: 'application/json', headers: { origin: 'null' }, status: 403, code: 'ERR_WARREN_6011' },
+    { desc: 'same Origin but Sec-Fetch-Site cross-site', type: 'application/json', headers: { origin: 'http://127.0.0.1:4040', 'sec-fetch-site': 'cross-site' }, status: 403, code: 'ERR_WARREN_6011' },
+    { desc: 'https origin of the same host', type: 'application/json', headers: { origin: 'https://127.0.0.1:4040' }, status: 403, code: 'ERR_WARREN_6011' },
+    { desc: 'text/plain without Origin (curl -d)', type: 'text/plain', headers: {}, status: 415, code: 'ERR_WARREN_6012' },
+    { desc: 'text/plain from its own page', type: 'text/plain;charset=UTF-8', headers: { origin: 'http://127.0.0.1:4040', 'sec-fetch-site': 'same-origin' }, status: 415, code: 'ERR_WARREN_6012' },
+  ])('replay refuses $desc', async ({ type, headers, status, code }) => {
+    const res = await call('/api/requests/http', { method: 'POST', headers: { 'content-type': type, ...headers }, body: JSON.stringify({ id: store.list()[1]!.id }) })
+    expect(res.status).toBe(status)
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe(code)
+    expect(seen).toEqual([])
+    expect(store.list()).toHaveLength(2)
+  })
+
+  test.each([
+    { desc: 'from its own page', headers: { origin: 'http://127.0.0.1:4040', 'sec-fetch-site': 'same-origin' } },
+    { desc: 'from its own page, charset given', headers: { origin: 'http://127.0.0.1:4040', 'sec-fetch-site': 'same-origin', 'content-type': 'Application/JSON; charset=utf-8' } },
+    { desc: 'from its page under an allowed name', headers: { origin: 'http://inspector.lan:4040' }, host: 'inspector.lan:4040' },
+    { desc: 'from a script (no Origin, no Sec-Fetch-Site)', headers: {} },
+  ] as { desc: string; headers: Record<string, string>; host?: string }[])('replay accepts JSON $desc', async ({ headers, host }) => {
+    const res = await call('/api/requests/http', { method: 'POST', ...(host ? { host } : {}), headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify({ id: store.list()[1]!.id }) })
+    expect(res.status).toBe(201)
+    expect(seen).toHaveLength(1)
+  })
+
+  test('DELETE from another site is refused and keeps the captures', async () => {
+    const res = await call('/api/requests/http', { method: 'DELETE', headers: { origin: 'http://evil.com', 'sec-fetch-site': 'cross-site' } })
+    expect(res.status).toBe(403)
+    expect(store.list()).toHaveLength(2)
+  })
+
+  test('ids are 128 random bits, not a clock or a counter', () => {
+    const ids = store.list().map((e) => e.id)
+    for (const id of ids) expect(id).toMatch(/^ex_[0-9a-f]{32}$/)
+    expect(new Set(ids).size).toBe(ids.length)
   })
 
   test('DELETE clears the captured requests', async () => {
@@ -167,7 +211,7 @@ describe('replay to an HTTP/2 (h2c) upstream', () => {
         },
         {},
       )
-      const res = await h2handler(new Request('http://127.0.0.1:4040/api/requests/http', { method: 'POST', headers: { host: '127.0.0.1:4040' }, body: JSON.stringify({ id: store.list()[1]!.id }) }))
+      const res = await h2handler(new Request('http://127.0.0.1:4040/api/requests/http', { method: 'POST', headers: { host: '127.0.0.1:4040', 'content-type': 'application/json' }, body: JSON.stringify({ id: store.list()[1]!.id }) }))
       expect(res.status).toBe(201)
       const r = (await res.json()) as Record<string, any>
       expect(r.response.status_code).toBe(201)

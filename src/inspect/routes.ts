@@ -1,5 +1,6 @@
 import type { UpstreamProtocol } from '../agent/spec.ts'
 import type { Upstream } from '../agent/upstream.ts'
+import { CODES, type ErrorCode } from '../lib/errors.ts'
 import type { CaptureStore, CapturedBody, Exchange } from './capture.ts'
 import { replay, type ReplayEdits } from './replay.ts'
 import { INSPECTOR_PAGE } from './ui/page.ts'
@@ -50,15 +51,41 @@ function json(value: unknown, status = 200): Response {
   return new Response(JSON.stringify(value, null, 2), { status, headers: { 'content-type': 'application/json', 'cache-control': 'no-store' } })
 }
 
-function problem(status: number, message: string): Response {
-  return json({ error: { status, message } }, status)
+function problem(status: number, message: string, code?: ErrorCode): Response {
+  return json({ error: { status, message, ...(code ? { code } : {}) } }, status)
 }
 
 /** Host names the inspector answers to; anything else could be a DNS-rebinding page in a browser. */
-function hostAllowed(hostHeader: string | null, extra: readonly string[]): boolean {
-  if (!hostHeader) return false
+function hostAllowed(hostHeader: string, extra: readonly string[]): boolean {
   const host = hostHeader.startsWith('[') ? hostHeader.slice(0, hostHeader.indexOf(']') + 1) : hostHeader.replace(/:\d+$/, '')
   return ['localhost', '127.0.0.1', '[::1]', ...extra].includes(host.toLowerCase())
+}
+
+/**
+ * Refuses a state-changing request (replay, clear) that a page of another site could have made the
+ * browser send. Such a page can POST without a CORS preflight only with a text/plain, form or
+ * multipart body, so a replay must declare JSON: that forces the preflight, which this server never
+ * grants. Browsers also say where a request comes from (Origin, Sec-Fetch-Site); when they do, it
+ * must be this inspector itself; curl and scripts send neither and are let through.
+ */
+function crossSiteRefusal(req: Request, host: string): Response | undefined {
+  const site = req.headers.get('sec-fetch-site')
+  const origin = req.headers.get('origin')
+  let sameOrigin = origin === null
+  if (origin !== null) {
+    try {
+      const url = new URL(origin)
+      sameOrigin = url.protocol === 'http:' && url.host === new URL(`http://${host}`).host
+    } catch {
+      sameOrigin = false // "null" (sandboxed frames, file: pages) or garbage
+    }
+  }
+  if (!sameOrigin || (site !== null && site !== 'same-origin' && site !== 'none'))
+    return problem(403, `The inspector only accepts ${req.method} from its own page or from non-browser clients (Origin ${JSON.stringify(origin)}, Sec-Fetch-Site ${JSON.stringify(site)}).`, CODES.INSPECTOR_CROSS_ORIGIN)
+  if (req.method !== 'POST') return undefined
+  const type = (req.headers.get('content-type') ?? '').split(';')[0]!.trim().toLowerCase()
+  if (type !== 'application/json') return problem(415, 'A replay must be sent as Content-Type: application/json.', CODES.INSPECTOR_NOT_JSON)
+  return undefined
 }
 
 function parseEdits(body: Record<string, unknown>): ReplayEdits {
@@ -75,13 +102,15 @@ function parseEdits(body: Record<string, unknown>): ReplayEdits {
 /**
  * The local inspector: the web UI at `/` and ngrok's local API — `GET /api/status`,
  * `GET /api/endpoints`, `GET|DELETE /api/requests/http`, `GET /api/requests/http/:id`, and
- * `POST /api/requests/http` to replay (`{id, method?, uri?, headers?, body?|body_base64?}`).
- * Requests whose Host is not loopback (or one of `allowedHosts`) are refused.
+ * `POST /api/requests/http` to replay (`{id, method?, uri?, headers?, body?|body_base64?}`, sent as
+ * `Content-Type: application/json`). Requests whose Host is not loopback (or one of `allowedHosts`)
+ * are refused, and so are replays and clears from another origin.
  */
 export function inspectorHandler(source: InspectorSource, options: { allowedHosts?: readonly string[] } = {}): (req: Request) => Promise<Response> {
   const allowed = options.allowedHosts ?? []
   return async function inspector(req) {
-    if (!hostAllowed(req.headers.get('host'), allowed)) return problem(403, 'The inspector only answers to localhost (DNS rebinding protection).')
+    const host = req.headers.get('host')
+    if (!host || !hostAllowed(host, allowed)) return problem(403, 'The inspector only answers to localhost (DNS rebinding protection).')
     const url = new URL(req.url)
     const path = url.pathname.replace(/\/+$/, '') || '/'
     if (path === '/' && req.method === 'GET')
@@ -92,6 +121,8 @@ export function inspectorHandler(source: InspectorSource, options: { allowedHost
     if ((path === '/api/endpoints' || path === '/api/tunnels') && req.method === 'GET')
       return json({ endpoints: source.endpoints().map((e) => ({ name: e.name, url: e.url, upstream: e.upstream.text, online: e.online, proto: e.kind })) })
     if (path === '/api/requests/http') {
+      const refused = req.method === 'POST' || req.method === 'DELETE' ? crossSiteRefusal(req, host) : undefined
+      if (refused) return refused
       if (req.method === 'GET') {
         const limit = Math.min(Number(url.searchParams.get('limit') ?? 50) || 50, 1000)
         const prefix = url.searchParams.get('path') ?? ''

@@ -16,6 +16,8 @@ export const CODES = {
   ENDPOINT_POOL_CONFLICT: 'ERR_WARREN_1005',
   /** `traffic_policy_file` could not be read. */
   POLICY_FILE_MISSING: 'ERR_WARREN_1006',
+  /** A YAML document's aliases expand too far (an alias bomb, "billion laughs"); refused before it is expanded in full. */
+  YAML_ALIAS_LIMIT: 'ERR_WARREN_1007',
   /** An action's config is invalid or the action is used in a phase it does not support. */
   ACTION_INVALID: 'ERR_WARREN_2001',
   /** A CEL expression failed to compile or does not return a bool. */
@@ -32,6 +34,16 @@ export const CODES = {
   HEADERS_TOO_LARGE: 'ERR_WARREN_3006',
   /** The request is malformed (e.g. ambiguous framing); refused before any upstream sees it. */
   BAD_REQUEST: 'ERR_WARREN_3007',
+  /** The request line names an HTTP version other than 1.0 or 1.1 (on the HTTP/1 engine). */
+  HTTP_VERSION_NOT_SUPPORTED: 'ERR_WARREN_3030',
+  /** The method is one the edge does not serve (CONNECT: warren is not a forward proxy). */
+  METHOD_NOT_SUPPORTED: 'ERR_WARREN_3031',
+  /** Transfer-Encoding names a coding other than plain `chunked`. */
+  TRANSFER_CODING_NOT_SUPPORTED: 'ERR_WARREN_3032',
+  /** The client did not send its request head, or its body, within the read timeout. */
+  REQUEST_TIMEOUT: 'ERR_WARREN_3033',
+  /** The request body is larger than `http.max_body_bytes`. */
+  BODY_TOO_LARGE: 'ERR_WARREN_3034',
   /** A TLS connection sent no SNI, so no endpoint can be chosen. */
   TLS_NO_SNI: 'ERR_WARREN_3008',
   /** No ClientHello arrived within the ClientHello timeout (3 s). */
@@ -40,6 +52,8 @@ export const CODES = {
   TLS_BAD_HELLO: 'ERR_WARREN_3010',
   /** No certificate could be found or issued for the requested name. */
   TLS_NO_CERTIFICATE: 'ERR_WARREN_3011',
+  /** The request's Host names another endpoint than the one its TLS connection was made for (SNI); answered 421. */
+  MISDIRECTED_REQUEST: 'ERR_WARREN_3012',
   /** An ACME order failed (network, challenge, CA problem); retried with backoff, the old certificate keeps serving. */
   ACME_ORDER_FAILED: 'ERR_WARREN_5001',
   /** The ACME CA rate-limited us; the retry waits at least its Retry-After. */
@@ -50,6 +64,8 @@ export const CODES = {
   ACME_ON_DEMAND_LIMITED: 'ERR_WARREN_5004',
   /** The policy ran to its end without a terminating action on a cloud endpoint (ngrok 6029). */
   POLICY_NOT_TERMINATED: 'ERR_WARREN_6029',
+  /** (log) SIGTERM: requests or connections still in flight when `shutdown.drain` ran out (or at a second signal) were cut. */
+  SHUTDOWN_DRAIN_CUT: 'ERR_WARREN_3020',
   /** Something unexpected failed inside the edge. */
   INTERNAL: 'ERR_WARREN_3999',
   /** The `deny` action refused the request. */
@@ -88,6 +104,20 @@ export const CODES = {
   POLICY_EVAL_FAILED: 'ERR_WARREN_3900',
   /** The agent refused or failed a command sent through the API (restart), or its session ended first. */
   API_AGENT_COMMAND_FAILED: 'ERR_WARREN_6010',
+  /** The agent's inspector refused a replay or clear sent from another origin (a cross-site page in a browser). */
+  INSPECTOR_CROSS_ORIGIN: 'ERR_WARREN_6011',
+  /** The agent's inspector refused a replay whose body is not declared `Content-Type: application/json`. */
+  INSPECTOR_NOT_JSON: 'ERR_WARREN_6012',
+  /** The SSH host key in certs/ssh/ cannot be read, parsed or created. */
+  SSH_HOST_KEY: 'ERR_WARREN_4030',
+  /** An SSH login was refused: the key is in no account's `ssh_keys`, or the password is not an authtoken. */
+  SSH_AUTH_FAILED: 'ERR_WARREN_4031',
+  /** The SSH command is missing, unknown (not http, tcp or tls) or has invalid flags. */
+  SSH_COMMAND_INVALID: 'ERR_WARREN_4032',
+  /** The SSH front door cannot do this (https upstreams, file serving, TLS termination in the agent, …); use the agent. */
+  SSH_UNSUPPORTED: 'ERR_WARREN_4033',
+  /** The `-R` forward does not fit the command (e.g. port 8080 for http: use 0, 80 or 443). */
+  SSH_FORWARD_INVALID: 'ERR_WARREN_4034',
 } as const
 
 export type ErrorCode = (typeof CODES)[keyof typeof CODES]

@@ -40,7 +40,7 @@ export function listenAgents(options: AgentListenerOptions): { listener: TCPSock
             accounts: options.accounts,
             cookieSecret,
             log: logger,
-            bind: (s, req) => registry.bind(s, req),
+            bind: (s, req, replyRead) => registry.bind(s, req, replyRead),
             unbind: (s, req) => registry.unbind(s, req),
             closed(s, goodbye) {
               registry.sessionClosed(s, goodbye)

@@ -1,19 +1,20 @@
 import type { Server } from 'bun'
 import { Hono } from 'hono'
+import { Http1Connection, type Http1Options } from '../http1/connection.ts'
 import { CODES } from '../lib/errors.ts'
 import { log } from '../lib/log.ts'
 import { errorResponse } from '../proxy/errors.ts'
 import type { PipelineOptions } from '../proxy/pipeline.ts'
-import { createPipeline, splitHost } from '../proxy/pipeline.ts'
+import { closesConnection, createPipeline, splitHost } from '../proxy/pipeline.ts'
 import { websocketHandlers, type WsData } from '../proxy/websocket.ts'
 
 export interface HttpListenerOptions extends Omit<PipelineOptions, 'serverIp' | 'serverPort' | 'log'> {
   hostname: string
   port: number
   idleTimeoutSec: number
+  /** Time a request head may take, and a request body may go silent (default 30 s). */
+  readTimeoutSec?: number
   maxBodyBytes: number
-  /** Certificates (first = default) for the HTTPS server behind the TLS front; offers h2 by ALPN. */
-  tls?: { cert: string; key: string; serverName?: string }[]
   /** Address shown in logs instead of hostname:port (the public side of an internal server). */
   serverIp?: string
   serverPort?: number
@@ -25,25 +26,114 @@ export interface HttpListenerOptions extends Omit<PipelineOptions, 'serverIp' | 
   acmeChallenge?: (host: string, token: string) => string | undefined
 }
 
-const ACME_CHALLENGE_ROUTE = '/.well-known/acme-challenge/:token'
+/** The plaintext HTTP/1 listener as the rest of the edge sees it. */
+export interface HttpServer {
+  readonly port: number
+  /** Requests being served now (for shutdown reporting). */
+  readonly pendingRequests: number
+  /** Stops accepting; closes idle connections, and the rest after their current response (or at once with `force`). */
+  stop(force?: boolean): Promise<void>
+}
+
+const ACME_PREFIX = '/.well-known/acme-challenge/'
+/** Header lines a request may carry (beyond: 431). */
+const MAX_HEADER_LINES = 100
+
+/**
+ * The plaintext listener: warren's HTTP/1.1 engine on `Bun.listen` (src/http1), each request handed
+ * to the endpoint data path. Also the internal plaintext server behind terminate-tls.
+ */
+export function listenHttp(options: HttpListenerOptions): HttpServer {
+  const logger = log.child({ component: options.scheme })
+  let handle: ReturnType<typeof createPipeline> | undefined
+  let pending = 0
+  const connections = new Set<Http1Connection>()
+  let stopped: (() => void) | undefined
+  const acmeChallenge = options.acmeChallenge
+  const engine: Http1Options = {
+    limits: { maxHeadBytes: options.maxHeaderBytes, maxHeaders: MAX_HEADER_LINES },
+    idleTimeoutMs: options.idleTimeoutSec * 1000,
+    readTimeoutMs: (options.readTimeoutSec ?? 30) * 1000,
+    maxBodyBytes: options.maxBodyBytes,
+    handle(req, source) {
+      pending++
+      if (acmeChallenge && req.method === 'GET') {
+        const url = new URL(req.url)
+        const token = url.pathname.startsWith(ACME_PREFIX) ? url.pathname.slice(ACME_PREFIX.length) : ''
+        const answer = token && !token.includes('/') ? acmeChallenge(splitHost(req.headers.get('host') ?? url.host, 0).name, token) : undefined
+        if (answer !== undefined) return Promise.resolve(new Response(answer, { headers: { 'content-type': 'text/plain; charset=utf-8' } }))
+      }
+      return handle!(req, source)
+    },
+    closes: closesConnection,
+    errorPage: errorResponse,
+    onRequestDone() {
+      pending--
+    },
+    onError(err) {
+      logger.error('request failed', { error: err instanceof Error ? err.stack : String(err) })
+    },
+  }
+  const listener = Bun.listen<Http1Connection>({
+    hostname: options.hostname,
+    port: options.port,
+    socket: {
+      open(socket) {
+        socket.data = new Http1Connection(socket, engine)
+        connections.add(socket.data)
+      },
+      data(socket, chunk) {
+        try {
+          socket.data.data(chunk)
+        } catch (err) {
+          logger.error('connection failed', { error: err instanceof Error ? err.stack : String(err) })
+          socket.terminate()
+        }
+      },
+      drain(socket) {
+        socket.data.drain()
+      },
+      close(socket) {
+        socket.data.closed()
+        connections.delete(socket.data)
+        if (stopped && connections.size === 0) stopped()
+      },
+      error(socket) {
+        socket.data?.closed()
+      },
+    },
+  })
+  handle = createPipeline({
+    ...options,
+    serverIp: options.serverIp ?? options.hostname,
+    serverPort: options.serverPort ?? listener.port,
+    log: logger,
+  })
+  return {
+    port: listener.port,
+    get pendingRequests() {
+      return pending
+    },
+    stop(force = false) {
+      listener.stop(force)
+      if (force || connections.size === 0) return Promise.resolve()
+      const done = new Promise<void>((resolve) => (stopped = resolve))
+      for (const conn of connections) conn.closeWhenIdle()
+      return done
+    },
+  }
+}
 
 type Env = { Bindings: { server: Server<WsData> } }
 
 /**
- * An HTTP server whose only route is the endpoint data path (a Hono app): the plaintext listener, and
- * (with `tls`) the internal HTTPS server that the TLS front hands terminated connections to.
+ * The internal HTTPS server the TLS front hands terminated connections to: Bun.serve, which speaks
+ * HTTP/2 to clients whose ALPN chose it (the HTTP/1 engine does not speak h2).
  */
-export function listenHttp(options: HttpListenerOptions): Server<WsData> {
+export function listenHttps(options: HttpListenerOptions & { tls: { cert: string; key: string; serverName?: string }[] }): Server<WsData> {
   const logger = log.child({ component: options.scheme })
   let handle: ReturnType<typeof createPipeline> | undefined
   const app = new Hono<Env>()
-  const acmeChallenge = options.acmeChallenge
-  if (acmeChallenge)
-    app.get(ACME_CHALLENGE_ROUTE, (c) => {
-      const host = c.req.header('host')
-      const answer = host && !host.includes(',') ? acmeChallenge(splitHost(host, 0).name, c.req.param('token')) : undefined
-      return answer !== undefined ? c.text(answer) : handle!(c.req.raw, c.env.server)
-    })
   app.all('*', async (c) => {
     const res = await handle!(c.req.raw, c.env.server)
     // Bun closes after answering a `Connection: close` request but does not say so (RFC 9112 §9.6).
@@ -57,11 +147,13 @@ export function listenHttp(options: HttpListenerOptions): Server<WsData> {
   const server = Bun.serve<WsData>({
     hostname: options.hostname,
     port: options.port,
-    idleTimeout: options.idleTimeoutSec,
+    // Bun.serve caps its idle timeout at 255 s.
+    idleTimeout: Math.min(options.idleTimeoutSec, 255),
     maxRequestBodySize: options.maxBodyBytes,
     fetch: (req, srv) => app.fetch(req, { server: srv }),
     websocket: websocketHandlers,
-    ...(options.tls ? { tls: options.tls, http2: true } : {}),
+    tls: options.tls,
+    http2: true,
   })
   handle = createPipeline({
     ...options,

@@ -28,6 +28,7 @@ export class TcpListeners {
   readonly #failed = new Map<number, string>()
   readonly #log = log.child({ component: 'tcp' })
   #active = 0
+  #closing = false
 
   constructor(options: TcpListenerOptions) {
     this.#options = options
@@ -45,6 +46,8 @@ export class TcpListeners {
 
   /** Opens listeners for new tcp endpoints and closes those whose endpoints are gone. */
   reconcile(table: EndpointTable): void {
+    // Shutting down: ports stay closed, and listeners stay known so that stop() can cut their connections.
+    if (this.#closing) return
     const wanted = new Set(table.endpoints.filter((e) => e.url.scheme === 'tcp' && e.url.binding === 'public').map((e) => e.port))
     for (const [port, listener] of this.#open) {
       if (wanted.has(port)) continue
@@ -66,7 +69,15 @@ export class TcpListeners {
     }
   }
 
+  /** Shutdown: no new connections on any port; established ones keep relaying. */
+  stopAccepting(): void {
+    this.#closing = true
+    for (const listener of this.#open.values()) listener.stop(false)
+  }
+
+  /** Closes every port and every connection. */
   stop(): void {
+    this.#closing = true
     for (const listener of this.#open.values()) listener.stop(true)
     this.#open.clear()
   }

@@ -28,6 +28,7 @@ export class TlsTerminator {
   readonly #log: Logger
   readonly #servers = new WeakMap<TerminateTlsSettings, Promise<tls.Server>>()
   readonly #all = new Set<tls.Server>()
+  readonly #sockets = new Set<tls.TLSSocket>()
   /** Front relay's local port → where that connection's plaintext goes. */
   readonly #routes = new Map<number, Route>()
 
@@ -55,9 +56,16 @@ export class TlsTerminator {
     this.#routes.delete(localPort)
   }
 
-  stop(): void {
+  /** Stops accepting; connections already terminated go on. */
+  close(): void {
     for (const s of this.#all) s.close()
     this.#all.clear()
+  }
+
+  /** Stops accepting and ends every connection (their plaintext sides close with them). */
+  stop(): void {
+    this.close()
+    for (const socket of this.#sockets) socket.destroy()
   }
 
   async #start(settings: TerminateTlsSettings): Promise<tls.Server> {
@@ -91,6 +99,8 @@ export class TlsTerminator {
   }
 
   #serve(socket: tls.TLSSocket, settings: TerminateTlsSettings): void {
+    this.#sockets.add(socket)
+    socket.once('close', () => this.#sockets.delete(socket))
     const route = this.#routes.get(socket.remotePort ?? 0)
     if (!route) return void socket.destroy()
     if (settings.verification === 'require-any' && !socket.getPeerCertificate()?.raw) {

@@ -11,7 +11,7 @@ import { proxyHeader } from '../proxy/proxy-protocol.ts'
 import { relayToTunnel } from '../proxy/tunnel-relay.ts'
 import { clientRelayHandlers, newRelayConn, relayClientData, relayTo, type RelayConn, type RelayStats } from '../proxy/tcp-relay.ts'
 import type { WsData } from '../proxy/websocket.ts'
-import { listenHttp, type HttpListenerOptions } from './http.ts'
+import { listenHttp, listenHttps, type HttpListenerOptions, type HttpServer } from './http.ts'
 import { TlsTerminator, type PlainTarget } from './tls-terminator.ts'
 import { TERMINATE_TLS, type TerminateTlsSettings } from '../policy/actions/terminate-tls.ts'
 import { peekClientHello, type PeekResult } from './sni.ts'
@@ -91,6 +91,9 @@ export class TlsFront {
   #rebuilding: Promise<void> | undefined
   readonly #terminator: TlsTerminator
   #plain: Promise<PlainTarget> | undefined
+  /** The plaintext https:// server behind terminate-tls and `name:port` SNIs, once started. */
+  #plainServer: HttpServer | undefined
+  #closing = false
   /** Relays into each internal server still open. */
   readonly #inUse = new Map<Server<WsData>, number>()
   /** The certificates the current internal server holds. */
@@ -146,10 +149,31 @@ export class TlsFront {
     })
   }
 
+  /**
+   * Shutdown, first step: the port and the internal servers stop accepting; requests in flight finish,
+   * idle keep-alive connections are closed (Bun's stop), so the relays in front of them end too.
+   */
+  stopAccepting(): void {
+    this.#closing = true
+    this.#listener?.stop(false)
+    for (const server of this.#internalServers()) void server.stop(false)
+    this.#terminator.close()
+  }
+
+  /** Closes the port, the internal servers and every connection. */
   stop(): void {
+    this.#closing = true
     this.#terminator.stop()
     this.#listener?.stop(true)
-    void this.#internal?.stop(true)
+    for (const server of this.#internalServers()) void server.stop(true)
+  }
+
+  /** Every internal server still running: the current one, replaced ones still in use, the plaintext one. */
+  #internalServers(): Set<Server<WsData> | HttpServer> {
+    const servers = new Set<Server<WsData> | HttpServer>(this.#inUse.keys())
+    if (this.#internal) servers.add(this.#internal)
+    if (this.#plainServer) servers.add(this.#plainServer)
+    return servers
   }
 
   #onHelloBytes(socket: Socket<FrontConn>, chunk: Uint8Array): void {
@@ -174,6 +198,8 @@ export class TlsFront {
   }
 
   async #route(socket: Socket<FrontConn>, hello: Uint8Array, peek: Extract<PeekResult, { kind: 'hello' }>): Promise<void> {
+    // Shutting down: the internal servers no longer accept, so a connection still in its hello is closed.
+    if (this.#closing) return void socket.end()
     const { serverName, alpn } = peek
     const client = { address: socket.remoteAddress, port: socket.remotePort ?? 0 }
     if (!serverName) {
@@ -192,6 +218,7 @@ export class TlsFront {
     }
     const conn = { clientIp: client.address, clientPort: client.port, serverIp: this.#o.hostname, serverPort: this.port, startedAt: Date.now() }
     const { outcome, exchange } = await runTcpConnect(endpoint, conn)
+    if (this.#closing) return void socket.end()
     const events = this.#o.events
     if (events) {
       const protocol = https ? 'https' : 'tls'
@@ -279,7 +306,7 @@ export class TlsFront {
   /** A plaintext server with the https:// data path, behind terminate-tls on https:// endpoints. */
   #plainHttps(): Promise<PlainTarget> {
     this.#plain ??= Promise.resolve().then(() => {
-      const server = listenHttp({
+      const server = (this.#plainServer = listenHttp({
         ...this.#o.http,
         hostname: '127.0.0.1',
         port: 0,
@@ -292,7 +319,7 @@ export class TlsFront {
           const local = srv.requestIP(req)
           return (local && this.#clients.get(local.port)) ?? local
         },
-      })
+      }))
       return { kind: 'tcp', hostname: '127.0.0.1', port: server.port! } as const
     })
     return this.#plain
@@ -371,7 +398,7 @@ export class TlsFront {
   #rebuild(): Promise<void> {
     const run = async () => {
       const pairs = this.#o.certs.all()
-      if (pairs.length === 0) return
+      if (pairs.length === 0 || this.#closing) return
       const entries: { cert: string; key: string; serverName?: string }[] = [{ cert: pairs[0]!.cert, key: pairs[0]!.key }]
       // One entry per name, with the certificate select() prefers (a user file over a dev leaf…).
       const names = new Set(pairs.flatMap((p) => p.names).filter((n) => !/^[\d.]+$|:/.test(n)))
@@ -381,7 +408,7 @@ export class TlsFront {
       }
       const previous = this.#internal
       this.#served = new Set(pairs)
-      this.#internal = listenHttp({
+      this.#internal = listenHttps({
         ...this.#o.http,
         hostname: '127.0.0.1',
         port: 0,

@@ -56,7 +56,7 @@ export function loadExplainPolicy(file: string, source: ExplainSource = {}): Pol
     return { issues: [{ file, line: 1, col: 1, code: CODES.POLICY_FILE_MISSING, message: `cannot read: ${(err as Error).message}` }] }
   }
   const parsed = parseSource(text)
-  if ('errors' in parsed) return { issues: parsed.errors.map((e) => ({ file, ...e, code: CODES.POLICY_FILE_SYNTAX })) }
+  if ('errors' in parsed) return { issues: parsed.errors.map((e) => ({ file, ...e, code: e.code ?? CODES.POLICY_FILE_SYNTAX })) }
   const doc = parsed.doc
   const value = (doc.value ?? {}) as Record<string, unknown>
   const at = (path: readonly (string | number)[]) => ({ file, ...doc.locate(path) })
@@ -97,7 +97,7 @@ export function loadExplainPolicy(file: string, source: ExplainSource = {}): Pol
     const raw = decl.output.traffic_policy
     if (typeof raw === 'string') {
       const sub = parseSource(raw)
-      if ('errors' in sub) return { issues: sub.errors.map((e) => ({ ...at(path), code: CODES.POLICY_FILE_SYNTAX, message: e.message })) }
+      if ('errors' in sub) return { issues: sub.errors.map((e) => ({ ...at(path), code: e.code ?? CODES.POLICY_FILE_SYNTAX, message: e.message })) }
       return preparePolicy(sub.doc.value, endpoint, () => at(path))
     }
     return preparePolicy(raw ?? {}, endpoint, (p) => at([...path, ...p]))

@@ -8,7 +8,7 @@ import type { Endpoint } from '../endpoints/endpoint.ts'
 import { CODES, WarrenError } from '../lib/errors.ts'
 import { errorResponse } from '../proxy/errors.ts'
 import { setForwardedHeaders } from '../proxy/forwarded.ts'
-import { stripHopHeaders } from '../proxy/hop-headers.ts'
+import { dropConnectionListed, stripHopHeaders } from '../proxy/hop-headers.ts'
 import { compilePolicy, EMPTY_POLICY, runPhase, validatePolicy, type CompiledPolicy, type TraceEvent } from './engine.ts'
 import { ConfigIssues } from './issue.ts'
 import type { EndpointInfo, HttpExchange, HttpResponseParts, Phase, Routing } from './types.ts'
@@ -16,7 +16,8 @@ import type { EndpointInfo, HttpExchange, HttpResponseParts, Phase, Routing } fr
 /*
  * `warren policy test`: YAML fixtures that run requests through a traffic policy without listeners
  * or upstreams. The data path is simulated as src/proxy/pipeline.ts runs it (on_tcp_connect,
- * on_http_request, forward with X-Forwarded-* and hop-by-hop headers removed, on_http_response);
+ * on_http_request, forward with X-Forwarded-* and hop-by-hop headers removed, on_http_response;
+ * the headers the client's Connection names are dropped before any phase);
  * what a forward would have sent upstream is recorded instead of sent.
  */
 
@@ -168,7 +169,7 @@ export function fixturePolicy(
   }
   if (typeof fixture.policy === 'string') {
     const sub = parseSource(fixture.policy)
-    if ('errors' in sub) return { issues: sub.errors.map((e) => ({ ...at(['policy']), code: CODES.POLICY_FILE_SYNTAX, message: `policy: ${e.message}` })) }
+    if ('errors' in sub) return { issues: sub.errors.map((e) => ({ ...at(['policy']), code: e.code ?? CODES.POLICY_FILE_SYNTAX, message: `policy: ${e.message}` })) }
     return preparePolicy(sub.doc.value, fixture.endpoint, (p) => at(p[0] === 'endpoint' ? p : ['policy']))
   }
   return preparePolicy(fixture.policy, fixture.endpoint, (p) => at(p[0] === 'endpoint' ? p : ['policy', ...p]))
@@ -182,7 +183,7 @@ export function policyFromText(
   elsewhere: (path: readonly (string | number)[]) => { file: string; line: number; col: number } | undefined = () => undefined,
 ): PolicyUnderTest | { issues: FileIssue[] } {
   const parsed = parseSource(text)
-  if ('errors' in parsed) return { issues: parsed.errors.map((e) => ({ file, ...e, code: CODES.POLICY_FILE_SYNTAX })) }
+  if ('errors' in parsed) return { issues: parsed.errors.map((e) => ({ file, ...e, code: e.code ?? CODES.POLICY_FILE_SYNTAX })) }
   const doc = parsed.doc
   return preparePolicy(doc.value, endpoint, (p) => elsewhere(p) ?? { file, ...doc.locate(p) })
 }
@@ -196,6 +197,7 @@ export function exchangeFor(request: RequestInput, endpoint: EndpointInfo): Http
   for (const [name, value] of Object.entries(request.headers)) for (const one of Array.isArray(value) ? value : [value]) headers.append(name, one)
   if (!headers.has('host')) headers.set('host', url.host)
   if (request.body !== undefined && !headers.has('content-length')) headers.set('content-length', String(Buffer.byteLength(request.body)))
+  dropConnectionListed(headers)
   return {
     endpoint,
     conn: { clientIp: request.client_ip, clientPort: 50000, serverIp: '127.0.0.1', serverPort: endpoint.port, startedAt: Date.now() },
@@ -385,7 +387,7 @@ export async function runFixtureFile(file: string): Promise<FixtureResult> {
 /** Runs fixture `text` (named `file` in messages; `policy_file` is relative to it). */
 export async function runFixtureText(file: string, text: string): Promise<FixtureResult> {
   const parsed = parseSource(text)
-  if ('errors' in parsed) return { file, cases: [], issues: parsed.errors.map((e) => ({ file, ...e, code: CODES.POLICY_FILE_SYNTAX })) }
+  if ('errors' in parsed) return { file, cases: [], issues: parsed.errors.map((e) => ({ file, ...e, code: e.code ?? CODES.POLICY_FILE_SYNTAX })) }
   const doc = parsed.doc
   const valid = v.safeParse(FixtureSpec, doc.value ?? {})
   if (!valid.success)

@@ -2,7 +2,7 @@ import { CODES, ERROR_CODE_HEADER, WarrenError } from '../lib/errors.ts'
 import type { HttpExchange } from '../policy/types.ts'
 import { errorResponse } from './errors.ts'
 import { h1Request, originOf, sharedPool, type H1Origin } from './h1/index.ts'
-import { stripHopHeaders } from './hop-headers.ts'
+import { dropConnectionListed, stripHopHeaders } from './hop-headers.ts'
 
 export interface ForwardOptions {
   /** Milliseconds to wait for the upstream's response head. */
@@ -67,6 +67,7 @@ export async function forwardHttp(
     clearTimeout(timer)
   }
   const headers = new Headers(upstream.headers)
+  dropConnectionListed(headers)
   stripHopHeaders(headers)
   headers.delete(ERROR_CODE_HEADER)
   return new Response(upstream.body, { status: upstream.status, statusText: upstream.statusText, headers })

@@ -1,4 +1,3 @@
-import type { Server } from 'bun'
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { parseEndpointUrl } from '../config/url.ts'
 import type { Endpoint, TunnelTarget } from '../endpoints/endpoint.ts'
@@ -10,7 +9,10 @@ import { MuxError } from '../tunnel/proto/frame.ts'
 import { encodeProxyHeader } from '../tunnel/proto/messages.ts'
 import { createPipeline } from './pipeline.ts'
 import { MAX_REPLAY_BODY, PoolRetryStats } from './pool-retry.ts'
-import type { WsData } from './websocket.ts'
+import type { RequestSource } from './websocket.ts'
+
+/** The requests come from no server: the client address comes from `clientAddress`. */
+const NO_SOURCE: RequestSource = { requestIP: () => null, upgrade: () => false }
 
 // The pipeline's pool retry over real muxado sessions (edge and agent ends wired in memory): each
 // agent either answers, refuses every stream (RST StreamRefused), or drops its whole session once
@@ -136,7 +138,7 @@ function poolOf(...agents: FakeAgent[]) {
   const send = async (method: string, body?: Uint8Array) => {
     const headers: Record<string, string> = { host: 'pool.example.com' }
     if (body) headers['content-length'] = String(body.length)
-    const res = await handle(new Request('http://pool.example.com/p', { method, headers, ...(body ? { body } : {}) }), undefined as unknown as Server<WsData>)
+    const res = await handle(new Request('http://pool.example.com/p', { method, headers, ...(body ? { body } : {}) }), NO_SOURCE)
     return { status: res.status, text: await res.text() }
   }
   return { send, stats }

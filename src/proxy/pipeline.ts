@@ -1,4 +1,3 @@
-import type { Server } from 'bun'
 import type { Scheme } from '../config/url.ts'
 import type { Endpoint } from '../endpoints/endpoint.ts'
 import type { EndpointStore } from '../endpoints/store.ts'
@@ -6,16 +5,18 @@ import type { EndpointTable, Pool } from '../endpoints/table.ts'
 import { httpRequestEvent } from '../events/traffic.ts'
 import type { EventSink } from '../events/types.ts'
 import { CODES } from '../lib/errors.ts'
+import { copyHeaders } from '../lib/header-lines.ts'
 import type { Logger } from '../lib/log.ts'
 import { runPhase } from '../policy/engine.ts'
 import { CONTINUE, type ConnInfo, type EndpointInfo, type HttpExchange, type HttpResponseParts, type Routing, type TlsInfo } from '../policy/types.ts'
 import { errorResponse } from './errors.ts'
 import { setForwardedHeaders } from './forwarded.ts'
-import { isWebSocketUpgrade } from './hop-headers.ts'
+import { dropConnectionListed, isWebSocketUpgrade } from './hop-headers.ts'
 import { forwardHttp, h1FailureResponse, sendH1 } from './http.ts'
+import { misdirected } from './misdirected.ts'
 import { attemptFailure, mayRetry, POOL_RETRIES, readReplayBody, replayStream, type AttemptFailure, type PoolRetryStats, type ReplayBody } from './pool-retry.ts'
 import { tunnelOrigin } from './tunnel-http.ts'
-import { proxyWebSocket, proxyWebSocketToTunnel, type WsData } from './websocket.ts'
+import { proxyWebSocket, proxyWebSocketToTunnel, type RequestSource } from './websocket.ts'
 
 export interface PipelineOptions {
   store: EndpointStore
@@ -35,7 +36,7 @@ export interface PipelineOptions {
   httpsRedirectPort?: number
   /** The real client when connections reach this server through the edge's own TLS front. */
   /** The real client behind an internal hop, with the TLS handshake the edge saw when it has one. */
-  clientAddress?: (req: Request, server: Server<WsData>) => { address: string; port: number; tls?: TlsInfo } | null
+  clientAddress?: (req: Request, server: RequestSource) => { address: string; port: number; tls?: TlsInfo } | null
   /** Receives one `http_request_complete.v0` per request, after its response head is ready. */
   events?: EventSink
   /** Counts requests sent again to another pool member (see pool-retry.ts). */
@@ -75,7 +76,7 @@ function refusedUrl(req: Request): URL {
 export function createPipeline(options: PipelineOptions) {
   const { store, log, events } = options
   /** Publishes a request that ended before reaching an endpoint's policy. */
-  const refused = (req: Request, server: Server<WsData>, started: number, response: Response, host = '', port = options.defaultPort): Response => {
+  const refused = (req: Request, server: RequestSource, started: number, response: Response, host = '', port = options.defaultPort): Response => {
     if (!events) return response
     const client = options.clientAddress ? options.clientAddress(req, server) : server.requestIP(req)
     const conn = { clientIp: client?.address ?? '', clientPort: client?.port ?? 0, serverIp: options.serverIp, serverPort: options.serverPort }
@@ -110,7 +111,7 @@ export function createPipeline(options: PipelineOptions) {
     }
     return retry
   }
-  return async function handleHttp(req: Request, server: Server<WsData>): Promise<Response> {
+  return async function handleHttp(req: Request, server: RequestSource): Promise<Response> {
     const started = performance.now()
     const accept = req.headers.get('accept')
     if (headerBytes(req) > options.maxHeaderBytes)
@@ -122,6 +123,14 @@ export function createPipeline(options: PipelineOptions) {
     const { name, port } = splitHost(hostHeader, options.defaultPort)
     const table = store.current
     const pool = table.lookup({ account: '', binding: 'public', scheme: options.scheme, host: name, port })
+    const client: { address: string; port: number; tls?: TlsInfo } | null = options.clientAddress ? options.clientAddress(req, server) : server.requestIP(req)
+    const tls = client?.tls
+    // https is only served behind the TLS front, so every request here came through a handshake.
+    if (options.scheme === 'https' && misdirected(table, pool, tls, options.defaultPort)) {
+      const res = errorResponse(421, CODES.MISDIRECTED_REQUEST, `This connection cannot serve ${name}: open a new one for it.`, accept)
+      if (options.logRequests) log.info('request', { host: name, sni: tls?.sni ?? '', method: req.method, status: 421, code: CODES.MISDIRECTED_REQUEST })
+      return refused(req, server, started, res, name, port)
+    }
     if (!pool && options.httpsRedirectPort !== undefined) {
       const https = store.current.lookup({ account: '', binding: 'public', scheme: 'https', host: name, port: options.httpsRedirectPort })
       if (https) {
@@ -135,10 +144,8 @@ export function createPipeline(options: PipelineOptions) {
       if (options.logRequests) log.info('request', { host: name, method: req.method, status: 404, code: CODES.ENDPOINT_NOT_FOUND })
       return refused(req, server, started, res, name, port)
     }
-    const client = options.clientAddress ? options.clientAddress(req, server) : server.requestIP(req)
     const url = new URL(req.url)
     url.protocol = options.scheme + ':'
-    const tls = client && 'tls' in client ? client.tls : undefined
     const conn: ConnInfo = {
       clientIp: client?.address ?? '',
       clientPort: client?.port ?? 0,
@@ -157,6 +164,9 @@ export function createPipeline(options: PipelineOptions) {
         return refused(req, server, started, errorResponse(400, CODES.BAD_REQUEST, 'The request body ended early or did not match its length.', accept), name, port)
       }
     }
+    // The client's Connection options go before anything reads or adds headers (hop-headers.ts).
+    const headers = copyHeaders(req.headers)
+    dropConnectionListed(headers)
     let endpoint = pool.pick()
     const retry = replay ? poolRetry(pool, req, url) : undefined
     let ex: HttpExchange
@@ -166,11 +176,12 @@ export function createPipeline(options: PipelineOptions) {
       ex = {
         endpoint: endpoint.info,
         conn: attempt === 0 ? conn : { ...conn },
-        // Bun's handler does not say which protocol a request came in on; the handshake does.
-        ...(tls?.alpn === 'h2' ? { httpVersion: 'HTTP/2.0' } : {}),
+        // Bun.serve does not say which protocol a request came in on (the handshake does); the engine does.
+        ...(tls?.alpn === 'h2' ? { httpVersion: 'HTTP/2.0' } : server.httpVersion ? { httpVersion: server.httpVersion(req) } : {}),
         method: req.method,
         url: attempt === 0 ? url : new URL(retry!.sentUrl),
-        headers: new Headers(req.headers),
+        // Policies change headers in place: a retry starts again from the client's.
+        headers: retry ? copyHeaders(headers) : headers,
         vars: {},
         actions: {},
         logMetadata: {},
@@ -188,8 +199,14 @@ export function createPipeline(options: PipelineOptions) {
         websocket,
         ...(retry ? { retry } : {}),
       }
-      // Bun hands us requests, not connections: on_tcp_connect of an http(s) endpoint runs once per request.
-      const connect = endpoint.policy.on_tcp_connect.length ? await runPhase(endpoint.policy.on_tcp_connect, ex) : CONTINUE
+      // On the HTTP/1 engine on_tcp_connect runs once per connection and endpoint; Bun.serve (HTTPS)
+      // hands over requests, not connections, so there it runs once per request.
+      const passed = server.connectedEndpoints
+      let connect = CONTINUE
+      if (endpoint.policy.on_tcp_connect.length && !passed?.has(endpoint)) {
+        connect = await runPhase(endpoint.policy.on_tcp_connect, ex)
+        if (connect.kind === 'continue') passed?.add(endpoint)
+      }
       if (connect.kind === 'close') response = closeConnection()
       else if (connect.kind === 'respond') response = connect.response
       else response = await serveEndpoint(endpoint, ex, scope, [])
@@ -215,6 +232,11 @@ export function createPipeline(options: PipelineOptions) {
     events?.emit(httpRequestEvent({ req, url: ex.url, host: name, port, conn: ex.conn, endpoint, started, response, closed: CLOSING.has(response), logMetadata: ex.logMetadata }))
     return response
   }
+}
+
+/** True for the response that stands for "drop the connection without answering". */
+export function closesConnection(res: Response): boolean {
+  return CLOSING.has(res)
 }
 
 /** Responses that end the request as they are: no on_http_response, no rebuilding (closed, upgraded). */
@@ -250,7 +272,7 @@ export const MAX_INTERNAL_DEPTH = 8
 /** What one client request carries through every endpoint it visits. */
 interface RequestScope {
   req: Request
-  server: Server<WsData>
+  server: RequestSource
   /** The Host the client sent: upstreams get it, and Location headers naming a replaced Host get it back. */
   hostHeader: string
   /** The endpoint the request entered by (X-Forwarded-Proto follows its scheme). */
@@ -379,7 +401,7 @@ async function serveEndpoint(endpoint: Endpoint, ex: HttpExchange, scope: Reques
   else if (outcome.kind === 'forward' && outcome.target.kind === 'internal') {
     const target = outcome.target.endpoint
     const { response: _r, routing: _g, upstreamObservers: _o, ...rest } = ex
-    const inner: HttpExchange = { ...rest, endpoint: target.info, headers: new Headers(ex.headers), vars: {}, actions: {} }
+    const inner: HttpExchange = { ...rest, endpoint: target.info, headers: copyHeaders(ex.headers), vars: {}, actions: {} }
     response = await serveEndpoint(target, inner, scope, here)
     if (FINAL.has(response)) return response
     notifyUpstream(ex, response.status)

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import type { TunnelTarget } from '../endpoints/endpoint.ts'
-import type { MuxStream } from '../tunnel/mux.ts'
+import type { TunnelStream, TunnelTarget } from '../endpoints/endpoint.ts'
 
 const OP = { CONT: 0, TEXT: 1, BINARY: 2, CLOSE: 8, PING: 9, PONG: 10 } as const
 /** Messages larger than this close the connection (1009): the edge does not buffer without bound. */
@@ -15,21 +14,41 @@ const OWN = new Set(['upgrade', 'connection', 'sec-websocket-key', 'sec-websocke
  * WebSocket cannot run over a tunnel stream, so the handshake and RFC 6455 framing are done here.
  * Extensions are never offered, so frames are never compressed.
  */
+/** What the framing needs from a byte stream: a mux stream, or a client socket after `101`. */
+export type FrameStream = Pick<TunnelStream, 'write' | 'end' | 'terminate' | 'ondata' | 'ondrain' | 'onclose'>
+
 export class TunnelWebSocket {
   readyState: number = WebSocket.CONNECTING
   protocol = ''
   onmessage: (e: { data: string | ArrayBuffer }) => void = () => {}
   onclose: (e: { code: number; reason: string }) => void = () => {}
   onerror: () => void = () => {}
-  readonly #stream: MuxStream
+  readonly #stream: FrameStream
+  /** Frames are masked by the client side only (RFC 6455 §5.3). */
+  readonly #masked: boolean
   #buf = new Uint8Array(0)
   #fragments: Uint8Array[] = []
   #fragmentOp = 0
   #queue: Uint8Array[] = []
   #closeSent = false
 
-  private constructor(stream: MuxStream) {
+  private constructor(stream: FrameStream, masked = true) {
     this.#stream = stream
+    this.#masked = masked
+  }
+
+  /**
+   * The server side of a websocket whose handshake is already answered (the HTTP/1 engine after it
+   * wrote `101`): frames from `stream` are the client's, and frames sent are not masked.
+   */
+  static accepted(stream: FrameStream, rest: Uint8Array): TunnelWebSocket {
+    const ws = new TunnelWebSocket(stream, false)
+    ws.readyState = WebSocket.OPEN
+    stream.ondata = (c) => ws.#receive(c)
+    stream.ondrain = () => ws.#flush()
+    stream.onclose = () => ws.#closed(1006, '')
+    if (rest.length) queueMicrotask(() => ws.#receive(rest))
+    return ws
   }
 
   /**
@@ -100,16 +119,20 @@ export class TunnelWebSocket {
     this.#stream.end()
   }
 
-  /** Client frames are masked (RFC 6455 §5.3). */
   #frame(op: number, payload: Uint8Array): void {
     const n = payload.length
     const ext = n < 126 ? 0 : n < 65536 ? 2 : 8
-    const out = new Uint8Array(2 + ext + 4 + n)
+    const maskBytes = this.#masked ? 4 : 0
+    const out = new Uint8Array(2 + ext + maskBytes + n)
     out[0] = 0x80 | op
-    out[1] = 0x80 | (ext === 0 ? n : ext === 2 ? 126 : 127)
+    out[1] = (this.#masked ? 0x80 : 0) | (ext === 0 ? n : ext === 2 ? 126 : 127)
     const view = new DataView(out.buffer)
     if (ext === 2) view.setUint16(2, n)
     else if (ext === 8) view.setBigUint64(2, BigInt(n))
+    if (!this.#masked) {
+      out.set(payload, 2 + ext)
+      return this.#write(out)
+    }
     const mask = randomBytes(4)
     out.set(mask, 2 + ext)
     for (let i = 0; i < n; i++) out[2 + ext + 4 + i] = payload[i]! ^ mask[i & 3]!

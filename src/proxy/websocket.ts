@@ -1,13 +1,27 @@
-import type { Server, ServerWebSocket, WebSocketHandler } from 'bun'
+import type { ServerWebSocket, WebSocketHandler } from 'bun'
 import { CODES } from '../lib/errors.ts'
 import type { TunnelTarget } from '../endpoints/endpoint.ts'
 import type { HttpExchange } from '../policy/types.ts'
 import { errorResponse } from './errors.ts'
+import { stripHopHeaders } from './hop-headers.ts'
 import { TunnelWebSocket } from './tunnel-websocket.ts'
 
 /** Per-connection state: the upstream websocket (a direct one, or one over an agent's tunnel). */
 export interface WsData {
   upstream: WebSocket | TunnelWebSocket
+}
+
+/**
+ * What the data path needs from the server a request arrived on: Bun.serve (HTTP/2 by ALPN) and the
+ * HTTP/1 engine's connections both provide it.
+ */
+export interface RequestSource {
+  requestIP(req: Request): { address: string; port: number } | null
+  upgrade(req: Request, options: { data: WsData; headers?: ConstructorParameters<typeof Headers>[0] }): boolean
+  /** The version the request line named, where the server knows it. */
+  httpVersion?(req: Request): string
+  /** Per connection, where the server has connections: endpoints whose on_tcp_connect let it through. */
+  readonly connectedEndpoints?: Set<object>
 }
 
 /** Close codes that may not be sent on the wire (RFC 6455 §7.4.1) become 1000/1011. */
@@ -25,11 +39,12 @@ const HANDSHAKE = new Set(['upgrade', 'connection', 'sec-websocket-key', 'sec-we
  */
 export async function proxyWebSocket(
   req: Request,
-  server: Server<WsData>,
+  server: RequestSource,
   ex: HttpExchange,
   origin: URL,
   options: { timeoutMs: number },
 ): Promise<Response> {
+  stripHopHeaders(ex.headers)
   const target = new URL(ex.url.pathname + ex.url.search, origin)
   target.protocol = origin.protocol === 'https:' ? 'wss:' : 'ws:'
   const headers: Record<string, string> = {}
@@ -64,11 +79,12 @@ export async function proxyWebSocket(
 /** Proxies a websocket to an agent endpoint: the handshake and frames go over one proxy stream. */
 export async function proxyWebSocketToTunnel(
   req: Request,
-  server: Server<WsData>,
+  server: RequestSource,
   ex: HttpExchange,
   tunnel: TunnelTarget,
   options: { timeoutMs: number; clientAddr: string },
 ): Promise<Response> {
+  stripHopHeaders(ex.headers)
   const protocols = (req.headers.get('sec-websocket-protocol') ?? '').split(',').map((p) => p.trim()).filter(Boolean)
   const upstream = await TunnelWebSocket.connect(tunnel, options.clientAddr, { path: ex.url.pathname + ex.url.search, headers: ex.headers, protocols }, options.timeoutMs)
   if (!upstream) return errorResponse(502, CODES.UPSTREAM_REFUSED, 'The agent could not open the upstream websocket.', req.headers.get('accept'))

@@ -1,4 +1,5 @@
-import { parse as parseYaml } from 'yaml'
+import { parseSource } from '../config/document.ts'
+import { CODES, WarrenError } from '../lib/errors.ts'
 import { field } from './proto/messages.ts'
 
 /** A Bind option the edge cannot honour: the bind is refused with this text (never silently ignored). */
@@ -101,11 +102,19 @@ export function policyFromOpts(opts: unknown, scheme: string): PolicyDraft {
   return draft
 }
 
-/** Parses the agent's `TrafficPolicy` option (YAML or JSON text; ngrok also accepts an object). */
+/**
+ * Parses the agent's `TrafficPolicy` option (YAML or JSON text; ngrok also accepts an object).
+ * Text that is not YAML, or whose aliases expand too far, throws a WarrenError naming `line:col`.
+ */
 export function parsePolicyText(text: unknown): unknown {
   if (text === null || text === undefined || text === '') return undefined
   if (typeof text !== 'string') return text
-  return parseYaml(text)
+  const parsed = parseSource(text)
+  if ('errors' in parsed) {
+    const e = parsed.errors[0]!
+    throw new WarrenError(e.code ?? CODES.POLICY_FILE_SYNTAX, `${e.line}:${e.col}: ${e.message}`)
+  }
+  return parsed.doc.value
 }
 
 /** Module rules first, then the agent's policy, phase by phase. */

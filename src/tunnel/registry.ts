@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { formatEndpointUrl, parseEndpointUrl, type Binding, type EndpointUrl, type Scheme } from '../config/url.ts'
-import type { Endpoint, TunnelTarget } from '../endpoints/endpoint.ts'
+import type { Endpoint, TunnelStream, TunnelTarget } from '../endpoints/endpoint.ts'
 import type { EndpointStore } from '../endpoints/store.ts'
 import { endpointKey } from '../endpoints/table.ts'
 import { WarrenError } from '../lib/errors.ts'
@@ -8,10 +8,29 @@ import type { Logger } from '../lib/log.ts'
 import { compilePolicy, validatePolicy, type CompiledPolicy } from '../policy/engine.ts'
 import { ConfigIssues } from '../policy/issue.ts'
 import { ownsHost, ownsTcpPort, type Account } from './accounts.ts'
-import type { MuxStream } from './mux.ts'
 import { mergePolicies, parsePolicyText, policyFromOpts, UnsupportedOption } from './opts.ts'
-import { EdgeType, errorReply, field, stringField } from './proto/messages.ts'
-import type { AgentSession, RpcReply } from './session.ts'
+import { EdgeType, errorReply, field, stringField, type ProxyHeader } from './proto/messages.ts'
+import type { RpcReply } from './session.ts'
+
+/**
+ * A session that carries agent endpoints: an agent's muxado session (`AgentSession`) or an SSH
+ * connection (`SshSession`). Both bind through the same Bind requests, so the rules are the same.
+ */
+export interface TunnelSession {
+  readonly id: string
+  readonly account: Account | undefined
+  /** `closed` turns true as soon as the session is closing. */
+  readonly mux: { readonly closed: boolean }
+  /** The peer is gone even if the session has not closed yet: another session of the account may take its URLs. */
+  readonly disconnected: boolean
+  /** Tells the peer one of its endpoints was stopped by the edge. */
+  stopTunnel(id: string, message: string, errorCode: string): void
+  /**
+   * Opens a stream for one public connection; undefined when the session is full or gone (the caller
+   * waits a bounded time and retries). A rejection means the agent refused this connection.
+   */
+  openProxy(header: ProxyHeader): TunnelStream | undefined | Promise<TunnelStream | undefined>
+}
 
 export interface RegistryOptions {
   store: EndpointStore
@@ -36,13 +55,18 @@ class AgentTunnel implements TunnelTarget {
   readonly url: EndpointUrl
   readonly proto: string
   readonly proxyProtocol: 0 | 1 | 2
-  session: AgentSession | undefined
+  session: TunnelSession | undefined
   endpoint!: Endpoint
   graceTimer: ReturnType<typeof setTimeout> | undefined
   #waiters: (() => void)[] = []
   readonly #waitMs: number
+  #successor: AgentTunnel | undefined
+  /** The agent knows this tunnel's id (it read the Bind answer): proxy streams may go to it. */
+  #known = false
+  /** The edge is shutting down: an offline agent cannot come back, so nothing waits for it. */
+  #abandoned = false
 
-  constructor(init: { id: string; account: Account; url: EndpointUrl; proto: string; proxyProtocol: 0 | 1 | 2; session: AgentSession; waitMs: number }) {
+  constructor(init: { id: string; account: Account; url: EndpointUrl; proto: string; proxyProtocol: 0 | 1 | 2; session: TunnelSession; waitMs: number; known: Promise<void> }) {
     this.id = init.id
     this.account = init.account
     this.url = init.url
@@ -50,6 +74,10 @@ class AgentTunnel implements TunnelTarget {
     this.proxyProtocol = init.proxyProtocol
     this.session = init.session
     this.#waitMs = init.waitMs
+    void init.known.then(() => {
+      this.#known = true
+      this.wake()
+    })
   }
 
   get online(): boolean {
@@ -61,18 +89,43 @@ class AgentTunnel implements TunnelTarget {
     for (const w of this.#waiters.splice(0)) w()
   }
 
-  async connect(clientAddr: string, options: { wait?: boolean } = {}): Promise<MuxStream | undefined> {
-    const deadline = Date.now() + (options.wait === false ? 0 : this.#waitMs)
+  /**
+   * A session of the same account bound this URL while this tunnel's agent was gone: connections
+   * waiting here (and any that still arrive through this endpoint) go to `next`.
+   */
+  handOver(next: AgentTunnel): void {
+    this.#successor = next
+    this.wake()
+  }
+
+  /** Connections waiting for this tunnel's agent to come back give up now. */
+  abandon(): void {
+    this.#abandoned = true
+    this.wake()
+  }
+
+  connect(clientAddr: string, options: { wait?: boolean } = {}): Promise<TunnelStream | undefined> {
+    return this.#connectBy(clientAddr, Date.now() + (options.wait === false ? 0 : this.#waitMs))
+  }
+
+  async #connectBy(clientAddr: string, deadline: number): Promise<TunnelStream | undefined> {
     for (;;) {
+      if (this.#successor) return this.#successor.#connectBy(clientAddr, deadline)
       const session = this.session
-      if (session && !session.mux.closed) {
-        const stream = session.openProxy({
-          Id: this.id,
-          ClientAddr: clientAddr,
-          Proto: this.proto,
-          EdgeType: this.url.scheme === 'tcp' ? EdgeType.TCP : this.url.scheme === 'tls' ? EdgeType.TLS : EdgeType.HTTPS,
-          PassthroughTLS: this.url.scheme === 'tls',
-        })
+      if (session && !session.mux.closed && this.#known) {
+        let stream: TunnelStream | undefined
+        try {
+          stream = await session.openProxy({
+            Id: this.id,
+            ClientAddr: clientAddr,
+            Proto: this.proto,
+            EdgeType: this.url.scheme === 'tcp' ? EdgeType.TCP : this.url.scheme === 'tls' ? EdgeType.TLS : EdgeType.HTTPS,
+            PassthroughTLS: this.url.scheme === 'tls',
+          })
+        } catch {
+          // Refused by the agent (an SSH client that could not reach its upstream): waiting would not help.
+          return undefined
+        }
         if (stream) {
           const prev = stream.onclose
           stream.onclose = () => {
@@ -83,7 +136,7 @@ class AgentTunnel implements TunnelTarget {
         }
       }
       const left = deadline - Date.now()
-      if (left <= 0) return undefined
+      if (left <= 0 || (this.#abandoned && !(session && !session.mux.closed))) return undefined
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, Math.min(left, 250))
         this.#waiters.push(() => (clearTimeout(timer), resolve()))
@@ -117,7 +170,8 @@ export class AgentRegistry {
     return [...this.#tunnels.values()].map((t) => ({ id: t.id, url: t.endpoint.urlText, account: t.account.name, online: t.session !== undefined, session: t.session?.id }))
   }
 
-  bind(session: AgentSession, request: unknown): RpcReply {
+  /** `replyRead`: see SessionHost.bind; a new tunnel gets no proxy stream before it settles. */
+  bind(session: TunnelSession, request: unknown, replyRead: Promise<void>): RpcReply {
     const account = session.account!
     const proto = stringField(request, 'Proto').toLowerCase() || 'https'
     const opts = field(request, 'Opts') ?? {}
@@ -131,7 +185,7 @@ export class AgentRegistry {
 
     // A reconnect: the same account re-binds its tunnel id; the new session takes it over.
     if (existing && existing.proto === proto) {
-      if (existing.session && existing.session !== session && !existing.session.mux.closed)
+      if (existing.session && existing.session !== session && !existing.session.disconnected)
         return errorReply('This tunnel is already bound by another session.', 'ERR_NGROK_334', 'ERR_WARREN_4004')
       clearTimeout(existing.graceTimer)
       existing.session = session
@@ -162,11 +216,12 @@ export class AgentRegistry {
       policy = compilePolicy(validatePolicy(spec), { scheme, cloud: false })
     } catch (err) {
       if (err instanceof UnsupportedOption) return errorReply(err.message, 'ERR_NGROK_9010', 'ERR_WARREN_4005')
+      if (err instanceof WarrenError) return errorReply(`Invalid traffic policy: ${err.message}`, 'ERR_NGROK_2201', err.code)
       const text = err instanceof ConfigIssues ? err.issues.map((i) => `${i.path.join('.')}: ${i.message} [${i.code}]`).join('; ') : String(err)
       return errorReply(`Invalid traffic policy: ${text}`, 'ERR_NGROK_2201', 'ERR_WARREN_2001')
     }
 
-    const tunnel = new AgentTunnel({ id, account, url, proto, proxyProtocol, session, waitMs: this.#o.waitMs })
+    const tunnel = new AgentTunnel({ id, account, url, proto, proxyProtocol, session, waitMs: this.#o.waitMs, known: replyRead })
     const urlText = formatEndpointUrl(url)
     const port = url.port ?? this.#o.defaultPorts[url.scheme]
     const endpoint: Endpoint = {
@@ -186,23 +241,36 @@ export class AgentRegistry {
       info: { id: `ep_${id}`, url: urlText, scheme: url.scheme, host: url.host, port, binding: url.binding },
     }
     tunnel.endpoint = endpoint
-    const conflict = this.#o.store.current.endpoints.find((e) => endpointKey(e) === endpointKey(endpoint))
-    if (conflict && !(conflict.poolingEnabled && pooling)) {
+    const conflicts = this.#o.store.current.endpoints.filter((e) => endpointKey(e) === endpointKey(endpoint))
+    const joinsPool = pooling && conflicts.every((c) => c.poolingEnabled)
+    // The URL's holder is gone (killed, frozen) but still reserved: its own account takes it over at once.
+    const taken = joinsPool ? [] : this.#disconnectedHolders(conflicts, account)
+    if (!joinsPool && !taken) {
+      const conflict = conflicts.find((c) => c.kind === 'cloud') ?? conflicts[0]!
       const why = conflict.kind === 'cloud' ? `a cloud endpoint (${conflict.source})` : 'another agent'
       return errorReply(`The endpoint ${urlText} is already online, served by ${why}; enable pooling on both to share it.`, 'ERR_NGROK_334', 'ERR_WARREN_1005')
     }
+    for (const old of taken ?? []) this.#tunnels.delete(tunnelKey(old.account.name, old.id))
     this.#tunnels.set(key, tunnel)
     const rejected = this.#publish()
     if (rejected.some((r) => r.endpoint === endpoint)) {
       this.#tunnels.delete(key)
+      for (const old of taken ?? []) this.#tunnels.set(tunnelKey(old.account.name, old.id), old)
       this.#publish()
       return errorReply(`The endpoint ${urlText} is already online.`, 'ERR_NGROK_334', 'ERR_WARREN_1005')
+    }
+    for (const old of taken ?? []) {
+      clearTimeout(old.graceTimer)
+      // A frozen agent that wakes up learns that this endpoint is no longer its own.
+      old.session?.stopTunnel(old.id, `The endpoint ${urlText} was taken over by a new session of account "${account.name}".`, 'ERR_NGROK_334')
+      old.handOver(tunnel)
+      this.#o.log.info('agent endpoint taken over', { url: urlText, tunnel: old.id, by_tunnel: id, client_id: session.id, previous_client_id: old.session?.id })
     }
     this.#o.log.info('agent endpoint bound', { url: urlText, binding: url.binding, tunnel: id, account: account.name, client_id: session.id, pooling })
     return { Id: id, URL: urlText, Proto: proto, Opts: opts, Extra: { Token: '' } }
   }
 
-  unbind(session: AgentSession, request: unknown): RpcReply {
+  unbind(session: TunnelSession, request: unknown): RpcReply {
     const id = stringField(request, 'Id')
     const key = tunnelKey(session.account!.name, id)
     const tunnel = this.#tunnels.get(key)
@@ -212,7 +280,7 @@ export class AgentRegistry {
   }
 
   /** The session ended: its tunnels go (goodbye) or go offline and stay reserved for the grace period (drop). */
-  sessionClosed(session: AgentSession, goodbye: boolean): void {
+  sessionClosed(session: TunnelSession, goodbye: boolean): void {
     for (const [key, tunnel] of this.#tunnels) {
       if (tunnel.session !== session) continue
       if (goodbye) {
@@ -223,6 +291,29 @@ export class AgentRegistry {
       tunnel.graceTimer = setTimeout(() => this.#remove(key, 'grace period over'), this.#o.graceMs)
       tunnel.graceTimer.unref?.()
     }
+  }
+
+  /**
+   * The tunnels behind `conflicts` when every one of them is an agent endpoint of `account` whose agent
+   * is disconnected (undefined otherwise: a live session, a cloud endpoint or another account's endpoint
+   * keeps its URL). An empty list means there is no conflict.
+   */
+  #disconnectedHolders(conflicts: readonly Endpoint[], account: Account): AgentTunnel[] | undefined {
+    const holders: AgentTunnel[] = []
+    for (const conflict of conflicts) {
+      const holder = [...this.#tunnels.values()].find((t) => t.endpoint === conflict)
+      if (!holder || holder.account.name !== account.name || (holder.session && !holder.session.disconnected)) return undefined
+      holders.push(holder)
+    }
+    return holders
+  }
+
+  /**
+   * Edge shutdown begins: the agent port is closed, so an offline agent cannot come back; connections
+   * waiting for one fail now rather than hold the drain for `reconnect_wait`.
+   */
+  abandonOffline(): void {
+    for (const t of this.#tunnels.values()) t.abandon()
   }
 
   /** Edge shutdown: drop everything at once. */
@@ -255,14 +346,18 @@ export class AgentRegistry {
     const domain = stringField(opts, 'Domain') || stringField(opts, 'Hostname')
     const subdomain = stringField(opts, 'Subdomain')
     const addr = stringField(opts, 'Addr')
+    const sharedTcpHost = `tcp.${this.#o.domain}`
     let raw: string
     let chosenByAgent = true
+    // An Addr of "host:port" names the host as a URL does; ":port" or a bare port leaves it to the edge.
+    let hostChosenByAgent = true
     if (requestedUrl) raw = requestedUrl.includes('://') ? requestedUrl : `${scheme}://${requestedUrl}`
     else if (scheme === 'tcp') {
       const port = addr ? Number(addr.slice(addr.lastIndexOf(':') + 1)) : this.#freeTcpPort(account)
       const host = addr && addr.includes(':') ? addr.slice(0, addr.lastIndexOf(':')) : ''
-      raw = `tcp://${host || `tcp.${this.#o.domain}`}:${port}`
+      raw = `tcp://${host || sharedTcpHost}:${port}`
       chosenByAgent = false
+      hostChosenByAgent = host !== ''
       if (!ownsTcpPort(account, port)) throw new OwnershipError(`Port ${port} is not in the tcp port range of account "${account.name}".`)
     } else if (domain) raw = `${scheme}://${domain}`
     else if (subdomain) raw = `${scheme}://${subdomain}.${this.#o.domain}`
@@ -270,12 +365,17 @@ export class AgentRegistry {
       if (binding === 'internal') throw new WarrenError('ERR_WARREN_1004', 'Internal endpoints need a URL with a .internal hostname.')
       raw = `${scheme}://${randomLabel()}.${this.#o.domain}`
       chosenByAgent = false
+      hostChosenByAgent = false
     }
     const url = parseEndpointUrl(raw, binding ? { binding } : {})
     if (url.scheme !== scheme) throw new WarrenError('ERR_WARREN_1004', `The URL scheme ${url.scheme}:// does not match the endpoint protocol ${scheme}.`)
     if (url.scheme === 'tcp' && chosenByAgent && !ownsTcpPort(account, url.port!))
       throw new OwnershipError(`Port ${url.port} is not in the tcp port range of account "${account.name}".`)
-    if (chosenByAgent && url.binding === 'public' && url.scheme !== 'tcp' && !ownsHost(account, url.host))
+    // A tcp:// URL is routed by its port alone, but its name is what users see and dial: a name the
+    // account does not own would pass its port off as someone else's. Every account may use the
+    // edge's shared tcp.<domain>, the name the edge gives when the agent names none.
+    const shared = url.scheme === 'tcp' && url.host === sharedTcpHost
+    if (hostChosenByAgent && url.binding === 'public' && !shared && !ownsHost(account, url.host))
       throw new OwnershipError(`Account "${account.name}" does not own ${url.host}; add it to the account's domains in warren.yaml.`)
     return url
   }

@@ -11,6 +11,8 @@ const MAX_RPC_BYTES = 1024 * 1024
 /** What the agents send when they do not say (ngrok's defaults). */
 const DEFAULT_HEARTBEAT_NS = 10_000_000_000
 const DEFAULT_TOLERANCE_NS = 15_000_000_000
+/** How long after answering an RPC the edge waits for the agent to close its side (having read the answer) before assuming it did. */
+const REPLY_READ_FALLBACK_MS = 1000
 
 export type RpcReply = Record<string, unknown>
 
@@ -20,7 +22,12 @@ export interface SessionHost {
   /** Secret for resume cookies (per process). */
   cookieSecret: Buffer
   log: Logger
-  bind(session: AgentSession, request: unknown): Promise<RpcReply> | RpcReply
+  /**
+   * `replyRead` settles once the agent has read the answer: it closed its side of the RPC stream, as
+   * ngrok's agents do after reading (or 1 s passed). An agent drops proxy streams for a tunnel id it
+   * has not learnt yet, so a new tunnel must not get any before.
+   */
+  bind(session: AgentSession, request: unknown, replyRead: Promise<void>): Promise<RpcReply> | RpcReply
   unbind(session: AgentSession, request: unknown): RpcReply
   /**
    * The session ended. After a goodbye (the agent's GOAWAY) its endpoints go at once; after a drop they
@@ -50,6 +57,7 @@ export class AgentSession {
   #clientInfo: Record<string, unknown> = {}
   #heartbeatTimer: ReturnType<typeof setTimeout> | undefined
   #livenessMs = (DEFAULT_HEARTBEAT_NS + DEFAULT_TOLERANCE_NS) / 1e6
+  #heartbeatMs = DEFAULT_HEARTBEAT_NS / 1e6
   #lastHeartbeat = Date.now()
   /** Measured by heartbeats the edge starts (ms); undefined until the first echo. */
   latencyMs: number | undefined
@@ -77,6 +85,15 @@ export class AgentSession {
   /** What the agent said about itself in Auth (OS, version, client type…), without the authtoken. */
   get clientInfo(): Readonly<Record<string, unknown>> {
     return this.#clientInfo
+  }
+
+  /**
+   * The agent is gone even if the edge has not closed the session yet: its connection closed, or it
+   * missed two heartbeats in a row (silent for twice the interval it declared; a frozen or partitioned
+   * agent). Another session of the same account may then take its URLs over.
+   */
+  get disconnected(): boolean {
+    return this.mux.closed || Date.now() - this.#lastHeartbeat > 2 * this.#heartbeatMs
   }
 
   /** Opens a proxy stream for one public connection; undefined when the session is full or gone. */
@@ -177,6 +194,9 @@ export class AgentSession {
     let text = ''
     const decoder = new TextDecoder()
     let done = false
+    let markRead = () => {}
+    const replyRead = new Promise<void>((resolve) => (markRead = resolve))
+    stream.onclose = () => markRead()
     const onData = (chunk: Uint8Array) => {
       if (done) return
       text += decoder.decode(chunk, { stream: true })
@@ -191,9 +211,10 @@ export class AgentSession {
         return // incomplete JSON: wait for more (the agent sends no length and no FIN)
       }
       done = true
-      void this.#answer(type, request).then((reply) => {
+      void this.#answer(type, request, replyRead).then((reply) => {
         stream.write(new TextEncoder().encode(JSON.stringify(reply)))
         stream.end()
+        setTimeout(markRead, REPLY_READ_FALLBACK_MS).unref?.()
         if (type === StreamType.AUTH && !this.#account) setTimeout(() => this.close('authentication failed'), 50)
       })
     }
@@ -201,13 +222,13 @@ export class AgentSession {
     if (first.length) onData(first)
   }
 
-  async #answer(type: number, request: unknown): Promise<RpcReply> {
+  async #answer(type: number, request: unknown, replyRead: Promise<void>): Promise<RpcReply> {
     try {
       if (type === StreamType.AUTH) return this.#auth(request)
       if (!this.#account) return errorReply('Authenticate first.', 'ERR_NGROK_105', 'ERR_WARREN_4001')
       switch (type) {
         case StreamType.BIND:
-          return await this.#host.bind(this, request)
+          return await this.#host.bind(this, request, replyRead)
         case StreamType.UNBIND:
           return this.#host.unbind(this, request)
         case StreamType.SRV_INFO:
@@ -250,6 +271,7 @@ export class AgentSession {
     const interval = Number(field(extra, 'HeartbeatInterval')) || DEFAULT_HEARTBEAT_NS
     const tolerance = Number(field(extra, 'HeartbeatTolerance')) || DEFAULT_TOLERANCE_NS
     this.#livenessMs = Math.max(1000, (interval + tolerance) / 1e6)
+    this.#heartbeatMs = Math.max(500, interval / 1e6)
     this.#lastHeartbeat = Date.now()
     this.#armLiveness()
     const info: Record<string, unknown> = {}

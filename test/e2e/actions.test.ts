@@ -197,7 +197,7 @@ describe('traffic-policy actions through the compiled edge', () => {
     await edge.waitForLog(/"endpoint":"http:\/\/close\.warren\.localhost".*"closed":true/)
   })
 
-  test('on_tcp_connect runs for http endpoints (once per request): deny closes', async () => {
+  test('on_tcp_connect runs for http endpoints: deny closes', async () => {
     const res = await curl([`${host('tcpdeny')}/`])
     expect(res.status).toBe(0)
     expect(res.body).not.toContain('unreachable')

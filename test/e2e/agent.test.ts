@@ -354,7 +354,7 @@ describe('the local inspector', () => {
     expect(JSON.parse(Buffer.from(detail.response.body.base64, 'base64').toString())).toMatchObject({ path: '/echo?from=client', bodyBytes: 21 })
 
     const before = upstream.seen.length
-    const replayed = await fetch(`${web}/api/requests/http`, { method: 'POST', body: JSON.stringify({ id: listed[0]!.id, uri: '/echo?from=replay' }) })
+    const replayed = await fetch(`${web}/api/requests/http`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ id: listed[0]!.id, uri: '/echo?from=replay' }) })
     expect(replayed.status).toBe(201)
     expect(upstream.seen.length).toBe(before + 1)
     expect(upstream.seen.at(-1)).toMatchObject({ method: 'POST', path: '/echo?from=replay', bodyBytes: 21 })

@@ -1,4 +1,5 @@
 import * as v from 'valibot'
+import { appendLine } from '../../lib/header-lines.ts'
 import { celContext } from '../context.ts'
 import { CONTINUE, defineAction } from '../types.ts'
 
@@ -39,7 +40,7 @@ export const addHeaders = defineAction({
       for (const [name, tpl] of headers) {
         const value = headerValue(tpl.render(context))
         if (name === 'host' && !response) target.set(name, value)
-        else target.append(name, value)
+        else appendLine(target, name, value)
         added[name] = value
       }
       ex.actions['add_headers'] = { headers_added: added }

@@ -1,4 +1,5 @@
 import { CODES, WarrenError } from '../../lib/errors.ts'
+import { linesOf } from '../../lib/header-lines.ts'
 import {
   ChunkedDecoder,
   findHeadEnd,
@@ -97,7 +98,9 @@ export function serializeHead(init: H1RequestInit, bodyLength: number): Uint8Arr
     }
     if (name === 'transfer-encoding') continue
     if (name === 'host') hasHost = true
-    head += `${name}: ${value}\r\n`
+    const lines = linesOf(init.headers, name, value)
+    if (lines) for (const line of lines) head += `${name}: ${line}\r\n`
+    else head += `${name}: ${value}\r\n`
   }
   if (!hasHost) head += `host: ${init.origin.key}\r\n`
   if (bodyLength >= 0) head += `content-length: ${bodyLength}\r\n`

@@ -1,4 +1,6 @@
 import * as v from 'valibot'
+import { parseDuration } from '../../../lib/duration.ts'
+import { sshKeyDigest } from '../../../tunnel/accounts.ts'
 
 const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d{1,5})$/
 
@@ -26,6 +28,26 @@ export const AccountSpec = v.strictObject({
   domains: v.optional(v.array(v.string()), []),
   /** TCP ports the account may bind, e.g. `20000-20999`. */
   tcp_ports: v.optional(v.string()),
+  /**
+   * Public keys that log in to the SSH front door as this account: authorized_keys lines
+   * (`ssh-ed25519 AAAA… you@host`) or `sha256:<fingerprint>` as `ssh-keygen -lf key.pub` prints it.
+   * The account's authtokens also work as the SSH password.
+   */
+  ssh_keys: v.optional(
+    v.array(
+      v.pipe(
+        v.string(),
+        v.check((s) => {
+          try {
+            return sshKeyDigest(s).length === 32
+          } catch {
+            return false
+          }
+        }, 'must be an authorized_keys line ("ssh-ed25519 AAAA… comment") or sha256:<fingerprint>'),
+      ),
+    ),
+    [],
+  ),
 })
 
 /** Fields every event sink has. */
@@ -88,6 +110,11 @@ export const ServerConfigSpec = v.strictObject({
       agent: v.optional(Address, '127.0.0.1:4443'),
       /** REST API, metrics and dashboard. */
       api: v.optional(Address, '127.0.0.1:4041'),
+      /**
+       * SSH front door (`ssh -R 0:localhost:80 v2@host -p 2222 http`): off unless set here or with
+       * `warren serve --ssh`; 127.0.0.1:2222 is the usual choice.
+       */
+      ssh: v.optional(Address),
     }),
     {},
   ),
@@ -161,8 +188,13 @@ export const ServerConfigSpec = v.strictObject({
     v.strictObject({
       /** Largest request head accepted, in bytes (431 beyond it). */
       max_header_bytes: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1024)), 16384),
-      /** Seconds a client connection may sit idle. */
-      idle_timeout: v.optional(v.pipe(v.number(), v.minValue(1), v.maxValue(255)), 255),
+      /** Seconds a client connection may sit idle between requests (ngrok: 5 minutes; HTTPS over HTTP/2 stops at 255). */
+      idle_timeout: v.optional(v.pipe(v.number(), v.minValue(1)), 300),
+      /**
+       * Seconds a request head may take from its first byte (408 beyond it), and a request body may
+       * go silent (the request fails and the connection closes): slow clients cannot hold connections.
+       */
+      read_timeout: v.optional(v.pipe(v.number(), v.minValue(0.1)), 30),
       /** Seconds to wait for an upstream's response headers (504 beyond it). */
       upstream_timeout: v.optional(v.pipe(v.number(), v.minValue(1)), 300),
       /** Plaintext requests for an https:// endpoint without an http:// twin get a 308 to https. */
@@ -179,6 +211,24 @@ export const ServerConfigSpec = v.strictObject({
       reconnect_grace: v.optional(v.pipe(v.number(), v.minValue(0)), 60),
       /** Seconds a request waits for a reconnecting agent (or a free stream) before failing. */
       reconnect_wait: v.optional(v.pipe(v.number(), v.minValue(0)), 5),
+    }),
+    {},
+  ),
+  /** SIGTERM and SIGINT. */
+  shutdown: v.optional(
+    v.strictObject({
+      /**
+       * How long requests and connections in flight may take to finish once the edge stops accepting
+       * (a duration such as `10s` or `1m`, or seconds); then what is left is cut and the edge exits.
+       * Loaded as milliseconds.
+       */
+      drain: v.optional(
+        v.pipe(
+          v.union([v.pipe(v.number(), v.minValue(0)), v.pipe(v.string(), v.check((s) => parseDuration(s) !== undefined, 'must be a duration such as "10s" or "1m30s"'))]),
+          v.transform((d) => (typeof d === 'number' ? d * 1000 : parseDuration(d)!)),
+        ),
+        '10s',
+      ),
     }),
     {},
   ),
