@@ -79,6 +79,8 @@ export class Http1Connection {
   #decoder: ChunkedDecoder | null = null
   #body: ReadableStreamDefaultController<Uint8Array> | null = null
   #bodyDone = true
+  /** Why this request's body broke its framing: its answer is this refusal, whatever the upstream said. */
+  #bodyRefusal: HeadRefusal | undefined
   #bodyBytes = 0
   #expectContinue = false
   #head: ParsedHead | null = null
@@ -177,7 +179,7 @@ export class Http1Connection {
     this.#timer = setTimeout(() => {
       // A head that stopped arriving gets 408; a body that did fails the request (its answer closes the
       // connection); an idle connection just closes.
-      if (this.#state === BODY) this.#bodyFailed('the request body did not arrive in time')
+      if (this.#state === BODY) this.#bodyFailed('the request body did not arrive in time', 408, CODES.REQUEST_TIMEOUT)
       else if (this.#state !== IDLE) return
       else if (answer) this.#refuse(408, CODES.REQUEST_TIMEOUT, 'The request did not arrive in time.')
       else this.#end()
@@ -249,6 +251,7 @@ export class Http1Connection {
     this.#bodyBytes = 0
     this.#body = null
     this.#bodyDone = !hasBody
+    this.#bodyRefusal = undefined
     if (hasBody && bodyAllowed)
       body = new ReadableStream<Uint8Array>(
         {
@@ -328,7 +331,7 @@ export class Http1Connection {
     // collection every 16 MiB; every 8 MiB (128 per GB, a few ms each) took the peak from 99.6-100.0 MB
     // to 91.3-94.7 MB (test/e2e/streaming.test.ts, 2026-12-07).
     if ((this.#bodyBytes & GC_EVERY_MASK) < data.length) Bun.gc(true)
-    if (this.#bodyBytes > this.#o.maxBodyBytes) return this.#bodyFailed('the request body is larger than this edge accepts')
+    if (this.#bodyBytes > this.#o.maxBodyBytes) return this.#bodyFailed('the request body is larger than this edge accepts', 413, CODES.BODY_TOO_LARGE)
     const controller = this.#body
     if (!controller) return
     // Bun hands each read in a fresh Buffer, so the reader may keep a view of it without a copy.
@@ -345,8 +348,9 @@ export class Http1Connection {
   }
 
   /** The body broke its framing: nothing more can be read on this connection. */
-  #bodyFailed(reason: string): void {
-    const err = new HeadRefusal(400, CODES.BAD_REQUEST, reason)
+  #bodyFailed(reason: string, status = 400, code: ErrorCode = CODES.BAD_REQUEST): void {
+    const err = new HeadRefusal(status, code, reason)
+    this.#bodyRefusal = err
     this.#body?.error(err)
     this.#body = null
     this.#bodyDone = true
@@ -404,6 +408,12 @@ export class Http1Connection {
     } catch (err) {
       this.#o.onError(err)
       res = this.#o.errorPage(500, CODES.INTERNAL, 'The edge failed to handle this request.', req.headers.get('accept'))
+    }
+    // The upstream saw a body cut short (and answered 502, or anything): the client sent the bad bytes.
+    const refusal = this.#bodyRefusal
+    if (refusal && !this.#o.closes(res)) {
+      void res.body?.cancel()
+      res = this.#o.errorPage(refusal.status, refusal.code, `The request body was refused: ${refusal.message}.`, req.headers.get('accept'))
     }
     if (this.#state === CLOSED) {
       void res.body?.cancel()
