@@ -190,7 +190,7 @@ export async function serveCommand(args: string[]): Promise<number> {
   const agentAddr = splitAddress(config.listen.agent)
   const startAgents = (tls: { cert: string; key: string }) => {
     try {
-      return listenAgents({ hostname: agentAddr.hostname, port: agentAddr.port, tls, accounts: () => accounts, registry, events: events.bus })
+      return listenAgents({ hostname: agentAddr.hostname, port: agentAddr.port, tls, accounts: () => accounts, registry, events: events.bus, authTimeoutSec: config.agents.auth_timeout, pending: { total: config.agents.max_pending, perSource: config.agents.max_pending_per_ip } })
     } catch (err) {
       throw listenFailure(err, 'agent', config.listen.agent)
     }
