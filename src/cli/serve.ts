@@ -163,6 +163,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     store,
     certs,
     helloTimeoutMs: config.tls.client_hello_timeout * 1000,
+    pending: { total: config.tls.max_pending, perSource: config.tls.max_pending_per_ip },
     events: events.bus,
     idleTimeoutSec: config.tcp.idle_timeout,
     http: {
