@@ -59,6 +59,16 @@ async function flood(ms: number, perSource: number, start: (source: string, onCl
   return stats
 }
 
+/** Keeps `socket` in `sockets` while it is open; `onClose` when it closes (errors are expected). */
+function track<S extends net.Socket>(socket: S, sockets: Set<S>, onClose: () => void): void {
+  sockets.add(socket)
+  socket.on('error', () => {})
+  socket.on('close', () => {
+    sockets.delete(socket)
+    onClose()
+  })
+}
+
 /** A TLS connection that announces a 16 MiB muxado DATA frame and sends it as fast as it is taken. */
 function bigFrameAgent(source: string, onClose: () => void, sockets: Set<tls.TLSSocket>): void {
   const tcp = net.connect({ host: '127.0.0.1', port: edge.agentPort, localAddress: source })
@@ -78,12 +88,7 @@ function bigFrameAgent(source: string, onClose: () => void, sockets: Set<tls.TLS
     }
     pump()
   })
-  sockets.add(socket)
-  socket.on('error', () => {})
-  socket.on('close', () => {
-    sockets.delete(socket)
-    onClose()
-  })
+  track(socket, sockets, onClose)
 }
 
 /** A plain TCP connection that sends `bytes` in 1 KiB pieces, then nothing more. */
@@ -98,12 +103,27 @@ function partial(port: number, bytes: Buffer, source: string, onClose: () => voi
     }
     step()
   })
-  sockets.add(socket)
-  socket.on('error', () => {})
-  socket.on('close', () => {
-    sockets.delete(socket)
-    onClose()
-  })
+  track(socket, sockets, onClose)
+}
+
+/**
+ * Opens `perSource` connections from each source, each sending `bytes` and then nothing. `stop()`
+ * closes what is left and returns how many the edge had closed itself.
+ */
+function partialFlood(port: number, bytes: Buffer, perSource: number): { readonly closed: number; stop(): number } {
+  const sockets = new Set<net.Socket>()
+  let closed = 0
+  for (const source of SOURCES) for (let i = 0; i < perSource; i++) partial(port, bytes, source, () => closed++, sockets)
+  return {
+    get closed() {
+      return closed
+    },
+    stop() {
+      const byEdge = closed
+      for (const s of sockets) s.destroy()
+      return byEdge
+    },
+  }
 }
 
 /** The start of a ClientHello that announces 16,000 bytes and never completes (the peek waits for more). */
@@ -205,16 +225,13 @@ describe('pre-auth floods against the compiled edge', () => {
   test('TLS port: 4000 connections with unfinished ClientHellos stay under +60 MB, and an HTTPS client gets through', async () => {
     const baseline = rssMb()
     const rss = sampleRss()
-    const sockets = new Set<net.Socket>()
-    const prefix = helloPrefix()
-    let opened = 0
-    for (const source of SOURCES) for (let i = 0; i < 1000; i++) opened++, partial(edge.httpsPort, prefix, source, () => {}, sockets)
+    const flood = partialFlood(edge.httpsPort, helloPrefix(), 1000)
     await Bun.sleep(1_000)
     const during = await httpsGet(STATIC_HOST, '/during-tls-flood')
     await Bun.sleep(1_500)
     const peak = rss.stop()
-    for (const s of sockets) s.destroy()
-    console.log(`TLS flood: ${opened} connections; RSS ${baseline.toFixed(0)} MB → peak ${peak.toFixed(0)} MB`)
+    const refused = flood.stop()
+    console.log(`TLS flood: 4000 connections, ${refused} refused or cut; RSS ${baseline.toFixed(0)} MB → peak ${peak.toFixed(0)} MB`)
     expect(during.status).toBe(200)
     expect(during.body).toBe('static-ok')
     expect(peak - baseline).toBeLessThan(60)
@@ -226,16 +243,13 @@ describe('pre-auth floods against the compiled edge', () => {
   test('HTTP port: 2000 connections with unfinished 15 KiB heads stay under +80 MB, an HTTP client gets through, and the edge cuts them', async () => {
     const baseline = rssMb()
     const rss = sampleRss()
-    const sockets = new Set<net.Socket>()
-    const head = Buffer.from(`GET / HTTP/1.1\r\nHost: ${STATIC_HOST}\r\nX-Pad: ${'a'.repeat(15_000)}`)
-    let closed = 0
     const t0 = Date.now()
-    for (const source of SOURCES) for (let i = 0; i < 500; i++) partial(edge.httpPort, head, source, () => closed++, sockets)
+    const flood = partialFlood(edge.httpPort, Buffer.from(`GET / HTTP/1.1\r\nHost: ${STATIC_HOST}\r\nX-Pad: ${'a'.repeat(15_000)}`), 500)
     await Bun.sleep(1_500)
     const during = await curl(['-H', `Host: ${STATIC_HOST}`, `${edge.base}/during-http-flood`])
-    while (closed < 2000 && Date.now() - t0 < 20_000) await Bun.sleep(200)
+    while (flood.closed < 2000 && Date.now() - t0 < 20_000) await Bun.sleep(200)
     const peak = rss.stop()
-    for (const s of sockets) s.destroy()
+    const closed = flood.stop()
     console.log(`HTTP flood: 2000 connections, ${closed} cut by the edge after ${Date.now() - t0} ms; RSS ${baseline.toFixed(0)} MB → peak ${peak.toFixed(0)} MB`)
     expect(during.body).toBe('static-ok')
     expect(peak - baseline).toBeLessThan(80)
