@@ -143,6 +143,7 @@ export async function serveCommand(args: string[]): Promise<number> {
       logRequests: config.log.requests && !values['no-request-log'],
       events: events.bus,
       poolRetries,
+      pending: { total: config.http.max_pending, perSource: config.http.max_pending_per_ip },
       ...(config.http.redirect_https ? { httpsRedirectPort: config.public_ports.https ?? splitAddress(config.listen.https).port } : {}),
       ...(acme ? { acmeChallenge: acme.http01Answer } : {}),
     }),

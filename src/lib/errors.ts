@@ -62,6 +62,8 @@ export const CODES = {
   MISDIRECTED_REQUEST: 'ERR_WARREN_3012',
   /** Too many connections on the TLS port have not sent their ClientHello yet (from this source, or in all); refused. */
   TLS_PENDING_LIMIT: 'ERR_WARREN_3016',
+  /** Too many connections on the HTTP port have not sent a whole request head yet (from this source, or in all); refused. */
+  HTTP_PENDING_LIMIT: 'ERR_WARREN_3017',
   /** An agent connection sent more than it may before authenticating (16 KiB, or a larger frame); cut. */
   AGENT_PREAUTH_LIMIT: 'ERR_WARREN_4008',
   /** An agent connection did not finish its TLS handshake and Auth within `agents.auth_timeout`; cut. */

@@ -211,6 +211,10 @@ export const ServerConfigSpec = v.strictObject({
        * go silent (the request fails and the connection closes): slow clients cannot hold connections.
        */
       read_timeout: v.optional(v.pipe(v.number(), v.minValue(0.1)), 30),
+      /** Most connections that have not sent a whole request head yet; more are refused (ERR_WARREN_3017). */
+      max_pending: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 4096),
+      /** Most connections without a whole request head from one IPv4 address or IPv6 /64; more are refused (ERR_WARREN_3017). */
+      max_pending_per_ip: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 256),
       /** Seconds to wait for an upstream's response headers (504 beyond it). */
       upstream_timeout: v.optional(v.pipe(v.number(), v.minValue(1)), 300),
       /** Plaintext requests for an https:// endpoint without an http:// twin get a 308 to https. */
