@@ -1,9 +1,9 @@
 import ngrok from '@ngrok/ngrok'
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { readFileSync } from 'node:fs'
 import net from 'node:net'
 import tls from 'node:tls'
 import { curl } from '../e2e/framework/curl.ts'
+import { mb, memoryOf, sampleRss } from '../e2e/framework/memory.ts'
 import { startEdge, type Edge } from '../e2e/framework/process.ts'
 import { startUpstream } from '../e2e/framework/upstreams.ts'
 
@@ -11,29 +11,13 @@ import { startUpstream } from '../e2e/framework/upstreams.ts'
 // never finish a request head (HTTP port), against the compiled edge: its resident memory stays under
 // a stated bound, and a legitimate agent or client still gets through while the flood runs.
 // Flood sockets come from 127.0.0.2-5 (four "attackers"); the legitimate clients from 127.0.0.1.
+const MB = 1024 ** 2
 const SOURCES = ['127.0.0.2', '127.0.0.3', '127.0.0.4', '127.0.0.5']
 const TOKEN = 'preauth-token'
 const AGENT_HOST = 'legit.preauth.warren.localhost'
 const STATIC_HOST = 'static.preauth.warren.localhost'
 const upstream = startUpstream('preauth-origin')
 let edge: Edge
-
-function rssMb(): number {
-  const status = readFileSync(`/proc/${edge.proc.pid}/status`, 'utf8')
-  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024
-}
-
-/** Samples the edge's RSS every 100 ms until stopped; returns the peak seen. */
-function sampleRss(): { stop(): number } {
-  let peak = rssMb()
-  const timer = setInterval(() => (peak = Math.max(peak, rssMb())), 100)
-  return {
-    stop() {
-      clearInterval(timer)
-      return Math.max(peak, rssMb())
-    },
-  }
-}
 
 function httpsGet(host: string, path = '/') {
   return curl(['--cacert', edge.caPath, '--resolve', `${host}:${edge.httpsPort}:127.0.0.1`, `https://${host}:${edge.httpsPort}${path}`])
@@ -181,8 +165,8 @@ describe('pre-auth floods against the compiled edge', () => {
   // Measured on this kind of machine (2 shared cores): 40 such connections took the unfixed edge from
   // 75 MB to 320 MB within 5 s (1.2 GB after 10 s); with the limits it stayed within 10 MB of its baseline.
   test('agent port: 16 MiB frames before Auth (40 connections, reopened when cut) stay under +100 MB; an SDK agent connects and serves meanwhile', async () => {
-    const baseline = rssMb()
-    const rss = sampleRss()
+    const baseline = memoryOf(edge.proc.pid).rss
+    const rss = sampleRss(edge.proc.pid)
     const sockets = new Set<tls.TLSSocket>()
     const flooding = flood(5_000, 10, (source, onClose) => bigFrameAgent(source, onClose, sockets))
     await Bun.sleep(1_000)
@@ -192,10 +176,10 @@ describe('pre-auth floods against the compiled edge', () => {
     const stats = { ...(await flooding) }
     const peak = rss.stop()
     for (const s of sockets) s.destroy()
-    console.log(`agent flood: ${stats.opened} connections, ${stats.closed} cut; RSS ${baseline.toFixed(0)} MB → peak ${peak.toFixed(0)} MB`)
+    console.log(`agent flood: ${stats.opened} connections, ${stats.closed} cut; RSS ${mb(baseline)} MB → peak ${mb(peak)} MB`)
     expect(during.status).toBe(200)
     expect(JSON.parse(during.body).path).toBe('/during-agent-flood')
-    expect(peak - baseline).toBeLessThan(100)
+    expect(peak - baseline).toBeLessThan(100 * MB)
     // The edge cut them (it does not wait for 16 MiB), and said why, with the code.
     expect(stats.closed).toBeGreaterThan(40)
     expect(edge.logs()).toContain('ERR_WARREN_4008')
@@ -229,18 +213,18 @@ describe('pre-auth floods against the compiled edge', () => {
   // 1000 connections per source, each holding ~15 KiB of an unfinished ClientHello: the unfixed edge
   // took them all (+96 MB); the per-IP cap (256) leaves ~1000 pending of 16 KiB at most (+25 MB measured).
   test('TLS port: 4000 connections with unfinished ClientHellos stay under +60 MB, and an HTTPS client gets through', async () => {
-    const baseline = rssMb()
-    const rss = sampleRss()
+    const baseline = memoryOf(edge.proc.pid).rss
+    const rss = sampleRss(edge.proc.pid)
     const flood = partialFlood(edge.httpsPort, helloPrefix(), 1000)
     await Bun.sleep(1_000)
     const during = await httpsGet(STATIC_HOST, '/during-tls-flood')
     await Bun.sleep(1_500)
     const peak = rss.stop()
     const refused = flood.stop()
-    console.log(`TLS flood: 4000 connections, ${refused} refused or cut; RSS ${baseline.toFixed(0)} MB → peak ${peak.toFixed(0)} MB`)
+    console.log(`TLS flood: 4000 connections, ${refused} refused or cut; RSS ${mb(baseline)} MB → peak ${mb(peak)} MB`)
     expect(during.status).toBe(200)
     expect(during.body).toBe('static-ok')
-    expect(peak - baseline).toBeLessThan(60)
+    expect(peak - baseline).toBeLessThan(60 * MB)
     expect(edge.logs()).toContain('ERR_WARREN_3016')
   }, 30_000)
 
@@ -248,8 +232,8 @@ describe('pre-auth floods against the compiled edge', () => {
   // edge took all 2000 (+97 MB); the per-IP cap (256) refuses half, and http.read_timeout (10 s here;
   // counted from a head's first byte, not reset by a trickle) cuts the rest.
   test('HTTP port: 2000 connections with unfinished 15 KiB heads stay under +80 MB, an HTTP client gets through, and the edge refuses or cuts them all', async () => {
-    const baseline = rssMb()
-    const rss = sampleRss()
+    const baseline = memoryOf(edge.proc.pid).rss
+    const rss = sampleRss(edge.proc.pid)
     const t0 = Date.now()
     const flood = partialFlood(edge.httpPort, Buffer.from(`GET / HTTP/1.1\r\nHost: ${STATIC_HOST}\r\nX-Pad: ${'a'.repeat(15_000)}`), 500)
     await Bun.sleep(1_500)
@@ -257,9 +241,9 @@ describe('pre-auth floods against the compiled edge', () => {
     while (flood.closed < 2000 && Date.now() - t0 < 20_000) await Bun.sleep(200)
     const peak = rss.stop()
     const closed = flood.stop()
-    console.log(`HTTP flood: 2000 connections, ${closed} cut by the edge after ${Date.now() - t0} ms; RSS ${baseline.toFixed(0)} MB → peak ${peak.toFixed(0)} MB`)
+    console.log(`HTTP flood: 2000 connections, ${closed} cut by the edge after ${Date.now() - t0} ms; RSS ${mb(baseline)} MB → peak ${mb(peak)} MB`)
     expect(during.body).toBe('static-ok')
-    expect(peak - baseline).toBeLessThan(80)
+    expect(peak - baseline).toBeLessThan(80 * MB)
     expect(closed).toBe(2000)
     expect(edge.logs()).toContain('ERR_WARREN_3017')
   }, 40_000)
