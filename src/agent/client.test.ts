@@ -43,7 +43,7 @@ beforeAll(() => {
       },
       data(socket, chunk) {
         if (firstFrames.length < 2) firstFrames.push(...socket.data.reader.push(chunk.slice()))
-        socket.data.session.mux.feed(chunk)
+        socket.data.session.feed(chunk)
       },
       drain: (socket) => socket.data.session.mux.drain(),
       close: (socket) => socket.data.session.mux.transportClosed(),

@@ -143,6 +143,7 @@ export async function serveCommand(args: string[]): Promise<number> {
       logRequests: config.log.requests && !values['no-request-log'],
       events: events.bus,
       poolRetries,
+      pending: { total: config.http.max_pending, perSource: config.http.max_pending_per_ip },
       ...(config.http.redirect_https ? { httpsRedirectPort: config.public_ports.https ?? splitAddress(config.listen.https).port } : {}),
       ...(acme ? { acmeChallenge: acme.http01Answer } : {}),
     }),
@@ -163,6 +164,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     store,
     certs,
     helloTimeoutMs: config.tls.client_hello_timeout * 1000,
+    pending: { total: config.tls.max_pending, perSource: config.tls.max_pending_per_ip },
     events: events.bus,
     idleTimeoutSec: config.tcp.idle_timeout,
     http: {
@@ -190,7 +192,7 @@ export async function serveCommand(args: string[]): Promise<number> {
   const agentAddr = splitAddress(config.listen.agent)
   const startAgents = (tls: { cert: string; key: string }) => {
     try {
-      return listenAgents({ hostname: agentAddr.hostname, port: agentAddr.port, tls, accounts: () => accounts, registry, events: events.bus })
+      return listenAgents({ hostname: agentAddr.hostname, port: agentAddr.port, tls, accounts: () => accounts, registry, events: events.bus, authTimeoutSec: config.agents.auth_timeout, pending: { total: config.agents.max_pending, perSource: config.agents.max_pending_per_ip } })
     } catch (err) {
       throw listenFailure(err, 'agent', config.listen.agent)
     }

@@ -48,6 +48,8 @@ const BUSY = 2
 const UPGRADED = 3
 const CLOSED = 4
 
+/** How long a refused or idle connection's peer has to close after the edge ended it (see #end). */
+const END_LINGER_MS = 2000
 /** Read-ahead kept for pipelined requests while one is served; more pauses the socket. */
 const MAX_READ_AHEAD = 64 * 1024
 /** Bytes of a request body queued for a slow reader before the socket pauses. */
@@ -182,7 +184,7 @@ export class Http1Connection {
       if (this.#state === BODY) this.#bodyFailed('the request body did not arrive in time', 408, CODES.REQUEST_TIMEOUT)
       else if (this.#state !== IDLE) return
       else if (answer) this.#refuse(408, CODES.REQUEST_TIMEOUT, 'The request did not arrive in time.')
-      else this.#end()
+      else this.#end(true)
     }, ms)
   }
 
@@ -379,14 +381,22 @@ export class Http1Connection {
     return new Promise((resolve) => (this.#drained = resolve))
   }
 
-  #end(): void {
+  /**
+   * Half-closes once everything queued is written. With `linger` (a refusal, an idle connection: at
+   * most a small error page is in flight) the socket is cut END_LINGER_MS later if the peer has not
+   * closed its side: Bun keeps a half-closed socket for as long as the peer does, so a client that
+   * never reads nor closes would otherwise hold it for good.
+   */
+  #end(linger = false): void {
     if (this.#state === CLOSED) return
     clearTimeout(this.#timer)
-    if (!this.#out.length) {
+    const end = () => {
       this.#socket.end()
-      return
+      if (!linger || this.#state === CLOSED) return
+      this.#timer = setTimeout(() => this.#socket.terminate(), END_LINGER_MS)
     }
-    void this.#waitDrain().then(() => this.#socket.end())
+    if (!this.#out.length) return end()
+    void this.#waitDrain().then(end)
   }
 
   /** Answers an edge-made error and closes: the request goes no further. */
@@ -398,7 +408,7 @@ export class Http1Connection {
     this.#body = null
     this.#closeAfter = true
     const accept = this.#head ? new RequestHead(this.#head).getAll('accept')[0] ?? null : null
-    void this.#respond(this.#o.errorPage(status, code, message, accept), 'GET', 1, false).then(() => this.#end())
+    void this.#respond(this.#o.errorPage(status, code, message, accept), 'GET', 1, false).then(() => this.#end(true))
   }
 
   async #serve(req: Request, parsed: ParsedHead): Promise<void> {

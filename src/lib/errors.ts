@@ -60,6 +60,18 @@ export const CODES = {
   TLS_NO_CERTIFICATE: 'ERR_WARREN_3011',
   /** The request's Host names another endpoint than the one its TLS connection was made for (SNI); answered 421. */
   MISDIRECTED_REQUEST: 'ERR_WARREN_3012',
+  /** Too many connections on the TLS port have not sent their ClientHello yet (from this source, or in all); refused. */
+  TLS_PENDING_LIMIT: 'ERR_WARREN_3016',
+  /** Too many connections on the HTTP port have not sent a whole request head yet (from this source, or in all); refused. */
+  HTTP_PENDING_LIMIT: 'ERR_WARREN_3017',
+  /** An agent connection sent more than it may before authenticating (16 KiB, or a larger frame); cut. */
+  AGENT_PREAUTH_LIMIT: 'ERR_WARREN_4008',
+  /** An agent connection did not finish its TLS handshake and Auth within `agents.auth_timeout`; cut. */
+  AGENT_AUTH_TIMEOUT: 'ERR_WARREN_4009',
+  /** Too many agent connections have not authenticated yet (from this source, or in all); refused. */
+  AGENT_PENDING_LIMIT: 'ERR_WARREN_4010',
+  /** An agent kept sending but stopped reading until the edge had queued 16 MiB for it; session cut. */
+  AGENT_QUEUE_LIMIT: 'ERR_WARREN_4011',
   /** An ACME order failed (network, challenge, CA problem); retried with backoff, the old certificate keeps serving. */
   ACME_ORDER_FAILED: 'ERR_WARREN_5001',
   /** The ACME CA rate-limited us; the retry waits at least its Retry-After. */

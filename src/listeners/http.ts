@@ -3,10 +3,12 @@ import { Hono } from 'hono'
 import { Http1Connection, type Http1Options } from '../http1/connection.ts'
 import { CODES } from '../lib/errors.ts'
 import { log } from '../lib/log.ts'
+import { throttledLog } from '../lib/throttled-log.ts'
 import { errorResponse } from '../proxy/errors.ts'
 import type { PipelineOptions } from '../proxy/pipeline.ts'
 import { closesConnection, createPipeline, splitHost } from '../proxy/pipeline.ts'
 import { websocketHandlers, type WsData } from '../proxy/websocket.ts'
+import { PendingGate, type PendingLimits } from './pending-gate.ts'
 
 export interface HttpListenerOptions extends Omit<PipelineOptions, 'serverIp' | 'serverPort' | 'log'> {
   hostname: string
@@ -24,6 +26,12 @@ export interface HttpListenerOptions extends Omit<PipelineOptions, 'serverIp' | 
    * the endpoints, so the path is only taken over while a validation runs.
    */
   acmeChallenge?: (host: string, token: string) => string | undefined
+  /**
+   * Caps on connections that have not sent a whole request head yet (`http.max_pending`,
+   * `http.max_pending_per_ip`); more are refused at accept. Unset for the internal server behind
+   * terminate-tls, whose connections all come from the edge itself.
+   */
+  pending?: PendingLimits
 }
 
 /** The plaintext HTTP/1 listener as the rest of the edge sees it. */
@@ -50,12 +58,23 @@ export function listenHttp(options: HttpListenerOptions): HttpServer {
   const connections = new Set<Http1Connection>()
   let stopped: (() => void) | undefined
   const acmeChallenge = options.acmeChallenge
+  const gate = options.pending && new PendingGate(options.pending)
+  const limitLog = throttledLog(logger)
+  /** Connections still waiting for their first whole request head, with the address they count under. */
+  const waiting = new Map<Http1Connection, string>()
+  const settle = (conn: Http1Connection) => {
+    const ip = waiting.get(conn)
+    if (ip === undefined) return
+    waiting.delete(conn)
+    gate?.release(ip)
+  }
   const engine: Http1Options = {
     limits: { maxHeadBytes: options.maxHeaderBytes, maxHeaders: MAX_HEADER_LINES },
     idleTimeoutMs: options.idleTimeoutSec * 1000,
     readTimeoutMs: (options.readTimeoutSec ?? 30) * 1000,
     maxBodyBytes: options.maxBodyBytes,
     handle(req, source) {
+      settle(source)
       pending++
       if (acmeChallenge && req.method === 'GET') {
         const url = new URL(req.url)
@@ -80,6 +99,14 @@ export function listenHttp(options: HttpListenerOptions): HttpServer {
     socket: {
       open(socket) {
         socket.data = new Http1Connection(socket, engine)
+        if (gate) {
+          const ip = socket.remoteAddress
+          if (!gate.admit(ip)) {
+            limitLog('warn', 'too many connections without a whole request head; refused', { client_ip: ip, code: CODES.HTTP_PENDING_LIMIT, pending: gate.pending })
+            return void socket.terminate()
+          }
+          waiting.set(socket.data, ip)
+        }
         connections.add(socket.data)
       },
       data(socket, chunk) {
@@ -95,6 +122,7 @@ export function listenHttp(options: HttpListenerOptions): HttpServer {
       },
       close(socket) {
         socket.data.closed()
+        settle(socket.data)
         connections.delete(socket.data)
         if (stopped && connections.size === 0) stopped()
       },

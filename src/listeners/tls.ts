@@ -4,6 +4,7 @@ import type { EndpointStore } from '../endpoints/store.ts'
 import type { Endpoint } from '../endpoints/endpoint.ts'
 import { CODES } from '../lib/errors.ts'
 import { log } from '../lib/log.ts'
+import { throttledLog } from '../lib/throttled-log.ts'
 import { tcpClosedEvent } from '../events/traffic.ts'
 import type { EventSink } from '../events/types.ts'
 import { runTcpConnect } from '../proxy/connect.ts'
@@ -14,6 +15,7 @@ import type { WsData } from '../proxy/websocket.ts'
 import { listenHttp, listenHttps, type HttpListenerOptions, type HttpServer } from './http.ts'
 import { TlsTerminator, type PlainTarget } from './tls-terminator.ts'
 import { TERMINATE_TLS, type TerminateTlsSettings } from '../policy/actions/terminate-tls.ts'
+import { PendingGate, type PendingLimits } from './pending-gate.ts'
 import { peekClientHello, type PeekResult } from './sni.ts'
 import { ja4Fingerprint, ServerHelloWatcher } from './tls-handshake.ts'
 import type { TlsInfo } from '../policy/types.ts'
@@ -22,6 +24,7 @@ import type { TlsInfo } from '../policy/types.ts'
 const ALERT_UNRECOGNIZED_NAME = new Uint8Array([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70])
 /** TLS alert record: fatal handshake_failure, for garbage or oversized hellos. */
 const ALERT_HANDSHAKE_FAILURE = new Uint8Array([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28])
+const EMPTY = new Uint8Array(0)
 /** terminate-tls settings with nothing set: certificates by SNI, TLS 1.2 and 1.3. */
 const ANY_TLS_VERSION: TerminateTlsSettings = { minVersion: 'TLSv1.2', maxVersion: 'TLSv1.3' }
 
@@ -51,8 +54,11 @@ function handshakeInfo(hello: Uint8Array, sni: string, offered: readonly string[
 }
 
 interface FrontConn extends RelayConn {
-  hello: Uint8Array[]
+  /** The ClientHello bytes so far: `helloBytes` of `hello`, which grows by doubling. */
+  hello: Uint8Array
   helloBytes: number
+  /** The address this connection counts under while it waits for its ClientHello. */
+  pendingIp: string | undefined
   timer: ReturnType<typeof setTimeout> | undefined
   routed: boolean
   /** Publishes `tcp_connection_closed.v0` once a relay for this connection ends (set when routed). */
@@ -67,6 +73,8 @@ export interface TlsFrontOptions {
   store: EndpointStore
   certs: CertStore
   helloTimeoutMs: number
+  /** Caps on connections still waiting for their ClientHello (`tls.max_pending`, `tls.max_pending_per_ip`). */
+  pending: PendingLimits
   idleTimeoutSec: number
   /** Options for the internal HTTPS server that terminated connections are handed to. */
   http: Omit<HttpListenerOptions, 'hostname' | 'port' | 'tls' | 'scheme' | 'defaultPort' | 'store' | 'clientAddress'>
@@ -86,6 +94,9 @@ export interface TlsFrontOptions {
 export class TlsFront {
   readonly #o: TlsFrontOptions
   readonly #log = log.child({ component: 'tls' })
+  /** For what any client can repeat at will (timeouts, garbage, refusals): one line per code per 10 s. */
+  readonly #limitLog = throttledLog(this.#log)
+  readonly #pending: PendingGate
   #listener: TCPSocketListener<FrontConn> | undefined
   #internal: Server<WsData> | undefined
   #rebuilding: Promise<void> | undefined
@@ -104,6 +115,7 @@ export class TlsFront {
 
   constructor(options: TlsFrontOptions) {
     this.#o = options
+    this.#pending = new PendingGate(options.pending)
     this.#terminator = new TlsTerminator(options.certs, this.#log)
   }
 
@@ -127,10 +139,16 @@ export class TlsFront {
         ...clientRelayHandlers,
         open(socket) {
           front.#active++
-          socket.data = { ...newRelayConn(), hello: [], helloBytes: 0, timer: undefined, routed: false, report: undefined }
+          const ip = socket.remoteAddress
+          socket.data = { ...newRelayConn(), hello: EMPTY, helloBytes: 0, pendingIp: undefined, timer: undefined, routed: false, report: undefined }
+          if (!front.#pending.admit(ip)) {
+            front.#limitLog('warn', 'too many connections waiting for their ClientHello; refused', { client_ip: ip, code: CODES.TLS_PENDING_LIMIT, pending: front.#pending.pending })
+            return void socket.terminate()
+          }
+          socket.data.pendingIp = ip
           socket.timeout(front.#o.idleTimeoutSec)
           socket.data.timer = setTimeout(() => {
-            front.#log.info('ClientHello timeout; connection closed', { client_ip: socket.remoteAddress, code: CODES.TLS_HELLO_TIMEOUT })
+            front.#limitLog('info', 'ClientHello timeout; connection closed', { client_ip: ip, code: CODES.TLS_HELLO_TIMEOUT })
             socket.terminate()
           }, front.#o.helloTimeoutMs)
         },
@@ -141,6 +159,7 @@ export class TlsFront {
         close(socket) {
           front.#active--
           clearTimeout(socket.data.timer)
+          front.#settled(socket.data)
           clientRelayHandlers.close(socket)
         },
         timeout: (socket) => void socket.end(),
@@ -176,19 +195,32 @@ export class TlsFront {
     return servers
   }
 
+  /** The connection no longer waits for its ClientHello (it arrived, or the connection closed). */
+  #settled(st: FrontConn): void {
+    if (st.pendingIp !== undefined) this.#pending.release(st.pendingIp)
+    st.pendingIp = undefined
+  }
+
   #onHelloBytes(socket: Socket<FrontConn>, chunk: Uint8Array): void {
     const st = socket.data
-    st.hello.push(chunk.slice())
-    st.helloBytes += chunk.length
-    const buf = st.hello.length === 1 ? st.hello[0]! : Buffer.concat(st.hello)
-    if (st.hello.length > 1) st.hello = [buf]
+    // Grown by doubling, not joined per chunk: a hello sent a byte at a time costs linear time, not quadratic.
+    const size = st.helloBytes + chunk.length
+    if (size > st.hello.length) {
+      const grown = new Uint8Array(Math.max(size, 2 * st.hello.length, 2048))
+      grown.set(st.hello.subarray(0, st.helloBytes))
+      st.hello = grown
+    }
+    st.hello.set(chunk, st.helloBytes)
+    st.helloBytes = size
+    const buf = st.hello.subarray(0, size)
     const peek = peekClientHello(buf)
     if (peek.kind === 'need-more') return
     clearTimeout(st.timer)
+    this.#settled(st)
     st.routed = true
     socket.pause()
     if (peek.kind !== 'hello') {
-      this.#log.info(peek.kind === 'invalid' ? 'malformed TLS ClientHello; connection closed' : 'not a TLS ClientHello; connection closed', { client_ip: socket.remoteAddress, code: CODES.TLS_BAD_HELLO, reason: peek.kind === 'invalid' ? peek.reason : 'not-tls' })
+      this.#limitLog('info', peek.kind === 'invalid' ? 'malformed TLS ClientHello; connection closed' : 'not a TLS ClientHello; connection closed', { client_ip: socket.remoteAddress, code: CODES.TLS_BAD_HELLO, reason: peek.kind === 'invalid' ? peek.reason : 'not-tls' })
       return void socket.end(peek.kind === 'invalid' ? ALERT_HANDSHAKE_FAILURE : undefined)
     }
     void this.#route(socket, buf, peek).catch((err) => {
@@ -203,7 +235,7 @@ export class TlsFront {
     const { serverName, alpn } = peek
     const client = { address: socket.remoteAddress, port: socket.remotePort ?? 0 }
     if (!serverName) {
-      this.#log.info('ClientHello without SNI; refused', { client_ip: client.address, code: CODES.TLS_NO_SNI })
+      this.#limitLog('info', 'ClientHello without SNI; refused', { client_ip: client.address, code: CODES.TLS_NO_SNI })
       return void socket.end(ALERT_UNRECOGNIZED_NAME)
     }
     if (alpn.includes('acme-tls/1') && this.#o.acmeTlsAlpn) return this.#o.acmeTlsAlpn(socket, hello, serverName)
@@ -213,7 +245,7 @@ export class TlsFront {
     const tls = https ? undefined : table.lookup({ ...key, scheme: 'tls' })
     const endpoint = (https ?? tls)?.pick()
     if (!endpoint) {
-      this.#log.info('no endpoint for SNI; refused', { server_name: serverName, client_ip: client.address, code: CODES.ENDPOINT_NOT_FOUND })
+      this.#limitLog('info', 'no endpoint for SNI; refused', { server_name: serverName, client_ip: client.address, code: CODES.ENDPOINT_NOT_FOUND })
       return void socket.end(ALERT_UNRECOGNIZED_NAME)
     }
     const conn = { clientIp: client.address, clientPort: client.port, serverIp: this.#o.hostname, serverPort: this.port, startedAt: Date.now() }

@@ -101,8 +101,11 @@ export class Relay {
     this.#onDone = onDone
   }
 
-  fromClient(chunk: Uint8Array): void {
-    if (!this.#toUpstream.push(chunk)) this.#client.pause()
+  /** Passes client bytes on; false when the client was paused because the upstream is behind. */
+  fromClient(chunk: Uint8Array): boolean {
+    if (this.#toUpstream.push(chunk)) return true
+    this.#client.pause()
+    return false
   }
 
   fromUpstream(chunk: Uint8Array): void {
@@ -157,11 +160,12 @@ export interface RelayConn {
   relay: Relay | undefined
   /** Client bytes that arrived before the upstream connection opened. */
   early: Uint8Array[]
+  earlyBytes: number
   closed: boolean
 }
 
 export function newRelayConn(): RelayConn {
-  return { relay: undefined, early: [], closed: false }
+  return { relay: undefined, early: [], earlyBytes: 0, closed: false }
 }
 
 /** Client-side socket handlers that feed a relay; listeners spread them into their own. */
@@ -178,11 +182,17 @@ export const clientRelayHandlers = {
   },
 }
 
-/** Passes client bytes on, or keeps them until the upstream is connected. */
+/**
+ * Passes client bytes on, or keeps them until the upstream is connected (which may take a while:
+ * a slow upstream, an agent reconnecting). Past the relay's high-water mark the client is paused,
+ * so what a client sends meanwhile is bounded like any queue of the relay.
+ */
 export function relayClientData(socket: Socket<RelayConn>, chunk: Uint8Array): void {
-  const relay = socket.data.relay
-  if (relay) relay.fromClient(chunk)
-  else socket.data.early.push(chunk.slice())
+  const conn = socket.data
+  if (conn.relay) return void conn.relay.fromClient(chunk)
+  conn.early.push(chunk.slice())
+  conn.earlyBytes += chunk.length
+  if (conn.earlyBytes > HIGH_WATER) socket.pause()
 }
 
 /**
@@ -195,9 +205,13 @@ export function attachRelay(
   options: { first?: Uint8Array; onDone?: (stats: RelayStats) => void },
 ): Relay {
   const relay = new Relay(client, upstream, options.onDone)
-  if (options.first?.length) relay.fromClient(options.first)
-  for (const chunk of client.data.early) relay.fromClient(chunk)
+  let flowing = true
+  if (options.first?.length) flowing = relay.fromClient(options.first)
+  for (const chunk of client.data.early) flowing = relay.fromClient(chunk)
+  // Paused for holding too much before the upstream opened: read again unless the relay itself is full.
+  if (client.data.earlyBytes > HIGH_WATER && flowing) client.resume()
   client.data.early = []
+  client.data.earlyBytes = 0
   client.data.relay = relay
   if (client.data.closed) relay.clientClosed()
   return relay

@@ -222,4 +222,45 @@ describe('MuxSession', () => {
     h.session.drain()
     expect(Buffer.concat(h.written).length).toBe(150_000 * 12)
   }, 30_000)
+  test('a peer that stops reading but keeps sending is cut once maxQueuedBytes wait for it', () => {
+    let terminated = false
+    let reason: { code: number } | undefined
+    const session = new MuxSession(
+      { write: () => 0, end() {}, terminate: () => void (terminated = true) },
+      { onStream: (s) => void (s.ondata = () => {}), onClose: (r) => void (reason = r) },
+      { limits: { maxQueuedBytes: 64 * 1024 } },
+    )
+    // Every 1-byte DATA frame earns a 12-byte WNDINC that the peer never reads.
+    session.feed(data(3, 'x', Flag.SYN))
+    let frames = 1
+    while (!terminated && frames < 10_000) {
+      session.feed(data(3, 'x'))
+      frames++
+    }
+    expect(terminated).toBe(true)
+    expect(frames).toBe(Math.floor((64 * 1024) / 12) + 1)
+    expect(reason?.code).toBe(MuxError.ENHANCE_YOUR_CALM)
+    expect(session.closed).toBe(true)
+  })
+
+  test('limit(): streams past maxRemoteStreams are refused, and a freed slot is reused', () => {
+    const h = harness()
+    h.session.limit({ maxRemoteStreams: 1 })
+    h.session.feed(data(3, 'a', Flag.SYN))
+    h.session.feed(data(5, 'b', Flag.SYN))
+    expect(h.opened.map((s) => s.id)).toEqual([3])
+    expect(h.frames().filter((f) => f.type === FrameType.RST).map((f) => [f.streamId, f.body[3]])).toEqual([[5, MuxError.STREAM_REFUSED]])
+    h.opened[0]!.terminate()
+    h.session.feed(data(7, 'c', Flag.SYN))
+    expect(h.opened.map((s) => s.id)).toEqual([3, 7])
+  })
+
+  test('limit(): a frame header over maxFrameBody ends the session before its body arrives', () => {
+    const h = harness()
+    h.session.limit({ maxFrameBody: 100 })
+    h.session.feed(data(3, 'x'.repeat(100), Flag.SYN))
+    expect(h.closed()).toBeUndefined()
+    h.session.feed(data(5, 'x'.repeat(101), Flag.SYN).subarray(0, 8))
+    expect(h.closed()?.code).toBe(MuxError.FRAME_SIZE)
+  })
 })

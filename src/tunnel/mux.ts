@@ -31,6 +31,12 @@ const SESSION_HIGH_WATER = 4 * 1024 * 1024
  */
 const SMALL_FRAME = 256
 const COALESCE_CHUNK = 16 * 1024
+/**
+ * Past this many bytes queued, the peer has stopped reading while still sending (every DATA frame it
+ * sends earns a WNDINC, every frame for a closed stream an RST): the session is cut. Stream writes stop
+ * at the high water mark, so only such control frames can get here.
+ */
+const DEFAULT_QUEUE_LIMIT = 4 * SESSION_HIGH_WATER
 
 /**
  * Why a stream closed: both FINs (`ended`), our own reset (`terminated`), the peer's RST (`reset`,
@@ -204,6 +210,16 @@ export class MuxStream {
   }
 }
 
+/** What a peer can make a session hold (`MuxSession.limit`). */
+export interface MuxLimits {
+  /** Largest frame body accepted: a stream window (256 KiB) unless set; the framing allows 16 MiB. */
+  maxFrameBody?: number
+  /** Most streams the peer may have open at once. */
+  maxRemoteStreams?: number
+  /** Bytes queued for a peer that does not read, past which the session is cut (16 MiB). */
+  maxQueuedBytes?: number
+}
+
 /** Why a session ended; `by` says who ended it (a peer GOAWAY is a deliberate goodbye). */
 export interface CloseReason {
   code: number
@@ -225,13 +241,17 @@ export interface MuxSessionHandlers {
 export class MuxSession {
   readonly #transport: MuxTransport
   readonly #handlers: MuxSessionHandlers
-  readonly #reader = new FrameReader()
+  // No DATA frame can be larger than a stream's window without breaking flow control.
+  readonly #reader = new FrameReader({ maxBody: INITIAL_WINDOW })
   readonly #streams = new Map<number, MuxStream>()
   readonly #waiting = new Set<MuxStream>()
   readonly #maxLocalStreams: number
+  #maxRemoteStreams = Infinity
+  #maxQueuedBytes = DEFAULT_QUEUE_LIMIT
   #nextId: number
   #lastRemoteId = 0
   #localOpen = 0
+  #remoteOpen = 0
   #outbox: Uint8Array[] = []
   /** Small frames queued after the outbox, copied into one chunk (`#tailLen` bytes of `#tail`). */
   #tail: Uint8Array | undefined
@@ -243,12 +263,14 @@ export class MuxSession {
 
   /**
    * `role: 'server'` (the edge) opens even ids from 2 and accepts odd ones; `'client'` (an agent)
-   * opens odd ids from 3, as ngrok's agents do, and accepts even ones.
+   * opens odd ids from 3, as ngrok's agents do, and accepts even ones. `limits` bound what the peer
+   * can make us hold (see `limit()`).
    */
-  constructor(transport: MuxTransport, handlers: MuxSessionHandlers, options: { maxLocalStreams?: number; role?: 'server' | 'client' } = {}) {
+  constructor(transport: MuxTransport, handlers: MuxSessionHandlers, options: { maxLocalStreams?: number; role?: 'server' | 'client'; limits?: MuxLimits } = {}) {
     this.#transport = transport
     this.#handlers = handlers
     this.#maxLocalStreams = options.maxLocalStreams ?? 400
+    if (options.limits) this.limit(options.limits)
     const client = options.role === 'client'
     this.#nextId = client ? 3 : 2
     this.#remoteParity = client ? 0 : 1
@@ -261,6 +283,18 @@ export class MuxSession {
   /** Streams we opened that are still open (capped below the agent's 512). */
   get localStreams(): number {
     return this.#localOpen
+  }
+
+  /**
+   * Changes what the peer may make us hold: the largest frame body (a larger header ends the session
+   * with GOAWAY(FrameSizeError) before its body is read), how many streams it may have open (a SYN
+   * past that is refused with RST(StreamRefused)), and how much may wait for it to read (past that
+   * the session ends at once). The edge tightens these until an agent authenticates.
+   */
+  limit(limits: MuxLimits): void {
+    if (limits.maxFrameBody !== undefined) this.#reader.maxBody = limits.maxFrameBody
+    if (limits.maxRemoteStreams !== undefined) this.#maxRemoteStreams = limits.maxRemoteStreams
+    if (limits.maxQueuedBytes !== undefined) this.#maxQueuedBytes = limits.maxQueuedBytes
   }
 
   get congested(): boolean {
@@ -306,6 +340,8 @@ export class MuxSession {
       if (!remoteOpened) return this.goAway(MuxError.PROTOCOL, `peer opened stream ${frame.streamId}, which has our parity`)
       if (frame.streamId <= this.#lastRemoteId) return this.goAway(MuxError.PROTOCOL, `stream id ${frame.streamId} reused`)
       this.#lastRemoteId = frame.streamId
+      if (this.#remoteOpen >= this.#maxRemoteStreams) return this.write(encodeReset(frame.streamId, MuxError.STREAM_REFUSED))
+      this.#remoteOpen++
       const opened = new MuxStream(this, frame.streamId, 'remote')
       this.#streams.set(opened.id, opened)
       this.#handlers.onStream(opened)
@@ -325,6 +361,14 @@ export class MuxSession {
       bytes = bytes.subarray(Math.max(n, 0))
     }
     this.#outboxBytes += bytes.length
+    if (this.#outboxBytes > this.#maxQueuedBytes) {
+      this.#outbox = []
+      this.#tail = undefined
+      this.#tailLen = 0
+      this.#outboxBytes = 0
+      this.#end({ code: MuxError.ENHANCE_YOUR_CALM, message: `peer stopped reading: over ${this.#maxQueuedBytes} bytes queued`, by: 'local' })
+      return this.#transport.terminate()
+    }
     if (bytes.length > SMALL_FRAME) {
       this.#flushTail()
       this.#outbox.push(bytes)
@@ -369,8 +413,10 @@ export class MuxSession {
 
   /** @internal */
   forget(stream: MuxStream): void {
-    if (this.#streams.delete(stream.id) && stream.id % 2 !== this.#remoteParity) this.#localOpen--
     this.#waiting.delete(stream)
+    if (!this.#streams.delete(stream.id)) return
+    if (stream.id % 2 === this.#remoteParity) this.#remoteOpen--
+    else this.#localOpen--
   }
 
   /** Tells the peer we are done (with a reason) and closes the session. */
@@ -379,6 +425,18 @@ export class MuxSession {
     this.write(encodeGoAway(this.#lastRemoteId, code, message))
     this.#end({ code, message, by: 'local' })
     this.#transport.end()
+  }
+
+  /**
+   * Like goAway, but the transport is closed at once instead of gracefully: for a peer that broke a
+   * limit. (Bun ignores a terminate() in the same tick as an end(), and an ended socket stays open
+   * for as long as the peer keeps it, so this never calls end().)
+   */
+  abort(code: number, message = ''): void {
+    if (this.#closed) return
+    this.write(encodeGoAway(this.#lastRemoteId, code, message))
+    this.#end({ code, message, by: 'local' })
+    this.#transport.terminate()
   }
 
   /** The transport closed under us. */

@@ -1,13 +1,31 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
 import { VERSION } from '../cli/version.ts'
+import { CODES, type ErrorCode } from '../lib/errors.ts'
 import type { Logger } from '../lib/log.ts'
+import type { ThrottledLog } from '../lib/throttled-log.ts'
 import { accountForToken, type Account } from './accounts.ts'
-import { MuxSession, type CloseReason, type MuxStream, type MuxTransport } from './mux.ts'
-import { MuxError } from './proto/frame.ts'
+import { MuxSession, type CloseReason, type MuxLimits, type MuxStream, type MuxTransport } from './mux.ts'
+import { INITIAL_WINDOW, MuxError } from './proto/frame.ts'
 import { encodeProxyHeader, encodeStreamType, errorReply, field, StreamType, stringField } from './proto/messages.ts'
 
 /** Largest RPC request we accept, in bytes. */
 const MAX_RPC_BYTES = 1024 * 1024
+/** RPC request bytes one session may hold at once, over all its streams. */
+const MAX_RPC_HELD_BYTES = 4 * MAX_RPC_BYTES
+/**
+ * What a connection may send before Auth succeeds, frame headers included. The SDKs' Auth request
+ * is under 1 KiB (plus the user's metadata); the heartbeat stream adds a few bytes.
+ */
+export const PREAUTH_MAX_BYTES = 16 * 1024
+/** Until Auth: frames no larger than the whole allowance, and streams for heartbeat, Auth and a spare. */
+const PREAUTH_LIMITS: MuxLimits = { maxFrameBody: PREAUTH_MAX_BYTES, maxRemoteStreams: 4 }
+/**
+ * After Auth: frames up to a stream's window (a larger DATA frame would break flow control), and an
+ * agent may have as many streams open toward us as it lets us open toward it (512).
+ */
+const AGENT_LIMITS: MuxLimits = { maxFrameBody: INITIAL_WINDOW, maxRemoteStreams: 512 }
+/** Time from the TCP connection to a successful Auth (TLS handshake included), unless the host says. */
+const DEFAULT_AUTH_TIMEOUT_MS = 10_000
 /** What the agents send when they do not say (ngrok's defaults). */
 const DEFAULT_HEARTBEAT_NS = 10_000_000_000
 const DEFAULT_TOLERANCE_NS = 15_000_000_000
@@ -36,6 +54,10 @@ export interface SessionHost {
   closed(session: AgentSession, goodbye: boolean): void
   /** The agent authenticated (`resumed`: it showed the cookie of an earlier session with the same id). */
   connected?(session: AgentSession, resumed: boolean): void
+  /** Milliseconds from the connection's start (TLS handshake included) to a successful Auth; 10 s by default. */
+  authTimeoutMs?: number
+  /** Logs a connection cut for a limit; a flood repeats these at will, so the host throttles them. */
+  limitLog?: ThrottledLog
 }
 
 function randomId(prefix: string): string {
@@ -50,6 +72,7 @@ export class AgentSession {
   readonly mux: MuxSession
   readonly remoteAddr: string
   readonly connectedAt = Date.now()
+  readonly #transport: MuxTransport
   #host: SessionHost
   #log: Logger
   #id = ''
@@ -59,19 +82,51 @@ export class AgentSession {
   #livenessMs = (DEFAULT_HEARTBEAT_NS + DEFAULT_TOLERANCE_NS) / 1e6
   #heartbeatMs = DEFAULT_HEARTBEAT_NS / 1e6
   #lastHeartbeat = Date.now()
+  #preAuthBytes = 0
+  #rpcHeldBytes = 0
+  #authTimer: ReturnType<typeof setTimeout> | undefined
   /** Measured by heartbeats the edge starts (ms); undefined until the first echo. */
   latencyMs: number | undefined
 
   constructor(transport: MuxTransport, remoteAddr: string, host: SessionHost) {
     this.remoteAddr = remoteAddr
+    this.#transport = transport
     this.#host = host
     this.#log = host.log.child({ agent: remoteAddr })
-    this.mux = new MuxSession(transport, {
-      onStream: (stream) => this.#onStream(stream),
-      onClose: (reason) => this.#onClose(reason),
-    })
-    // An agent that never authenticates does not hold a connection for long.
-    this.#armLiveness()
+    this.mux = new MuxSession(
+      transport,
+      {
+        onStream: (stream) => this.#onStream(stream),
+        onClose: (reason) => this.#onClose(reason),
+      },
+      { limits: PREAUTH_LIMITS },
+    )
+    // A connection that never authenticates (or never finishes its TLS handshake) does not hold memory for long.
+    this.#authTimer = setTimeout(() => {
+      if (this.#account) return
+      if (this.mux.closed) return this.#transport.terminate()
+      this.#cut(CODES.AGENT_AUTH_TIMEOUT, 'agent did not authenticate in time; connection cut', { timeout_ms: host.authTimeoutMs ?? DEFAULT_AUTH_TIMEOUT_MS })
+    }, host.authTimeoutMs ?? DEFAULT_AUTH_TIMEOUT_MS)
+    this.#authTimer.unref?.()
+  }
+
+  /** Bytes from the transport. Before Auth succeeds, at most PREAUTH_MAX_BYTES in all. */
+  feed(chunk: Uint8Array): void {
+    if (!this.#account && !this.mux.closed) {
+      this.#preAuthBytes += chunk.length
+      if (this.#preAuthBytes > PREAUTH_MAX_BYTES)
+        return this.#cut(CODES.AGENT_PREAUTH_LIMIT, 'agent sent too much before authenticating; connection cut', { limit_bytes: PREAUTH_MAX_BYTES })
+    }
+    this.mux.feed(chunk)
+  }
+
+  /**
+   * Ends a connection that broke a limit: GOAWAY if the transport takes it, then closed at once (an
+   * unauthenticated peer is owed no graceful close, and a half-closed socket it keeps open would hold on).
+   */
+  #cut(code: ErrorCode, message: string, fields: Record<string, unknown>): void {
+    this.#host.limitLog?.('warn', message, { code, client_addr: this.remoteAddr, ...fields })
+    this.mux.abort(MuxError.ENHANCE_YOUR_CALM, `${message} [${code}]`)
   }
 
   get id(): string {
@@ -152,8 +207,21 @@ export class AgentSession {
 
   #onClose(reason: CloseReason): void {
     clearTimeout(this.#heartbeatTimer)
-    this.#log.info('agent disconnected', { client_id: this.#id, account: this.#account?.name, reason: reason.message, by: reason.by })
-    if (this.#account) this.#host.closed(this, reason.by === 'peer')
+    // Before Auth the deadline stays armed until the socket is gone: a peer may keep a half-closed one open.
+    if (reason.by === 'transport' || this.#account) clearTimeout(this.#authTimer)
+    if (!this.#account) {
+      if (reason.by === 'local' && reason.code === MuxError.FRAME_SIZE) {
+        // The frame reader refused a frame over the pre-auth allowance from its header alone. (This runs
+        // inside goAway, before its end(): Bun would ignore a terminate() that comes after.)
+        this.#host.limitLog?.('warn', 'agent sent too much before authenticating; connection cut', { code: CODES.AGENT_PREAUTH_LIMIT, client_addr: this.remoteAddr, reason: reason.message })
+        this.#transport.terminate()
+      }
+      return this.#log.debug('unauthenticated agent connection closed', { reason: reason.message, by: reason.by })
+    }
+    if (reason.by === 'local' && reason.code === MuxError.ENHANCE_YOUR_CALM)
+      this.#host.limitLog?.('warn', 'agent stopped reading; session cut', { code: CODES.AGENT_QUEUE_LIMIT, client_addr: this.remoteAddr, client_id: this.#id })
+    this.#log.info('agent disconnected', { client_id: this.#id, account: this.#account.name, reason: reason.message, by: reason.by })
+    this.#host.closed(this, reason.by === 'peer')
   }
 
   #onStream(stream: MuxStream): void {
@@ -194,16 +262,30 @@ export class AgentSession {
     let text = ''
     const decoder = new TextDecoder()
     let done = false
+    // Bytes of this request held until it parses; all of a session's together are capped too.
+    let held = 0
+    const release = () => {
+      this.#rpcHeldBytes -= held
+      held = 0
+    }
     let markRead = () => {}
     const replyRead = new Promise<void>((resolve) => (markRead = resolve))
-    stream.onclose = () => markRead()
+    stream.onclose = () => {
+      release()
+      markRead()
+    }
     const onData = (chunk: Uint8Array) => {
       if (done) return
-      text += decoder.decode(chunk, { stream: true })
-      if (text.length > MAX_RPC_BYTES) {
+      held += chunk.length
+      this.#rpcHeldBytes += chunk.length
+      if (held > MAX_RPC_BYTES || this.#rpcHeldBytes > MAX_RPC_HELD_BYTES) {
         done = true
+        release()
         return stream.terminate(MuxError.FRAME_SIZE)
       }
+      text += decoder.decode(chunk, { stream: true })
+      // Requests are JSON objects: parse only when the text could be whole (a parse per chunk of a long one is quadratic).
+      if (!text.trimEnd().endsWith('}')) return
       let request: unknown
       try {
         request = JSON.parse(text)
@@ -211,6 +293,8 @@ export class AgentSession {
         return // incomplete JSON: wait for more (the agent sends no length and no FIN)
       }
       done = true
+      release()
+      text = ''
       void this.#answer(type, request, replyRead).then((reply) => {
         stream.write(new TextEncoder().encode(JSON.stringify(reply)))
         stream.end()
@@ -271,6 +355,8 @@ export class AgentSession {
     const resumes = previous !== '' && cookie.length === expected.length && timingSafeEqual(Buffer.from(cookie), Buffer.from(expected))
     this.#id = resumes ? previous : randomId('')
     this.#account = account
+    clearTimeout(this.#authTimer)
+    this.mux.limit(AGENT_LIMITS)
     const interval = Number(field(extra, 'HeartbeatInterval')) || DEFAULT_HEARTBEAT_NS
     const tolerance = Number(field(extra, 'HeartbeatTolerance')) || DEFAULT_TOLERANCE_NS
     this.#livenessMs = Math.max(1000, (interval + tolerance) / 1e6)

@@ -82,86 +82,94 @@ export class FrameError extends Error {
   }
 }
 
+/** A frame header, validated. */
+interface FrameHead {
+  type: FrameType
+  flags: number
+  streamId: number
+  length: number
+}
+
 /**
  * Incremental frame reader: feed it socket chunks, get whole frames. Every frame is validated
- * (known type, stream id rules, fixed body sizes) before the session sees it.
+ * (known type, stream id rules, fixed body sizes, `maxBody`) from its header, before its body is
+ * waited for; a body split over chunks is copied once into a buffer of its size, so a peer that
+ * announces a frame can make us hold at most `maxBody` bytes for it.
  */
 export class FrameReader {
-  /**
-   * Bytes of an unfinished frame. It grows by doubling (up to one whole frame) and is filled in
-   * place: concatenating on every chunk made a 16 MB frame sent in 16 KB pieces cost seconds of CPU.
-   */
-  #buf: Uint8Array = new Uint8Array(0)
-  #len = 0
-  readonly #maxBody: number
+  /** Largest body accepted; a session lowers it before the peer authenticates. */
+  maxBody: number
+  /** A header split across chunks. */
+  readonly #head = new Uint8Array(HEADER_BYTES)
+  #headBytes = 0
+  /** The frame whose body is arriving (allocated at its announced size, which `maxBody` bounds). */
+  #current: { head: FrameHead; body: Uint8Array; filled: number } | undefined
 
   constructor(options: { maxBody?: number } = {}) {
-    this.#maxBody = options.maxBody ?? MAX_BODY
+    this.maxBody = options.maxBody ?? MAX_BODY
   }
 
   /** Appends `chunk` and returns every complete frame; throws FrameError on a bad one. */
   push(chunk: Uint8Array): Frame[] {
-    let buf: Uint8Array
-    if (this.#len === 0) buf = chunk
-    else {
-      const need = this.#len + chunk.length
-      if (need > this.#buf.length) {
-        const grown = new Uint8Array(Math.max(need, Math.min(this.#buf.length * 2, HEADER_BYTES + this.#maxBody)))
-        grown.set(this.#buf.subarray(0, this.#len))
-        this.#buf = grown
-      }
-      this.#buf.set(chunk, this.#len)
-      this.#len = need
-      buf = this.#buf.subarray(0, need)
-    }
     const frames: Frame[] = []
     let at = 0
-    while (buf.length - at >= HEADER_BYTES) {
-      const view = new DataView(buf.buffer, buf.byteOffset + at, HEADER_BYTES)
-      const word = view.getUint32(0)
-      const length = word >>> 8
-      const type = (word >> 4) & 0xf
-      const flags = word & 0xf
-      const streamId = view.getUint32(4) & 0x7fffffff
-      if (type > FrameType.GOAWAY) throw new FrameError(MuxError.PROTOCOL, `unknown frame type ${type}`)
-      if (length > this.#maxBody) throw new FrameError(MuxError.FRAME_SIZE, `frame body of ${length} bytes is too large`)
-      if (type === FrameType.GOAWAY) {
-        if (streamId !== 0) throw new FrameError(MuxError.PROTOCOL, 'GOAWAY on a stream')
-        if (length < 8) throw new FrameError(MuxError.FRAME_SIZE, 'GOAWAY shorter than 8 bytes')
-      } else {
-        if (streamId === 0) throw new FrameError(MuxError.PROTOCOL, 'stream frame on stream 0')
-        if ((type === FrameType.RST || type === FrameType.WNDINC) && length !== 4)
-          throw new FrameError(MuxError.FRAME_SIZE, `${type === FrameType.RST ? 'RST' : 'WNDINC'} body must be 4 bytes`)
+    while (at < chunk.length) {
+      let current = this.#current
+      if (!current) {
+        let head: FrameHead
+        if (this.#headBytes === 0 && chunk.length - at >= HEADER_BYTES) {
+          head = this.#parseHeader(chunk, at)
+          at += HEADER_BYTES
+          if (chunk.length - at >= head.length) {
+            // The whole frame is here (the usual case). Copied: the caller may keep a body after the socket reuses its buffer.
+            frames.push({ type: head.type, flags: head.flags, streamId: head.streamId, body: chunk.slice(at, at + head.length) })
+            at += head.length
+            continue
+          }
+        } else {
+          const n = Math.min(HEADER_BYTES - this.#headBytes, chunk.length - at)
+          this.#head.set(chunk.subarray(at, at + n), this.#headBytes)
+          this.#headBytes += n
+          at += n
+          if (this.#headBytes < HEADER_BYTES) break
+          this.#headBytes = 0
+          head = this.#parseHeader(this.#head, 0)
+        }
+        current = this.#current = { head, body: new Uint8Array(head.length), filled: 0 }
       }
-      if (buf.length - at < HEADER_BYTES + length) break
-      // Copy the body: the caller may keep it after the socket reuses its buffer.
-      const body = buf.slice(at + HEADER_BYTES, at + HEADER_BYTES + length)
-      frames.push({ type: type as FrameType, flags, streamId, body })
-      at += HEADER_BYTES + length
+      const n = Math.min(current.body.length - current.filled, chunk.length - at)
+      current.body.set(chunk.subarray(at, at + n), current.filled)
+      current.filled += n
+      at += n
+      if (current.filled < current.body.length) break
+      const { type, flags, streamId } = current.head
+      frames.push({ type, flags, streamId, body: current.body })
+      this.#current = undefined
     }
-    this.#keep(buf, at)
     return frames
   }
 
-  /** Keeps `buf` from `at` (the start of an unfinished frame) for the next chunk. */
-  #keep(buf: Uint8Array, at: number): void {
-    const rest = buf.length - at
-    if (rest === 0) {
-      this.#len = 0
-      // A large frame's buffer is not kept around once it is done.
-      if (this.#buf.length > 64 * 1024) this.#buf = new Uint8Array(0)
-      return
+  #parseHeader(b: Uint8Array, at: number): FrameHead {
+    const length = (b[at]! << 16) | (b[at + 1]! << 8) | b[at + 2]!
+    const type = b[at + 3]! >> 4
+    const flags = b[at + 3]! & 0xf
+    const streamId = ((b[at + 4]! & 0x7f) << 24) | (b[at + 5]! << 16) | (b[at + 6]! << 8) | b[at + 7]!
+    if (type > FrameType.GOAWAY) throw new FrameError(MuxError.PROTOCOL, `unknown frame type ${type}`)
+    if (length > this.maxBody) throw new FrameError(MuxError.FRAME_SIZE, `frame body of ${length} bytes is too large`)
+    if (type === FrameType.GOAWAY) {
+      if (streamId !== 0) throw new FrameError(MuxError.PROTOCOL, 'GOAWAY on a stream')
+      if (length < 8) throw new FrameError(MuxError.FRAME_SIZE, 'GOAWAY shorter than 8 bytes')
+    } else {
+      if (streamId === 0) throw new FrameError(MuxError.PROTOCOL, 'stream frame on stream 0')
+      if ((type === FrameType.RST || type === FrameType.WNDINC) && length !== 4)
+        throw new FrameError(MuxError.FRAME_SIZE, `${type === FrameType.RST ? 'RST' : 'WNDINC'} body must be 4 bytes`)
     }
-    if (this.#len === 0) {
-      // The rest came straight from the socket's chunk, which it reuses: copy it.
-      if (this.#buf.length < rest) this.#buf = new Uint8Array(Math.max(rest, 4096))
-      this.#buf.set(buf.subarray(at))
-    } else if (at > 0) this.#buf.copyWithin(0, at, buf.length)
-    this.#len = rest
+    return { type: type as FrameType, flags, streamId, length }
   }
 
+  /** Bytes held for a frame not yet complete. */
   get buffered(): number {
-    return this.#len
+    return this.#headBytes + (this.#current?.filled ?? 0)
   }
 }
 

@@ -145,6 +145,10 @@ export const ServerConfigSpec = v.strictObject({
       mode: v.optional(v.picklist(['dev', 'acme', 'files']), 'dev'),
       /** Seconds to wait for a ClientHello before closing (ngrok: 3). */
       client_hello_timeout: v.optional(v.pipe(v.number(), v.minValue(0.1)), 3),
+      /** Most connections waiting for their ClientHello at once; more are refused (ERR_WARREN_3016). */
+      max_pending: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 4096),
+      /** Most connections waiting for their ClientHello from one IPv4 address or IPv6 /64; more are refused (ERR_WARREN_3016). */
+      max_pending_per_ip: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 256),
       /** Automatic certificates (`mode: acme`); see docs/configuration.md "Automatic certificates (ACME)". */
       acme: v.optional(
         v.strictObject({
@@ -207,6 +211,10 @@ export const ServerConfigSpec = v.strictObject({
        * go silent (the request fails and the connection closes): slow clients cannot hold connections.
        */
       read_timeout: v.optional(v.pipe(v.number(), v.minValue(0.1)), 30),
+      /** Most connections that have not sent a whole request head yet; more are refused (ERR_WARREN_3017). */
+      max_pending: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 4096),
+      /** Most connections without a whole request head from one IPv4 address or IPv6 /64; more are refused (ERR_WARREN_3017). */
+      max_pending_per_ip: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 256),
       /** Seconds to wait for an upstream's response headers (504 beyond it). */
       upstream_timeout: v.optional(v.pipe(v.number(), v.minValue(1)), 300),
       /** Plaintext requests for an https:// endpoint without an http:// twin get a 308 to https. */
@@ -223,6 +231,12 @@ export const ServerConfigSpec = v.strictObject({
       reconnect_grace: v.optional(v.pipe(v.number(), v.minValue(0)), 60),
       /** Seconds a request waits for a reconnecting agent (or a free stream) before failing. */
       reconnect_wait: v.optional(v.pipe(v.number(), v.minValue(0)), 5),
+      /** Seconds from an agent's TCP connection to its successful Auth (TLS handshake included); then it is cut (ERR_WARREN_4009). */
+      auth_timeout: v.optional(v.pipe(v.number(), v.minValue(0.1)), 10),
+      /** Most agent connections that have not authenticated yet; more are refused (ERR_WARREN_4010). */
+      max_pending: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 1024),
+      /** Most unauthenticated agent connections from one IPv4 address or IPv6 /64; more are refused (ERR_WARREN_4010). */
+      max_pending_per_ip: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1)), 64),
     }),
     {},
   ),
