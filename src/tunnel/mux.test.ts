@@ -243,6 +243,24 @@ describe('MuxSession', () => {
     expect(session.closed).toBe(true)
   })
 
+  test('writeHeader() sends the header of a new stream while the session is congested; write() takes nothing then', () => {
+    const h = harness({ accept: 0 })
+    // Fill the outbox past its high water mark with data the transport never takes.
+    const filler: MuxStream[] = []
+    while (!h.session.congested) {
+      const s = h.session.open()!
+      filler.push(s)
+      s.write(new Uint8Array(256 * 1024))
+    }
+    const stream = h.session.open()!
+    expect(stream.write(new Uint8Array([1, 2, 3]))).toBe(0)
+    stream.writeHeader(new TextEncoder().encode('proxy-header'))
+    h.setAccept(Infinity)
+    h.session.drain()
+    const mine = h.frames().filter((f) => f.streamId === stream.id && f.type === FrameType.DATA)
+    expect(mine.map((f) => new TextDecoder().decode(f.body))).toEqual(['proxy-header'])
+  })
+
   test('limit(): streams past maxRemoteStreams are refused, and a freed slot is reused', () => {
     const h = harness()
     h.session.limit({ maxRemoteStreams: 1 })

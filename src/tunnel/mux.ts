@@ -91,6 +91,18 @@ export class MuxStream {
   }
 
   /** Sends as much of `chunk` as the peer's window and the connection allow; returns the bytes taken. */
+  /**
+   * The header that opens a stream (proxy header, stream type): sent whole even while the session is
+   * congested, where `write` would take nothing and the stream would reach the agent without its
+   * header. A few hundred bytes, always inside a new stream's window.
+   */
+  writeHeader(chunk: Uint8Array): void {
+    if (this.#closed || this.#localEnded) return
+    if (chunk.length > this.#sendWindow) throw new RangeError('a stream header must fit the stream window')
+    this.#send(FrameType.DATA, 0, chunk)
+    this.#sendWindow -= chunk.length
+  }
+
   write(chunk: Uint8Array): number {
     if (this.#closed || this.#localEnded) return 0
     if (this.#session.congested) {

@@ -155,7 +155,7 @@ export class AgentSession {
   openProxy(header: { Id: string; ClientAddr: string; Proto: string; EdgeType: string; PassthroughTLS: boolean }): MuxStream | undefined {
     const stream = this.mux.open()
     if (!stream) return undefined
-    stream.write(encodeProxyHeader(header))
+    stream.writeHeader(encodeProxyHeader(header))
     return stream
   }
 
@@ -163,8 +163,8 @@ export class AgentSession {
   stopTunnel(id: string, message: string, errorCode: string): void {
     const stream = this.mux.open()
     if (!stream) return
-    stream.write(encodeStreamType(StreamType.STOP_TUNNEL))
-    stream.write(new TextEncoder().encode(JSON.stringify({ Id: id, Message: message, ErrorCode: errorCode })))
+    stream.writeHeader(encodeStreamType(StreamType.STOP_TUNNEL))
+    stream.writeHeader(new TextEncoder().encode(JSON.stringify({ Id: id, Message: message, ErrorCode: errorCode })))
     stream.end()
   }
 
