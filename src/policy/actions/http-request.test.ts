@@ -59,6 +59,7 @@ describe('http-request at runtime', () => {
     const seen = JSON.parse(result.res.body)
     expect(seen).toMatchObject({ method: 'POST', path: '/echo?ip=203.0.113.7', body: '{"p":"/p"}' })
     expect(seen.headers).toMatchObject({ 'x-path': '/p', 'x-forwarded-for': '203.0.113.7', 'warren-req-type': 'http-request' })
+    expect(seen.headers['warren-req-id']).toMatch(/^[0-9a-f-]{36}$/)
   })
 
   test('later actions read the response', async () => {
