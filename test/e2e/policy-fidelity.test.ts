@@ -1,9 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { existsSync, readFileSync } from 'node:fs'
-import { join } from 'node:path'
 import { gunzipSync } from 'node:zlib'
 import { curl } from './framework/curl.ts'
-import { eventually, startEdge, type Edge } from './framework/process.ts'
+import { eventually, fileEvents, startEdge, type Edge } from './framework/process.ts'
 import { rawRequest } from './framework/raw.ts'
 
 // Traffic-policy behaviour as ngrok's documentation writes it, through the compiled binary: the
@@ -51,14 +49,6 @@ function lines(text: string): string[] {
 let edge: Edge
 const url = (name: string, path = '/') => `http://${name}.warren.localhost:${edge.httpPort}${path}`
 
-function fileEvents(): any[] {
-  const path = join(edge.dir, 'events.jsonl')
-  if (!existsSync(path)) return []
-  return readFileSync(path, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l))
-}
 
 beforeAll(async () => {
   edge = await startEdge({
@@ -220,7 +210,7 @@ describe('policy fidelity (ngrok-documented forms)', () => {
     const page = await curl([url('nothere', '/page')])
     expect(page.status).toBe(404)
     const find = (host: string, path: string) =>
-      fileEvents().find((e) => e.event_type === 'http_request_complete.v0' && e.object.http.request.url.path === path && e.object.http.request.url.host === `${host}.warren.localhost`)
+      fileEvents(edge).find((e) => e.event_type === 'http_request_complete.v0' && e.object.http.request.url.path === path && e.object.http.request.url.host === `${host}.warren.localhost`)
     expect(await eventually(async () => [find('made', '/hello'), find('made', '/deny'), find('nothere', '/page')].every(Boolean), 5000)).toBe(true)
     expect(find('made', '/hello').object.http.response.body_length).toBe(12)
     // deny sends no body: a known 0, not -1 (unknown).
