@@ -469,7 +469,7 @@ export class Http1Connection {
       }
     }
     // A body re-encoded on the way (compress-response) streams, however quickly it ended.
-    const unsized = !ended || isStreamed(res.body)
+    const unsized = !ended || (!noBody && isStreamed(res.body))
     if (length === -1 && !unsized && !noBody) length = first.reduce((n, c) => n + c.length, 0)
     const chunked = unsized && length === -1 && minor === 1
     if (unsized && length === -1 && minor === 0) keepAlive = false
