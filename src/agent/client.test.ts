@@ -7,9 +7,9 @@ import { Secret } from '../lib/secret.ts'
 import { makeAccount } from '../tunnel/accounts.ts'
 import type { MuxStream } from '../tunnel/mux.ts'
 import { FrameReader, type Frame } from '../tunnel/proto/frame.ts'
-import { StreamType } from '../tunnel/proto/messages.ts'
+import { StreamType, type ProxyHeader } from '../tunnel/proto/messages.ts'
 import { AgentSession } from '../tunnel/session.ts'
-import { parseEdgeError, parseServerAddr, TunnelClient, TunnelError, type ProxyHeader } from './client.ts'
+import { parseEdgeError, parseServerAddr, TunnelClient, TunnelError } from './client.ts'
 
 // The agent's client against the edge's own session code (src/tunnel/session.ts) over real TLS.
 const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {}, child: () => quiet, enabled: () => false }

@@ -7,17 +7,8 @@ import type { Logger } from '../lib/log.ts'
 import type { Secret } from '../lib/secret.ts'
 import { MuxSession, type CloseReason, type MuxStream } from '../tunnel/mux.ts'
 import { MuxError } from '../tunnel/proto/frame.ts'
-import { encodeStreamType, field, StreamType, stringField } from '../tunnel/proto/messages.ts'
+import { encodeStreamType, field, StreamType, stringField, type ProxyHeader } from '../tunnel/proto/messages.ts'
 import { concat, StreamWriter } from './stream-io.ts'
-
-/** The header of a proxy stream (type 3): which tunnel, and who the public client is. */
-export interface ProxyHeader {
-  Id: string
-  ClientAddr: string
-  Proto: string
-  EdgeType: string
-  PassthroughTLS: boolean
-}
 
 /** Largest proxy header or command we read from the edge. */
 const MAX_HEADER_BYTES = 64 * 1024

@@ -83,7 +83,7 @@ endpoints:
     { desc: 'bad log format', text: 'version: 3\nagent:\n  log_format: xml\n', where: 'agent.yml:3:15', what: 'log_format' },
     { desc: 'bad duration', text: 'version: 3\nagent:\n  heartbeat_interval: soon\n', where: 'agent.yml:3:23', what: 'duration' },
     { desc: 'duplicate name', text: 'version: 3\nendpoints:\n  - name: a\n    upstream: {url: 80}\n  - name: a\n    upstream: {url: 81}\n', where: 'agent.yml:5:11', what: 'used twice' },
-    { desc: 'YAML syntax', text: 'version: 3\nagent: [\n', where: 'agent.yml:3:1', what: '' },
+    { desc: 'YAML syntax: the unclosed [ on its own line', text: 'version: 3\nagent: [\n', where: 'agent.yml:2:9', what: '' },
   ])('$desc → $where', ({ text, where, what }) => {
     const err = failure(() => parseConfigText(text, 'agent.yml'))
     expect(err.code).toBe('ERR_WARREN_1001')

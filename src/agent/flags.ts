@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { formatEndpointUrl, parseEndpointUrl, type Scheme } from '../config/url.ts'
@@ -272,9 +273,19 @@ function webAddrOf(v: string | false): string | false {
 /** Reads the CA file named in the settings. */
 export function readCa(path: string | undefined): string | undefined {
   if (path === undefined) return undefined
+  let text: string
   try {
-    return readFileSync(path, 'utf8')
+    text = readFileSync(path, 'utf8')
   } catch (err) {
     throw bad(`Cannot read the server CA "${path}": ${(err as Error).message}`)
   }
+  // Checked here: Bun's own answer to a bad CA is a bare "Invalid CA" thrown from deep in connect().
+  const block = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/.exec(text)?.[0]
+  let valid = false
+  try {
+    valid = block !== undefined && new X509Certificate(block).raw.length > 0
+  } catch {}
+  if (!valid)
+    throw bad(`The server CA "${path}" is not a PEM certificate (-----BEGIN CERTIFICATE-----); pass the CA that issued the edge's agent-port certificate, e.g. the file \`warren ca path\` prints on the edge`)
+  return text
 }

@@ -4,7 +4,7 @@ import { isIP } from 'node:net'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { CODES } from '../lib/errors.ts'
+import { CODES, ERROR_CODE_HEADER } from '../lib/errors.ts'
 import type { Logger } from '../lib/log.ts'
 import { Relay, type RelayStats } from '../proxy/tcp-relay.ts'
 import type { MuxStream } from '../tunnel/mux.ts'
@@ -247,7 +247,7 @@ export function errorResponse(status: number, accept: string, options: { message
     : `<!doctype html><html><head><meta charset="utf-8"><title>${status} ${reason}</title></head><body><h1>${status} ${reason}</h1><p>${escapeHtml(options.message)}</p><p><code>${code}</code></p></body></html>\n`
   const bytes = new TextEncoder().encode(body)
   const head = new TextEncoder().encode(
-    `HTTP/1.1 ${status} ${reason}\r\ncontent-type: ${json ? 'application/json' : 'text/html; charset=utf-8'}\r\ncontent-length: ${bytes.length}\r\nconnection: close\r\ncache-control: no-store\r\n\r\n`,
+    `HTTP/1.1 ${status} ${reason}\r\ncontent-type: ${json ? 'application/json' : 'text/html; charset=utf-8'}\r\ncontent-length: ${bytes.length}\r\n${ERROR_CODE_HEADER}: ${code}\r\nconnection: close\r\ncache-control: no-store\r\n\r\n`,
   )
   return [head, bytes]
 }

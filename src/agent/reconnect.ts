@@ -2,7 +2,8 @@ import type { Logger } from '../lib/log.ts'
 import type { Secret } from '../lib/secret.ts'
 import type { MuxStream } from '../tunnel/mux.ts'
 import { MuxError } from '../tunnel/proto/frame.ts'
-import { TunnelClient, TunnelError, type ProxyHeader } from './client.ts'
+import { TunnelClient, TunnelError } from './client.ts'
+import type { ProxyHeader } from '../tunnel/proto/messages.ts'
 import { HttpTap, type CaptureStore } from '../inspect/capture.ts'
 import { FileServers, forwardStream, type ConnectionDone } from './forward.ts'
 import { forwardHttp2, Http2Sessions } from './http2-upstream.ts'
@@ -131,7 +132,10 @@ export class Agent {
         break
       } catch (err) {
         if ((err instanceof TunnelError && err.fatal) || this.#o.retryStart === false || !(err instanceof TunnelError)) {
-          this.#client?.terminate()
+          // A goodbye, not a drop: endpoints bound before the refusal are released at once instead
+          // of staying reserved for the reconnect grace period.
+          if (this.#client && !this.#client.isClosed) this.#client.close('agent could not start')
+          else this.#client?.terminate()
           this.#client = undefined
           this.#terminators.dispose()
           throw err

@@ -37,7 +37,7 @@ describe('POST /endpoints', () => {
     const ep = await res.json()
     expect(ep).toMatchObject({
       type: 'cloud',
-      url: 'http://new.example.com',
+      url: 'http://new.example.com:8080',
       scheme: 'http',
       host: 'new.example.com',
       port: 8080,
@@ -73,7 +73,7 @@ describe('POST /endpoints', () => {
     cleanups.push(again.cleanup)
     const got = await again.call('GET', `/endpoints/${ep.id}`)
     expect(got.status).toBe(200)
-    expect(await got.json()).toMatchObject({ id: ep.id, url: 'https://persist.example.com', traffic_policy: respondPolicy('p') })
+    expect(await got.json()).toMatchObject({ id: ep.id, url: 'https://persist.example.com:8443', traffic_policy: respondPolicy('p') })
   })
 
   test('a traffic policy given as an object is stored as a map and shown as JSON', async () => {
@@ -150,7 +150,7 @@ describe('GET /endpoints', () => {
     const body = await (await s.call('GET', '/endpoints')).json()
     expect(body.endpoints).toHaveLength(1)
     const [ep] = body.endpoints
-    expect(ep).toMatchObject({ type: 'cloud', url: 'http://hand.example.com', source: 'hand.yml', read_only: true, description: 'from a file', metadata: '{"team":"core"}' })
+    expect(ep).toMatchObject({ type: 'cloud', url: 'http://hand.example.com:8080', source: 'hand.yml', read_only: true, description: 'from a file', metadata: '{"team":"core"}' })
     expect(JSON.parse(ep.traffic_policy)).toEqual({ on_http_request: [{ actions: [{ type: 'custom-response', config: { body: 'hand' } }] }] })
     expect(body.uri).toBe('http://127.0.0.1:4041/endpoints')
   })
@@ -166,11 +166,13 @@ describe('GET /endpoints', () => {
     await s.call('POST', '/endpoints', { url: 'http://a.example.com', traffic_policy: respondPolicy('a') })
     await s.call('POST', '/endpoints', { url: 'https://b.internal', traffic_policy: respondPolicy('b') })
     const urls = async (q: string) => ((await (await s.call('GET', `/endpoints${q}`)).json()).endpoints as { url: string }[]).map((e) => e.url).sort()
-    expect(await urls('')).toEqual(['http://a.example.com', 'http://hand.example.com', 'https://b.internal'])
-    expect(await urls('?url=http://a.example.com')).toEqual(['http://a.example.com'])
+    expect(await urls('')).toEqual(['http://a.example.com:8080', 'http://hand.example.com:8080', 'https://b.internal'])
+    expect(await urls('?url=http://a.example.com')).toEqual(['http://a.example.com:8080'])
+    // The URL as shown (with the listener's port) filters the same.
+    expect(await urls('?url=http://a.example.com:8080')).toEqual(['http://a.example.com:8080'])
     expect(await urls('?url=b.internal')).toEqual(['https://b.internal'])
     expect(await urls('?binding=internal')).toEqual(['https://b.internal'])
-    expect(await urls('?binding=public')).toEqual(['http://a.example.com', 'http://hand.example.com'])
+    expect(await urls('?binding=public')).toEqual(['http://a.example.com:8080', 'http://hand.example.com:8080'])
     expect(await urls('?type=cloud')).toHaveLength(3)
     expect(await urls('?type=agent')).toEqual([])
   })
@@ -226,7 +228,7 @@ describe('PATCH and DELETE /endpoints/:id', () => {
     const created = await (await s.call('POST', '/endpoints', { url: 'http://old.example.com', traffic_policy: respondPolicy('v1'), description: 'keep me' })).json()
     const res = await s.call('PATCH', `/endpoints/${created.id}`, { url: 'http://new.example.com', traffic_policy: respondPolicy('v2') })
     expect(res.status).toBe(200)
-    expect(await res.json()).toMatchObject({ id: created.id, url: 'http://new.example.com', description: 'keep me', traffic_policy: respondPolicy('v2'), read_only: false })
+    expect(await res.json()).toMatchObject({ id: created.id, url: 'http://new.example.com:8080', description: 'keep me', traffic_policy: respondPolicy('v2'), read_only: false })
     expect(s.store.current.endpoints.map((e) => [e.id, e.urlText])).toEqual([[created.id, 'http://new.example.com']])
     // "" clears a text field.
     const cleared = await (await s.call('PATCH', `/endpoints/${created.id}`, { description: '' })).json()
@@ -279,8 +281,8 @@ describe('PATCH and DELETE /endpoints/:id', () => {
     const name = 'api-ep_01aaaaaaaaaaaaaaaaaaaaaaaa.yml'
     const s = api({ files: { [name]: `endpoints:\n  - url: http://one.example.com\n    traffic_policy: {on_http_request: [{actions: [{type: custom-response}]}]}\n  - url: http://two.example.com\n    traffic_policy: {on_http_request: [{actions: [{type: custom-response}]}]}\n` } })
     const eps: { id: string; url: string; read_only: boolean }[] = (await (await s.call('GET', '/endpoints')).json()).endpoints
-    expect(eps.find((e) => e.url === 'http://one.example.com')).toMatchObject({ id: 'ep_01aaaaaaaaaaaaaaaaaaaaaaaa', read_only: false })
-    expect(eps.find((e) => e.url === 'http://two.example.com')?.read_only).toBe(true)
+    expect(eps.find((e) => e.url === 'http://one.example.com:8080')).toMatchObject({ id: 'ep_01aaaaaaaaaaaaaaaaaaaaaaaa', read_only: false })
+    expect(eps.find((e) => e.url === 'http://two.example.com:8080')?.read_only).toBe(true)
   })
 
   test('ids are never turned into paths outside the API files', async () => {

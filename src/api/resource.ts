@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { parseSource } from '../config/document.ts'
+import { publicEndpointUrl, type Scheme } from '../config/url.ts'
 import type { Endpoint } from '../endpoints/endpoint.ts'
 import { isApiOwned } from './owned-files.ts'
 
@@ -82,7 +83,14 @@ function policyText(dir: string, source: string, decl: Record<string, unknown> |
 
 export function endpointResource(
   ep: Endpoint,
-  options: { origin: string; policiesDir: string; cache: SourceCache; session?: { online: boolean; session: string | undefined } | undefined },
+  options: {
+    origin: string
+    policiesDir: string
+    cache: SourceCache
+    /** Ports URLs without one are served on: the shown `url` names them so it works as printed. */
+    publicPorts: Readonly<Record<Scheme, number>>
+    session?: { online: boolean; session: string | undefined } | undefined
+  },
 ): EndpointResource {
   const decl = ep.kind === 'cloud' ? declarationOf(options.policiesDir, ep, options.cache) : undefined
   const trafficPolicy = ep.kind === 'cloud' ? policyText(options.policiesDir, ep.source, decl) : undefined
@@ -90,7 +98,7 @@ export function endpointResource(
     id: ep.id,
     uri: `${options.origin}/endpoints/${ep.id}`,
     type: ep.kind,
-    url: ep.urlText,
+    url: publicEndpointUrl(ep.url, options.publicPorts),
     scheme: ep.url.scheme,
     host: ep.url.host,
     port: ep.port,

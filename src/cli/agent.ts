@@ -11,10 +11,9 @@ import { Dashboard } from '../agent/dashboard.ts'
 import { VERSION } from './version.ts'
 import type { EndpointSpec } from '../agent/spec.ts'
 import type { EndpointKind } from '../agent/upstream.ts'
+import { policyProblems } from '../agent/check.ts'
 import { CODES, WarrenError } from '../lib/errors.ts'
 import { log } from '../lib/log.ts'
-import { compilePolicy, validatePolicy } from '../policy/engine.ts'
-import { ConfigIssues } from '../policy/issue.ts'
 import { CaptureStore } from '../inspect/capture.ts'
 import { startInspector } from '../inspect/server.ts'
 
@@ -37,6 +36,9 @@ async function runAgent(command: string, endpoints: EndpointSpec[], values: Para
   const config = loadAgentConfig(configPaths)
   const settings = resolveSettings(values, config)
   const ca = readCa(settings.serverCaPath)
+  // Every endpoint is checked before the first is bound: one bad endpoint must not leave others bound.
+  const problems = endpoints.flatMap((spec) => policyProblems(spec))
+  if (problems.length) throw new WarrenError(CODES.CONFIG_INVALID, `${problems.length === 1 ? 'An endpoint is' : 'Endpoints are'} invalid; nothing was started:\n${problems.join('\n')}`)
   // On a terminal, with no log destination asked for, the dashboard replaces the log lines (as ngrok's console UI).
   const useDashboard = process.stdout.isTTY === true && values.log === undefined && config.agent.log === undefined && config.agent.console_ui !== false
   const output = setupAgentLog({ log: useDashboard ? false : settings.log, format: settings.logFormat, level: settings.logLevel })
@@ -191,12 +193,9 @@ export async function configCommand(args: string[]): Promise<number> {
       const problems: string[] = []
       for (const sourced of config.endpoints) {
         try {
-          const spec = endpointFromEntry(sourced)
-          if (spec.trafficPolicy) compilePolicy(validatePolicy(JSON.parse(spec.trafficPolicy)), { scheme: spec.scheme, cloud: false })
+          problems.push(...policyProblems(endpointFromEntry(sourced), `${sourced.source}: endpoint "${sourced.entry.name}"`))
         } catch (err) {
-          const where = `${sourced.source}: endpoint "${sourced.entry.name}"`
-          if (err instanceof ConfigIssues) problems.push(...err.issues.map((i) => `${where}: traffic policy: ${i.message} [${i.code}]`))
-          else if (err instanceof WarrenError) problems.push(`${err.message} [${err.code}]`)
+          if (err instanceof WarrenError) problems.push(`${err.message} [${err.code}]`)
           else throw err
         }
       }

@@ -151,7 +151,9 @@ export async function apiCommand(args: string[]): Promise<number> {
     return 1
   }
   if (!res.ok) {
-    process.stderr.write(JSON.stringify(json ?? { status_code: res.status }, null, 2) + '\n')
+    // Without a key, say where one goes; inside the JSON so scripts still parse stderr as one document.
+    const hint = res.status === 401 && !key ? { hint: "no API key was given: pass --api-key KEY or set WARREN_API_KEY (one of api_keys in the edge's warren.yaml)" } : {}
+    process.stderr.write(JSON.stringify({ ...((json as object | undefined) ?? { status_code: res.status }), ...hint }, null, 2) + '\n')
     return 1
   }
   // DELETE, stop and restart answer 204 without a body; say what happened so scripts still get JSON.

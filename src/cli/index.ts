@@ -1,4 +1,4 @@
-import { WarrenError } from '../lib/errors.ts'
+import { CODES, WarrenError } from '../lib/errors.ts'
 import { CONFIG_USAGE, HTTP_USAGE, START_USAGE, TCP_USAGE, TLS_USAGE, configCommand, httpCommand, startCommand, tcpCommand, tlsCommand } from './agent.ts'
 import { API_USAGE, apiCommand } from './api.ts'
 import { caCommand } from './ca.ts'
@@ -19,7 +19,7 @@ export interface Command {
 export const COMMANDS: readonly Command[] = [
   {
     name: 'serve',
-    usage: 'warren serve [--config FILE] [--policies DIR] [--certs DIR] [--http ADDR] [--domain NAME] [--log-level L] [--log-format json|text] [--no-request-log]',
+    usage: 'warren serve [--config FILE] [--policies DIR] [--certs DIR] [--http ADDR] [--ssh ADDR] [--domain NAME] [--log-level L] [--log-format json|text] [--no-request-log]',
     short: 'run the edge: listeners, the endpoint table from policies/, hot reload',
     run: serveCommand,
   },
@@ -62,7 +62,8 @@ export function helpText(): string {
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.short}`),
     '',
     'Details:',
-    ...COMMANDS.map((c) => `  ${c.usage}`),
+    // Multi-line usages (warren api) keep their own indentation under the two-space margin.
+    ...COMMANDS.flatMap((c) => c.usage.split('\n').map((line) => `  ${line}`)),
     '',
   ].join('\n')
 }
@@ -87,10 +88,16 @@ export async function run(argv: string[]): Promise<number> {
   try {
     return await command.run(rest)
   } catch (err) {
-    if (err instanceof WarrenError) process.stderr.write(`warren ${name}: ${err.message} [${err.code}]\n`)
-    else if (err instanceof TypeError && (err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION')
-      process.stderr.write(`warren ${name}: ${err.message}\n${command.usage}\n`)
-    else process.stderr.write(`warren ${name}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`)
+    // Config issues already end in their `[code]` (file:line:col: … [ERR_WARREN_1001]).
+    if (err instanceof WarrenError) process.stderr.write(`warren ${name}: ${err.message.endsWith(`[${err.code}]`) ? err.message : `${err.message} [${err.code}]`}\n`)
+    // Every parseArgs complaint (unknown option, `--url` without its value…) is a usage error, not a crash.
+    else if (String((err as { code?: unknown } | null)?.code).startsWith('ERR_PARSE_ARGS_'))
+      process.stderr.write(`warren ${name}: ${(err as Error).message} [${CODES.USAGE}]\nUsage: ${command.usage}\n`)
+    // A failure nobody anticipated: one line with a code; the stack only when asked for.
+    else
+      process.stderr.write(
+        `warren ${name}: ${err instanceof Error ? err.message : String(err)} [${CODES.INTERNAL}]\n${process.env.WARREN_DEBUG && err instanceof Error ? `${err.stack}\n` : 'Set WARREN_DEBUG=1 for the stack trace.\n'}`,
+      )
     return 1
   }
 }

@@ -1,7 +1,9 @@
+import { statSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { resolve } from 'node:path'
 import { formatIssue } from '../config/document.ts'
 import { loadServerConfig } from '../config/server.ts'
+import { CODES, WarrenError } from '../lib/errors.ts'
 import { policyDirectoryFor } from './serve.ts'
 import { POLICY_EXPLAIN_USAGE, policyExplainCommand } from './policy-explain.ts'
 import { POLICY_TEST_USAGE, policyTestCommand } from './policy-test.ts'
@@ -23,6 +25,9 @@ export function policyCommand(args: string[]): number | Promise<number> {
   }
   const config = loadServerConfig(values.config ? { config: values.config } : {})
   const dir = dirArg ? resolve(dirArg) : config.policiesDir
+  // A typo in the path must not pass as "0 error(s)": nothing was checked.
+  if (!statSync(dir, { throwIfNoEntry: false })?.isDirectory())
+    throw new WarrenError(CODES.POLICIES_DIR_MISSING, `${dirArg ?? config.policies} is not a directory; pass the policies directory, e.g. warren policy check ./policies`)
   const result = policyDirectoryFor(config, dir).reload()
   let errors = 0
   for (const f of result.files)

@@ -6,6 +6,7 @@ import type { LoadOptions } from '../config/load.ts'
 import { formatIssue } from '../config/document.ts'
 import { PolicyDirectory } from '../config/policies.ts'
 import { loadServerConfig, splitAddress, type ResolvedConfig } from '../config/server.ts'
+import { publicEndpointUrl } from '../config/url.ts'
 import { watchDirectory } from '../config/watch.ts'
 import { EndpointStore } from '../endpoints/store.ts'
 import { configureLogging, log, type Level } from '../lib/log.ts'
@@ -14,6 +15,8 @@ import { listenHttp } from '../listeners/http.ts'
 import { TcpListeners } from '../listeners/tcp.ts'
 import { TlsFront } from '../listeners/tls.ts'
 import { listenAgents } from '../listeners/agent.ts'
+import type { SshListener } from '../listeners/ssh.ts'
+import { listenFailure, openListener } from '../listeners/listen-error.ts'
 import { makeAccount } from '../tunnel/accounts.ts'
 import { AgentRegistry } from '../tunnel/registry.ts'
 import { CertStore } from '../certs/index.ts'
@@ -33,6 +36,7 @@ export const SERVE_OPTIONS = {
   https: { type: 'string' },
   agent: { type: 'string' },
   api: { type: 'string' },
+  ssh: { type: 'string' },
   domain: { type: 'string' },
   'log-level': { type: 'string' },
   'log-format': { type: 'string' },
@@ -87,7 +91,7 @@ export async function serveCommand(args: string[]): Promise<number> {
   const metrics = edgeMetrics({
     bus: events.bus,
     endpoints: () => store.current.endpoints,
-    agentSessions: () => [...agents.sessions].filter((s) => s.account !== undefined && !s.mux.closed).length,
+    agentSessions: () => [...agents.sessions, ...(ssh?.sessions ?? [])].filter((s) => s.account !== undefined && !s.mux.closed).length,
     activeConnections: () => ({ http: server.pendingRequests, tcp: tcp.activeConnections, tls: tls.activeConnections }),
     certificates: () => certs.all(),
     sinkDrops: () => events.sinks.map((s) => ({ name: s.name, dropped: s.dropped() })),
@@ -124,23 +128,25 @@ export async function serveCommand(args: string[]): Promise<number> {
         })
       : undefined
   const http = splitAddress(config.listen.http)
-  const server = listenHttp({
-    store,
-    scheme: 'http',
-    hostname: http.hostname,
-    port: http.port,
-    defaultPort: config.public_ports.http ?? http.port,
-    idleTimeoutSec: config.http.idle_timeout,
-    readTimeoutSec: config.http.read_timeout,
-    maxBodyBytes: config.http.max_body_bytes,
-    maxHeaderBytes: config.http.max_header_bytes,
-    upstreamTimeoutMs: config.http.upstream_timeout * 1000,
-    logRequests: config.log.requests && !values['no-request-log'],
-    events: events.bus,
-    poolRetries,
-    ...(config.http.redirect_https ? { httpsRedirectPort: config.public_ports.https ?? splitAddress(config.listen.https).port } : {}),
-    ...(acme ? { acmeChallenge: acme.http01Answer } : {}),
-  })
+  const server = await openListener('http', config.listen.http, () =>
+    listenHttp({
+      store,
+      scheme: 'http',
+      hostname: http.hostname,
+      port: http.port,
+      defaultPort: config.public_ports.http ?? http.port,
+      idleTimeoutSec: config.http.idle_timeout,
+      readTimeoutSec: config.http.read_timeout,
+      maxBodyBytes: config.http.max_body_bytes,
+      maxHeaderBytes: config.http.max_header_bytes,
+      upstreamTimeoutMs: config.http.upstream_timeout * 1000,
+      logRequests: config.log.requests && !values['no-request-log'],
+      events: events.bus,
+      poolRetries,
+      ...(config.http.redirect_https ? { httpsRedirectPort: config.public_ports.https ?? splitAddress(config.listen.https).port } : {}),
+      ...(acme ? { acmeChallenge: acme.http01Answer } : {}),
+    }),
+  )
   watchDirectory(config.policiesDir, () => reload('watch'), { signal: lifecycle.signal })
   process.on('SIGHUP', () => reload('SIGHUP'))
 
@@ -171,7 +177,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     },
     ...(acme ? { acmeTlsAlpn: acme.tlsAlpnHandler } : {}),
   })
-  await tls.start()
+  await openListener('https', config.listen.https, () => tls.start())
 
   const registry = new AgentRegistry({
     store,
@@ -182,36 +188,55 @@ export async function serveCommand(args: string[]): Promise<number> {
     log: log.child({ component: 'tunnel' }),
   })
   const agentAddr = splitAddress(config.listen.agent)
-  const startAgents = (tls: { cert: string; key: string }) =>
-    listenAgents({
-      hostname: agentAddr.hostname,
-      port: agentAddr.port,
-      tls,
-      accounts: () => accounts,
-      registry,
-      events: events.bus,
-    })
+  const startAgents = (tls: { cert: string; key: string }) => {
+    try {
+      return listenAgents({ hostname: agentAddr.hostname, port: agentAddr.port, tls, accounts: () => accounts, registry, events: events.bus })
+    } catch (err) {
+      throw listenFailure(err, 'agent', config.listen.agent)
+    }
+  }
   // With ACME the agent port's certificate may not exist yet: the port opens once it is issued.
   const agents = acme
     ? followAgentCertificate(certs, agentNames, startAgents, { log: log.child({ component: 'tunnel' }), signal: lifecycle.signal })
     : startAgents(await certs.agentCert([`agent.${config.domain}`, ...(config.agent_tls.names ?? [])]))
 
+  // The SSH front door: the same registry, so SSH endpoints follow the agents' rules.
+  const sshAddr = config.listen.ssh ? splitAddress(config.listen.ssh) : undefined
+  let ssh: SshListener | undefined
+  if (sshAddr) {
+    // Loaded only when configured: ssh2 and its crypto cost memory an edge without SSH does not need.
+    const [{ listenSsh }, { loadHostKey }] = await Promise.all([import('../listeners/ssh.ts'), import('../tunnel/ssh/host-key.ts')])
+    const hostKey = await loadHostKey(config.certsDir)
+    ssh = await openListener('ssh', config.listen.ssh!, () => listenSsh({
+      hostname: sshAddr.hostname,
+      port: sshAddr.port,
+      hostKey: hostKey.privateKey,
+      accounts: () => accounts,
+      registry,
+      domain: config.domain,
+      events: events.bus,
+    }))
+    log.child({ component: 'ssh' }).info('ssh front door listening', { ssh: `${sshAddr.hostname}:${ssh.port}`, host_key: hostKey.fingerprint, created: hostKey.created })
+  }
+
   // The REST API writes policies/api-<id>.yml and reloads synchronously through the same path as the watcher.
   const apiAddr = splitAddress(config.listen.api)
-  const api = startApi({
-    hostname: apiAddr.hostname,
-    port: apiAddr.port,
-    apiKeys: config.api_keys,
-    store,
-    policiesDir: config.policiesDir,
-    loadOptions: loadOptionsFor(config),
-    reload,
-    events: events.bus,
-    metrics,
-    sessions: () => agents.sessions,
-    tunnels: () => registry.list(),
-    certificates: () => certs.all(),
-  })
+  const api = await openListener('api', config.listen.api, () =>
+    startApi({
+      hostname: apiAddr.hostname,
+      port: apiAddr.port,
+      apiKeys: config.api_keys,
+      store,
+      policiesDir: config.policiesDir,
+      loadOptions: loadOptionsFor(config),
+      reload,
+      events: events.bus,
+      metrics,
+      sessions: () => [...agents.sessions, ...(ssh?.sessions ?? [])],
+      tunnels: () => registry.list(),
+      certificates: () => certs.all(),
+    }),
+  )
 
   const port = server.port
   // Start-up garbage (parsed config and schemas, the dev CA's key generation) is collected before
@@ -220,9 +245,10 @@ export async function serveCommand(args: string[]): Promise<number> {
   log.info('warren edge started', { version: VERSION, http: `${http.hostname}:${port}`, https: `${https.hostname}:${tls.port}`, policies: config.policiesDir, config: config.source ?? '(embedded defaults)' })
   const examples = store.current.endpoints.filter((e) => e.url.binding === 'public' && (e.url.scheme === 'http' || e.url.scheme === 'https') && !e.url.wildcard)
   if (examples.length) {
+    const publicPorts = loadOptionsFor(config).defaultPorts
     const ca = config.tls.mode === 'dev' ? ` --cacert ${certs.caPath()}` : ''
     log.info('try it', {
-      curl: examples.map((e) => (e.url.scheme === 'http' ? `curl http://${e.url.host}:${port}/` : `curl${ca} https://${e.url.host}:${tls.port}/`)),
+      curl: examples.map((e) => `curl${e.url.scheme === 'https' ? ca : ''} ${publicEndpointUrl(e.url, publicPorts)}/`),
     })
   }
 
@@ -260,6 +286,8 @@ export async function serveCommand(args: string[]): Promise<number> {
         // GOAWAY ends each session's connection once written; the agents then close their side.
         cut: () => {
           for (const session of agents.sessions) session.close()
+          // SSH sessions end here too (their endpoints served the drain); the listener closes with them.
+          ssh?.stop()
         },
       },
     },

@@ -27,6 +27,17 @@ export interface SourceDocument {
   locate(path: IssuePath): Position
 }
 
+/**
+ * An unclosed `[` or `{` is reported by the yaml library where the next line starts (or at the end
+ * of the file, past blank lines); the `]`/`}` is missing at the end of the last line with text.
+ */
+function unclosedFlowEnd(text: string, message: string, offset: number): number {
+  if (!/end with a [\]}]/.test(message)) return offset
+  let end = Math.min(offset, text.length)
+  while (end > 0 && /\s/.test(text[end - 1]!)) end--
+  return end
+}
+
 /** A document that cannot be read. `code` is set when it is more specific than the caller's syntax code. */
 export type SourceError = Position & { message: string; code?: ErrorCode }
 
@@ -84,7 +95,7 @@ export function parseSource(text: string): { doc: SourceDocument } | { errors: S
   if (doc.errors.length) {
     return {
       errors: doc.errors.map((e) => {
-        const pos = lines.linePos(e.pos[0])
+        const pos = lines.linePos(unclosedFlowEnd(text, e.message, e.pos[0]))
         return { line: pos.line, col: pos.col, message: e.message.split('\n')[0] ?? e.message }
       }),
     }

@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'bun:test'
 import { WarrenError } from '../lib/errors.ts'
-import { formatEndpointUrl, parseEndpointUrl } from './url.ts'
+import { formatEndpointUrl, parseEndpointUrl, publicEndpointUrl, withoutPublicPort } from './url.ts'
 
 describe('parseEndpointUrl() accepts', () => {
   test.each([
@@ -77,5 +77,24 @@ describe('parseEndpointUrl() rejects', () => {
     { desc: 'public binding on an .internal host', raw: 'https://api.internal', binding: 'public' as const, why: 'only have the internal binding' },
   ])('$desc', ({ raw, binding, why }) => {
     expect(() => parseEndpointUrl(raw, { binding })).toThrow(why)
+  })
+})
+
+describe('publicEndpointUrl() names the port a client must use', () => {
+  const listeners = { http: 8080, https: 8443, tls: 8443, tcp: 0 }
+  const standard = { http: 80, https: 443, tls: 443, tcp: 0 }
+  test.each([
+    { desc: 'https on 8443', raw: 'https://a.warren.localhost', ports: listeners, shown: 'https://a.warren.localhost:8443' },
+    { desc: 'http on 8080', raw: 'http://a.warren.localhost', ports: listeners, shown: 'http://a.warren.localhost:8080' },
+    { desc: 'tls shares the https port', raw: 'tls://a.warren.localhost', ports: listeners, shown: 'tls://a.warren.localhost:8443' },
+    { desc: 'public_ports 443 needs no port', raw: 'https://a.example.com', ports: standard, shown: 'https://a.example.com' },
+    { desc: 'public_ports 80 needs no port', raw: 'http://a.example.com', ports: standard, shown: 'http://a.example.com' },
+    { desc: 'an explicit port stays', raw: 'https://a.example.com:9443', ports: listeners, shown: 'https://a.example.com:9443' },
+    { desc: 'tcp always has its port', raw: 'tcp://tcp.warren.localhost:20001', ports: listeners, shown: 'tcp://tcp.warren.localhost:20001' },
+    { desc: 'internal endpoints are never reached on a port', raw: 'https://api.internal', ports: listeners, shown: 'https://api.internal' },
+  ])('$desc: $raw → $shown', ({ raw, ports, shown }) => {
+    expect(publicEndpointUrl(parseEndpointUrl(raw), ports)).toBe(shown)
+    // What a client hands back (an agent re-binding its URL) is the same endpoint as the canonical URL.
+    expect(formatEndpointUrl(withoutPublicPort(parseEndpointUrl(shown), ports))).toBe(formatEndpointUrl(parseEndpointUrl(raw)))
   })
 })

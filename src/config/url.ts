@@ -86,3 +86,27 @@ export function parseEndpointUrl(raw: string, options: { binding?: Binding } = {
 export function formatEndpointUrl(url: EndpointUrl): string {
   return `${url.scheme}://${url.host}${url.port === undefined ? '' : `:${url.port}`}`
 }
+
+/** Ports a client reaches without naming one (tcp has none: its URLs always carry a port). */
+const SCHEME_PORTS: Readonly<Record<Scheme, number | undefined>> = { http: 80, https: 443, tls: 443, tcp: undefined }
+
+/**
+ * The URL as a client must type it: a URL without a port is served on the scheme's public port
+ * (`public_ports`, else the listener's), so that port is named unless it is the scheme's default.
+ * Only for showing: the table, matching and reconnects keep the canonical `formatEndpointUrl` text.
+ *
+ * @example publicEndpointUrl(parseEndpointUrl('https://a.warren.localhost'), { https: 8443, … }) // 'https://a.warren.localhost:8443'
+ */
+export function publicEndpointUrl(url: EndpointUrl, publicPorts: Readonly<Record<Scheme, number>>): string {
+  if (url.port !== undefined || url.binding === 'internal') return formatEndpointUrl(url)
+  const port = publicPorts[url.scheme]
+  return formatEndpointUrl(port === SCHEME_PORTS[url.scheme] ? url : { ...url, port })
+}
+
+/**
+ * The inverse for URLs clients hand back (an agent re-binding the URL it was shown, an API filter):
+ * naming the scheme's public port is the same endpoint as naming none.
+ */
+export function withoutPublicPort(url: EndpointUrl, publicPorts: Readonly<Record<Scheme, number>>): EndpointUrl {
+  return url.scheme !== 'tcp' && url.port === publicPorts[url.scheme] ? { ...url, port: undefined } : url
+}

@@ -1,7 +1,31 @@
 import type { EndpointUrl } from '../config/url.ts'
 import type { CompiledPolicy } from '../policy/engine.ts'
 import type { EndpointInfo } from '../policy/types.ts'
-import type { MuxStream } from '../tunnel/mux.ts'
+import type { StreamCloseCause } from '../tunnel/mux.ts'
+
+/**
+ * One proxied connection to an agent, shaped like a Bun socket: `write` returns the bytes it took
+ * (the rest waits for `ondrain`). A muxado stream of an agent session, or a forwarded-tcpip channel of
+ * an SSH session.
+ */
+export interface TunnelStream {
+  ondata: (chunk: Uint8Array) => void
+  ondrain: () => void
+  /** The peer half-closed: no more data will come. */
+  onend: () => void
+  /** Fully closed (both ends, a reset, or the session ended). */
+  onclose: () => void
+  readonly closed: boolean
+  /** Why it closed; undefined while open. */
+  readonly closeCause: StreamCloseCause | undefined
+  /** The peer's reset code (muxado `MuxError`), when it reset the stream. */
+  readonly resetCode: number | undefined
+  write(chunk: Uint8Array): number
+  end(): void
+  terminate(code?: number): void
+  pause(): void
+  resume(): void
+}
 
 /** How traffic reaches an agent endpoint: a stream on the agent's tunnel session. */
 export interface TunnelTarget {
@@ -10,7 +34,7 @@ export interface TunnelTarget {
    * the session is at its stream cap (unless `wait` is false: a pool with another member online);
    * undefined when it cannot.
    */
-  connect(clientAddr: string, options?: { wait?: boolean }): Promise<MuxStream | undefined>
+  connect(clientAddr: string, options?: { wait?: boolean }): Promise<TunnelStream | undefined>
   /** PROXY protocol version the agent asked for (0 = none). */
   readonly proxyProtocol: 0 | 1 | 2
   /**

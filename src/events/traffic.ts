@@ -1,7 +1,7 @@
 import type { Endpoint } from '../endpoints/endpoint.ts'
 import { ERROR_CODE_HEADER } from '../lib/errors.ts'
 import type { ConnInfo } from '../policy/types.ts'
-import { makeEvent, type EndpointRef, type HttpRequestCompleteEvent, type TcpConnectionClosedEvent } from './types.ts'
+import { lazyIso, makeEvent, type EndpointRef, type HttpRequestCompleteEvent, type TcpConnectionClosedEvent } from './types.ts'
 
 /*
  * Builders for the traffic events, so the data path only hands over what it already has. Both are
@@ -45,6 +45,7 @@ export function httpRequestEvent(f: HttpRequestFacts): HttpRequestCompleteEvent 
   const now = Date.now()
   const durationMs = performance.now() - f.started
   const status = f.closed ? 0 : f.response.status
+  const startTs = lazyIso(now - durationMs)
   return makeEvent(
     'http_request_complete.v0',
     {
@@ -54,7 +55,9 @@ export function httpRequestEvent(f: HttpRequestFacts): HttpRequestCompleteEvent 
         server_ip: f.conn?.serverIp ?? '',
         server_name: f.host,
         server_port: f.port,
-        start_ts: new Date(now - durationMs).toISOString(),
+        get start_ts() {
+          return startTs()
+        },
       },
       http: {
         request: {
@@ -71,7 +74,7 @@ export function httpRequestEvent(f: HttpRequestFacts): HttpRequestCompleteEvent 
       error_code: f.closed ? null : f.response.headers.get(ERROR_CODE_HEADER),
       traffic_policy: logs(f.logMetadata),
     },
-    new Date(now),
+    now,
   )
 }
 

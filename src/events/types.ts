@@ -136,11 +136,31 @@ let counter = 0
 
 /**
  * Wraps an object in an envelope with a fresh id and the current time. Ids are a per-process
- * prefix plus a counter: unique, ordered, and cheap enough for every request.
+ * prefix plus a counter: unique, ordered, and cheap enough for every request. The id and the time
+ * are strings made when first read (a sink serializing the event), not when it is emitted: most
+ * events only reach the metrics tap, which reads neither.
  *
  * @example makeEvent('config_reload.v0', { reason: 'watch', version: 2, ok: true, endpoints: 3, changed: [], errors: [] })
  */
-export function makeEvent<T extends EventType>(type: T, object: EventObject<T>, at: Date = new Date()): Extract<WarrenEvent, { event_type: T }> {
+export function makeEvent<T extends EventType>(type: T, object: EventObject<T>, at: Date | number = Date.now()): Extract<WarrenEvent, { event_type: T }> {
   counter = (counter + 1) % Number.MAX_SAFE_INTEGER
-  return { event_id: `${PREFIX}${counter.toString(36).padStart(6, '0')}`, event_type: type, event_timestamp: at.toISOString(), object } as Extract<WarrenEvent, { event_type: T }>
+  const n = counter
+  const timestamp = lazyIso(typeof at === 'number' ? at : at.getTime())
+  let id: string | undefined
+  return {
+    get event_id() {
+      return (id ??= `${PREFIX}${n.toString(36).padStart(6, '0')}`)
+    },
+    event_type: type,
+    get event_timestamp() {
+      return timestamp()
+    },
+    object,
+  } as Extract<WarrenEvent, { event_type: T }>
+}
+
+/** An ISO timestamp of `ms` formatted when first read: `{ get x() { return iso() } }` in an event object. */
+export function lazyIso(ms: number): () => string {
+  let text: string | undefined
+  return () => (text ??= new Date(ms).toISOString())
 }

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto'
 import { STATUS_CODES } from 'node:http'
 import { CODES, type ErrorCode } from '../lib/errors.ts'
 import { linesOf, recordLines } from '../lib/header-lines.ts'
+import { readyBody } from '../lib/ready-body.ts'
 import { isStreamed } from '../lib/streamed-body.ts'
 import { ChunkedDecoder, H1ParseError } from '../proxy/h1/parse.ts'
 import { TunnelWebSocket, type FrameStream } from '../proxy/tunnel-websocket.ts'
@@ -99,9 +100,11 @@ export class Http1Connection {
   /** Endpoints whose on_tcp_connect already let this connection through (it runs once per connection). */
   readonly connectedEndpoints = new Set<object>()
 
-  /** The client's address (the socket's peer, read once per connection by Bun). */
+  #peer: { address: string; port: number } | undefined
+
+  /** The client's address: the socket's peer, read once per connection (each read makes new strings). */
   requestIP(_req: Request): { address: string; port: number } {
-    return { address: this.#socket.remoteAddress, port: this.#socket.remotePort }
+    return (this.#peer ??= { address: this.#socket.remoteAddress, port: this.#socket.remotePort })
   }
 
   /** `HTTP/1.0` or `HTTP/1.1`: the version the request line named. */
@@ -442,9 +445,11 @@ export class Http1Connection {
     const declared = res.headers.get('content-length')
     let length = declared !== null && DIGITS.test(declared) ? Number(declared) : -1
     if (noBody) void res.body?.cancel()
-    const reader = noBody ? null : (res.body?.getReader() ?? null)
+    // Bytes already in memory skip the stream (a reader, promises and a turn of the loop per response).
+    const ready = noBody ? undefined : readyBody(res)
+    const reader = noBody || ready ? null : (res.body?.getReader() ?? null)
     // What the body already holds: read without waiting, so a ready body shares the head's write.
-    const first: Uint8Array[] = []
+    const first: Uint8Array[] = ready?.length ? [ready] : []
     let ended = reader === null
     /** A read that was not ready in time: its result comes first in the loop below. */
     let pending: Promise<{ done: boolean; value?: Uint8Array | undefined }> | null = null

@@ -169,3 +169,14 @@ describe('CaptureStore', () => {
     expect(store.list()).toEqual([])
   })
 })
+
+describe('HttpTap client address', () => {
+  test('the client the edge appended to X-Forwarded-For, not the pooled stream\'s address', () => {
+    const [forwarded, direct] = run([
+      ['c', 'GET /1 HTTP/1.1\r\nX-Forwarded-For: 10.0.0.9, 203.0.113.7\r\n\r\nGET /2 HTTP/1.1\r\n\r\n'],
+      ['u', 'HTTP/1.1 204 No Content\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n'],
+    ])
+    expect(forwarded!.clientAddr).toBe('203.0.113.7')
+    expect(direct!.clientAddr).toBe('1.2.3.4:5')
+  })
+})

@@ -169,6 +169,14 @@ function header(headers: [string, string][], name: string): string | undefined {
   return found.length ? found.map(([, v]) => v).join(', ') : undefined
 }
 
+/**
+ * The client's address for one request: the edge pools its HTTP connections to the agent, so the
+ * stream's ClientAddr is the edge's own; the edge appends the real client to X-Forwarded-For last.
+ */
+function clientOf(headers: [string, string][]): string | undefined {
+  return header(headers, 'x-forwarded-for')?.split(',').at(-1)?.trim() || undefined
+}
+
 /** How a body is delimited, read from a head. */
 type Framing = { kind: 'none' } | { kind: 'length'; left: number } | { kind: 'chunked'; decoder: ChunkedDecoder } | { kind: 'close' }
 
@@ -282,7 +290,7 @@ export class HttpTap {
         const [method = '', uri = '', proto = ''] = head.first.split(' ')
         const exchange = store.add({
           endpoint: this.#endpoint,
-          clientAddr: this.#clientAddr,
+          clientAddr: clientOf(head.headers) ?? this.#clientAddr,
           start: Date.now(),
           durationMs: undefined,
           request: { method, uri, proto, headers: head.headers, body: { bytes: new Uint8Array(0), size: 0, truncated: false } },

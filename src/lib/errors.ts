@@ -16,6 +16,12 @@ export const CODES = {
   ENDPOINT_POOL_CONFLICT: 'ERR_WARREN_1005',
   /** `traffic_policy_file` could not be read. */
   POLICY_FILE_MISSING: 'ERR_WARREN_1006',
+  /** A listener of `warren serve` could not open its address (in use, no permission, not this host's). */
+  LISTEN_FAILED: 'ERR_WARREN_1010',
+  /** The command line is wrong: an unknown flag, a flag without its value. */
+  USAGE: 'ERR_WARREN_1011',
+  /** The policies directory to check does not exist (or is not a directory). */
+  POLICIES_DIR_MISSING: 'ERR_WARREN_1012',
   /** A YAML document's aliases expand too far (an alias bomb, "billion laughs"); refused before it is expanded in full. */
   YAML_ALIAS_LIMIT: 'ERR_WARREN_1007',
   /** An action's config is invalid or the action is used in a phase it does not support. */
@@ -108,6 +114,16 @@ export const CODES = {
   INSPECTOR_CROSS_ORIGIN: 'ERR_WARREN_6011',
   /** The agent's inspector refused a replay whose body is not declared `Content-Type: application/json`. */
   INSPECTOR_NOT_JSON: 'ERR_WARREN_6012',
+  /** The SSH host key in certs/ssh/ cannot be read, parsed or created. */
+  SSH_HOST_KEY: 'ERR_WARREN_4030',
+  /** An SSH login was refused: the key is in no account's `ssh_keys`, or the password is not an authtoken. */
+  SSH_AUTH_FAILED: 'ERR_WARREN_4031',
+  /** The SSH command is missing, unknown (not http, tcp or tls) or has invalid flags. */
+  SSH_COMMAND_INVALID: 'ERR_WARREN_4032',
+  /** The SSH front door cannot do this (https upstreams, file serving, TLS termination in the agent, …); use the agent. */
+  SSH_UNSUPPORTED: 'ERR_WARREN_4033',
+  /** The `-R` forward does not fit the command (e.g. port 8080 for http: use 0, 80 or 443). */
+  SSH_FORWARD_INVALID: 'ERR_WARREN_4034',
 } as const
 
 export type ErrorCode = (typeof CODES)[keyof typeof CODES]

@@ -52,10 +52,12 @@ abstract class Family<T> implements Metric {
   protected abstract lines(labels: string[], state: T): string[]
 
   protected at(labels: Labels): T {
-    const values = this.labelNames.map((n) => labels[n] ?? '')
-    const key = values.join('\u0000')
+    // Runs for every request: the key is built without an array, which is made only for a new series.
+    const names = this.labelNames
+    let key = names.length ? (labels[names[0]!] ?? '') : ''
+    for (let i = 1; i < names.length; i++) key += '\u0000' + (labels[names[i]!] ?? '')
     let entry = this.series.get(key)
-    if (!entry) this.series.set(key, (entry = { values, state: this.fresh() }))
+    if (!entry) this.series.set(key, (entry = { values: names.map((n) => labels[n] ?? ''), state: this.fresh() }))
     return entry.state
   }
 

@@ -75,3 +75,18 @@ describe('runPhase()', () => {
     expect(() => policy({ on_http_response: [{ expressions: ['res.status_code == 200'] }] })).not.toThrow()
   })
 })
+
+describe('validatePolicy() reports every problem at once', () => {
+  test('a CEL error is reported with an unknown action in the same rule', () => {
+    let issues: { code: string; path: (string | number)[] }[] = []
+    try {
+      validatePolicy({ on_http_request: [{ expressions: ['req.url.path.startsWith('], actions: [{ type: 'nosuch' }] }] })
+    } catch (err) {
+      issues = (err as { issues: typeof issues }).issues
+    }
+    expect(issues.map((i) => [i.code, i.path.join('.')]).sort()).toEqual([
+      ['ERR_WARREN_2001', 'on_http_request.0.actions.0.type'],
+      ['ERR_WARREN_2002', 'on_http_request.0.expressions.0'],
+    ])
+  })
+})

@@ -35,9 +35,32 @@ export interface CompileOptions {
 export function validatePolicy(raw: unknown): TrafficPolicy {
   const parsed = v.safeParse(TrafficPolicySpec, raw ?? {})
   if (parsed.success) return parsed.output
-  throw new ConfigIssues(
-    parsed.issues.map((i) => ({ code: CODES.ACTION_INVALID, path: issuePath(i), message: describeIssue(i) })),
-  )
+  throw new ConfigIssues([
+    ...parsed.issues.map((i) => ({ code: CODES.ACTION_INVALID, path: issuePath(i), message: describeIssue(i) })),
+    // compilePolicy never sees a policy that fails the schema: its expressions are checked here, so
+    // one round of fixes is enough (a CEL mistake is not hidden behind an unknown action type).
+    ...expressionIssues(raw),
+  ])
+}
+
+/** CEL errors of every `expressions` string in a raw policy, wherever the schema failed. */
+function expressionIssues(raw: unknown): ConfigIssue[] {
+  const issues: ConfigIssue[] = []
+  if (typeof raw !== 'object' || raw === null) return issues
+  for (const phase of PHASES) {
+    const rules = (raw as Record<string, unknown>)[phase]
+    if (!Array.isArray(rules)) continue
+    rules.forEach((rule: unknown, r) => {
+      const expressions = typeof rule === 'object' && rule !== null ? (rule as { expressions?: unknown }).expressions : undefined
+      if (!Array.isArray(expressions)) return
+      expressions.forEach((expr: unknown, e) => {
+        if (typeof expr !== 'string') return
+        const compiled = compileCel(expr, [phase, r, 'expressions', e], 'bool')
+        if ('issue' in compiled) issues.push(compiled.issue)
+      })
+    })
+  }
+  return issues
 }
 
 /**

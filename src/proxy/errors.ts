@@ -6,10 +6,16 @@ function escapeHtml(s: string): string {
 
 /**
  * An error the edge itself produced: the status, the `Warren-Error-Code` header, and a small page
- * (HTML for browsers, text otherwise) that names the code so users can search for it.
+ * (HTML for browsers, JSON for API clients, text otherwise) that names the code so users can search
+ * for it. The JSON has the agent's shape (`{error: {code, message, upstream}}`), so a client reads
+ * both alike.
  */
-export function errorResponse(status: number, code: ErrorCode, message: string, accept?: string | null): Response {
+export function errorResponse(status: number, code: ErrorCode, message: string, accept?: string | null, upstream?: string): Response {
   const headers = new Headers({ [ERROR_CODE_HEADER]: code, 'cache-control': 'no-store' })
+  if (accept && /application\/json/i.test(accept) && !accept.includes('text/html')) {
+    headers.set('content-type', 'application/json')
+    return new Response(JSON.stringify({ error: { code, message, ...(upstream ? { upstream } : {}) } }), { status, headers })
+  }
   if (accept?.includes('text/html')) {
     headers.set('content-type', 'text/html; charset=utf-8')
     return sized(`<!doctype html><html><head><meta charset="utf-8"><title>${status} ${code}</title></head><body><h1>${escapeHtml(message)}</h1><p><code>${code}</code></p></body></html>\n`, status, headers)

@@ -421,7 +421,7 @@ async function serveEndpoint(endpoint: Endpoint, ex: HttpExchange, scope: Reques
       if (retry && !endpoint.tunnel.online && retry.take(endpoint, { unsent: true, reason: 'session closed' })) return retryMarker()
       const origin = tunnelOrigin(endpoint.tunnel, `${ex.conn.serverIp}:${ex.conn.serverPort}`, retry ? { wait: false } : {})
       try {
-        response = await sendH1(ex, origin, ex.body ?? null, { timeoutMs: scope.timeoutMs })
+        response = await sendH1(ex, origin, ex.body ?? null, { timeoutMs: scope.timeoutMs, agent: true })
       } catch (err) {
         const failure = retry && attemptFailure(err)
         if (failure && retry.take(endpoint, failure)) return retryMarker()

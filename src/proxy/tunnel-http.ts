@@ -1,6 +1,5 @@
-import type { TunnelTarget } from '../endpoints/endpoint.ts'
+import type { TunnelStream, TunnelTarget } from '../endpoints/endpoint.ts'
 import { MuxError } from '../tunnel/proto/frame.ts'
-import type { MuxStream } from '../tunnel/mux.ts'
 import type { H1CloseReason, H1Connection, H1Origin, H1Socket } from './h1/pool.ts'
 
 const origins = new WeakMap<TunnelTarget, { waiting: H1Origin; failFast: H1Origin }>()
@@ -54,7 +53,7 @@ async function dialTunnel(tunnel: TunnelTarget, conn: H1Connection, clientAddr: 
 }
 
 /** A muxado RST with StreamRefused means the agent declined the stream before reading it (HTTP/2's REFUSED_STREAM). */
-export function streamCloseReason(stream: MuxStream): H1CloseReason | undefined {
+export function streamCloseReason(stream: TunnelStream): H1CloseReason | undefined {
   switch (stream.closeCause) {
     case 'reset':
       return stream.resetCode === MuxError.STREAM_REFUSED ? 'refused' : 'reset'

@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import type { TunnelTarget } from '../endpoints/endpoint.ts'
-import type { MuxStream } from '../tunnel/mux.ts'
+import type { TunnelStream, TunnelTarget } from '../endpoints/endpoint.ts'
 
 const OP = { CONT: 0, TEXT: 1, BINARY: 2, CLOSE: 8, PING: 9, PONG: 10 } as const
 /** Messages larger than this close the connection (1009): the edge does not buffer without bound. */
@@ -16,7 +15,7 @@ const OWN = new Set(['upgrade', 'connection', 'sec-websocket-key', 'sec-websocke
  * Extensions are never offered, so frames are never compressed.
  */
 /** What the framing needs from a byte stream: a mux stream, or a client socket after `101`. */
-export type FrameStream = Pick<MuxStream, 'write' | 'end' | 'terminate' | 'ondata' | 'ondrain' | 'onclose'>
+export type FrameStream = Pick<TunnelStream, 'write' | 'end' | 'terminate' | 'ondata' | 'ondrain' | 'onclose'>
 
 export class TunnelWebSocket {
   readyState: number = WebSocket.CONNECTING

@@ -9,9 +9,12 @@ export interface Account {
   domains: string[]
   /** Inclusive port ranges for tcp:// endpoints. */
   tcpPorts: [number, number][]
+  /** SHA-256 digests of the public-key blobs that may log in over SSH (OpenSSH's `SHA256:` fingerprint, decoded). */
+  sshKeyDigests: Buffer[]
 }
 
-function digestOf(secret: string): Buffer {
+/** SHA-256 of an authtoken, whether configured plain or as `sha256:<hex>`. */
+export function tokenDigest(secret: string): Buffer {
   if (/^sha256:[0-9a-f]{64}$/i.test(secret)) return Buffer.from(secret.slice(7), 'hex')
   return createHash('sha256').update(secret).digest()
 }
@@ -29,12 +32,31 @@ export function parsePortRanges(text: string | undefined): [number, number][] {
   })
 }
 
-export function makeAccount(spec: { name: string; authtokens: string[]; domains: string[]; tcp_ports?: string | undefined }): Account {
+/**
+ * The digest of an `ssh_keys` entry: an authorized_keys line (`ssh-ed25519 AAAA… comment`) is hashed,
+ * a `sha256:` fingerprint (as `ssh-keygen -l` prints it, base64) is decoded. Throws on anything else.
+ */
+export function sshKeyDigest(entry: string): Buffer {
+  const text = entry.trim()
+  const fingerprint = /^sha256:([A-Za-z0-9+/]{43})=?$/i.exec(text)
+  if (fingerprint) return Buffer.from(fingerprint[1]!, 'base64')
+  const line = /^([a-z0-9@.-]+)\s+([A-Za-z0-9+/]+={0,2})(?:\s.*)?$/i.exec(text)
+  if (line) {
+    const blob = Buffer.from(line[2]!, 'base64')
+    // The blob starts with its own key type: a line whose two halves disagree is a copy-paste accident.
+    const typeLength = blob.length >= 4 ? blob.readUInt32BE(0) : -1
+    if (typeLength > 0 && blob.length >= 4 + typeLength && blob.toString('latin1', 4, 4 + typeLength) === line[1]) return createHash('sha256').update(blob).digest()
+  }
+  throw new RangeError(`invalid SSH key "${text.length > 24 ? text.slice(0, 24) + '…' : text}": use an authorized_keys line or sha256:<fingerprint>`)
+}
+
+export function makeAccount(spec: { name: string; authtokens: string[]; domains: string[]; tcp_ports?: string | undefined; ssh_keys?: string[] | undefined }): Account {
   return {
     name: spec.name,
-    tokenDigests: spec.authtokens.map(digestOf),
+    tokenDigests: spec.authtokens.map(tokenDigest),
     domains: spec.domains.map((d) => d.toLowerCase()),
     tcpPorts: parsePortRanges(spec.tcp_ports),
+    sshKeyDigests: (spec.ssh_keys ?? []).map(sshKeyDigest),
   }
 }
 
@@ -43,10 +65,18 @@ export function makeAccount(spec: { name: string; authtokens: string[]; domains:
  * over digests) so timing tells nothing about which tokens exist or how much of one matched.
  */
 export function accountForToken(accounts: readonly Account[], token: string): Account | undefined {
-  const digest = createHash('sha256').update(token).digest()
+  return accountForDigest(accounts, createHash('sha256').update(token).digest(), (a) => a.tokenDigests)
+}
+
+/** Finds the account whose `ssh_keys` list this public-key blob, the same way. */
+export function accountForSshKey(accounts: readonly Account[], keyBlob: Uint8Array): Account | undefined {
+  return accountForDigest(accounts, createHash('sha256').update(keyBlob).digest(), (a) => a.sshKeyDigests)
+}
+
+function accountForDigest(accounts: readonly Account[], digest: Buffer, digestsOf: (account: Account) => Buffer[]): Account | undefined {
   let found: Account | undefined
   for (const account of accounts)
-    for (const candidate of account.tokenDigests) if (timingSafeEqual(candidate, digest) && !found) found = account
+    for (const candidate of digestsOf(account)) if (timingSafeEqual(candidate, digest) && !found) found = account
   return found
 }
 

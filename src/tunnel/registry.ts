@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
-import { formatEndpointUrl, parseEndpointUrl, type Binding, type EndpointUrl, type Scheme } from '../config/url.ts'
-import type { Endpoint, TunnelTarget } from '../endpoints/endpoint.ts'
+import { formatEndpointUrl, parseEndpointUrl, publicEndpointUrl, withoutPublicPort, type Binding, type EndpointUrl, type Scheme } from '../config/url.ts'
+import type { Endpoint, TunnelStream, TunnelTarget } from '../endpoints/endpoint.ts'
 import type { EndpointStore } from '../endpoints/store.ts'
 import { endpointKey } from '../endpoints/table.ts'
 import { WarrenError } from '../lib/errors.ts'
@@ -8,16 +8,35 @@ import type { Logger } from '../lib/log.ts'
 import { compilePolicy, validatePolicy, type CompiledPolicy } from '../policy/engine.ts'
 import { ConfigIssues } from '../policy/issue.ts'
 import { ownsHost, ownsTcpPort, type Account } from './accounts.ts'
-import type { MuxStream } from './mux.ts'
 import { mergePolicies, parsePolicyText, policyFromOpts, UnsupportedOption } from './opts.ts'
-import { EdgeType, errorReply, field, stringField } from './proto/messages.ts'
-import type { AgentSession, RpcReply } from './session.ts'
+import { EdgeType, errorReply, field, stringField, type ProxyHeader } from './proto/messages.ts'
+import type { RpcReply } from './session.ts'
+
+/**
+ * A session that carries agent endpoints: an agent's muxado session (`AgentSession`) or an SSH
+ * connection (`SshSession`). Both bind through the same Bind requests, so the rules are the same.
+ */
+export interface TunnelSession {
+  readonly id: string
+  readonly account: Account | undefined
+  /** `closed` turns true as soon as the session is closing. */
+  readonly mux: { readonly closed: boolean }
+  /** The peer is gone even if the session has not closed yet: another session of the account may take its URLs. */
+  readonly disconnected: boolean
+  /** Tells the peer one of its endpoints was stopped by the edge. */
+  stopTunnel(id: string, message: string, errorCode: string): void
+  /**
+   * Opens a stream for one public connection; undefined when the session is full or gone (the caller
+   * waits a bounded time and retries). A rejection means the agent refused this connection.
+   */
+  openProxy(header: ProxyHeader): TunnelStream | undefined | Promise<TunnelStream | undefined>
+}
 
 export interface RegistryOptions {
   store: EndpointStore
   /** Base domain: random names are `<random>.<domain>`. */
   domain: string
-  /** Port a URL without one matches, per scheme (same rule as policies files). */
+  /** Port a URL without one matches, per scheme (same rule as policies files); printed URLs name it. */
   defaultPorts: Readonly<Record<Scheme, number>>
   /** How long an offline agent's URL stays reserved for it (ms). */
   graceMs: number
@@ -36,7 +55,7 @@ class AgentTunnel implements TunnelTarget {
   readonly url: EndpointUrl
   readonly proto: string
   readonly proxyProtocol: 0 | 1 | 2
-  session: AgentSession | undefined
+  session: TunnelSession | undefined
   endpoint!: Endpoint
   graceTimer: ReturnType<typeof setTimeout> | undefined
   #waiters: (() => void)[] = []
@@ -47,7 +66,7 @@ class AgentTunnel implements TunnelTarget {
   /** The edge is shutting down: an offline agent cannot come back, so nothing waits for it. */
   #abandoned = false
 
-  constructor(init: { id: string; account: Account; url: EndpointUrl; proto: string; proxyProtocol: 0 | 1 | 2; session: AgentSession; waitMs: number; known: Promise<void> }) {
+  constructor(init: { id: string; account: Account; url: EndpointUrl; proto: string; proxyProtocol: 0 | 1 | 2; session: TunnelSession; waitMs: number; known: Promise<void> }) {
     this.id = init.id
     this.account = init.account
     this.url = init.url
@@ -85,22 +104,28 @@ class AgentTunnel implements TunnelTarget {
     this.wake()
   }
 
-  connect(clientAddr: string, options: { wait?: boolean } = {}): Promise<MuxStream | undefined> {
+  connect(clientAddr: string, options: { wait?: boolean } = {}): Promise<TunnelStream | undefined> {
     return this.#connectBy(clientAddr, Date.now() + (options.wait === false ? 0 : this.#waitMs))
   }
 
-  async #connectBy(clientAddr: string, deadline: number): Promise<MuxStream | undefined> {
+  async #connectBy(clientAddr: string, deadline: number): Promise<TunnelStream | undefined> {
     for (;;) {
       if (this.#successor) return this.#successor.#connectBy(clientAddr, deadline)
       const session = this.session
       if (session && !session.mux.closed && this.#known) {
-        const stream = session.openProxy({
-          Id: this.id,
-          ClientAddr: clientAddr,
-          Proto: this.proto,
-          EdgeType: this.url.scheme === 'tcp' ? EdgeType.TCP : this.url.scheme === 'tls' ? EdgeType.TLS : EdgeType.HTTPS,
-          PassthroughTLS: this.url.scheme === 'tls',
-        })
+        let stream: TunnelStream | undefined
+        try {
+          stream = await session.openProxy({
+            Id: this.id,
+            ClientAddr: clientAddr,
+            Proto: this.proto,
+            EdgeType: this.url.scheme === 'tcp' ? EdgeType.TCP : this.url.scheme === 'tls' ? EdgeType.TLS : EdgeType.HTTPS,
+            PassthroughTLS: this.url.scheme === 'tls',
+          })
+        } catch {
+          // Refused by the agent (an SSH client that could not reach its upstream): waiting would not help.
+          return undefined
+        }
         if (stream) {
           const prev = stream.onclose
           stream.onclose = () => {
@@ -142,11 +167,11 @@ export class AgentRegistry {
 
   /** Live and reserved agent tunnels (for the API). */
   list(): readonly { id: string; url: string; account: string; online: boolean; session: string | undefined }[] {
-    return [...this.#tunnels.values()].map((t) => ({ id: t.id, url: t.endpoint.urlText, account: t.account.name, online: t.session !== undefined, session: t.session?.id }))
+    return [...this.#tunnels.values()].map((t) => ({ id: t.id, url: this.#shown(t.url), account: t.account.name, online: t.session !== undefined, session: t.session?.id }))
   }
 
   /** `replyRead`: see SessionHost.bind; a new tunnel gets no proxy stream before it settles. */
-  bind(session: AgentSession, request: unknown, replyRead: Promise<void>): RpcReply {
+  bind(session: TunnelSession, request: unknown, replyRead: Promise<void>): RpcReply {
     const account = session.account!
     const proto = stringField(request, 'Proto').toLowerCase() || 'https'
     const opts = field(request, 'Opts') ?? {}
@@ -166,7 +191,7 @@ export class AgentRegistry {
       existing.session = session
       existing.wake()
       this.#o.log.info('agent endpoint resumed', { url: existing.endpoint.urlText, tunnel: id, client_id: session.id })
-      return { Id: id, URL: existing.endpoint.urlText, Proto: proto, Opts: opts, Extra: { Token: '' } }
+      return { Id: id, URL: this.#shown(existing.url), Proto: proto, Opts: opts, Extra: { Token: '' } }
     }
 
     const bindings = (field(extra, 'Bindings') as unknown[] | undefined)?.filter((b): b is string => typeof b === 'string') ?? []
@@ -242,10 +267,11 @@ export class AgentRegistry {
       this.#o.log.info('agent endpoint taken over', { url: urlText, tunnel: old.id, by_tunnel: id, client_id: session.id, previous_client_id: old.session?.id })
     }
     this.#o.log.info('agent endpoint bound', { url: urlText, binding: url.binding, tunnel: id, account: account.name, client_id: session.id, pooling })
-    return { Id: id, URL: urlText, Proto: proto, Opts: opts, Extra: { Token: '' } }
+    // The agent prints this and the SDKs return it from url(): it must work as shown, port included.
+    return { Id: id, URL: this.#shown(url), Proto: proto, Opts: opts, Extra: { Token: '' } }
   }
 
-  unbind(session: AgentSession, request: unknown): RpcReply {
+  unbind(session: TunnelSession, request: unknown): RpcReply {
     const id = stringField(request, 'Id')
     const key = tunnelKey(session.account!.name, id)
     const tunnel = this.#tunnels.get(key)
@@ -255,7 +281,7 @@ export class AgentRegistry {
   }
 
   /** The session ended: its tunnels go (goodbye) or go offline and stay reserved for the grace period (drop). */
-  sessionClosed(session: AgentSession, goodbye: boolean): void {
+  sessionClosed(session: TunnelSession, goodbye: boolean): void {
     for (const [key, tunnel] of this.#tunnels) {
       if (tunnel.session !== session) continue
       if (goodbye) {
@@ -308,6 +334,10 @@ export class AgentRegistry {
     this.#o.log.info('agent endpoint removed', { url: tunnel.endpoint.urlText, tunnel: tunnel.id, reason: why })
   }
 
+  #shown(url: EndpointUrl): string {
+    return publicEndpointUrl(url, this.#o.defaultPorts)
+  }
+
   #publish() {
     return this.#o.store.setAgentEndpoints([...this.#tunnels.values()].map((t) => t.endpoint))
   }
@@ -342,7 +372,8 @@ export class AgentRegistry {
       chosenByAgent = false
       hostChosenByAgent = false
     }
-    const url = parseEndpointUrl(raw, binding ? { binding } : {})
+    // An agent re-binding the URL it was shown (public port included) gets the same endpoint back.
+    const url = withoutPublicPort(parseEndpointUrl(raw, binding ? { binding } : {}), this.#o.defaultPorts)
     if (url.scheme !== scheme) throw new WarrenError('ERR_WARREN_1004', `The URL scheme ${url.scheme}:// does not match the endpoint protocol ${scheme}.`)
     if (url.scheme === 'tcp' && chosenByAgent && !ownsTcpPort(account, url.port!))
       throw new OwnershipError(`Port ${url.port} is not in the tcp port range of account "${account.name}".`)

@@ -256,7 +256,10 @@ export class AgentSession {
     if (!account) {
       this.#log.warn('agent authentication failed', { code: 'ERR_WARREN_4002', token_given: token !== '' })
       return errorReply(
-        token ? 'The authtoken you specified is invalid.' : 'An authtoken is required to connect to this warren edge.',
+        // Said so a newcomer can fix it: the SDKs show this text as it is.
+        token
+          ? 'The authtoken you specified is invalid. Ask the operator of this warren edge for yours (accounts[].authtokens in warren.yaml), then save it with `warren config add-authtoken TOKEN`.'
+          : 'An authtoken is required to connect to this warren edge. Save yours with `warren config add-authtoken TOKEN` (or pass --authtoken TOKEN, or set WARREN_AUTHTOKEN).',
         token ? 'ERR_NGROK_107' : 'ERR_NGROK_105',
         'ERR_WARREN_4002',
       )

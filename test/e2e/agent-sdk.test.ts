@@ -85,7 +85,7 @@ describe('the official @ngrok/ngrok SDK against warren', () => {
     const { s, close } = await connect('alice-token')
     try {
       const listener = await s.tlsEndpoint().domain('secret.alice.warren.localhost').listenAndForward(`tcp://127.0.0.1:${port}`)
-      expect(listener.url()).toBe('tls://secret.alice.warren.localhost')
+      expect(listener.url()).toBe(`tls://secret.alice.warren.localhost:${edge.httpsPort}`)
       const text = await new Promise<string>((resolve, reject) => {
         const sock = tls.connect({ host: '127.0.0.1', port: edge.httpsPort, servername: 'secret.alice.warren.localhost', ca: tlsCert.cert })
         let out = ''
@@ -119,7 +119,7 @@ describe('the official @ngrok/ngrok SDK against warren', () => {
       expect(error.message).toContain('does not own x.bob.warren.localhost')
       expect(error.message).toContain('ERR_NGROK_320')
       const ok = await s.tlsEndpoint().domain('x.alice.warren.localhost').listenAndForward('tcp://127.0.0.1:1')
-      expect(ok.url()).toBe('tls://x.alice.warren.localhost')
+      expect(ok.url()).toBe(`tls://x.alice.warren.localhost:${edge.httpsPort}`)
     } finally {
       await close()
     }
@@ -170,7 +170,7 @@ describe('the official @ngrok/ngrok SDK against warren', () => {
     const { s, close } = await connect('alice-token')
     try {
       const listener = await s.httpEndpoint().domain('web.alice.warren.localhost').listenAndForward(`http://127.0.0.1:${upstream.port}`)
-      expect(listener.url()).toBe('https://web.alice.warren.localhost')
+      expect(listener.url()).toBe(`https://web.alice.warren.localhost:${edge.httpsPort}`)
       const echoed = await curl(['--cacert', edge.caPath, `https://web.alice.warren.localhost:${edge.httpsPort}/echo?x=1`])
       expect(echoed.status).toBe(200)
       const seen = JSON.parse(echoed.body)
@@ -257,7 +257,7 @@ describe('the official @ngrok/ngrok SDK against warren', () => {
       expect(killed.exitCode).toBe(0)
       await edge.waitForLog(/"msg":"agent endpoint resumed".*again\.alice/, 10_000)
       expect(await eventually(async () => (await httpsFetch('again.alice.warren.localhost', '/echo')).status === 200, 5000)).toBe(true)
-      expect(listener.url()).toBe('https://again.alice.warren.localhost')
+      expect(listener.url()).toBe(`https://again.alice.warren.localhost:${edge.httpsPort}`)
     } finally {
       await close()
     }

@@ -71,7 +71,7 @@ describe('warren http --upstream-protocol http2', () => {
   test('curl --http2 → edge → agent → h2c upstream: the upstream sees HTTP/2, the body comes back', async () => {
     const port = (grpc.address() as { port: number }).port
     const a = agent(['http', String(port), '--upstream-protocol', 'http2', '--url', 'https://grpc.warren.localhost', ...alice()])
-    expect(await a.forwarding()).toEqual(['https://grpc.warren.localhost'])
+    expect(await a.forwarding()).toEqual([`https://grpc.warren.localhost:${edge.httpsPort}`])
     const res = await https('grpc.warren.localhost', '/pkg.Echo/Say', ['--http2', '-H', 'content-type: application/grpc', '--data-binary', 'hello over h2'])
     expect(res.status).toBe(200)
     expect(res.body).toBe('echo:hello over h2')
@@ -136,7 +136,7 @@ describe('warren tls --crt --key (agent TLS termination)', () => {
 
   test('flags: the edge passes TLS through, the agent presents its certificate, plaintext reaches a TCP upstream', async () => {
     const a = agent(['tls', String(echo.port), '--url', 'tls://term.warren.localhost', '--crt', agentCert.certPath, '--key', agentCert.keyPath, ...alice()])
-    expect(await a.forwarding()).toEqual(['tls://term.warren.localhost'])
+    expect(await a.forwarding()).toEqual([`tls://term.warren.localhost:${edge.httpsPort}`])
     const r = await roundTrip('term.warren.localhost', 'ping through agent TLS\n')
     expect(r).toEqual({ fingerprint, subject: 'term.warren.localhost', echoed: 'ping through agent TLS\n' })
 
@@ -164,7 +164,7 @@ endpoints:
 `,
     )
     const a = agent(['start', 'term', '--config', config, ...alice()])
-    expect(await a.forwarding()).toEqual(['tls://term2.warren.localhost'])
+    expect(await a.forwarding()).toEqual([`tls://term2.warren.localhost:${edge.httpsPort}`])
     // The certificate names term.warren.localhost only: check it by fingerprint, not by name.
     const got = await new Promise<{ fingerprint: string; echoed: string }>((resolve, reject) => {
       const sock = tls.connect({ host: '127.0.0.1', port: edge.httpsPort, servername: 'term2.warren.localhost', rejectUnauthorized: false }, () => sock.write('via config\n'))

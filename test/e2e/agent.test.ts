@@ -64,7 +64,7 @@ afterAll(async () => {
 })
 
 const alice = () => edgeFlags(edge, 'alice-token')
-const hostOf = (url: string) => new URL(url).host
+const hostOf = (url: string) => new URL(url).hostname
 
 describe('warren tcp / tls', () => {
   test('tcp: prints the URL, relays 2 MB each way intact, stops cleanly', async () => {
@@ -107,7 +107,7 @@ describe('warren tcp / tls', () => {
   test('tls: the client TLS passes through the agent to the upstream', async () => {
     const port = (tlsBackend.address() as { port: number }).port
     const a = agent(['tls', String(port), '--url', 'tls://secure.warren.localhost', ...alice()])
-    expect(await a.forwarding()).toEqual(['tls://secure.warren.localhost'])
+    expect(await a.forwarding()).toEqual([`tls://secure.warren.localhost:${edge.httpsPort}`])
     const text = await new Promise<string>((resolve, reject) => {
       const sock = tls.connect({ host: '127.0.0.1', port: edge.httpsPort, servername: 'secure.warren.localhost', ca: tlsCert.cert })
       let out = ''
@@ -136,7 +136,7 @@ describe('warren tcp / tls', () => {
 describe('warren http', () => {
   test('http upstream: requests and bodies reach it with the public Host', async () => {
     const a = agent(['http', String(upstream.port), '--url', 'http://app.warren.localhost', ...alice()])
-    expect(await a.forwarding()).toEqual(['http://app.warren.localhost'])
+    expect(await a.forwarding()).toEqual([`http://app.warren.localhost:${edge.httpPort}`])
     const res = await hostFetch(edge, 'app.warren.localhost', '/echo?x=1', { method: 'POST', body: 'x'.repeat(100_000) })
     expect(res.status).toBe(200)
     const body = (await res.json()) as { path: string; method: string; bodyBytes: number; headers: Record<string, string> }
@@ -151,9 +151,10 @@ describe('warren http', () => {
   test('the default scheme is https with a random name, served on the TLS port', async () => {
     const a = agent(['http', String(upstream.port), ...alice()])
     const [url] = await a.forwarding()
-    expect(url).toMatch(/^https:\/\/[0-9a-f]+\.warren\.localhost$/)
+    // Printed with the TLS port, so the URL works as printed (*.localhost is loopback).
+    expect(url).toMatch(new RegExp(`^https://[0-9a-f]+\\.warren\\.localhost:${edge.httpsPort}$`))
     const host = hostOf(url!)
-    const r = await curl(['--cacert', edge.caPath, '--connect-to', `${host}:443:127.0.0.1:${edge.httpsPort}`, `https://${host}/echo`])
+    const r = await curl(['--cacert', edge.caPath, '--resolve', `${host}:${edge.httpsPort}:127.0.0.1`, `${url}/echo`])
     expect(r.status).toBe(200)
     expect(JSON.parse(r.body)).toMatchObject({ upstream: 'agent-origin', path: '/echo' })
     await a.stop()
@@ -207,6 +208,7 @@ describe('warren http', () => {
     const started = Date.now()
     const res = await hostFetch(edge, 'down.warren.localhost', '/')
     expect(res.status).toBe(502)
+    expect(res.headers.get('warren-error-code')).toBe('ERR_WARREN_8012')
     expect(await res.text()).toContain('ERR_WARREN_8012')
     expect(Date.now() - started).toBeLessThan(2000)
     const json = await hostFetch(edge, 'down.warren.localhost', '/', { headers: { accept: 'application/json' } })
@@ -310,7 +312,7 @@ endpoints:
     expect(check.stdout.toString()).toContain('Valid configuration files')
     const a = agent(['start', 'web', 'files', 'echo', '--config', cfgPath, '--config', endpointsFile, '--web-addr', 'false'], env)
     const urls = await a.forwarding(3)
-    expect(urls.slice(0, 2)).toEqual(['http://start-web.warren.localhost', 'http://start-files.warren.localhost'])
+    expect(urls.slice(0, 2)).toEqual([`http://start-web.warren.localhost:${edge.httpPort}`, `http://start-files.warren.localhost:${edge.httpPort}`])
     expect(urls[2]).toMatch(/^tcp:\/\//)
     expect((await hostFetch(edge, 'start-web.warren.localhost', '/echo')).status).toBe(200)
     expect(await (await hostFetch(edge, 'start-files.warren.localhost', '/hello.txt')).text()).toBe('hello from a file\n')
@@ -361,7 +363,7 @@ describe('the local inspector', () => {
     expect(upstream.seen.at(-1)!.headers.host).toStartWith('inspect.warren.localhost')
 
     const endpoints = (await (await fetch(`${web}/api/endpoints`)).json()) as { endpoints: { url: string }[] }
-    expect(endpoints.endpoints.map((e) => e.url)).toEqual(['http://inspect.warren.localhost'])
+    expect(endpoints.endpoints.map((e) => e.url)).toEqual([`http://inspect.warren.localhost:${edge.httpPort}`])
     expect(await (await fetch(`${web}/`)).text()).toContain('warren inspector')
     expect((await fetch(`${web}/api/status`, { headers: { host: 'attacker.example.com' } })).status).toBe(403)
     await a.stop()
@@ -380,7 +382,7 @@ describe('the terminal dashboard', () => {
     try {
       const started = tmux('new-session', '-d', '-s', 'agent', '-x', '120', '-y', '40', `env HOME=${quote(home)} XDG_CONFIG_HOME=${quote(join(home, '.config'))} ${command.map(quote).join(' ')}`)
       expect(started.exitCode).toBe(0)
-      expect(await eventually(async () => screen().includes('Forwarding                    http://tui.warren.localhost -> http://localhost:'), 5000, 100)).toBe(true)
+      expect(await eventually(async () => screen().includes(`Forwarding                    http://tui.warren.localhost:${edge.httpPort} -> http://localhost:`), 5000, 100)).toBe(true)
       expect(screen()).toContain('Session Status                online')
       expect(screen()).toContain('Account                       alice')
       for (let i = 0; i < 3; i++) expect((await hostFetch(edge, 'tui.warren.localhost', `/echo/${i}`)).status).toBe(200)
@@ -400,7 +402,7 @@ describe('the TypeScript SDK', () => {
   test('forward() opens an endpoint in-process and close() removes it', async () => {
     const listener = await forward({ addr: upstream.port!, authtoken: 'alice-token', serverAddr: `127.0.0.1:${edge.agentPort}`, serverCa: edge.caPath, url: 'http://sdk.warren.localhost' })
     try {
-      expect(listener.url()).toBe('http://sdk.warren.localhost')
+      expect(listener.url()).toBe(`http://sdk.warren.localhost:${edge.httpPort}`)
       const res = await hostFetch(edge, 'sdk.warren.localhost', '/echo')
       expect(((await res.json()) as { upstream: string }).upstream).toBe('agent-origin')
     } finally {

@@ -56,7 +56,8 @@ describe('REST API + warren api (compiled binary)', () => {
   test('warren api endpoints create, then the endpoint answers through the edge', async () => {
     const r = warrenApi(`endpoints create --url http://${HOST} --traffic-policy "$(<policy.yml)" --description "e2e" --metadata '{"by":"test"}'`)
     expect(r.code).toBe(0)
-    expect(r.json).toMatchObject({ url: `http://${HOST}`, type: 'cloud', bindings: ['public'], description: 'e2e', metadata: '{"by":"test"}', read_only: false })
+    // The URL is shown as a client must use it: the edge listens on a port that is not 80.
+    expect(r.json).toMatchObject({ url: `http://${HOST}:${edge!.httpPort}`, type: 'cloud', bindings: ['public'], description: 'e2e', metadata: '{"by":"test"}', read_only: false })
     id = r.json.id
     expect(readdirSync(policies).sort()).toEqual([`api-${id}.yml`, 'hand.yml'])
     // The answer came after the reload: no waiting for the watcher.
@@ -69,9 +70,11 @@ describe('REST API + warren api (compiled binary)', () => {
     const list = warrenApi(`endpoints list --url http://${HOST}`)
     expect(list.code).toBe(0)
     expect(list.json.endpoints.map((e: { id: string }) => e.id)).toEqual([id])
+    // The URL as shown (with the port) finds it as well.
+    expect(warrenApi(`endpoints list --url http://${HOST}:${edge!.httpPort}`).json.endpoints.map((e: { id: string }) => e.id)).toEqual([id])
     const all = warrenApi('endpoints list')
     expect(all.json.endpoints.find((e: { source: string }) => e.source === 'hand.yml')).toMatchObject({ read_only: true })
-    expect(warrenApi(`endpoints get ${id}`).json).toMatchObject({ id, url: `http://${HOST}` })
+    expect(warrenApi(`endpoints get ${id}`).json).toMatchObject({ id, url: `http://${HOST}:${edge!.httpPort}` })
     const status = warrenApi('status')
     expect(status.json).toMatchObject({ ready: true })
     expect(status.json.files).toContainEqual({ file: `api-${id}.yml`, status: 'ok', issues: [], servingPrevious: false })
@@ -112,7 +115,7 @@ describe('REST API + warren api (compiled binary)', () => {
     const res = await get(edge)
     expect(res.status).toBe(200)
     expect(res.body).toBe('updated')
-    expect(warrenApi(`endpoints get ${id}`).json).toMatchObject({ id, url: `http://${HOST}` })
+    expect(warrenApi(`endpoints get ${id}`).json).toMatchObject({ id, url: `http://${HOST}:${edge!.httpPort}` })
   })
 
   test('delete: the file goes and the URL answers 404', async () => {

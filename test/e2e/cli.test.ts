@@ -31,7 +31,7 @@ describe('warren CLI (compiled binary)', () => {
   test('version', () => {
     const r = warren(['version'])
     expect(r.code).toBe(0)
-    expect(r.out).toMatch(/^warren \d+\.\d+\.\d+ \(bun 1\.4\.5\)\n$/)
+    expect(r.out).toMatch(/^warren \d+\.\d+\.\d+ \(commit [0-9a-f]{12}(-dirty)?, built \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ, bun 1\.4\.5\)\n$/)
   })
 
   test('unknown command exits 2', () => {
@@ -87,6 +87,39 @@ describe('warren CLI (compiled binary)', () => {
     const r = warren(['serve', '--nope'])
     expect(r.code).toBe(1)
     expect(r.err).toContain('--nope')
+  })
+
+  test('--help: every line of the details sits under the two-space margin', () => {
+    const details = warren(['--help']).out.split('Details:\n')[1]!.trimEnd().split('\n')
+    expect(details.length).toBeGreaterThan(10)
+    for (const line of details) expect(line).toMatch(/^  \S|^    \S/)
+  })
+})
+
+describe('errors a newcomer can act on: one line with a code, never a stack', () => {
+  test.each([
+    { desc: '--url without its value', args: ['http', '8080', '--url'], line: /^warren http: Option '--url <value>' argument missing \[ERR_WARREN_1011\]\nUsage: warren http / },
+    { desc: 'policy check of a directory that does not exist', args: ['policy', 'check', '/no/such/dir'], line: /^warren policy: \/no\/such\/dir is not a directory; .* \[ERR_WARREN_1012\]\n$/ },
+    { desc: '--server-ca that is not PEM', args: ['http', '8080', '--authtoken', 'x', '--server-ca', 'NOT_PEM'], line: /^warren http: The server CA ".*not-pem\.txt" is not a PEM certificate .*warren ca path.* \[ERR_WARREN_1001\]\n$/ },
+  ])('$desc', ({ args, line }) => {
+    writeFileSync(join(dir, 'not-pem.txt'), 'this is not a certificate\n')
+    const r = warren(args.map((a) => (a === 'NOT_PEM' ? join(dir, 'not-pem.txt') : a)))
+    expect(r.code).toBe(1)
+    expect(r.err).toMatch(line)
+    expect(r.err).not.toContain('    at ')
+  })
+
+  test('policy check: a missing ] is reported on its own line, and a CEL error next to an unknown action', () => {
+    const bad = join(dir, 'newcomer')
+    mkdirSync(bad, { recursive: true })
+    writeFileSync(join(bad, 'a.yml'), 'url: https://a.example.com\ntraffic_policy:\n  on_http_request:\n    - actions: [{type: deny}\n\n')
+    writeFileSync(join(bad, 'b.yml'), 'url: https://b.example.com\ntraffic_policy:\n  on_http_request:\n    - expressions: ["req.nope == 1"]\n      actions: [{type: nosuch}]\n')
+    const r = warren(['policy', 'check', bad])
+    expect(r.code).toBe(1)
+    expect(r.out).toContain(`${bad}/a.yml:4:29: Flow sequence`)
+    expect(r.out).toMatch(/b\.yml:5:\d+: .*unknown action type "nosuch"/)
+    expect(r.out).toMatch(/b\.yml:4:\d+: invalid expression "req\.nope == 1".*\[ERR_WARREN_2002\]/)
+    expect(r.out).toContain('2 file(s), 0 endpoint(s), 3 error(s)')
   })
 })
 

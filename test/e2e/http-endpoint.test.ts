@@ -136,6 +136,12 @@ describe('HTTP endpoints through the compiled edge (curl)', () => {
     const res = await curl([`http://down.warren.localhost:${edge.httpPort}/`])
     expect(res.status).toBe(502)
     expect(res.headers['warren-error-code']).toBe('ERR_WARREN_8012')
+    expect(res.body).toContain('The upstream http://127.0.0.1:1 refused')
+    // An API client asking for JSON gets the agent's shape, naming the upstream.
+    const json = await curl(['-H', 'Accept: application/json', `http://down.warren.localhost:${edge.httpPort}/`])
+    expect(json.status).toBe(502)
+    expect(json.headers['content-type']).toBe('application/json')
+    expect(JSON.parse(json.body)).toEqual({ error: { code: 'ERR_WARREN_8012', message: 'The upstream http://127.0.0.1:1 refused or dropped the connection.', upstream: 'http://127.0.0.1:1' } })
   })
 
   test('upstream too slow: 504 with ERR_WARREN_3005 after upstream_timeout', async () => {

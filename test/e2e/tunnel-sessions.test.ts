@@ -69,7 +69,7 @@ describe('/tunnel-sessions with the official SDK (compiled binary)', () => {
     expect(s).toMatchObject({ account: 'alice', ip: '127.0.0.1', os: expect.any(String), agent_version: expect.stringMatching(/\d/) })
     expect(s.client_info.ClientType).toBe('ngrok-javascript')
     expect(JSON.stringify(s.client_info)).not.toContain('alice-token')
-    expect(s.endpoints.map((e: { url: string }) => e.url)).toEqual([`https://${HOST}`])
+    expect(s.endpoints.map((e: { url: string }) => e.url)).toEqual([`https://${HOST}:${edge.httpsPort}`])
     expect(warrenApi(['sessions', 'get', id]).json.id).toBe(id)
     const started = fileEvents(edge).find((e) => e.event_type === 'agent_session_start.v0')
     expect(started.object).toMatchObject({ id, account: 'alice' })
@@ -79,7 +79,7 @@ describe('/tunnel-sessions with the official SDK (compiled binary)', () => {
     const list: any = await (await api('/endpoints?type=agent')).json()
     expect(list.endpoints.length).toBe(1)
     const ep = list.endpoints[0]
-    expect(ep).toMatchObject({ type: 'agent', url: `https://${HOST}`, read_only: true, account: 'alice', tunnel_session: { id } })
+    expect(ep).toMatchObject({ type: 'agent', url: `https://${HOST}:${edge.httpsPort}`, read_only: true, account: 'alice', tunnel_session: { id } })
     const patch = await api(`/endpoints/${ep.id}`, { method: 'PATCH', body: JSON.stringify({ description: 'x' }) })
     expect(patch.status).toBe(409)
     expect(await patch.json()).toMatchObject({ error_code: 'ERR_WARREN_6006' })

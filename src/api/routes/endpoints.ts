@@ -2,7 +2,7 @@ import { Hono, type Context } from 'hono'
 import * as v from 'valibot'
 import { describeIssue, parseSource } from '../../config/document.ts'
 import { loadPolicyFile } from '../../config/load.ts'
-import { formatEndpointUrl, parseEndpointUrl } from '../../config/url.ts'
+import { formatEndpointUrl, parseEndpointUrl, withoutPublicPort, type EndpointUrl } from '../../config/url.ts'
 import type { Endpoint } from '../../endpoints/endpoint.ts'
 import { CODES } from '../../lib/errors.ts'
 import type { ApiOptions } from '../app.ts'
@@ -172,7 +172,7 @@ export function endpointRoutes(options: ApiOptions & { tunnels: () => readonly A
   // Agent endpoints name the session serving them now (it changes when the agent reconnects).
   const sessionOf = (ep: Endpoint) => (ep.kind === 'agent' ? options.tunnels().find((t) => `ep_${t.id}` === ep.id && t.account === ep.account) : undefined)
   const show = (c: Context, ep: Endpoint, cache: SourceCache = new Map()) =>
-    endpointResource(ep, { origin: new URL(c.req.url).origin, policiesDir: options.policiesDir, cache, session: sessionOf(ep) })
+    endpointResource(ep, { origin: new URL(c.req.url).origin, policiesDir: options.policiesDir, cache, publicPorts: options.loadOptions.defaultPorts, session: sessionOf(ep) })
 
   app.get('/', (c) => {
     const query = c.req.query()
@@ -184,16 +184,18 @@ export function endpointRoutes(options: ApiOptions & { tunnels: () => readonly A
     }
     if (query.type !== undefined && query.type !== 'cloud' && query.type !== 'agent') throw badRequest('type: must be "cloud" or "agent"', 'type')
     if (query.binding !== undefined && query.binding !== 'public' && query.binding !== 'internal') throw badRequest('binding: must be "public" or "internal"', 'binding')
+    // The URL as shown (public port named) finds the endpoint as well as its canonical form.
+    const canonical = (u: EndpointUrl) => formatEndpointUrl(withoutPublicPort(u, options.loadOptions.defaultPorts))
     let url: string | undefined
     if (query.url !== undefined) {
       try {
-        url = formatEndpointUrl(parseEndpointUrl(query.url))
+        url = canonical(parseEndpointUrl(query.url))
       } catch (err) {
         throw badRequest(`url: ${(err as Error).message}`, 'url')
       }
     }
     const matching = options.store.current.endpoints
-      .filter((e) => (url === undefined || e.urlText === url) && (query.binding === undefined || e.url.binding === query.binding) && (query.type === undefined || e.kind === query.type))
+      .filter((e) => (url === undefined || canonical(e.url) === url) && (query.binding === undefined || e.url.binding === query.binding) && (query.type === undefined || e.kind === query.type))
       .filter((e) => query.before_id === undefined || e.id < query.before_id)
       // ngrok pages from the newest id down; API ids are time-ordered, so that is creation order.
       .sort((a, b) => (a.id < b.id ? 1 : a.id > b.id ? -1 : 0))

@@ -1,5 +1,6 @@
 import { afterAll, afterEach, describe, expect, test } from 'bun:test'
 import { CODES, WarrenError } from '../../lib/errors.ts'
+import { readyBody } from '../../lib/ready-body.ts'
 import { h1Request, UpstreamRefused, type H1RequestInit } from './client.ts'
 import { H1ParseError } from './parse.ts'
 import { H1Pool, originOf } from './pool.ts'
@@ -221,6 +222,8 @@ describe('h1Request() against raw upstreams', () => {
   test('a chunked body that arrives with the head is handed over whole', async () => {
     const up = raw((_req, s) => s.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n'))
     const res = await h1Request(newPool(), init(up.port))
+    // Whole in memory: the HTTP/1 engine writes these bytes without reading a stream.
+    expect(new TextDecoder().decode(readyBody(res))).toBe('abcdef')
     expect(await res.text()).toBe('abcdef')
   })
 
@@ -229,6 +232,7 @@ describe('h1Request() against raw upstreams', () => {
     const up = raw((_req, s) => s.write(`HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n${(40_000).toString(16)}\r\n${data}\r\n0\r\n\r\n`))
     const pool = newPool()
     const res = await h1Request(pool, init(up.port))
+    expect(readyBody(res)).toBeUndefined()
     expect(res.body).toBeInstanceOf(ReadableStream)
     expect(await res.text()).toBe(data)
     expect(await (await h1Request(pool, init(up.port))).text()).toBe(data)

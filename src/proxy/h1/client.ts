@@ -1,5 +1,6 @@
 import { CODES, WarrenError } from '../../lib/errors.ts'
 import { linesOf } from '../../lib/header-lines.ts'
+import { readyResponse } from '../../lib/ready-body.ts'
 import {
   ChunkedDecoder,
   findHeadEnd,
@@ -480,7 +481,8 @@ class Exchange implements ConnectionSink {
     const head = this.#res!
     let res: Response
     try {
-      res = new Response(body, { status: head.status, statusText: head.statusText, headers: head.headers })
+      const init = { status: head.status, statusText: head.statusText, headers: head.headers }
+      res = body instanceof Uint8Array ? readyResponse(body, init) : new Response(body, init)
     } catch (err) {
       // e.g. a body on 205: the Response constructor refuses what HTTP forbids.
       throw new H1ParseError(err instanceof Error ? err.message : String(err))

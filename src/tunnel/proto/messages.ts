@@ -48,8 +48,17 @@ export function errorReply(message: string, ngrokCode: string, warrenCode?: stri
   return { Error: `${message}${warrenCode ? ` (${warrenCode})` : ''}\n\n${ngrokCode}` }
 }
 
+/** The header of a proxy stream (type 3): which tunnel, and who the public client is. */
+export interface ProxyHeader {
+  Id: string
+  ClientAddr: string
+  Proto: string
+  EdgeType: string
+  PassthroughTLS: boolean
+}
+
 /** Builds the proxy-stream header: u32 type 3, int64 little-endian length, JSON. */
-export function encodeProxyHeader(header: { Id: string; ClientAddr: string; Proto: string; EdgeType: string; PassthroughTLS: boolean }): Uint8Array {
+export function encodeProxyHeader(header: ProxyHeader): Uint8Array {
   const json = new TextEncoder().encode(JSON.stringify(header))
   const out = new Uint8Array(4 + 8 + json.length)
   const view = new DataView(out.buffer)

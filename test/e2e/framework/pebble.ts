@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { Subprocess } from 'bun'
+import { ensureDebianPackage } from './apt.ts'
 import { freePort } from './ports.ts'
 
 /** Why pebble cannot run here, or undefined when it can (installs it with apt-get when missing and root). */
@@ -14,14 +15,7 @@ export function pebbleUnavailable(): string | undefined {
   const have = () => Bun.which('pebble') !== null && Bun.which('pebble-challtestsrv') !== null
   if (have()) return undefined
   if (Bun.which('openssl') === null) return 'openssl is missing'
-  if (process.getuid?.() === 0 && Bun.which('apt-get')) {
-    Bun.spawnSync(['apt-get', '-o', 'DPkg::Lock::Timeout=300', 'install', '-y', '-qq', 'pebble'], { stdout: 'ignore', stderr: 'ignore' })
-    if (!have()) {
-      Bun.spawnSync(['apt-get', 'update', '-qq'], { stdout: 'ignore', stderr: 'ignore' })
-      Bun.spawnSync(['apt-get', '-o', 'DPkg::Lock::Timeout=300', 'install', '-y', '-qq', 'pebble'], { stdout: 'ignore', stderr: 'ignore' })
-    }
-  }
-  return have() ? undefined : 'the Debian package "pebble" (pebble, pebble-challtestsrv) is not installed and could not be installed (apt-get install -y pebble)'
+  return ensureDebianPackage('pebble', have) ? undefined : 'the Debian package "pebble" (pebble, pebble-challtestsrv) is not installed and could not be installed (apt-get install -y pebble)'
 }
 
 /** A minica + a localhost/127.0.0.1 certificate for pebble's own HTTPS (the package ships none). */

@@ -1,5 +1,6 @@
 import * as v from 'valibot'
 import { parseDuration } from '../../../lib/duration.ts'
+import { parsePortRanges, sshKeyDigest } from '../../../tunnel/accounts.ts'
 
 const HOST_PORT = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d{1,5})$/
 
@@ -25,8 +26,40 @@ export const AccountSpec = v.strictObject({
   authtokens: v.optional(v.array(Secret), []),
   /** Domains the account owns (exact or `*.` wildcard). */
   domains: v.optional(v.array(v.string()), []),
-  /** TCP ports the account may bind, e.g. `20000-20999`. */
-  tcp_ports: v.optional(v.string()),
+  /** TCP ports the account may bind, e.g. `20000-20999` or `20000-20099, 30000`. */
+  tcp_ports: v.optional(
+    v.pipe(
+      v.string(),
+      v.check((text) => {
+        try {
+          parsePortRanges(text)
+          return true
+        } catch {
+          return false
+        }
+      }, 'must be ports or ranges LOW-HIGH (LOW <= HIGH, 1-65535), comma-separated, e.g. "20000-20999, 30000"'),
+    ),
+  ),
+  /**
+   * Public keys that log in to the SSH front door as this account: authorized_keys lines
+   * (`ssh-ed25519 AAAA… you@host`) or `sha256:<fingerprint>` as `ssh-keygen -lf key.pub` prints it.
+   * The account's authtokens also work as the SSH password.
+   */
+  ssh_keys: v.optional(
+    v.array(
+      v.pipe(
+        v.string(),
+        v.check((s) => {
+          try {
+            return sshKeyDigest(s).length === 32
+          } catch {
+            return false
+          }
+        }, 'must be an authorized_keys line ("ssh-ed25519 AAAA… comment") or sha256:<fingerprint>'),
+      ),
+    ),
+    [],
+  ),
 })
 
 /** Fields every event sink has. */
@@ -89,6 +122,11 @@ export const ServerConfigSpec = v.strictObject({
       agent: v.optional(Address, '127.0.0.1:4443'),
       /** REST API, metrics and dashboard. */
       api: v.optional(Address, '127.0.0.1:4041'),
+      /**
+       * SSH front door (`ssh -R 0:localhost:80 v2@host -p 2222 http`): off unless set here or with
+       * `warren serve --ssh`; 127.0.0.1:2222 is the usual choice.
+       */
+      ssh: v.optional(Address),
     }),
     {},
   ),

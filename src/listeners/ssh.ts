@@ -1,0 +1,80 @@
+import { Server } from 'ssh2'
+import { agentSessionObject } from '../events/agent.ts'
+import type { EventBus } from '../events/bus.ts'
+import { makeEvent } from '../events/types.ts'
+import { log } from '../lib/log.ts'
+import type { Account } from '../tunnel/accounts.ts'
+import type { AgentRegistry } from '../tunnel/registry.ts'
+import { SshSession } from '../tunnel/ssh/session.ts'
+
+export interface SshListenerOptions {
+  hostname: string
+  port: number
+  /** OpenSSH private key text (certs/ssh/host_ed25519_key). */
+  hostKey: string
+  accounts: () => readonly Account[]
+  registry: AgentRegistry
+  domain: string
+  /** Session events, and the request events each session prints to its console. */
+  events?: EventBus
+}
+
+export interface SshListener {
+  sessions: Set<SshSession>
+  /** The bound port (useful with port 0). */
+  port: number
+  stop(): void
+}
+
+/**
+ * The SSH front door (`listen.ssh`): `ssh -R 0:localhost:80 v2@edge -p 2222 http` creates an agent
+ * endpoint without installing an agent. Sessions bind through the same registry as agents.
+ */
+export async function listenSsh(options: SshListenerOptions): Promise<SshListener> {
+  const logger = log.child({ component: 'ssh' })
+  const sessions = new Set<SshSession>()
+  const { registry, events } = options
+  const server = new Server(
+    // Keepalives find a client that vanished without closing (a laptop lid, a dropped network): after
+    // 3 unanswered pings 15 s apart the connection closes and its endpoints go.
+    { hostKeys: [options.hostKey], ident: 'warren', keepaliveInterval: 15_000, keepaliveCountMax: 3 },
+    (conn, info) => {
+      const session = new SshSession(conn, info, {
+        accounts: options.accounts,
+        domain: options.domain,
+        log: logger,
+        // The forward's reply goes out as soon as bind returns: proxy channels may follow at once.
+        bind: (s, request) => registry.bind(s, request, Promise.resolve()),
+        unbind: (s, request) => registry.unbind(s, request),
+        connected(s) {
+          sessions.add(s)
+          events?.emit(makeEvent('agent_session_start.v0', agentSessionObject(s)))
+        },
+        closed(s) {
+          sessions.delete(s)
+          registry.sessionClosed(s, true)
+          events?.emit(makeEvent('agent_session_stop.v0', { ...agentSessionObject(s), reason: 'goodbye' }))
+        },
+        ...(events ? { watch: (listener) => events.subscribe(listener) } : {}),
+      })
+      conn.on('close', () => sessions.delete(session))
+    },
+  )
+  server.on('error', (err: Error) => logger.error('ssh listener error', { error: err.message }))
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(options.port, options.hostname, () => {
+      server.off('error', reject)
+      resolve()
+    })
+  })
+  const address = server.address()
+  return {
+    sessions,
+    port: typeof address === 'object' && address ? address.port : options.port,
+    stop() {
+      for (const s of sessions) s.close()
+      server.close()
+    },
+  }
+}
