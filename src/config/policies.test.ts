@@ -145,6 +145,27 @@ describe('PolicyDirectory.reload()', () => {
     expect(policies.reload().table.endpoints.map((e) => e.urlText)).toEqual(['http://b.example.com'])
   })
 
+  test('a serving file seen empty (an editor mid-save) keeps its endpoints until it has content or is removed', () => {
+    // Saving in place truncates first; a reload that read the empty file dropped the endpoints (404s
+    // under load in bench/soak).
+    const policies = new PolicyDirectory(dir, OPTIONS)
+    writeFileSync(join(dir, 'a.yml'), ok('http://a.example.com', 'v1'))
+    policies.reload()
+    writeFileSync(join(dir, 'a.yml'), '')
+    const empty = policies.reload()
+    expect(empty.table.endpoints.map((e) => e.urlText)).toEqual(['http://a.example.com'])
+    expect(empty.changed).toEqual([])
+    writeFileSync(join(dir, 'a.yml'), ok('http://a.example.com', 'v2'))
+    const saved = policies.reload()
+    expect(saved.changed).toEqual(['a.yml'])
+    expect(saved.table.endpoints.map((e) => e.urlText)).toEqual(['http://a.example.com'])
+    rmSync(join(dir, 'a.yml'))
+    expect(policies.reload().table.endpoints).toEqual([])
+    // A file that never served may be empty: it simply has no endpoints.
+    writeFileSync(join(dir, 'new.yml'), '\n')
+    expect(policies.reload().changed).toEqual(['new.yml'])
+  })
+
   test('an alias bomb in one file leaves every other file, and its own last good endpoints, serving', () => {
     const policies = new PolicyDirectory(dir, OPTIONS)
     writeFileSync(join(dir, 'a.yml'), ok('http://a.example.com'))

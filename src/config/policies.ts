@@ -52,6 +52,9 @@ export class PolicyDirectory {
       const prev = this.#files.get(name)
       const input = readPolicyInput(this.dir, name)
       if (prev && 'hash' in input && prev.hash === input.hash) continue
+      // Saving in place truncates first, so a reload can read a serving file empty mid-save: that is
+      // not a request to drop its endpoints (removing the file is), so they serve until it has content.
+      if (prev?.good.length && 'text' in input && input.text.trim() === '') continue
       const result = loadPolicyFile(this.dir, name, this.#options, input)
       changed.push(name)
       const good = result.issues.length ? (prev?.good ?? []) : result.endpoints

@@ -3,59 +3,21 @@
  * well-framed hellos with hostile contents. Every input must give a well-formed result without
  * throwing, decisions must be stable as bytes are added, and generated hellos must match a model.
  *
- * Reproduce a failure with the seed it prints:  SNI_FUZZ_SEED=1234 bun test src/listeners/sni.fuzz.test.ts
- * More inputs:                                  SNI_FUZZ_ITERATIONS=2000000 bun test …
+ * Reproduce a failure with the seed it prints:  WARREN_FUZZ_SEED=1234 bun test src/listeners/sni.fuzz.test.ts
+ * More inputs (bench/soak):                     WARREN_FUZZ_COUNT=1000000 bun test …
  */
 import { expect, test } from 'bun:test'
 import { connect as tlsConnect } from 'node:tls'
+import { fuzzSettings, makeRng, type Rng } from '../../test/helpers/fuzz.ts'
 import { DEFAULT_MAX_HELLO_BYTES, peekClientHello, type PeekResult } from './sni.ts'
 import { ja4Fingerprint } from './tls-handshake.ts'
 
-const SEED = envInt('SNI_FUZZ_SEED') ?? (Math.random() * 2 ** 32) >>> 0
-const ITERATIONS = envInt('SNI_FUZZ_ITERATIONS') ?? 100_000
+const { seed: SEED, count: ITERATIONS, explicitCount } = fuzzSettings()
 /**
  * A default run stops early if a very slow machine would blow the test budget (it takes ~1–2 s
- * on a 2-core box); an explicit SNI_FUZZ_ITERATIONS always runs them all.
+ * on a 2-core box); an explicit WARREN_FUZZ_COUNT always runs them all.
  */
-const TIME_BUDGET_MS = envInt('SNI_FUZZ_ITERATIONS') === undefined ? 18_000 : Infinity
-
-function envInt(name: string): number | undefined {
-  const v = process.env[name]
-  if (v === undefined || v === '') return undefined
-  const n = Number(v)
-  return Number.isInteger(n) && n >= 0 ? n : undefined
-}
-
-/** mulberry32: tiny, fast, and good enough to drive a fuzzer reproducibly. */
-function makeRng(seed: number) {
-  let a = seed >>> 0
-  function next(): number {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-  return {
-    next,
-    /** Integer in [0, n). */
-    int(n: number): number {
-      return Math.floor(next() * n)
-    },
-    chance(p: number): boolean {
-      return next() < p
-    },
-    bytes(n: number): Uint8Array {
-      const out = new Uint8Array(n)
-      for (let i = 0; i < n; i++) out[i] = (next() * 256) | 0
-      return out
-    },
-    pick<T>(xs: readonly T[]): T {
-      return xs[Math.floor(next() * xs.length)]!
-    },
-  }
-}
-type Rng = ReturnType<typeof makeRng>
+const TIME_BUDGET_MS = explicitCount ? Infinity : 18_000
 
 // ---------------------------------------------------------------------------------------------
 // Byte helpers (trusting: only used on well-formed data built here or captured from clients).
@@ -246,7 +208,17 @@ function genHostName(rng: Rng): string {
   for (let i = 0; i < len; i++) {
     s += rng.chance(0.995) ? HOST_OK[rng.int(HOST_OK.length)] : String.fromCharCode(rng.int(256))
   }
+  // Some clients send the Host header's name:port as SNI; a port of 1-5 digits is accepted.
+  if (rng.chance(0.03)) s += ':' + String(rng.int(10 ** (1 + rng.int(6)))).padStart(rng.int(3), '0')
   return s
+}
+
+/** `name` as the parser must read it: the host name, whether a `:port` followed, or undefined if invalid. */
+function hostModel(name: string): { host: string; port: boolean } | undefined {
+  if (hostValid(name)) return { host: name.toLowerCase(), port: false }
+  const m = /^(.+):\d{1,5}$/.exec(name)
+  if (m && name.length <= 255 && hostValid(m[1]!)) return { host: m[1]!.toLowerCase(), port: true }
+  return undefined
 }
 
 function hostValid(s: string): boolean {
@@ -259,6 +231,7 @@ function generate(rng: Rng): Generated {
   const exts: Uint8Array[] = []
   let bad = false
   let serverName: string | undefined
+  let portInName = false
   const alpn: string[] = []
 
   const ext = (type: number, body: Uint8Array) => exts.push(concat(be16(type), be16(body.length), body))
@@ -282,8 +255,12 @@ function generate(rng: Rng): Generated {
       entries.push(concat(Uint8Array.of(nameType), be16(name.length), latin1(name)))
       if (nameType === 0) {
         hosts++
-        if (hosts > 1 || !hostValid(name)) bad = true
-        else serverName = name.toLowerCase()
+        const model = hostModel(name)
+        if (hosts > 1 || !model) bad = true
+        else {
+          serverName = model.host
+          portInName = model.port
+        }
       }
     }
     const list = concat(...entries)
@@ -337,7 +314,7 @@ function generate(rng: Rng): Generated {
   let want: PeekResult
   if (records.length > maxBytes) want = { kind: 'invalid', reason: '*' }
   else if (bad) want = { kind: 'invalid', reason: '*' }
-  else want = { kind: 'hello', serverName, alpn, length: records.length }
+  else want = { kind: 'hello', serverName, alpn, length: records.length, ...(portInName ? { portInServerName: true as const } : {}) }
   return { bytes, want, maxBytes }
 }
 
@@ -481,6 +458,7 @@ function reference(input: Uint8Array, maxBytes: number): RefResult {
     if (cm < 1) throw new Bad()
     take(cm)
     let serverName: string | undefined
+    let portInServerName = false
     const alpn: string[] = []
     if (at < msg.length) {
       if (num(2) !== msg.length - at) throw new Bad()
@@ -505,8 +483,10 @@ function reference(input: Uint8Array, maxBytes: number): RefResult {
             if (nameType === 0) {
               if (++hosts > 1 || len === 0 || len > 255) throw new Bad()
               const s = String.fromCharCode(...name)
-              if (!/^[A-Za-z0-9._*-]+$/.test(s)) throw new Bad()
-              serverName = s.toLowerCase()
+              const m = /^([A-Za-z0-9._*-]+)(:\d{1,5})?$/.exec(s)
+              if (!m) throw new Bad()
+              serverName = m[1]!.toLowerCase()
+              portInServerName = m[2] !== undefined
             }
             q += 3 + len
           } else {
@@ -519,7 +499,7 @@ function reference(input: Uint8Array, maxBytes: number): RefResult {
         }
       }
     }
-    return { kind: 'hello', serverName, alpn, length: pos }
+    return { kind: 'hello', serverName, alpn, length: pos, ...(portInServerName ? { portInServerName: true as const } : {}) }
   } catch (err) {
     if (err instanceof Bad) return { kind: 'invalid' }
     throw err
@@ -603,7 +583,7 @@ function hex(b: Uint8Array, max = 4096): string {
 const corpus = await realCorpus()
 
 test(`peekClientHello() and ja4Fingerprint() survive ${ITERATIONS} fuzzed inputs (seed ${SEED})`, () => {
-  console.log(`sni fuzz: seed ${SEED} (reproduce with SNI_FUZZ_SEED=${SEED}), ${ITERATIONS} inputs, corpus: ${corpus.map((c) => `${c.name} ${c.bytes.length}B`).join(', ')}`)
+  console.log(`sni fuzz: seed ${SEED} (reproduce with WARREN_FUZZ_SEED=${SEED}), ${ITERATIONS} inputs, corpus: ${corpus.map((c) => `${c.name} ${c.bytes.length}B`).join(', ')}`)
   expect(corpus.length).toBeGreaterThanOrEqual(1) // setup: the in-process clients at least
   const rng = makeRng(SEED)
   const counts: Record<string, number> = { 'need-more': 0, 'not-tls': 0, invalid: 0, hello: 0 }
@@ -663,4 +643,4 @@ test(`peekClientHello() and ja4Fingerprint() survive ${ITERATIONS} fuzzed inputs
   for (const kind of Object.keys(counts)) expect(counts[kind]).toBeGreaterThan(0)
   // A slow machine may stop early on time; it must still have covered a meaningful share.
   expect(ran).toBeGreaterThanOrEqual(Math.min(ITERATIONS, 20_000))
-}, 60_000)
+}, Math.max(60_000, ITERATIONS))

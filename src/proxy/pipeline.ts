@@ -57,6 +57,19 @@ function headerBytes(req: Request): number {
 }
 
 /**
+ * The URL of a refused request, for its event. Bun builds `req.url` from the Host header, so an empty
+ * or malformed Host (refused with 400 or 404) makes it unparseable: the event then keeps the path.
+ */
+function refusedUrl(req: Request): URL {
+  const parsed = URL.parse(req.url)
+  if (parsed) return parsed
+  // Through the setter: a path like `/\` parsed against a base turns into `//`, an empty authority.
+  const url = new URL('http://invalid/')
+  url.pathname = req.url.replace(/^[a-z]+:\/\/[^/]*/i, '').split(/[?#]/, 1)[0]!
+  return url
+}
+
+/**
  * The HTTP data path for one listener: Host → endpoint, on_http_request, forward, on_http_response.
  * Each request reads the table once, so a reload mid-request never changes its endpoint or policy.
  */
@@ -67,7 +80,7 @@ export function createPipeline(options: PipelineOptions) {
     if (!events) return response
     const client = options.clientAddress ? options.clientAddress(req, server) : server.requestIP(req)
     const conn = { clientIp: client?.address ?? '', clientPort: client?.port ?? 0, serverIp: options.serverIp, serverPort: options.serverPort }
-    events.emit(httpRequestEvent({ req, url: new URL(req.url), host, port, conn, endpoint: undefined, started, response, closed: false }))
+    events.emit(httpRequestEvent({ req, url: refusedUrl(req), host, port, conn, endpoint: undefined, started, response, closed: false }))
     return response
   }
   /** The retry state of one request whose body can be sent again (pool-retry.ts has the rule). */

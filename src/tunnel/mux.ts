@@ -24,6 +24,13 @@ export interface MuxTransport {
 const MAX_DATA_FRAME = 64 * 1024
 /** Above this many bytes queued on the connection, streams stop accepting writes until it drains. */
 const SESSION_HIGH_WATER = 4 * 1024 * 1024
+/**
+ * Frames up to this size are queued by copying them into shared chunks: one array per 12-byte frame
+ * (the RST or WNDINC that answers a peer's frame) costs ~600 bytes of memory, so 16 MB of frames from
+ * a peer that does not read took 1.2 GB.
+ */
+const SMALL_FRAME = 256
+const COALESCE_CHUNK = 16 * 1024
 
 /**
  * Why a stream closed: both FINs (`ended`), our own reset (`terminated`), the peer's RST (`reset`,
@@ -226,6 +233,9 @@ export class MuxSession {
   #lastRemoteId = 0
   #localOpen = 0
   #outbox: Uint8Array[] = []
+  /** Small frames queued after the outbox, copied into one chunk (`#tailLen` bytes of `#tail`). */
+  #tail: Uint8Array | undefined
+  #tailLen = 0
   #outboxBytes = 0
   #closed = false
 
@@ -309,17 +319,33 @@ export class MuxSession {
   /** Queues bytes for the transport, keeping what it did not take (Bun drops it otherwise). */
   write(bytes: Uint8Array): void {
     if (this.#closed) return
-    if (this.#outbox.length === 0) {
+    if (this.#outboxBytes === 0) {
       const n = this.#transport.write(bytes)
       if (n === bytes.length) return
       bytes = bytes.subarray(Math.max(n, 0))
     }
-    this.#outbox.push(bytes)
     this.#outboxBytes += bytes.length
+    if (bytes.length > SMALL_FRAME) {
+      this.#flushTail()
+      this.#outbox.push(bytes)
+      return
+    }
+    if (this.#tail && this.#tailLen + bytes.length > this.#tail.length) this.#flushTail()
+    this.#tail ??= new Uint8Array(COALESCE_CHUNK)
+    this.#tail.set(bytes, this.#tailLen)
+    this.#tailLen += bytes.length
+  }
+
+  /** Moves the small frames gathered so far into the outbox, in order. */
+  #flushTail(): void {
+    if (this.#tail && this.#tailLen > 0) this.#outbox.push(this.#tail.subarray(0, this.#tailLen))
+    this.#tail = undefined
+    this.#tailLen = 0
   }
 
   /** The transport can take more: flush, then wake streams that were told to wait. */
   drain(): void {
+    this.#flushTail()
     while (this.#outbox.length) {
       const chunk = this.#outbox[0]!
       const n = this.#transport.write(chunk)

@@ -150,9 +150,10 @@ describe('the HTTP/1.1 engine', () => {
     expect((JSON.parse(answer!.body) as { bodyBytes: number }).bodyBytes).toBe(11)
   })
 
-  test('a bad chunk size fails the request and closes the connection', async () => {
+  test('a bad chunk size is a 400 with its code (not the upstream 502), and the connection closes', async () => {
     const answer = await rawRequest(edge.httpPort, `POST /echo HTTP/1.1\r\n${H}Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\n${H}\r\n`)
-    expect(answer).not.toMatch(/^HTTP\/1\.1 200 /)
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /)
+    expect(answer.toLowerCase()).toContain('warren-error-code: err_warren_3007')
     expect(upstream.seen.some((r) => r.path === '/smuggled')).toBe(false)
   })
 

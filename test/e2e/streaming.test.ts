@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { readFileSync } from 'node:fs'
+import { memoryOf, sampleRss } from './framework/memory.ts'
 import { hostFetch, startEdge, type Edge } from './framework/process.ts'
 import { startUpstream } from './framework/upstreams.ts'
 
@@ -18,18 +18,6 @@ afterAll(async () => {
   await edge?.stop()
   upstream.stop(true)
 })
-
-/** Resident memory of the edge process, sampled while a transfer runs. */
-function rssOf(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024
-}
-
-function sampleRss(pid: number): { stop(): number } {
-  let peak = rssOf(pid)
-  const timer = setInterval(() => (peak = Math.max(peak, rssOf(pid))), 50)
-  return { stop: () => (clearInterval(timer), Math.max(peak, rssOf(pid))) }
-}
 
 describe('bodies stream through the edge', () => {
   test('a 1 GB upload reaches the upstream whole while the edge stays under 100 MB RSS', async () => {
@@ -56,7 +44,7 @@ describe('bodies stream through the edge', () => {
   // fetch does (measured peak 115-145 MB with 74 MB idle): bounded, but over 100 MB absolute. What this
   // proves is that nothing near the 1 GB body is held: the edge grows by less than 80 MB.
   test('a 1 GB download arrives whole while the edge grows by less than 80 MB', async () => {
-    const idle = rssOf(edge.proc.pid)
+    const idle = memoryOf(edge.proc.pid).rss
     const sampler = sampleRss(edge.proc.pid)
     const res = await hostFetch(edge, 's.warren.localhost', `/bytes/${GB}`)
     let received = 0
