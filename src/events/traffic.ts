@@ -66,8 +66,7 @@ export function httpRequestEvent(f: HttpRequestFacts): HttpRequestCompleteEvent 
           user_agent: f.req.headers.get('user-agent') ?? '',
           body_length: f.req.body === null ? 0 : contentLength(f.req.headers),
         },
-        // No body (deny, redirect, 204…) is a known length: 0, not -1 (unknown).
-        response: { status_code: status, body_length: f.closed || f.response.body === null ? 0 : contentLength(f.response.headers) },
+        response: { status_code: status, body_length: f.closed ? 0 : contentLength(f.response.headers) },
       },
       endpoint: endpointRef(f.endpoint),
       duration_ms: Math.round(durationMs * 100) / 100,

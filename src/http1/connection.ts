@@ -484,8 +484,9 @@ export class Http1Connection {
         return false
       }
     }
-    // A body re-encoded on the way (compress-response) streams, however quickly it ended.
-    const unsized = !ended || (!noBody && isStreamed(res.body))
+    // A body re-encoded on the way (compress-response) streams, however quickly it ended. Only a
+    // body already read as a stream is asked: reading `res.body` otherwise would make one.
+    const unsized = !ended || (reader !== null && isStreamed(res.body))
     if (length === -1 && !unsized && !noBody) length = first.reduce((n, c) => n + c.length, 0)
     const chunked = unsized && length === -1 && minor === 1
     if (unsized && length === -1 && minor === 0) keepAlive = false

@@ -27,8 +27,13 @@ export function errorResponse(status: number, code: ErrorCode, message: string, 
 /**
  * An edge-made answer with its Content-Length written down: the wire would get it anyway, and the
  * request event reports the real `body_length` instead of -1 (unknown) only when the header says it.
+ * An empty body is sent as none (`0`, except on 204 and 304, which carry no Content-Length).
  */
 export function sized(body: string, status: number, headers: Headers): Response {
+  if (body === '') {
+    if (status !== 204 && status !== 304) headers.set('content-length', '0')
+    return new Response(null, { status, headers })
+  }
   headers.set('content-length', String(Buffer.byteLength(body)))
   return new Response(body, { status, headers })
 }

@@ -32,8 +32,7 @@ export const customResponse = defineAction({
       const out = new Headers()
       for (const [name, tpl] of headers) out.set(name, tpl.render(context))
       const text = body.render(context)
-      if (text === '') return { kind: 'respond', response: new Response(null, { status, headers: out }) }
-      if (!out.has('content-type')) out.set('content-type', 'text/plain; charset=utf-8')
+      if (text !== '' && !out.has('content-type')) out.set('content-type', 'text/plain; charset=utf-8')
       return { kind: 'respond', response: sized(text, status, out) }
     }
   },
