@@ -119,6 +119,8 @@ traffic_policy:
   on_http_request:
     - expressions: ["req.url.path == '/deny'"]
       actions: [{type: deny, config: {status_code: 403}}]
+    - expressions: ["req.url.path == '/go'"]
+      actions: [{type: redirect, config: {to: "/hello"}}]
     - actions: [{type: custom-response, config: {status_code: 200, body: "twelve bytes"}}]
 `,
     },
@@ -207,14 +209,16 @@ describe('policy fidelity (ngrok-documented forms)', () => {
   test('events: body_length of edge-made answers is their real size', async () => {
     expect((await curl([url('made', '/hello')])).body).toBe('twelve bytes')
     expect((await curl([url('made', '/deny')])).status).toBe(403)
+    expect((await curl([url('made', '/go')])).status).toBe(302)
     const page = await curl([url('nothere', '/page')])
     expect(page.status).toBe(404)
     const find = (host: string, path: string) =>
       fileEvents(edge).find((e) => e.event_type === 'http_request_complete.v0' && e.object.http.request.url.path === path && e.object.http.request.url.host === `${host}.warren.localhost`)
-    expect(await eventually(async () => [find('made', '/hello'), find('made', '/deny'), find('nothere', '/page')].every(Boolean), 5000)).toBe(true)
+    expect(await eventually(async () => [find('made', '/hello'), find('made', '/deny'), find('made', '/go'), find('nothere', '/page')].every(Boolean), 5000)).toBe(true)
     expect(find('made', '/hello').object.http.response.body_length).toBe(12)
     // deny sends no body: a known 0, not -1 (unknown).
     expect(find('made', '/deny').object.http.response).toMatchObject({ status_code: 403, body_length: 0 })
+    expect(find('made', '/go').object.http.response).toMatchObject({ status_code: 302, body_length: 0 })
     // The edge's own error page for an unknown host.
     expect(find('nothere', '/page').object.http.response).toMatchObject({ status_code: 404, body_length: Buffer.byteLength(page.body) })
   })
