@@ -2,8 +2,9 @@ import type { Socket } from 'bun'
 import { createHash } from 'node:crypto'
 import { STATUS_CODES } from 'node:http'
 import { CODES, type ErrorCode } from '../lib/errors.ts'
-import { recordLines } from '../lib/header-lines.ts'
+import { linesOf, recordLines } from '../lib/header-lines.ts'
 import { readyBody } from '../lib/ready-body.ts'
+import { isStreamed } from '../lib/streamed-body.ts'
 import { ChunkedDecoder, H1ParseError } from '../proxy/h1/parse.ts'
 import { TunnelWebSocket, type FrameStream } from '../proxy/tunnel-websocket.ts'
 import { websocketHandlers, type WsData } from '../proxy/websocket.ts'
@@ -493,15 +494,20 @@ export class Http1Connection {
         return false
       }
     }
-    if (length === -1 && ended && !noBody) length = first.reduce((n, c) => n + c.length, 0)
-    const chunked = !ended && length === -1 && minor === 1
-    if (!ended && length === -1 && minor === 0) keepAlive = false
+    // A body re-encoded on the way (compress-response) streams, however quickly it ended. Only a
+    // body already read as a stream is asked: reading `res.body` otherwise would make one.
+    const unsized = !ended || (reader !== null && isStreamed(res.body))
+    if (length === -1 && !unsized && !noBody) length = first.reduce((n, c) => n + c.length, 0)
+    const chunked = unsized && length === -1 && minor === 1
+    if (unsized && length === -1 && minor === 0) keepAlive = false
     let head = `HTTP/1.1 ${status} ${res.statusText || STATUS_CODES[status] || ''}\r\n`
     let dated = false
     for (const [name, value] of res.headers) {
       if (OWN_FIELDS.has(name)) continue
       if (name === 'date') dated = true
-      head += `${name}: ${value}\r\n`
+      const lines = linesOf(res.headers, name, value)
+      if (lines) for (const line of lines) head += `${name}: ${line}\r\n`
+      else head += `${name}: ${value}\r\n`
     }
     // RFC 9110 §6.6.1: the edge's own answers carry a Date, as an upstream's do.
     if (!dated) head += `date: ${httpDate()}\r\n`

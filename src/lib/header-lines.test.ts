@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test'
-import { appendLine, copyHeaders, linesOf, recordLines } from './header-lines.ts'
+import { appendLine, carryLines, copyHeaders, linesOf, recordLines } from './header-lines.ts'
 
 describe('header lines beside Headers', () => {
   test('recorded lines come back while the joined value is theirs', () => {
@@ -32,5 +32,14 @@ describe('header lines beside Headers', () => {
     expect(linesOf(copy, 'accept', copy.get('accept')!)).toEqual(['a', 'b'])
     copy.set('accept', 'c')
     expect(linesOf(h, 'accept', h.get('accept')!)).toEqual(['a', 'b'])
+  })
+
+  test('carryLines() gives a Response the lines of the Headers it was built from', () => {
+    const h = new Headers({ 'x-tag': 'upstream' })
+    appendLine(h, 'x-tag', 'edge')
+    const res = new Response(null, { headers: h })
+    expect(linesOf(res.headers, 'x-tag', res.headers.get('x-tag')!)).toBeUndefined()
+    carryLines(h, res.headers)
+    expect(linesOf(res.headers, 'x-tag', res.headers.get('x-tag')!)).toEqual(['upstream', 'edge'])
   })
 })

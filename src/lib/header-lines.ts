@@ -2,8 +2,9 @@
  * Repeated header lines beside a `Headers` object. `Headers` joins lines with the same name into one
  * (`a, b`), which is the same value for a recipient but not the same message: the HTTP/1 engine
  * records the lines a client repeated, `add-headers` records the line it adds to an existing name,
- * and the upstream HTTP/1.1 client writes them back as separate lines while the joined value is still
- * theirs (a policy that replaced the value gets exactly what it set).
+ * and the upstream HTTP/1.1 client (requests) and the engine (responses to clients) write them back
+ * as separate lines while the joined value is still theirs (a policy that replaced the value gets
+ * exactly what it set).
  */
 
 const LINES = new WeakMap<Headers, Map<string, string[]>>()
@@ -30,6 +31,12 @@ export function copyHeaders(headers: Headers): Headers {
   const byName = LINES.get(headers)
   if (byName) LINES.set(copy, new Map(byName))
   return copy
+}
+
+/** Gives `to` (a copy of `from`, such as a Response's own headers) the lines recorded for `from`. */
+export function carryLines(from: Headers, to: Headers): void {
+  const byName = LINES.get(from)
+  if (byName) LINES.set(to, new Map(byName))
 }
 
 /** The separate lines behind `value` of `name`, when `value` is still exactly their join. */

@@ -89,6 +89,11 @@ describe('celContext() has every ngrok variable warren supports', () => {
     { expr: 'req.url.query_params', want: { id: ['7', '8'], x: ['y'] } },
     { expr: "req.headers['x-multi']", want: ['one, two'] },
     { expr: "'content-type' in req.headers", want: true },
+    // Header names are case-insensitive, as ngrok's examples write them (`req.headers['X-Api-Version']`).
+    { expr: "req.headers['X-Multi']", want: ['one, two'] },
+    { expr: "'Content-Type' in req.headers", want: true },
+    { expr: "has(req.headers.CONTENT_TYPE)", want: false },
+    { expr: "req.headers.exists(name, name == 'content-type')", want: true },
     { expr: 'req.trailers', want: {} },
     { expr: 'req.content_length', want: 12n },
     { expr: 'req.content_encoding', want: ['gzip', 'br'] },
@@ -110,6 +115,8 @@ describe('celContext() has every ngrok variable warren supports', () => {
     // res
     { expr: 'res.status_code', want: 302n },
     { expr: "res.headers['content-type']", want: ['application/json'] },
+    { expr: "res.headers['Content-Type']", want: ['application/json'] },
+    { expr: "'Location' in res.headers", want: true },
     { expr: 'res.content_type', want: 'application/json' },
     { expr: 'res.content_type.parameters', want: {} },
     { expr: 'res.content_length', want: 99n },

@@ -71,11 +71,31 @@ const USER_AGENT_FIELDS: readonly (keyof UserAgent)[] = [
   'is_bot',
 ]
 
-function headerLists(headers: Headers): Record<string, string[]> {
-  const out: Record<string, string[]> = {}
+/**
+ * Header name → its lines, as `req.headers`/`res.headers` show them. HTTP names are case-insensitive
+ * and ngrok's examples write them as sent (`req.headers['X-Api-Version']`, `'Authorization' in
+ * req.headers`), so lookups lower-case the key; keys listed stay lower-case. Both evaluators read a
+ * Map through `get`/`has` (fast.ts and cel-js), so they agree.
+ */
+export class HeaderMap extends Map<string, string[]> {
+  override get(name: string): string[] | undefined {
+    return super.get(typeof name === 'string' ? name.toLowerCase() : name)
+  }
+
+  override has(name: string): boolean {
+    return super.has(typeof name === 'string' ? name.toLowerCase() : name)
+  }
+}
+// cel-js takes a value for a map only when `value.constructor === Map`; its reads go through get/has.
+Object.defineProperty(HeaderMap.prototype, 'constructor', { value: Map })
+
+function headerLists(headers: Headers): HeaderMap {
+  const out = new HeaderMap()
   headers.forEach((value, name) => {
     // set-cookie may repeat; every other header already arrives joined by Headers.
-    ;(out[name] ??= []).push(value)
+    const lines = out.get(name)
+    if (lines) lines.push(value)
+    else out.set(name, [value])
   })
   return out
 }

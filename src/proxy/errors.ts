@@ -18,9 +18,22 @@ export function errorResponse(status: number, code: ErrorCode, message: string, 
   }
   if (accept?.includes('text/html')) {
     headers.set('content-type', 'text/html; charset=utf-8')
-    const body = `<!doctype html><html><head><meta charset="utf-8"><title>${status} ${code}</title></head><body><h1>${escapeHtml(message)}</h1><p><code>${code}</code></p></body></html>\n`
-    return new Response(body, { status, headers })
+    return sized(`<!doctype html><html><head><meta charset="utf-8"><title>${status} ${code}</title></head><body><h1>${escapeHtml(message)}</h1><p><code>${code}</code></p></body></html>\n`, status, headers)
   }
   headers.set('content-type', 'text/plain; charset=utf-8')
-  return new Response(`${message}\n\n${code}\n`, { status, headers })
+  return sized(`${message}\n\n${code}\n`, status, headers)
+}
+
+/**
+ * An edge-made answer with its Content-Length written down: the wire would get it anyway, and the
+ * request event reports the real `body_length` instead of -1 (unknown) only when the header says it.
+ * An empty body is sent as none (`0`, except on 204 and 304, which carry no Content-Length).
+ */
+export function sized(body: string, status: number, headers: Headers): Response {
+  if (body === '') {
+    if (status !== 204 && status !== 304) headers.set('content-length', '0')
+    return new Response(null, { status, headers })
+  }
+  headers.set('content-length', String(Buffer.byteLength(body)))
+  return new Response(body, { status, headers })
 }

@@ -5,7 +5,7 @@ import type { EndpointTable, Pool } from '../endpoints/table.ts'
 import { httpRequestEvent } from '../events/traffic.ts'
 import type { EventSink } from '../events/types.ts'
 import { CODES } from '../lib/errors.ts'
-import { copyHeaders } from '../lib/header-lines.ts'
+import { carryLines, copyHeaders } from '../lib/header-lines.ts'
 import type { Logger } from '../lib/log.ts'
 import { runPhase } from '../policy/engine.ts'
 import { CONTINUE, type ConnInfo, type EndpointInfo, type HttpExchange, type HttpResponseParts, type Routing, type TlsInfo } from '../policy/types.ts'
@@ -467,6 +467,8 @@ async function serveEndpoint(endpoint: Endpoint, ex: HttpExchange, scope: Reques
         ...(parts.status === response.status ? { statusText: response.statusText } : {}),
         headers: parts.headers,
       })
+      // Lines add-headers appended reach the client as lines of their own (the engine writes them).
+      carryLines(parts.headers, response.headers)
     }
   }
   return response

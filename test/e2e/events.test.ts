@@ -1,9 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { existsSync, readFileSync } from 'node:fs'
-import { join } from 'node:path'
 import { curl } from './framework/curl.ts'
 import { freePort } from './framework/ports.ts'
-import { eventually, startEdge, type Edge } from './framework/process.ts'
+import { eventually, fileEvents, startEdge, type Edge } from './framework/process.ts'
 import { echoRoundTrip, startEchoServer } from './framework/tcp.ts'
 import { startUpstream } from './framework/upstreams.ts'
 
@@ -39,19 +37,11 @@ traffic_policy:
     - actions: [{type: custom-response, config: {status_code: 200, body: "secure hello"}}]
 `
 
-function fileEvents(): any[] {
-  const path = join(edge.dir, 'events.jsonl')
-  if (!existsSync(path)) return []
-  return readFileSync(path, 'utf8')
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l))
-}
 
 async function waitForEvent(find: () => any | undefined, what: string, timeoutMs = 5000): Promise<any> {
   let found: any
   const ok = await eventually(async () => (found = find()) !== undefined, timeoutMs)
-  if (!ok) throw new Error(`no ${what} within ${timeoutMs} ms; file events:\n${fileEvents().map((e) => JSON.stringify(e)).join('\n')}`)
+  if (!ok) throw new Error(`no ${what} within ${timeoutMs} ms; file events:\n${fileEvents(edge).map((e) => JSON.stringify(e)).join('\n')}`)
   return found
 }
 
@@ -116,7 +106,7 @@ afterAll(async () => {
 
 describe('events (compiled binary)', () => {
   test('the first load is a config_reload.v0 event', async () => {
-    const e = await waitForEvent(() => fileEvents().find((e) => e.event_type === 'config_reload.v0'), 'config_reload.v0')
+    const e = await waitForEvent(() => fileEvents(edge).find((e) => e.event_type === 'config_reload.v0'), 'config_reload.v0')
     expect(e.event_id).toMatch(/^ev_/)
     expect(Date.parse(e.event_timestamp)).toBeGreaterThan(0)
     expect(e.object).toMatchObject({ reason: 'start', ok: true, endpoints: 3, errors: [] })
@@ -127,7 +117,7 @@ describe('events (compiled binary)', () => {
     const res = await curl(['-H', 'Host: events.warren.localhost', '-H', 'User-Agent: events-test', `${edge.base}/bytes/12345?x=1`])
     expect(res.status).toBe(200)
     expect(res.body.length).toBe(12345)
-    const e = await waitForEvent(() => fileEvents().find((e) => e.event_type === 'http_request_complete.v0' && e.object.http.request.url.path === '/bytes/12345'), 'request event')
+    const e = await waitForEvent(() => fileEvents(edge).find((e) => e.event_type === 'http_request_complete.v0' && e.object.http.request.url.path === '/bytes/12345'), 'request event')
     expect(e.object.conn).toMatchObject({ client_ip: '127.0.0.1', server_name: 'events.warren.localhost', server_port: edge.httpPort })
     expect(e.object.http.request).toMatchObject({ method: 'GET', user_agent: 'events-test', body_length: 0, url: { scheme: 'http', host: 'events.warren.localhost', path: '/bytes/12345', query: 'x=1' } })
     expect(e.object.http.response.status_code).toBe(200)
@@ -135,12 +125,12 @@ describe('events (compiled binary)', () => {
     expect(e.object.traffic_policy).toEqual({ logs: { route: '/bytes/12345', team: 'blue' } })
     expect(e.object.duration_ms).toBeGreaterThanOrEqual(0)
     // Exactly one event for the request.
-    expect(fileEvents().filter((x) => x.object.http?.request.url.path === '/bytes/12345').length).toBe(1)
+    expect(fileEvents(edge).filter((x) => x.object.http?.request.url.path === '/bytes/12345').length).toBe(1)
   })
 
   test('an unknown host is an event with the edge error code and no endpoint', async () => {
     await curl(['-H', 'Host: nobody.warren.localhost', `${edge.base}/missing`])
-    const e = await waitForEvent(() => fileEvents().find((e) => e.object.conn?.server_name === 'nobody.warren.localhost'), '404 event')
+    const e = await waitForEvent(() => fileEvents(edge).find((e) => e.object.conn?.server_name === 'nobody.warren.localhost'), '404 event')
     expect(e.object).toMatchObject({ endpoint: null, error_code: 'ERR_WARREN_3200', http: { response: { status_code: 404 } } })
   })
 
@@ -151,7 +141,7 @@ describe('events (compiled binary)', () => {
       expect(r.receivedBytes).toBe(size)
     }
     for (const size of sizes) {
-      const e = await waitForEvent(() => fileEvents().find((e) => e.event_type === 'tcp_connection_closed.v0' && e.object.protocol === 'tcp' && e.object.conn.bytes_in === size), `tcp event of ${size} bytes`)
+      const e = await waitForEvent(() => fileEvents(edge).find((e) => e.event_type === 'tcp_connection_closed.v0' && e.object.protocol === 'tcp' && e.object.conn.bytes_in === size), `tcp event of ${size} bytes`)
       expect(e.object.conn.bytes_out).toBe(size)
       expect(e.object.conn).toMatchObject({ client_ip: '127.0.0.1', server_port: tcpPort })
       expect(Date.parse(e.object.conn.end_ts)).toBeGreaterThanOrEqual(Date.parse(e.object.conn.start_ts))
@@ -164,12 +154,12 @@ describe('events (compiled binary)', () => {
     const host = 'secure-events.warren.localhost'
     const res = await curl(['--cacert', edge.caPath, '--resolve', `${host}:${edge.httpsPort}:127.0.0.1`, `https://${host}:${edge.httpsPort}/tls`])
     expect(res.body).toBe('secure hello')
-    const conn = await waitForEvent(() => fileEvents().find((e) => e.event_type === 'tcp_connection_closed.v0' && e.object.protocol === 'https'), 'https connection event')
+    const conn = await waitForEvent(() => fileEvents(edge).find((e) => e.event_type === 'tcp_connection_closed.v0' && e.object.protocol === 'https'), 'https connection event')
     expect(conn.object.conn.server_name).toBe(host)
     // A TLS handshake alone is well over a few hundred bytes each way.
     expect(conn.object.conn.bytes_in).toBeGreaterThan(200)
     expect(conn.object.conn.bytes_out).toBeGreaterThan(500)
-    const req = await waitForEvent(() => fileEvents().find((e) => e.event_type === 'http_request_complete.v0' && e.object.conn.server_name === host), 'https request event')
+    const req = await waitForEvent(() => fileEvents(edge).find((e) => e.event_type === 'http_request_complete.v0' && e.object.conn.server_name === host), 'https request event')
     expect(req.object.http.request.url.scheme).toBe('https')
     expect(req.object.conn.client_ip).toBe('127.0.0.1')
   })

@@ -1,9 +1,7 @@
 import ngrok from '@ngrok/ngrok'
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { existsSync, readFileSync } from 'node:fs'
-import { join } from 'node:path'
 import { curl } from './framework/curl.ts'
-import { eventually, startEdge, WARREN_BIN, type Edge } from './framework/process.ts'
+import { eventually, fileEvents, startEdge, WARREN_BIN, type Edge } from './framework/process.ts'
 import { startUpstream } from './framework/upstreams.ts'
 
 // /tunnel-sessions and `warren api sessions` against the compiled edge with the official SDK as the
@@ -28,10 +26,6 @@ function warrenApi(args: string[]): { code: number; json: any; err: string } {
   return { code: proc.exitCode ?? -1, json, err: proc.stderr.toString() }
 }
 
-function fileEvents(): any[] {
-  const path = join(edge.dir, 'events.jsonl')
-  return existsSync(path) ? readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)) : []
-}
 
 function get(path: string) {
   return curl(['--cacert', edge.caPath, '--resolve', `${HOST}:${edge.httpsPort}:127.0.0.1`, `https://${HOST}:${edge.httpsPort}${path}`])
@@ -77,7 +71,7 @@ describe('/tunnel-sessions with the official SDK (compiled binary)', () => {
     expect(JSON.stringify(s.client_info)).not.toContain('alice-token')
     expect(s.endpoints.map((e: { url: string }) => e.url)).toEqual([`https://${HOST}:${edge.httpsPort}`])
     expect(warrenApi(['sessions', 'get', id]).json.id).toBe(id)
-    const started = fileEvents().find((e) => e.event_type === 'agent_session_start.v0')
+    const started = fileEvents(edge).find((e) => e.event_type === 'agent_session_start.v0')
     expect(started.object).toMatchObject({ id, account: 'alice' })
   })
 
@@ -101,9 +95,9 @@ describe('/tunnel-sessions with the official SDK (compiled binary)', () => {
     expect(await eventually(async () => (await get('/echo')).status === 200, 10_000)).toBe(true)
     // The agent resumed with its client id, so the session id is the same.
     expect(await eventually(async () => warrenApi(['sessions', 'list']).json.tunnel_sessions.some((s: { id: string }) => s.id === id), 5000)).toBe(true)
-    const stopped = fileEvents().find((e) => e.event_type === 'agent_session_stop.v0')
+    const stopped = fileEvents(edge).find((e) => e.event_type === 'agent_session_stop.v0')
     expect(stopped.object).toMatchObject({ id, account: 'alice', reason: 'dropped' })
-    expect(fileEvents().filter((e) => e.event_type === 'agent_session_start.v0').length).toBe(2)
+    expect(fileEvents(edge).filter((e) => e.event_type === 'agent_session_start.v0').length).toBe(2)
   }, 30_000)
 
   test('restart reaches the agent: it restarts (204) or says why not (502 ERR_WARREN_6010); unknown ids are 404', async () => {

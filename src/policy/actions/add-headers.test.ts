@@ -1,4 +1,5 @@
 import { describe, expect, test } from 'bun:test'
+import { linesOf } from '../../lib/header-lines.ts'
 import { exchange, loadError, run } from '../../../test/helpers/actions.ts'
 
 describe('add-headers config', () => {
@@ -31,6 +32,13 @@ describe('add-headers at runtime', () => {
     expect(ex.response!.headers.get('x-served-by')).toBe('warren')
     expect(ex.response!.headers.get('x-status')).toBe('200')
     expect(ex.headers.has('x-served-by')).toBe(false)
+  })
+
+  test('response: an existing name gets another line (ngrok appends), not a joined value', async () => {
+    const ex = exchange('http://a.test/p', { response: { status: 200, headers: new Headers({ 'x-tag': 'upstream' }), body: null } })
+    await run({ type: 'add-headers', phase: 'on_http_response', config: { headers: { 'X-Tag': 'edge' } } }, ex)
+    const headers = ex.response!.headers
+    expect(linesOf(headers, 'x-tag', headers.get('x-tag')!)).toEqual(['upstream', 'edge'])
   })
 
   test('CR/LF from a template cannot split headers', async () => {

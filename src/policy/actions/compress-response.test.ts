@@ -16,6 +16,8 @@ describe('compress-response config', () => {
     { desc: 'unknown algorithm', config: { algorithms: ['zip'] }, want: /algorithms/ },
     { desc: 'duplicates', config: { algorithms: ['gzip', 'gzip'] }, want: /listed once/ },
     { desc: 'empty', config: { algorithms: [] }, want: /at least one algorithm/ },
+    { desc: 'min_length', config: { min_length: 1024 }, want: undefined },
+    { desc: 'negative min_length', config: { min_length: -1 }, want: /min_length/ },
   ])('$desc', ({ config, want }) => {
     const got = loadError({ type: 'compress-response', phase: 'on_http_response', ...(config === undefined ? {} : { config }) })
     if (want) expect(got).toMatch(want)
@@ -61,18 +63,31 @@ describe('compress-response at runtime', () => {
     expect(ex.actions['compress']).toEqual({ already_compressed: false, negotiated_algorithm: alg })
   })
 
-  test.each<{ desc: string; headers: Record<string, string>; accept?: string; method?: string; already?: boolean }>([
+  // ngrok compresses whatever the client accepts, however short: no minimum unless min_length asks.
+  test.each<{ desc: string; length: number; config?: Record<string, unknown> }>([
+    { desc: 'a 20-byte body by default', length: 20 },
+    { desc: 'a body exactly min_length long', length: 64, config: { min_length: 64 } },
+  ])('compresses $desc', async ({ length, config }) => {
+    const body = 'x'.repeat(length)
+    const ex = exchange('http://a.test/', { headersInit: { 'accept-encoding': 'gzip' }, response: response({ 'content-type': 'text/plain', 'content-length': String(length) }, body) })
+    await run({ type: 'compress-response', phase: 'on_http_response', ...(config ? { config } : {}) }, ex)
+    expect(ex.response!.headers.get('content-encoding')).toBe('gzip')
+    expect(ex.response!.headers.has('content-length')).toBe(false)
+    expect(gunzipSync(Buffer.from(await new Response(ex.response!.body).arrayBuffer())).toString()).toBe(body)
+  })
+
+  test.each<{ desc: string; headers: Record<string, string>; accept?: string; method?: string; already?: boolean; config?: Record<string, unknown> }>([
     { desc: 'already encoded', headers: { 'content-encoding': 'gzip' }, already: true },
-    { desc: 'small body', headers: { 'content-length': '100' } },
+    { desc: 'below min_length', headers: { 'content-length': '100' }, config: { min_length: 1024 } },
     { desc: 'no Accept-Encoding', headers: {}, accept: '' },
     { desc: 'image', headers: { 'content-type': 'image/png' } },
     { desc: 'event stream', headers: { 'content-type': 'text/event-stream' } },
     { desc: 'no-transform', headers: { 'cache-control': 'public, no-transform' } },
     { desc: 'HEAD', headers: {}, method: 'HEAD' },
-  ])('left alone: $desc', async ({ headers, accept, method, already }) => {
+  ])('left alone: $desc', async ({ headers, accept, method, already, config }) => {
     const ex = exchange('http://a.test/', { headersInit: accept === '' ? {} : { 'accept-encoding': accept ?? 'gzip' }, response: response(headers), ...(method ? { method } : {}) })
     const before = ex.response!.body
-    await run({ type: 'compress-response', phase: 'on_http_response' }, ex)
+    await run({ type: 'compress-response', phase: 'on_http_response', ...(config ? { config } : {}) }, ex)
     expect(ex.response!.body).toBe(before)
     expect(ex.actions['compress']).toEqual({ already_compressed: already ?? false, negotiated_algorithm: '' })
   })

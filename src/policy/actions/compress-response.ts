@@ -1,4 +1,5 @@
 import * as v from 'valibot'
+import { markStreamed } from '../../lib/streamed-body.ts'
 import { CONTINUE, defineAction } from '../types.ts'
 
 const ALGORITHMS = ['gzip', 'deflate', 'br', 'compress'] as const
@@ -6,9 +7,6 @@ type Algorithm = (typeof ALGORITHMS)[number]
 
 /** The CompressionStream format for each content-coding warren can produce (`compress`, LZW, it cannot). */
 const FORMATS: Partial<Record<Algorithm, string>> = { gzip: 'gzip', deflate: 'deflate', br: 'brotli' }
-
-/** Smaller bodies (by Content-Length) are sent as they are: compressing them saves nothing. */
-export const MIN_COMPRESS_BYTES = 1024
 
 /** Media types that are compressed already, or streams that must not wait for a compressor's buffer. */
 const SKIP_TYPES = /^(image\/(?!svg)|audio\/|video\/|font\/woff2?|text\/event-stream|application\/(zip|gzip|x-gzip|x-bzip2|x-xz|zstd|x-7z-compressed|x-rar-compressed|wasm|pdf|octet-stream))/i
@@ -45,8 +43,9 @@ export function negotiate(accept: string | null, allowed: readonly Algorithm[]):
 
 /**
  * Compresses the response body with gzip, deflate or br as the client's `Accept-Encoding` allows,
- * while it streams (nothing is buffered). Bodies already encoded, small (< 1 KiB by Content-Length),
- * of compressed media types or marked `Cache-Control: no-transform` pass unchanged.
+ * while it streams (nothing is buffered). Bodies already encoded, shorter than `min_length` (by
+ * Content-Length; ngrok has no minimum, so neither does the default), of compressed media types or
+ * marked `Cache-Control: no-transform` pass unchanged.
  */
 export const compressResponse = defineAction({
   type: 'compress-response',
@@ -62,9 +61,12 @@ export const compressResponse = defineAction({
       ),
       [...ALGORITHMS],
     ),
+    /** Bodies whose Content-Length is below this many bytes are sent as they are; default 0 (no minimum, as in ngrok). */
+    min_length: v.optional(v.pipe(v.number(), v.integer(), v.minValue(0)), 0),
   }),
   build(config) {
     const allowed = config.algorithms
+    const minLength = config.min_length
     return function compressResponse(ex) {
       const res = ex.response
       const result = { already_compressed: false, negotiated_algorithm: '' }
@@ -78,11 +80,11 @@ export const compressResponse = defineAction({
       const alg = negotiate(ex.headers.get('accept-encoding'), allowed)
       if (!alg) return CONTINUE
       const length = res.headers.get('content-length')
-      if (length !== null && Number(length) < MIN_COMPRESS_BYTES) return CONTINUE
+      if (minLength > 0 && length !== null && Number(length) < minLength) return CONTINUE
       if (SKIP_TYPES.test(res.headers.get('content-type') ?? '')) return CONTINUE
       if (/(^|,)\s*no-transform\s*(,|$)/i.test(res.headers.get('cache-control') ?? '')) return CONTINUE
       const compressor = new CompressionStream(FORMATS[alg] as ConstructorParameters<typeof CompressionStream>[0])
-      res.body = res.body.pipeThrough(compressor as unknown as TransformStream<Uint8Array, Uint8Array>)
+      res.body = markStreamed(res.body.pipeThrough(compressor as unknown as TransformStream<Uint8Array, Uint8Array>))
       res.headers.delete('content-length')
       res.headers.set('content-encoding', alg)
       const vary = res.headers.get('vary')

@@ -1,4 +1,5 @@
 import * as v from 'valibot'
+import { sized } from '../../proxy/errors.ts'
 import { celContext } from '../context.ts'
 import { defineAction } from '../types.ts'
 
@@ -32,7 +33,7 @@ export const customResponse = defineAction({
       for (const [name, tpl] of headers) out.set(name, tpl.render(context))
       const text = body.render(context)
       if (text !== '' && !out.has('content-type')) out.set('content-type', 'text/plain; charset=utf-8')
-      return { kind: 'respond', response: new Response(text === '' ? null : text, { status, headers: out }) }
+      return { kind: 'respond', response: sized(text, status, out) }
     }
   },
 })

@@ -1,5 +1,6 @@
 import * as v from 'valibot'
 import { CODES, ERROR_CODE_HEADER } from '../../lib/errors.ts'
+import { sized } from '../../proxy/errors.ts'
 import { defineAction } from '../types.ts'
 
 /**
@@ -24,7 +25,7 @@ export const deny = defineAction({
     const status = config.status_code ?? 403
     return function deny() {
       const headers = new Headers({ [ERROR_CODE_HEADER]: CODES.POLICY_DENIED, 'cache-control': 'no-store' })
-      return { kind: 'respond', response: new Response(null, { status, headers }) }
+      return { kind: 'respond', response: sized('', status, headers) }
     }
   },
 })

@@ -5,12 +5,18 @@ import type { Routing } from '../types.ts'
 import { retryExpression } from './http-request.ts'
 
 let flaky = 0
+/** The Warren-Req-Id of each request to /ids. */
+const ids: (string | null)[] = []
 const upstream = Bun.serve({
   hostname: '127.0.0.1',
   port: 0,
   async fetch(req) {
     const url = new URL(req.url)
     if (url.pathname === '/flaky') return new Response(`try ${++flaky}`, { status: flaky < 3 ? 500 : 200 })
+    if (url.pathname === '/ids') {
+      ids.push(req.headers.get('warren-req-id'))
+      return new Response(null, { status: 500 })
+    }
     if (url.pathname === '/slow') return Bun.sleep(3000).then(() => new Response('late'))
     if (url.pathname === '/big') return new Response('x'.repeat(300 * 1024))
     if (url.pathname === '/hop') return new Response(null, { status: 302, headers: { location: '/echo?from=hop' } })
@@ -59,6 +65,19 @@ describe('http-request at runtime', () => {
     const seen = JSON.parse(result.res.body)
     expect(seen).toMatchObject({ method: 'POST', path: '/echo?ip=203.0.113.7', body: '{"p":"/p"}' })
     expect(seen.headers).toMatchObject({ 'x-path': '/p', 'x-forwarded-for': '203.0.113.7', 'warren-req-type': 'http-request' })
+    expect(seen.headers['warren-req-id']).toMatch(/^[0-9a-f-]{36}$/)
+  })
+
+  test('all attempts of one side request share its Warren-Req-Id; the next side request gets another', async () => {
+    ids.length = 0
+    const config = { url: `${base}/ids`, retry_condition: 'attempts < 2' }
+    await run({ type: 'http-request', config }, exchange())
+    await run({ type: 'http-request', config }, exchange())
+    expect(ids).toHaveLength(4)
+    expect(ids[0]).toMatch(/^[0-9a-f-]{36}$/)
+    expect(ids[1]).toBe(ids[0])
+    expect(ids[3]).toBe(ids[2])
+    expect(ids[2]).not.toBe(ids[0])
   })
 
   test('later actions read the response', async () => {

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import * as v from 'valibot'
 import { parseDuration } from '../../lib/duration.ts'
 import { CODES } from '../../lib/errors.ts'
@@ -142,8 +143,13 @@ export const httpRequest = defineAction({
           if ('error' in found) throw new Error(found.error.message)
           // The internal endpoint's own forward has its own timeout; this action's deadline still wins.
           const aborted = new Promise<never>((_, reject) => signal.addEventListener('abort', () => reject(new Error('aborted')), { once: true }))
+          // Its forward adds the client address to X-Forwarded-For itself: setting it here too would list it twice.
           res = await Promise.race([ex.routing.fetchInternal(found.endpoint, new Request(url.href, init)), aborted])
-        } else res = await fetch(url, init)
+        } else {
+          const external = new Headers(headers)
+          if (ex.conn.clientIp) external.set('x-forwarded-for', ex.conn.clientIp)
+          res = await fetch(url, { ...init, headers: external })
+        }
         const location = res.headers.get('location')
         if (maxRedirects === 0 || res.status < 300 || res.status > 399 || !location) return res
         if (hops >= maxRedirects) {
@@ -164,8 +170,10 @@ export const httpRequest = defineAction({
       const headers = new Headers()
       for (const [name, tpl] of headerTpls) headers.set(name, headerValue(tpl.render(context)))
       if (!headers.has('user-agent')) headers.set('user-agent', 'warren/http-request')
+      // What ngrok documents for side requests, with warren's prefix: the kind of request and an id
+      // that all attempts of this side request share, so the target can tell them from client traffic.
       headers.set('warren-req-type', 'http-request')
-      if (ex.conn.clientIp) headers.set('x-forwarded-for', ex.conn.clientIp)
+      headers.set('warren-req-id', randomUUID())
       const body = bodyTpl && method !== 'GET' ? bodyTpl.render(context) : undefined
       const urlText = urlTpl.render(context)
       let url: URL | undefined

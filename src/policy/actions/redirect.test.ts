@@ -25,6 +25,8 @@ describe('redirect at runtime', () => {
     { desc: 'no match: request continues', url: 'http://a.test/other', config: { from: '/old', to: '/new' } },
     { desc: 'unchanged URL: request continues', url: 'http://a.test/same', config: { from: '/same', to: '/same' } },
     { desc: 'template in to and extra headers', url: 'http://a.test/p', config: { to: 'http://a.test/home${req.url.path}', status_code: 308, headers: { 'x-why': 'moved ${req.method}' } }, status: 308, location: 'http://a.test/home/p', headers: { 'x-why': 'moved GET' } },
+    // A path `to` keeps scheme and authority, also when `from` matched the authority (shared with url-rewrite).
+    { desc: 'from names the authority, to is a path', url: 'http://a.test/products/7', config: { from: '${req.url.authority}/products/([0-9]+)', to: '/products.php?id=$1' }, status: 302, location: 'http://a.test/products.php?id=7' },
     { desc: 'case-insensitive (?i)', url: 'http://a.test/OLD', config: { from: '(?i)/old', to: '/new' }, status: 302, location: 'http://a.test/new' },
   ])('$desc', async ({ url, config, status, location, headers }) => {
     const ex = exchange(url)

@@ -1,4 +1,5 @@
 import * as v from 'valibot'
+import { sized } from '../../proxy/errors.ts'
 import { celContext } from '../context.ts'
 import { CONTINUE, defineAction } from '../types.ts'
 import { compileUrlReplace, resolveUrl } from './url-rewrite.ts'
@@ -44,7 +45,7 @@ export const redirect = defineAction({
       const res = new Headers()
       for (const [name, tpl] of headers) res.set(name, tpl.render(context))
       res.set('location', target.href)
-      return { kind: 'respond', response: new Response(null, { status, headers: res }) }
+      return { kind: 'respond', response: sized('', status, res) }
     }
   },
 })

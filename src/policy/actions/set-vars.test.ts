@@ -8,6 +8,12 @@ describe('set-vars config', () => {
     { desc: 'empty list', config: { vars: [] }, want: /needs at least one variable/ },
     { desc: 'bad name', config: { vars: [{ 'a-b': 1 }] }, want: /not a valid variable name/ },
     { desc: 'bad expression', config: { vars: [{ a: '${req.}' }] }, want: /^ERR_WARREN_2002: / },
+    // ngrok's pages also write the variables as one map: `vars: { user_id: "…", tier: gold }`.
+    { desc: 'a map of name to value', config: { vars: { user_id: '${req.headers["X-User-Id"][0]}', tier: 'gold' } }, want: undefined },
+    { desc: 'an empty map', config: { vars: {} }, want: /needs at least one variable/ },
+    { desc: 'a bad name in the map', config: { vars: { 'a-b': 1 } }, want: /not a valid variable name/ },
+    { desc: 'a bad expression in the map', config: { vars: { a: '${req.}' } }, want: /^ERR_WARREN_2002: / },
+    { desc: 'neither a list nor a map', config: { vars: 'a=1' }, want: /list of one-entry maps or a map/ },
   ])('$desc', ({ config, want }) => {
     const got = loadError({ type: 'set-vars', config })
     if (want) expect(got).toMatch(want)
@@ -39,6 +45,12 @@ describe('set-vars at runtime', () => {
       ex,
     )
     expect(ex.vars).toEqual({ s: 'bar', n: 3n, d: 1.5, b: true, z: null, list: [1n, 'two'], map: { path: '/p' }, port: 80n, msg: 'ip 203.0.113.7', again: 'bar!' })
+  })
+
+  test('the map form sets its variables in order, as the list form does', async () => {
+    const ex = exchange('http://a.test/p', { headersInit: { 'x-user-id': 'u7' } })
+    await run({ type: 'set-vars', config: { vars: { user_id: "${req.headers['X-User-Id'][0]}", greeting: 'hi ${vars.user_id}' } } }, ex)
+    expect(ex.vars).toEqual({ user_id: 'u7', greeting: 'hi u7' })
   })
 
   test('later rules read the variables in expressions', async () => {

@@ -56,7 +56,26 @@ export function compileValue(value: unknown, env: BuildEnv, path: readonly (stri
   return () => value
 }
 
-const VAR_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
+const VAR_NAME_SCHEMA = v.pipe(v.string(), v.regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'is not a valid variable name (letters, digits, _)'))
+
+const FORMS = 'must be a list of one-entry maps or a map of name to value'
+
+const VAR_LIST = v.pipe(
+  v.array(
+    v.pipe(
+      v.record(VAR_NAME_SCHEMA, v.unknown()),
+      v.check((m) => Object.keys(m).length === 1, 'each entry must set exactly one variable'),
+    ),
+  ),
+  v.minLength(1, 'needs at least one variable'),
+)
+
+// A list is not a map here, so a list with a problem reports the list form's issue, not this one's.
+const VAR_MAP = v.pipe(
+  v.custom<Record<string, unknown>>((input) => typeof input === 'object' && input !== null && !Array.isArray(input), FORMS),
+  v.record(VAR_NAME_SCHEMA, v.unknown()),
+  v.check((m) => Object.keys(m).length > 0, 'needs at least one variable'),
+)
 
 /**
  * Sets variables (`vars.<name>` in later expressions and templates), in order: a value may use the
@@ -70,22 +89,18 @@ export const setVars = defineAction({
   terminating: false,
   readOnly: true,
   config: v.strictObject({
-    /** List of one-entry maps `- name: value`; names are identifiers, values any YAML value or template. */
-    vars: v.pipe(
-      v.array(
-        v.pipe(
-          v.record(v.pipe(v.string(), v.regex(VAR_NAME, 'is not a valid variable name (letters, digits, _)')), v.unknown()),
-          v.check((m) => Object.keys(m).length === 1, 'each entry must set exactly one variable'),
-        ),
-      ),
-      v.minLength(1, 'needs at least one variable'),
-    ),
+    /**
+     * The variables, in the order they are set: a list of one-entry maps (`- name: value`) or one map
+     * (`name: value`), the two forms ngrok's pages show. Names are identifiers; values any YAML value
+     * or template.
+     */
+    vars: v.union([VAR_LIST, VAR_MAP], FORMS),
   }),
   build(config, env) {
-    const vars = config.vars.map((entry, i) => {
-      const [name, value] = Object.entries(entry)[0]!
-      return [name, compileValue(value, env, ['config', 'vars', i, name])] as const
-    })
+    const entries = Array.isArray(config.vars)
+      ? config.vars.map((entry, i) => [Object.entries(entry)[0]!, ['config', 'vars', i]] as const)
+      : Object.entries(config.vars).map((pair) => [pair, ['config', 'vars']] as const)
+    const vars = entries.map(([[name, value], path]) => [name, compileValue(value, env, [...path, name])] as const)
     return function setVars(ex) {
       // The context holds `vars: ex.vars` by reference, so later values see earlier ones.
       const context = () => celContext(ex)

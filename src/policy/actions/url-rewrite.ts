@@ -57,8 +57,26 @@ export function compileUrlReplace(from: string | undefined, to: string, env: Bui
     }
     const matches = Array.from(current.matchAll(re), (m) => m[0])
     if (matches.length === 0) return { url: current, matches }
-    return { url: current.replace(re, replacement), matches }
+    const replaced = current.replace(re, replacement)
+    return { url: isPath(replacement) ? keepAuthority(replaced, current) : replaced, matches }
   }
+}
+
+/** A `to` that is a path (`/x`, not the scheme-relative `//host/x`). */
+function isPath(to: string): boolean {
+  return to.startsWith('/') && !to.startsWith('//')
+}
+
+/**
+ * A path `to` keeps the request's scheme and authority. When `from` also matched the authority
+ * (`${req.url.authority}/products/…`), the result is `http:///products.php`, which a URL parser
+ * reads with `products.php` as the host: the authority goes back in front of the path.
+ */
+function keepAuthority(replaced: string, current: string): string {
+  const lead = current.slice(0, current.indexOf('//') + 2)
+  if (!replaced.startsWith(lead + '/')) return replaced
+  const authority = current.slice(lead.length, current.indexOf('/', lead.length))
+  return lead + authority + replaced.slice(lead.length)
 }
 
 /** Resolves a replaced URL against the request's, so relative results and spaces come out as a valid URL. */

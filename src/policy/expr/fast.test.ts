@@ -39,6 +39,10 @@ const EXPRESSIONS = [
   "req.method in ['GET', 'POST']",
   "req.headers['x-list'][0] == 'one'",
   "req.headers['x-missing'][0] == 'one'",
+  // ngrok's examples write header names as sent: both evaluators look them up case-insensitively.
+  "'X-Debug' in req.headers",
+  "req.headers['X-List'][0] == 'one'",
+  "req.headers['User-Agent'][0].startsWith('curl')",
   "req.url.query_params['a'][1]",
   'size(req.url.query_params) > 1',
   'size(req.url.path)',

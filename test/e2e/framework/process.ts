@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, writeFileSync, mkdirSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve, dirname } from 'node:path'
 import type { Subprocess } from 'bun'
@@ -154,4 +154,10 @@ export async function eventually(check: () => Promise<boolean>, timeoutMs = 2000
     await Bun.sleep(everyMs)
   }
   return false
+}
+
+/** The events an edge's file sink wrote so far (`path: events.jsonl` in its config), parsed. */
+export function fileEvents(edge: Edge, name = 'events.jsonl'): any[] {
+  const path = join(edge.dir, name)
+  return existsSync(path) ? readFileSync(path, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)) : []
 }
