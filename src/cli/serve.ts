@@ -128,6 +128,17 @@ export async function serveCommand(args: string[]): Promise<number> {
         })
       : undefined
   const http = splitAddress(config.listen.http)
+  /** What the plaintext listener and the HTTPS servers behind the TLS front share. */
+  const httpDataPath = {
+    idleTimeoutSec: config.http.idle_timeout,
+    readTimeoutSec: config.http.read_timeout,
+    maxBodyBytes: config.http.max_body_bytes,
+    maxHeaderBytes: config.http.max_header_bytes,
+    upstreamTimeoutMs: config.http.upstream_timeout * 1000,
+    logRequests: config.log.requests && !values['no-request-log'],
+    events: events.bus,
+    poolRetries,
+  }
   const server = await openListener('http', config.listen.http, () =>
     listenHttp({
       store,
@@ -135,14 +146,7 @@ export async function serveCommand(args: string[]): Promise<number> {
       hostname: http.hostname,
       port: http.port,
       defaultPort: config.public_ports.http ?? http.port,
-      idleTimeoutSec: config.http.idle_timeout,
-      readTimeoutSec: config.http.read_timeout,
-      maxBodyBytes: config.http.max_body_bytes,
-      maxHeaderBytes: config.http.max_header_bytes,
-      upstreamTimeoutMs: config.http.upstream_timeout * 1000,
-      logRequests: config.log.requests && !values['no-request-log'],
-      events: events.bus,
-      poolRetries,
+      ...httpDataPath,
       pending: { total: config.http.max_pending, perSource: config.http.max_pending_per_ip },
       ...(config.http.redirect_https ? { httpsRedirectPort: config.public_ports.https ?? splitAddress(config.listen.https).port } : {}),
       ...(acme ? { acmeChallenge: acme.http01Answer } : {}),
@@ -167,16 +171,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     pending: { total: config.tls.max_pending, perSource: config.tls.max_pending_per_ip },
     events: events.bus,
     idleTimeoutSec: config.tcp.idle_timeout,
-    http: {
-      idleTimeoutSec: config.http.idle_timeout,
-      readTimeoutSec: config.http.read_timeout,
-      maxBodyBytes: config.http.max_body_bytes,
-      maxHeaderBytes: config.http.max_header_bytes,
-      upstreamTimeoutMs: config.http.upstream_timeout * 1000,
-      logRequests: config.log.requests && !values['no-request-log'],
-      events: events.bus,
-      poolRetries,
-    },
+    http: httpDataPath,
     ...(acme ? { acmeTlsAlpn: acme.tlsAlpnHandler } : {}),
   })
   await openListener('https', config.listen.https, () => tls.start())
