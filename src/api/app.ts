@@ -76,6 +76,8 @@ export function createApp(options: ApiOptions): Hono {
 export interface StartApiOptions extends ApiOptions {
   hostname: string
   port: number
+  /** SO_REUSEPORT: the worker processes of `warren serve --workers` listen on the same port. */
+  reusePort?: boolean
 }
 
 /**
@@ -86,7 +88,7 @@ export function startApi(options: StartApiOptions): { port: number; stop(): Prom
   const apiLog = log.child({ component: 'api' })
   const app = createApp(options)
   // Bun.serve is used here rather than in listeners/: the API is a plain Hono app on its own port.
-  const server = Bun.serve({ hostname: options.hostname, port: options.port, fetch: app.fetch, maxRequestBodySize: 1024 * 1024 })
+  const server = Bun.serve({ hostname: options.hostname, port: options.port, ...(options.reusePort ? { reusePort: true } : {}), fetch: app.fetch, maxRequestBodySize: 1024 * 1024 })
   const port = server.port ?? options.port
   if (options.apiKeys.length === 0)
     apiLog.warn('REST API has no api_keys: every request except /healthz and /readyz gets 401', { api: `${options.hostname}:${port}` })

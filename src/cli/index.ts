@@ -19,8 +19,8 @@ export interface Command {
 export const COMMANDS: readonly Command[] = [
   {
     name: 'serve',
-    usage: 'warren serve [--config FILE] [--policies DIR] [--certs DIR] [--http ADDR] [--ssh ADDR] [--domain NAME] [--log-level L] [--log-format json|text] [--no-request-log]',
-    short: 'run the edge: listeners, the endpoint table from policies/, hot reload',
+    usage: 'warren serve [--config FILE] [--policies DIR] [--certs DIR] [--http ADDR] [--ssh ADDR] [--domain NAME] [--workers N|auto] [--log-level L] [--log-format json|text] [--no-request-log]',
+    short: 'run the edge: listeners, the endpoint table from policies/, hot reload; --workers N: N processes sharing the ports',
     run: serveCommand,
   },
   {

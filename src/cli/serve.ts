@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
 import { dirname, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { startApi } from '../api/app.ts'
@@ -26,6 +27,9 @@ import type { EventSink } from '../events/types.ts'
 import { edgeMetrics } from '../metrics/edge.ts'
 import { PoolRetryStats } from '../proxy/pool-retry.ts'
 import { startEvents } from './events.ts'
+import { joinWorkers, type Worker } from '../cluster/worker.ts'
+import { CLUSTER_DIR_ENV, superviseWorkers, WORKER_ENV } from '../cluster/supervisor.ts'
+import { CODES, WarrenError } from '../lib/errors.ts'
 import { VERSION } from './version.ts'
 
 export const SERVE_OPTIONS = {
@@ -41,7 +45,21 @@ export const SERVE_OPTIONS = {
   'log-level': { type: 'string' },
   'log-format': { type: 'string' },
   'no-request-log': { type: 'boolean' },
+  workers: { type: 'string' },
 } as const
+
+/** `--workers` / `serve.workers`: a whole number from 1, or `auto` (one per CPU). */
+export function workerCount(value: string | number): number {
+  if (value === 'auto') return availableParallelism()
+  const n = typeof value === 'number' ? value : /^\d+$/.test(value) ? Number(value) : NaN
+  if (!Number.isInteger(n) || n < 1) throw new WarrenError(CODES.WORKERS_INVALID, `--workers must be a whole number from 1 or "auto", not "${value}"`)
+  return n
+}
+
+/** The arguments without `--workers N` / `--workers=N` (what each worker runs with). */
+function withoutWorkersFlag(args: string[]): string[] {
+  return args.filter((a, i) => a !== '--workers' && !a.startsWith('--workers=') && args[i - 1] !== '--workers')
+}
 
 /** How policies files load under this config: default ports for URLs without one, default account. */
 export function loadOptionsFor(config: ResolvedConfig): LoadOptions {
@@ -82,7 +100,16 @@ export async function serveCommand(args: string[]): Promise<number> {
   const flags = Object.fromEntries(Object.entries(values).filter(([, v]) => typeof v === 'string'))
   const config = loadServerConfig(flags)
   const format = (values['log-format'] ?? config.log.format) as 'json' | 'text' | undefined
-  configureLogging({ level: (values['log-level'] ?? config.log.level) as Level, ...(format ? { format } : {}) })
+  const workerNumber = process.env[WORKER_ENV]
+  configureLogging({ level: (values['log-level'] ?? config.log.level) as Level, ...(format ? { format } : {}), ...(workerNumber ? { fields: { worker: Number(workerNumber) } } : {}) })
+  const workers = workerCount(values.workers ?? config.serve.workers)
+  if (workers > 1 && !workerNumber) {
+    if (config.tls.mode === 'acme')
+      throw new WarrenError(CODES.WORKERS_ACME_UNSUPPORTED, '--workers above 1 does not work with tls.mode acme yet: only one process may order certificates (docs/cluster.md)')
+    return superviseWorkers({ count: workers, args: withoutWorkersFlag(args), graceMs: config.agents.reconnect_grace * 1000, log })
+  }
+  /** Set in a worker process of `--workers N`: every listening port is shared with the other workers. */
+  const shared = workerNumber ? { reusePort: true } : {}
 
   // Before anything listens: a sink that cannot start (bad filter, unwritable file) is a config error.
   const events = startEvents(config)
@@ -100,7 +127,7 @@ export async function serveCommand(args: string[]): Promise<number> {
   mkdirSync(config.policiesDir, { recursive: true })
   const store = new EndpointStore()
   const policies = policyDirectoryFor(config)
-  const tcp = new TcpListeners({ hostname: splitAddress(config.listen.https).hostname, store, idleTimeoutSec: config.tcp.idle_timeout, events: events.bus })
+  const tcp = new TcpListeners({ hostname: splitAddress(config.listen.https).hostname, store, idleTimeoutSec: config.tcp.idle_timeout, events: events.bus, ...shared })
   // tcp ports follow the table, whether policies or agents changed it.
   store.onChange((table) => tcp.reconcile(table))
   const reload = (reason: string) => reloadInto(policies, store, reason, events.bus)
@@ -145,6 +172,7 @@ export async function serveCommand(args: string[]): Promise<number> {
       scheme: 'http',
       hostname: http.hostname,
       port: http.port,
+      ...shared,
       defaultPort: config.public_ports.http ?? http.port,
       ...httpDataPath,
       pending: { total: config.http.max_pending, perSource: config.http.max_pending_per_ip },
@@ -164,6 +192,7 @@ export async function serveCommand(args: string[]): Promise<number> {
   const tls = new TlsFront({
     hostname: https.hostname,
     port: https.port,
+    ...shared,
     defaultPort: config.public_ports.https ?? https.port,
     store,
     certs,
@@ -187,7 +216,7 @@ export async function serveCommand(args: string[]): Promise<number> {
   const agentAddr = splitAddress(config.listen.agent)
   const startAgents = (tls: { cert: string; key: string }) => {
     try {
-      return listenAgents({ hostname: agentAddr.hostname, port: agentAddr.port, tls, accounts: () => accounts, registry, events: events.bus, authTimeoutSec: config.agents.auth_timeout, pending: { total: config.agents.max_pending, perSource: config.agents.max_pending_per_ip } })
+      return listenAgents({ hostname: agentAddr.hostname, port: agentAddr.port, ...shared, tls, accounts: () => accounts, registry, events: events.bus, authTimeoutSec: config.agents.auth_timeout, pending: { total: config.agents.max_pending, perSource: config.agents.max_pending_per_ip } })
     } catch (err) {
       throw listenFailure(err, 'agent', config.listen.agent)
     }
@@ -207,6 +236,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     ssh = await openListener('ssh', config.listen.ssh!, () => listenSsh({
       hostname: sshAddr.hostname,
       port: sshAddr.port,
+      ...shared,
       hostKey: hostKey.privateKey,
       accounts: () => accounts,
       registry,
@@ -216,12 +246,31 @@ export async function serveCommand(args: string[]): Promise<number> {
     log.child({ component: 'ssh' }).info('ssh front door listening', { ssh: `${sshAddr.hostname}:${ssh.port}`, host_key: hostKey.fingerprint, created: hostKey.created })
   }
 
+  // A worker of `--workers N`: the other workers' agent endpoints join the table, this worker's agents serve theirs.
+  const worker: Worker | undefined = workerNumber
+    ? await joinWorkers({
+        number: Number(workerNumber),
+        dir: process.env[CLUSTER_DIR_ENV] ?? '',
+        registry,
+        store,
+        sessions: () => [...agents.sessions, ...(ssh?.sessions ?? [])],
+        defaultPorts: loadOptionsFor(config).defaultPorts,
+        waitMs: config.agents.reconnect_wait * 1000,
+        log: log.child({ component: 'cluster' }),
+        lost() {
+          log.error('the supervisor is gone; draining', { code: CODES.SUPERVISOR_LOST })
+          process.kill(process.pid, 'SIGTERM')
+        },
+      })
+    : undefined
+
   // The REST API writes policies/api-<id>.yml and reloads synchronously through the same path as the watcher.
   const apiAddr = splitAddress(config.listen.api)
   const api = await openListener('api', config.listen.api, () =>
     startApi({
       hostname: apiAddr.hostname,
       port: apiAddr.port,
+      ...shared,
       apiKeys: config.api_keys,
       store,
       policiesDir: config.policiesDir,
@@ -229,8 +278,8 @@ export async function serveCommand(args: string[]): Promise<number> {
       reload,
       events: events.bus,
       metrics,
-      sessions: () => [...agents.sessions, ...(ssh?.sessions ?? [])],
-      tunnels: () => registry.list(),
+      sessions: () => [...agents.sessions, ...(ssh?.sessions ?? []), ...(worker?.sessions() ?? [])],
+      tunnels: () => [...registry.list(), ...(worker?.tunnels() ?? [])],
       certificates: () => certs.all(),
     }),
   )
@@ -248,6 +297,8 @@ export async function serveCommand(args: string[]): Promise<number> {
       curl: examples.map((e) => `curl${e.url.scheme === 'https' ? ca : ''} ${publicEndpointUrl(e.url, publicPorts)}/`),
     })
   }
+
+  worker?.ready()
 
   const signal = await new Promise<string>((resolve) => {
     process.once('SIGINT', () => resolve('SIGINT'))
@@ -291,6 +342,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     { drainMs: config.shutdown.drain, log, hurry },
   )
   registry.clear()
+  worker?.close()
   // Sinks get what is queued, for a moment.
   let flushTimer: ReturnType<typeof setTimeout> | undefined
   await Promise.race([events.close(), new Promise<void>((resolve) => (flushTimer = setTimeout(resolve, 1000)))])

@@ -1,6 +1,7 @@
 /**
  * Stable error codes. Numbers follow ngrok's where the meaning is the same (3200, 3004, 6029, 9026…);
- * the rest use warren's ranges: 1xxx config, 2xxx policy, 3xxx listen/proxy, 4xxx tunnel, 5xxx acme, 6xxx api.
+ * the rest use warren's ranges: 1xxx config, 2xxx policy, 3xxx listen/proxy, 4xxx tunnel, 5xxx acme, 6xxx api,
+ * 7xxx cluster (`--workers`, several nodes).
  * Never reuse or renumber a code: users grep logs and alert on them.
  */
 export const CODES = {
@@ -136,6 +137,16 @@ export const CODES = {
   SSH_UNSUPPORTED: 'ERR_WARREN_4033',
   /** The `-R` forward does not fit the command (e.g. port 8080 for http: use 0, 80 or 443). */
   SSH_FORWARD_INVALID: 'ERR_WARREN_4034',
+  /** `--workers` / `serve.workers` is not a whole number from 1 or `auto`. */
+  WORKERS_INVALID: 'ERR_WARREN_7001',
+  /** `--workers` above 1 with `tls.mode: acme`: only one process may order certificates, which is not wired yet. */
+  WORKERS_ACME_UNSUPPORTED: 'ERR_WARREN_7002',
+  /** A REST API command (stop, restart) for an agent session another worker holds: send it again (another worker may answer). */
+  SESSION_ON_OTHER_WORKER: 'ERR_WARREN_7003',
+  /** A worker process exited without being asked to; the supervisor restarts it. */
+  WORKER_EXITED: 'ERR_WARREN_7004',
+  /** A worker lost its supervisor (killed): it drains and exits rather than serve alone. */
+  SUPERVISOR_LOST: 'ERR_WARREN_7005',
 } as const
 
 export type ErrorCode = (typeof CODES)[keyof typeof CODES]

@@ -18,12 +18,15 @@ export interface LogOptions {
   level?: Level
   format?: 'json' | 'text'
   write?: (line: string) => void
+  /** Fields every line carries (`worker` in a worker process of `warren serve --workers`). */
+  fields?: Record<string, unknown>
 }
 
 const settings: Required<LogOptions> = {
   level: 'info',
   format: process.stdout.isTTY ? 'text' : 'json',
   write: (line) => process.stdout.write(line + '\n'),
+  fields: {},
 }
 
 /** Changes level, format or sink for every logger, including ones made earlier. */
@@ -31,6 +34,7 @@ export function configureLogging(options: LogOptions): void {
   if (options.level) settings.level = options.level
   if (options.format) settings.format = options.format
   if (options.write) settings.write = options.write
+  if (options.fields) settings.fields = options.fields
 }
 
 function formatText(level: Level, msg: string, fields: Record<string, unknown>): string {
@@ -45,7 +49,7 @@ function formatText(level: Level, msg: string, fields: Record<string, unknown>):
 function makeLogger(base: Record<string, unknown>): Logger {
   function emit(level: Level, msg: string, fields?: Record<string, unknown>): void {
     if (RANK[level] < RANK[settings.level]) return
-    const all = fields ? { ...base, ...fields } : base
+    const all = { ...settings.fields, ...base, ...fields }
     settings.write(
       settings.format === 'json'
         ? JSON.stringify({ ts: new Date().toISOString(), level, msg, ...all })

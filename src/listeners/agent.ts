@@ -13,6 +13,8 @@ import { PendingGate, type PendingLimits } from './pending-gate.ts'
 export interface AgentListenerOptions {
   hostname: string
   port: number
+  /** SO_REUSEPORT: the worker processes of `warren serve --workers` listen on the same port. */
+  reusePort?: boolean
   /** The agent port's certificate (dev: issued by the local CA for localhost, 127.0.0.1, ::1, agent.<domain>). */
   tls: { cert: string; key: string }
   accounts: () => readonly Account[]
@@ -46,6 +48,7 @@ export function listenAgents(options: AgentListenerOptions): { listener: TCPSock
   const listener = Bun.listen<AgentConn | undefined>({
     hostname: options.hostname,
     port: options.port,
+    ...(options.reusePort ? { reusePort: true } : {}),
     tls: options.tls,
     socket: {
       open(socket) {

@@ -13,6 +13,8 @@ import { PendingGate, type PendingLimits } from './pending-gate.ts'
 export interface HttpListenerOptions extends Omit<PipelineOptions, 'serverIp' | 'serverPort' | 'log'> {
   hostname: string
   port: number
+  /** SO_REUSEPORT: the worker processes of `warren serve --workers` listen on the same port. */
+  reusePort?: boolean
   idleTimeoutSec: number
   /** Time a request head may take, and a request body may go silent (default 30 s). */
   readTimeoutSec?: number
@@ -96,6 +98,7 @@ export function listenHttp(options: HttpListenerOptions): HttpServer {
   const listener = Bun.listen<Http1Connection>({
     hostname: options.hostname,
     port: options.port,
+    ...(options.reusePort ? { reusePort: true } : {}),
     socket: {
       open(socket) {
         socket.data = new Http1Connection(socket, engine)

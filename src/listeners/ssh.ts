@@ -10,6 +10,8 @@ import { SshSession } from '../tunnel/ssh/session.ts'
 export interface SshListenerOptions {
   hostname: string
   port: number
+  /** SO_REUSEPORT: the worker processes of `warren serve --workers` listen on the same port. */
+  reusePort?: boolean
   /** OpenSSH private key text (certs/ssh/host_ed25519_key). */
   hostKey: string
   accounts: () => readonly Account[]
@@ -63,7 +65,7 @@ export async function listenSsh(options: SshListenerOptions): Promise<SshListene
   server.on('error', (err: Error) => logger.error('ssh listener error', { error: err.message }))
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
-    server.listen(options.port, options.hostname, () => {
+    server.listen({ port: options.port, host: options.hostname, ...(options.reusePort ? { reusePort: true } : {}) }, () => {
       server.off('error', reject)
       resolve()
     })

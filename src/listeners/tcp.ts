@@ -12,6 +12,8 @@ import { relayToTunnel } from '../proxy/tunnel-relay.ts'
 
 export interface TcpListenerOptions {
   hostname: string
+  /** SO_REUSEPORT: the worker processes of `warren serve --workers` listen on the same port. */
+  reusePort?: boolean
   store: EndpointStore
   idleTimeoutSec: number
   /** Receives one `tcp_connection_closed.v0` per relayed connection. */
@@ -89,6 +91,7 @@ export class TcpListeners {
     return Bun.listen<RelayConn>({
       hostname,
       port,
+      ...(this.#options.reusePort ? { reusePort: true } : {}),
       socket: {
         ...clientRelayHandlers,
         open(socket) {

@@ -68,6 +68,8 @@ interface FrontConn extends RelayConn {
 export interface TlsFrontOptions {
   hostname: string
   port: number
+  /** SO_REUSEPORT: the worker processes of `warren serve --workers` listen on the same port. */
+  reusePort?: boolean
   /** Port a URL without one matches (public_ports.https, else this listener's). */
   defaultPort: number
   store: EndpointStore
@@ -135,6 +137,7 @@ export class TlsFront {
     this.#listener = Bun.listen<FrontConn>({
       hostname: this.#o.hostname,
       port: this.#o.port,
+      ...(this.#o.reusePort ? { reusePort: true } : {}),
       socket: {
         ...clientRelayHandlers,
         open(socket) {

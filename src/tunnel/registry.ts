@@ -5,6 +5,7 @@ import type { EndpointStore } from '../endpoints/store.ts'
 import { endpointKey } from '../endpoints/table.ts'
 import { WarrenError } from '../lib/errors.ts'
 import type { Logger } from '../lib/log.ts'
+import type { EndpointClaim } from '../cluster/registry.ts'
 import { compilePolicy, validatePolicy, type CompiledPolicy } from '../policy/engine.ts'
 import { ConfigIssues } from '../policy/issue.ts'
 import { ownsHost, ownsTcpPort, type Account } from './accounts.ts'
@@ -55,6 +56,8 @@ class AgentTunnel implements TunnelTarget {
   readonly url: EndpointUrl
   readonly proto: string
   readonly proxyProtocol: 0 | 1 | 2
+  /** The traffic policy as the Bind asked for it: other workers compile it for themselves. */
+  readonly policySpec: unknown
   session: TunnelSession | undefined
   endpoint!: Endpoint
   graceTimer: ReturnType<typeof setTimeout> | undefined
@@ -66,8 +69,9 @@ class AgentTunnel implements TunnelTarget {
   /** The edge is shutting down: an offline agent cannot come back, so nothing waits for it. */
   #abandoned = false
 
-  constructor(init: { id: string; account: Account; url: EndpointUrl; proto: string; proxyProtocol: 0 | 1 | 2; session: TunnelSession; waitMs: number; known: Promise<void> }) {
+  constructor(init: { id: string; account: Account; url: EndpointUrl; proto: string; proxyProtocol: 0 | 1 | 2; policySpec: unknown; session: TunnelSession; waitMs: number; known: Promise<void> }) {
     this.id = init.id
+    this.policySpec = init.policySpec
     this.account = init.account
     this.url = init.url
     this.proto = init.proto
@@ -145,6 +149,43 @@ class AgentTunnel implements TunnelTarget {
   }
 }
 
+/**
+ * An agent endpoint for the table: one bound here (its tunnel an `AgentTunnel`) or one another
+ * worker holds (its tunnel a link to that worker).
+ */
+export function agentEndpoint(init: {
+  id: string
+  account: string
+  url: EndpointUrl
+  defaultPorts: Readonly<Record<Scheme, number>>
+  pooling: boolean
+  source: string
+  description: string | undefined
+  metadata: string | undefined
+  policy: CompiledPolicy
+  tunnel: TunnelTarget
+}): Endpoint {
+  const { url } = init
+  const urlText = formatEndpointUrl(url)
+  const port = url.port ?? init.defaultPorts[url.scheme]
+  return {
+    id: `ep_${init.id}`,
+    kind: 'agent',
+    url,
+    urlText,
+    port,
+    account: init.account,
+    poolingEnabled: init.pooling,
+    source: init.source,
+    position: { line: 0, col: 0 },
+    description: init.description,
+    metadata: init.metadata,
+    policy: init.policy,
+    tunnel: init.tunnel,
+    info: { id: `ep_${init.id}`, url: urlText, scheme: url.scheme, host: url.host, port, binding: url.binding },
+  }
+}
+
 function tunnelKey(account: string, id: string): string {
   return `${account}\0${id}`
 }
@@ -160,6 +201,8 @@ function randomLabel(): string {
 export class AgentRegistry {
   readonly #o: RegistryOptions
   readonly #tunnels = new Map<string, AgentTunnel>()
+  /** Agent endpoints other workers hold (`warren serve --workers`); none otherwise. */
+  #remote: readonly Endpoint[] = []
 
   constructor(options: RegistryOptions) {
     this.#o = options
@@ -202,17 +245,20 @@ export class AgentRegistry {
     const proxyProtocol = Number(field(opts, 'ProxyProto')) as 0 | 1 | 2
     if (![0, 1, 2].includes(proxyProtocol)) return errorReply('ProxyProto must be 0, 1 or 2.', 'ERR_NGROK_9010', 'ERR_WARREN_4006')
 
+    // An agent that reconnects to another worker re-binds its tunnel id: it gets the URL it had.
+    const inherited = requestedId ? this.#remote.find((e) => e.id === `ep_${requestedId}` && e.account === account.name && e.url.scheme === scheme) : undefined
     let url: EndpointUrl
     try {
-      url = this.#chooseUrl(account, scheme, opts, binding || undefined)
+      url = inherited?.url ?? this.#chooseUrl(account, scheme, opts, binding || undefined)
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err)
       return errorReply(message, err instanceof OwnershipError ? 'ERR_NGROK_320' : 'ERR_NGROK_9010', err instanceof OwnershipError ? 'ERR_WARREN_4003' : 'ERR_WARREN_1004')
     }
 
     let policy: CompiledPolicy
+    let spec: unknown
     try {
-      const spec = mergePolicies(policyFromOpts(opts, scheme), parsePolicyText(field(opts, 'TrafficPolicy') ?? field(opts, 'Policy')))
+      spec = mergePolicies(policyFromOpts(opts, scheme), parsePolicyText(field(opts, 'TrafficPolicy') ?? field(opts, 'Policy')))
       policy = compilePolicy(validatePolicy(spec), { scheme, cloud: false })
     } catch (err) {
       if (err instanceof UnsupportedOption) return errorReply(err.message, 'ERR_NGROK_9010', 'ERR_WARREN_4005')
@@ -221,25 +267,20 @@ export class AgentRegistry {
       return errorReply(`Invalid traffic policy: ${text}`, 'ERR_NGROK_2201', 'ERR_WARREN_2001')
     }
 
-    const tunnel = new AgentTunnel({ id, account, url, proto, proxyProtocol, session, waitMs: this.#o.waitMs, known: replyRead })
-    const urlText = formatEndpointUrl(url)
-    const port = url.port ?? this.#o.defaultPorts[url.scheme]
-    const endpoint: Endpoint = {
-      id: `ep_${id}`,
-      kind: 'agent',
-      url,
-      urlText,
-      port,
+    const tunnel = new AgentTunnel({ id, account, url, proto, proxyProtocol, policySpec: spec, session, waitMs: this.#o.waitMs, known: replyRead })
+    const endpoint = agentEndpoint({
+      id,
       account: account.name,
-      poolingEnabled: pooling,
+      url,
+      defaultPorts: this.#o.defaultPorts,
+      pooling,
       source: `agent session ${session.id}`,
-      position: { line: 0, col: 0 },
       description: stringField(extra, 'Description') || undefined,
       metadata: stringField(extra, 'Metadata') || undefined,
       policy,
       tunnel,
-      info: { id: `ep_${id}`, url: urlText, scheme: url.scheme, host: url.host, port, binding: url.binding },
-    }
+    })
+    const urlText = endpoint.urlText
     tunnel.endpoint = endpoint
     const conflicts = this.#o.store.current.endpoints.filter((e) => endpointKey(e) === endpointKey(endpoint))
     const joinsPool = pooling && conflicts.every((c) => c.poolingEnabled)
@@ -302,6 +343,8 @@ export class AgentRegistry {
   #disconnectedHolders(conflicts: readonly Endpoint[], account: Account): AgentTunnel[] | undefined {
     const holders: AgentTunnel[] = []
     for (const conflict of conflicts) {
+      // Held by another worker whose agent is gone (reconnecting, here perhaps): its account may take it.
+      if (this.#remote.includes(conflict) && conflict.account === account.name && !conflict.tunnel?.online) continue
       const holder = [...this.#tunnels.values()].find((t) => t.endpoint === conflict)
       if (!holder || holder.account.name !== account.name || (holder.session && !holder.session.disconnected)) return undefined
       holders.push(holder)
@@ -339,7 +382,45 @@ export class AgentRegistry {
   }
 
   #publish() {
-    return this.#o.store.setAgentEndpoints([...this.#tunnels.values()].map((t) => t.endpoint))
+    // Own endpoints first: one this worker's agent re-bound wins over another worker's stale reservation.
+    return this.#o.store.setAgentEndpoints([...[...this.#tunnels.values()].map((t) => t.endpoint), ...this.#remote])
+  }
+
+  /**
+   * The agent endpoints other workers hold changed. An offline tunnel here whose endpoint another
+   * worker now serves (its agent reconnected there) is dropped.
+   */
+  setRemote(endpoints: readonly Endpoint[]): void {
+    this.#remote = endpoints
+    for (const [key, t] of this.#tunnels)
+      if (t.session === undefined && endpoints.some((e) => e.tunnel?.online && e.account === t.account.name && endpointKey(e) === endpointKey(t.endpoint))) {
+        this.#tunnels.delete(key)
+        clearTimeout(t.graceTimer)
+        t.wake()
+        this.#o.log.info('agent endpoint removed', { url: t.endpoint.urlText, tunnel: t.id, reason: 'its agent reconnected to another worker' })
+      }
+    this.#publish()
+  }
+
+  /** What this worker holds, for the cluster registry. */
+  claims(): EndpointClaim[] {
+    return [...this.#tunnels.values()].map((t) => ({
+      tunnel: t.id,
+      account: t.account.name,
+      url: t.url,
+      proto: t.proto,
+      proxyProtocol: t.proxyProtocol,
+      pooling: t.endpoint.poolingEnabled,
+      policy: t.policySpec,
+      description: t.endpoint.description,
+      metadata: typeof t.endpoint.metadata === 'string' ? t.endpoint.metadata : undefined,
+      session: t.session?.id,
+    }))
+  }
+
+  /** A proxy stream to an agent bound here, for another worker's connection (the local link). */
+  connectLocal(account: string, tunnel: string, clientAddr: string, options: { wait?: boolean } = {}): Promise<TunnelStream | undefined> {
+    return this.#tunnels.get(tunnelKey(account, tunnel))?.connect(clientAddr, options) ?? Promise.resolve(undefined)
   }
 
   /**

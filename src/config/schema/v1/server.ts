@@ -240,6 +240,18 @@ export const ServerConfigSpec = v.strictObject({
     }),
     {},
   ),
+  /** How `warren serve` runs. */
+  serve: v.optional(
+    v.strictObject({
+      /**
+       * Processes sharing the listening ports (SO_REUSEPORT), each with the endpoint table from
+       * policies/; an agent's endpoint answers on every one (docs/cluster.md). `auto`: one per CPU.
+       * `--workers` wins over this.
+       */
+      workers: v.optional(v.union([v.pipe(v.number(), v.integer(), v.minValue(1)), v.literal('auto')]), 1),
+    }),
+    {},
+  ),
   /** SIGTERM and SIGINT. */
   shutdown: v.optional(
     v.strictObject({

@@ -1,0 +1,19 @@
+import { expect, test } from 'bun:test'
+import { encodeFrame, FrameReader } from './frames.ts'
+
+test('FrameReader reassembles frames split anywhere and keeps the bytes after them', () => {
+  const bytes = Buffer.concat([encodeFrame({ a: 1 }), encodeFrame(['x', 'y']), Buffer.from('raw tail')])
+  for (let cut = 1; cut < bytes.length; cut++) {
+    const reader = new FrameReader()
+    const got = [...reader.push(bytes.subarray(0, cut), 2)]
+    got.push(...reader.push(bytes.subarray(cut), 2 - got.length))
+    expect(got).toEqual([{ a: 1 }, ['x', 'y']])
+    expect(Buffer.from(reader.rest()).toString()).toBe('raw tail')
+  }
+})
+
+test('FrameReader refuses a frame over 16 MiB before buffering it', () => {
+  const head = Buffer.alloc(4)
+  head.writeUInt32BE(16 * 1024 * 1024 + 1)
+  expect(() => new FrameReader().push(head)).toThrow(RangeError)
+})

@@ -1,0 +1,95 @@
+import type { Socket } from 'bun'
+import { FrameReader, frameWriter } from './frames.ts'
+import type { ClusterRegistry, MemberHoldings, MemberState } from './registry.ts'
+
+/** Worker → supervisor: who I am (`hello`, first), what I hold (`publish`), that I serve traffic (`ready`). */
+export type ToHub = { type: 'hello'; member: string; link: string } | { type: 'publish'; holdings: MemberHoldings } | { type: 'ready' }
+/** Supervisor → worker: every member's holdings, after each change. */
+export type FromHub = { type: 'members'; members: MemberState[] }
+
+/**
+ * The registry of `warren serve --workers N` on one machine: the supervisor keeps every worker's
+ * holdings (src/cluster/members.ts) and each worker talks to it over a unix socket. Works without
+ * Redis; the lease of a worker's entries is its connection to the supervisor.
+ */
+export class LocalRegistry implements ClusterRegistry {
+  readonly self: string
+  readonly #socket: Socket<undefined>
+  readonly #out: ReturnType<typeof frameWriter>
+  #others: MemberState[] = []
+  #last = ''
+  #closing = false
+  readonly #listeners = new Set<() => void>()
+
+  private constructor(self: string, socket: Socket<undefined>) {
+    this.self = self
+    this.#socket = socket
+    this.#out = frameWriter(socket)
+  }
+
+  /**
+   * Connects to the supervisor at `path`. `lost` runs when the supervisor goes away (the worker then
+   * drains and exits: a worker nobody restarts or coordinates must not keep serving alone).
+   */
+  static async join(path: string, options: { member: string; link: string; lost: () => void }): Promise<LocalRegistry> {
+    const reader = new FrameReader()
+    let registry: LocalRegistry | undefined
+    const socket = await Bun.connect<undefined>({
+      unix: path,
+      socket: {
+        data(_socket, chunk) {
+          for (const message of reader.push(chunk) as FromHub[]) if (message.type === 'members' && registry) registry.#receive(message.members)
+        },
+        drain: () => registry && registry.#out.drain(),
+        close() {
+          if (!registry?.closing) options.lost()
+        },
+        error: () => {},
+      },
+    })
+    registry = new LocalRegistry(options.member, socket)
+    registry.#send({ type: 'hello', member: options.member, link: options.link })
+    return registry
+  }
+
+  publish(holdings: MemberHoldings): void {
+    const text = JSON.stringify(holdings)
+    // Every worker republishes when the table changes, including after others' changes: only real changes travel.
+    if (text === this.#last) return
+    this.#last = text
+    this.#send({ type: 'publish', holdings })
+  }
+
+  /** This worker serves traffic: the supervisor may start the next one. */
+  ready(): void {
+    this.#send({ type: 'ready' })
+  }
+
+  others(): readonly MemberState[] {
+    return this.#others
+  }
+
+  onChange(listener: () => void): () => void {
+    this.#listeners.add(listener)
+    return () => this.#listeners.delete(listener)
+  }
+
+  /** Leaving on purpose (shutdown): the connection's end is not a lost supervisor. */
+  get closing(): boolean {
+    return this.#closing
+  }
+
+  close(): void {
+    this.#closing = true
+    this.#socket.end()
+  }
+
+  #receive(members: MemberState[]): void {
+    this.#others = members.filter((m) => m.member !== this.self)
+    for (const listener of this.#listeners) listener()
+  }
+
+  #send(message: ToHub): void {
+    this.#out.send(message)
+  }
+}

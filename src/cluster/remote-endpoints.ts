@@ -1,0 +1,104 @@
+import type { Scheme } from '../config/url.ts'
+import type { Endpoint, TunnelStream, TunnelTarget } from '../endpoints/endpoint.ts'
+import type { Logger } from '../lib/log.ts'
+import { compilePolicy, validatePolicy } from '../policy/engine.ts'
+import { agentEndpoint } from '../tunnel/registry.ts'
+import { dialLink } from './link.ts'
+import { rebinds } from './members.ts'
+import type { ClusterRegistry, EndpointClaim } from './registry.ts'
+
+/**
+ * The agent endpoints other members hold, as endpoints of this member's table: their traffic policy
+ * runs here, and what falls through goes to the holder over the link. An endpoint object is kept
+ * while its claim is unchanged, so connection pools keyed by it survive unrelated changes.
+ */
+export class RemoteEndpoints {
+  readonly #registry: ClusterRegistry
+  readonly #o: { defaultPorts: Readonly<Record<Scheme, number>>; waitMs: number; log: Logger }
+  #built = new Map<string, Endpoint>()
+
+  constructor(registry: ClusterRegistry, options: { defaultPorts: Readonly<Record<Scheme, number>>; waitMs: number; log: Logger }) {
+    this.#registry = registry
+    this.#o = options
+  }
+
+  /** The endpoints for what the other members hold now. */
+  build(): Endpoint[] {
+    const next = new Map<string, Endpoint>()
+    for (const member of this.#registry.others())
+      for (const claim of member.endpoints) {
+        const key = `${member.member}\0${JSON.stringify(claim)}`
+        const endpoint = this.#built.get(key) ?? this.#endpoint(claim, member.member)
+        if (endpoint) next.set(key, endpoint)
+      }
+    this.#built = next
+    return [...next.values()]
+  }
+
+  #endpoint(claim: EndpointClaim, member: string): Endpoint | undefined {
+    try {
+      const policy = compilePolicy(validatePolicy(claim.policy), { scheme: claim.url.scheme, cloud: false })
+      return agentEndpoint({
+        id: claim.tunnel,
+        account: claim.account,
+        url: claim.url,
+        defaultPorts: this.#o.defaultPorts,
+        pooling: claim.pooling,
+        source: `agent session ${claim.session ?? '(reconnecting)'} on worker ${member}`,
+        description: claim.description,
+        metadata: claim.metadata,
+        policy,
+        tunnel: new RemoteTunnel(this.#registry, claim, this.#o.waitMs),
+      })
+    } catch (err) {
+      // The holder compiled it; a member that cannot (another version mid-upgrade) leaves it out.
+      this.#o.log.error('cannot serve an endpoint held by another worker', { url: claim.url.host, worker: member, error: err instanceof Error ? err.message : String(err) })
+      return undefined
+    }
+  }
+}
+
+/** How often a connection waiting for a reconnecting agent looks for it again (ms). */
+const POLL_MS = 100
+
+/** An agent endpoint held by another member: each connection is a link stream to the holder. */
+class RemoteTunnel implements TunnelTarget {
+  readonly proxyProtocol: 0 | 1 | 2
+  readonly #registry: ClusterRegistry
+  readonly #claim: EndpointClaim
+  readonly #waitMs: number
+
+  constructor(registry: ClusterRegistry, claim: EndpointClaim, waitMs: number) {
+    this.#registry = registry
+    this.#claim = claim
+    this.proxyProtocol = claim.proxyProtocol
+    this.#waitMs = waitMs
+  }
+
+  get online(): boolean {
+    return this.#holder() !== undefined
+  }
+
+  /** The live member serving this endpoint now (it may have moved since this endpoint was built). */
+  #holder(): { link: string; tunnel: string } | undefined {
+    for (const m of this.#registry.others()) {
+      if (!m.alive) continue
+      const claim = m.endpoints.find((e) => e.session !== undefined && (e === this.#claim || rebinds(e, this.#claim)))
+      if (claim) return { link: m.link, tunnel: claim.tunnel }
+    }
+    return undefined
+  }
+
+  async connect(clientAddr: string, options: { wait?: boolean } = {}): Promise<TunnelStream | undefined> {
+    const deadline = Date.now() + (options.wait === false ? 0 : this.#waitMs)
+    for (;;) {
+      const holder = this.#holder()
+      if (holder) {
+        const stream = await dialLink(holder.link, { account: this.#claim.account, tunnel: holder.tunnel, client: clientAddr, wait: options.wait !== false })
+        if (stream) return stream
+      }
+      if (Date.now() >= deadline) return undefined
+      await Bun.sleep(Math.min(POLL_MS, Math.max(0, deadline - Date.now())))
+    }
+  }
+}

@@ -1,0 +1,151 @@
+import type { Socket, Subprocess } from 'bun'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { CODES } from '../lib/errors.ts'
+import type { Logger } from '../lib/log.ts'
+import { FrameReader, frameWriter } from './frames.ts'
+import type { FromHub, ToHub } from './local-registry.ts'
+import { MemberTable } from './members.ts'
+
+/** Environment of a worker process: its number and the supervisor's runtime directory. */
+export const WORKER_ENV = 'WARREN_WORKER'
+export const CLUSTER_DIR_ENV = 'WARREN_CLUSTER_DIR'
+
+/** Restart backoff: doubles per exit within `STABLE_MS` of the previous start, capped. */
+const RESTART_MIN_MS = 100
+const RESTART_MAX_MS = 10_000
+const STABLE_MS = 30_000
+
+export interface SupervisorOptions {
+  count: number
+  /** `warren serve` arguments for each worker (without `--workers`). */
+  args: string[]
+  /** How long a dead worker's agent endpoints stay reserved for their agents (ms). */
+  graceMs: number
+  log: Logger
+}
+
+type Conn = { member: string | undefined; link: string; reader: FrameReader; out: ReturnType<typeof frameWriter> }
+
+/**
+ * `warren serve --workers N`: this process listens on no public port. It runs N workers (this same
+ * executable, `warren serve` with the same arguments) that share the listeners through SO_REUSEPORT,
+ * keeps the registry of what each holds (the hub of the local link), restarts a worker that dies,
+ * and passes SIGTERM/SIGINT (drain) and SIGHUP (reload) on. Worker 1 starts first and the others
+ * once it serves, so what it creates in certs/ (the development CA, the SSH host key) exists once.
+ */
+export async function superviseWorkers(options: SupervisorOptions): Promise<number> {
+  const { log } = options
+  const dir = mkdtempSync(join(tmpdir(), 'warren-workers-'))
+  const conns = new Set<Socket<Conn>>()
+  const readyWaiters = new Map<number, (ok: boolean) => void>()
+  const table = new MemberTable({
+    graceMs: options.graceMs,
+    onChange() {
+      const message: FromHub = { type: 'members', members: table.all() }
+      for (const c of conns) if (c.data.member) c.data.out.send(message)
+    },
+  })
+  const hub = Bun.listen<Conn>({
+    unix: join(dir, 'control.sock'),
+    socket: {
+      open(socket) {
+        socket.data = { member: undefined, link: '', reader: new FrameReader(), out: frameWriter(socket) }
+        conns.add(socket)
+      },
+      data(socket, chunk) {
+        let messages: ToHub[]
+        try {
+          messages = socket.data.reader.push(chunk) as ToHub[]
+        } catch {
+          return void socket.terminate()
+        }
+        for (const m of messages) {
+          if (m.type === 'hello') {
+            socket.data.member = m.member
+            socket.data.link = m.link
+            socket.data.out.send({ type: 'members', members: table.all() } satisfies FromHub)
+          } else if (m.type === 'publish' && socket.data.member) table.update(socket.data.member, socket.data.link, m.holdings)
+          else if (m.type === 'ready' && socket.data.member) readyWaiters.get(Number(socket.data.member.slice(1).split('.')[0]))?.(true)
+        }
+      },
+      drain: (socket) => socket.data.out.drain(),
+      close(socket) {
+        conns.delete(socket)
+        if (socket.data.member) table.gone(socket.data.member)
+      },
+      error: () => {},
+    },
+  })
+
+  // A compiled binary is its own entry point; under `bun src/main.ts` the script is passed again.
+  const entry = Bun.main.startsWith('/$bunfs/') ? [process.execPath] : [process.execPath, Bun.main]
+  const workers = new Map<number, Subprocess>()
+  let stopping = false
+  /** Until every worker served once: a worker that exits now has a config or port problem, not bad luck. */
+  let booting = true
+  const spawn = (n: number, attempt: number): Subprocess => {
+    const started = Date.now()
+    const proc = Bun.spawn([...entry, 'serve', ...options.args], {
+      env: { ...process.env, [WORKER_ENV]: String(n), [CLUSTER_DIR_ENV]: dir },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    })
+    workers.set(n, proc)
+    log.info('worker started', { worker: n, pid: proc.pid })
+    void proc.exited.then(async (code) => {
+      readyWaiters.get(n)?.(false)
+      if (stopping || booting) return
+      const next = Date.now() - started < STABLE_MS ? attempt + 1 : 0
+      const delay = Math.min(RESTART_MIN_MS * 2 ** next, RESTART_MAX_MS)
+      log.warn('worker exited; restarting', { worker: n, pid: proc.pid, exit_code: code, signal: proc.signalCode, restart_in_ms: delay, code: CODES.WORKER_EXITED })
+      await Bun.sleep(delay)
+      if (!stopping) spawn(n, next)
+    })
+    return proc
+  }
+  const ready = (n: number) => new Promise<boolean>((resolve) => readyWaiters.set(n, resolve))
+  const stop = async (signal: NodeJS.Signals) => {
+    stopping = true
+    for (const w of workers.values()) w.kill(signal)
+    await Promise.all([...workers.values()].map((w) => w.exited))
+    hub.stop(true)
+    table.clear()
+    rmSync(dir, { recursive: true, force: true })
+  }
+
+  const first = ready(1)
+  spawn(1, 0)
+  let ok = await first
+  if (ok) {
+    const rest = [...Array(options.count - 1).keys()].map((i) => i + 2)
+    const others = rest.map((n) => ready(n))
+    for (const n of rest) spawn(n, 0)
+    ok = (await Promise.all(others)).every(Boolean)
+  }
+  if (!ok) {
+    log.error('a worker failed to start; stopping', { code: CODES.WORKER_EXITED })
+    await stop('SIGTERM')
+    return 1
+  }
+  booting = false
+  log.info('workers started', { workers: options.count, pids: [...workers.values()].map((p) => p.pid) })
+
+  process.on('SIGHUP', () => {
+    for (const w of workers.values()) w.kill('SIGHUP')
+  })
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'))
+    process.once('SIGTERM', () => resolve('SIGTERM'))
+  })
+  log.info('stopping workers', { signal })
+  // Each worker drains as a single edge does; a second signal is passed on too (cut the drain short).
+  const again = () => {
+    for (const w of workers.values()) w.kill(signal)
+  }
+  process.once('SIGINT', again)
+  process.once('SIGTERM', again)
+  await stop(signal)
+  log.info('workers stopped')
+  return 0
+}

@@ -1,0 +1,99 @@
+import { join } from 'node:path'
+import type { SessionControl, AgentTunnelInfo } from '../api/routes/sessions.ts'
+import { ApiError } from '../api/errors.ts'
+import type { Scheme } from '../config/url.ts'
+import type { EndpointStore } from '../endpoints/store.ts'
+import { CODES } from '../lib/errors.ts'
+import type { Logger } from '../lib/log.ts'
+import { publicEndpointUrl } from '../config/url.ts'
+import type { AgentRegistry } from '../tunnel/registry.ts'
+import { serveLink } from './link.ts'
+import { LocalRegistry } from './local-registry.ts'
+import type { SessionRecord } from './registry.ts'
+import { RemoteEndpoints } from './remote-endpoints.ts'
+
+/** How often a worker republishes its sessions (their latency; sessions that bound nothing yet). */
+const REFRESH_MS = 2000
+
+export interface WorkerOptions {
+  /** 1-based worker number. */
+  number: number
+  /** The supervisor's runtime directory (control socket, one link socket per worker). */
+  dir: string
+  registry: AgentRegistry
+  store: EndpointStore
+  /** Agent and SSH sessions connected to this worker. */
+  sessions: () => Iterable<SessionControl>
+  defaultPorts: Readonly<Record<Scheme, number>>
+  waitMs: number
+  log: Logger
+  /** The supervisor went away. */
+  lost: () => void
+}
+
+/** What a worker of `warren serve --workers N` adds to an edge: the other workers' agents and sessions. */
+export interface Worker {
+  /** Sessions other workers hold, for `/api/tunnel-sessions` (stop and restart answer 409 there). */
+  sessions(): SessionControl[]
+  /** Agent endpoints other workers hold, for the API's listings. */
+  tunnels(): AgentTunnelInfo[]
+  /** This worker serves traffic (the supervisor starts the next worker). */
+  ready(): void
+  close(): void
+}
+
+/**
+ * Joins the other workers: serves this worker's agents to them over the link, publishes what this
+ * worker holds to the registry, and keeps the other workers' agent endpoints in the table.
+ */
+export async function joinWorkers(options: WorkerOptions): Promise<Worker> {
+  const { registry } = options
+  const member = `w${options.number}.${process.pid}`
+  const linkPath = join(options.dir, `${member}.sock`)
+  const link = serveLink(linkPath, (r) => registry.connectLocal(r.account, r.tunnel, r.client, { wait: r.wait }))
+  const cluster = await LocalRegistry.join(join(options.dir, 'control.sock'), { member, link: linkPath, lost: options.lost })
+  const remote = new RemoteEndpoints(cluster, { defaultPorts: options.defaultPorts, waitMs: options.waitMs, log: options.log })
+  const publish = () => cluster.publish({ endpoints: registry.claims(), sessions: [...options.sessions()].filter((s) => s.account && !s.mux.closed).map(sessionRecord) })
+  cluster.onChange(() => registry.setRemote(remote.build()))
+  const unsubscribe = options.store.onChange(publish)
+  const timer = setInterval(publish, REFRESH_MS)
+  publish()
+  return {
+    sessions: () => cluster.others().flatMap((m) => m.sessions.map((s) => remoteSession(s, m.member))),
+    tunnels: () =>
+      cluster.others().flatMap((m) =>
+        m.endpoints.map((e) => ({ id: e.tunnel, url: publicEndpointUrl(e.url, options.defaultPorts), account: e.account, online: m.alive && e.session !== undefined, session: e.session })),
+      ),
+    ready: () => cluster.ready(),
+    close() {
+      clearInterval(timer)
+      unsubscribe()
+      link.stop()
+      cluster.close()
+    },
+  }
+}
+
+function sessionRecord(s: SessionControl): SessionRecord {
+  return { id: s.id, account: s.account!.name, remoteAddr: s.remoteAddr, connectedAt: s.connectedAt, clientInfo: { ...s.clientInfo }, latencyMs: s.latencyMs }
+}
+
+/** A session another worker holds, as the API lists it; commands to it are refused with a retry hint. */
+function remoteSession(s: SessionRecord, member: string): SessionControl {
+  const elsewhere = () => new ApiError(CODES.SESSION_ON_OTHER_WORKER, 409, `Tunnel session "${s.id}" is held by worker ${member.split('.')[0]}; send the request again (another worker may answer it).`)
+  return {
+    id: s.id,
+    account: { name: s.account },
+    remoteAddr: s.remoteAddr,
+    connectedAt: s.connectedAt,
+    clientInfo: s.clientInfo,
+    latencyMs: s.latencyMs,
+    mux: { closed: false },
+    close() {
+      throw elsewhere()
+    },
+    command() {
+      return Promise.reject(elsewhere())
+    },
+  }
+}
