@@ -254,6 +254,7 @@ export async function serveCommand(args: string[]): Promise<number> {
         registry,
         store,
         sessions: () => [...agents.sessions, ...(ssh?.sessions ?? [])],
+        events: events.bus,
         defaultPorts: loadOptionsFor(config).defaultPorts,
         waitMs: config.agents.reconnect_wait * 1000,
         log: log.child({ component: 'cluster' }),
@@ -325,6 +326,7 @@ export async function serveCommand(args: string[]): Promise<number> {
       },
       tls: { stopAccepting: () => tls.stopAccepting(), inFlight: () => tls.activeConnections, cut: () => tls.stop() },
       tcp: { stopAccepting: () => tcp.stopAccepting(), inFlight: () => tcp.activeConnections, cut: () => tcp.stop() },
+      ...(worker ? { link: worker.link } : {}),
       agents: {
         stopAccepting: () => {
           agents.listener.stop(false)

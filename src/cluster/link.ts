@@ -26,15 +26,21 @@ const REFUSED = Uint8Array.of(0)
 type LinkConn = RelayConn & { reader: FrameReader | undefined }
 
 /** Serves the link: `open` finds the local agent tunnel and opens a proxy stream on it. */
-export function serveLink(path: string, open: (request: LinkRequest) => Promise<TunnelStream | undefined>): { stop(): void } {
+export function serveLink(path: string, open: (request: LinkRequest) => Promise<TunnelStream | undefined>): { readonly active: number; stop(): void } {
   rmSync(path, { force: true })
+  let active = 0
   const listener: UnixSocketListener<LinkConn> = Bun.listen<LinkConn>({
     unix: path,
     allowHalfOpen: true,
     socket: {
       ...clientRelayHandlers,
       open(socket) {
+        active++
         socket.data = { ...newRelayConn(), reader: new FrameReader() }
+      },
+      close(socket) {
+        active--
+        clientRelayHandlers.close(socket)
       },
       data(socket, chunk) {
         const reader = socket.data.reader
@@ -58,6 +64,9 @@ export function serveLink(path: string, open: (request: LinkRequest) => Promise<
     },
   })
   return {
+    get active() {
+      return active
+    },
     stop() {
       listener.stop(true)
       rmSync(path, { force: true })

@@ -3,6 +3,8 @@ import type { SessionControl, AgentTunnelInfo } from '../api/routes/sessions.ts'
 import { ApiError } from '../api/errors.ts'
 import type { Scheme } from '../config/url.ts'
 import type { EndpointStore } from '../endpoints/store.ts'
+import type { EventBus } from '../events/bus.ts'
+import type { Drainable } from '../lib/shutdown.ts'
 import { CODES } from '../lib/errors.ts'
 import type { Logger } from '../lib/log.ts'
 import { publicEndpointUrl } from '../config/url.ts'
@@ -24,6 +26,8 @@ export interface WorkerOptions {
   store: EndpointStore
   /** Agent and SSH sessions connected to this worker. */
   sessions: () => Iterable<SessionControl>
+  /** Where session starts and stops are announced: the other workers learn of them at once. */
+  events: EventBus
   defaultPorts: Readonly<Record<Scheme, number>>
   waitMs: number
   log: Logger
@@ -39,6 +43,11 @@ export interface Worker {
   tunnels(): AgentTunnelInfo[]
   /** This worker serves traffic (the supervisor starts the next worker). */
   ready(): void
+  /**
+   * The link as a part of the shutdown: streams other workers opened to this worker's agents are
+   * in flight like this worker's own requests, so the agents are not told to go before they end.
+   */
+  readonly link: Drainable
   close(): void
 }
 
@@ -56,6 +65,8 @@ export async function joinWorkers(options: WorkerOptions): Promise<Worker> {
   const publish = () => cluster.publish({ endpoints: registry.claims(), sessions: [...options.sessions()].filter((s) => s.account && !s.mux.closed).map(sessionRecord) })
   cluster.onChange(() => registry.setRemote(remote.build()))
   const unsubscribe = options.store.onChange(publish)
+  // After the event: the session has left the listener's set (or joined it) by the next turn.
+  const untap = options.events.tap((e) => void (e.event_type.startsWith('agent_session_') && setImmediate(publish)))
   const timer = setInterval(publish, REFRESH_MS)
   publish()
   return {
@@ -65,9 +76,11 @@ export async function joinWorkers(options: WorkerOptions): Promise<Worker> {
         m.endpoints.map((e) => ({ id: e.tunnel, url: publicEndpointUrl(e.url, options.defaultPorts), account: e.account, online: m.alive && e.session !== undefined, session: e.session })),
       ),
     ready: () => cluster.ready(),
+    link: { stopAccepting() {}, inFlight: () => link.active, cut: () => link.stop() },
     close() {
       clearInterval(timer)
       unsubscribe()
+      untap()
       link.stop()
       cluster.close()
     },

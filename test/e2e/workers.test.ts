@@ -1,12 +1,19 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { freePort } from './framework/ports.ts'
 import { edgeFlags, startAgent, type AgentProcess } from './framework/agent.ts'
-import { eventually, startEdge, type Edge } from './framework/process.ts'
+import { eventually, startEdge, WARREN_BIN, type Edge } from './framework/process.ts'
 import { echoRoundTrip, startEchoServer } from './framework/tcp.ts'
 import { startUpstream } from './framework/upstreams.ts'
 
 // `warren serve --workers 2`: two worker processes share the ports; an agent's endpoint answers on both.
 const upstream = startUpstream('workers-origin')
+// Answers after 1.5 s: a request in flight while the edge drains.
+let slowArrived = 0
+const slow = Bun.serve({
+  hostname: '127.0.0.1',
+  port: 0,
+  fetch: (req) => (new URL(req.url).pathname === '/warm' ? new Response('warm') : (slowArrived++, Bun.sleep(1500).then(() => new Response('slow done')))),
+})
 const echo = startEchoServer()
 let edge: Edge
 let tcpPort: number
@@ -58,8 +65,19 @@ afterAll(async () => {
   await Promise.all(agents.map((a) => a.stop()))
   await edge?.stop()
   upstream.stop(true)
+  slow.stop(true)
   echo.stop(true)
 })
+
+/** One HTTPS request over a fresh HTTP/1.1 connection: status and body ('' and 0 when it failed). */
+async function get(e: Edge, url: string): Promise<{ status: number; body: string }> {
+  const u = new URL(url)
+  const proc = Bun.spawn(['curl', '-s', '--max-time', '20', '--http1.1', '-w', '\\n%{http_code}', '--cacert', e.caPath, '--resolve', `${u.hostname}:${u.port}:127.0.0.1`, url], { stdout: 'pipe' })
+  const out = await new Response(proc.stdout).text()
+  await proc.exited
+  const i = out.lastIndexOf('\n')
+  return { status: Number(out.slice(i + 1)) || 0, body: out.slice(0, Math.max(i, 0)) }
+}
 
 describe('warren serve --workers 2', () => {
   test('both workers serve; an agent bound on one answers through either', async () => {
@@ -110,5 +128,72 @@ describe('warren serve --workers 2', () => {
       ids.add(body.tunnel_sessions[0]!.id)
     }
     expect(ids.size).toBe(1)
+  })
+
+  test('kill -9 of the worker holding an agent: it is restarted, the agent reconnects and its URL answers again within 15 s', async () => {
+    const a = startAgent(['http', String(upstream.port), ...edgeFlags(edge, 'alice-token')])
+    agents.push(a)
+    const [url] = await a.forwarding()
+    const host = new URL(url!).hostname
+    const bound = logLines(edge, 'agent endpoint bound').find((l) => l.url === `https://${host}`)
+    const holder = bound.worker as number
+    const pid = logLines(edge, 'worker started').filter((l) => l.worker === holder).at(-1).pid as number
+    expect((await get(edge, `${url}/before`)).status).toBe(200)
+    const killedAt = Date.now()
+    process.kill(pid, 'SIGKILL')
+    await edge.waitForLog(new RegExp(`"msg":"worker exited; restarting","worker":${holder},"pid":${pid}`), 5000)
+    expect(await eventually(async () => (await get(edge, `${url}/after`)).status === 200, 15_000, 200)).toBe(true)
+    const back = Date.now() - killedAt
+    // The same URL, not a new one: the agent re-bound its tunnel id on whichever worker took it.
+    expect(a.logs().match(/Forwarding /g)?.length).toBe(1)
+    expect(back).toBeLessThan(15_000)
+    // The killed worker came back as a new process.
+    expect(logLines(edge, 'worker started').filter((l) => l.worker === holder && l.pid !== pid).length).toBe(1)
+    await edge.waitForLog(new RegExp(`"msg":"warren edge started","worker":${holder}`), 10_000)
+    console.log(`workers e2e: URL answered again ${back} ms after kill -9 of its worker`)
+  })
+
+  test('SIGTERM: every worker drains (a request in flight finishes), then all exit 0', async () => {
+    const a = startAgent(['http', String(slow.port), ...edgeFlags(edge, 'alice-token')])
+    agents.push(a)
+    const [url] = await a.forwarding()
+    // Each worker has issued the name's certificate once this answered on both (fresh connections).
+    for (let i = 0; i < 6; i++) expect((await get(edge, `${url}/warm`)).status).toBe(200)
+    // Six fresh connections: some land on the worker without the agent and cross the link (all on one: 1 in 32).
+    const inFlight = Array.from({ length: 6 }, (_, i) => get(edge, `${url}/slow/${i}`))
+    // In flight for real: the upstream holds all six.
+    expect(await eventually(async () => slowArrived === 6, 5000)).toBe(true)
+    edge.proc.kill('SIGTERM')
+    for (const r of await Promise.all(inFlight)) expect(r).toEqual({ status: 200, body: 'slow done' })
+    expect(await edge.proc.exited).toBe(0)
+    const stopped = logLines(edge, 'warren edge stopped')
+    // Both workers stopped (the one restarted above included), each after its drain.
+    expect(new Set(stopped.map((l) => l.worker))).toEqual(new Set([1, 2]))
+    expect(stopped.every((l) => l.drained === true)).toBe(true)
+    expect(logLines(edge, 'workers stopped').length).toBe(1)
+  })
+})
+
+describe('warren serve --workers 1', () => {
+  test('is one process as before: no supervisor, no worker tag; the flag wins over serve.workers', async () => {
+    const single = await startEdge({ config: 'serve: {workers: 2}\n', args: ['--workers', '1'] })
+    try {
+      const started = logLines(single, 'warren edge started')
+      expect(started.length).toBe(1)
+      expect(started[0].worker).toBeUndefined()
+      expect(logLines(single, 'worker started')).toEqual([])
+      const res = await fetch(`${single.base}/`, { headers: { host: 'nothing.warren.localhost' } })
+      expect(res.status).toBe(404)
+      expect(res.headers.get('warren-error-code')).toBe('ERR_WARREN_3200')
+    } finally {
+      await single.stop()
+    }
+    expect(single.proc.exitCode).toBe(0)
+  })
+
+  test('--workers rejects what is not a whole number from 1 or auto', async () => {
+    const proc = Bun.spawnSync([WARREN_BIN, 'serve', '--workers', '0'])
+    expect(proc.exitCode).toBe(1)
+    expect(proc.stderr.toString()).toContain('ERR_WARREN_7001')
   })
 })
