@@ -95,6 +95,13 @@ describe('warren serve --workers 2', () => {
     // SO_REUSEPORT spreads fresh connections by hash: with 60 both workers get some (a 2^-59 chance otherwise).
     expect([...byWorker.keys()].sort()).toEqual([1, 2])
     expect(served.length).toBe(60)
+    // The link's cost, roughly (this machine is shared: not asserted): edge time of requests on the
+    // holding worker against those that crossed the link.
+    const holder = logLines(edge, 'agent endpoint bound').find((l) => l.url === `https://${new URL(url!).hostname}`).worker
+    const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)]
+    // The first request on each worker issues the name's certificate: left out.
+    const ms = (local: boolean) => median(served.filter((l) => (l.worker === holder) === local).slice(1).map((l) => l.duration_ms as number))
+    console.log(`workers e2e: median edge time ${ms(true)} ms on the agent's worker, ${ms(false)} ms across the link`)
     expect(upstream.seen.filter((r) => r.path.startsWith('/n/')).length).toBe(60)
   })
 
