@@ -2,7 +2,8 @@ import type { Socket, UnixSocketListener } from 'bun'
 import { rmSync } from 'node:fs'
 import type { TunnelStream } from '../endpoints/endpoint.ts'
 import type { StreamCloseCause } from '../tunnel/mux.ts'
-import { attachRelay, clientRelayHandlers, newRelayConn, relayClientData, type RelayConn } from '../proxy/tcp-relay.ts'
+import { clientRelayHandlers, newRelayConn, relayClientData, type RelayConn } from '../proxy/tcp-relay.ts'
+import { relayThroughStream } from '../proxy/tunnel-relay.ts'
 import { encodeFrame, FrameReader } from './frames.ts'
 
 /**
@@ -81,14 +82,7 @@ function attach(socket: Socket<LinkConn>, stream: TunnelStream | undefined): voi
     return void socket.end()
   }
   socket.write(ACCEPTED)
-  const relay = attachRelay(socket, stream, {})
-  stream.ondata = (chunk) => relay.fromUpstream(chunk)
-  stream.ondrain = () => relay.upstreamDrained()
-  stream.onend = () => relay.upstreamEnded()
-  stream.onclose = ((prev) => () => {
-    prev()
-    relay.upstreamClosed()
-  })(stream.onclose)
+  relayThroughStream(socket, stream, {})
 }
 
 /**

@@ -1,7 +1,7 @@
 import type { Socket } from 'bun'
-import type { TunnelTarget } from '../endpoints/endpoint.ts'
+import type { TunnelStream, TunnelTarget } from '../endpoints/endpoint.ts'
 import { proxyHeader, type Addresses } from './proxy-protocol.ts'
-import { attachRelay, type RelayConn, type RelayStats } from './tcp-relay.ts'
+import { attachRelay, type Relay, type RelayConn, type RelayStats } from './tcp-relay.ts'
 
 /**
  * Relays a client connection through an agent's tunnel: one proxy stream per connection, starting
@@ -28,7 +28,13 @@ export async function relayToTunnel(
     if (first) joined.set(first, header.length)
     first = joined
   }
-  const relay = attachRelay(client, stream, { ...(first ? { first } : {}), ...(options.onDone ? { onDone: options.onDone } : {}) })
+  relayThroughStream(client, stream, { ...(first ? { first } : {}), ...(options.onDone ? { onDone: options.onDone } : {}) })
+  return true
+}
+
+/** Relays a client connection through an open tunnel stream: the relay, fed by the stream's events. */
+export function relayThroughStream(client: Socket<RelayConn>, stream: TunnelStream, options: { first?: Uint8Array; onDone?: (stats: RelayStats) => void }): Relay {
+  const relay = attachRelay(client, stream, options)
   stream.ondata = (chunk) => relay.fromUpstream(chunk)
   stream.ondrain = () => relay.upstreamDrained()
   stream.onend = () => relay.upstreamEnded()
@@ -36,5 +42,5 @@ export async function relayToTunnel(
     prev()
     relay.upstreamClosed()
   })(stream.onclose)
-  return true
+  return relay
 }

@@ -1,0 +1,111 @@
+import { afterAll, expect, test } from 'bun:test'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { TunnelStream } from '../endpoints/endpoint.ts'
+import { dialLink, serveLink, type LinkRequest } from './link.ts'
+
+async function waitFor(check: () => boolean, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms
+  while (!check() && Date.now() < deadline) await Bun.sleep(10)
+  return check()
+}
+
+const dir = mkdtempSync(join(tmpdir(), 'warren-link-'))
+afterAll(() => rmSync(dir, { recursive: true, force: true }))
+
+/**
+ * The agent's side as the holder sees it: a stream that echoes what it is sent, taking at most
+ * `perWrite` bytes per write and asking for the rest after a drain (a slow agent).
+ */
+function slowEcho(perWrite: number): TunnelStream & { paused: number } {
+  let closed = false
+  const stream = {
+    paused: 0,
+    ondata: (_: Uint8Array) => {},
+    ondrain: () => {},
+    onend: () => {},
+    onclose: () => {},
+    get closed() {
+      return closed
+    },
+    closeCause: undefined,
+    resetCode: undefined,
+    write(chunk: Uint8Array) {
+      const n = Math.min(chunk.length, perWrite)
+      const echoed = chunk.slice(0, n)
+      setTimeout(() => {
+        stream.ondata(echoed)
+        stream.ondrain()
+      }, 1)
+      return n
+    },
+    end() {
+      setTimeout(() => stream.onend(), 5)
+    },
+    terminate() {
+      closed = true
+      stream.onclose()
+    },
+    pause() {
+      stream.paused++
+    },
+    resume() {},
+  }
+  return stream
+}
+
+test('a link stream carries 4 MiB each way intact; a client that stops reading pauses the agent', async () => {
+  const path = join(dir, 'w1.sock')
+  const seen: LinkRequest[] = []
+  const agent = slowEcho(64 * 1024)
+  const link = serveLink(path, async (r) => (seen.push(r), agent))
+  try {
+    const stream = await dialLink(path, { account: 'alice', tunnel: 'tn_1', client: '127.0.0.1:5000', wait: true })
+    expect(stream).toBeDefined()
+    expect(seen).toEqual([{ account: 'alice', tunnel: 'tn_1', client: '127.0.0.1:5000', wait: true }])
+    const total = 4 * 1024 * 1024
+    const sent = new Uint8Array(total).map((_, i) => (i * 31) % 251)
+    const got: Uint8Array[] = []
+    let received = 0
+    const done = new Promise<void>((resolve) => {
+      stream!.ondata = (chunk) => {
+        got.push(chunk)
+        received += chunk.length
+        if (received >= total) resolve()
+      }
+    })
+    // Write as a relay does: what write() did not take waits for ondrain.
+    let offset = 0
+    const pump = () => {
+      while (offset < total) {
+        const n = stream!.write(sent.subarray(offset, Math.min(total, offset + 256 * 1024)))
+        offset += n
+        if (n === 0) return
+      }
+    }
+    stream!.ondrain = pump
+    // The client side reads nothing for a while: the echo piles up at the holder, which pauses the agent.
+    stream!.pause()
+    pump()
+    expect(await waitFor(() => agent.paused > 0, 10_000)).toBe(true)
+    stream!.resume()
+    await Promise.race([done, Bun.sleep(30_000)])
+    expect(received).toBe(total)
+    expect(Buffer.compare(Buffer.concat(got), Buffer.from(sent))).toBe(0)
+    stream!.terminate()
+  } finally {
+    link.stop()
+  }
+})
+
+test('dialLink answers undefined when the holder cannot open the stream, or is gone', async () => {
+  const path = join(dir, 'w2.sock')
+  const link = serveLink(path, async () => undefined)
+  try {
+    expect(await dialLink(path, { account: 'a', tunnel: 't', client: '127.0.0.1:1', wait: false })).toBeUndefined()
+  } finally {
+    link.stop()
+  }
+  expect(await dialLink(path, { account: 'a', tunnel: 't', client: '127.0.0.1:1', wait: false })).toBeUndefined()
+})
