@@ -2,6 +2,7 @@ import { join } from 'node:path'
 import type { SessionControl, AgentTunnelInfo } from '../api/routes/sessions.ts'
 import { ApiError } from '../api/errors.ts'
 import type { Scheme } from '../config/url.ts'
+import type { Endpoint } from '../endpoints/endpoint.ts'
 import type { EndpointStore } from '../endpoints/store.ts'
 import type { EventBus } from '../events/bus.ts'
 import type { Drainable } from '../lib/shutdown.ts'
@@ -63,7 +64,14 @@ export async function joinWorkers(options: WorkerOptions): Promise<Worker> {
   const cluster = await LocalRegistry.join(join(options.dir, 'control.sock'), { member, link: linkPath, lost: options.lost })
   const remote = new RemoteEndpoints(cluster, { defaultPorts: options.defaultPorts, waitMs: options.waitMs, log: options.log })
   const publish = () => cluster.publish({ endpoints: registry.claims(), sessions: [...options.sessions()].filter((s) => s.account && !s.mux.closed).map(sessionRecord) })
-  cluster.onChange(() => registry.setRemote(remote.build()))
+  let current: Endpoint[] = []
+  cluster.onChange(() => {
+    const next = remote.build()
+    // Most changes are other workers' session latencies: the table is rebuilt only when endpoints changed.
+    if (next.length === current.length && next.every((e, i) => e === current[i])) return
+    current = next
+    registry.setRemote(next)
+  })
   const unsubscribe = options.store.onChange(publish)
   // After the event: the session has left the listener's set (or joined it) by the next turn.
   const untap = options.events.tap((e) => void (e.event_type.startsWith('agent_session_') && setImmediate(publish)))
