@@ -1,3 +1,4 @@
+import ngrok from '@ngrok/ngrok'
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { freePort } from './framework/ports.ts'
 import { edgeFlags, startAgent, type AgentProcess } from './framework/agent.ts'
@@ -158,6 +159,27 @@ describe('warren serve --workers 2', () => {
     expect(await eventually(async () => logLines(edge, 'worker started').some((l) => l.worker === holder && l.pid !== pid), 10_000, 50)).toBe(true)
     expect(await eventually(async () => logLines(edge, 'warren edge started').filter((l) => l.worker === holder).length === 2, 15_000, 50)).toBe(true)
     console.log(`workers e2e: URL answered again ${back} ms after kill -9 of its worker`)
+  })
+
+  test('the official SDK keeps its random URL when its worker is killed: it re-binds its tunnel id on another worker', async () => {
+    const session = await new ngrok.SessionBuilder().authtoken('alice-token').serverAddr(`127.0.0.1:${edge.agentPort}`).rootCas(edge.caPath).connect()
+    try {
+      const listener = await session.httpEndpoint().listenAndForward(`http://127.0.0.1:${upstream.port}`)
+      const url = listener.url()!
+      expect((await get(edge, `${url}/sdk-before`)).status).toBe(200)
+      const host = new URL(url).hostname
+      const holder = logLines(edge, 'agent endpoint bound').filter((l) => l.url === `https://${host}`).at(-1).worker as number
+      const pid = logLines(edge, 'worker started').filter((l) => l.worker === holder).at(-1).pid as number
+      process.kill(pid, 'SIGKILL')
+      expect(await eventually(async () => (await get(edge, `${url}/sdk-after`)).status === 200, 15_000, 200)).toBe(true)
+      expect(listener.url()).toBe(url)
+      // Bound again (by the SDK's tunnel id, the URL not sent) rather than a new random name.
+      expect(logLines(edge, 'agent endpoint bound').filter((l) => l.url === `https://${host}`).length).toBe(2)
+      await listener.close()
+    } finally {
+      await session.close().catch(() => {})
+    }
+    expect(await eventually(async () => logLines(edge, 'warren edge started').length >= 4, 15_000, 50)).toBe(true)
   })
 
   test('SIGTERM: every worker drains (a request in flight finishes), then all exit 0', async () => {
