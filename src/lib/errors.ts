@@ -100,6 +100,12 @@ export const CODES = {
   FORWARD_LOOP: 'ERR_WARREN_2106',
   /** The `http-request` side request failed and `on_error` is `halt`. */
   SIDE_REQUEST_FAILED: 'ERR_WARREN_2107',
+  /** `verify-webhook`: the delivery's signature is missing or wrong, or its timestamp is outside the tolerance; answered 403. */
+  WEBHOOK_UNVERIFIED: 'ERR_WARREN_2130',
+  /** `jwt-validation`: no token, or a token that fails its signature, issuer, audience, algorithm or time checks; answered 401. */
+  JWT_INVALID: 'ERR_WARREN_2131',
+  /** `jwt-validation`: the JWKS could not be fetched or holds no usable key, so no token can be checked; answered 401. */
+  JWKS_UNAVAILABLE: 'ERR_WARREN_2132',
   /** The REST API request has no `Authorization: Bearer` key, or the key is not one of `api_keys`. */
   API_UNAUTHORIZED: 'ERR_WARREN_6001',
   /** The REST API refuses everything because warren.yaml configures no `api_keys`. */

@@ -9,6 +9,7 @@ import { deny } from './deny.ts'
 import { forwardExternal } from './forward-external.ts'
 import { forwardInternal } from './forward-internal.ts'
 import { httpRequest } from './http-request.ts'
+import { jwtValidation } from './jwt-validation.ts'
 import { log } from './log.ts'
 import { rateLimit } from './rate-limit.ts'
 import { redirect } from './redirect.ts'
@@ -19,6 +20,7 @@ import { restrictIps } from './restrict-ips.ts'
 import { setVars } from './set-vars.ts'
 import { terminateTls } from './terminate-tls.ts'
 import { urlRewrite } from './url-rewrite.ts'
+import { verifyWebhook } from './verify-webhook.ts'
 
 /** Every traffic-policy action warren knows. The schema, JSON Schema and docs derive from this list. */
 export const ACTIONS: readonly ActionDef[] = [
@@ -42,6 +44,8 @@ export const ACTIONS: readonly ActionDef[] = [
   requestBodyFindReplace,
   responseBodyFindReplace,
   terminateTls,
+  verifyWebhook,
+  jwtValidation,
 ] as unknown as readonly ActionDef[]
 
 export const ACTIONS_BY_TYPE: ReadonlyMap<string, ActionDef> = new Map(ACTIONS.map((a) => [a.type, a]))
