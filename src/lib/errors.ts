@@ -106,6 +106,10 @@ export const CODES = {
   JWT_INVALID: 'ERR_WARREN_2131',
   /** `jwt-validation`: the JWKS could not be fetched or holds no usable key, so no token can be checked; answered 401. */
   JWKS_UNAVAILABLE: 'ERR_WARREN_2132',
+  /** `owasp-crs-request`/`-response`: libmodsecurity or the OWASP Core Rule Set is not installed (or fails to load); the policy is refused. */
+  CRS_UNAVAILABLE: 'ERR_WARREN_2133',
+  /** `owasp-crs-request`/`-response`: the Core Rule Set's anomaly score reached its threshold; answered 403. */
+  CRS_BLOCKED: 'ERR_WARREN_2134',
   /** The REST API request has no `Authorization: Bearer` key, or the key is not one of `api_keys`. */
   API_UNAUTHORIZED: 'ERR_WARREN_6001',
   /** The REST API refuses everything because warren.yaml configures no `api_keys`. */

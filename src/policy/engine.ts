@@ -130,7 +130,8 @@ export function compilePolicy(spec: TrafficPolicy, options: CompileOptions): Com
           actions.push(def.readOnly ? run : forgettingVariables(run))
         } catch (err) {
           issues.push({
-            code: CODES.ACTION_INVALID,
+            // An action that cannot run here (a missing library) says so with its own code.
+            code: err instanceof WarrenError ? err.code : CODES.ACTION_INVALID,
             path: [...path, 'config'],
             message: `action "${def.type}": ${err instanceof Error ? err.message : String(err)}`,
           })

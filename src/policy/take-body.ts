@@ -1,18 +1,18 @@
 import { BUFFER_LIMIT } from './actions/request-body-find-replace.ts'
 
 /**
- * Reads up to BUFFER_LIMIT bytes of a request body for an action that must look at it (a webhook
- * signature, a JWT in a form field) and gives back a body the upstream still gets whole: the bytes
- * read, then whatever was left unread. `bytes` is undefined when the body is over the limit (it
- * cannot be checked, but when the action lets it through it must still arrive intact).
+ * Reads a body up to `limit` bytes (BUFFER_LIMIT by default) for an action that must look at it (a
+ * webhook signature, a JWT in a form field, the WAF) and gives back a body the receiver still gets
+ * whole: the bytes read, then whatever was left unread. `complete` is false when the body is over
+ * the limit; `bytes` then holds at least its first `limit` bytes.
  */
-export async function takeBody(body: ReadableStream<Uint8Array> | null | undefined): Promise<{ bytes: Buffer | undefined; body: ReadableStream<Uint8Array> | null }> {
-  if (!body) return { bytes: Buffer.alloc(0), body: null }
+export async function takeBody(body: ReadableStream<Uint8Array> | null | undefined, limit = BUFFER_LIMIT): Promise<{ bytes: Buffer; complete: boolean; body: ReadableStream<Uint8Array> | null }> {
+  if (!body) return { bytes: Buffer.alloc(0), complete: true, body: null }
   const reader = body.getReader()
   const chunks: Uint8Array[] = []
   let size = 0
   let done = false
-  while (size <= BUFFER_LIMIT) {
+  while (size <= limit) {
     const next = await reader.read()
     if (next.done) {
       done = true
@@ -34,5 +34,5 @@ export async function takeBody(body: ReadableStream<Uint8Array> | null | undefin
       return reader.cancel(reason)
     },
   })
-  return { bytes: done ? Buffer.concat(chunks) : undefined, body: again }
+  return { bytes: Buffer.concat(chunks), complete: done, body: again }
 }

@@ -11,6 +11,8 @@ import { forwardInternal } from './forward-internal.ts'
 import { httpRequest } from './http-request.ts'
 import { jwtValidation } from './jwt-validation.ts'
 import { log } from './log.ts'
+import { owaspCrsRequest } from './owasp-crs-request.ts'
+import { owaspCrsResponse } from './owasp-crs-response.ts'
 import { rateLimit } from './rate-limit.ts'
 import { redirect } from './redirect.ts'
 import { removeHeaders } from './remove-headers.ts'
@@ -46,6 +48,8 @@ export const ACTIONS: readonly ActionDef[] = [
   terminateTls,
   verifyWebhook,
   jwtValidation,
+  owaspCrsRequest,
+  owaspCrsResponse,
 ] as unknown as readonly ActionDef[]
 
 export const ACTIONS_BY_TYPE: ReadonlyMap<string, ActionDef> = new Map(ACTIONS.map((a) => [a.type, a]))

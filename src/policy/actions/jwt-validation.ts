@@ -59,7 +59,7 @@ async function bodyFields(ex: HttpExchange): Promise<Record<string, unknown> | u
   if (!['POST', 'PUT', 'PATCH'].includes(ex.method)) return undefined
   const taken = await takeBody(ex.body)
   ex.body = taken.body
-  if (!taken.bytes) return undefined
+  if (!taken.complete) return undefined
   const text = taken.bytes.toString('utf8')
   const type = ex.headers.get('content-type') ?? ''
   if (/^application\/x-www-form-urlencoded\b/i.test(type)) return Object.fromEntries(new URLSearchParams(text))

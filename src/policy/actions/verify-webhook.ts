@@ -68,7 +68,7 @@ export const verifyWebhook = defineAction({
       const key = keyFor(ex)
       let failure: string | undefined
       if (typeof key === 'string') failure = key
-      else if (!taken.bytes) failure = `the body is larger than ${BUFFER_LIMIT} bytes`
+      else if (!taken.complete) failure = `the body is larger than ${BUFFER_LIMIT} bytes`
       else failure = provider.check({ headers: ex.headers, body: taken.bytes, url: ex.url, now: Math.floor(Date.now() / 1000) }, key)
       const verified = failure === undefined
       ex.actions['verify_webhook'] = {
