@@ -94,7 +94,7 @@ async function find(ex: HttpExchange, spec: TokenSpec, body: () => Promise<Recor
 }
 
 /** Why jose refused a token, in words a client may see (no key material, no token text). */
-function describe(err: unknown): Failure {
+function failureOf(err: unknown): Failure {
   const invalid = (message: string): Failure => ({ code: CODES.JWT_INVALID, message, bearerError: 'invalid_token' })
   if (err instanceof errors.JWTExpired) return invalid('the token has expired')
   if (err instanceof errors.JWTClaimValidationFailed) {
@@ -162,6 +162,7 @@ export const jwtValidation = defineAction({
 
     async function check(token: string, spec: TokenSpec): Promise<TokenResult | Failure> {
       let failure: Failure | undefined
+      // Something that is not a JWS at all never costs a JWKS fetch.
       try {
         decodeProtectedHeader(token)
       } catch {
@@ -174,7 +175,7 @@ export const jwtValidation = defineAction({
           const { payload, protectedHeader } = await jwtVerify(token, keys, { ...options, ...typ })
           return { type: spec.type, method: spec.method, name: spec.name, header: { ...protectedHeader }, payload }
         } catch (err) {
-          failure = describe(err)
+          failure = failureOf(err)
           if (!(err instanceof errors.JWKSNoMatchingKey)) break
         }
       }
