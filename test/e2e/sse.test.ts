@@ -1,4 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { edgeFlags, startAgent } from './framework/agent.ts'
 import { curl } from './framework/curl.ts'
 import { startEdge, type Edge } from './framework/process.ts'
 
@@ -111,6 +115,7 @@ const https = (host: string, path: string) => ['--cacert', edge.caPath, '--resol
 
 beforeAll(async () => {
   edge = await startEdge({
+    config: 'accounts:\n  - name: alice\n    authtokens: [alice-token]\n    domains: ["*.warren.localhost"]\n',
     policies: {
       'documented.yml': endpointFile('http://sse.warren.localhost', DOCUMENTED),
       'secure.yml': endpointFile('https://sse.warren.localhost', DOCUMENTED),
@@ -164,6 +169,26 @@ describe('on_event_stream_message rewrites server-sent events as they stream', (
   test("ngrok's retry example rewrites the retry field and leaves data alone", async () => {
     const res = await curl(http('retry.warren.localhost', '/fixed'))
     expect(res.body).toBe(': warm-up\r\nretry: 5000\r\n\r\nevent: note\r\ndata: call 555-12-3456\r\ndata: or bob@example.org\r\nid: 2\r\n\r\n')
+  })
+
+  test('an agent endpoint: the policy file of `warren http` rewrites messages coming back through the tunnel', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'warren-sse-policy-'))
+    writeFileSync(join(dir, 'policy.yml'), DOCUMENTED)
+    const agent = startAgent(['http', String(upstream.port), '--url', 'http://agent-sse.warren.localhost', '--traffic-policy-file', join(dir, 'policy.yml'), ...edgeFlags(edge, 'alice-token')])
+    try {
+      await agent.forwarding()
+      const client = streamingCurl(http('agent-sse.warren.localhost', '/stream'))
+      const stream = await nextStream()
+      stream.send('data: 321-54-9876\n\n')
+      expect(await client.until('\n\n')).toBe('data: [SSN REDACTED]\n\n')
+      stream.send('data: eve@example.net\n\n')
+      expect(await client.until('[EMAIL REDACTED]\n\n')).toBe('data: [SSN REDACTED]\n\ndata: [EMAIL REDACTED]\n\n')
+      stream.close()
+      expect(await client.end()).toBe(0)
+    } finally {
+      await agent.stop()
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 
   test('answers that are not event streams pass unchanged', async () => {
