@@ -13,9 +13,9 @@ const messages = (items: EventStreamItem[]) => items.filter((i): i is EventStrea
 const fields = (m: EventStreamMessage) => m.lines.map((l) => [l.name, l.value])
 const relayed = (items: EventStreamItem[]) => items.map((i) => (typeof i === 'string' ? i : serializeMessage(i))).join('')
 
-/** Every way of cutting `text` in two. */
+/** Every way of cutting `text` in two, and one character per chunk. */
 function splits(text: string): string[][] {
-  return Array.from({ length: text.length + 1 }, (_, i) => [text.slice(0, i), text.slice(i)])
+  return [...Array.from({ length: text.length + 1 }, (_, i) => [text.slice(0, i), text.slice(i)]), text.split('')]
 }
 
 describe('parseLine() reads fields as EventSource does', () => {
@@ -73,6 +73,13 @@ describe('createEventStreamParser()', () => {
     const first = parser.push('data: 1\r\n\r')
     expect(messages(first).map(messageData)).toEqual(['1'])
     expect(parser.push('\ndata: 2\r\n\r\n')).toEqual(['\n', expect.objectContaining({ raw: 'data: 2\r\n\r\n' })])
+  })
+
+  test('CR, LF and LF in three chunks: a CRLF, then the blank line', () => {
+    const parser = createEventStreamParser()
+    expect(parser.push('data: 1\r')).toEqual([])
+    expect(parser.push('\n')).toEqual([])
+    expect(messages(parser.push('\n')).map((m) => m.raw)).toEqual(['data: 1\r\n\n'])
   })
 
   test('blank lines between messages pass as text', () => {

@@ -114,15 +114,17 @@ export function createEventStreamParser() {
 
   function push(text: string): EventStreamItem[] {
     const out: EventStreamItem[] = []
-    if (afterCr && text.startsWith('\n')) {
-      // The CR ended a line of the current message, or the blank line of one already passed on.
-      if (lines.length) {
-        raw += '\n'
-        if (lines.length === 1) eol = '\r\n'
-      } else out.push('\n')
-      text = text.slice(1)
+    if (afterCr && text !== '') {
+      afterCr = false
+      if (text.startsWith('\n')) {
+        // The CR ended a line of the current message, or the blank line of one already passed on.
+        if (lines.length) {
+          raw += '\n'
+          if (lines.length === 1) eol = '\r\n'
+        } else out.push('\n')
+        text = text.slice(1)
+      }
     }
-    if (text !== '') afterCr = false
     // Only the new text is scanned: a long line arriving in small chunks costs its length once.
     let start = 0
     for (;;) {
