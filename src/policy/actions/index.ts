@@ -17,6 +17,7 @@ import { requestBodyFindReplace } from './request-body-find-replace.ts'
 import { responseBodyFindReplace } from './response-body-find-replace.ts'
 import { restrictIps } from './restrict-ips.ts'
 import { setVars } from './set-vars.ts'
+import { sseFindReplace } from './sse-find-replace.ts'
 import { terminateTls } from './terminate-tls.ts'
 import { urlRewrite } from './url-rewrite.ts'
 
@@ -41,6 +42,7 @@ export const ACTIONS: readonly ActionDef[] = [
   httpRequest,
   requestBodyFindReplace,
   responseBodyFindReplace,
+  sseFindReplace,
   terminateTls,
 ] as unknown as readonly ActionDef[]
 
