@@ -100,6 +100,13 @@ export const CODES = {
   FORWARD_LOOP: 'ERR_WARREN_2106',
   /** The `http-request` side request failed and `on_error` is `halt`. */
   SIDE_REQUEST_FAILED: 'ERR_WARREN_2107',
+  /**
+   * (log) A message of a `text/event-stream` answer grew past 1 MiB (1,048,576 characters) without
+   * its blank line while on_event_stream_message was rewriting the stream: the edge cut the stream.
+   */
+  EVENT_STREAM_MESSAGE_TOO_LARGE: 'ERR_WARREN_2120',
+  /** (log) on_event_stream_message failed for a message (a `${…}` failed): the edge cut the stream rather than send it unprocessed. */
+  EVENT_STREAM_POLICY_FAILED: 'ERR_WARREN_2121',
   /** `verify-webhook`: the delivery's signature is missing or wrong, or its timestamp is outside the tolerance; answered 403. */
   WEBHOOK_UNVERIFIED: 'ERR_WARREN_2130',
   /** `jwt-validation`: no token, or a token that fails its signature, issuer, audience, algorithm or time checks; answered 401. */

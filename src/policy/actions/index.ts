@@ -20,6 +20,7 @@ import { requestBodyFindReplace } from './request-body-find-replace.ts'
 import { responseBodyFindReplace } from './response-body-find-replace.ts'
 import { restrictIps } from './restrict-ips.ts'
 import { setVars } from './set-vars.ts'
+import { sseFindReplace } from './sse-find-replace.ts'
 import { terminateTls } from './terminate-tls.ts'
 import { urlRewrite } from './url-rewrite.ts'
 import { verifyWebhook } from './verify-webhook.ts'
@@ -45,6 +46,7 @@ export const ACTIONS: readonly ActionDef[] = [
   httpRequest,
   requestBodyFindReplace,
   responseBodyFindReplace,
+  sseFindReplace,
   terminateTls,
   verifyWebhook,
   jwtValidation,
