@@ -6,6 +6,7 @@ import * as tls from 'node:tls'
 import { selfSigned } from './framework/certs.ts'
 import { curl } from './framework/curl.ts'
 import { eventually, fileEvents, startEdge, type Edge } from './framework/process.ts'
+import { responses, startRawHeadUpstream } from './framework/raw.ts'
 import { startUpstream } from './framework/upstreams.ts'
 
 // HTTPS connections whose ALPN did not choose h2 are served by warren's HTTP/1.1 engine behind the
@@ -14,25 +15,9 @@ import { startUpstream } from './framework/upstreams.ts'
 
 const hasCurl = Bun.which('curl') !== null
 const upstream = startUpstream('https-engine-origin')
-/** A raw upstream that keeps the request heads exactly as they arrived (Bun.serve would join lines). */
-const heads: string[] = []
-const rawUpstream = Bun.listen<{ buf: string }>({
-  hostname: '127.0.0.1',
-  port: 0,
-  socket: {
-    open(s) {
-      s.data = { buf: '' }
-    },
-    data(s, d) {
-      s.data.buf += d.toString('latin1')
-      const end = s.data.buf.indexOf('\r\n\r\n')
-      if (end === -1) return
-      heads.push(s.data.buf.slice(0, end))
-      s.data.buf = s.data.buf.slice(end + 4)
-      s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok')
-    },
-  },
-})
+/** Keeps the request heads exactly as they arrived (Bun.serve would join lines). */
+const rawUpstream = startRawHeadUpstream()
+const heads = rawUpstream.heads
 
 const forward = (url: string, port: number, extra = '') =>
   `url: ${url}\ntraffic_policy:\n${extra}  on_http_request:\n    - actions: [{type: forward-external, config: {url: "http://127.0.0.1:${port}"}}]\n`
@@ -56,7 +41,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await edge?.stop()
   upstream.stop(true)
-  rawUpstream.stop(true)
+  rawUpstream.stop()
 })
 
 /** A TLS client connection to the edge's HTTPS port, with what it has read so far. */
@@ -84,21 +69,6 @@ async function tlsRequest(servername: string, text: string, options: { alpn?: st
   await client.closed
   clearTimeout(timer)
   return client.text()
-}
-
-/** Splits what a server wrote on one connection into responses (Content-Length framed). */
-function responses(text: string): { status: number; headers: string; body: string }[] {
-  const out: { status: number; headers: string; body: string }[] = []
-  let rest = text
-  while (rest.length) {
-    const end = rest.indexOf('\r\n\r\n')
-    if (end === -1) break
-    const headers = rest.slice(0, end)
-    const length = Number(/content-length: (\d+)/i.exec(headers)?.[1] ?? 0)
-    out.push({ status: Number(headers.slice(9, 12)), headers, body: rest.slice(end + 4, end + 4 + length) })
-    rest = rest.slice(end + 4 + length)
-  }
-  return out
 }
 
 const APP = 'Host: app.warren.localhost\r\n'
