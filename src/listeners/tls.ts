@@ -35,8 +35,19 @@ interface Internal {
   inUse: number
   /** Replaced (new certificates): stops once its last relay ends. */
   retired: boolean
+  /** Set for the engine's listeners: they stop after IDLE_LISTENER_MS without a relay (see there). */
+  onIdle?: () => void
+  idle?: ReturnType<typeof setTimeout>
   stop(force: boolean): unknown
 }
+
+/**
+ * An engine listener without connections for this long stops (it starts again on the next
+ * connection for its certificate, in about a millisecond): each one holds a socket, and names under a
+ * wildcard endpoint get a certificate each in dev and on-demand ACME mode, so without this a stream
+ * of new names would end in the file-descriptor limit.
+ */
+const IDLE_LISTENER_MS = 30_000
 
 /**
  * `conn.tls.*` for a connection relayed into the internal HTTPS server: SNI and the offered ALPN now,
@@ -85,6 +96,8 @@ export interface TlsFrontOptions {
   acmeTlsAlpn?: (socket: Socket<RelayConn>, hello: Uint8Array, serverName: string) => void
   /** Receives one `tcp_connection_closed.v0` per relayed connection (passthrough or terminated). */
   events?: EventSink
+  /** How long an HTTP/1.1 engine listener with no connection lives on (IDLE_LISTENER_MS; tests shorten it). */
+  listenerIdleMs?: number
 }
 
 /**
@@ -126,6 +139,11 @@ export class TlsFront {
     this.#o = options
     this.#pending = new PendingGate(options.pending)
     this.#terminator = new TlsTerminator(options.certs, this.#log)
+  }
+
+  /** The HTTP/1.1 engine's TLS listeners running now, one per certificate in use. */
+  get engineListeners(): number {
+    return this.#h1.size
   }
 
   /** Client connections open right now on the TLS port (metrics). */
@@ -369,6 +387,7 @@ export class TlsFront {
     if (!internal) return void socket.end(ALERT_UNRECOGNIZED_NAME)
     // A replaced server lives until its last relay ends (Bun's stop() would also end idle keep-alive connections).
     internal.inUse++
+    clearTimeout(internal.idle)
     const tls = client.tls
     const watcher = new ServerHelloWatcher((facts) => {
       if (!facts) return
@@ -378,16 +397,31 @@ export class TlsFront {
     })
     await this.#relay(socket, hello, { hostname: '127.0.0.1', port: internal.port }, endpoint, client, () => {
       internal.inUse--
-      if (internal.inUse === 0 && internal.retired) this.#stopInternal(internal)
+      if (internal.inUse > 0) return
+      if (internal.retired) this.#stopInternal(internal)
+      else internal.onIdle?.()
     }, (chunk) => watcher.feed(chunk))
   }
 
   /** The HTTP/1.1 engine's TLS listener for `pair`, started on first use. */
   #h1For(pair: CertPair): Internal {
-    let internal = this.#h1.get(pair)
-    if (internal) return internal
+    const known = this.#h1.get(pair)
+    if (known) return known
     const server = listenHttp({ ...this.#internalOptions(), tls: { cert: pair.cert, key: pair.key } })
-    internal = { port: server.port, inUse: 0, retired: false, stop: (force) => server.stop(force) }
+    const internal: Internal = {
+      port: server.port,
+      inUse: 0,
+      retired: false,
+      onIdle: () => {
+        internal.idle = setTimeout(() => {
+          if (internal.inUse > 0 || this.#h1.get(pair) !== internal) return
+          this.#h1.delete(pair)
+          this.#stopInternal(internal)
+        }, this.#o.listenerIdleMs ?? IDLE_LISTENER_MS)
+        internal.idle.unref()
+      },
+      stop: (force) => server.stop(force),
+    }
     this.#h1.set(pair, internal)
     this.#internals.add(internal)
     this.#log.debug('internal https/1.1 listener ready', { names: pair.names.length })
@@ -410,6 +444,7 @@ export class TlsFront {
   }
 
   #stopInternal(internal: Internal): void {
+    clearTimeout(internal.idle)
     this.#internals.delete(internal)
     void internal.stop(true)
   }
