@@ -1,6 +1,6 @@
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, readFileSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
-import { dirname, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { startApi } from '../api/app.ts'
 import type { LoadOptions } from '../config/load.ts'
@@ -28,7 +28,7 @@ import { edgeMetrics } from '../metrics/edge.ts'
 import { PoolRetryStats } from '../proxy/pool-retry.ts'
 import { startEvents } from './events.ts'
 import { joinWorkers, type Worker } from '../cluster/worker.ts'
-import { CLUSTER_DIR_ENV, superviseWorkers, WORKER_ENV } from '../cluster/supervisor.ts'
+import { CLUSTER_DIR_ENV, COOKIE_SECRET_FILE, superviseWorkers, WORKER_ENV } from '../cluster/supervisor.ts'
 import { CODES, WarrenError } from '../lib/errors.ts'
 import { VERSION } from './version.ts'
 
@@ -110,6 +110,7 @@ export async function serveCommand(args: string[]): Promise<number> {
   }
   /** Set in a worker process of `--workers N`: every listening port is shared with the other workers. */
   const shared = workerNumber ? { reusePort: true } : {}
+  const clusterDir = process.env[CLUSTER_DIR_ENV] ?? ''
 
   // Before anything listens: a sink that cannot start (bad filter, unwritable file) is a config error.
   const events = startEvents(config)
@@ -216,7 +217,7 @@ export async function serveCommand(args: string[]): Promise<number> {
   const agentAddr = splitAddress(config.listen.agent)
   const startAgents = (tls: { cert: string; key: string }) => {
     try {
-      return listenAgents({ hostname: agentAddr.hostname, port: agentAddr.port, ...shared, tls, accounts: () => accounts, registry, events: events.bus, authTimeoutSec: config.agents.auth_timeout, pending: { total: config.agents.max_pending, perSource: config.agents.max_pending_per_ip } })
+      return listenAgents({ hostname: agentAddr.hostname, port: agentAddr.port, ...shared, ...(workerNumber ? { cookieSecret: readFileSync(join(clusterDir, COOKIE_SECRET_FILE)) } : {}), tls, accounts: () => accounts, registry, events: events.bus, authTimeoutSec: config.agents.auth_timeout, pending: { total: config.agents.max_pending, perSource: config.agents.max_pending_per_ip } })
     } catch (err) {
       throw listenFailure(err, 'agent', config.listen.agent)
     }
@@ -250,7 +251,7 @@ export async function serveCommand(args: string[]): Promise<number> {
   const worker: Worker | undefined = workerNumber
     ? await joinWorkers({
         number: Number(workerNumber),
-        dir: process.env[CLUSTER_DIR_ENV] ?? '',
+        dir: clusterDir,
         registry,
         store,
         sessions: () => [...agents.sessions, ...(ssh?.sessions ?? [])],

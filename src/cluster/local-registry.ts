@@ -1,11 +1,23 @@
 import type { Socket } from 'bun'
 import { FrameReader, frameWriter } from './frames.ts'
-import type { ClusterRegistry, MemberHoldings, MemberState } from './registry.ts'
+import type { ClusterRegistry, MemberHoldings, MemberState, SessionCommand } from './registry.ts'
 
 /** Worker → supervisor: who I am (`hello`, first), what I hold (`publish`), that I serve traffic (`ready`). */
-export type ToHub = { type: 'hello'; member: string; link: string } | { type: 'publish'; holdings: MemberHoldings } | { type: 'ready' }
-/** Supervisor → worker: every member's holdings, after each change. */
-export type FromHub = { type: 'members'; members: MemberState[] }
+export type ToHub =
+  | { type: 'hello'; member: string; link: string }
+  | { type: 'publish'; holdings: MemberHoldings }
+  | { type: 'ready' }
+  /** A command for `to`'s session, or (`result`) the answer to one `to` sent; the hub passes both on. */
+  | { type: 'command'; to: string; id: number; command: SessionCommand }
+  | { type: 'result'; to: string; id: number; error: string }
+/** Supervisor → worker: every member's holdings after each change; commands and results passed on. */
+export type FromHub =
+  | { type: 'members'; members: MemberState[] }
+  | { type: 'command'; from: string; id: number; command: SessionCommand }
+  | { type: 'result'; id: number; error: string }
+
+/** How long a command waits for the holder's answer (the API's own timeout is shorter). */
+const COMMAND_TIMEOUT_MS = 15_000
 
 /**
  * The registry of `warren serve --workers N` on one machine: the supervisor keeps every worker's
@@ -19,6 +31,9 @@ export class LocalRegistry implements ClusterRegistry {
   #others: MemberState[] = []
   #last = ''
   #closing = false
+  #nextId = 0
+  readonly #pending = new Map<number, (error: string) => void>()
+  #handler: (command: SessionCommand) => Promise<string> = async () => 'this worker runs no commands'
   readonly #listeners = new Set<() => void>()
 
   private constructor(self: string, socket: Socket<undefined>) {
@@ -38,7 +53,7 @@ export class LocalRegistry implements ClusterRegistry {
       unix: path,
       socket: {
         data(_socket, chunk) {
-          for (const message of reader.push(chunk) as FromHub[]) if (message.type === 'members' && registry) registry.#receive(message.members)
+          for (const message of reader.push(chunk) as FromHub[]) if (registry) registry.#dispatch(message)
         },
         drain: () => registry && registry.#out.drain(),
         close() {
@@ -82,6 +97,32 @@ export class LocalRegistry implements ClusterRegistry {
   close(): void {
     this.#closing = true
     this.#socket.end()
+  }
+
+  command(member: string, command: SessionCommand): Promise<string> {
+    const id = ++this.#nextId
+    return new Promise<string>((resolve) => {
+      const timer = setTimeout(() => this.#pending.get(id)?.(`worker ${member.split('.')[0]} did not answer`), COMMAND_TIMEOUT_MS)
+      this.#pending.set(id, (error) => {
+        clearTimeout(timer)
+        this.#pending.delete(id)
+        resolve(error)
+      })
+      this.#send({ type: 'command', to: member, id, command })
+    })
+  }
+
+  onCommand(handler: (command: SessionCommand) => Promise<string>): void {
+    this.#handler = handler
+  }
+
+  #dispatch(message: FromHub): void {
+    if (message.type === 'members') return this.#receive(message.members)
+    if (message.type === 'result') return void this.#pending.get(message.id)?.(message.error)
+    void this.#handler(message.command).then(
+      (error) => this.#send({ type: 'result', to: message.from, id: message.id, error }),
+      (err) => this.#send({ type: 'result', to: message.from, id: message.id, error: err instanceof Error ? err.message : String(err) }),
+    )
   }
 
   #receive(members: MemberState[]): void {

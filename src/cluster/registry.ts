@@ -17,6 +17,13 @@ export interface ClusterRegistry {
   others(): readonly MemberState[]
   /** Called after `others()` changed. Returns the unsubscribe. */
   onChange(listener: () => void): () => void
+  /**
+   * Asks the member holding a session to run a command on it (the REST API's stop and restart);
+   * resolves with the command's error text, '' when it succeeded.
+   */
+  command(member: string, command: SessionCommand): Promise<string>
+  /** Runs the commands other members send for this member's sessions. */
+  onCommand(handler: (command: SessionCommand) => Promise<string>): void
   close(): void
 }
 
@@ -53,6 +60,12 @@ export interface EndpointClaim {
   metadata: string | undefined
   /** The session serving it; undefined while its agent reconnects. */
   session: string | undefined
+}
+
+/** A command for one agent session. */
+export interface SessionCommand {
+  session: string
+  action: 'stop' | 'restart'
 }
 
 /** An agent session as `/api/tunnel-sessions` lists it. */

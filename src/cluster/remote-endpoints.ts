@@ -7,6 +7,14 @@ import { dialLink } from './link.ts'
 import { rebinds } from './members.ts'
 import type { ClusterRegistry, EndpointClaim } from './registry.ts'
 
+export interface RemoteEndpointsOptions {
+  defaultPorts: Readonly<Record<Scheme, number>>
+  waitMs: number
+  log: Logger
+  /** This member's own tunnel of that account and id, if its agent re-bound it here. */
+  local: (account: string, tunnel: string) => TunnelTarget | undefined
+}
+
 /**
  * The agent endpoints other members hold, as endpoints of this member's table: their traffic policy
  * runs here, and what falls through goes to the holder over the link. An endpoint object is kept
@@ -14,10 +22,10 @@ import type { ClusterRegistry, EndpointClaim } from './registry.ts'
  */
 export class RemoteEndpoints {
   readonly #registry: ClusterRegistry
-  readonly #o: { defaultPorts: Readonly<Record<Scheme, number>>; waitMs: number; log: Logger }
+  readonly #o: RemoteEndpointsOptions
   #built = new Map<string, Endpoint>()
 
-  constructor(registry: ClusterRegistry, options: { defaultPorts: Readonly<Record<Scheme, number>>; waitMs: number; log: Logger }) {
+  constructor(registry: ClusterRegistry, options: RemoteEndpointsOptions) {
     this.#registry = registry
     this.#o = options
   }
@@ -48,7 +56,7 @@ export class RemoteEndpoints {
         description: claim.description,
         metadata: claim.metadata,
         policy,
-        tunnel: new RemoteTunnel(this.#registry, claim, this.#o.waitMs),
+        tunnel: new RemoteTunnel(this.#registry, claim, this.#o),
       })
     } catch (err) {
       // The holder compiled it; a member that cannot (another version mid-upgrade) leaves it out.
@@ -66,13 +74,13 @@ class RemoteTunnel implements TunnelTarget {
   readonly proxyProtocol: 0 | 1 | 2
   readonly #registry: ClusterRegistry
   readonly #claim: EndpointClaim
-  readonly #waitMs: number
+  readonly #o: RemoteEndpointsOptions
 
-  constructor(registry: ClusterRegistry, claim: EndpointClaim, waitMs: number) {
+  constructor(registry: ClusterRegistry, claim: EndpointClaim, options: RemoteEndpointsOptions) {
     this.#registry = registry
     this.#claim = claim
     this.proxyProtocol = claim.proxyProtocol
-    this.#waitMs = waitMs
+    this.#o = options
   }
 
   get online(): boolean {
@@ -90,8 +98,11 @@ class RemoteTunnel implements TunnelTarget {
   }
 
   async connect(clientAddr: string, options: { wait?: boolean } = {}): Promise<TunnelStream | undefined> {
-    const deadline = Date.now() + (options.wait === false ? 0 : this.#waitMs)
+    const deadline = Date.now() + (options.wait === false ? 0 : this.#o.waitMs)
     for (;;) {
+      // The agent came back to this very worker: its own tunnel serves the connection.
+      const here = this.#o.local(this.#claim.account, this.#claim.tunnel)
+      if (here?.online) return here.connect(clientAddr, options)
       const holder = this.#holder()
       if (holder) {
         const stream = await dialLink(holder.link, { account: this.#claim.account, tunnel: holder.tunnel, client: clientAddr, wait: options.wait !== false })

@@ -1,5 +1,6 @@
 import type { Socket, Subprocess } from 'bun'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CODES } from '../lib/errors.ts'
@@ -11,6 +12,8 @@ import { MemberTable } from './members.ts'
 /** Environment of a worker process: its number and the supervisor's runtime directory. */
 export const WORKER_ENV = 'WARREN_WORKER'
 export const CLUSTER_DIR_ENV = 'WARREN_CLUSTER_DIR'
+/** The file in the runtime directory holding the shared resume-cookie secret. */
+export const COOKIE_SECRET_FILE = 'cookie-secret'
 
 /** Restart backoff: doubles per exit within `STABLE_MS` of the previous start, capped. */
 const RESTART_MIN_MS = 100
@@ -38,6 +41,8 @@ type Conn = { member: string | undefined; link: string; reader: FrameReader; out
 export async function superviseWorkers(options: SupervisorOptions): Promise<number> {
   const { log } = options
   const dir = mkdtempSync(join(tmpdir(), 'warren-workers-'))
+  // One secret for the agents' resume cookies, whichever worker they reach; never passed in the environment.
+  writeFileSync(join(dir, COOKIE_SECRET_FILE), randomBytes(32), { mode: 0o600 })
   const conns = new Set<Socket<Conn>>()
   const readyWaiters = new Map<number, (ok: boolean) => void>()
   const table = new MemberTable({
@@ -47,6 +52,14 @@ export async function superviseWorkers(options: SupervisorOptions): Promise<numb
       for (const c of conns) if (c.data.member) c.data.out.send(message)
     },
   })
+  /** Passes a command on to the member holding the session, or its result back to the asker. */
+  const route = (from: string, m: Extract<ToHub, { type: 'command' | 'result' }>) => {
+    const to = [...conns].find((c) => c.data.member === m.to)
+    if (m.type === 'result') return to?.data.out.send({ type: 'result', id: m.id, error: m.error } satisfies FromHub)
+    const asker = [...conns].find((c) => c.data.member === from)
+    if (to) to.data.out.send({ type: 'command', from, id: m.id, command: m.command } satisfies FromHub)
+    else asker?.data.out.send({ type: 'result', id: m.id, error: `worker ${m.to.split('.')[0]} is gone` } satisfies FromHub)
+  }
   const hub = Bun.listen<Conn>({
     unix: join(dir, 'control.sock'),
     socket: {
@@ -68,6 +81,7 @@ export async function superviseWorkers(options: SupervisorOptions): Promise<numb
             socket.data.out.send({ type: 'members', members: table.all() } satisfies FromHub)
           } else if (m.type === 'publish' && socket.data.member) table.update(socket.data.member, socket.data.link, m.holdings)
           else if (m.type === 'ready' && socket.data.member) readyWaiters.get(Number(socket.data.member.slice(1).split('.')[0]))?.(true)
+          else if ((m.type === 'command' || m.type === 'result') && socket.data.member) route(socket.data.member, m)
         }
       },
       drain: (socket) => socket.data.out.drain(),

@@ -1,18 +1,17 @@
 import { join } from 'node:path'
 import type { SessionControl, AgentTunnelInfo } from '../api/routes/sessions.ts'
-import { ApiError } from '../api/errors.ts'
 import type { Scheme } from '../config/url.ts'
 import type { Endpoint } from '../endpoints/endpoint.ts'
 import type { EndpointStore } from '../endpoints/store.ts'
 import type { EventBus } from '../events/bus.ts'
 import type { Drainable } from '../lib/shutdown.ts'
-import { CODES } from '../lib/errors.ts'
 import type { Logger } from '../lib/log.ts'
 import { publicEndpointUrl } from '../config/url.ts'
 import type { AgentRegistry } from '../tunnel/registry.ts'
 import { serveLink } from './link.ts'
 import { LocalRegistry } from './local-registry.ts'
-import type { SessionRecord } from './registry.ts'
+import type { ClusterRegistry, SessionCommand, SessionRecord } from './registry.ts'
+import { StreamType } from '../tunnel/proto/messages.ts'
 import { RemoteEndpoints } from './remote-endpoints.ts'
 
 /** How often a worker republishes its sessions (their latency; sessions that bound nothing yet). */
@@ -38,7 +37,7 @@ export interface WorkerOptions {
 
 /** What a worker of `warren serve --workers N` adds to an edge: the other workers' agents and sessions. */
 export interface Worker {
-  /** Sessions other workers hold, for `/api/tunnel-sessions` (stop and restart answer 409 there). */
+  /** Sessions other workers hold, for `/api/tunnel-sessions` (stop and restart go to their worker). */
   sessions(): SessionControl[]
   /** Agent endpoints other workers hold, for the API's listings. */
   tunnels(): AgentTunnelInfo[]
@@ -62,7 +61,7 @@ export async function joinWorkers(options: WorkerOptions): Promise<Worker> {
   const linkPath = join(options.dir, `${member}.sock`)
   const link = serveLink(linkPath, (r) => registry.connectLocal(r.account, r.tunnel, r.client, { wait: r.wait }))
   const cluster = await LocalRegistry.join(join(options.dir, 'control.sock'), { member, link: linkPath, lost: options.lost })
-  const remote = new RemoteEndpoints(cluster, { defaultPorts: options.defaultPorts, waitMs: options.waitMs, log: options.log })
+  const remote = new RemoteEndpoints(cluster, { defaultPorts: options.defaultPorts, waitMs: options.waitMs, log: options.log, local: (a, t) => registry.localTunnel(a, t) })
   const publish = () => cluster.publish({ endpoints: registry.claims(), sessions: [...options.sessions()].filter((s) => s.account && !s.mux.closed).map(sessionRecord) })
   let current: Endpoint[] = []
   cluster.onChange(() => {
@@ -72,13 +71,14 @@ export async function joinWorkers(options: WorkerOptions): Promise<Worker> {
     current = next
     registry.setRemote(next)
   })
+  cluster.onCommand((c) => runCommand(options.sessions, c))
   const unsubscribe = options.store.onChange(publish)
   // After the event: the session has left the listener's set (or joined it) by the next turn.
   const untap = options.events.tap((e) => void (e.event_type.startsWith('agent_session_') && setImmediate(publish)))
   const timer = setInterval(publish, REFRESH_MS)
   publish()
   return {
-    sessions: () => cluster.others().flatMap((m) => m.sessions.map((s) => remoteSession(s, m.member))),
+    sessions: () => cluster.others().flatMap((m) => m.sessions.map((s) => remoteSession(s, m.member, cluster, options.log))),
     tunnels: () =>
       cluster.others().flatMap((m) =>
         m.endpoints.map((e) => ({ id: e.tunnel, url: publicEndpointUrl(e.url, options.defaultPorts), account: e.account, online: m.alive && e.session !== undefined, session: e.session })),
@@ -99,9 +99,18 @@ function sessionRecord(s: SessionControl): SessionRecord {
   return { id: s.id, account: s.account!.name, remoteAddr: s.remoteAddr, connectedAt: s.connectedAt, clientInfo: { ...s.clientInfo }, latencyMs: s.latencyMs }
 }
 
-/** A session another worker holds, as the API lists it; commands to it are refused with a retry hint. */
-function remoteSession(s: SessionRecord, member: string): SessionControl {
-  const elsewhere = () => new ApiError(CODES.SESSION_ON_OTHER_WORKER, 409, `Tunnel session "${s.id}" is held by worker ${member.split('.')[0]}; send the request again (another worker may answer it).`)
+/** Runs a command another worker's API sent for one of this worker's sessions; '' when it worked. */
+async function runCommand(sessions: () => Iterable<SessionControl>, c: SessionCommand): Promise<string> {
+  const session = [...sessions()].find((s) => s.id === c.session && !s.mux.closed)
+  if (!session) return `no tunnel session with id "${c.session}" here`
+  if (c.action === 'stop') return void session.close('stopped through the API'), ''
+  const reply = await session.command(StreamType.RESTART)
+  const error = typeof reply === 'object' && reply !== null ? (reply as { Error?: unknown }).Error : undefined
+  return typeof error === 'string' ? error : ''
+}
+
+/** A session another worker holds, as the API lists it: its commands run on that worker. */
+function remoteSession(s: SessionRecord, member: string, cluster: ClusterRegistry, log: Logger): SessionControl {
   return {
     id: s.id,
     account: { name: s.account },
@@ -111,10 +120,12 @@ function remoteSession(s: SessionRecord, member: string): SessionControl {
     latencyMs: s.latencyMs,
     mux: { closed: false },
     close() {
-      throw elsewhere()
+      // The API answers 204 (the session is closing) without waiting, as for a session of its own.
+      void cluster.command(member, { session: s.id, action: 'stop' }).then((error) => error && log.warn('stop of a session on another worker failed', { session: s.id, error }))
     },
-    command() {
-      return Promise.reject(elsewhere())
+    async command() {
+      const error = await cluster.command(member, { session: s.id, action: 'restart' })
+      return error ? { Error: error } : {}
     },
   }
 }

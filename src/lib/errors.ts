@@ -158,8 +158,6 @@ export const CODES = {
   WORKERS_INVALID: 'ERR_WARREN_7001',
   /** `--workers` above 1 with `tls.mode: acme`: only one process may order certificates, which is not wired yet. */
   WORKERS_ACME_UNSUPPORTED: 'ERR_WARREN_7002',
-  /** A REST API command (stop, restart) for an agent session another worker holds: send it again (another worker may answer). */
-  SESSION_ON_OTHER_WORKER: 'ERR_WARREN_7003',
   /** A worker process exited without being asked to; the supervisor restarts it. */
   WORKER_EXITED: 'ERR_WARREN_7004',
   /** A worker lost its supervisor (killed): it drains and exits rather than serve alone. */

@@ -15,6 +15,11 @@ export interface AgentListenerOptions {
   port: number
   /** SO_REUSEPORT: the worker processes of `warren serve --workers` listen on the same port. */
   reusePort?: boolean
+  /**
+   * Signs the resume cookies agents present when they reconnect (random per process by default).
+   * The workers of `--workers` share one, so an agent keeps its session id on whichever worker it reaches.
+   */
+  cookieSecret?: Buffer
   /** The agent port's certificate (dev: issued by the local CA for localhost, 127.0.0.1, ::1, agent.<domain>). */
   tls: { cert: string; key: string }
   accounts: () => readonly Account[]
@@ -42,7 +47,7 @@ export function listenAgents(options: AgentListenerOptions): { listener: TCPSock
   const logger = log.child({ component: 'tunnel' })
   const limitLog = throttledLog(logger)
   const sessions = new Set<AgentSession>()
-  const cookieSecret = randomBytes(32)
+  const cookieSecret = options.cookieSecret ?? randomBytes(32)
   const pending = new PendingGate(options.pending)
   const { registry } = options
   const listener = Bun.listen<AgentConn | undefined>({

@@ -418,9 +418,14 @@ export class AgentRegistry {
     }))
   }
 
+  /** The tunnel of that account and id bound here, if any (an agent that came back to this worker). */
+  localTunnel(account: string, tunnel: string): TunnelTarget | undefined {
+    return this.#tunnels.get(tunnelKey(account, tunnel))
+  }
+
   /** A proxy stream to an agent bound here, for another worker's connection (the local link). */
   connectLocal(account: string, tunnel: string, clientAddr: string, options: { wait?: boolean } = {}): Promise<TunnelStream | undefined> {
-    return this.#tunnels.get(tunnelKey(account, tunnel))?.connect(clientAddr, options) ?? Promise.resolve(undefined)
+    return this.localTunnel(account, tunnel)?.connect(clientAddr, options) ?? Promise.resolve(undefined)
   }
 
   /**

@@ -138,6 +138,26 @@ describe('warren serve --workers 2', () => {
     expect(ids.size).toBe(1)
   })
 
+  test('stop and restart of a session work whichever worker takes the API request', async () => {
+    const api = (path: string, method = 'GET') => fetch(`http://127.0.0.1:${edge.apiPort}${path}`, { method, headers: { connection: 'close', authorization: 'Bearer workers-key' } })
+    const [session] = ((await (await api('/tunnel-sessions')).json()) as { tunnel_sessions: { id: string }[] }).tunnel_sessions
+    const agent = agents[0]!
+    // Six commands over fresh connections: both workers answer some (all on one: 1 in 32).
+    for (const [i, action] of ['stop', 'restart', 'stop', 'restart', 'stop', 'stop'].entries()) {
+      const lost = agent.logs().match(/session lost; reconnecting|restart/g)?.length ?? 0
+      // Right after a reconnect a worker may not know the session yet (one registry message later): 404, then 204.
+      let status = 0
+      expect(await eventually(async () => (status = (await api(`/tunnel-sessions/${session!.id}/${action}`, 'POST')).status) !== 404, 5000, 50)).toBe(true)
+      expect({ i, action, status }).toEqual({ i, action, status: 204 })
+      // The agent saw it (a new reconnect line) and is back before the next command.
+      expect(await eventually(async () => (agent.logs().match(/session lost; reconnecting|restart/g)?.length ?? 0) > lost, 10_000, 50)).toBe(true)
+      // Back on some worker, and known to all: the other learns of it one registry message later, so
+      // four answers in a row over fresh connections (each may land on either worker).
+      const listed = async () => (await Promise.all([1, 2, 3, 4].map(() => api(`/tunnel-sessions/${session!.id}`)))).every((r) => r.status === 200)
+      expect(await eventually(listed, 10_000, 100)).toBe(true)
+    }
+  })
+
   test('kill -9 of the worker holding an agent: it is restarted, the agent reconnects and its URL answers again within 15 s', async () => {
     const a = startAgent(['http', String(upstream.port), ...edgeFlags(edge, 'alice-token')])
     agents.push(a)

@@ -146,20 +146,14 @@ export const OPENAPI = {
       parameters: [sessionParam],
       post: {
         summary: 'Ends the session (GOAWAY). Its endpoints stay reserved for agents.reconnect_grace, so a reconnecting agent keeps its URLs',
-        responses: { 204: { description: 'The session is closing' }, 401: unauthorized, 404: noSession, 409: error('With --workers: another worker holds the session; send the request again (ERR_WARREN_7003)') },
+        responses: { 204: { description: 'The session is closing' }, 401: unauthorized, 404: noSession },
       },
     },
     '/tunnel-sessions/{id}/restart': {
       parameters: [sessionParam],
       post: {
         summary: 'Asks the agent to restart (ngrok\'s Restart command)',
-        responses: {
-          204: { description: 'The agent accepted' },
-          401: unauthorized,
-          404: noSession,
-          409: error('With --workers: another worker holds the session; send the request again (ERR_WARREN_7003)'),
-          502: error('The agent refused, failed or did not answer in 10 s (ERR_WARREN_6010)'),
-        },
+        responses: { 204: { description: 'The agent accepted' }, 401: unauthorized, 404: noSession, 502: error('The agent refused, failed or did not answer in 10 s (ERR_WARREN_6010)') },
       },
     },
     '/openapi.json': { get: { summary: 'This document', responses: { 200: { description: 'OpenAPI 3.1 document', content: json({ type: 'object' }) }, 401: unauthorized } } },
