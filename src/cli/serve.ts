@@ -25,6 +25,7 @@ import { reloadEvent } from '../events/reload.ts'
 import type { EventSink } from '../events/types.ts'
 import { edgeMetrics } from '../metrics/edge.ts'
 import { PoolRetryStats } from '../proxy/pool-retry.ts'
+import { loadSessionKey } from '../policy/identity/session-key.ts'
 import { startEvents } from './events.ts'
 import { VERSION } from './version.ts'
 
@@ -44,18 +45,19 @@ export const SERVE_OPTIONS = {
 } as const
 
 /** How policies files load under this config: default ports for URLs without one, default account. */
-export function loadOptionsFor(config: ResolvedConfig): LoadOptions {
+export function loadOptionsFor(config: ResolvedConfig, sessionKey?: Uint8Array): LoadOptions {
   const httpPort = config.public_ports.http ?? splitAddress(config.listen.http).port
   const httpsPort = config.public_ports.https ?? splitAddress(config.listen.https).port
   return {
     defaultPorts: { http: httpPort, https: httpsPort, tls: httpsPort, tcp: 0 },
     defaultAccount: config.accounts[0]?.name ?? 'default',
+    sessionKey,
   }
 }
 
 /** The policies directory bound to the config. */
-export function policyDirectoryFor(config: ResolvedConfig, dir = config.policiesDir): PolicyDirectory {
-  return new PolicyDirectory(dir, loadOptionsFor(config))
+export function policyDirectoryFor(config: ResolvedConfig, dir = config.policiesDir, sessionKey?: Uint8Array): PolicyDirectory {
+  return new PolicyDirectory(dir, loadOptionsFor(config, sessionKey))
 }
 
 function reloadInto(policies: PolicyDirectory, store: EndpointStore, reason: string, events?: EventSink): void {
@@ -98,8 +100,10 @@ export async function serveCommand(args: string[]): Promise<number> {
     poolRetries: () => poolRetries.entries(),
   })
   mkdirSync(config.policiesDir, { recursive: true })
+  // Before the first load: the oauth/openid-connect actions seal their session cookies with it.
+  const sessionKey = await loadSessionKey(config.certsDir)
   const store = new EndpointStore()
-  const policies = policyDirectoryFor(config)
+  const policies = policyDirectoryFor(config, config.policiesDir, sessionKey)
   const tcp = new TcpListeners({ hostname: splitAddress(config.listen.https).hostname, store, idleTimeoutSec: config.tcp.idle_timeout, events: events.bus })
   // tcp ports follow the table, whether policies or agents changed it.
   store.onChange((table) => tcp.reconcile(table))
@@ -183,6 +187,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     graceMs: config.agents.reconnect_grace * 1000,
     waitMs: config.agents.reconnect_wait * 1000,
     log: log.child({ component: 'tunnel' }),
+    sessionKey,
   })
   const agentAddr = splitAddress(config.listen.agent)
   const startAgents = (tls: { cert: string; key: string }) => {
@@ -225,7 +230,7 @@ export async function serveCommand(args: string[]): Promise<number> {
       apiKeys: config.api_keys,
       store,
       policiesDir: config.policiesDir,
-      loadOptions: loadOptionsFor(config),
+      loadOptions: loadOptionsFor(config, sessionKey),
       reload,
       events: events.bus,
       metrics,

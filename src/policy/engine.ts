@@ -29,6 +29,8 @@ export interface CompileOptions {
   scheme: Scheme
   /** Cloud endpoints must end every request in a terminating action (ngrok 6029). */
   cloud: boolean
+  /** Handed to actions as `BuildEnv.sessionKey`: set on the edge, absent where policies are only checked. */
+  sessionKey?: Uint8Array | undefined
 }
 
 /** Validates a raw policy (already parsed from YAML/JSON) against the schema, with issue paths. */
@@ -108,6 +110,7 @@ export function compilePolicy(spec: TrafficPolicy, options: CompileOptions): Com
         const env = {
           phase,
           scheme: options.scheme,
+          ...(options.sessionKey ? { sessionKey: options.sessionKey } : {}),
           template(text: string, at: readonly (string | number)[]) {
             const tpl = compileTemplate(text, [...path, ...at])
             if (Array.isArray(tpl)) {
@@ -130,7 +133,7 @@ export function compilePolicy(spec: TrafficPolicy, options: CompileOptions): Com
           actions.push(def.readOnly ? run : forgettingVariables(run))
         } catch (err) {
           issues.push({
-            code: CODES.ACTION_INVALID,
+            code: err instanceof WarrenError ? err.code : CODES.ACTION_INVALID,
             path: [...path, 'config'],
             message: `action "${def.type}": ${err instanceof Error ? err.message : String(err)}`,
           })

@@ -67,6 +67,8 @@ export interface HttpExchange {
   body?: ReadableStream<Uint8Array> | null
   /** How this exchange reaches internal endpoints (forward-internal, http-request); set by the data path. */
   routing?: Routing
+  /** `Set-Cookie` values an on_http_request action wants on whatever answers this request (oauth/openid-connect refresh their session this way). */
+  responseCookies?: string[]
   /** Called with the status the upstream (or the edge, on a failed forward) answered; circuit-breaker counts 5xx. */
   upstreamObservers?: ((status: number) => void)[]
   /** The CEL variables computed so far (context.ts `celContext`); dropped whenever the exchange changes. */
@@ -119,6 +121,8 @@ export interface BuildEnv {
   phase: Phase
   scheme: Scheme
   template(text: string, path: readonly (string | number)[]): Template
+  /** The edge's secret for session cookies (oauth, openid-connect); absent where a policy is only checked (agent side, `warren validate`). */
+  sessionKey?: Uint8Array
   /** Compiles a CEL expression that may return any type (set-vars, bucket keys); issues are reported with `path`. */
   expression(text: string, path: readonly (string | number)[]): CelProgram
 }

@@ -10,6 +10,8 @@ import { forwardExternal } from './forward-external.ts'
 import { forwardInternal } from './forward-internal.ts'
 import { httpRequest } from './http-request.ts'
 import { log } from './log.ts'
+import { oauthAction } from './oauth.ts'
+import { openidConnect } from './openid-connect.ts'
 import { rateLimit } from './rate-limit.ts'
 import { redirect } from './redirect.ts'
 import { removeHeaders } from './remove-headers.ts'
@@ -42,6 +44,8 @@ export const ACTIONS: readonly ActionDef[] = [
   requestBodyFindReplace,
   responseBodyFindReplace,
   terminateTls,
+  oauthAction,
+  openidConnect,
 ] as unknown as readonly ActionDef[]
 
 export const ACTIONS_BY_TYPE: ReadonlyMap<string, ActionDef> = new Map(ACTIONS.map((a) => [a.type, a]))
