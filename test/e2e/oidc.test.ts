@@ -25,10 +25,10 @@ const nonces = new Map<string, string>()
 const liar = Bun.serve({
   hostname: '127.0.0.1',
   port: 0,
-  async fetch(req) {
+  async fetch(req): Promise<Response> {
     const url = new URL(req.url)
     const [, kind = '', rest = ''] = /^\/(aud|iss)(\/.*)?$/.exec(url.pathname) ?? []
-    const issuer = `http://127.0.0.1:${liar.port}/${kind}`
+    const issuer: string = `http://127.0.0.1:${liar.port}/${kind}`
     if (rest === '/.well-known/openid-configuration')
       return Response.json({ issuer, authorization_endpoint: `${issuer}/auth`, token_endpoint: `${issuer}/token`, jwks_uri: `${issuer}/jwks`, response_types_supported: ['code'], subject_types_supported: ['public'], id_token_signing_alg_values_supported: ['RS256'] })
     if (rest === '/auth') {
@@ -164,7 +164,7 @@ describe('openid-connect sessions and token checks (compiled binary)', () => {
     const session = await signIn('short', 'bob')
     const ok = await hostFetch(edge, host('short'), '/echo', { headers: { cookie: session } })
     expect(ok.status).toBe(200)
-    expect((await ok.json()).headers['x-user-email']).toBe('bob@example.test')
+    expect(((await ok.json()) as { headers: Record<string, string> }).headers['x-user-email']).toBe('bob@example.test')
     await Bun.sleep(2200)
     const expired = await hostFetch(edge, host('short'), '/echo', { headers: { cookie: session } })
     expect(expired.status).toBe(302)
