@@ -1,6 +1,6 @@
 import ngrok from '@ngrok/ngrok'
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { loginAt, startIdp, type Idp } from '../helpers/idp.ts'
+import { signInThroughEdge, startIdp, type Idp } from '../helpers/idp.ts'
 import { edgeFlags, startAgent, type AgentProcess } from './framework/agent.ts'
 import { freePort } from './framework/ports.ts'
 import { hostFetch, startEdge, type Edge } from './framework/process.ts'
@@ -48,14 +48,8 @@ afterAll(async () => {
 
 /** Signs `login` in at endpoint `name` (scripted browser); returns the final answer of the page first asked for. */
 async function visitAs(name: string, login: string): Promise<Response> {
-  const first = await hostFetch(edge, host(name), '/echo')
-  expect(first.status).toBe(302)
-  const flow = first.headers.getSetCookie()[0]!.split(';')[0]!
-  const back = new URL(await loginAt(first.headers.get('location')!, login))
-  const done = await hostFetch(edge, host(name), back.pathname + back.search, { headers: { cookie: flow } })
-  expect(done.status).toBe(302)
-  const session = done.headers.getSetCookie().find((c) => c.startsWith('warren_session_oidc='))!.split(';')[0]!
-  return hostFetch(edge, host(name), done.headers.get('location')!, { headers: { cookie: session } })
+  const { session, back } = await signInThroughEdge(edge, host(name), login, '/echo')
+  return hostFetch(edge, host(name), back, { headers: { cookie: session } })
 }
 
 describe('warren http --oidc (compiled agent)', () => {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { generateKeyPair, SignJWT } from 'jose'
-import { loginAt, startIdp, type Idp } from '../helpers/idp.ts'
+import { signInThroughEdge, startIdp, type Idp } from '../helpers/idp.ts'
 import { CHROMIUM, CHROMIUM_ARGS, loadBrowser } from './framework/chromium.ts'
 import { freePort } from './framework/ports.ts'
 import { hostFetch, startEdge, type Edge } from './framework/process.ts'
@@ -97,13 +97,7 @@ afterAll(async () => {
 
 /** Signs `login` in at endpoint `name` without a browser; returns the session cookie (`name=value`). */
 async function signIn(name: string, login: string): Promise<string> {
-  const first = await hostFetch(edge, host(name), '/hello')
-  expect(first.status).toBe(302)
-  const flow = first.headers.getSetCookie()[0]!.split(';')[0]!
-  const back = new URL(await loginAt(first.headers.get('location')!, login))
-  const done = await hostFetch(edge, host(name), back.pathname + back.search, { headers: { cookie: flow } })
-  expect(done.status).toBe(302)
-  return done.headers.getSetCookie().find((c) => c.startsWith('warren_session_oidc='))!.split(';')[0]!
+  return (await signInThroughEdge(edge, host(name), login)).session
 }
 
 describe.skipIf(skipReason !== undefined)('openid-connect in headless Chromium (compiled binary)', () => {

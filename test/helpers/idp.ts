@@ -5,6 +5,7 @@
  */
 import type { Server } from 'node:http'
 import Provider from 'oidc-provider'
+import { hostFetch, type Edge } from '../e2e/framework/process.ts'
 
 export interface IdpClient {
   client_id: string
@@ -78,4 +79,20 @@ export async function loginAt(authorizationUrl: string, login: string): Promise<
     body = new URLSearchParams(prompt === 'login' ? { prompt, login, password: 'any' } : { prompt })
   }
   throw new Error('too many steps at the provider')
+}
+
+/**
+ * Signs `login` in at an openid-connect endpoint of a running edge (`host` is its Host header):
+ * the edge's redirect, the provider's forms, the callback. Returns the session cookie (`name=value`)
+ * and where the edge sent the browser back to.
+ */
+export async function signInThroughEdge(edge: Edge, host: string, login: string, path = '/hello'): Promise<{ session: string; back: string }> {
+  const first = await hostFetch(edge, host, path)
+  if (first.status !== 302) throw new Error(`expected the edge to send the browser to the provider, got ${first.status}`)
+  const flow = first.headers.getSetCookie()[0]!.split(';')[0]!
+  const callback = new URL(await loginAt(first.headers.get('location')!, login))
+  const done = await hostFetch(edge, host, callback.pathname + callback.search, { headers: { cookie: flow } })
+  const session = done.headers.getSetCookie().find((c) => c.startsWith('warren_session_'))
+  if (done.status !== 302 || !session) throw new Error(`the callback answered ${done.status} without a session: ${await done.text()}`)
+  return { session: session.split(';')[0]!, back: done.headers.get('location')! }
 }

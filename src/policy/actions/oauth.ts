@@ -1,9 +1,8 @@
 import * as v from 'valibot'
-import { parseDuration } from '../../lib/duration.ts'
 import { CODES, WarrenError } from '../../lib/errors.ts'
 import { Secret } from '../../lib/secret.ts'
 import { identityAction, type ServerSource } from '../identity/flow.ts'
-import { AUTH_ID, providerUrl, scopeList, SESSION_DURATION, SESSION_FIELDS } from '../identity/fields.ts'
+import { AUTH_ID, providerUrl, scopeList, SESSION_DURATION, SESSION_FIELDS, sessionSettings } from '../identity/fields.ts'
 import { PROVIDER_NAMES, PROVIDERS } from '../identity/providers.ts'
 import { defineAction } from '../types.ts'
 
@@ -74,11 +73,7 @@ export const oauthAction = defineAction({
       clientSecret: new Secret(config.client_secret),
       clientAuth: oidc ? 'auto' : 'post',
       scopes: scopeList(oidc && preset.kind !== 'oidc' ? ['openid', 'profile', 'email'] : preset.scopes, config.scopes),
-      authzParams: config.authz_url_params,
-      maxSessionMs: parseDuration(config.max_session_duration)!,
-      idleMs: parseDuration(config.idle_session_timeout)!,
-      userinfoRefreshMs: config.userinfo_refresh_interval === undefined ? 0 : parseDuration(config.userinfo_refresh_interval)!,
-      allowCorsPreflight: config.allow_cors_preflight,
+      ...sessionSettings(config, config.idle_session_timeout),
       key: env.sessionKey,
     })
   },

@@ -1,8 +1,7 @@
 import * as v from 'valibot'
-import { parseDuration } from '../../lib/duration.ts'
 import { Secret } from '../../lib/secret.ts'
 import { identityAction } from '../identity/flow.ts'
-import { AUTH_ID, providerUrl, scopeList, SESSION_DURATION, SESSION_FIELDS } from '../identity/fields.ts'
+import { AUTH_ID, providerUrl, scopeList, SESSION_DURATION, SESSION_FIELDS, sessionSettings } from '../identity/fields.ts'
 import { defineAction } from '../types.ts'
 
 /**
@@ -36,11 +35,7 @@ export const openidConnect = defineAction({
       clientSecret: new Secret(config.client_secret),
       clientAuth: 'auto',
       scopes: scopeList(['openid', 'profile', 'email'], config.scopes),
-      authzParams: config.authz_url_params,
-      maxSessionMs: parseDuration(config.max_session_duration)!,
-      idleMs: parseDuration(config.idle_session_duration)!,
-      userinfoRefreshMs: config.userinfo_refresh_interval === undefined ? 0 : parseDuration(config.userinfo_refresh_interval)!,
-      allowCorsPreflight: config.allow_cors_preflight,
+      ...sessionSettings(config, config.idle_session_duration),
       key: env.sessionKey,
     })
   },

@@ -26,6 +26,17 @@ export const SESSION_FIELDS = {
   allow_cors_preflight: v.optional(v.boolean(), false),
 }
 
+/** The session settings both actions pass on to `identityAction`, from their config. */
+export function sessionSettings(config: { authz_url_params: Record<string, string>; max_session_duration: string; userinfo_refresh_interval?: string | undefined; allow_cors_preflight: boolean }, idle: string) {
+  return {
+    authzParams: config.authz_url_params,
+    maxSessionMs: parseDuration(config.max_session_duration)!,
+    idleMs: parseDuration(idle)!,
+    userinfoRefreshMs: config.userinfo_refresh_interval === undefined ? 0 : parseDuration(config.userinfo_refresh_interval)!,
+    allowCorsPreflight: config.allow_cors_preflight,
+  }
+}
+
 /** Scopes the action always asks for, then the user's additional ones, without repeats. */
 export function scopeList(base: readonly string[], extra: readonly string[]): string[] {
   return [...new Set([...base, ...extra])]
