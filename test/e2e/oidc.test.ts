@@ -1,5 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { generateKeyPair, SignJWT } from 'jose'
+import { mkdtempSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { signInThroughEdge, startIdp, type Idp } from '../helpers/idp.ts'
 import { CHROMIUM, CHROMIUM_ARGS, loadBrowser } from './framework/chromium.ts'
 import { freePort } from './framework/ports.ts'
@@ -194,5 +197,34 @@ describe('openid-connect sessions and token checks (compiled binary)', () => {
     expect(logs.length).toBeGreaterThan(0)
     expect(logs).not.toContain(SECRET)
     expect(logs).not.toContain(session.split('=')[1]!)
+  })
+})
+
+describe('the session key (compiled binary)', () => {
+  test('is made on first start under certs/identity/ and keeps sessions across a restart', async () => {
+    const ports = { http: await freePort(), https: await freePort(), api: await freePort(), agent: await freePort(), idp: await freePort() }
+    const certs = mkdtempSync(join(tmpdir(), 'warren-oidc-certs-'))
+    const args = ['--http', `127.0.0.1:${ports.http}`, '--https', `127.0.0.1:${ports.https}`, '--api', `127.0.0.1:${ports.api}`, '--agent', `127.0.0.1:${ports.agent}`, '--certs', certs]
+    const policies = { 'keep.yml': oidcEndpoint('keep', `http://127.0.0.1:${ports.idp}`) }
+    const keepHost = `keep.warren.localhost:${ports.http}`
+    const ownIdp = await startIdp(ports.idp, [{ client_id: 'edge', client_secret: SECRET, redirect_uris: [`http://${keepHost}/ngrok/callback`] }])
+    let restartable = await startEdge({ policies, args })
+    try {
+      const keyFile = join(certs, 'identity', 'session.key')
+      expect(statSync(keyFile).mode & 0o777).toBe(0o600)
+      // The edge listens where `args` say, not on the ports startEdge picked for itself.
+      const at = (e: Edge): Edge => ({ ...e, base: `http://127.0.0.1:${ports.http}` })
+      const { session } = await signInThroughEdge(at(restartable), keepHost, 'erin')
+      expect((await hostFetch(at(restartable), keepHost, '/echo', { headers: { cookie: session } })).status).toBe(200)
+      await restartable.stop()
+      restartable = await startEdge({ policies, args })
+      const after = await hostFetch(at(restartable), keepHost, '/echo', { headers: { cookie: session } })
+      expect(after.status).toBe(200)
+      expect(((await after.json()) as { headers: Record<string, string> }).headers['x-user-email']).toBe('erin@example.test')
+    } finally {
+      await restartable.stop()
+      await ownIdp.stop()
+      rmSync(certs, { recursive: true, force: true })
+    }
   })
 })
