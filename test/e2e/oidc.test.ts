@@ -83,12 +83,23 @@ beforeAll(async () => {
     policies: {
       'app.yml': oidcEndpoint('app', issuer),
       'short.yml': oidcEndpoint('short', issuer, { max_session_duration: '2s' }),
+      'idle.yml': oidcEndpoint('idle', issuer, { idle_session_duration: '3s' }),
+      // oauth with a provider preset, pointed at the test provider by the documented issuer_url extension.
+      'goog.yml': JSON.stringify({
+        url: 'http://goog.warren.localhost',
+        traffic_policy: {
+          on_http_request: [
+            { actions: [{ type: 'oauth', config: { provider: 'google', issuer_url: issuer, client_id: 'edge', client_secret: SECRET } }] },
+            { actions: [{ type: 'add-headers', config: { headers: { 'x-user-email': '${actions.ngrok.oauth.identity.email}' } } }, forward] },
+          ],
+        },
+      }),
       'aud.yml': oidcEndpoint('aud', `http://127.0.0.1:${liar.port}/aud`),
       'iss.yml': oidcEndpoint('iss', `http://127.0.0.1:${liar.port}/iss`),
     },
   })
   const redirect = (name: string) => `http://${name}.warren.localhost:${edge.httpPort}/ngrok/callback`
-  idp = await startIdp(idpPort, [{ client_id: 'edge', client_secret: SECRET, redirect_uris: [redirect('app'), redirect('short')] }])
+  idp = await startIdp(idpPort, [{ client_id: 'edge', client_secret: SECRET, redirect_uris: [redirect('app'), redirect('short'), redirect('idle'), redirect('goog')] }])
 })
 
 afterAll(async () => {
@@ -166,6 +177,27 @@ describe('openid-connect sessions and token checks (compiled binary)', () => {
     const expired = await hostFetch(edge, host('short'), '/echo', { headers: { cookie: session } })
     expect(expired.status).toBe(302)
     expect(expired.headers.get('location')!.startsWith(`${idp.issuer}/auth`)).toBe(true)
+  })
+
+  test('activity slides the idle timeout: the edge renews the cookie on the upstream\'s answer', async () => {
+    const original = await signIn('idle', 'frank')
+    await Bun.sleep(1000)
+    const res = await hostFetch(edge, host('idle'), '/echo', { headers: { cookie: original } })
+    expect(res.status).toBe(200)
+    const renewed = res.headers.getSetCookie().find((c) => c.startsWith('warren_session_oidc='))
+    expect(renewed).toBeDefined()
+    await Bun.sleep(2300)
+    // 3.3 s after sign-in: the original cookie's last activity is too old, the renewed one's is not.
+    expect((await hostFetch(edge, host('idle'), '/echo', { headers: { cookie: original } })).status).toBe(302)
+    expect((await hostFetch(edge, host('idle'), '/echo', { headers: { cookie: renewed!.split(';')[0]! } })).status).toBe(200)
+  })
+
+  test('oauth with a provider preset signs in and exposes actions.ngrok.oauth', async () => {
+    const { session } = await signInThroughEdge(edge, host('goog'), 'grace')
+    expect(session.startsWith('warren_session_google=')).toBe(true)
+    const res = await hostFetch(edge, host('goog'), '/echo', { headers: { cookie: session } })
+    expect(res.status).toBe(200)
+    expect(((await res.json()) as { headers: Record<string, string> }).headers['x-user-email']).toBe('grace@example.test')
   })
 
   test('a session cookie from another endpoint is no session here', async () => {
