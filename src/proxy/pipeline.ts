@@ -10,6 +10,7 @@ import type { Logger } from '../lib/log.ts'
 import { runPhase } from '../policy/engine.ts'
 import { CONTINUE, type ConnInfo, type EndpointInfo, type HttpExchange, type HttpResponseParts, type Routing, type TlsInfo } from '../policy/types.ts'
 import { errorResponse } from './errors.ts'
+import { eventStreamResponse } from './event-stream.ts'
 import { setForwardedHeaders } from './forwarded.ts'
 import { dropConnectionListed, isWebSocketUpgrade } from './hop-headers.ts'
 import { forwardHttp, h1FailureResponse, sendH1 } from './http.ts'
@@ -472,5 +473,7 @@ async function serveEndpoint(endpoint: Endpoint, ex: HttpExchange, scope: Reques
       carryLines(parts.headers, response.headers)
     }
   }
+  const messages = endpoint.policy.on_event_stream_message
+  if (messages.length) response = eventStreamResponse(response, ex, { rules: messages, vars: endpoint.policy.on_http_response.length ? ex.vars : {} })
   return response
 }

@@ -33,6 +33,8 @@ const SSH_FLAG_NAMES = [
   'scheme',
   'schemes',
   'host-header',
+  'verify-webhook',
+  'verify-webhook-secret',
   'oauth',
   'oauth-client-id',
   'oauth-client-secret',
@@ -55,7 +57,6 @@ const AGENT_ONLY: Record<string, string> = {
   key: 'TLS termination in the agent (--crt/--key) needs the agent: `warren tls`',
   'upstream-protocol': 'HTTP/2 to the upstream needs the agent: the SSH client forwards plain TCP',
   'upstream-tls-verify': 'https upstreams need the agent: the SSH client forwards plain TCP',
-  'verify-webhook': 'webhook verification is not supported by this edge',
 }
 
 export const SSH_USAGE = `usage: ssh -R [bind_addr:]port:host:hostport <user>@<edge> -p <port> http|tcp|tls [flags]
