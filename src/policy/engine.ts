@@ -6,7 +6,7 @@ import { CODES, WarrenError } from '../lib/errors.ts'
 import { log } from '../lib/log.ts'
 import { errorResponse } from '../proxy/errors.ts'
 import { ACTIONS_BY_TYPE } from './actions/index.ts'
-import { celContext, forgetVariables } from './context.ts'
+import { celContext, forgetHeaderVariables, forgetVariables } from './context.ts'
 import { compileCel, type CelProgram } from './expr/compile.ts'
 import { compileTemplate, constantTemplate } from './interpolate.ts'
 import { ConfigIssues, type ConfigIssue } from './issue.ts'
@@ -127,7 +127,11 @@ export function compilePolicy(spec: TrafficPolicy, options: CompileOptions): Com
         }
         try {
           const run = def.build(action.config, env)
-          actions.push(def.readOnly ? run : forgettingVariables(run))
+          if (def.readOnly) actions.push(run)
+          else if (def.changes === 'headers') {
+            const response = phase === 'on_http_response'
+            actions.push(forgetting(run, (ex) => forgetHeaderVariables(ex, response)))
+          } else actions.push(forgetting(run, forgetVariables))
         } catch (err) {
           issues.push({
             code: CODES.ACTION_INVALID,
@@ -151,12 +155,12 @@ export function compilePolicy(spec: TrafficPolicy, options: CompileOptions): Com
   return out
 }
 
-/** Runs `run`, then drops the exchange's CEL variables: the action may have changed what they describe. */
-function forgettingVariables(run: ActionRun): ActionRun {
+/** Runs `run`, then `forget`s the exchange's CEL variables the action may have changed. */
+function forgetting(run: ActionRun, forget: (ex: HttpExchange) => void): ActionRun {
   return function runAndForget(ex) {
     const outcome = run(ex)
-    if (outcome instanceof Promise) return outcome.finally(() => forgetVariables(ex))
-    forgetVariables(ex)
+    if (outcome instanceof Promise) return outcome.finally(() => forget(ex))
+    forget(ex)
     return outcome
   }
 }
@@ -205,12 +209,16 @@ export async function runPhase(rules: readonly CompiledRule[], ex: HttpExchange,
   const { trace } = options
   // The data path or an earlier phase may have changed the exchange since variables were computed.
   forgetVariables(ex)
-  for (const [r, rule] of rules.entries()) {
+  // Indexed loops: an entries() iterator per rule and per action was a visible share of a phase.
+  for (let r = 0; r < rules.length; r++) {
+    const rule = rules[r]!
     const conditions: ConditionResult[] | undefined = trace ? [] : undefined
     const matched = matches(rule, ex, conditions)
     trace?.({ type: 'rule', rule: r, name: rule.name, matched, conditions: conditions! })
     if (!matched) continue
-    for (const [a, action] of rule.actions.entries()) {
+    const actions = rule.actions
+    for (let a = 0; a < actions.length; a++) {
+      const action = actions[a]!
       let outcome: Outcome
       let error: string | undefined
       try {

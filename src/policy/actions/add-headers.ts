@@ -20,6 +20,7 @@ export const addHeaders = defineAction({
   type: 'add-headers',
   phases: ['on_http_request', 'on_http_response'],
   terminating: false,
+  changes: 'headers',
   config: v.strictObject({
     /** Header name → value; values are templates (`${conn.client_ip}`). At least one. */
     headers: v.pipe(
