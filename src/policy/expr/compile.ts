@@ -2,7 +2,7 @@ import { CODES } from '../../lib/errors.ts'
 import type { ConfigIssue, IssuePath } from '../issue.ts'
 import { PHASES, type Phase } from '../types.ts'
 import { environmentFor, type EnvironmentKey } from './env.ts'
-import { compileFast, withFallback } from './fast.ts'
+import { compileFast } from './fast.ts'
 import { originalOffset, publicNames, rewrite, type Edit } from './rewrite.ts'
 
 /** A compiled expression: call it with the variables (`celContext`). Throws `CelEvaluationError`. */
@@ -104,11 +104,17 @@ export function compileCel(
       return issue(path, expr, `it returns ${publicNames(checked.type ?? 'unknown')}, not bool`, undefined)
     const full = parsed as unknown as CelProgram
     const fast = compileFast((parsed as unknown as { ast: unknown }).ast)
-    const run = fast ? withFallback(fast, full) : full
     return {
       program: function evaluateCel(context) {
+        if (fast !== undefined) {
+          try {
+            return fast(context)
+          } catch {
+            // Values the generated program does not handle: cel-js gives the CEL result or error.
+          }
+        }
         try {
-          return run(context)
+          return full(context)
         } catch (err) {
           const r = reason(err, edits)
           throw new CelEvaluationError(expr, r.summary, r.offset, err)

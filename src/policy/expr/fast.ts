@@ -337,14 +337,3 @@ export function compileFast(node: unknown): FastProgram | undefined {
   const factory = new Function('rt', 'K', generated.source) as (rt: typeof RUNTIME, constants: readonly unknown[]) => FastProgram
   return factory(RUNTIME, Object.freeze(generated.constants))
 }
-
-/** Runs `fast`, or `full` (cel-js) when the fast program does not handle these values. */
-export function withFallback(fast: FastProgram, full: FastProgram): FastProgram {
-  return function evaluateFast(context) {
-    try {
-      return fast(context)
-    } catch {
-      return full(context)
-    }
-  }
-}
