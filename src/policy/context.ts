@@ -106,6 +106,8 @@ function headerLists(headers: Headers): HeaderMap {
 
 function queryParams(url: URL): Record<string, string[]> {
   const out: Record<string, string[]> = {}
+  // Most requests have no query: reading `search` is cheap, creating `searchParams` is not.
+  if (url.search === '') return out
   url.searchParams.forEach((value, name) => (out[name] ??= []).push(value))
   return out
 }
