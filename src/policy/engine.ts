@@ -204,34 +204,62 @@ function evaluationFailure(err: unknown, ex: HttpExchange): Outcome | undefined 
   return { kind: 'respond', response }
 }
 
-/** Runs one phase's rules in order; the first terminating outcome ends the phase. */
-export async function runPhase(rules: readonly CompiledRule[], ex: HttpExchange, options: RunOptions = {}): Promise<Outcome> {
-  const { trace } = options
+/**
+ * Runs one phase's rules in order; the first terminating outcome ends the phase. Synchronous until an
+ * action returns a promise (most never do), so a phase of plain actions costs no promise of its own.
+ */
+export function runPhase(rules: readonly CompiledRule[], ex: HttpExchange, options: RunOptions = {}): Outcome | Promise<Outcome> {
   // The data path or an earlier phase may have changed the exchange since variables were computed.
   forgetVariables(ex)
+  return runFrom(rules, ex, options, 0, 0)
+}
+
+/** The outcome of an action that threw: a 500 for a failed `${…}`, else the error goes on. */
+function failedAction(err: unknown, ex: HttpExchange): Outcome {
+  const failed = evaluationFailure(err, ex)
+  if (!failed) throw err
+  return failed
+}
+
+/** Reports an action's outcome to the trace; true when it ends the phase. */
+function ends(r: number, a: number, outcome: Outcome, error: unknown, options: RunOptions): boolean {
+  options.trace?.({ type: 'action', rule: r, action: a, outcome, ...(error === undefined ? {} : { error: (error as Error).message }) })
+  return outcome.kind !== 'continue'
+}
+
+/** Runs from action `first` of rule `start` (its expressions already matched when `first` > 0). */
+function runFrom(rules: readonly CompiledRule[], ex: HttpExchange, options: RunOptions, start: number, first: number): Outcome | Promise<Outcome> {
+  const { trace } = options
   // Indexed loops: an entries() iterator per rule and per action was a visible share of a phase.
-  for (let r = 0; r < rules.length; r++) {
+  for (let r = start; r < rules.length; r++) {
     const rule = rules[r]!
-    const conditions: ConditionResult[] | undefined = trace ? [] : undefined
-    const matched = matches(rule, ex, conditions)
-    trace?.({ type: 'rule', rule: r, name: rule.name, matched, conditions: conditions! })
-    if (!matched) continue
+    if (r !== start || first === 0) {
+      const conditions: ConditionResult[] | undefined = trace ? [] : undefined
+      const matched = matches(rule, ex, conditions)
+      trace?.({ type: 'rule', rule: r, name: rule.name, matched, conditions: conditions! })
+      if (!matched) continue
+    }
     const actions = rule.actions
-    for (let a = 0; a < actions.length; a++) {
-      const action = actions[a]!
-      let outcome: Outcome
-      let error: string | undefined
+    for (let a = r === start ? first : 0; a < actions.length; a++) {
+      let outcome: Outcome | Promise<Outcome>
+      let error: unknown
       try {
-        const result = action(ex)
-        outcome = result instanceof Promise ? await result : result
+        outcome = actions[a]!(ex)
       } catch (err) {
-        const failed = evaluationFailure(err, ex)
-        if (!failed) throw err
-        outcome = failed
-        error = (err as Error).message
+        outcome = failedAction(err, ex)
+        error = err
       }
-      trace?.({ type: 'action', rule: r, action: a, outcome, ...(error === undefined ? {} : { error }) })
-      if (outcome.kind !== 'continue') return outcome
+      if (outcome instanceof Promise) {
+        const [at, rest] = [r, a + 1]
+        return outcome.then(
+          (done) => (ends(at, rest - 1, done, undefined, options) ? done : runFrom(rules, ex, options, at, rest)),
+          (err: unknown) => {
+            const failed = failedAction(err, ex)
+            return ends(at, rest - 1, failed, err, options) ? failed : runFrom(rules, ex, options, at, rest)
+          },
+        )
+      }
+      if (ends(r, a, outcome, error, options)) return outcome
     }
   }
   return CONTINUE
