@@ -4,7 +4,7 @@
  * only a Host header, client 127.0.0.1). Prints µs per request for the 10-rule policy, the one-rule
  * policy and the bare exchange, so a change to src/policy/ can be judged before a full bench run.
  *
- * Usage: bun bench/policy-cost.d/micro.ts [--iterations N] [--path /hello]
+ * Usage: bun bench/policy-cost.d/micro.ts [--iterations 300000] [--rounds 300] [--path /hello]
  *        bun --cpu-prof --cpu-prof-dir=/tmp/prof bench/policy-cost.d/micro.ts   (then bench/lib/cpuprofile-top.ts)
  */
 import { parseArgs } from 'node:util'
@@ -13,8 +13,11 @@ import { compilePolicy, runPhase, validatePolicy, type CompiledPolicy } from '..
 import { exchangeFor } from '../../src/policy/test-runner.ts'
 import type { EndpointInfo, HttpExchange } from '../../src/policy/types.ts'
 
-const { values } = parseArgs({ options: { iterations: { type: 'string', default: '200000' }, path: { type: 'string', default: '/hello' } } })
+const { values } = parseArgs({
+  options: { iterations: { type: 'string', default: '300000' }, rounds: { type: 'string', default: '300' }, path: { type: 'string', default: '/hello' } },
+})
 const iterations = Number(values.iterations)
+const rounds = Number(values.rounds)
 const path = values.path!
 
 const ENDPOINT: EndpointInfo = { id: 'ep_bench', url: 'http://policy.bench.warren.localhost', scheme: 'http', host: 'policy.bench.warren.localhost', port: 80, binding: 'public' }
@@ -47,10 +50,10 @@ async function round(run: Run, n: number): Promise<number> {
 }
 
 /**
- * The best round of each variant, rounds interleaved: on a shared machine the quickest round is the
- * least disturbed one, and interleaving spreads the disturbance over all variants alike.
+ * The best round of each variant, short rounds interleaved: on a shared machine the quickest round is
+ * the least disturbed one, and interleaving spreads the disturbance over all variants alike.
  */
-async function measure(runs: readonly Run[], rounds = 20): Promise<number[]> {
+async function measure(runs: readonly Run[]): Promise<number[]> {
   const best = runs.map(() => Infinity)
   const n = Math.max(1, Math.floor(iterations / rounds))
   for (let r = 0; r < rounds; r++) for (const [i, run] of runs.entries()) best[i] = Math.min(best[i]!, await round(run, n))
@@ -65,7 +68,7 @@ if (outcome.kind !== 'forward' || added.length !== 5) throw new Error(`unexpecte
 
 const [bare, ten, one] = (await measure([() => undefined, (ex) => runPhase(tenRules.on_http_request, ex), (ex) => runPhase(oneRule.on_http_request, ex)])) as [number, number, number]
 const us = (ns: number) => (ns / 1000).toFixed(2)
-console.log(`GET ${path}, ${iterations} iterations, best of 20 interleaved rounds (µs per request, exchange creation subtracted)`)
+console.log(`GET ${path}, ${iterations} iterations, best of ${rounds} interleaved rounds (µs per request, exchange creation subtracted)`)
 console.log(`exchange only     ${us(bare)} µs`)
 console.log(`10-rule policy    ${us(ten - bare)} µs`)
 console.log(`one-rule policy   ${us(one - bare)} µs`)
