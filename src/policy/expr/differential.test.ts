@@ -93,6 +93,8 @@ function table(): Entry[] {
     } catch {
       continue
     }
+    // Random numbers and the clock give another value on every run: nothing to compare.
+    if (/\brand\.|\btime\.now\b|\bnow\(/.test(expr)) continue
     const compiled = compileCel(expr, [PHASE, 0, 'expressions', 0], 'any')
     if ('issue' in compiled) continue
     entries.push({ expr, reference: parsed as unknown as Program, compiled: compiled.program, fast: compileFast(parsed.ast) })
@@ -144,8 +146,6 @@ describe('compiled expressions give what cel-js gives', () => {
     for (const ex of exchanges()) {
       const context = celContext(ex)
       const want = outcome(entry.reference, context)
-      // Nondeterministic functions (rand, time) cannot be compared; both runs must agree first.
-      if (JSON.stringify(outcome(entry.reference, context), (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v)) !== JSON.stringify(want, (_k, v: unknown) => (typeof v === 'bigint' ? `${v}n` : v))) return
       expect(outcome(entry.compiled, context)).toEqual(want)
       if (!entry.fast) continue
       // The generated program may decline (throw) where cel-js answers; it never answers differently.
