@@ -161,3 +161,28 @@ describe('generated code carries expression text only as JSON literals', () => {
     expect(generated.constants).toContain(1.5e300)
   })
 })
+
+describe('one header read from the Headers gives what the map of every header gives', () => {
+  const SHAPES = [
+    "res.headers['set-cookie']",
+    "res.headers['Set-Cookie'][1]",
+    "size(res.headers['set-cookie']) == 2",
+    "req.headers['x-list']",
+    "req.headers['cookie'][0].startsWith('k=')",
+    "req.headers['x-none']",
+    "'set-cookie' in res.headers",
+  ]
+  test.each(SHAPES)('%s', (expr) => {
+    const env = environmentFor('on_http_response')
+    const parsed = env.parse(rewrite(expr, env).text)
+    expect(parsed.check().valid).toBe(true)
+    const fast = compileFast(parsed.ast)!
+    const response = { status: 200, headers: new Headers([['set-cookie', 'a=1; Path=/'], ['set-cookie', 'b=2'], ['x-res', 'v']]) }
+    const ex = testExchange({ headers: { 'x-list': ['one', 'two'], cookie: 'k=v' } }, { response })
+    const context = celContext(ex)
+    const want = outcome(parsed as unknown as Program, context)
+    const got = outcome(fast, context)
+    // Declines only where cel-js fails (a missing header).
+    expect(got).toEqual(want)
+  })
+})

@@ -125,6 +125,22 @@ function hasHeader(vars: unknown, name: unknown): boolean {
   return headers && typeof name === 'string' ? headers.has(name) : notFast()
 }
 
+/**
+ * `req.headers[name]` (or `res.headers[name]`): the header's lines as `HeaderMap` lists them (each
+ * Set-Cookie line apart, any other header as its joined value), read from the exchange's Headers.
+ * A missing header is CEL's no_such_key error, which cel-js gives.
+ */
+function headerLines(vars: unknown, name: unknown): string[] {
+  const headers = headersBehind(vars)
+  if (!headers || typeof name !== 'string') return notFast()
+  if (name.toLowerCase() === 'set-cookie') {
+    const lines = headers.getSetCookie()
+    return lines.length ? lines : notFast()
+  }
+  const value = headers.get(name)
+  return value === null ? notFast() : [value]
+}
+
 type Order = (a: unknown, b: unknown) => boolean
 function order(compare: (x: number | bigint, y: number | bigint) => boolean): Order {
   return (a, b) => {
@@ -150,6 +166,7 @@ const RUNTIME = {
   text,
   contains,
   hasHeader,
+  headerLines,
   size,
   toText,
   inCidrRange,
@@ -185,7 +202,7 @@ function isPrimitive(value: unknown): value is Primitive {
 interface Code {
   js: string
   typed?: string
-  /** Set for `req.headers`/`res.headers`: the code of the `req`/`res` value. */
+  /** Set for `req.headers`/`res.headers`: the code of the `req`/`res` value (for `in` and `[]`). */
   headersOf?: string
 }
 
@@ -249,7 +266,10 @@ class Generator {
       }
       case '[]': {
         const [obj, key] = [sub(0), sub(1)]
-        return obj && key && { js: `rt.index(${obj.js}, ${key.js})` }
+        if (!obj || !key) return undefined
+        // One header asked of the Headers, without building the map of every header.
+        if (obj.headersOf) return { js: `rt.headerLines(${obj.headersOf}, ${key.js})` }
+        return { js: `rt.index(${obj.js}, ${key.js})` }
       }
       case '==':
       case '!=': {
