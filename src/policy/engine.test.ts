@@ -39,6 +39,32 @@ describe('runPhase()', () => {
     expect(outcome.kind === 'respond' && outcome.response.status).toBe(209)
   })
 
+  test('after add-headers only the header variables are recomputed: later rules see the new headers and the same URL', async () => {
+    const p = policy({
+      on_http_request: [
+        // Computes req.headers, req.host and req.url before add-headers changes the headers.
+        { expressions: ["size(req.headers) > 0 && req.host == 'api.example.com' && req.url.path == '/a'"], actions: [{ type: 'add-headers', config: { headers: { 'x-tag': 'one', host: 'other.example' } } }] },
+        { expressions: ["req.headers['x-tag'][0] == 'one' && req.host == 'other.example' && req.url.path == '/a'"], actions: [{ type: 'remove-headers', config: { headers: ['x-tag'] } }] },
+        { expressions: ["'x-tag' in req.headers || size(req.headers) != 1 || req.headers['host'][0] != 'other.example'"], actions: [{ type: 'custom-response', config: { status_code: 500 } }] },
+        { expressions: ["!('X-Tag' in req.headers) && req.host == 'other.example'"], actions: [{ type: 'custom-response', config: { status_code: 209 } }] },
+        { actions: [{ type: 'custom-response', config: { status_code: 500 } }] },
+      ],
+    })
+    const outcome = await runPhase(p.on_http_request, testExchange({ url: '/a' }))
+    expect(outcome.kind === 'respond' && outcome.response.status).toBe(209)
+  })
+
+  test('add-headers in on_http_response drops the res variables it changed', async () => {
+    const p = policy({
+      on_http_response: [
+        { expressions: ["size(res.headers) == 0 && res.status_code == 200"], actions: [{ type: 'add-headers', config: { headers: { 'content-type': 'text/x-tag' } } }] },
+        { expressions: ["res.content_type == 'text/x-tag' && res.headers['content-type'][0] == 'text/x-tag'"], actions: [{ type: 'custom-response', config: { status_code: 209 } }] },
+      ],
+    })
+    const outcome = await runPhase(p.on_http_response, testExchange({ url: '/a' }, { response: { status: 200, headers: new Headers() } }))
+    expect(outcome.kind === 'respond' && outcome.response.status).toBe(209)
+  })
+
   test('an expression that fails skips its rule (ngrok: the rule does not match)', async () => {
     const p = policy({
       on_http_request: [

@@ -148,6 +148,12 @@ export interface ActionDef<S extends v.GenericSchema = v.GenericSchema> {
    * action results or log metadata): the CEL variables computed before it stay valid after it.
    */
   readOnly?: boolean
+  /**
+   * `'headers'` when the action changes nothing but the header lines of the message its phase handles
+   * (the request's in on_http_request, the response's in on_http_response): only the CEL variables
+   * computed from those headers are dropped after it, the rest stay computed.
+   */
+  changes?: 'headers'
   config: S
   build(config: v.InferOutput<S>, env: BuildEnv): ActionRun
 }

@@ -130,8 +130,8 @@ function pebbleOrders(p: Pebble): number {
 describe.skipIf(!!unavailable)('ACME against pebble (compiled edge)', () => {
   test('HTTP-01: an https:// endpoint gets a certificate curl verifies against pebble root; files and certs list', async () => {
     const a = await acmeEdge({ challenges: 'http-01', policies: { 'web.yml': respond('https://web.acme.test', 'hello web') } })
-    const line = await a.edge.waitForLog(/"certificate obtained".*"name":"web.acme.test"/, 5000)
-    expect(JSON.parse(line).ms).toBeLessThan(2000)
+    const line = await a.edge.waitForLog(/"certificate obtained".*"name":"web.acme.test"/, 15_000)
+    expect(JSON.parse(line).ms).toBeLessThan(10_000) // issued in one pass (no retry wait); loose: the machine may be busy
     const root = await a.rootFile()
     const res = await viaCurl(a, 'web.acme.test', root)
     expect(res.exitCode).toBe(0)
@@ -187,7 +187,7 @@ describe.skipIf(!!unavailable)('ACME against pebble (compiled edge)', () => {
     const res = await viaCurl(a, 'x1.apps.acme.test', root)
     expect(res.exitCode).toBe(0)
     expect(res.body).toBe(`app x1.apps.acme.test:${a.httpsPort}`)
-    expect(Date.now() - started).toBeLessThan(3000)
+    expect(Date.now() - started).toBeLessThan(10_000) // in the first handshake, not after a retry
     expect(pebbleOrders(a.pebble!)).toBe(before + 1)
 
     // A new endpoint appears (hot reload): ordered in the background, before any handshake.
@@ -226,8 +226,8 @@ describe.skipIf(!!unavailable)('ACME against pebble (compiled edge)', () => {
 
   test('TLS-ALPN-01 on the shared TLS port', async () => {
     const a = await acmeEdge({ challenges: 'tls-alpn-01', policies: { 'alpn.yml': respond('https://alpn.acme.test', 'hello alpn') } })
-    const line = await a.edge.waitForLog(/"certificate obtained".*"name":"alpn.acme.test"/, 5000)
-    expect(JSON.parse(line).ms).toBeLessThan(2000)
+    const line = await a.edge.waitForLog(/"certificate obtained".*"name":"alpn.acme.test"/, 15_000)
+    expect(JSON.parse(line).ms).toBeLessThan(10_000) // issued in one pass (no retry wait); loose: the machine may be busy
     const root = await a.rootFile()
     const res = await viaCurl(a, 'alpn.acme.test', root)
     expect(res.exitCode).toBe(0)
