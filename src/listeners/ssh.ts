@@ -1,3 +1,4 @@
+import { createServer } from 'node:net'
 import { Server } from 'ssh2'
 import { agentSessionObject } from '../events/agent.ts'
 import type { EventBus } from '../events/bus.ts'
@@ -6,6 +7,7 @@ import { log } from '../lib/log.ts'
 import type { Account } from '../tunnel/accounts.ts'
 import type { AgentRegistry } from '../tunnel/registry.ts'
 import { SshSession } from '../tunnel/ssh/session.ts'
+import { batchSocketWrites } from '../tunnel/ssh/write-batch.ts'
 
 export interface SshListenerOptions {
   hostname: string
@@ -60,21 +62,27 @@ export async function listenSsh(options: SshListenerOptions): Promise<SshListene
       conn.on('close', () => sessions.delete(session))
     },
   )
-  server.on('error', (err: Error) => logger.error('ssh listener error', { error: err.message }))
+  // Our own listener hands each connection to ssh2 (its public injectSocket) after batching the
+  // socket's writes: ssh2 writes every SSH packet in pieces, one syscall each otherwise.
+  const listener = createServer((socket) => {
+    batchSocketWrites(socket)
+    server.injectSocket(socket)
+  })
+  listener.on('error', (err: Error) => logger.error('ssh listener error', { error: err.message }))
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(options.port, options.hostname, () => {
-      server.off('error', reject)
+    listener.once('error', reject)
+    listener.listen(options.port, options.hostname, () => {
+      listener.off('error', reject)
       resolve()
     })
   })
-  const address = server.address()
+  const address = listener.address()
   return {
     sessions,
     port: typeof address === 'object' && address ? address.port : options.port,
     stop() {
       for (const s of sessions) s.close()
-      server.close()
+      listener.close()
     },
   }
 }
