@@ -12,8 +12,9 @@ import { batchSocketWrites } from '../tunnel/ssh/write-batch.ts'
 /**
  * The ciphers the front door offers: AES-GCM only. The client's preference decides, and OpenSSH
  * prefers chacha20-poly1305 (which ssh2 cannot do under Bun) then aes128-ctr, which ssh2 pairs with
- * HMAC-SHA256 through node:crypto: about 15 % more CPU per request on 64 KiB responses than
- * aes128-gcm. OpenSSH has spoken AES-GCM since 6.2 (2013); a client without it is told no cipher matched.
+ * HMAC-SHA256 through node:crypto: two to five times aes128-gcm's cost per packet
+ * (bench/tunnel.d/ssh2-ciphers.ts). OpenSSH has spoken AES-GCM since 6.2 (2013); a client without
+ * it is told no cipher matched.
  */
 const SSH_CIPHERS = ['aes128-gcm@openssh.com', 'aes256-gcm@openssh.com'] as const
 
