@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { startEdge, type Edge } from './framework/process.ts'
-import { rawRequest } from './framework/raw.ts'
+import { rawRequest, splitResponses } from './framework/raw.ts'
 
 // Small upstream bodies that arrive whole with their head are written by the HTTP/1.1 engine in the
 // same write as the response head (src/lib/ready-body.ts), without reading a stream. Seen from a raw
@@ -48,7 +48,9 @@ let edge: Edge
 beforeAll(async () => {
   edge = await startEdge({
     policies: {
-      'app.yml': `url: http://app.warren.localhost\ntraffic_policy:\n  on_http_request:\n    - actions: [{type: forward-external, config: {url: "http://127.0.0.1:${upstream.port}"}}]\n`,
+      // add-headers keeps these requests on the pipeline (a forward-only policy takes the byte relay,
+      // which streams every body as it arrives: test/e2e/http-relay.test.ts).
+      'app.yml': `url: http://app.warren.localhost\ntraffic_policy:\n  on_http_request:\n    - actions:\n        - {type: add-headers, config: {headers: {x-via: pipeline}}}\n        - {type: forward-external, config: {url: "http://127.0.0.1:${upstream.port}"}}\n`,
     },
   })
 })
@@ -59,21 +61,6 @@ afterAll(async () => {
 
 const H = 'Host: app.warren.localhost\r\n'
 
-/** Splits what the edge wrote on one connection into responses; a bodiless one is named in `bodiless`. */
-function responses(text: string, bodiless: (i: number) => boolean): { status: number; head: string; body: string }[] {
-  const out: { status: number; head: string; body: string }[] = []
-  let rest = text
-  while (rest.length) {
-    const end = rest.indexOf('\r\n\r\n')
-    if (end === -1) break
-    const head = rest.slice(0, end)
-    const status = Number(head.slice(9, 12))
-    const length = bodiless(out.length) || status < 200 ? 0 : Number(/content-length: (\d+)/i.exec(head)?.[1] ?? 0)
-    if (status >= 200) out.push({ status, head, body: rest.slice(end + 4, end + 4 + length) })
-    rest = rest.slice(end + 4 + length)
-  }
-  return out
-}
 
 describe('small upstream bodies written with the head', () => {
   test('pipelined requests of every framing are answered in order on one client and one upstream connection', async () => {
@@ -82,7 +69,7 @@ describe('small upstream bodies written with the head', () => {
     const methods = ['GET', 'GET', 'GET', 'GET', 'GET', 'HEAD']
     const text = paths.map((p, i) => `${methods[i]} ${p} HTTP/1.1\r\n${H}\r\n`).join('')
     const raw = await rawRequest(edge.httpPort, text, 1500)
-    const answers = responses(raw, (i) => methods[i] === 'HEAD')
+    const answers = splitResponses(raw, (i) => methods[i] === 'HEAD')
     expect(answers.map((a) => a.status)).toEqual([200, 200, 201, 204, 304, 200])
     expect(answers.map((a) => a.body)).toEqual(['hello', 'abcde', 'ok', '', '', ''])
     // Content-Length framing as the upstream declared it; the chunked one had its length known once whole.
@@ -101,14 +88,14 @@ describe('small upstream bodies written with the head', () => {
 
   test('an upstream that closes before its small body is whole gets 502 with a code, and the next request works', async () => {
     const text = `GET /short HTTP/1.1\r\n${H}\r\nGET /len HTTP/1.1\r\n${H}\r\n`
-    const answers = responses(await rawRequest(edge.httpPort, text, 1500), () => false)
+    const answers = splitResponses(await rawRequest(edge.httpPort, text, 1500), () => false)
     expect(answers.map((a) => a.status)).toEqual([502, 200])
     expect(answers[0]!.head).toMatch(/\r\nwarren-error-code: ERR_WARREN_3004(\r\n|$)/i)
     expect(answers[1]!.body).toBe('hello')
   })
 
   test('an upstream that closes without answering gets 502 with a code', async () => {
-    const [answer] = responses(await rawRequest(edge.httpPort, `GET /gone HTTP/1.1\r\n${H}Connection: close\r\n\r\n`, 1500), () => false)
+    const [answer] = splitResponses(await rawRequest(edge.httpPort, `GET /gone HTTP/1.1\r\n${H}Connection: close\r\n\r\n`, 1500), () => false)
     expect(answer!.status).toBe(502)
     expect(answer!.head).toMatch(/\r\nwarren-error-code: ERR_WARREN_8012(\r\n|$)/i)
     expect(seen.filter((l) => l.startsWith('GET /gone')).length).toBeGreaterThanOrEqual(1)

@@ -76,6 +76,33 @@ export function findHeadEnd(buf: Uint8Array, from: number): number {
   return -1
 }
 
+/** Gathers a response head that may span several reads, within MAX_HEAD_BYTES. */
+export class HeadCollector {
+  #buf: Buffer | null = null
+  /** Index just past the head in the buffer `push` returned last. */
+  end = -1
+
+  /** Adds a read; returns the bytes holding the whole head (and what followed it), or null until it is complete. */
+  push(chunk: Buffer): Buffer | null {
+    let buf = chunk
+    let from = 0
+    if (this.#buf) {
+      from = Math.max(0, this.#buf.length - 3)
+      buf = Buffer.concat([this.#buf, chunk])
+      this.#buf = null
+    }
+    const end = findHeadEnd(buf, from)
+    if (end === -1) {
+      if (buf.length > MAX_HEAD_BYTES) fail('the response head is too large')
+      this.#buf = buf
+      return null
+    }
+    if (end > MAX_HEAD_BYTES) fail('the response head is too large')
+    this.end = end
+    return buf
+  }
+}
+
 function fail(message: string): never {
   throw new H1ParseError(message)
 }

@@ -26,3 +26,22 @@ export async function rawRequest(port: number, text: string, waitMs = 700): Prom
     }).catch(() => resolve(out))
   })
 }
+
+/**
+ * Splits what a server wrote on one connection into final responses framed by Content-Length
+ * (interim 1xx heads are skipped); `bodiless(i)` names the ones that answer HEAD.
+ */
+export function splitResponses(text: string, bodiless: (i: number) => boolean = () => false): { status: number; head: string; body: string }[] {
+  const out: { status: number; head: string; body: string }[] = []
+  let rest = text
+  while (rest.length) {
+    const end = rest.indexOf('\r\n\r\n')
+    if (end === -1) break
+    const head = rest.slice(0, end)
+    const status = Number(head.slice(9, 12))
+    const length = bodiless(out.length) || status < 200 ? 0 : Number(/content-length: (\d+)/i.exec(head)?.[1] ?? 0)
+    if (status >= 200) out.push({ status, head, body: rest.slice(end + 4, end + 4 + length) })
+    rest = rest.slice(end + 4 + length)
+  }
+  return out
+}
