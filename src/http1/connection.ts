@@ -102,6 +102,7 @@ export class Http1Connection {
   #upgrade: { data: WsData; headers: Headers } | undefined
   #ws: (FrameStream & { closed: boolean }) | undefined
   #relay: Relay | null = null
+  #relayClient: RelayClient | undefined
 
   constructor(socket: Http1Socket, options: Http1Options) {
     this.#socket = socket
@@ -496,7 +497,7 @@ export class Http1Connection {
 
   #startRelay(target: RelayTarget, parsed: ParsedHead, rest: Buffer | null, expectContinue: boolean): void {
     const hasBody = parsed.chunked || parsed.contentLength > 0
-    const relay = new Relay(sharedPool(), target, this.#relayClient(), {
+    const relay = new Relay(sharedPool(), target, (this.#relayClient ??= this.#makeRelayClient()), {
       method: parsed.method,
       contentLength: parsed.contentLength,
       chunked: parsed.chunked,
@@ -540,7 +541,8 @@ export class Http1Connection {
     this.#o.onRequestDone?.()
   }
 
-  #relayClient(): RelayClient {
+  /** What a relay may do to this connection (made once, on its first relayed request). */
+  #makeRelayClient(): RelayClient {
     return {
       write: (bytes) => this.#write(bytes),
       pause: () => this.#pause(),

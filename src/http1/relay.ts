@@ -112,7 +112,7 @@ export class Relay implements ConnectionSink {
     this.#client = client
     this.#req = req
     this.#reqRemaining = req.chunked ? 0 : Math.max(req.contentLength, 0)
-    this.#reqDecoder = req.chunked ? new ChunkedDecoder() : null
+    this.#reqDecoder = req.chunked ? new ChunkedDecoder({ strict: true }) : null
     this.#reqDone = !req.chunked && this.#reqRemaining === 0
   }
 
@@ -275,7 +275,7 @@ export class Relay implements ConnectionSink {
     // A HEAD answer and a 304 keep the length of what a GET would have had; 204 never has one.
     if (head.contentLength !== -1 && status !== 204) fields += `content-length: ${head.contentLength}\r\n`
     if (framing === Framing.Chunked) {
-      this.#resDecoder = new ChunkedDecoder()
+      this.#resDecoder = new ChunkedDecoder({ strict: true })
       fields += 'transfer-encoding: chunked\r\n'
     } else if (framing === Framing.Close) {
       this.#rechunk = true
