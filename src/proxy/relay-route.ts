@@ -68,20 +68,15 @@ export function createRelayRoute(options: RelayRouteOptions, stats: RelayStats) 
     const drop = parsed.connectionTokens
     let text = `${method} ${path} HTTP/1.1\r\n`
     let forwardedFor = ''
-    let trailers = false
     for (const [field, value] of head.lines()) {
       const lower = field.toLowerCase()
       if (drop.length && drop.includes(lower)) continue
       if (EDGE_FIELDS.has(lower)) {
         if (lower === 'x-forwarded-for') forwardedFor += `${value}, `
-        else if (lower === 'te') trailers ||= /(^|,)\s*trailers\s*(;|,|$)/i.test(value)
         continue
       }
       text += `${field}: ${value}\r\n`
     }
-    // TE is hop-by-hop, but a chunked answer reaches this client as it was sent, trailers included:
-    // the edge may say for itself that it takes them (agents send gRPC's grpc-status only then).
-    if (trailers) text += 'te: trailers\r\n'
     text += `x-forwarded-for: ${forwardedFor}${client.address}\r\nx-forwarded-proto: http\r\nx-forwarded-host: ${parsed.host}\r\n`
     if (parsed.chunked) text += 'transfer-encoding: chunked\r\n'
     else if (parsed.contentLength >= 0 || BODY_METHODS.has(method)) text += `content-length: ${Math.max(parsed.contentLength, 0)}\r\n`
