@@ -165,6 +165,19 @@ describe('the byte relay (HTTP/1.1 fast path)', () => {
     ])
   })
 
+  test('pipelined requests that alternate between the relay and the pipeline keep their order', async () => {
+    const S = 'Host: slow.warren.localhost\r\n'
+    const before = await relayed()
+    const text = await rawRequest(edge.httpPort, `GET /slow HTTP/1.1\r\n${S}\r\nGET /hello HTTP/1.1\r\n${F}\r\nGET /chunked HTTP/1.1\r\n${S}\r\nGET /slow HTTP/1.1\r\n${F}Connection: close\r\n\r\n`, 3000)
+    expect(splitResponses(text).map((r) => [r.status, r.body])).toEqual([
+      [200, 'slow'],
+      [200, 'hello'],
+      [200, 'abcdefgh'],
+      [200, 'slow'],
+    ])
+    expect(await relayed()).toBe(before + 2)
+  })
+
   test('a chunked response passes through as sent: chunk sizes, extensions and trailers', async () => {
     const text = await rawRequest(edge.httpPort, `GET /chunked HTTP/1.1\r\n${F}TE: trailers\r\nConnection: TE, close\r\n\r\n`)
     // TE is hop-by-hop, as on the pipeline: the upstream sends its trailers or not, and they pass.
