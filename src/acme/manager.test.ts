@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, test } from 'bun:test'
+import { afterAll, afterEach, describe, expect, test } from 'bun:test'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { issueLeaf, loadOrCreateDevCa, type DevCa } from '../certs/dev-ca.ts'
@@ -50,6 +50,7 @@ async function testCa(): Promise<DevCa> {
   ca ??= (await loadOrCreateDevCa(caDir.path)).ca
   return ca
 }
+afterAll(() => caDir?.[Symbol.dispose]())
 
 interface Setup {
   dir: string

@@ -204,7 +204,7 @@ export function readPolicyFile(path: string): string {
   }
   const value = parsed.doc.value
   if (value === null || typeof value !== 'object' || Array.isArray(value))
-    throw new WarrenError(CODES.POLICY_FILE_SCHEMA, `Traffic policy file "${path}" must hold an object with on_http_request, on_http_response or on_tcp_connect`)
+    throw new WarrenError(CODES.POLICY_FILE_SCHEMA, `Traffic policy file "${path}" must hold an object with on_http_request, on_http_response, on_tcp_connect or on_event_stream_message`)
   return JSON.stringify(value)
 }
 

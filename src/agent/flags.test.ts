@@ -125,6 +125,9 @@ describe('endpointsFromFlags() refuses', () => {
     { desc: '--crt that cannot be read', kind: 'tls', up: '443', flags: { crt: join(dir, 'missing.crt'), key: keyPath }, what: 'missing.crt' },
     { desc: 'a key of another certificate', kind: 'tls', up: '443', flags: { crt: crtPath, key: policyPath }, what: 'not a usable certificate and key' },
     { desc: 'agent TLS termination with PROXY protocol', kind: 'tls', up: '443', flags: { crt: crtPath, key: keyPath, 'upstream-proxy-protocol': '1' }, what: 'cannot be combined' },
+    { desc: '--verify-webhook without its secret', kind: 'http', up: '80', flags: { 'verify-webhook': 'github' }, what: 'go together' },
+    { desc: '--verify-webhook-secret alone', kind: 'http', up: '80', flags: { 'verify-webhook-secret': 'x' }, what: 'go together' },
+    { desc: '--verify-webhook on tcp', kind: 'tcp', up: '22', flags: { 'verify-webhook': 'github', 'verify-webhook-secret': 'x' }, what: 'only applies to http' },
     { desc: 'a public binding on an .internal URL', kind: 'http', up: '80', flags: { url: 'https://api.internal', binding: 'public' }, what: 'internal' },
   ] as { desc: string; kind: EndpointKind; up: string | undefined; flags: EndpointFlagValues; what: string }[])('$desc', ({ kind, up, flags, what }) => {
     let error: unknown
@@ -162,6 +165,14 @@ describe('bindRequest()', () => {
     const req = bindRequest(spec!, '')
     const draft = policyFromOpts(req.Opts, spec!.scheme)
     expect([...draft.on_tcp_connect, ...draft.on_http_request, ...draft.on_http_response]).toEqual([])
+  })
+
+  test('--verify-webhook becomes a verify-webhook rule at the edge', () => {
+    const [spec] = endpointsFromFlags('http', '8080', { 'verify-webhook': 'GitHub', 'verify-webhook-secret': 'wh-secret' })
+    const req = bindRequest(spec!, '')
+    expect((req.Opts as Record<string, unknown>).WebhookVerification).toEqual({ provider: 'github', secret: 'wh-secret', sealed_secret: '' })
+    const draft = policyFromOpts(req.Opts, 'https')
+    expect(draft.on_http_request[0]!.actions).toEqual([{ type: 'verify-webhook', config: { provider: 'github', secret: 'wh-secret' } }])
   })
 
   test('--host-header becomes an add-headers rule setting host at the edge', () => {

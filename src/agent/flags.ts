@@ -59,6 +59,9 @@ export const ENDPOINT_FLAGS = {
   'remote-addr': { type: 'string' },
   'proxy-proto': { type: 'string' },
   'basic-auth': { type: 'string', multiple: true },
+  /** Check the deliveries' signatures at the edge: the provider (github, stripe, slack, …) and its secret. */
+  'verify-webhook': { type: 'string' },
+  'verify-webhook-secret': { type: 'string' },
   'request-header-add': { type: 'string', multiple: true },
   'request-header-remove': { type: 'string', multiple: true },
   'response-header-add': { type: 'string', multiple: true },
@@ -109,7 +112,7 @@ export function endpointsFromFlags(kind: EndpointKind, upstreamArg: string | und
   if (!upstreamArg) throw bad(`an upstream is required, e.g. \`warren ${kind} ${kind === 'http' ? '8080' : kind === 'tcp' ? '22' : '443'}\``)
   const protocol = values['upstream-protocol']?.toLowerCase()
   if (protocol !== undefined && protocol !== 'http1' && protocol !== 'http2') throw bad(`--upstream-protocol must be http1 or http2, not "${values['upstream-protocol']}"`)
-  const httpOnly = ['basic-auth', 'request-header-add', 'request-header-remove', 'response-header-add', 'response-header-remove', 'scheme', 'schemes', 'subdomain', 'host-header', 'upstream-protocol', 'upstream-dotfiles'] as const
+  const httpOnly = ['basic-auth', 'verify-webhook', 'verify-webhook-secret', 'request-header-add', 'request-header-remove', 'response-header-add', 'response-header-remove', 'scheme', 'schemes', 'subdomain', 'host-header', 'upstream-protocol', 'upstream-dotfiles'] as const
   if (kind !== 'http') for (const f of httpOnly) if (values[f] !== undefined) throw bad(`--${f} only applies to http endpoints`)
   if (kind !== 'tcp' && values['remote-addr'] !== undefined) throw bad('--remote-addr only applies to tcp endpoints; use --url')
   for (const f of ['crt', 'key'] as const) if (kind !== 'tls' && values[f] !== undefined) throw bad(`--${f} only applies to tls endpoints`)
@@ -155,6 +158,10 @@ export function endpointsFromFlags(kind: EndpointKind, upstreamArg: string | und
       }),
     }
   }
+  if ((values['verify-webhook'] === undefined) !== (values['verify-webhook-secret'] === undefined))
+    throw bad('--verify-webhook and --verify-webhook-secret go together: the provider and its signing secret')
+  if (values['verify-webhook'] !== undefined)
+    modules.WebhookVerification = { provider: values['verify-webhook'].toLowerCase(), secret: values['verify-webhook-secret'], sealed_secret: '' }
   // ngrok v2's --host-header: the edge sets Host before the request enters the tunnel (its add-headers
   // replaces `host`), as every other legacy header option is applied at the edge.
   const hostHeader = values['host-header']

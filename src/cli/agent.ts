@@ -20,7 +20,7 @@ import { startInspector } from '../inspect/server.ts'
 const ENDPOINT_USAGE =
   '[--url URL] [--binding public|internal] [--pooling-enabled] [--traffic-policy-file FILE] [--authtoken TOKEN] [--server-addr HOST:PORT] [--server-ca FILE] [--upstream-tls-verify] [--upstream-proxy-protocol 1|2] [--name N] [--description D] [--metadata M] [--config FILE]... [--log stdout|stderr|false|FILE] [--log-format json|logfmt|term] [--log-level L] [--web-addr HOST:PORT|false] [--inspect=false]'
 
-export const HTTP_USAGE = `warren http <port|host:port|http(s)://…|file:///path|unix:/path> ${ENDPOINT_USAGE} [--domain NAME] [--basic-auth USER:PASS]... [--request-header-add 'NAME: VALUE']... [--request-header-remove NAME]... [--response-header-add|--response-header-remove …]... [--cidr-allow CIDR]... [--cidr-deny CIDR]... [--scheme http|https]... [--upstream-protocol http1|http2] [--host-header rewrite|HOST] [--upstream-dotfiles]`
+export const HTTP_USAGE = `warren http <port|host:port|http(s)://…|file:///path|unix:/path> ${ENDPOINT_USAGE} [--domain NAME] [--basic-auth USER:PASS]... [--verify-webhook PROVIDER --verify-webhook-secret SECRET] [--request-header-add 'NAME: VALUE']... [--request-header-remove NAME]... [--response-header-add|--response-header-remove …]... [--cidr-allow CIDR]... [--cidr-deny CIDR]... [--scheme http|https]... [--upstream-protocol http1|http2] [--host-header rewrite|HOST] [--upstream-dotfiles]`
 export const TCP_USAGE = `warren tcp <port|host:port|unix:/path> ${ENDPOINT_USAGE} [--remote-addr HOST:PORT] [--cidr-allow CIDR]... [--cidr-deny CIDR]...`
 export const TLS_USAGE = `warren tls <port|host:port|unix:/path> ${ENDPOINT_USAGE} [--domain NAME] [--cidr-allow CIDR]... [--cidr-deny CIDR]... [--crt FILE --key FILE]`
 export const START_USAGE =

@@ -94,6 +94,31 @@ describe('PolicyDirectory load errors name file, line, column and field', () => 
       text: 'url: http://a.example.com\ntraffic_policy:\n  on_http_response:\n    - actions: [{type: forward-external, config: {url: "http://127.0.0.1:1"}}]\n  on_http_request:\n    - actions: [{type: custom-response}]\n',
       want: /^e\.yml:4:24: action "forward-external" cannot run in on_http_response.* \[ERR_WARREN_2001\]$/,
     },
+    {
+      desc: 'sse-find-replace outside on_event_stream_message',
+      text: 'url: http://a.example.com\ntraffic_policy:\n  on_http_request:\n    - actions: [{type: custom-response}]\n  on_http_response:\n    - actions: [{type: sse-find-replace, config: {replacements: [{from: a}]}}]\n',
+      want: /^e\.yml:6:24: action "sse-find-replace" cannot run in on_http_response \(it runs in on_event_stream_message\) \[ERR_WARREN_2001\]$/,
+    },
+    {
+      desc: 'an action ngrok does not list for on_event_stream_message',
+      text: 'url: http://a.example.com\ntraffic_policy:\n  on_http_request:\n    - actions: [{type: custom-response}]\n  on_event_stream_message:\n    - actions:\n        - type: log\n          config: {metadata: {a: b}}\n',
+      want: /^e\.yml:7:17: action "log" cannot run in on_event_stream_message \(it runs in on_tcp_connect, on_http_request, on_http_response\) \[ERR_WARREN_2001\]$/,
+    },
+    {
+      desc: 'sse-find-replace on a field it cannot change',
+      text: 'url: http://a.example.com\ntraffic_policy:\n  on_http_request:\n    - actions: [{type: custom-response}]\n  on_event_stream_message:\n    - actions:\n        - type: sse-find-replace\n          config:\n            replacements:\n              - field: event\n                from: a\n',
+      want: /^e\.yml:10:24: on_event_stream_message\[0\]\.actions\[0\]\.config\.replacements\[0\]\.field: must be "data" or "retry" \[ERR_WARREN_2001\]$/,
+    },
+    {
+      desc: 'on_event_stream_message on a tcp endpoint',
+      text: 'url: tcp://a.example.com:9000\ntraffic_policy:\n  on_event_stream_message:\n    - actions: [{type: sse-find-replace, config: {replacements: [{from: a}]}}]\n',
+      want: /^e\.yml:4:5: on_event_stream_message does not apply to tcp:\/\/ endpoints.* \[ERR_WARREN_2001\]$/,
+    },
+    {
+      desc: 'an expression reading a variable the message phase does not have',
+      text: 'url: http://a.example.com\ntraffic_policy:\n  on_http_request:\n    - actions: [{type: custom-response}]\n  on_event_stream_message:\n    - expressions: ["sse.data == \'x\'"]\n      actions: [{type: sse-find-replace, config: {replacements: [{from: a}]}}]\n',
+      want: /^e\.yml:6:21: invalid expression "sse\.data == 'x'": Unknown variable: sse.* \[ERR_WARREN_2002\]$/,
+    },
   ])('$desc', ({ text, want }) => {
     const issues = issuesOf(text)
     expect(issues.length).toBeGreaterThan(0)

@@ -100,6 +100,23 @@ export const CODES = {
   FORWARD_LOOP: 'ERR_WARREN_2106',
   /** The `http-request` side request failed and `on_error` is `halt`. */
   SIDE_REQUEST_FAILED: 'ERR_WARREN_2107',
+  /**
+   * (log) A message of a `text/event-stream` answer grew past 1 MiB (1,048,576 characters) without
+   * its blank line while on_event_stream_message was rewriting the stream: the edge cut the stream.
+   */
+  EVENT_STREAM_MESSAGE_TOO_LARGE: 'ERR_WARREN_2120',
+  /** (log) on_event_stream_message failed for a message (a `${…}` failed): the edge cut the stream rather than send it unprocessed. */
+  EVENT_STREAM_POLICY_FAILED: 'ERR_WARREN_2121',
+  /** `verify-webhook`: the delivery's signature is missing or wrong, or its timestamp is outside the tolerance; answered 403. */
+  WEBHOOK_UNVERIFIED: 'ERR_WARREN_2130',
+  /** `jwt-validation`: no token, or a token that fails its signature, issuer, audience, algorithm or time checks; answered 401. */
+  JWT_INVALID: 'ERR_WARREN_2131',
+  /** `jwt-validation`: the JWKS could not be fetched or holds no usable key, so no token can be checked; answered 401. */
+  JWKS_UNAVAILABLE: 'ERR_WARREN_2132',
+  /** `owasp-crs-request`/`-response`: libmodsecurity or the OWASP Core Rule Set is not installed (or fails to load); the policy is refused. */
+  CRS_UNAVAILABLE: 'ERR_WARREN_2133',
+  /** `owasp-crs-request`/`-response`: the Core Rule Set's anomaly score reached its threshold; answered 403. */
+  CRS_BLOCKED: 'ERR_WARREN_2134',
   /** The REST API request has no `Authorization: Bearer` key, or the key is not one of `api_keys`. */
   API_UNAUTHORIZED: 'ERR_WARREN_6001',
   /** The REST API refuses everything because warren.yaml configures no `api_keys`. */

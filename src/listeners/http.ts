@@ -33,6 +33,12 @@ export interface HttpListenerOptions extends Omit<PipelineOptions, 'serverIp' | 
    * terminate-tls, whose connections all come from the edge itself.
    */
   pending?: PendingLimits
+  /**
+   * Serve TLS with this certificate (ALPN http/1.1): the TLS front relays the HTTPS connections whose
+   * ALPN did not choose h2 to the listener holding their certificate. Bun.listen takes one
+   * certificate per listener, so the front starts one per certificate in use.
+   */
+  tls?: { cert: string; key: string }
 }
 
 /** The plaintext HTTP/1 listener as the rest of the edge sees it. */
@@ -47,12 +53,15 @@ export interface HttpServer {
 }
 
 const ACME_PREFIX = '/.well-known/acme-challenge/'
+/** ALPN as Bun.listen wants it: the wire format (length-prefixed names). */
+const ALPN_HTTP1 = Buffer.from('\x08http/1.1', 'latin1')
 /** Header lines a request may carry (beyond: 431). */
 const MAX_HEADER_LINES = 100
 
 /**
- * The plaintext listener: warren's HTTP/1.1 engine on `Bun.listen` (src/http1), each request handed
- * to the endpoint data path. Also the internal plaintext server behind terminate-tls.
+ * warren's HTTP/1.1 engine on `Bun.listen` (src/http1), each request handed to the endpoint data
+ * path: the plaintext listener, the internal plaintext server behind terminate-tls, and (with `tls`)
+ * the internal HTTPS/1.1 servers behind the TLS front.
  */
 export function listenHttp(options: HttpListenerOptions): HttpServer {
   const logger = log.child({ component: options.scheme })
@@ -114,6 +123,7 @@ export function listenHttp(options: HttpListenerOptions): HttpServer {
   const listener = Bun.listen<Http1Connection>({
     hostname: options.hostname,
     port: options.port,
+    ...(options.tls ? { tls: { ...options.tls, ALPNProtocols: ALPN_HTTP1 } } : {}),
     socket: {
       open(socket) {
         socket.data = new Http1Connection(socket, engine)
@@ -186,19 +196,14 @@ export function listenHttp(options: HttpListenerOptions): HttpServer {
 type Env = { Bindings: { server: Server<WsData> } }
 
 /**
- * The internal HTTPS server the TLS front hands terminated connections to: Bun.serve, which speaks
- * HTTP/2 to clients whose ALPN chose it (the HTTP/1 engine does not speak h2).
+ * The internal HTTP/2 server the TLS front hands connections whose ClientHello offered h2 to:
+ * Bun.serve, which picks h2 by ALPN (the HTTP/1.1 engine does not speak h2).
  */
-export function listenHttps(options: HttpListenerOptions & { tls: { cert: string; key: string; serverName?: string }[] }): Server<WsData> {
+export function listenH2(options: Omit<HttpListenerOptions, 'tls'> & { tls: { cert: string; key: string; serverName?: string }[] }): Server<WsData> {
   const logger = log.child({ component: options.scheme })
   let handle: ReturnType<typeof createPipeline> | undefined
   const app = new Hono<Env>()
-  app.all('*', async (c) => {
-    const res = await handle!(c.req.raw, c.env.server)
-    // Bun closes after answering a `Connection: close` request but does not say so (RFC 9112 §9.6).
-    if (/\bclose\b/i.test(c.req.raw.headers.get('connection') ?? '') && res.status !== 101) res.headers.set('connection', 'close')
-    return res
-  })
+  app.all('*', (c) => handle!(c.req.raw, c.env.server))
   app.onError((err, c) => {
     logger.error('request failed', { error: err instanceof Error ? err.stack : String(err) })
     return errorResponse(500, CODES.INTERNAL, 'The edge failed to handle this request.', c.req.header('accept'))

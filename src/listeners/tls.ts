@@ -1,4 +1,4 @@
-import type { Server, Socket, TCPSocketListener } from 'bun'
+import type { Socket, TCPSocketListener } from 'bun'
 import type { CertPair, CertStore } from '../certs/index.ts'
 import type { EndpointStore } from '../endpoints/store.ts'
 import type { Endpoint } from '../endpoints/endpoint.ts'
@@ -8,11 +8,12 @@ import { throttledLog } from '../lib/throttled-log.ts'
 import { tcpClosedEvent } from '../events/traffic.ts'
 import type { EventSink } from '../events/types.ts'
 import { runTcpConnect } from '../proxy/connect.ts'
+import type { ClientAddress } from '../proxy/pipeline.ts'
 import { proxyHeader } from '../proxy/proxy-protocol.ts'
 import { relayToTunnel } from '../proxy/tunnel-relay.ts'
 import { clientRelayHandlers, newRelayConn, relayClientData, relayTo, type RelayConn, type RelayStats } from '../proxy/tcp-relay.ts'
-import type { WsData } from '../proxy/websocket.ts'
-import { listenHttp, listenHttps, type HttpListenerOptions, type HttpServer } from './http.ts'
+import type { RequestSource } from '../proxy/websocket.ts'
+import { listenH2, listenHttp, type HttpListenerOptions, type HttpServer } from './http.ts'
 import { TlsTerminator, type PlainTarget } from './tls-terminator.ts'
 import { TERMINATE_TLS, type TerminateTlsSettings } from '../policy/actions/terminate-tls.ts'
 import { PendingGate, type PendingLimits } from './pending-gate.ts'
@@ -28,12 +29,25 @@ const EMPTY = new Uint8Array(0)
 /** terminate-tls settings with nothing set: certificates by SNI, TLS 1.2 and 1.3. */
 const ANY_TLS_VERSION: TerminateTlsSettings = { minVersion: 'TLSv1.2', maxVersion: 'TLSv1.3' }
 
-/** A client of the TLS port as the internal servers' requests see it. */
-interface ClientInfo {
-  address: string
+/** An internal server terminated connections are relayed into, with the relays using it. */
+interface Internal {
   port: number
-  tls?: TlsInfo
+  inUse: number
+  /** Replaced (new certificates): stops once its last relay ends. */
+  retired: boolean
+  /** Set for the engine's listeners: they stop after IDLE_LISTENER_MS without a relay (see there). */
+  onIdle?: () => void
+  idle?: ReturnType<typeof setTimeout>
+  stop(force: boolean): unknown
 }
+
+/**
+ * An engine listener without connections for this long stops (it starts again on the next
+ * connection for its certificate, in about a millisecond): each one holds a socket, and names under a
+ * wildcard endpoint get a certificate each in dev and on-demand ACME mode, so without this a stream
+ * of new names would end in the file-descriptor limit.
+ */
+const IDLE_LISTENER_MS = 30_000
 
 /**
  * `conn.tls.*` for a connection relayed into the internal HTTPS server: SNI and the offered ALPN now,
@@ -82,14 +96,19 @@ export interface TlsFrontOptions {
   acmeTlsAlpn?: (socket: Socket<RelayConn>, hello: Uint8Array, serverName: string) => void
   /** Receives one `tcp_connection_closed.v0` per relayed connection (passthrough or terminated). */
   events?: EventSink
+  /** How long an HTTP/1.1 engine listener with no connection lives on (IDLE_LISTENER_MS; tests shorten it). */
+  listenerIdleMs?: number
 }
 
 /**
  * The one TLS port. A plain TCP front reads the ClientHello (without answering it), picks the endpoint by
  * SNI, then either relays the untouched bytes to a tls:// endpoint's upstream (passthrough) or into an
- * in-process HTTPS server that holds every certificate (termination, h2 by ALPN). Certificates change by
- * starting a new internal server and sending new connections there, so nothing established is dropped
- * (Bun's server.reload ignores `tls`).
+ * in-process server that terminates TLS: warren's HTTP/1.1 engine on a TLS `Bun.listen` holding the
+ * certificate chosen for the SNI (one per certificate) unless the ClientHello offers h2, which goes to
+ * an internal Bun.serve holding every certificate (HTTP/2). The bytes cannot be handed to a TLS stack in
+ * place: `upgradeTLS` after the ClientHello was read fails the handshake (docs/benchmarks.md). Certificates
+ * change by starting new internal servers and sending new connections there, so nothing established is
+ * dropped (Bun's server.reload ignores `tls`).
  */
 export class TlsFront {
   readonly #o: TlsFrontOptions
@@ -98,25 +117,33 @@ export class TlsFront {
   readonly #limitLog = throttledLog(this.#log)
   readonly #pending: PendingGate
   #listener: TCPSocketListener<FrontConn> | undefined
-  #internal: Server<WsData> | undefined
+  /** The HTTP/2 server holding the current certificates. */
+  #h2: Internal | undefined
+  /** The HTTP/1.1 engine's TLS listeners, by the certificate each holds. */
+  readonly #h1 = new Map<CertPair, Internal>()
+  /** Every internal TLS server still running (current ones and replaced ones still relayed into). */
+  readonly #internals = new Set<Internal>()
   #rebuilding: Promise<void> | undefined
   readonly #terminator: TlsTerminator
   #plain: Promise<PlainTarget> | undefined
   /** The plaintext https:// server behind terminate-tls and `name:port` SNIs, once started. */
   #plainServer: HttpServer | undefined
   #closing = false
-  /** Relays into each internal server still open. */
-  readonly #inUse = new Map<Server<WsData>, number>()
-  /** The certificates the current internal server holds. */
+  /** The certificates the current HTTP/2 server holds. */
   #served = new Set<CertPair>()
   /** Internal connection's local port → the real client (and its TLS handshake), so logs and policies see them. */
-  readonly #clients = new Map<number, ClientInfo>()
+  readonly #clients = new Map<number, ClientAddress>()
   #active = 0
 
   constructor(options: TlsFrontOptions) {
     this.#o = options
     this.#pending = new PendingGate(options.pending)
     this.#terminator = new TlsTerminator(options.certs, this.#log)
+  }
+
+  /** The HTTP/1.1 engine's TLS listeners running now, one per certificate in use. */
+  get engineListeners(): number {
+    return this.#h1.size
   }
 
   /** Client connections open right now on the TLS port (metrics). */
@@ -130,7 +157,10 @@ export class TlsFront {
 
   async start(): Promise<void> {
     await this.#rebuild()
-    this.#o.certs.onChange(() => void this.#rebuild())
+    this.#o.certs.onChange(() => {
+      void this.#rebuild()
+      this.#retireUnservedH1()
+    })
     const front = this
     this.#listener = Bun.listen<FrontConn>({
       hostname: this.#o.hostname,
@@ -187,12 +217,9 @@ export class TlsFront {
     for (const server of this.#internalServers()) void server.stop(true)
   }
 
-  /** Every internal server still running: the current one, replaced ones still in use, the plaintext one. */
-  #internalServers(): Set<Server<WsData> | HttpServer> {
-    const servers = new Set<Server<WsData> | HttpServer>(this.#inUse.keys())
-    if (this.#internal) servers.add(this.#internal)
-    if (this.#plainServer) servers.add(this.#plainServer)
-    return servers
+  /** Every internal server still running: the TLS ones (current, and replaced ones still in use), the plaintext one. */
+  #internalServers(): { stop(force: boolean): unknown }[] {
+    return this.#plainServer ? [...this.#internals, this.#plainServer] : [...this.#internals]
   }
 
   /** The connection no longer waits for its ClientHello (it arrived, or the connection closed). */
@@ -259,11 +286,11 @@ export class TlsFront {
     const settings = exchange.actions[TERMINATE_TLS] as TerminateTlsSettings | undefined
     if (https) {
       if (outcome.kind !== 'continue') return void socket.end()
-      const withTls = { ...client, tls: handshakeInfo(hello, serverName, peek.alpn) }
+      const withTls = { ...client, tls: handshakeInfo(hello, serverName, peek.alpn), connected: endpoint }
       if (settings) return this.#terminateWith(socket, hello, settings, endpoint, withTls, await this.#plainHttps())
       // The internal server picks certificates by the raw SNI, which `name:port` would miss.
       if (peek.portInServerName) return this.#terminateWith(socket, hello, ANY_TLS_VERSION, endpoint, withTls, await this.#plainHttps())
-      return this.#terminate(socket, hello, serverName, endpoint, withTls)
+      return this.#terminate(socket, hello, serverName, endpoint, withTls, alpn.includes('h2'))
     }
     if (settings && (outcome.kind === 'forward' || (outcome.kind === 'continue' && endpoint.tunnel))) {
       const target: PlainTarget =
@@ -305,7 +332,7 @@ export class TlsFront {
     hello: Uint8Array,
     settings: TerminateTlsSettings,
     endpoint: Endpoint,
-    client: ClientInfo & { tls: TlsInfo },
+    client: ClientAddress & { tls: TlsInfo },
     target: PlainTarget,
   ): Promise<void> {
     const port = await this.#terminator.portFor(settings)
@@ -338,38 +365,29 @@ export class TlsFront {
   /** A plaintext server with the https:// data path, behind terminate-tls on https:// endpoints. */
   #plainHttps(): Promise<PlainTarget> {
     this.#plain ??= Promise.resolve().then(() => {
-      const server = (this.#plainServer = listenHttp({
-        ...this.#o.http,
-        hostname: '127.0.0.1',
-        port: 0,
-        scheme: 'https',
-        defaultPort: this.#o.defaultPort,
-        store: this.#o.store,
-        serverIp: this.#o.hostname,
-        serverPort: this.port,
-        clientAddress: (req, srv) => {
-          const local = srv.requestIP(req)
-          return (local && this.#clients.get(local.port)) ?? local
-        },
-      }))
+      const server = (this.#plainServer = listenHttp(this.#internalOptions()))
       return { kind: 'tcp', hostname: '127.0.0.1', port: server.port! } as const
     })
     return this.#plain
   }
 
-  async #terminate(socket: Socket<FrontConn>, hello: Uint8Array, serverName: string, endpoint: Endpoint, client: ClientInfo & { tls: TlsInfo }): Promise<void> {
+  async #terminate(socket: Socket<FrontConn>, hello: Uint8Array, serverName: string, endpoint: Endpoint, client: ClientAddress & { tls: TlsInfo }, h2: boolean): Promise<void> {
     // ensure() is cheap for a fresh certificate and renews expiring dev ones.
     const pair = await this.#o.certs.ensure(serverName)
     if (!pair) {
       this.#log.warn('no certificate for SNI; refused', { server_name: serverName, code: CODES.TLS_NO_CERTIFICATE })
       return void socket.end(ALERT_UNRECOGNIZED_NAME)
     }
-    if (!this.#served.has(pair)) await this.#rebuild()
-    await this.#rebuilding
-    const internal = this.#internal
+    let internal: Internal | undefined
+    if (h2) {
+      if (!this.#served.has(pair)) await this.#rebuild()
+      await this.#rebuilding
+      internal = this.#h2
+    } else internal = this.#closing ? undefined : this.#h1For(pair)
     if (!internal) return void socket.end(ALERT_UNRECOGNIZED_NAME)
-    // Bun's stop() also ends idle keep-alive connections, so a replaced server lives until its last relay ends.
-    this.#inUse.set(internal, (this.#inUse.get(internal) ?? 0) + 1)
+    // A replaced server lives until its last relay ends (Bun's stop() would also end idle keep-alive connections).
+    internal.inUse++
+    clearTimeout(internal.idle)
     const tls = client.tls
     const watcher = new ServerHelloWatcher((facts) => {
       if (!facts) return
@@ -377,16 +395,76 @@ export class TlsFront {
       tls.cipherSuite = facts.cipherSuite
       if (facts.alpn !== undefined) tls.alpn = facts.alpn
     })
-    await this.#relay(socket, hello, { hostname: '127.0.0.1', port: internal.port! }, endpoint, client, () => {
-      const left = (this.#inUse.get(internal) ?? 1) - 1
-      this.#inUse.set(internal, left)
-      if (left === 0 && internal !== this.#internal) this.#retire(internal)
+    await this.#relay(socket, hello, { hostname: '127.0.0.1', port: internal.port }, endpoint, client, () => {
+      internal.inUse--
+      if (internal.inUse > 0) return
+      if (internal.retired) this.#stopInternal(internal)
+      else internal.onIdle?.()
     }, (chunk) => watcher.feed(chunk))
   }
 
-  #retire(server: Server<WsData>): void {
-    this.#inUse.delete(server)
-    void server.stop(true)
+  /** The HTTP/1.1 engine's TLS listener for `pair`, started on first use. */
+  #h1For(pair: CertPair): Internal {
+    const known = this.#h1.get(pair)
+    if (known) return known
+    const server = listenHttp({ ...this.#internalOptions(), tls: { cert: pair.cert, key: pair.key } })
+    const internal: Internal = {
+      port: server.port,
+      inUse: 0,
+      retired: false,
+      onIdle: () => {
+        internal.idle = setTimeout(() => {
+          if (internal.inUse > 0 || this.#h1.get(pair) !== internal) return
+          this.#h1.delete(pair)
+          this.#stopInternal(internal)
+        }, this.#o.listenerIdleMs ?? IDLE_LISTENER_MS)
+        internal.idle.unref()
+      },
+      stop: (force) => server.stop(force),
+    }
+    this.#h1.set(pair, internal)
+    this.#internals.add(internal)
+    this.#log.debug('internal https/1.1 listener ready', { names: pair.names.length })
+    return internal
+  }
+
+  /** Listeners for certificates the store no longer holds (renewed, removed) take no new connections. */
+  #retireUnservedH1(): void {
+    const held = new Set(this.#o.certs.all())
+    for (const [pair, internal] of this.#h1) {
+      if (held.has(pair)) continue
+      this.#h1.delete(pair)
+      this.#retire(internal)
+    }
+  }
+
+  #retire(internal: Internal): void {
+    internal.retired = true
+    if (internal.inUse === 0) this.#stopInternal(internal)
+  }
+
+  #stopInternal(internal: Internal): void {
+    clearTimeout(internal.idle)
+    this.#internals.delete(internal)
+    void internal.stop(true)
+  }
+
+  /** What every internal server behind the front is started with (they serve the public https port). */
+  #internalOptions() {
+    return {
+      ...this.#o.http,
+      hostname: '127.0.0.1',
+      port: 0,
+      scheme: 'https' as const,
+      defaultPort: this.#o.defaultPort,
+      store: this.#o.store,
+      serverIp: this.#o.hostname,
+      serverPort: this.port,
+      clientAddress: (req: Request, server: RequestSource) => {
+        const local = server.requestIP(req)
+        return (local && this.#clients.get(local.port)) ?? local
+      },
+    }
   }
 
   async #relay(
@@ -394,7 +472,7 @@ export class TlsFront {
     hello: Uint8Array,
     target: { hostname: string; port: number },
     endpoint: Endpoint,
-    client: ClientInfo,
+    client: ClientAddress,
     /** Set when relaying into the internal HTTPS server; called when the relay ends. */
     internalDone?: () => void,
     watchUpstream?: (chunk: Uint8Array) => boolean,
@@ -426,7 +504,7 @@ export class TlsFront {
     }
   }
 
-  /** Starts an internal HTTPS server with the current certificates; the previous one drains and stops. */
+  /** Starts an internal HTTP/2 server with the current certificates; the previous one drains and stops. */
   #rebuild(): Promise<void> {
     const run = async () => {
       const pairs = this.#o.certs.all()
@@ -438,25 +516,13 @@ export class TlsFront {
         const pair = this.#o.certs.select(name) ?? pairs.find((p) => p.names.includes(name))!
         entries.push({ serverName: name, cert: pair.cert, key: pair.key })
       }
-      const previous = this.#internal
+      const previous = this.#h2
       this.#served = new Set(pairs)
-      this.#internal = listenHttps({
-        ...this.#o.http,
-        hostname: '127.0.0.1',
-        port: 0,
-        tls: entries,
-        scheme: 'https',
-        defaultPort: this.#o.defaultPort,
-        store: this.#o.store,
-        serverIp: this.#o.hostname,
-        serverPort: this.port,
-        clientAddress: (req, server) => {
-          const local = server.requestIP(req)
-          return (local && this.#clients.get(local.port)) ?? local
-        },
-      })
+      const server = listenH2({ ...this.#internalOptions(), tls: entries })
+      this.#h2 = { port: server.port!, inUse: 0, retired: false, stop: (force) => server.stop(force) }
+      this.#internals.add(this.#h2)
       // Connections already handed to the old server keep it alive until they finish.
-      if (previous && !this.#inUse.get(previous)) this.#retire(previous)
+      if (previous) this.#retire(previous)
       this.#log.debug('internal https server ready', { certificates: pairs.length, names: entries.length - 1 })
     }
     const next = (this.#rebuilding ?? Promise.resolve()).then(run)

@@ -21,9 +21,9 @@ export interface CompiledRule {
 /** A traffic policy turned into closures: nothing is parsed per request. */
 export type CompiledPolicy = Readonly<Record<Phase, readonly CompiledRule[]>>
 
-export const EMPTY_POLICY: CompiledPolicy = { on_tcp_connect: [], on_http_request: [], on_http_response: [] }
+export const EMPTY_POLICY: CompiledPolicy = { on_tcp_connect: [], on_http_request: [], on_http_response: [], on_event_stream_message: [] }
 
-const HTTP_PHASES: ReadonlySet<Phase> = new Set(['on_http_request', 'on_http_response'])
+const HTTP_PHASES: ReadonlySet<Phase> = new Set(['on_http_request', 'on_http_response', 'on_event_stream_message'])
 
 export interface CompileOptions {
   scheme: Scheme
@@ -70,7 +70,7 @@ function expressionIssues(raw: unknown): ConfigIssue[] {
 export function compilePolicy(spec: TrafficPolicy, options: CompileOptions): CompiledPolicy {
   const issues: ConfigIssue[] = []
   const isHttp = options.scheme === 'http' || options.scheme === 'https'
-  const out: Record<Phase, CompiledRule[]> = { on_tcp_connect: [], on_http_request: [], on_http_response: [] }
+  const out: Record<Phase, CompiledRule[]> = { on_tcp_connect: [], on_http_request: [], on_http_response: [], on_event_stream_message: [] }
   let terminates = false
 
   for (const phase of PHASES) {
@@ -130,7 +130,8 @@ export function compilePolicy(spec: TrafficPolicy, options: CompileOptions): Com
           actions.push(def.readOnly ? run : forgettingVariables(run))
         } catch (err) {
           issues.push({
-            code: CODES.ACTION_INVALID,
+            // An action that cannot run here (a missing library) says so with its own code.
+            code: err instanceof WarrenError ? err.code : CODES.ACTION_INVALID,
             path: [...path, 'config'],
             message: `action "${def.type}": ${err instanceof Error ? err.message : String(err)}`,
           })

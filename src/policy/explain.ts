@@ -156,7 +156,7 @@ function operandValues(test: PolicyUnderTest, phase: Phase, event: Extract<Trace
 /** Runs `request` through the policy and explains every step, one line per string. */
 export async function explainRequest(test: PolicyUnderTest, request: RequestInput, options: { upstream?: UpstreamInput } = {}): Promise<string[]> {
   const ex = exchangeFor(request, test.endpoint)
-  const recorded: Record<Phase, Recorded[]> = { on_tcp_connect: [], on_http_request: [], on_http_response: [] }
+  const recorded: Record<Phase, Recorded[]> = { on_tcp_connect: [], on_http_request: [], on_http_response: [], on_event_stream_message: [] }
   const ran = new Set<Phase>()
   const sim = await simulate(test, ex, {
     ...(options.upstream ? { upstream: options.upstream } : {}),
@@ -176,6 +176,11 @@ export async function explainRequest(test: PolicyUnderTest, request: RequestInpu
     lines.push('')
     if (rules.length === 0) {
       lines.push(`${phase}: no rules`)
+      continue
+    }
+    // It runs per message while a body streams, and explain reads no body: `warren policy test` can.
+    if (phase === 'on_event_stream_message') {
+      lines.push(`${phase}: runs for each message of a text/event-stream answer (not simulated here; use warren policy test)`)
       continue
     }
     if (!ran.has(phase)) {

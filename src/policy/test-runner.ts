@@ -7,6 +7,7 @@ import { formatEndpointUrl, parseEndpointUrl, type Binding, type EndpointUrl } f
 import type { Endpoint } from '../endpoints/endpoint.ts'
 import { CODES, WarrenError } from '../lib/errors.ts'
 import { errorResponse } from '../proxy/errors.ts'
+import { eventStreamResponse } from '../proxy/event-stream.ts'
 import { setForwardedHeaders } from '../proxy/forwarded.ts'
 import { dropConnectionListed, stripHopHeaders } from '../proxy/hop-headers.ts'
 import { compilePolicy, EMPTY_POLICY, runPhase, validatePolicy, type CompiledPolicy, type TraceEvent } from './engine.ts'
@@ -303,6 +304,15 @@ export async function simulate(test: PolicyUnderTest, ex: HttpExchange, options:
     if (after.kind === 'close') return { ...out, response: undefined }
     if (after.kind === 'respond') response = after.response
     else response = new Response([101, 204, 205, 304].includes(parts.status) ? null : (parts.body ?? null), { status: parts.status, headers: parts.headers })
+  }
+  const messages = test.policy.on_event_stream_message
+  if (messages.length) {
+    const trace = options.trace
+    response = eventStreamResponse(response, ex, {
+      rules: messages,
+      vars: test.policy.on_http_response.length ? ex.vars : {},
+      ...(trace ? { trace: (e: TraceEvent) => trace('on_event_stream_message', e) } : {}),
+    })
   }
   return { ...out, response }
 }

@@ -4,9 +4,13 @@ import type { Endpoint } from '../endpoints/endpoint.ts'
 import type { ErrorCode } from '../lib/errors.ts'
 import type { CelProgram } from './expr/compile.ts'
 import type { Template } from './interpolate.ts'
+import type { EventStreamMessage } from '../lib/sse.ts'
 
-/** The phases a traffic policy can hook; `on_event_stream_message` is reserved and rejected for now. */
-export const PHASES = ['on_tcp_connect', 'on_http_request', 'on_http_response'] as const
+/**
+ * The phases a traffic policy can hook. `on_event_stream_message` runs once per message of a
+ * `text/event-stream` answer, after on_http_response (proxy/event-stream.ts).
+ */
+export const PHASES = ['on_tcp_connect', 'on_http_request', 'on_http_response', 'on_event_stream_message'] as const
 export type Phase = (typeof PHASES)[number]
 
 /** What policy code may know about the endpoint a request arrived on (`endpoint.*` in CEL). */
@@ -63,6 +67,8 @@ export interface HttpExchange {
   logMetadata: Record<string, unknown>
   /** Set for on_http_response: the upstream's answer. Actions may change all three; the data path sends what is left. */
   response?: HttpResponseParts
+  /** Set for on_event_stream_message: the server-sent event being relayed; actions change it in place. */
+  message?: EventStreamMessage
   /** The request body the upstream will get; request-body-find-replace swaps it for a rewritten stream. */
   body?: ReadableStream<Uint8Array> | null
   /** How this exchange reaches internal endpoints (forward-internal, http-request); set by the data path. */

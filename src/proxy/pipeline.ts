@@ -10,6 +10,7 @@ import type { Logger } from '../lib/log.ts'
 import { runPhase } from '../policy/engine.ts'
 import { CONTINUE, type ConnInfo, type EndpointInfo, type HttpExchange, type HttpResponseParts, type Routing, type TlsInfo } from '../policy/types.ts'
 import { errorResponse } from './errors.ts'
+import { eventStreamResponse } from './event-stream.ts'
 import { setForwardedHeaders } from './forwarded.ts'
 import { dropConnectionListed, isWebSocketUpgrade } from './hop-headers.ts'
 import { forwardHttp, h1FailureResponse, sendH1 } from './http.ts'
@@ -34,13 +35,23 @@ export interface PipelineOptions {
    * this port (the public https port; 443 is left out of the URL). Undefined turns redirects off.
    */
   httpsRedirectPort?: number
-  /** The real client when connections reach this server through the edge's own TLS front. */
-  /** The real client behind an internal hop, with the TLS handshake the edge saw when it has one. */
-  clientAddress?: (req: Request, server: RequestSource) => { address: string; port: number; tls?: TlsInfo } | null
+  /**
+   * The real client behind an internal hop, with the TLS handshake the edge saw when it has one and
+   * the endpoint whose on_tcp_connect the TLS front already ran for the connection.
+   */
+  clientAddress?: (req: Request, server: RequestSource) => ClientAddress | null
   /** Receives one `http_request_complete.v0` per request, after its response head is ready. */
   events?: EventSink
   /** Counts requests sent again to another pool member (see pool-retry.ts). */
   poolRetries?: PoolRetryStats
+}
+
+/** Who a request came from, as the listener knows it. */
+export interface ClientAddress {
+  address: string
+  port: number
+  tls?: TlsInfo
+  connected?: Endpoint
 }
 
 /** Splits a Host header into lower-case name and port (IPv6 literals in brackets kept whole). */
@@ -123,7 +134,7 @@ export function createPipeline(options: PipelineOptions) {
     const { name, port } = splitHost(hostHeader, options.defaultPort)
     const table = store.current
     const pool = table.lookup({ account: '', binding: 'public', scheme: options.scheme, host: name, port })
-    const client: { address: string; port: number; tls?: TlsInfo } | null = options.clientAddress ? options.clientAddress(req, server) : server.requestIP(req)
+    const client: ClientAddress | null = options.clientAddress ? options.clientAddress(req, server) : server.requestIP(req)
     const tls = client?.tls
     // https is only served behind the TLS front, so every request here came through a handshake.
     if (options.scheme === 'https' && misdirected(table, pool, tls, options.defaultPort)) {
@@ -199,11 +210,12 @@ export function createPipeline(options: PipelineOptions) {
         websocket,
         ...(retry ? { retry } : {}),
       }
-      // On the HTTP/1 engine on_tcp_connect runs once per connection and endpoint; Bun.serve (HTTPS)
-      // hands over requests, not connections, so there it runs once per request.
+      // on_tcp_connect runs once per connection and endpoint: the HTTP/1 engine remembers the endpoints
+      // it ran for on each connection; the TLS front runs it for the endpoint the SNI selected before
+      // the handshake (Bun.serve, which serves h2, hands over requests, not connections).
       const passed = server.connectedEndpoints
       let connect = CONTINUE
-      if (endpoint.policy.on_tcp_connect.length && !passed?.has(endpoint)) {
+      if (endpoint.policy.on_tcp_connect.length && !passed?.has(endpoint) && client?.connected !== endpoint) {
         connect = await runPhase(endpoint.policy.on_tcp_connect, ex)
         if (connect.kind === 'continue') passed?.add(endpoint)
       }
@@ -471,5 +483,7 @@ async function serveEndpoint(endpoint: Endpoint, ex: HttpExchange, scope: Reques
       carryLines(parts.headers, response.headers)
     }
   }
+  const messages = endpoint.policy.on_event_stream_message
+  if (messages.length) response = eventStreamResponse(response, ex, { rules: messages, vars: endpoint.policy.on_http_response.length ? ex.vars : {} })
   return response
 }

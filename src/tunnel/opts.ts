@@ -47,7 +47,6 @@ export function policyFromOpts(opts: unknown, scheme: string): PolicyDraft {
     OAuth: 'OAuth',
     OIDC: 'OpenID Connect',
     SAML: 'SAML',
-    WebhookVerification: 'webhook verification',
     MutualTLSCA: 'mutual TLS at the edge',
     MutualTLSAtEdge: 'mutual TLS at the edge',
     UserAgentFilter: 'the user-agent filter',
@@ -88,6 +87,14 @@ export function policyFromOpts(opts: unknown, scheme: string): PolicyDraft {
     if (remove.length) actions.push({ type: 'remove-headers', config: { headers: remove } })
     if (Object.keys(add).length) actions.push({ type: 'add-headers', config: { headers: add } })
     if (actions.length) draft[phase].push({ name: `agent ${key}`, actions })
+  }
+  // ngrok's `--verify-webhook` / the SDKs' webhook verification: the same check as the verify-webhook action.
+  const webhook = field(opts, 'WebhookVerification')
+  if (present(webhook)) {
+    if (present(field(webhook, 'sealed_secret'))) throw new UnsupportedOption('This warren edge does not support sealed webhook secrets; send the secret over the TLS session.')
+    const provider = String(field(webhook, 'provider') ?? '')
+    const secret = String(field(webhook, 'secret') ?? '')
+    draft.on_http_request.push({ name: 'agent webhook verification', actions: [{ type: 'verify-webhook', config: { provider, secret } }] })
   }
   const compression = field(opts, 'Compression')
   if (present(compression)) draft.on_http_response.push({ name: 'agent compression', actions: [{ type: 'compress-response' }] })

@@ -1,14 +1,15 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test'
-import { existsSync, readFileSync, statSync, writeFileSync, chmodSync, mkdtempSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync, readFileSync, statSync, writeFileSync, chmodSync } from 'node:fs'
 import { join } from 'node:path'
 import * as tls from 'node:tls'
 import { listCertificates, type CertRow } from '../../src/acme/list.ts'
 import { formatCertTable } from '../../src/cli/certs.ts'
+import { selfSigned } from './framework/certs.ts'
 import { curl } from './framework/curl.ts'
 import { makePebbleTls, pebbleUnavailable, startChallTestSrv, startPebble, type ChallTestSrv, type Pebble, type PebbleTls } from './framework/pebble.ts'
 import { freePort } from './framework/ports.ts'
 import { eventually, startEdge, WARREN_BIN, type Edge } from './framework/process.ts'
+import { scratchDir } from './framework/scratch.ts'
 
 // Automatic certificates through the compiled binary against Debian's pebble (a real ACME CA) and
 // pebble-challtestsrv (fake DNS: every name is 127.0.0.1). Each edge gets its own pebble, whose
@@ -129,8 +130,8 @@ function pebbleOrders(p: Pebble): number {
 describe.skipIf(!!unavailable)('ACME against pebble (compiled edge)', () => {
   test('HTTP-01: an https:// endpoint gets a certificate curl verifies against pebble root; files and certs list', async () => {
     const a = await acmeEdge({ challenges: 'http-01', policies: { 'web.yml': respond('https://web.acme.test', 'hello web') } })
-    const line = await a.edge.waitForLog(/"certificate obtained".*"name":"web.acme.test"/, 5000)
-    expect(JSON.parse(line).ms).toBeLessThan(2000)
+    const line = await a.edge.waitForLog(/"certificate obtained".*"name":"web.acme.test"/, 15_000)
+    expect(JSON.parse(line).ms).toBeLessThan(10_000) // issued in one pass (no retry wait); loose: the machine may be busy
     const root = await a.rootFile()
     const res = await viaCurl(a, 'web.acme.test', root)
     expect(res.exitCode).toBe(0)
@@ -186,7 +187,7 @@ describe.skipIf(!!unavailable)('ACME against pebble (compiled edge)', () => {
     const res = await viaCurl(a, 'x1.apps.acme.test', root)
     expect(res.exitCode).toBe(0)
     expect(res.body).toBe(`app x1.apps.acme.test:${a.httpsPort}`)
-    expect(Date.now() - started).toBeLessThan(3000)
+    expect(Date.now() - started).toBeLessThan(10_000) // in the first handshake, not after a retry
     expect(pebbleOrders(a.pebble!)).toBe(before + 1)
 
     // A new endpoint appears (hot reload): ordered in the background, before any handshake.
@@ -197,7 +198,7 @@ describe.skipIf(!!unavailable)('ACME against pebble (compiled edge)', () => {
 
   test('a tls:// endpoint that terminates at the edge gets its certificate on the first handshake; a passthrough one never orders', async () => {
     const plain = Bun.listen<undefined>({ hostname: '127.0.0.1', port: 0, socket: { data: (sock, d) => void sock.write(`plain:${d.toString()}`) } })
-    const own = selfSignedPair()
+    const own = selfSigned(['pt.acme.test'])
     const backend = tls.createServer({ cert: own.cert, key: own.key }, (sock) => sock.on('data', (d) => sock.write(`backend:${d}`)))
     await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve))
     try {
@@ -225,8 +226,8 @@ describe.skipIf(!!unavailable)('ACME against pebble (compiled edge)', () => {
 
   test('TLS-ALPN-01 on the shared TLS port', async () => {
     const a = await acmeEdge({ challenges: 'tls-alpn-01', policies: { 'alpn.yml': respond('https://alpn.acme.test', 'hello alpn') } })
-    const line = await a.edge.waitForLog(/"certificate obtained".*"name":"alpn.acme.test"/, 5000)
-    expect(JSON.parse(line).ms).toBeLessThan(2000)
+    const line = await a.edge.waitForLog(/"certificate obtained".*"name":"alpn.acme.test"/, 15_000)
+    expect(JSON.parse(line).ms).toBeLessThan(10_000) // issued in one pass (no retry wait); loose: the machine may be busy
     const root = await a.rootFile()
     const res = await viaCurl(a, 'alpn.acme.test', root)
     expect(res.exitCode).toBe(0)
@@ -234,7 +235,7 @@ describe.skipIf(!!unavailable)('ACME against pebble (compiled edge)', () => {
   })
 
   test('DNS-01 through dns_hook: a wildcard certificate for a wildcard endpoint', async () => {
-    const hookDir = mkdtempSync(join(tmpdir(), 'warren-dns-hook-'))
+    const hookDir = scratchDir('warren-dns-hook-')
     const calls = join(hookDir, 'calls.log')
     const hook = join(hookDir, 'dns-hook.sh')
     writeFileSync(
@@ -253,8 +254,9 @@ describe.skipIf(!!unavailable)('ACME against pebble (compiled edge)', () => {
     )
     chmodSync(hook, 0o755)
     const a = await acmeEdge({ challenges: 'dns-01', extra: `    dns_hook: ${hook}`, policies: { 'wild.yml': respond('https://*.wild.acme.test', 'wild ${req.host}') } })
-    const line = await a.edge.waitForLog(/"certificate obtained".*"name":"\*.wild.acme.test"/, 5000)
-    expect(JSON.parse(line).ms).toBeLessThan(2000)
+    const line = await a.edge.waitForLog(/"certificate obtained".*"name":"\*.wild.acme.test"/, 15_000)
+    // No fixed propagation wait after the hook (ACME clients often sleep 30-60 s); a loose bound, the machine may be busy.
+    expect(JSON.parse(line).ms).toBeLessThan(10_000)
     const root = await a.rootFile()
     for (const name of ['a.wild.acme.test', 'b.wild.acme.test']) {
       const res = await viaCurl(a, name, root)
@@ -322,7 +324,7 @@ describe.skipIf(!!unavailable)('ACME against pebble (compiled edge)', () => {
 
   test('a failed validation is logged with the ACME problem document', async () => {
     // dns-01 with a hook that "succeeds" without setting the record: pebble finds no TXT record.
-    const hookDir = mkdtempSync(join(tmpdir(), 'warren-dns-hook-'))
+    const hookDir = scratchDir('warren-dns-hook-')
     const hook = join(hookDir, 'noop.sh')
     writeFileSync(hook, '#!/bin/sh\nexit 0\n')
     chmodSync(hook, 0o755)
@@ -364,13 +366,6 @@ function roundTrip(port: number, servername: string, options: { ca?: string }, t
     })
     sock.on('error', reject)
   })
-}
-
-/** A throwaway self-signed certificate (openssl) for a passthrough backend. */
-function selfSignedPair(): { cert: string; key: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'warren-pt-'))
-  Bun.spawnSync(['openssl', 'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2', '-subj', '/CN=pt.acme.test', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem')])
-  return { cert: readFileSync(join(dir, 'c.pem'), 'utf8'), key: readFileSync(join(dir, 'k.pem'), 'utf8') }
 }
 
 function readdirKeys(dir: string): string[] {

@@ -147,6 +147,24 @@ describe('the official @ngrok/ngrok SDK against warren', () => {
     }
   })
 
+  test('http: the SDK\'s webhookVerification is enforced at the edge (verify-webhook)', async () => {
+    const { s, close } = await connect('alice-token')
+    const secret = 'sdk-webhook-secret'
+    try {
+      await s.httpEndpoint().domain('hook.alice.warren.localhost').webhookVerification('github', secret).listenAndForward(`http://127.0.0.1:${upstream.port}`)
+      const body = '{"zen":"Design for failure."}'
+      const sign = (key: string) => 'sha256=' + new Bun.CryptoHasher('sha256', key).update(body).digest('hex')
+      const ok = await httpsFetch('hook.alice.warren.localhost', '/echo', { method: 'POST', body, headers: { 'x-hub-signature-256': sign(secret) } })
+      expect(ok.status).toBe(200)
+      const bad = await httpsFetch('hook.alice.warren.localhost', '/echo', { method: 'POST', body, headers: { 'x-hub-signature-256': sign('another-secret') } })
+      expect(bad.status).toBe(403)
+      expect(bad.headers.get('warren-error-code')).toBe('ERR_WARREN_2130')
+      await bad.body?.cancel()
+    } finally {
+      await close()
+    }
+  })
+
   test('an invalid traffic policy is refused with a clear message', async () => {
     const { s, close } = await connect('alice-token')
     try {

@@ -3,7 +3,7 @@ import type { Socket } from 'bun'
 import { edgeFlags, startAgent, type AgentProcess } from './framework/agent.ts'
 import { memoryOf } from './framework/memory.ts'
 import { startEdge, type Edge } from './framework/process.ts'
-import { rawRequest, splitResponses } from './framework/raw.ts'
+import { rawRequest, responses } from './framework/raw.ts'
 
 // The HTTP/1.1 engine's byte relay (src/http1/relay.ts): requests to an endpoint whose policy only
 // forwards go to the upstream as bytes, and the answer comes back as bytes. Seen from raw sockets on
@@ -19,7 +19,7 @@ interface UpstreamConn {
   id: number
 }
 let connections = 0
-const received: { head: string; body: string; conn: number }[] = []
+const received: { headers: string; body: string; conn: number }[] = []
 const answers: Record<string, (s: Socket<UpstreamConn>) => void> = {
   '/hello': (s) => s.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Up: 1\r\n\r\nhello'),
   '/slow': (s) => void setTimeout(() => s.write('HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nslow'), 300),
@@ -67,7 +67,7 @@ const upstream = Bun.listen<UpstreamConn>({
         if (text.length < bodyEnd) return
         const body = text.slice(end + 4, bodyEnd)
         s.data.buf = s.data.buf.subarray(bodyEnd)
-        received.push({ head, body, conn: s.data.id })
+        received.push({ headers: head, body, conn: s.data.id })
         const path = head.split(' ')[1]!
         if (path === '/echo-body') s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
         else (answers[path] ?? answers['/hello']!)(s)
@@ -113,19 +113,19 @@ const F = 'Host: fast.warren.localhost\r\n'
 describe('the byte relay (HTTP/1.1 fast path)', () => {
   test('a forward-only endpoint takes the relay; one with add-headers takes the pipeline; both answer the same', async () => {
     const before = await relayed()
-    const fast = splitResponses(await rawRequest(edge.httpPort, `GET /hello HTTP/1.1\r\n${F}Connection: close\r\n\r\n`))
+    const fast = responses(await rawRequest(edge.httpPort, `GET /hello HTTP/1.1\r\n${F}Connection: close\r\n\r\n`))
     expect(await relayed()).toBe(before + 1)
-    const slow = splitResponses(await rawRequest(edge.httpPort, 'GET /hello HTTP/1.1\r\nHost: slow.warren.localhost\r\nConnection: close\r\n\r\n'))
+    const slow = responses(await rawRequest(edge.httpPort, 'GET /hello HTTP/1.1\r\nHost: slow.warren.localhost\r\nConnection: close\r\n\r\n'))
     expect(await relayed()).toBe(before + 1)
     expect(fast[0]).toMatchObject({ status: 200, body: 'hello' })
     expect(slow[0]).toMatchObject({ status: 200, body: 'hello' })
     for (const r of [fast[0]!, slow[0]!]) {
-      expect(r.head).toMatch(/\r\nx-up: 1\r\n/i)
-      expect(r.head).toMatch(/\r\ndate: /i)
-      expect(r.head).toMatch(/\r\nconnection: close/i)
+      expect(r.headers).toMatch(/\r\nx-up: 1\r\n/i)
+      expect(r.headers).toMatch(/\r\ndate: /i)
+      expect(r.headers).toMatch(/\r\nconnection: close/i)
     }
     // What the upstream saw: the client's Host, X-Forwarded-*, no hop-by-hop fields.
-    const head = received.at(-2)!.head
+    const head = received.at(-2)!.headers
     expect(head).toStartWith('GET /hello HTTP/1.1\r\n')
     expect(head).toMatch(/\r\nHost: fast\.warren\.localhost\r\n/)
     expect(head).toMatch(/\r\nx-forwarded-for: 127\.0\.0\.1\r\nx-forwarded-proto: http\r\nx-forwarded-host: fast\.warren\.localhost(\r\n|$)/)
@@ -145,20 +145,20 @@ describe('the byte relay (HTTP/1.1 fast path)', () => {
           open: (s) => void s.write(`GET /hello HTTP/1.1\r\n${F}\r\n`),
           data(s, d) {
             out += d.toString('latin1')
-            if (splitResponses(out).length === ++n && n < 5) s.write(`GET /hello HTTP/1.1\r\n${F}\r\n`)
-            if (splitResponses(out).length === 5) s.end()
+            if (responses(out).length === ++n && n < 5) s.write(`GET /hello HTTP/1.1\r\n${F}\r\n`)
+            if (responses(out).length === 5) s.end()
           },
           close: () => resolve(out),
         },
       })
     })
-    expect(splitResponses(text).map((r) => r.body)).toEqual(['hello', 'hello', 'hello', 'hello', 'hello'])
+    expect(responses(text).map((r) => r.body)).toEqual(['hello', 'hello', 'hello', 'hello', 'hello'])
     expect(connections).toBe(opened)
   })
 
   test('pipelined requests are answered in order, a slow first one included', async () => {
     const text = await rawRequest(edge.httpPort, `GET /slow HTTP/1.1\r\n${F}\r\nGET /hello HTTP/1.1\r\n${F}\r\nGET /echo-body HTTP/1.1\r\n${F}Connection: close\r\n\r\n`, 3000)
-    expect(splitResponses(text).map((r) => [r.status, r.body])).toEqual([
+    expect(responses(text).map((r) => [r.status, r.body])).toEqual([
       [200, 'slow'],
       [200, 'hello'],
       [200, ''],
@@ -169,7 +169,7 @@ describe('the byte relay (HTTP/1.1 fast path)', () => {
     const S = 'Host: slow.warren.localhost\r\n'
     const before = await relayed()
     const text = await rawRequest(edge.httpPort, `GET /slow HTTP/1.1\r\n${S}\r\nGET /hello HTTP/1.1\r\n${F}\r\nGET /chunked HTTP/1.1\r\n${S}\r\nGET /slow HTTP/1.1\r\n${F}Connection: close\r\n\r\n`, 3000)
-    expect(splitResponses(text).map((r) => [r.status, r.body])).toEqual([
+    expect(responses(text).map((r) => [r.status, r.body])).toEqual([
       [200, 'slow'],
       [200, 'hello'],
       [200, 'abcdefgh'],
@@ -181,7 +181,7 @@ describe('the byte relay (HTTP/1.1 fast path)', () => {
   test('a chunked response passes through as sent: chunk sizes, extensions and trailers', async () => {
     const text = await rawRequest(edge.httpPort, `GET /chunked HTTP/1.1\r\n${F}TE: trailers\r\nConnection: TE, close\r\n\r\n`)
     // TE is hop-by-hop, as on the pipeline: the upstream sends its trailers or not, and they pass.
-    expect(received.at(-1)!.head).not.toMatch(/\r\nte:/i)
+    expect(received.at(-1)!.headers).not.toMatch(/\r\nte:/i)
     const end = text.indexOf('\r\n\r\n')
     expect(text.slice(0, end)).toMatch(/\r\ntransfer-encoding: chunked/i)
     expect(text.slice(end + 4)).toBe('5\r\nabcde\r\n3;ext=1\r\nfgh\r\n0\r\nx-checksum: c0ffee\r\n\r\n')
@@ -190,8 +190,8 @@ describe('the byte relay (HTTP/1.1 fast path)', () => {
   test('a chunked request body reaches the upstream byte for byte, trailers included', async () => {
     const body = '4\r\nwxyz\r\n2;a=b\r\n12\r\n0\r\nx-sum: 9\r\n\r\n'
     const text = await rawRequest(edge.httpPort, `POST /echo-body HTTP/1.1\r\n${F}Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n${body}`)
-    expect(splitResponses(text)[0]).toMatchObject({ status: 200, body })
-    expect(received.at(-1)!.head).toMatch(/\r\ntransfer-encoding: chunked$/)
+    expect(responses(text)[0]).toMatchObject({ status: 200, body })
+    expect(received.at(-1)!.headers).toMatch(/\r\ntransfer-encoding: chunked$/)
   })
 
   test('HEAD keeps the length a GET would have; 204 and 304 have no body; the connection stays in step', async () => {
@@ -200,14 +200,14 @@ describe('the byte relay (HTTP/1.1 fast path)', () => {
       `HEAD /head HTTP/1.1\r\n${F}\r\nGET /204 HTTP/1.1\r\n${F}\r\nGET /304 HTTP/1.1\r\n${F}\r\nGET /hello HTTP/1.1\r\n${F}Connection: close\r\n\r\n`,
       2000,
     )
-    const [head, noContent, notModified, hello] = splitResponses(text, (i) => i === 0)
+    const [head, noContent, notModified, hello] = responses(text, (i) => i === 0)
     expect(head!.status).toBe(200)
-    expect(head!.head).toMatch(/\r\ncontent-length: 1234/i)
+    expect(head!.headers).toMatch(/\r\ncontent-length: 1234/i)
     expect(noContent!.status).toBe(204)
-    expect(noContent!.head).toMatch(/\r\nx-empty: 1/i)
-    expect(noContent!.head).not.toMatch(/content-length|transfer-encoding/i)
+    expect(noContent!.headers).toMatch(/\r\nx-empty: 1/i)
+    expect(noContent!.headers).not.toMatch(/content-length|transfer-encoding/i)
     expect(notModified!.status).toBe(304)
-    expect(notModified!.head).toMatch(/\r\netag: "v1"/i)
+    expect(notModified!.headers).toMatch(/\r\netag: "v1"/i)
     expect(hello).toMatchObject({ status: 200, body: 'hello' })
   })
 
@@ -229,8 +229,8 @@ describe('the byte relay (HTTP/1.1 fast path)', () => {
       })
     })
     expect(text).toStartWith('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 ')
-    expect(splitResponses(text.slice(25))[0]!.body).toBe('payload')
-    expect(received.at(-1)!.head).not.toMatch(/expect/i)
+    expect(responses(text.slice(25))[0]!.body).toBe('payload')
+    expect(received.at(-1)!.headers).not.toMatch(/expect/i)
   })
 
   test('a close-delimited upstream body reaches an HTTP/1.1 client chunked, whole', async () => {
@@ -242,12 +242,12 @@ describe('the byte relay (HTTP/1.1 fast path)', () => {
 
   test('an upstream that closes early gets the same 502 page and code as on the pipeline', async () => {
     for (const path of ['/early-close', '/half-head']) {
-      const fast = splitResponses(await rawRequest(edge.httpPort, `GET ${path} HTTP/1.1\r\n${F}Accept: application/json\r\nConnection: close\r\n\r\n`, 1500))[0]!
-      const slow = splitResponses(await rawRequest(edge.httpPort, `GET ${path} HTTP/1.1\r\nHost: slow.warren.localhost\r\nAccept: application/json\r\nConnection: close\r\n\r\n`, 1500))[0]!
+      const fast = responses(await rawRequest(edge.httpPort, `GET ${path} HTTP/1.1\r\n${F}Accept: application/json\r\nConnection: close\r\n\r\n`, 1500))[0]!
+      const slow = responses(await rawRequest(edge.httpPort, `GET ${path} HTTP/1.1\r\nHost: slow.warren.localhost\r\nAccept: application/json\r\nConnection: close\r\n\r\n`, 1500))[0]!
       expect(fast.status).toBe(502)
-      const code = /\r\nwarren-error-code: (\S+)/i.exec(fast.head)?.[1]
+      const code = /\r\nwarren-error-code: (\S+)/i.exec(fast.headers)?.[1]
       expect(code).toBe(path === '/early-close' ? 'ERR_WARREN_8012' : 'ERR_WARREN_3004')
-      expect(/\r\nwarren-error-code: (\S+)/i.exec(slow.head)?.[1]).toBe(code!)
+      expect(/\r\nwarren-error-code: (\S+)/i.exec(slow.headers)?.[1]).toBe(code!)
       expect(fast.body).toBe(slow.body)
     }
   })
@@ -260,9 +260,9 @@ describe('the byte relay (HTTP/1.1 fast path)', () => {
   })
 
   test('an upstream cannot set Warren-Error-Code or hop-by-hop fields through the relay', async () => {
-    const [r] = splitResponses(await rawRequest(edge.httpPort, `GET /spoof HTTP/1.1\r\n${F}Connection: close\r\n\r\n`))
+    const [r] = responses(await rawRequest(edge.httpPort, `GET /spoof HTTP/1.1\r\n${F}Connection: close\r\n\r\n`))
     expect(r).toMatchObject({ status: 200, body: 'ok' })
-    expect(r!.head).not.toMatch(/warren-error-code|keep-alive/i)
+    expect(r!.headers).not.toMatch(/warren-error-code|keep-alive/i)
   })
 
   test('a client that never reads a 64 MiB response keeps the edge within a bounded growth', async () => {
@@ -287,7 +287,7 @@ describe('the byte relay (HTTP/1.1 fast path)', () => {
     await agentProc.forwarding()
     const before = await relayed()
     const text = await rawRequest(edge.httpPort, 'GET /hello HTTP/1.1\r\nHost: agent-relay.warren.localhost\r\n\r\nPOST /echo-body HTTP/1.1\r\nHost: agent-relay.warren.localhost\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc', 3000)
-    expect(splitResponses(text).map((r) => [r.status, r.body])).toEqual([
+    expect(responses(text).map((r) => [r.status, r.body])).toEqual([
       [200, 'hello'],
       [200, 'abc'],
     ])

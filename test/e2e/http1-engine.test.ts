@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { readFileSync } from 'node:fs'
 import { startEdge, type Edge } from './framework/process.ts'
-import { rawRequest } from './framework/raw.ts'
+import { rawRequest, responses, startRawHeadUpstream } from './framework/raw.ts'
 import { startUpstream } from './framework/upstreams.ts'
 
 // The HTTP/1.1 engine on the plaintext port, seen from raw client sockets: what Bun.serve could not do
@@ -9,25 +9,9 @@ import { startUpstream } from './framework/upstreams.ts'
 // engine must get right (trailers, Connection-named headers, a client that stops reading).
 
 const upstream = startUpstream('engine-origin')
-/** A raw upstream that keeps the request heads exactly as they arrived (Bun.serve would join lines). */
-const heads: string[] = []
-const rawUpstream = Bun.listen<{ buf: string }>({
-  hostname: '127.0.0.1',
-  port: 0,
-  socket: {
-    open(s) {
-      s.data = { buf: '' }
-    },
-    data(s, d) {
-      s.data.buf += d.toString('latin1')
-      const end = s.data.buf.indexOf('\r\n\r\n')
-      if (end === -1) return
-      heads.push(s.data.buf.slice(0, end))
-      s.data.buf = s.data.buf.slice(end + 4)
-      s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok')
-    },
-  },
-})
+/** Keeps the request heads exactly as they arrived (Bun.serve would join lines). */
+const rawUpstream = startRawHeadUpstream()
+const heads = rawUpstream.heads
 let edge: Edge
 beforeAll(async () => {
   edge = await startEdge({
@@ -45,25 +29,10 @@ beforeAll(async () => {
 afterAll(async () => {
   await edge?.stop()
   upstream.stop(true)
-  rawUpstream.stop(true)
+  rawUpstream.stop()
 })
 
 const H = 'Host: app.warren.localhost\r\n'
-
-/** Splits what a server wrote on one connection into responses (Content-Length framed). */
-function responses(text: string): { status: number; headers: string; body: string }[] {
-  const out: { status: number; headers: string; body: string }[] = []
-  let rest = text
-  while (rest.length) {
-    const end = rest.indexOf('\r\n\r\n')
-    if (end === -1) break
-    const headers = rest.slice(0, end)
-    const length = Number(/content-length: (\d+)/i.exec(headers)?.[1] ?? 0)
-    out.push({ status: Number(headers.slice(9, 12)), headers, body: rest.slice(end + 4, end + 4 + length) })
-    rest = rest.slice(end + 4 + length)
-  }
-  return out
-}
 
 describe('the HTTP/1.1 engine', () => {
   test('three pipelined requests in one write are answered in order', async () => {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { startEdge, type Edge } from './framework/process.ts'
-import { rawRequest, splitResponses } from './framework/raw.ts'
+import { rawRequest, responses } from './framework/raw.ts'
 
 // Small upstream bodies that arrive whole with their head are written by the HTTP/1.1 engine in the
 // same write as the response head (src/lib/ready-body.ts), without reading a stream. Seen from a raw
@@ -69,18 +69,18 @@ describe('small upstream bodies written with the head', () => {
     const methods = ['GET', 'GET', 'GET', 'GET', 'GET', 'HEAD']
     const text = paths.map((p, i) => `${methods[i]} ${p} HTTP/1.1\r\n${H}\r\n`).join('')
     const raw = await rawRequest(edge.httpPort, text, 1500)
-    const answers = splitResponses(raw, (i) => methods[i] === 'HEAD')
+    const answers = responses(raw, (i) => methods[i] === 'HEAD')
     expect(answers.map((a) => a.status)).toEqual([200, 200, 201, 204, 304, 200])
     expect(answers.map((a) => a.body)).toEqual(['hello', 'abcde', 'ok', '', '', ''])
     // Content-Length framing as the upstream declared it; the chunked one had its length known once whole.
-    expect(answers[0]!.head).toMatch(/\r\ncontent-length: 5(\r\n|$)/i)
-    expect(answers[0]!.head).toMatch(/\r\nx-up: len(\r\n|$)/i)
-    expect(answers[1]!.head).toMatch(/\r\ncontent-length: 5(\r\n|$)/i)
-    expect(answers[1]!.head).not.toMatch(/transfer-encoding/i)
+    expect(answers[0]!.headers).toMatch(/\r\ncontent-length: 5(\r\n|$)/i)
+    expect(answers[0]!.headers).toMatch(/\r\nx-up: len(\r\n|$)/i)
+    expect(answers[1]!.headers).toMatch(/\r\ncontent-length: 5(\r\n|$)/i)
+    expect(answers[1]!.headers).not.toMatch(/transfer-encoding/i)
     // HEAD keeps the length of the body it did not get; 204 and 304 carry neither length nor body.
-    expect(answers[5]!.head).toMatch(/\r\ncontent-length: 5(\r\n|$)/i)
-    expect(answers[3]!.head).not.toMatch(/content-length|transfer-encoding/i)
-    expect(answers[4]!.head).toMatch(/\r\netag: "v1"(\r\n|$)/i)
+    expect(answers[5]!.headers).toMatch(/\r\ncontent-length: 5(\r\n|$)/i)
+    expect(answers[3]!.headers).not.toMatch(/content-length|transfer-encoding/i)
+    expect(answers[4]!.headers).toMatch(/\r\netag: "v1"(\r\n|$)/i)
     // Nothing after the last answer: the bodiless ones did not leak bytes into the stream.
     expect(raw.endsWith('\r\n\r\n')).toBe(true)
     expect(connections - before).toBe(1)
@@ -88,16 +88,16 @@ describe('small upstream bodies written with the head', () => {
 
   test('an upstream that closes before its small body is whole gets 502 with a code, and the next request works', async () => {
     const text = `GET /short HTTP/1.1\r\n${H}\r\nGET /len HTTP/1.1\r\n${H}\r\n`
-    const answers = splitResponses(await rawRequest(edge.httpPort, text, 1500), () => false)
+    const answers = responses(await rawRequest(edge.httpPort, text, 1500), () => false)
     expect(answers.map((a) => a.status)).toEqual([502, 200])
-    expect(answers[0]!.head).toMatch(/\r\nwarren-error-code: ERR_WARREN_3004(\r\n|$)/i)
+    expect(answers[0]!.headers).toMatch(/\r\nwarren-error-code: ERR_WARREN_3004(\r\n|$)/i)
     expect(answers[1]!.body).toBe('hello')
   })
 
   test('an upstream that closes without answering gets 502 with a code', async () => {
-    const [answer] = splitResponses(await rawRequest(edge.httpPort, `GET /gone HTTP/1.1\r\n${H}Connection: close\r\n\r\n`, 1500), () => false)
+    const [answer] = responses(await rawRequest(edge.httpPort, `GET /gone HTTP/1.1\r\n${H}Connection: close\r\n\r\n`, 1500), () => false)
     expect(answer!.status).toBe(502)
-    expect(answer!.head).toMatch(/\r\nwarren-error-code: ERR_WARREN_8012(\r\n|$)/i)
+    expect(answer!.headers).toMatch(/\r\nwarren-error-code: ERR_WARREN_8012(\r\n|$)/i)
     expect(seen.filter((l) => l.startsWith('GET /gone')).length).toBeGreaterThanOrEqual(1)
   })
 })

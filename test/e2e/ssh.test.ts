@@ -123,6 +123,19 @@ describe.skipIf(!!unavailable)('SSH front door (OpenSSH ssh -R against the compi
     await c.stop()
   })
 
+  test('--verify-webhook with its secret is enforced at the edge', async () => {
+    const c = ssh({ forward: `80:127.0.0.1:${upstream.port}`, command: ['http', '--verify-webhook', 'github', '--verify-webhook-secret', 'ssh-hook-secret'] })
+    const host = new URL(await c.url()).hostname
+    const body = '{"hook":1}'
+    const sign = (key: string) => 'sha256=' + new Bun.CryptoHasher('sha256', key).update(body).digest('hex')
+    const ok = await hostFetch(edge, host, '/echo', { method: 'POST', body, headers: { 'x-hub-signature-256': sign('ssh-hook-secret') } })
+    expect(ok.status).toBe(200)
+    const bad = await hostFetch(edge, host, '/echo', { method: 'POST', body, headers: { 'x-hub-signature-256': sign('guess') } })
+    expect(bad.status).toBe(403)
+    expect(bad.headers.get('warren-error-code')).toBe('ERR_WARREN_2130')
+    await c.stop()
+  })
+
   test('tcp (-R 0:…) gets the account port; 50 MB each way through it is byte-exact', async () => {
     const c = ssh({ forward: `0:127.0.0.1:${echo.port}`, command: ['tcp'] })
     expect(await c.url()).toBe(`tcp://tcp.warren.localhost:${tcpPort}`)

@@ -1,11 +1,12 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { createHash, X509Certificate } from 'node:crypto'
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import * as tls from 'node:tls'
 import { selfSigned, sClient, sClientAsync } from './framework/certs.ts'
 import { curl } from './framework/curl.ts'
 import { eventually, startEdge, type Edge } from './framework/process.ts'
+import { scratchDir } from './framework/scratch.ts'
 import { startUpstream } from './framework/upstreams.ts'
 
 const hasOpenssl = Bun.which('openssl') !== null
@@ -219,7 +220,7 @@ describe.skipIf(!hasOpenssl)('terminate-tls on tls:// endpoints', () => {
   let edge2: Edge
   beforeAll(async () => {
     // A client certificate signed by a CA we make here.
-    const dir = mkdtempSync('/tmp/warren-mtls-')
+    const dir = scratchDir('warren-mtls-')
     const run = (args: string[]) => Bun.spawnSync(['openssl', ...args], { cwd: dir })
     run(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=warren test client CA'])
     run(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'alice.key', '-out', 'alice.csr', '-subj', '/CN=alice'])

@@ -9,7 +9,10 @@ import { deny } from './deny.ts'
 import { forwardExternal } from './forward-external.ts'
 import { forwardInternal } from './forward-internal.ts'
 import { httpRequest } from './http-request.ts'
+import { jwtValidation } from './jwt-validation.ts'
 import { log } from './log.ts'
+import { owaspCrsRequest } from './owasp-crs-request.ts'
+import { owaspCrsResponse } from './owasp-crs-response.ts'
 import { rateLimit } from './rate-limit.ts'
 import { redirect } from './redirect.ts'
 import { removeHeaders } from './remove-headers.ts'
@@ -17,8 +20,10 @@ import { requestBodyFindReplace } from './request-body-find-replace.ts'
 import { responseBodyFindReplace } from './response-body-find-replace.ts'
 import { restrictIps } from './restrict-ips.ts'
 import { setVars } from './set-vars.ts'
+import { sseFindReplace } from './sse-find-replace.ts'
 import { terminateTls } from './terminate-tls.ts'
 import { urlRewrite } from './url-rewrite.ts'
+import { verifyWebhook } from './verify-webhook.ts'
 
 /** Every traffic-policy action warren knows. The schema, JSON Schema and docs derive from this list. */
 export const ACTIONS: readonly ActionDef[] = [
@@ -41,7 +46,12 @@ export const ACTIONS: readonly ActionDef[] = [
   httpRequest,
   requestBodyFindReplace,
   responseBodyFindReplace,
+  sseFindReplace,
   terminateTls,
+  verifyWebhook,
+  jwtValidation,
+  owaspCrsRequest,
+  owaspCrsResponse,
 ] as unknown as readonly ActionDef[]
 
 export const ACTIONS_BY_TYPE: ReadonlyMap<string, ActionDef> = new Map(ACTIONS.map((a) => [a.type, a]))

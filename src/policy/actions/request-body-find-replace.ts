@@ -20,18 +20,16 @@ export interface Matched {
   matched_content: string
 }
 
+/** One find-and-replace rule, as the body actions and sse-find-replace write it. */
+export const ReplacementSpec = v.strictObject({
+  /** Regular expression to find (all matches are replaced); `${…}` allowed. */
+  from: v.pipe(v.string(), v.minLength(1, 'must not be empty')),
+  /** Replacement; `$1`, `$2`… insert captures; `${…}` allowed. Omitted or empty: matches are deleted. */
+  to: v.optional(v.string(), ''),
+})
+
 /** The config shape both body actions share. */
-export const ReplacementsSpec = v.pipe(
-  v.array(
-    v.strictObject({
-      /** Regular expression to find (all matches are replaced); `${…}` allowed. */
-      from: v.pipe(v.string(), v.minLength(1, 'must not be empty')),
-      /** Replacement; `$1`, `$2`… insert captures; `${…}` allowed. Omitted or empty: matches are deleted. */
-      to: v.optional(v.string(), ''),
-    }),
-  ),
-  v.minLength(1, 'needs at least one replacement'),
-)
+export const ReplacementsSpec = v.pipe(v.array(ReplacementSpec), v.minLength(1, 'needs at least one replacement'))
 
 /** Compiles the rules: constant patterns become RegExps at load, templated ones per request (cached). */
 export function compileReplacements(
@@ -71,7 +69,8 @@ export function isTextual(contentType: string | null): boolean {
   return /^(text\/|application\/([\w.+-]*\+)?(json|xml|javascript|ecmascript|x-www-form-urlencoded|graphql|yaml|x-ndjson|ld\+json)\b|image\/svg\+xml)/i.test(contentType)
 }
 
-function applyRule(text: string, rule: Replacement, index: number, found: Matched[], seen: Set<number>): string {
+/** Replaces every match of `rule` in `text`; the rule's first match goes to `found` once (`seen` holds the rules already listed). */
+export function applyRule(text: string, rule: Replacement, index: number, found: Matched[], seen: Set<number>): string {
   if (!seen.has(index)) {
     rule.re.lastIndex = 0
     const first = rule.re.exec(text)

@@ -64,7 +64,7 @@ function hint(summary: string, key: EnvironmentKey): string {
   const variable = /^Unknown variable: (req|res)$/.exec(summary)?.[1]
   if (variable) return `${summary} (${variable} is not available in ${key})`
   const macro = /overload for '((?:get|has)(Req|Res)(?:Header|Cookie)|(?:get|has)QueryParam)\(/.exec(summary)
-  if (macro) return `${summary} (${macro[1]}() is only available in ${macro[2] === 'Res' ? 'on_http_response' : 'on_http_request and on_http_response'})`
+  if (macro) return `${summary} (${macro[1]}() is only available in ${macro[2] === 'Res' ? 'on_http_response and on_event_stream_message' : 'on_http_request, on_http_response and on_event_stream_message'})`
   return summary
 }
 

@@ -123,11 +123,15 @@ export const TEXT_WITH_FIELDS: ReadonlySet<string> = new Set(['req.url', 'req.co
 
 export type VariableName = 'conn' | 'endpoint' | 'req' | 'res' | 'time' | 'vars' | 'actions'
 
-/** Which variables each phase can read (ngrok: `req` from on_http_request on, `res` only in on_http_response). */
+/**
+ * Which variables each phase can read (ngrok: `req` from on_http_request on, `res` once there is an
+ * answer). ngrok documents no variables of an event-stream message, so that phase has the response's.
+ */
 export const PHASE_VARIABLES: Readonly<Record<Phase | 'any', readonly VariableName[]>> = {
   on_tcp_connect: ['conn', 'endpoint', 'time', 'vars', 'actions'],
   on_http_request: ['conn', 'endpoint', 'req', 'time', 'vars', 'actions'],
   on_http_response: ['conn', 'endpoint', 'req', 'res', 'time', 'vars', 'actions'],
+  on_event_stream_message: ['conn', 'endpoint', 'req', 'res', 'time', 'vars', 'actions'],
   any: ['conn', 'endpoint', 'req', 'res', 'time', 'vars', 'actions'],
 }
 

@@ -50,6 +50,10 @@ describe('parseSshCommand()', () => {
     expect(codeOf(() => parseSshCommand(text))).toBe(code)
   })
 
+  test('takes --verify-webhook with its secret', () => {
+    expect(parseSshCommand('http --verify-webhook stripe --verify-webhook-secret whsec_1')).toEqual({ kind: 'http', values: { 'verify-webhook': 'stripe', 'verify-webhook-secret': 'whsec_1' } })
+  })
+
   test('reads the kind and the flags', () => {
     expect(parseSshCommand('HTTP --basic-auth u:password1 --pooling-enabled')).toEqual({ kind: 'http', values: { 'basic-auth': ['u:password1'], 'pooling-enabled': true } })
   })

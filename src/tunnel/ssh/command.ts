@@ -33,6 +33,8 @@ const SSH_FLAG_NAMES = [
   'scheme',
   'schemes',
   'host-header',
+  'verify-webhook',
+  'verify-webhook-secret',
 ] as const satisfies readonly (keyof typeof ENDPOINT_FLAGS)[]
 
 const SSH_FLAGS = Object.fromEntries(SSH_FLAG_NAMES.map((n) => [n, ENDPOINT_FLAGS[n]])) as Pick<typeof ENDPOINT_FLAGS, (typeof SSH_FLAG_NAMES)[number]>
@@ -45,7 +47,6 @@ const AGENT_ONLY: Record<string, string> = {
   'upstream-tls-verify': 'https upstreams need the agent: the SSH client forwards plain TCP',
   oauth: 'OAuth is not supported by this edge',
   oidc: 'OpenID Connect is not supported by this edge',
-  'verify-webhook': 'webhook verification is not supported by this edge',
 }
 
 export const SSH_USAGE = `usage: ssh -R [bind_addr:]port:host:hostport <user>@<edge> -p <port> http|tcp|tls [flags]

@@ -1,10 +1,10 @@
-import { mkdtempSync, readFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
+import { scratchDir } from './scratch.ts'
 
 /** A self-signed certificate + key made by the openssl CLI for `names` (first = CN). */
 export function selfSigned(names: string[], days = 30): { cert: string; key: string; certPath: string; keyPath: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'warren-cert-'))
+  const dir = scratchDir('warren-cert-')
   const certPath = join(dir, 'cert.pem')
   const keyPath = join(dir, 'key.pem')
   const san = names.map((n) => (/^[\d.]+$/.test(n) ? `IP:${n}` : `DNS:${n}`)).join(',')

@@ -28,19 +28,45 @@ export async function rawRequest(port: number, text: string, waitMs = 700): Prom
 }
 
 /**
+ * A raw upstream on a free loopback port that keeps the request heads exactly as they arrived (a
+ * Bun.serve upstream would join repeated lines) and answers each with `ok`.
+ */
+export function startRawHeadUpstream(): { port: number; heads: string[]; stop(): void } {
+  const heads: string[] = []
+  const listener = Bun.listen<{ buf: string }>({
+    hostname: '127.0.0.1',
+    port: 0,
+    socket: {
+      open(s) {
+        s.data = { buf: '' }
+      },
+      data(s, d) {
+        s.data.buf += d.toString('latin1')
+        const end = s.data.buf.indexOf('\r\n\r\n')
+        if (end === -1) return
+        heads.push(s.data.buf.slice(0, end))
+        s.data.buf = s.data.buf.slice(end + 4)
+        s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok')
+      },
+    },
+  })
+  return { port: listener.port, heads, stop: () => listener.stop(true) }
+}
+
+/**
  * Splits what a server wrote on one connection into final responses framed by Content-Length
  * (interim 1xx heads are skipped); `bodiless(i)` names the ones that answer HEAD.
  */
-export function splitResponses(text: string, bodiless: (i: number) => boolean = () => false): { status: number; head: string; body: string }[] {
-  const out: { status: number; head: string; body: string }[] = []
+export function responses(text: string, bodiless: (i: number) => boolean = () => false): { status: number; headers: string; body: string }[] {
+  const out: { status: number; headers: string; body: string }[] = []
   let rest = text
   while (rest.length) {
     const end = rest.indexOf('\r\n\r\n')
     if (end === -1) break
-    const head = rest.slice(0, end)
-    const status = Number(head.slice(9, 12))
-    const length = bodiless(out.length) || status < 200 ? 0 : Number(/content-length: (\d+)/i.exec(head)?.[1] ?? 0)
-    if (status >= 200) out.push({ status, head, body: rest.slice(end + 4, end + 4 + length) })
+    const headers = rest.slice(0, end)
+    const status = Number(headers.slice(9, 12))
+    const length = bodiless(out.length) || status < 200 ? 0 : Number(/content-length: (\d+)/i.exec(headers)?.[1] ?? 0)
+    if (status >= 200) out.push({ status, headers, body: rest.slice(end + 4, end + 4 + length) })
     rest = rest.slice(end + 4 + length)
   }
   return out

@@ -40,6 +40,8 @@ export const TrafficPolicySpec = v.strictObject({
   on_http_request: Rules,
   /** Runs for every HTTP response before it returns to the client. */
   on_http_response: Rules,
+  /** Runs for every message of a `text/event-stream` answer, as it streams to the client. */
+  on_event_stream_message: Rules,
 })
 
 export type TrafficPolicy = v.InferOutput<typeof TrafficPolicySpec>

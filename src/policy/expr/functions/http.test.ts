@@ -58,7 +58,7 @@ describe('request and response macros read the current exchange', () => {
     { expr: "getReqHeader('a', 'b')", phase: 'on_http_request', error: /no matching overload/ },
     { expr: "getResHeader('x')", phase: 'on_http_request', error: /getResHeader\(\) is only available in on_http_response/ },
     { expr: "hasResCookie('x')", phase: 'on_http_request', error: /only available in on_http_response/ },
-    { expr: "getReqHeader('x')", phase: 'on_tcp_connect', error: /getReqHeader\(\) is only available in on_http_request and on_http_response/ },
+    { expr: "getReqHeader('x')", phase: 'on_tcp_connect', error: /getReqHeader\(\) is only available in on_http_request, on_http_response and on_event_stream_message/ },
     { expr: "getReqCookie('s').nope", phase: 'on_http_request', error: /No such key: nope/ },
   ] as const)('load error in $phase: $expr', ({ expr, phase, error }) => {
     expect(compileMessage(expr, phase)).toMatch(error)
