@@ -96,6 +96,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     certificates: () => certs.all(),
     sinkDrops: () => events.sinks.map((s) => ({ name: s.name, dropped: s.dropped() })),
     poolRetries: () => poolRetries.entries(),
+    relayedRequests: () => server.relayedRequests,
   })
   mkdirSync(config.policiesDir, { recursive: true })
   const store = new EndpointStore()
