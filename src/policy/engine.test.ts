@@ -129,7 +129,7 @@ describe('relayPlan()', () => {
       { on_http_request: [forward], on_http_response: [{ actions: [{ type: 'add-headers', config: { headers: { a: 'b' } } }] }] },
       { on_http_request: [{ actions: [{ type: 'forward-external', config: { url: 'https://127.0.0.1:9000' } }] }] },
       { on_http_request: [{ actions: [{ type: 'custom-response', config: { body: 'x' } }] }] },
-      { on_http_request: [forward], on_event_stream_message: [{ actions: [{ type: 'sse-find-replace', config: { from: 'a', to: 'b' } }] }] },
+      { on_http_request: [forward], on_event_stream_message: [{ actions: [{ type: 'sse-find-replace', config: { replacements: [{ from: 'a', to: 'b' }] } }] }] },
     ])
       expect(relayPlan(policy(raw))).toBeUndefined()
   })
