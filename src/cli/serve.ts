@@ -98,6 +98,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     certificates: () => certs.all(),
     sinkDrops: () => events.sinks.map((s) => ({ name: s.name, dropped: s.dropped() })),
     poolRetries: () => poolRetries.entries(),
+    relayedRequests: () => server.relayedRequests,
   })
   mkdirSync(config.policiesDir, { recursive: true })
   // Before the first load: the oauth/openid-connect actions seal their session cookies with it.

@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test'
-import { compilePolicy, runPhase, validatePolicy, type TraceEvent } from './engine.ts'
+import { compilePolicy, relayPlan, runPhase, validatePolicy, type TraceEvent } from './engine.ts'
 import { testExchange } from './expr/testing.ts'
 
 function policy(raw: unknown) {
@@ -114,5 +114,23 @@ describe('validatePolicy() reports every problem at once', () => {
       ['ERR_WARREN_2001', 'on_http_request.0.actions.0.type'],
       ['ERR_WARREN_2002', 'on_http_request.0.expressions.0'],
     ])
+  })
+})
+
+describe('relayPlan()', () => {
+  const forward = { actions: [{ type: 'forward-external', config: { url: 'http://127.0.0.1:9000' } }] }
+  test('a policy that only forwards to http:// (or does nothing) has one; anything more has none', () => {
+    expect(relayPlan(policy({ on_http_request: [forward] }))?.url?.href).toBe('http://127.0.0.1:9000/')
+    expect(relayPlan(policy({}))).toEqual({})
+    expect(relayPlan(policy({ on_tcp_connect: [{ actions: [{ type: 'restrict-ips', config: { allow: ['127.0.0.0/8'] } }] }] }))).toEqual({})
+    for (const raw of [
+      { on_http_request: [{ ...forward, expressions: ["req.url.path == '/'"] }] },
+      { on_http_request: [{ actions: [{ type: 'add-headers', config: { headers: { a: 'b' } } }, forward.actions[0]] }] },
+      { on_http_request: [forward], on_http_response: [{ actions: [{ type: 'add-headers', config: { headers: { a: 'b' } } }] }] },
+      { on_http_request: [{ actions: [{ type: 'forward-external', config: { url: 'https://127.0.0.1:9000' } }] }] },
+      { on_http_request: [{ actions: [{ type: 'custom-response', config: { body: 'x' } }] }] },
+      { on_http_request: [forward], on_event_stream_message: [{ actions: [{ type: 'sse-find-replace', config: { replacements: [{ from: 'a', to: 'b' }] } }] }] },
+    ])
+      expect(relayPlan(policy(raw))).toBeUndefined()
   })
 })

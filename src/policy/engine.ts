@@ -156,7 +156,38 @@ export function compilePolicy(spec: TrafficPolicy, options: CompileOptions): Com
     })
   }
   if (issues.length) throw new ConfigIssues(issues)
+  const relay = relayPlanOf(spec)
+  if (relay) RELAY_PLANS.set(out, relay)
   return out
+}
+
+/**
+ * What the HTTP/1.1 engine's byte relay may do for an endpoint without running its policy: forward
+ * every request unchanged to `url`, or (no url) hand it to the endpoint's agent. Only policies whose
+ * whole effect is that qualify: no on_http_response or on_event_stream_message, and on_http_request empty or one unconditional
+ * forward-external to http://. Anything else needs the exchange and takes the pipeline.
+ */
+export interface RelayPlan {
+  url?: URL
+}
+
+const RELAY_PLANS = new WeakMap<CompiledPolicy, RelayPlan>()
+RELAY_PLANS.set(EMPTY_POLICY, {})
+
+/** The relay plan of a compiled policy, if it has one (see RelayPlan). */
+export function relayPlan(policy: CompiledPolicy): RelayPlan | undefined {
+  return RELAY_PLANS.get(policy)
+}
+
+function relayPlanOf(spec: TrafficPolicy): RelayPlan | undefined {
+  if (spec.on_http_response.length || spec.on_event_stream_message.length) return undefined
+  const rules = spec.on_http_request
+  if (rules.length === 0) return {}
+  const rule = rules[0]!
+  const action = rule.actions[0]
+  if (rules.length !== 1 || rule.expressions.length || rule.actions.length !== 1 || action?.type !== 'forward-external') return undefined
+  const url = new URL((action.config as { url: string }).url)
+  return url.protocol === 'http:' ? { url } : undefined
 }
 
 /** Runs `run`, then `forget`s the exchange's CEL variables the action may have changed. */

@@ -53,16 +53,20 @@ export function startRawHeadUpstream(): { port: number; heads: string[]; stop():
   return { port: listener.port, heads, stop: () => listener.stop(true) }
 }
 
-/** Splits what a server wrote on one connection into responses (Content-Length framed). */
-export function responses(text: string): { status: number; headers: string; body: string }[] {
+/**
+ * Splits what a server wrote on one connection into final responses framed by Content-Length
+ * (interim 1xx heads are skipped); `bodiless(i)` names the ones that answer HEAD.
+ */
+export function responses(text: string, bodiless: (i: number) => boolean = () => false): { status: number; headers: string; body: string }[] {
   const out: { status: number; headers: string; body: string }[] = []
   let rest = text
   while (rest.length) {
     const end = rest.indexOf('\r\n\r\n')
     if (end === -1) break
     const headers = rest.slice(0, end)
-    const length = Number(/content-length: (\d+)/i.exec(headers)?.[1] ?? 0)
-    out.push({ status: Number(headers.slice(9, 12)), headers, body: rest.slice(end + 4, end + 4 + length) })
+    const status = Number(headers.slice(9, 12))
+    const length = bodiless(out.length) || status < 200 ? 0 : Number(/content-length: (\d+)/i.exec(headers)?.[1] ?? 0)
+    if (status >= 200) out.push({ status, headers, body: rest.slice(end + 4, end + 4 + length) })
     rest = rest.slice(end + 4 + length)
   }
   return out
