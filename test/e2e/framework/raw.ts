@@ -29,9 +29,11 @@ export async function rawRequest(port: number, text: string, waitMs = 700): Prom
 
 /**
  * A raw upstream on a free loopback port that keeps the request heads exactly as they arrived (a
- * Bun.serve upstream would join repeated lines) and answers each with `ok`.
+ * Bun.serve upstream would join repeated lines) and answers each with `answer(head)` (default: `ok`).
  */
-export function startRawHeadUpstream(): { port: number; heads: string[]; stop(): void } {
+export function startRawHeadUpstream(
+  answer: (head: string) => string = () => 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok',
+): { port: number; heads: string[]; stop(): void } {
   const heads: string[] = []
   const listener = Bun.listen<{ buf: string }>({
     hostname: '127.0.0.1',
@@ -44,9 +46,10 @@ export function startRawHeadUpstream(): { port: number; heads: string[]; stop():
         s.data.buf += d.toString('latin1')
         const end = s.data.buf.indexOf('\r\n\r\n')
         if (end === -1) return
-        heads.push(s.data.buf.slice(0, end))
+        const head = s.data.buf.slice(0, end)
+        heads.push(head)
         s.data.buf = s.data.buf.slice(end + 4)
-        s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok')
+        s.write(answer(head))
       },
     },
   })
