@@ -3,7 +3,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { opensslCert } from '../certs/testing.ts'
+import { exchange } from '../../test/helpers/actions.ts'
 import { WarrenError } from '../lib/errors.ts'
+import { celContext } from '../policy/context.ts'
+import { compilePolicy, validatePolicy } from '../policy/engine.ts'
 import { policyFromOpts } from '../tunnel/opts.ts'
 import type { AgentConfig } from './config.ts'
 import { DEFAULT_SERVER_ADDR, endpointsFromFlags, normalizeArgs, resolveSettings, type EndpointFlagValues } from './flags.ts'
@@ -128,6 +131,13 @@ describe('endpointsFromFlags() refuses', () => {
     { desc: '--verify-webhook without its secret', kind: 'http', up: '80', flags: { 'verify-webhook': 'github' }, what: 'go together' },
     { desc: '--verify-webhook-secret alone', kind: 'http', up: '80', flags: { 'verify-webhook-secret': 'x' }, what: 'go together' },
     { desc: '--verify-webhook on tcp', kind: 'tcp', up: '22', flags: { 'verify-webhook': 'github', 'verify-webhook-secret': 'x' }, what: 'only applies to http' },
+    { desc: '--oauth without an app', kind: 'http', up: '80', flags: { oauth: 'google' }, what: 'no shared ngrok app' },
+    { desc: '--oidc without a secret', kind: 'http', up: '80', flags: { oidc: 'https://idp.example.com', 'oidc-client-id': 'x' }, what: '--oidc-client-secret' },
+    { desc: '--oauth-allow-email without --oauth', kind: 'http', up: '80', flags: { 'oauth-allow-email': ['a@example.com'] }, what: 'needs --oauth' },
+    { desc: '--oauth and --oidc', kind: 'http', up: '80', flags: { oauth: 'github', 'oauth-client-id': 'i', 'oauth-client-secret': 's', oidc: 'https://idp.example.com', 'oidc-client-id': 'i', 'oidc-client-secret': 's' }, what: 'not both' },
+    { desc: 'an allowed email with a quote', kind: 'http', up: '80', flags: { oidc: 'https://idp.example.com', 'oidc-client-id': 'i', 'oidc-client-secret': 's', 'oidc-allow-email': ["a'@x.com"] }, what: 'email address' },
+    { desc: 'an allowed domain with a space', kind: 'http', up: '80', flags: { oauth: 'google', 'oauth-client-id': 'i', 'oauth-client-secret': 's', 'oauth-allow-domain': ['a b'] }, what: 'domain' },
+    { desc: '--oidc on tcp', kind: 'tcp', up: '22', flags: { oidc: 'https://idp.example.com' }, what: 'only applies to http' },
     { desc: 'a public binding on an .internal URL', kind: 'http', up: '80', flags: { url: 'https://api.internal', binding: 'public' }, what: 'internal' },
   ] as { desc: string; kind: EndpointKind; up: string | undefined; flags: EndpointFlagValues; what: string }[])('$desc', ({ kind, up, flags, what }) => {
     let error: unknown
@@ -158,6 +168,33 @@ describe('bindRequest()', () => {
     const draft = policyFromOpts(req.Opts, 'https')
     expect(draft.on_http_request.map((r) => r.actions[0]!.type)).toEqual(['basic-auth', 'add-headers'])
     expect(draft.on_http_request[0]!.actions[0]!.config).toEqual({ credentials: ['u:password1'] })
+  })
+
+  test.each([
+    { desc: 'oauth', flags: { oauth: 'github', 'oauth-client-id': 'gh', 'oauth-client-secret': 'gh-secret', 'oauth-scope': ['read:org'], 'oauth-allow-email': ['Alice@Example.com'], 'oauth-allow-domain': ['corp.example'] }, type: 'oauth', result: 'oauth', config: { provider: 'github', client_id: 'gh', client_secret: 'gh-secret', scopes: ['read:org'] } },
+    { desc: 'oidc', flags: { oidc: 'https://idp.example.com', 'oidc-client-id': 'edge', 'oidc-client-secret': 's', 'oidc-allow-email': ['alice@example.com,bob@example.com'] }, type: 'openid-connect', result: 'openid_connect', config: { issuer_url: 'https://idp.example.com', client_id: 'edge', client_secret: 's' } },
+  ] as { desc: string; flags: EndpointFlagValues; type: string; result: string; config: Record<string, unknown> }[])('--$desc becomes the action and an allow-list deny rule that compiles', ({ flags, type, result, config }) => {
+    const [spec] = endpointsFromFlags('http', '8080', flags)
+    const draft = policyFromOpts(bindRequest(spec!, '').Opts, 'https')
+    expect(draft.on_http_request[0]!.actions).toEqual([{ type, config }])
+    const allow = draft.on_http_request[1]!
+    expect(allow.actions).toEqual([{ type: 'deny', config: { status_code: 403 } }])
+    expect(allow.expressions![0]).toContain(`actions.ngrok.${result}.identity.email`)
+    const compiled = compilePolicy(validatePolicy(draft), { scheme: 'https', cloud: false })
+    const [rule] = compiled.on_http_request.slice(1)
+    const denies = (email: string) => rule!.conditions[0]!(celContext({ ...exchange('https://a.example.com/'), actions: { [result]: { identity: { email } } } }))
+    if (result === 'oauth') {
+      expect(denies('alice@example.com')).toBe(false)
+      expect(denies('carol@corp.example')).toBe(false)
+      expect(denies('carol@notcorp.example')).toBe(true)
+    } else {
+      expect(denies('BOB@example.com')).toBe(false)
+      expect(denies('mallory@example.com')).toBe(true)
+    }
+  })
+
+  test('a sealed client secret is refused: the edge cannot unseal it', () => {
+    expect(() => policyFromOpts({ OIDC: { IssuerURL: 'https://idp.example.com', ClientID: 'x', SealedClientSecret: 'AAAA' } }, 'https')).toThrow(/sealed/)
   })
 
   test.each(['http', 'tcp', 'tls'] as const)('%s: empty module options are not refused by the edge', (kind) => {

@@ -71,6 +71,20 @@ export const ENDPOINT_FLAGS = {
   scheme: { type: 'string', multiple: true },
   schemes: { type: 'string', multiple: true },
   'host-header': { type: 'string' },
+  /** Sign visitors in with a provider preset (google, github, …) using your own OAuth app. */
+  oauth: { type: 'string' },
+  'oauth-client-id': { type: 'string' },
+  'oauth-client-secret': { type: 'string' },
+  'oauth-scope': { type: 'string', multiple: true },
+  'oauth-allow-email': { type: 'string', multiple: true },
+  'oauth-allow-domain': { type: 'string', multiple: true },
+  /** Sign visitors in with any OpenID Connect provider (its issuer URL). */
+  oidc: { type: 'string' },
+  'oidc-client-id': { type: 'string' },
+  'oidc-client-secret': { type: 'string' },
+  'oidc-scope': { type: 'string', multiple: true },
+  'oidc-allow-email': { type: 'string', multiple: true },
+  'oidc-allow-domain': { type: 'string', multiple: true },
   /** `warren tls`: terminate TLS in the agent with this certificate and key (PEM files). */
   crt: { type: 'string' },
   key: { type: 'string' },
@@ -101,6 +115,47 @@ function proxyProtocolOf(text: string | undefined): 0 | 1 | 2 {
   throw bad(`--upstream-proxy-protocol must be 1 or 2, not "${text}"`)
 }
 
+const IDENTITY_FLAGS = ['oauth', 'oauth-client-id', 'oauth-client-secret', 'oauth-scope', 'oauth-allow-email', 'oauth-allow-domain', 'oidc', 'oidc-client-id', 'oidc-client-secret', 'oidc-scope', 'oidc-allow-email', 'oidc-allow-domain'] as const
+
+/** Repeatable flags also take comma-separated lists, as ngrok's do. */
+function listFlag(values: string[] | undefined): string[] {
+  return (values ?? []).flatMap((v) => v.split(',')).map((v) => v.trim()).filter(Boolean)
+}
+
+/**
+ * `--oauth`/`--oidc` and their options as ngrok's agents put them in a Bind (`OAuth`, `OIDC`); the
+ * edge turns them into the oauth/openid-connect actions and an allow-list rule.
+ */
+function identityModules(values: EndpointFlagValues): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const [module, flag] of [['OAuth', 'oauth'], ['OIDC', 'oidc']] as const) {
+    const main = values[flag]
+    const given = IDENTITY_FLAGS.filter((f) => f.startsWith(`${flag}-`) && values[f] !== undefined)
+    if (main === undefined) {
+      if (given.length) throw bad(`--${given[0]} needs --${flag} ${flag === 'oauth' ? 'PROVIDER' : 'ISSUER_URL'}`)
+      continue
+    }
+    const id = values[`${flag}-client-id`]
+    const secret = values[`${flag}-client-secret`]
+    if (!id || !secret)
+      throw bad(`--${flag} needs --${flag}-client-id and --${flag}-client-secret: register an app with the provider (redirect URL https://<your endpoint>/ngrok/callback); a self-hosted edge has no shared ngrok app to fall back on`)
+    const emails = listFlag(values[`${flag}-allow-email`])
+    const domains = listFlag(values[`${flag}-allow-domain`])
+    for (const e of emails) if (!/^[^\s"'\\@]+@[^\s"'\\@]+$/.test(e)) throw bad(`--${flag}-allow-email takes an email address, not "${e}"`)
+    for (const d of domains) if (!/^@?[A-Za-z0-9.-]+$/.test(d)) throw bad(`--${flag}-allow-domain takes a domain such as example.com, not "${d}"`)
+    out[module] = {
+      ...(flag === 'oauth' ? { Provider: main } : { IssuerURL: main }),
+      ClientID: id,
+      ClientSecret: secret,
+      AllowEmails: emails,
+      AllowDomains: domains,
+      Scopes: listFlag(values[`${flag}-scope`]),
+    }
+  }
+  if (out.OAuth && out.OIDC) throw bad('use --oauth or --oidc, not both')
+  return out
+}
+
 /**
  * Translates `warren http|tcp|tls <upstream> [flags]` into the endpoints to bind. Legacy flags become
  * what ngrok's agents put in a Bind (`BasicAuth`, `RequestHeaders`, `IPRestriction`, …), which the
@@ -112,7 +167,7 @@ export function endpointsFromFlags(kind: EndpointKind, upstreamArg: string | und
   if (!upstreamArg) throw bad(`an upstream is required, e.g. \`warren ${kind} ${kind === 'http' ? '8080' : kind === 'tcp' ? '22' : '443'}\``)
   const protocol = values['upstream-protocol']?.toLowerCase()
   if (protocol !== undefined && protocol !== 'http1' && protocol !== 'http2') throw bad(`--upstream-protocol must be http1 or http2, not "${values['upstream-protocol']}"`)
-  const httpOnly = ['basic-auth', 'verify-webhook', 'verify-webhook-secret', 'request-header-add', 'request-header-remove', 'response-header-add', 'response-header-remove', 'scheme', 'schemes', 'subdomain', 'host-header', 'upstream-protocol', 'upstream-dotfiles'] as const
+  const httpOnly = ['basic-auth', 'verify-webhook', 'verify-webhook-secret', 'request-header-add', 'request-header-remove', 'response-header-add', 'response-header-remove', 'scheme', 'schemes', 'subdomain', 'host-header', 'upstream-protocol', 'upstream-dotfiles', ...IDENTITY_FLAGS] as const
   if (kind !== 'http') for (const f of httpOnly) if (values[f] !== undefined) throw bad(`--${f} only applies to http endpoints`)
   if (kind !== 'tcp' && values['remote-addr'] !== undefined) throw bad('--remote-addr only applies to tcp endpoints; use --url')
   for (const f of ['crt', 'key'] as const) if (kind !== 'tls' && values[f] !== undefined) throw bad(`--${f} only applies to tls endpoints`)
@@ -180,6 +235,7 @@ export function endpointsFromFlags(kind: EndpointKind, upstreamArg: string | und
     if (key === 'RequestHeaders' && host !== undefined) a.push(`host: ${host}`)
     if (a.length || r.length) modules[key] = { add: a, remove: r }
   }
+  Object.assign(modules, identityModules(values))
   if (values['cidr-allow']?.length || values['cidr-deny']?.length)
     modules.IPRestriction = { allow_cidrs: values['cidr-allow'] ?? [], deny_cidrs: values['cidr-deny'] ?? [] }
 

@@ -26,6 +26,7 @@ import { reloadEvent } from '../events/reload.ts'
 import type { EventSink } from '../events/types.ts'
 import { edgeMetrics } from '../metrics/edge.ts'
 import { PoolRetryStats } from '../proxy/pool-retry.ts'
+import { loadSessionKey } from '../policy/identity/session-key.ts'
 import { startEvents } from './events.ts'
 import { joinWorkers, type Worker } from '../cluster/worker.ts'
 import { CLUSTER_DIR_ENV, COOKIE_SECRET_FILE, superviseWorkers, WORKER_ENV } from '../cluster/supervisor.ts'
@@ -62,18 +63,19 @@ function withoutWorkersFlag(args: string[]): string[] {
 }
 
 /** How policies files load under this config: default ports for URLs without one, default account. */
-export function loadOptionsFor(config: ResolvedConfig): LoadOptions {
+export function loadOptionsFor(config: ResolvedConfig, sessionKey?: Uint8Array): LoadOptions {
   const httpPort = config.public_ports.http ?? splitAddress(config.listen.http).port
   const httpsPort = config.public_ports.https ?? splitAddress(config.listen.https).port
   return {
     defaultPorts: { http: httpPort, https: httpsPort, tls: httpsPort, tcp: 0 },
     defaultAccount: config.accounts[0]?.name ?? 'default',
+    sessionKey,
   }
 }
 
 /** The policies directory bound to the config. */
-export function policyDirectoryFor(config: ResolvedConfig, dir = config.policiesDir): PolicyDirectory {
-  return new PolicyDirectory(dir, loadOptionsFor(config))
+export function policyDirectoryFor(config: ResolvedConfig, dir = config.policiesDir, sessionKey?: Uint8Array): PolicyDirectory {
+  return new PolicyDirectory(dir, loadOptionsFor(config, sessionKey))
 }
 
 function reloadInto(policies: PolicyDirectory, store: EndpointStore, reason: string, events?: EventSink): void {
@@ -124,10 +126,13 @@ export async function serveCommand(args: string[]): Promise<number> {
     certificates: () => certs.all(),
     sinkDrops: () => events.sinks.map((s) => ({ name: s.name, dropped: s.dropped() })),
     poolRetries: () => poolRetries.entries(),
+    relayedRequests: () => server.relayedRequests,
   })
   mkdirSync(config.policiesDir, { recursive: true })
+  // Before the first load: the oauth/openid-connect actions seal their session cookies with it.
+  const sessionKey = await loadSessionKey(config.certsDir)
   const store = new EndpointStore()
-  const policies = policyDirectoryFor(config)
+  const policies = policyDirectoryFor(config, config.policiesDir, sessionKey)
   const tcp = new TcpListeners({ hostname: splitAddress(config.listen.https).hostname, store, idleTimeoutSec: config.tcp.idle_timeout, events: events.bus, ...shared })
   // tcp ports follow the table, whether policies or agents changed it.
   store.onChange((table) => tcp.reconcile(table))
@@ -213,6 +218,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     graceMs: config.agents.reconnect_grace * 1000,
     waitMs: config.agents.reconnect_wait * 1000,
     log: log.child({ component: 'tunnel' }),
+    sessionKey,
   })
   const agentAddr = splitAddress(config.listen.agent)
   const startAgents = (tls: { cert: string; key: string }) => {
@@ -257,6 +263,7 @@ export async function serveCommand(args: string[]): Promise<number> {
         sessions: () => [...agents.sessions, ...(ssh?.sessions ?? [])],
         events: events.bus,
         defaultPorts: loadOptionsFor(config).defaultPorts,
+        sessionKey,
         waitMs: config.agents.reconnect_wait * 1000,
         log: log.child({ component: 'cluster' }),
         lost() {
@@ -276,7 +283,7 @@ export async function serveCommand(args: string[]): Promise<number> {
       apiKeys: config.api_keys,
       store,
       policiesDir: config.policiesDir,
-      loadOptions: loadOptionsFor(config),
+      loadOptions: loadOptionsFor(config, sessionKey),
       reload,
       events: events.bus,
       metrics,

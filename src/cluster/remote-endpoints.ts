@@ -11,6 +11,8 @@ export interface RemoteEndpointsOptions {
   defaultPorts: Readonly<Record<Scheme, number>>
   waitMs: number
   log: Logger
+  /** Seals the oauth/openid-connect actions' cookies: the same key on every worker (from certs/). */
+  sessionKey?: Uint8Array | undefined
   /** This member's own tunnel of that account and id, if its agent re-bound it here. */
   local: (account: string, tunnel: string) => TunnelTarget | undefined
 }
@@ -45,7 +47,7 @@ export class RemoteEndpoints {
 
   #endpoint(claim: EndpointClaim, member: string): Endpoint | undefined {
     try {
-      const policy = compilePolicy(validatePolicy(claim.policy), { scheme: claim.url.scheme, cloud: false })
+      const policy = compilePolicy(validatePolicy(claim.policy), { scheme: claim.url.scheme, cloud: false, sessionKey: this.#o.sessionKey })
       return agentEndpoint({
         id: claim.tunnel,
         account: claim.account,

@@ -29,6 +29,8 @@ export interface WorkerOptions {
   /** Where session starts and stops are announced: the other workers learn of them at once. */
   events: EventBus
   defaultPorts: Readonly<Record<Scheme, number>>
+  /** The edge's session key (agent endpoints' oauth/openid-connect actions), for the endpoints other workers hold. */
+  sessionKey?: Uint8Array | undefined
   waitMs: number
   log: Logger
   /** The supervisor went away. */
@@ -61,7 +63,7 @@ export async function joinWorkers(options: WorkerOptions): Promise<Worker> {
   const linkPath = join(options.dir, `${member}.sock`)
   const link = serveLink(linkPath, (r) => registry.connectLocal(r.account, r.tunnel, r.client, { wait: r.wait }))
   const cluster = await LocalRegistry.join(join(options.dir, 'control.sock'), { member, link: linkPath, lost: options.lost })
-  const remote = new RemoteEndpoints(cluster, { defaultPorts: options.defaultPorts, waitMs: options.waitMs, log: options.log, local: (a, t) => registry.localTunnel(a, t) })
+  const remote = new RemoteEndpoints(cluster, { defaultPorts: options.defaultPorts, waitMs: options.waitMs, log: options.log, sessionKey: options.sessionKey, local: (a, t) => registry.localTunnel(a, t) })
   const publish = () => cluster.publish({ endpoints: registry.claims(), sessions: [...options.sessions()].filter((s) => s.account && !s.mux.closed).map(sessionRecord) })
   let current: Endpoint[] = []
   cluster.onChange(() => {

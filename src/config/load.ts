@@ -15,6 +15,8 @@ export interface LoadOptions {
   defaultPorts: Readonly<Record<Scheme, number>>
   /** Account for files that name none. */
   defaultAccount: string
+  /** The edge's session-cookie key for oauth/openid-connect (absent when files are only checked). */
+  sessionKey?: Uint8Array | undefined
 }
 
 /** The outcome of loading one policies file: its endpoints, or the issues that stopped it. */
@@ -143,7 +145,7 @@ function parseFileText(dir: string, file: string, text: string, options: LoadOpt
       at([...path, 'url'], CODES.ENDPOINT_URL_INVALID, err instanceof WarrenError ? err.message : String(err))
       return
     }
-    const policy = loadEndpointPolicy(dir, file, decl, path, doc, url.scheme, issues)
+    const policy = loadEndpointPolicy(dir, file, decl, path, doc, url.scheme, issues, options.sessionKey)
     if (!policy) return
     const urlText = formatEndpointUrl(url)
     const port = url.port ?? options.defaultPorts[url.scheme]
@@ -176,6 +178,7 @@ function loadEndpointPolicy(
   doc: SourceDocument,
   scheme: Scheme,
   issues: FileIssue[],
+  sessionKey: Uint8Array | undefined,
 ) {
   let raw: unknown = decl.traffic_policy
   // Issues inside the policy are located in this document unless the policy came from elsewhere.
@@ -207,7 +210,7 @@ function loadEndpointPolicy(
     locate = source === file ? (p) => ({ file, ...doc.locate([...path, 'traffic_policy']) }) : (p) => ({ file: source, ...sub.doc.locate(p) })
   }
   try {
-    return compilePolicy(validatePolicy(raw), { scheme, cloud: true })
+    return compilePolicy(validatePolicy(raw), { scheme, cloud: true, sessionKey })
   } catch (err) {
     if (!(err instanceof ConfigIssues)) throw err
     for (const i of err.issues) issues.push({ ...locate(i.path), code: i.code, message: i.message })

@@ -12,7 +12,12 @@ function endpointRef(endpoint: Endpoint | undefined): EndpointRef | null {
   return endpoint ? { id: endpoint.id, url: endpoint.urlText, type: endpoint.kind } : null
 }
 
-function contentLength(headers: Headers): number {
+/** The part of `Headers` an event reads (the engine's fast path has no `Headers` for a request). */
+interface Fields {
+  get(name: string): string | null
+}
+
+function contentLength(headers: Fields): number {
   const value = headers.get('content-length')
   return value !== null && /^\d+$/.test(value) ? Number(value) : -1
 }
@@ -24,9 +29,10 @@ function logs(metadata: Record<string, unknown> | undefined): { logs: Record<str
 }
 
 export interface HttpRequestFacts {
-  req: Request
+  /** `body` is only asked whether it is null (no body). */
+  req: { method: string; headers: Fields; body: unknown }
   /** The URL as the client asked for it, with the listener's scheme (before url-rewrite). */
-  url: URL
+  url: Pick<URL, 'protocol' | 'pathname' | 'search' | 'href'>
   /** Host name without port (lower case) and the port it stands for. */
   host: string
   port: number
@@ -34,7 +40,7 @@ export interface HttpRequestFacts {
   endpoint: Endpoint | undefined
   /** `performance.now()` at arrival. */
   started: number
-  response: Response
+  response: { status: number; headers: Fields }
   /** True when the answer is "drop the connection" (status 0). */
   closed: boolean
   logMetadata?: Record<string, unknown>

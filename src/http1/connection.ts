@@ -8,8 +8,10 @@ import { isStreamed } from '../lib/streamed-body.ts'
 import { ChunkedDecoder, H1ParseError } from '../proxy/h1/parse.ts'
 import { TunnelWebSocket, type FrameStream } from '../proxy/tunnel-websocket.ts'
 import { websocketHandlers, type WsData } from '../proxy/websocket.ts'
+import { sharedPool } from '../proxy/h1/pool.ts'
 import { RequestHead } from './head.ts'
 import { findHeadEnd, HeadRefusal, parseHead, type HeadLimits, type ParsedHead } from './parse-head.ts'
+import { Relay, type RelayClient, type RelayTarget } from './relay.ts'
 
 /**
  * One client connection of the HTTP/1.1 engine: read, parse, hand each request to the data path,
@@ -30,6 +32,11 @@ export interface Http1Options {
   maxBodyBytes: number
   /** The data path: one response per request. */
   handle(req: Request, source: Http1Connection): Promise<Response>
+  /**
+   * The fast path (relay.ts): where to relay this request's bytes, or undefined to hand it to
+   * `handle`. Asked for HTTP/1.1 requests that are not upgrades, before any Request is made.
+   */
+  relay?(head: RequestHead, source: Http1Connection): RelayTarget | undefined
   /** True for a response that stands for "drop the connection without an answer". */
   closes(res: Response): boolean
   /** An edge-made error page (status, code, message, the request's Accept). */
@@ -48,6 +55,8 @@ const BODY = 1
 const BUSY = 2
 const UPGRADED = 3
 const CLOSED = 4
+/** A request on the fast path: its bytes go through a Relay. */
+const RELAY = 5
 
 /** How long a refused or idle connection's peer has to close after the edge ended it (see #end). */
 const END_LINGER_MS = 2000
@@ -92,6 +101,8 @@ export class Http1Connection {
   #closeAfter = false
   #upgrade: { data: WsData; headers: Headers } | undefined
   #ws: (FrameStream & { closed: boolean }) | undefined
+  #relay: Relay | null = null
+  #relayClient: RelayClient | undefined
 
   constructor(socket: Http1Socket, options: Http1Options) {
     this.#socket = socket
@@ -107,7 +118,7 @@ export class Http1Connection {
   #peer: { address: string; port: number } | undefined
 
   /** The client's address: the socket's peer, read once per connection (each read makes new strings). */
-  requestIP(_req: Request): { address: string; port: number } {
+  requestIP(_req?: Request): { address: string; port: number } {
     return (this.#peer ??= { address: this.#socket.remoteAddress, port: this.#socket.remotePort })
   }
 
@@ -132,6 +143,10 @@ export class Http1Connection {
       const used = this.#feedBody(chunk, 0)
       if (used === chunk.length) return
       chunk = chunk.subarray(used)
+    } else if (this.#state === RELAY && this.#relay && !this.#relay.requestDone) {
+      const used = this.#relayBody(chunk)
+      if (used === chunk.length) return
+      chunk = chunk.subarray(used)
     }
     this.#buf = this.#buf ? Buffer.concat([this.#buf, chunk]) : chunk
     if (this.#state === IDLE) this.#next()
@@ -152,6 +167,7 @@ export class Http1Connection {
     this.#drained = undefined
     wake?.()
     this.#ws?.ondrain()
+    this.#relay?.clientDrained()
   }
 
   closed(): void {
@@ -163,6 +179,10 @@ export class Http1Connection {
     this.#bodyDone = true
     this.#out = []
     this.#drained?.()
+    if (this.#relay) {
+      this.#relay.abort()
+      this.#relayOver()
+    }
     if (wasUpgraded && this.#ws && !this.#ws.closed) {
       this.#ws.closed = true
       this.#ws.onclose()
@@ -183,6 +203,7 @@ export class Http1Connection {
       // A head that stopped arriving gets 408; a body that did fails the request (its answer closes the
       // connection); an idle connection just closes.
       if (this.#state === BODY) this.#bodyFailed('the request body did not arrive in time', 408, CODES.REQUEST_TIMEOUT)
+      else if (this.#state === RELAY) this.#relay?.clientTimedOut()
       else if (this.#state !== IDLE) return
       else if (answer) this.#refuse(408, CODES.REQUEST_TIMEOUT, 'The request did not arrive in time.')
       else this.#end(true)
@@ -193,15 +214,15 @@ export class Http1Connection {
     if (this.#paused) return
     this.#paused = true
     this.#socket.pause()
-    // Waiting on our own reader is not the client being slow.
-    if (this.#state === BODY) clearTimeout(this.#timer)
+    // Waiting on our own reader (or the upstream) is not the client being slow.
+    if (this.#state === BODY || this.#state === RELAY) clearTimeout(this.#timer)
   }
 
   #resume(): void {
     if (!this.#paused) return
     this.#paused = false
     this.#socket.resume()
-    if (this.#state === BODY) this.#arm(this.#o.readTimeoutMs, true)
+    if (this.#state === BODY || (this.#state === RELAY && !this.#relay?.requestDone)) this.#arm(this.#o.readTimeoutMs, true)
   }
 
   /** Parses the next head in the buffer and starts serving it. */
@@ -237,6 +258,13 @@ export class Http1Connection {
     this.#upgrade = undefined
     const declared = parsed.contentLength
     if (declared > this.#o.maxBodyBytes) return this.#refuse(413, CODES.BODY_TOO_LARGE, 'The request body is larger than this edge accepts.')
+    if (this.#o.relay && parsed.minor === 1 && !parsed.upgrade) {
+      const expect = head.getAll('expect')
+      if (expect.length && (expect.length > 1 || expect[0]!.toLowerCase() !== '100-continue'))
+        return this.#refuse(417, CODES.BAD_REQUEST, 'Only Expect: 100-continue is understood.')
+      const target = this.#o.relay(head, this)
+      if (target) return this.#startRelay(target, parsed, rest, expect.length === 1)
+    }
     const headers = head.toHeaders()
     this.#expectContinue = false
     const expect = headers.get('expect')
@@ -328,18 +356,23 @@ export class Http1Connection {
 
   #deliver(data: Uint8Array): void {
     if (data.length === 0) return
-    this.#bodyBytes += data.length
-    // Every read arrives in a new Buffer; on a long upload they pile up faster than the collector's
-    // heap-based trigger notices. Measured on a 1 GB upload: +58 MB peak without, +24 MB with a full
-    // collection every 16 MiB; every 8 MiB (128 per GB, a few ms each) took the peak from 99.6-100.0 MB
-    // to 91.3-94.7 MB (test/e2e/streaming.test.ts, 2026-12-07).
-    if ((this.#bodyBytes & GC_EVERY_MASK) < data.length) Bun.gc(true)
+    this.#countBody(data.length)
     if (this.#bodyBytes > this.#o.maxBodyBytes) return this.#bodyFailed('the request body is larger than this edge accepts', 413, CODES.BODY_TOO_LARGE)
     const controller = this.#body
     if (!controller) return
     // Bun hands each read in a fresh Buffer, so the reader may keep a view of it without a copy.
     controller.enqueue(data)
     if ((controller.desiredSize ?? 1) <= 0) this.#pause()
+  }
+
+  /** Counts request-body bytes read; the relay's and the pipeline's reads alike. */
+  #countBody(n: number): void {
+    this.#bodyBytes += n
+    // Every read arrives in a new Buffer; on a long upload they pile up faster than the collector's
+    // heap-based trigger notices. Measured on a 1 GB upload: +58 MB peak without, +24 MB with a full
+    // collection every 16 MiB; every 8 MiB (128 per GB, a few ms each) took the peak from 99.6-100.0 MB
+    // to 91.3-94.7 MB (test/e2e/streaming.test.ts, 2026-12-07).
+    if ((this.#bodyBytes & GC_EVERY_MASK) < n) Bun.gc(true)
   }
 
   #finishBody(): void {
@@ -445,14 +478,100 @@ export class Http1Connection {
     const keepAlive = parsed.keepAlive && !this.#closeAfter
     const complete = await this.#respond(res, parsed.method, parsed.minor, keepAlive)
     this.#o.onRequestDone?.()
-    if (this.#state === CLOSED) return
     // A body nobody read to its end leaves the connection out of step with the client: close it.
-    if (!complete || !keepAlive || !this.#bodyDone || this.#closeAfter) return this.#end()
+    this.#nextRequest(complete && keepAlive && this.#bodyDone)
+  }
+
+  /** After a response: the next request when the connection is still in step, else the end. */
+  #nextRequest(inStep: boolean): void {
+    if (this.#state === CLOSED) return
+    if (!inStep || this.#closeAfter) return this.#end()
     this.#head = null
     this.#state = IDLE
     this.#resume()
     this.#arm(this.#o.idleTimeoutMs, false)
     if (this.#buf) this.#next()
+  }
+
+  // --- the fast path ---
+
+  #startRelay(target: RelayTarget, parsed: ParsedHead, rest: Buffer | null, expectContinue: boolean): void {
+    const hasBody = parsed.chunked || parsed.contentLength > 0
+    const relay = new Relay(sharedPool(), target, (this.#relayClient ??= this.#makeRelayClient()), {
+      method: parsed.method,
+      contentLength: parsed.contentLength,
+      chunked: parsed.chunked,
+      keepAlive: parsed.keepAlive && !this.#closeAfter,
+      maxBodyBytes: this.#o.maxBodyBytes,
+    })
+    this.#relay = relay
+    this.#state = RELAY
+    this.#bodyBytes = 0
+    this.#buf = null
+    // The edge answers Expect itself, as the pipeline does once the body is asked for: here at once.
+    if (expectContinue && hasBody) this.#write(CONTINUE)
+    relay.start()
+    if (!hasBody) {
+      clearTimeout(this.#timer)
+      this.#buf = rest
+    } else {
+      this.#arm(this.#o.readTimeoutMs, true)
+      if (rest) {
+        const used = this.#relayBody(rest)
+        if (used < rest.length && this.#relay === relay) this.#buf = rest.subarray(used)
+      }
+    }
+    if (this.#buf && this.#buf.length > MAX_READ_AHEAD) this.#pause()
+  }
+
+  /** Hands request-body bytes to the relay; returns how many belonged to the body. */
+  #relayBody(chunk: Buffer): number {
+    const relay = this.#relay!
+    const used = relay.pushBody(chunk, 0)
+    this.#countBody(used)
+    if (this.#relay !== relay) return chunk.length
+    if (relay.requestDone) clearTimeout(this.#timer)
+    else if (!this.#paused) this.#arm(this.#o.readTimeoutMs, true)
+    return used
+  }
+
+  /** The relay let go of this connection: the request is done, whatever comes next. */
+  #relayOver(): void {
+    this.#relay = null
+    this.#o.onRequestDone?.()
+  }
+
+  /** What a relay may do to this connection (made once, on its first relayed request). */
+  #makeRelayClient(): RelayClient {
+    return {
+      write: (bytes) => this.#write(bytes),
+      pause: () => this.#pause(),
+      resume: () => this.#resume(),
+      head: (status, statusText, headers, fields) => Buffer.from(responseHead(status, statusText, headers, fields), 'latin1'),
+      finished: (inStep) => {
+        const keepAlive = this.#head?.keepAlive ?? false
+        this.#relayOver()
+        this.#nextRequest(inStep && keepAlive)
+      },
+      answer: (res, inStep) => {
+        const keepAlive = (this.#head?.keepAlive ?? false) && !this.#closeAfter
+        this.#relay = null
+        this.#state = BUSY
+        void this.#respond(res, this.#head?.method ?? 'GET', 1, keepAlive && inStep).then((complete) => {
+          this.#o.onRequestDone?.()
+          this.#nextRequest(complete && keepAlive && inStep)
+        })
+      },
+      refuse: (status, code, message) => {
+        this.#relayOver()
+        this.#refuse(status, code, message)
+      },
+      terminate: () => {
+        this.#relayOver()
+        this.#state = CLOSED
+        this.#socket.terminate()
+      },
+    }
   }
 
   /**
@@ -500,22 +619,12 @@ export class Http1Connection {
     if (length === -1 && !unsized && !noBody) length = first.reduce((n, c) => n + c.length, 0)
     const chunked = unsized && length === -1 && minor === 1
     if (unsized && length === -1 && minor === 0) keepAlive = false
-    let head = `HTTP/1.1 ${status} ${res.statusText || STATUS_CODES[status] || ''}\r\n`
-    let dated = false
-    for (const [name, value] of res.headers) {
-      if (OWN_FIELDS.has(name)) continue
-      if (name === 'date') dated = true
-      const lines = linesOf(res.headers, name, value)
-      if (lines) for (const line of lines) head += `${name}: ${line}\r\n`
-      else head += `${name}: ${value}\r\n`
-    }
-    // RFC 9110 §6.6.1: the edge's own answers carry a Date, as an upstream's do.
-    if (!dated) head += `date: ${httpDate()}\r\n`
-    if (length !== -1 && (method === 'HEAD' || !noBody)) head += `content-length: ${length}\r\n`
-    else if (chunked) head += 'transfer-encoding: chunked\r\n'
-    if (!keepAlive) head += 'connection: close\r\n'
-    else if (minor === 0) head += 'connection: keep-alive\r\n'
-    head += '\r\n'
+    let fields = ''
+    if (length !== -1 && (method === 'HEAD' || !noBody)) fields += `content-length: ${length}\r\n`
+    else if (chunked) fields += 'transfer-encoding: chunked\r\n'
+    if (!keepAlive) fields += 'connection: close\r\n'
+    else if (minor === 0) fields += 'connection: keep-alive\r\n'
+    const head = responseHead(status, res.statusText, res.headers, fields)
     const parts: Uint8Array[] = [Buffer.from(head, 'latin1')]
     let sent = 0
     for (const c of first) {
@@ -594,6 +703,25 @@ export class Http1Connection {
     client.onclose = (e) => void websocketHandlers.close?.(peer, e.code, e.reason)
     void websocketHandlers.open?.(peer)
   }
+}
+
+/**
+ * A response head as the engine writes it: status line, the end-to-end fields (repeated lines kept
+ * apart), a Date when there is none, then `fields` (framing and connection lines the caller chose).
+ */
+function responseHead(status: number, statusText: string, headers: Headers, fields: string): string {
+  let head = `HTTP/1.1 ${status} ${statusText || STATUS_CODES[status] || ''}\r\n`
+  let dated = false
+  for (const [name, value] of headers) {
+    if (OWN_FIELDS.has(name)) continue
+    if (name === 'date') dated = true
+    const lines = linesOf(headers, name, value)
+    if (lines) for (const line of lines) head += `${name}: ${line}\r\n`
+    else head += `${name}: ${value}\r\n`
+  }
+  // RFC 9110 §6.6.1: the edge's own answers carry a Date, as an upstream's do.
+  if (!dated) head += `date: ${httpDate()}\r\n`
+  return `${head}${fields}\r\n`
 }
 
 let dateText = ''

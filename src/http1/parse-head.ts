@@ -68,7 +68,7 @@ const COLON = 58
 const CRLFCRLF = Buffer.from('\r\n\r\n')
 
 /** RFC 9110 §5.6.2 tchar, as a byte table. */
-const TCHAR = new Uint8Array(256)
+export const TCHAR = new Uint8Array(256)
 for (const c of "!#$%&'*+-.^_`|~") TCHAR[c.charCodeAt(0)] = 1
 for (let b = 48; b <= 57; b++) TCHAR[b] = 1
 for (let b = 65; b <= 90; b++) TCHAR[b] = 1

@@ -118,6 +118,18 @@ export const CODES = {
   CRS_UNAVAILABLE: 'ERR_WARREN_2133',
   /** `owasp-crs-request`/`-response`: the Core Rule Set's anomaly score reached its threshold; answered 403. */
   CRS_BLOCKED: 'ERR_WARREN_2134',
+  /** `oauth` without `client_id`/`client_secret`: a self-hosted edge has no shared OAuth app to fall back on. */
+  OAUTH_NO_CLIENT: 'ERR_WARREN_2160',
+  /** oauth/openid-connect: the identity provider cannot be reached, or its discovery document is invalid (502). */
+  IDENTITY_PROVIDER_UNAVAILABLE: 'ERR_WARREN_2161',
+  /** oauth/openid-connect: a callback without a valid login in progress (no or expired flow cookie, state mismatch) (400). */
+  IDENTITY_CALLBACK_INVALID: 'ERR_WARREN_2162',
+  /** oauth/openid-connect: the provider refused the login, or its tokens failed validation (issuer, audience, nonce, signature) (401). */
+  IDENTITY_LOGIN_FAILED: 'ERR_WARREN_2163',
+  /** The identity actions' session key (certs/session.key) cannot be read or created. */
+  IDENTITY_SESSION_KEY: 'ERR_WARREN_2164',
+  /** An oauth/openid-connect config the edge cannot use (unknown provider, http:// issuer off loopback, bad endpoints). */
+  IDENTITY_CONFIG_INVALID: 'ERR_WARREN_2165',
   /** The REST API request has no `Authorization: Bearer` key, or the key is not one of `api_keys`. */
   API_UNAUTHORIZED: 'ERR_WARREN_6001',
   /** The REST API refuses everything because warren.yaml configures no `api_keys`. */

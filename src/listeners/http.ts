@@ -7,6 +7,7 @@ import { throttledLog } from '../lib/throttled-log.ts'
 import { errorResponse } from '../proxy/errors.ts'
 import type { PipelineOptions } from '../proxy/pipeline.ts'
 import { closesConnection, createPipeline, splitHost } from '../proxy/pipeline.ts'
+import { createRelayRoute, RelayStats } from '../proxy/relay-route.ts'
 import { websocketHandlers, type WsData } from '../proxy/websocket.ts'
 import { PendingGate, type PendingLimits } from './pending-gate.ts'
 
@@ -47,6 +48,8 @@ export interface HttpServer {
   readonly port: number
   /** Requests being served now (for shutdown reporting). */
   readonly pendingRequests: number
+  /** Requests the engine's byte relay served (the fast path, src/http1/relay.ts) since start. */
+  readonly relayedRequests: number
   /** Stops accepting; closes idle connections, and the rest after their current response (or at once with `force`). */
   stop(force?: boolean): Promise<void>
 }
@@ -65,6 +68,8 @@ const MAX_HEADER_LINES = 100
 export function listenHttp(options: HttpListenerOptions): HttpServer {
   const logger = log.child({ component: options.scheme })
   let handle: ReturnType<typeof createPipeline> | undefined
+  let route: ReturnType<typeof createRelayRoute> | undefined
+  const relayStats = new RelayStats()
   let pending = 0
   const connections = new Set<Http1Connection>()
   let stopped: (() => void) | undefined
@@ -95,6 +100,19 @@ export function listenHttp(options: HttpListenerOptions): HttpServer {
       }
       return handle!(req, source)
     },
+    // The fast path serves the public plaintext port; behind terminate-tls the pipeline keeps the TLS facts.
+    ...(options.scheme === 'http' && !options.clientAddress
+      ? {
+          relay(head, source) {
+            const target = route!(head, source)
+            if (target) {
+              settle(source)
+              pending++
+            }
+            return target
+          },
+        }
+      : {}),
     closes: closesConnection,
     errorPage: errorResponse,
     onRequestDone() {
@@ -150,10 +168,23 @@ export function listenHttp(options: HttpListenerOptions): HttpServer {
     serverPort: options.serverPort ?? listener.port,
     log: logger,
   })
+  route = createRelayRoute(
+    {
+      ...options,
+      serverIp: options.serverIp ?? options.hostname,
+      serverPort: options.serverPort ?? listener.port,
+      log: logger,
+      ...(acmeChallenge ? { reserved: (path: string) => path.startsWith(ACME_PREFIX) } : {}),
+    },
+    relayStats,
+  )
   return {
     port: listener.port,
     get pendingRequests() {
       return pending
+    },
+    get relayedRequests() {
+      return relayStats.relayed
     },
     stop(force = false) {
       listener.stop(force)

@@ -1,3 +1,4 @@
+import { createServer } from 'node:net'
 import { Server } from 'ssh2'
 import { agentSessionObject } from '../events/agent.ts'
 import type { EventBus } from '../events/bus.ts'
@@ -6,6 +7,16 @@ import { log } from '../lib/log.ts'
 import type { Account } from '../tunnel/accounts.ts'
 import type { AgentRegistry } from '../tunnel/registry.ts'
 import { SshSession } from '../tunnel/ssh/session.ts'
+import { batchSocketWrites } from '../tunnel/ssh/write-batch.ts'
+
+/**
+ * The ciphers the front door offers: AES-GCM only. The client's preference decides, and OpenSSH
+ * prefers chacha20-poly1305 (which ssh2 cannot do under Bun) then aes128-ctr, which ssh2 pairs with
+ * HMAC-SHA256 through node:crypto: two to five times aes128-gcm's cost per packet
+ * (bench/tunnel.d/ssh2-ciphers.ts). OpenSSH has spoken AES-GCM since 6.2 (2013); a client without
+ * it is told no cipher matched.
+ */
+const SSH_CIPHERS = ['aes128-gcm@openssh.com', 'aes256-gcm@openssh.com'] as const
 
 export interface SshListenerOptions {
   hostname: string
@@ -39,7 +50,13 @@ export async function listenSsh(options: SshListenerOptions): Promise<SshListene
   const server = new Server(
     // Keepalives find a client that vanished without closing (a laptop lid, a dropped network): after
     // 3 unanswered pings 15 s apart the connection closes and its endpoints go.
-    { hostKeys: [options.hostKey], ident: 'warren', keepaliveInterval: 15_000, keepaliveCountMax: 3 },
+    {
+      hostKeys: [options.hostKey],
+      ident: 'warren',
+      keepaliveInterval: 15_000,
+      keepaliveCountMax: 3,
+      algorithms: { cipher: [...SSH_CIPHERS] },
+    },
     (conn, info) => {
       const session = new SshSession(conn, info, {
         accounts: options.accounts,
@@ -62,21 +79,27 @@ export async function listenSsh(options: SshListenerOptions): Promise<SshListene
       conn.on('close', () => sessions.delete(session))
     },
   )
-  server.on('error', (err: Error) => logger.error('ssh listener error', { error: err.message }))
+  // Our own listener hands each connection to ssh2 (its public injectSocket) after batching the
+  // socket's writes: ssh2 writes every SSH packet in pieces, one syscall each otherwise.
+  const listener = createServer((socket) => {
+    batchSocketWrites(socket)
+    server.injectSocket(socket)
+  })
+  listener.on('error', (err: Error) => logger.error('ssh listener error', { error: err.message }))
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen({ port: options.port, host: options.hostname, ...(options.reusePort ? { reusePort: true } : {}) }, () => {
-      server.off('error', reject)
+    listener.once('error', reject)
+    listener.listen({ port: options.port, host: options.hostname, ...(options.reusePort ? { reusePort: true } : {}) }, () => {
+      listener.off('error', reject)
       resolve()
     })
   })
-  const address = server.address()
+  const address = listener.address()
   return {
     sessions,
     port: typeof address === 'object' && address ? address.port : options.port,
     stop() {
       for (const s of sessions) s.close()
-      server.close()
+      listener.close()
     },
   }
 }

@@ -18,6 +18,8 @@ export interface EdgeMetricSources {
   /** Events each sink dropped. */
   sinkDrops?: () => readonly { name: string; dropped: number }[]
   /** Requests sent again to another pool member, by endpoint URL and reason. */
+  /** Requests the plaintext listener's byte relay served since start. */
+  relayedRequests?: () => number
   poolRetries?: () => readonly { endpoint: string; reason: string; count: number }[]
 }
 
@@ -53,6 +55,7 @@ export function edgeMetrics(sources: EdgeMetricSources): Registry {
   const certExpiry = r.add(new Gauge('warren_certificate_expiry_timestamp_seconds', 'When each certificate expires (Unix time), by its names and source (file, dev, acme).', ['names', 'source']))
   const events = r.add(new Counter('warren_events_total', 'Events published, by type.', ['type']))
   const poolRetries = r.add(new Counter('warren_pool_retries_total', 'HTTP requests sent again to another pool member after the first failed before answering, by endpoint URL and reason (session closed, no stream, stream refused, stream reset, stream closed).', ['endpoint', 'reason']))
+  const relayed = r.add(new Counter('warren_http_relayed_requests_total', 'HTTP requests the plaintext listener relayed byte for byte (the fast path: no policy to run beyond forwarding); they count in warren_http_requests_total too.'))
   const dropped = r.add(new Counter('warren_events_dropped_total', 'Events dropped: "queue" when the event queue was full, else by sink.', ['sink']))
 
   sources.bus.tap(function countEvent(event: WarrenEvent) {
@@ -103,6 +106,7 @@ export function edgeMetrics(sources: EdgeMetricSources): Registry {
     }
     dropped.set({ sink: 'queue' }, sources.bus.dropped)
     if (sources.sinkDrops) for (const s of sources.sinkDrops()) dropped.set({ sink: s.name }, s.dropped)
+    if (sources.relayedRequests) relayed.set({}, sources.relayedRequests())
     if (sources.poolRetries) for (const p of sources.poolRetries()) poolRetries.set({ endpoint: p.endpoint, reason: p.reason }, p.count)
   })
   return r

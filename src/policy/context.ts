@@ -24,6 +24,9 @@ export type VariableClass<S = never> = new (source: S) => VariableValue
 /** Marks a field not computed yet (a computed field may be undefined). */
 const UNSET: unique symbol = Symbol('unset')
 
+/** Each variable class's field positions in its instances' `cache`. */
+const FIELD_POSITIONS = new WeakMap<object, ReadonlyMap<string, number>>()
+
 /** Builds the class of one variable type from its fields' compute functions. */
 function variableClass<S>(name: string, fields: Record<string, Compute<S>>): VariableClass<S> {
   const keys = Object.keys(fields)
@@ -42,6 +45,7 @@ function variableClass<S>(name: string, fields: Record<string, Compute<S>>): Var
       }
     },
   }[name]!
+  FIELD_POSITIONS.set(Class, new Map(keys.map((key, i) => [key, i])))
   keys.forEach((key, i) => {
     const compute = fields[key]!
     Object.defineProperty(Class.prototype, key, {
@@ -102,6 +106,8 @@ function headerLists(headers: Headers): HeaderMap {
 
 function queryParams(url: URL): Record<string, string[]> {
   const out: Record<string, string[]> = {}
+  // Most requests have no query: reading `search` is cheap, creating `searchParams` is not.
+  if (url.search === '') return out
   url.searchParams.forEach((value, name) => (out[name] ??= []).push(value))
   return out
 }
@@ -178,6 +184,11 @@ const RequestVars = variableClass<HttpExchange>('warren.Request', {
 
 type ResponseParts = NonNullable<HttpExchange['response']>
 
+/** The `req` fields computed from header lines: what add-headers and remove-headers can change. */
+const REQUEST_HEADER_FIELDS: readonly number[] = ['host', 'location', 'headers', 'cookies', 'content_length', 'content_encoding', 'content_type', 'user_agent'].map(
+  (key) => FIELD_POSITIONS.get(RequestVars)!.get(key)!,
+)
+
 const ResponseVars = variableClass<ResponseParts>('warren.Response', {
   status_code: (res) => BigInt(res.status),
   headers: (res) => headerLists(res.headers),
@@ -188,6 +199,16 @@ const ResponseVars = variableClass<ResponseParts>('warren.Response', {
   content_type: (res) => new ContentType(res.headers.get('content-type') ?? ''),
   location: (res) => res.headers.get('location') ?? '',
 })
+
+/**
+ * The Headers behind a `req` or `res` value: one header can be looked up there without building the
+ * map of every header (`'x-debug' in req.headers`, expr/fast.ts).
+ */
+export function headersBehind(value: unknown): Headers | undefined {
+  if (value instanceof RequestVars) return (value as unknown as { source: HttpExchange }).source.headers
+  if (value instanceof ResponseVars) return (value as unknown as { source: ResponseParts }).source.headers
+  return undefined
+}
 
 const ConnTs = variableClass<HttpExchange['conn']>('warren.ConnTs', {
   start: (c) => new Date(c.startedAt),
@@ -299,6 +320,14 @@ class ExchangeVariables {
   get actions(): Record<string, unknown> {
     return (this.#actions ??= { ngrok: this.#ex.actions })
   }
+  /** Drops what was computed from the response's headers (on_http_response) or the request's. */
+  forgetHeaders(response: boolean): void {
+    if (response) this.#res = undefined
+    else if (this.#req) {
+      const cache = (this.#req as unknown as { cache: unknown[] }).cache
+      for (const i of REQUEST_HEADER_FIELDS) cache[i] = UNSET
+    }
+  }
 }
 
 /**
@@ -308,6 +337,14 @@ class ExchangeVariables {
  */
 export function celContext(ex: HttpExchange): Record<string, unknown> {
   return (ex.variables ??= new ExchangeVariables(ex) as unknown as Record<string, unknown>)
+}
+
+/**
+ * Drops the variables computed from header lines of the response (`response`) or of the request:
+ * an action changed those headers and nothing else (the URL, the connection, `vars` stay).
+ */
+export function forgetHeaderVariables(ex: HttpExchange, response: boolean): void {
+  ;(ex.variables as ExchangeVariables | undefined)?.forgetHeaders(response)
 }
 
 /** Drops the variables computed so far: the request or the response changed under them. */

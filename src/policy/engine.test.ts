@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'bun:test'
-import { compilePolicy, runPhase, validatePolicy, type TraceEvent } from './engine.ts'
+import { compilePolicy, relayPlan, runPhase, validatePolicy, type TraceEvent } from './engine.ts'
 import { testExchange } from './expr/testing.ts'
 
 function policy(raw: unknown) {
@@ -36,6 +36,32 @@ describe('runPhase()', () => {
       ],
     })
     const outcome = await runPhase(p.on_http_request, testExchange({ url: '/a' }))
+    expect(outcome.kind === 'respond' && outcome.response.status).toBe(209)
+  })
+
+  test('after add-headers only the header variables are recomputed: later rules see the new headers and the same URL', async () => {
+    const p = policy({
+      on_http_request: [
+        // Computes req.headers, req.host and req.url before add-headers changes the headers.
+        { expressions: ["size(req.headers) > 0 && req.host == 'api.example.com' && req.url.path == '/a'"], actions: [{ type: 'add-headers', config: { headers: { 'x-tag': 'one', host: 'other.example' } } }] },
+        { expressions: ["req.headers['x-tag'][0] == 'one' && req.host == 'other.example' && req.url.path == '/a'"], actions: [{ type: 'remove-headers', config: { headers: ['x-tag'] } }] },
+        { expressions: ["'x-tag' in req.headers || size(req.headers) != 1 || req.headers['host'][0] != 'other.example'"], actions: [{ type: 'custom-response', config: { status_code: 500 } }] },
+        { expressions: ["!('X-Tag' in req.headers) && req.host == 'other.example'"], actions: [{ type: 'custom-response', config: { status_code: 209 } }] },
+        { actions: [{ type: 'custom-response', config: { status_code: 500 } }] },
+      ],
+    })
+    const outcome = await runPhase(p.on_http_request, testExchange({ url: '/a' }))
+    expect(outcome.kind === 'respond' && outcome.response.status).toBe(209)
+  })
+
+  test('add-headers in on_http_response drops the res variables it changed', async () => {
+    const p = policy({
+      on_http_response: [
+        { expressions: ["size(res.headers) == 0 && res.status_code == 200"], actions: [{ type: 'add-headers', config: { headers: { 'content-type': 'text/x-tag' } } }] },
+        { expressions: ["res.content_type == 'text/x-tag' && res.headers['content-type'][0] == 'text/x-tag'"], actions: [{ type: 'custom-response', config: { status_code: 209 } }] },
+      ],
+    })
+    const outcome = await runPhase(p.on_http_response, testExchange({ url: '/a' }, { response: { status: 200, headers: new Headers() } }))
     expect(outcome.kind === 'respond' && outcome.response.status).toBe(209)
   })
 
@@ -88,5 +114,23 @@ describe('validatePolicy() reports every problem at once', () => {
       ['ERR_WARREN_2001', 'on_http_request.0.actions.0.type'],
       ['ERR_WARREN_2002', 'on_http_request.0.expressions.0'],
     ])
+  })
+})
+
+describe('relayPlan()', () => {
+  const forward = { actions: [{ type: 'forward-external', config: { url: 'http://127.0.0.1:9000' } }] }
+  test('a policy that only forwards to http:// (or does nothing) has one; anything more has none', () => {
+    expect(relayPlan(policy({ on_http_request: [forward] }))?.url?.href).toBe('http://127.0.0.1:9000/')
+    expect(relayPlan(policy({}))).toEqual({})
+    expect(relayPlan(policy({ on_tcp_connect: [{ actions: [{ type: 'restrict-ips', config: { allow: ['127.0.0.0/8'] } }] }] }))).toEqual({})
+    for (const raw of [
+      { on_http_request: [{ ...forward, expressions: ["req.url.path == '/'"] }] },
+      { on_http_request: [{ actions: [{ type: 'add-headers', config: { headers: { a: 'b' } } }, forward.actions[0]] }] },
+      { on_http_request: [forward], on_http_response: [{ actions: [{ type: 'add-headers', config: { headers: { a: 'b' } } }] }] },
+      { on_http_request: [{ actions: [{ type: 'forward-external', config: { url: 'https://127.0.0.1:9000' } }] }] },
+      { on_http_request: [{ actions: [{ type: 'custom-response', config: { body: 'x' } }] }] },
+      { on_http_request: [forward], on_event_stream_message: [{ actions: [{ type: 'sse-find-replace', config: { replacements: [{ from: 'a', to: 'b' }] } }] }] },
+    ])
+      expect(relayPlan(policy(raw))).toBeUndefined()
   })
 })

@@ -6,7 +6,7 @@ import { CODES, WarrenError } from '../lib/errors.ts'
 import { log } from '../lib/log.ts'
 import { errorResponse } from '../proxy/errors.ts'
 import { ACTIONS_BY_TYPE } from './actions/index.ts'
-import { celContext, forgetVariables } from './context.ts'
+import { celContext, forgetHeaderVariables, forgetVariables } from './context.ts'
 import { compileCel, type CelProgram } from './expr/compile.ts'
 import { compileTemplate, constantTemplate } from './interpolate.ts'
 import { ConfigIssues, type ConfigIssue } from './issue.ts'
@@ -29,6 +29,8 @@ export interface CompileOptions {
   scheme: Scheme
   /** Cloud endpoints must end every request in a terminating action (ngrok 6029). */
   cloud: boolean
+  /** Handed to actions as `BuildEnv.sessionKey`: set on the edge, absent where policies are only checked. */
+  sessionKey?: Uint8Array | undefined
 }
 
 /** Validates a raw policy (already parsed from YAML/JSON) against the schema, with issue paths. */
@@ -108,6 +110,7 @@ export function compilePolicy(spec: TrafficPolicy, options: CompileOptions): Com
         const env = {
           phase,
           scheme: options.scheme,
+          ...(options.sessionKey ? { sessionKey: options.sessionKey } : {}),
           template(text: string, at: readonly (string | number)[]) {
             const tpl = compileTemplate(text, [...path, ...at])
             if (Array.isArray(tpl)) {
@@ -127,7 +130,11 @@ export function compilePolicy(spec: TrafficPolicy, options: CompileOptions): Com
         }
         try {
           const run = def.build(action.config, env)
-          actions.push(def.readOnly ? run : forgettingVariables(run))
+          if (def.readOnly) actions.push(run)
+          else if (def.changes === 'headers') {
+            const response = phase === 'on_http_response'
+            actions.push(forgetting(run, (ex) => forgetHeaderVariables(ex, response)))
+          } else actions.push(forgetting(run, forgetVariables))
         } catch (err) {
           issues.push({
             // An action that cannot run here (a missing library) says so with its own code.
@@ -149,15 +156,46 @@ export function compilePolicy(spec: TrafficPolicy, options: CompileOptions): Com
     })
   }
   if (issues.length) throw new ConfigIssues(issues)
+  const relay = relayPlanOf(spec)
+  if (relay) RELAY_PLANS.set(out, relay)
   return out
 }
 
-/** Runs `run`, then drops the exchange's CEL variables: the action may have changed what they describe. */
-function forgettingVariables(run: ActionRun): ActionRun {
+/**
+ * What the HTTP/1.1 engine's byte relay may do for an endpoint without running its policy: forward
+ * every request unchanged to `url`, or (no url) hand it to the endpoint's agent. Only policies whose
+ * whole effect is that qualify: no on_http_response or on_event_stream_message, and on_http_request empty or one unconditional
+ * forward-external to http://. Anything else needs the exchange and takes the pipeline.
+ */
+export interface RelayPlan {
+  url?: URL
+}
+
+const RELAY_PLANS = new WeakMap<CompiledPolicy, RelayPlan>()
+RELAY_PLANS.set(EMPTY_POLICY, {})
+
+/** The relay plan of a compiled policy, if it has one (see RelayPlan). */
+export function relayPlan(policy: CompiledPolicy): RelayPlan | undefined {
+  return RELAY_PLANS.get(policy)
+}
+
+function relayPlanOf(spec: TrafficPolicy): RelayPlan | undefined {
+  if (spec.on_http_response.length || spec.on_event_stream_message.length) return undefined
+  const rules = spec.on_http_request
+  if (rules.length === 0) return {}
+  const rule = rules[0]!
+  const action = rule.actions[0]
+  if (rules.length !== 1 || rule.expressions.length || rule.actions.length !== 1 || action?.type !== 'forward-external') return undefined
+  const url = new URL((action.config as { url: string }).url)
+  return url.protocol === 'http:' ? { url } : undefined
+}
+
+/** Runs `run`, then `forget`s the exchange's CEL variables the action may have changed. */
+function forgetting(run: ActionRun, forget: (ex: HttpExchange) => void): ActionRun {
   return function runAndForget(ex) {
     const outcome = run(ex)
-    if (outcome instanceof Promise) return outcome.finally(() => forgetVariables(ex))
-    forgetVariables(ex)
+    if (outcome instanceof Promise) return outcome.finally(() => forget(ex))
+    forget(ex)
     return outcome
   }
 }
@@ -183,7 +221,8 @@ function matches(rule: CompiledRule, ex: HttpExchange, trace?: ConditionResult[]
     try {
       value = cond(ctx)
     } catch (err) {
-      log.debug('policy expression failed; rule skipped', { rule: rule.name, error: String(err) })
+      // The message is only worked out for someone who reads it (a failing rule is common: a missing header).
+      if (log.enabled('debug')) log.debug('policy expression failed; rule skipped', { rule: rule.name, error: String(err) })
       trace?.push({ error: err instanceof Error ? err.message : String(err) })
       return false
     }
@@ -201,30 +240,62 @@ function evaluationFailure(err: unknown, ex: HttpExchange): Outcome | undefined 
   return { kind: 'respond', response }
 }
 
-/** Runs one phase's rules in order; the first terminating outcome ends the phase. */
-export async function runPhase(rules: readonly CompiledRule[], ex: HttpExchange, options: RunOptions = {}): Promise<Outcome> {
-  const { trace } = options
+/**
+ * Runs one phase's rules in order; the first terminating outcome ends the phase. Synchronous until an
+ * action returns a promise (most never do), so a phase of plain actions costs no promise of its own.
+ */
+export function runPhase(rules: readonly CompiledRule[], ex: HttpExchange, options: RunOptions = {}): Outcome | Promise<Outcome> {
   // The data path or an earlier phase may have changed the exchange since variables were computed.
   forgetVariables(ex)
-  for (const [r, rule] of rules.entries()) {
-    const conditions: ConditionResult[] | undefined = trace ? [] : undefined
-    const matched = matches(rule, ex, conditions)
-    trace?.({ type: 'rule', rule: r, name: rule.name, matched, conditions: conditions! })
-    if (!matched) continue
-    for (const [a, action] of rule.actions.entries()) {
-      let outcome: Outcome
-      let error: string | undefined
+  return runFrom(rules, ex, options, 0, 0)
+}
+
+/** The outcome of an action that threw: a 500 for a failed `${…}`, else the error goes on. */
+function failedAction(err: unknown, ex: HttpExchange): Outcome {
+  const failed = evaluationFailure(err, ex)
+  if (!failed) throw err
+  return failed
+}
+
+/** Reports an action's outcome to the trace; true when it ends the phase. */
+function ends(r: number, a: number, outcome: Outcome, error: unknown, options: RunOptions): boolean {
+  options.trace?.({ type: 'action', rule: r, action: a, outcome, ...(error === undefined ? {} : { error: (error as Error).message }) })
+  return outcome.kind !== 'continue'
+}
+
+/** Runs from action `first` of rule `start` (its expressions already matched when `first` > 0). */
+function runFrom(rules: readonly CompiledRule[], ex: HttpExchange, options: RunOptions, start: number, first: number): Outcome | Promise<Outcome> {
+  const { trace } = options
+  // Indexed loops: an entries() iterator per rule and per action was a visible share of a phase.
+  for (let r = start; r < rules.length; r++) {
+    const rule = rules[r]!
+    if (r !== start || first === 0) {
+      const conditions: ConditionResult[] | undefined = trace ? [] : undefined
+      const matched = matches(rule, ex, conditions)
+      trace?.({ type: 'rule', rule: r, name: rule.name, matched, conditions: conditions! })
+      if (!matched) continue
+    }
+    const actions = rule.actions
+    for (let a = r === start ? first : 0; a < actions.length; a++) {
+      let outcome: Outcome | Promise<Outcome>
+      let error: unknown
       try {
-        const result = action(ex)
-        outcome = result instanceof Promise ? await result : result
+        outcome = actions[a]!(ex)
       } catch (err) {
-        const failed = evaluationFailure(err, ex)
-        if (!failed) throw err
-        outcome = failed
-        error = (err as Error).message
+        outcome = failedAction(err, ex)
+        error = err
       }
-      trace?.({ type: 'action', rule: r, action: a, outcome, ...(error === undefined ? {} : { error }) })
-      if (outcome.kind !== 'continue') return outcome
+      if (outcome instanceof Promise) {
+        const [at, rest] = [r, a + 1]
+        return outcome.then(
+          (done) => (ends(at, rest - 1, done, undefined, options) ? done : runFrom(rules, ex, options, at, rest)),
+          (err: unknown) => {
+            const failed = failedAction(err, ex)
+            return ends(at, rest - 1, failed, err, options) ? failed : runFrom(rules, ex, options, at, rest)
+          },
+        )
+      }
+      if (ends(r, a, outcome, error, options)) return outcome
     }
   }
   return CONTINUE

@@ -73,6 +73,8 @@ export interface HttpExchange {
   body?: ReadableStream<Uint8Array> | null
   /** How this exchange reaches internal endpoints (forward-internal, http-request); set by the data path. */
   routing?: Routing
+  /** `Set-Cookie` values an on_http_request action wants on whatever answers this request (oauth/openid-connect refresh their session this way). */
+  responseCookies?: string[]
   /** Called with the status the upstream (or the edge, on a failed forward) answered; circuit-breaker counts 5xx. */
   upstreamObservers?: ((status: number) => void)[]
   /** The CEL variables computed so far (context.ts `celContext`); dropped whenever the exchange changes. */
@@ -125,6 +127,8 @@ export interface BuildEnv {
   phase: Phase
   scheme: Scheme
   template(text: string, path: readonly (string | number)[]): Template
+  /** The edge's secret for session cookies (oauth, openid-connect); absent where a policy is only checked (agent side, `warren validate`). */
+  sessionKey?: Uint8Array
   /** Compiles a CEL expression that may return any type (set-vars, bucket keys); issues are reported with `path`. */
   expression(text: string, path: readonly (string | number)[]): CelProgram
 }
@@ -144,6 +148,12 @@ export interface ActionDef<S extends v.GenericSchema = v.GenericSchema> {
    * action results or log metadata): the CEL variables computed before it stay valid after it.
    */
   readOnly?: boolean
+  /**
+   * `'headers'` when the action changes nothing but the header lines of the message its phase handles
+   * (the request's in on_http_request, the response's in on_http_response): only the CEL variables
+   * computed from those headers are dropped after it, the rest stay computed.
+   */
+  changes?: 'headers'
   config: S
   build(config: v.InferOutput<S>, env: BuildEnv): ActionRun
 }

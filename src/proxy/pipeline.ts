@@ -412,7 +412,7 @@ async function serveEndpoint(endpoint: Endpoint, ex: HttpExchange, scope: Reques
   if (outcome.kind === 'respond') response = outcome.response
   else if (outcome.kind === 'forward' && outcome.target.kind === 'internal') {
     const target = outcome.target.endpoint
-    const { response: _r, routing: _g, upstreamObservers: _o, ...rest } = ex
+    const { response: _r, routing: _g, upstreamObservers: _o, responseCookies: _c, ...rest } = ex
     const inner: HttpExchange = { ...rest, endpoint: target.info, headers: copyHeaders(ex.headers), vars: {}, actions: {} }
     response = await serveEndpoint(target, inner, scope, here)
     if (FINAL.has(response)) return response
@@ -459,6 +459,7 @@ async function serveEndpoint(endpoint: Endpoint, ex: HttpExchange, scope: Reques
     response = errorResponse(503, CODES.POLICY_NOT_TERMINATED, "The endpoint's traffic policy did not handle this request.", scope.req.headers.get('accept'))
   }
 
+  for (const cookie of ex.responseCookies ?? []) response.headers.append('set-cookie', cookie)
   if (endpoint.policy.on_http_response.length) {
     ex.vars = {}
     const parts: HttpResponseParts = { status: response.status, headers: new Headers(response.headers), body: response.body }

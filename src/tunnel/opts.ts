@@ -25,6 +25,51 @@ function list(v: unknown): string[] {
   return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : []
 }
 
+/** The first of `keys` the module has (Go agents send `ClientID`, others `client_id`). */
+function pick(module: unknown, ...keys: string[]): unknown {
+  for (const key of keys) {
+    const v = field(module, key)
+    if (v !== undefined && v !== null) return v
+  }
+  return undefined
+}
+
+/** What may stand in an allowed email or domain: no spaces, quotes or backslashes (it goes into a CEL string). */
+const ALLOWED_NAME = /^[^\s"'\\,]+$/
+
+/**
+ * The `OAuth` / `OIDC` module of a Bind as the same actions a policy would use: the login action,
+ * then a `deny` rule over its identity for the allowed emails and domains (ngrok's allow lists).
+ */
+function identityRules(module: unknown, kind: 'OAuth' | 'OIDC'): Rule[] {
+  if (present(pick(module, 'SealedClientSecret', 'sealed_client_secret')))
+    throw new UnsupportedOption(`This warren edge cannot unseal a sealed ${kind} client secret; send the client secret itself over the TLS session.`)
+  const text = (...keys: string[]) => {
+    const v = pick(module, ...keys)
+    return typeof v === 'string' && v !== '' ? v : undefined
+  }
+  const config: Record<string, unknown> = {}
+  if (kind === 'OAuth') config.provider = text('Provider', 'provider')
+  else config.issuer_url = text('IssuerURL', 'issuer_url', 'issuer')
+  const clientId = text('ClientID', 'client_id')
+  const clientSecret = text('ClientSecret', 'client_secret')
+  if (clientId !== undefined) config.client_id = clientId
+  if (clientSecret !== undefined) config.client_secret = clientSecret
+  const scopes = list(pick(module, 'Scopes', 'scopes'))
+  if (scopes.length) config.scopes = scopes
+  const type = kind === 'OAuth' ? 'oauth' : 'openid-connect'
+  const rules: Rule[] = [{ name: `agent ${type}`, actions: [{ type, config }] }]
+  const emails = list(pick(module, 'AllowEmails', 'allow_emails')).map((e) => e.toLowerCase())
+  const domains = list(pick(module, 'AllowDomains', 'allow_domains')).map((d) => d.toLowerCase().replace(/^@/, ''))
+  for (const name of [...emails, ...domains]) if (!ALLOWED_NAME.test(name)) throw new UnsupportedOption(`${kind} allow list: "${name}" is not an email address or domain.`)
+  if (emails.length || domains.length) {
+    const email = `actions.ngrok.${kind === 'OAuth' ? 'oauth' : 'openid_connect'}.identity.email.lowerAscii()`
+    const allowed = [...(emails.length ? [`${email} in [${emails.map((e) => `'${e}'`).join(', ')}]`] : []), ...domains.map((d) => `${email}.endsWith('@${d}')`)]
+    rules.push({ name: `agent ${type} allow list`, expressions: [`!(${allowed.join(' || ')})`], actions: [{ type: 'deny', config: { status_code: 403 } }] })
+  }
+  return rules
+}
+
 /** `"name: value"` / `"name:value"` strings from the agents' header options. */
 function headerPairs(values: string[]): Record<string, string> {
   const out: Record<string, string> = {}
@@ -44,8 +89,6 @@ export function policyFromOpts(opts: unknown, scheme: string): PolicyDraft {
   const draft: PolicyDraft = { on_tcp_connect: [], on_http_request: [], on_http_response: [] }
   const http = scheme === 'http' || scheme === 'https'
   const unsupported: Record<string, string> = {
-    OAuth: 'OAuth',
-    OIDC: 'OpenID Connect',
     SAML: 'SAML',
     MutualTLSCA: 'mutual TLS at the edge',
     MutualTLSAtEdge: 'mutual TLS at the edge',
@@ -69,6 +112,10 @@ export function policyFromOpts(opts: unknown, scheme: string): PolicyDraft {
   }
   if (!http) return draft
 
+  for (const kind of ['OAuth', 'OIDC'] as const) {
+    const module = field(opts, kind)
+    if (present(module)) draft.on_http_request.push(...identityRules(module, kind))
+  }
   const basic = field(opts, 'BasicAuth')
   if (present(basic)) {
     const credentials = (field(basic, 'credentials') as unknown[] | undefined) ?? []

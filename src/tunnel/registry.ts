@@ -44,6 +44,8 @@ export interface RegistryOptions {
   /** How long a request waits for a reconnecting agent or a free stream slot (ms). */
   waitMs: number
   log: Logger
+  /** The session-cookie key for the oauth/openid-connect actions agents ask for. */
+  sessionKey?: Uint8Array
 }
 
 /**
@@ -259,7 +261,7 @@ export class AgentRegistry {
     let spec: unknown
     try {
       spec = mergePolicies(policyFromOpts(opts, scheme), parsePolicyText(field(opts, 'TrafficPolicy') ?? field(opts, 'Policy')))
-      policy = compilePolicy(validatePolicy(spec), { scheme, cloud: false })
+      policy = compilePolicy(validatePolicy(spec), { scheme, cloud: false, sessionKey: this.#o.sessionKey })
     } catch (err) {
       if (err instanceof UnsupportedOption) return errorReply(err.message, 'ERR_NGROK_9010', 'ERR_WARREN_4005')
       if (err instanceof WarrenError) return errorReply(`Invalid traffic policy: ${err.message}`, 'ERR_NGROK_2201', err.code)

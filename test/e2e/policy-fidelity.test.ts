@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { gunzipSync } from 'node:zlib'
 import { curl } from './framework/curl.ts'
 import { eventually, fileEvents, startEdge, type Edge } from './framework/process.ts'
-import { rawRequest } from './framework/raw.ts'
+import { rawRequest, startRawHeadUpstream } from './framework/raw.ts'
 
 // Traffic-policy behaviour as ngrok's documentation writes it, through the compiled binary: the
 // policies below use the documented forms (header names as sent, set-vars as a map, url-rewrite
@@ -13,28 +13,13 @@ import { rawRequest } from './framework/raw.ts'
  * upstream joins repeated names). It answers with the request head as its body, plus an
  * `X-Tag: upstream` and a short text for `/text`.
  */
-const heads: string[] = []
-const upstream = Bun.listen<{ buf: string }>({
-  hostname: '127.0.0.1',
-  port: 0,
-  socket: {
-    open(s) {
-      s.data = { buf: '' }
-    },
-    data(s, chunk) {
-      s.data.buf += chunk.toString('latin1')
-      const end = s.data.buf.indexOf('\r\n\r\n')
-      if (end === -1) return
-      const head = s.data.buf.slice(0, end)
-      s.data.buf = s.data.buf.slice(end + 4)
-      heads.push(head)
-      const path = head.split(' ')[1] ?? '/'
-      const body = path === '/text' ? 'short text' : head
-      const type = path === '/text' ? 'text/plain' : 'application/octet-stream'
-      s.write(`HTTP/1.1 200 OK\r\ncontent-type: ${type}\r\nx-tag: upstream\r\ncontent-length: ${Buffer.byteLength(body, 'latin1')}\r\n\r\n${body}`)
-    },
-  },
+const upstream = startRawHeadUpstream((head) => {
+  const path = head.split(' ')[1] ?? '/'
+  const body = path === '/text' ? 'short text' : head
+  const type = path === '/text' ? 'text/plain' : 'application/octet-stream'
+  return `HTTP/1.1 200 OK\r\ncontent-type: ${type}\r\nx-tag: upstream\r\ncontent-length: ${Buffer.byteLength(body, 'latin1')}\r\n\r\n${body}`
 })
+const heads = upstream.heads
 const forward = `{type: forward-external, config: {url: "http://127.0.0.1:${upstream.port}"}}`
 
 /** The header lines of a request head or a raw response, lower-cased names, in order. */
@@ -130,7 +115,7 @@ traffic_policy:
 
 afterAll(async () => {
   await edge?.stop()
-  upstream.stop(true)
+  upstream.stop()
 })
 
 describe('policy fidelity (ngrok-documented forms)', () => {

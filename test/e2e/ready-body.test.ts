@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { startEdge, type Edge } from './framework/process.ts'
-import { rawRequest } from './framework/raw.ts'
+import { rawRequest, responses } from './framework/raw.ts'
 
 // Small upstream bodies that arrive whole with their head are written by the HTTP/1.1 engine in the
 // same write as the response head (src/lib/ready-body.ts), without reading a stream. Seen from a raw
@@ -48,7 +48,9 @@ let edge: Edge
 beforeAll(async () => {
   edge = await startEdge({
     policies: {
-      'app.yml': `url: http://app.warren.localhost\ntraffic_policy:\n  on_http_request:\n    - actions: [{type: forward-external, config: {url: "http://127.0.0.1:${upstream.port}"}}]\n`,
+      // add-headers keeps these requests on the pipeline (a forward-only policy takes the byte relay,
+      // which streams every body as it arrives: test/e2e/http-relay.test.ts).
+      'app.yml': `url: http://app.warren.localhost\ntraffic_policy:\n  on_http_request:\n    - actions:\n        - {type: add-headers, config: {headers: {x-via: pipeline}}}\n        - {type: forward-external, config: {url: "http://127.0.0.1:${upstream.port}"}}\n`,
     },
   })
 })
@@ -59,21 +61,6 @@ afterAll(async () => {
 
 const H = 'Host: app.warren.localhost\r\n'
 
-/** Splits what the edge wrote on one connection into responses; a bodiless one is named in `bodiless`. */
-function responses(text: string, bodiless: (i: number) => boolean): { status: number; head: string; body: string }[] {
-  const out: { status: number; head: string; body: string }[] = []
-  let rest = text
-  while (rest.length) {
-    const end = rest.indexOf('\r\n\r\n')
-    if (end === -1) break
-    const head = rest.slice(0, end)
-    const status = Number(head.slice(9, 12))
-    const length = bodiless(out.length) || status < 200 ? 0 : Number(/content-length: (\d+)/i.exec(head)?.[1] ?? 0)
-    if (status >= 200) out.push({ status, head, body: rest.slice(end + 4, end + 4 + length) })
-    rest = rest.slice(end + 4 + length)
-  }
-  return out
-}
 
 describe('small upstream bodies written with the head', () => {
   test('pipelined requests of every framing are answered in order on one client and one upstream connection', async () => {
@@ -86,14 +73,14 @@ describe('small upstream bodies written with the head', () => {
     expect(answers.map((a) => a.status)).toEqual([200, 200, 201, 204, 304, 200])
     expect(answers.map((a) => a.body)).toEqual(['hello', 'abcde', 'ok', '', '', ''])
     // Content-Length framing as the upstream declared it; the chunked one had its length known once whole.
-    expect(answers[0]!.head).toMatch(/\r\ncontent-length: 5(\r\n|$)/i)
-    expect(answers[0]!.head).toMatch(/\r\nx-up: len(\r\n|$)/i)
-    expect(answers[1]!.head).toMatch(/\r\ncontent-length: 5(\r\n|$)/i)
-    expect(answers[1]!.head).not.toMatch(/transfer-encoding/i)
+    expect(answers[0]!.headers).toMatch(/\r\ncontent-length: 5(\r\n|$)/i)
+    expect(answers[0]!.headers).toMatch(/\r\nx-up: len(\r\n|$)/i)
+    expect(answers[1]!.headers).toMatch(/\r\ncontent-length: 5(\r\n|$)/i)
+    expect(answers[1]!.headers).not.toMatch(/transfer-encoding/i)
     // HEAD keeps the length of the body it did not get; 204 and 304 carry neither length nor body.
-    expect(answers[5]!.head).toMatch(/\r\ncontent-length: 5(\r\n|$)/i)
-    expect(answers[3]!.head).not.toMatch(/content-length|transfer-encoding/i)
-    expect(answers[4]!.head).toMatch(/\r\netag: "v1"(\r\n|$)/i)
+    expect(answers[5]!.headers).toMatch(/\r\ncontent-length: 5(\r\n|$)/i)
+    expect(answers[3]!.headers).not.toMatch(/content-length|transfer-encoding/i)
+    expect(answers[4]!.headers).toMatch(/\r\netag: "v1"(\r\n|$)/i)
     // Nothing after the last answer: the bodiless ones did not leak bytes into the stream.
     expect(raw.endsWith('\r\n\r\n')).toBe(true)
     expect(connections - before).toBe(1)
@@ -103,14 +90,14 @@ describe('small upstream bodies written with the head', () => {
     const text = `GET /short HTTP/1.1\r\n${H}\r\nGET /len HTTP/1.1\r\n${H}\r\n`
     const answers = responses(await rawRequest(edge.httpPort, text, 1500), () => false)
     expect(answers.map((a) => a.status)).toEqual([502, 200])
-    expect(answers[0]!.head).toMatch(/\r\nwarren-error-code: ERR_WARREN_3004(\r\n|$)/i)
+    expect(answers[0]!.headers).toMatch(/\r\nwarren-error-code: ERR_WARREN_3004(\r\n|$)/i)
     expect(answers[1]!.body).toBe('hello')
   })
 
   test('an upstream that closes without answering gets 502 with a code', async () => {
     const [answer] = responses(await rawRequest(edge.httpPort, `GET /gone HTTP/1.1\r\n${H}Connection: close\r\n\r\n`, 1500), () => false)
     expect(answer!.status).toBe(502)
-    expect(answer!.head).toMatch(/\r\nwarren-error-code: ERR_WARREN_8012(\r\n|$)/i)
+    expect(answer!.headers).toMatch(/\r\nwarren-error-code: ERR_WARREN_8012(\r\n|$)/i)
     expect(seen.filter((l) => l.startsWith('GET /gone')).length).toBeGreaterThanOrEqual(1)
   })
 })

@@ -197,6 +197,19 @@ describe.skipIf(!!unavailable)('SSH front door (OpenSSH ssh -R against the compi
     await c.stop()
   })
 
+  test('OpenSSH negotiates AES-GCM by default; a client offering only AES-CTR is told no cipher matched', async () => {
+    const c = ssh({ forward: `80:127.0.0.1:${upstream.port}`, command: ['http'], sshArgs: ['-v'] })
+    const host = new URL(await c.url()).hostname
+    expect((await hostFetch(edge, host, '/echo')).status).toBe(200)
+    expect(c.stderr()).toMatch(/kex: server->client cipher: aes128-gcm@openssh\.com/)
+    expect(c.stderr()).toMatch(/kex: client->server cipher: aes128-gcm@openssh\.com/)
+    await c.stop()
+    const ctr = ssh({ forward: `0:127.0.0.1:${upstream.port}`, command: ['http'], sshArgs: ['-v', '-c', 'aes128-ctr'] })
+    expect(await ctr.proc.exited).toBe(255)
+    expect(ctr.stderr()).toMatch(/no matching cipher found\. Their offer: aes128-gcm@openssh\.com,aes256-gcm@openssh\.com/)
+    expect(ctr.stdout()).not.toContain('Forwarding')
+  })
+
   test('the authtoken works as the password; a wrong one is refused', async () => {
     const bad = ssh({ forward: `0:127.0.0.1:${upstream.port}`, command: ['http'], password: 'not-the-token' })
     expect(await bad.proc.exited).toBe(255)

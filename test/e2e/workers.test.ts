@@ -87,6 +87,7 @@ describe('warren serve --workers 2', () => {
     const a = startAgent(['http', String(upstream.port), ...edgeFlags(edge, 'alice-token')])
     agents.push(a)
     const [url] = await a.forwarding()
+    expect(await eventually(async () => (await Promise.all([1, 2, 3, 4].map(() => get(edge, `${url}/warm`)))).every((r) => r.status === 200), 5000, 50)).toBe(true)
     const statuses = await fetchMany(edge, url!, 60)
     expect(statuses.length).toBe(60)
     expect(statuses.filter((s) => s !== 200)).toEqual([])
@@ -166,7 +167,8 @@ describe('warren serve --workers 2', () => {
     const bound = logLines(edge, 'agent endpoint bound').find((l) => l.url === `https://${host}`)
     const holder = bound.worker as number
     const pid = logLines(edge, 'worker started').filter((l) => l.worker === holder).at(-1).pid as number
-    expect((await get(edge, `${url}/before`)).status).toBe(200)
+    // Every worker learns of a new endpoint one registry message after the bind (docs/cluster.md).
+    expect(await eventually(async () => (await Promise.all([1, 2, 3, 4].map(() => get(edge, `${url}/before`)))).every((r) => r.status === 200), 5000, 50)).toBe(true)
     const killedAt = Date.now()
     process.kill(pid, 'SIGKILL')
     await edge.waitForLog(new RegExp(`"msg":"worker exited; restarting","worker":${holder},"pid":${pid}`), 5000)
@@ -186,7 +188,7 @@ describe('warren serve --workers 2', () => {
     try {
       const listener = await session.httpEndpoint().listenAndForward(`http://127.0.0.1:${upstream.port}`)
       const url = listener.url()!
-      expect((await get(edge, `${url}/sdk-before`)).status).toBe(200)
+      expect(await eventually(async () => (await Promise.all([1, 2, 3, 4].map(() => get(edge, `${url}/sdk-before`)))).every((r) => r.status === 200), 5000, 50)).toBe(true)
       const host = new URL(url).hostname
       const holder = logLines(edge, 'agent endpoint bound').filter((l) => l.url === `https://${host}`).at(-1).worker as number
       const pid = logLines(edge, 'worker started').filter((l) => l.worker === holder).at(-1).pid as number

@@ -1,7 +1,6 @@
 import { afterEach, describe, expect, test } from 'bun:test'
-import type { Server } from 'bun'
 import { EndpointStore } from '../../endpoints/store.ts'
-import { listenHttp } from '../../listeners/http.ts'
+import { listenHttp, type HttpServer } from '../../listeners/http.ts'
 import { Http01Responder } from './http-01.ts'
 
 const authz = (name: string) => ({ identifier: { value: name } })
@@ -25,7 +24,7 @@ describe('Http01Responder', () => {
 })
 
 describe('the plaintext listener with acmeChallenge', () => {
-  let server: Server<unknown> | undefined
+  let server: HttpServer | undefined
   afterEach(() => void server?.stop(true))
 
   test('serves /.well-known/acme-challenge/<token> during validation; everything else goes to the endpoints', async () => {
@@ -42,7 +41,7 @@ describe('the plaintext listener with acmeChallenge', () => {
       upstreamTimeoutMs: 1000,
       logRequests: false,
       acmeChallenge: (host, token) => r.respond(host, token),
-    }) as Server<unknown>
+    })
     const get = (host: string, path: string, method = 'GET') =>
       fetch(`http://127.0.0.1:${server!.port}${path}`, { method, headers: { host } })
     await r.present(authz('web.example.com'), { token: 'abc_123-XYZ' }, 'abc_123-XYZ.key-thumbprint')

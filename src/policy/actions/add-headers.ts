@@ -20,6 +20,7 @@ export const addHeaders = defineAction({
   type: 'add-headers',
   phases: ['on_http_request', 'on_http_response'],
   terminating: false,
+  changes: 'headers',
   config: v.strictObject({
     /** Header name → value; values are templates (`${conn.client_ip}`). At least one. */
     headers: v.pipe(
@@ -28,9 +29,11 @@ export const addHeaders = defineAction({
     ),
   }),
   build(config, env) {
-    const headers = Object.entries(config.headers).map(
-      ([name, value]) => [name.toLowerCase(), env.template(value, ['config', 'headers', name])] as const,
-    )
+    // A value without `${…}` is cleaned once here; the others per request.
+    const headers = Object.entries(config.headers).map(([name, value]) => {
+      const tpl = env.template(value, ['config', 'headers', name])
+      return [name.toLowerCase(), tpl.constant ? headerValue(tpl.render(() => ({}))) : tpl] as const
+    })
     const response = env.phase === 'on_http_response'
     return function addHeaders(ex) {
       const target = response ? ex.response?.headers : ex.headers
@@ -38,7 +41,7 @@ export const addHeaders = defineAction({
       const context = () => celContext(ex)
       const added: Record<string, string> = {}
       for (const [name, tpl] of headers) {
-        const value = headerValue(tpl.render(context))
+        const value = typeof tpl === 'string' ? tpl : headerValue(tpl.render(context))
         if (name === 'host' && !response) target.set(name, value)
         else appendLine(target, name, value)
         added[name] = value

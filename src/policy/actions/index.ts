@@ -13,6 +13,8 @@ import { jwtValidation } from './jwt-validation.ts'
 import { log } from './log.ts'
 import { owaspCrsRequest } from './owasp-crs-request.ts'
 import { owaspCrsResponse } from './owasp-crs-response.ts'
+import { oauthAction } from './oauth.ts'
+import { openidConnect } from './openid-connect.ts'
 import { rateLimit } from './rate-limit.ts'
 import { redirect } from './redirect.ts'
 import { removeHeaders } from './remove-headers.ts'
@@ -52,6 +54,8 @@ export const ACTIONS: readonly ActionDef[] = [
   jwtValidation,
   owaspCrsRequest,
   owaspCrsResponse,
+  oauthAction,
+  openidConnect,
 ] as unknown as readonly ActionDef[]
 
 export const ACTIONS_BY_TYPE: ReadonlyMap<string, ActionDef> = new Map(ACTIONS.map((a) => [a.type, a]))

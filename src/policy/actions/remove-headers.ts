@@ -7,6 +7,7 @@ export const removeHeaders = defineAction({
   type: 'remove-headers',
   phases: ['on_http_request', 'on_http_response'],
   terminating: false,
+  changes: 'headers',
   config: v.strictObject({
     /** Header names to remove (case-insensitive). At least one. */
     headers: v.pipe(v.array(v.pipe(v.string(), v.regex(HEADER_NAME, 'is not a valid header name'))), v.minLength(1, 'needs at least one header')),

@@ -2,7 +2,7 @@ import { CODES } from '../../lib/errors.ts'
 import type { ConfigIssue, IssuePath } from '../issue.ts'
 import { PHASES, type Phase } from '../types.ts'
 import { environmentFor, type EnvironmentKey } from './env.ts'
-import { compileFast, withFallback } from './fast.ts'
+import { compileFast } from './fast.ts'
 import { originalOffset, publicNames, rewrite, type Edit } from './rewrite.ts'
 
 /** A compiled expression: call it with the variables (`celContext`). Throws `CelEvaluationError`. */
@@ -37,19 +37,37 @@ function reason(err: unknown, edits: readonly Edit[]): { summary: string; offset
   return { summary: publicNames(text), offset: e.range ? originalOffset(edits, e.range.start) : undefined }
 }
 
-/** A failure while evaluating an expression for one request; the message names where in the expression. */
+/**
+ * A failure while evaluating an expression for one request; the message names where in the
+ * expression. Summary, offset and message are worked out when first read: a rule whose expression
+ * fails (a missing header or variable) is skipped without anyone reading them.
+ */
 export class CelEvaluationError extends Error {
   readonly expression: string
-  readonly summary: string
-  /** Offset in `expression` the failure points at, when cel-js knows it. */
-  readonly offset: number | undefined
+  #edits: readonly Edit[]
+  #reason: { summary: string; offset: number | undefined } | undefined
 
-  constructor(expression: string, summary: string, offset: number | undefined, cause?: unknown) {
-    super(offset === undefined ? summary : `${summary} (at ${positionText(expression, offset)})`, { cause })
+  constructor(expression: string, edits: readonly Edit[], cause: unknown) {
+    super(undefined, { cause })
     this.name = 'CelEvaluationError'
     this.expression = expression
-    this.summary = summary
-    this.offset = offset
+    this.#edits = edits
+  }
+
+  #described(): { summary: string; offset: number | undefined } {
+    return (this.#reason ??= reason(this.cause, this.#edits))
+  }
+  get summary(): string {
+    return this.#described().summary
+  }
+  /** Offset in `expression` the failure points at, when cel-js knows it. */
+  get offset(): number | undefined {
+    return this.#described().offset
+  }
+  // A getter over Error's `message`: it is computed on first read.
+  override get message(): string {
+    const { summary, offset } = this.#described()
+    return offset === undefined ? summary : `${summary} (at ${positionText(this.expression, offset)})`
   }
 }
 
@@ -104,14 +122,19 @@ export function compileCel(
       return issue(path, expr, `it returns ${publicNames(checked.type ?? 'unknown')}, not bool`, undefined)
     const full = parsed as unknown as CelProgram
     const fast = compileFast((parsed as unknown as { ast: unknown }).ast)
-    const run = fast ? withFallback(fast, full) : full
     return {
       program: function evaluateCel(context) {
+        if (fast !== undefined) {
+          try {
+            return fast(context)
+          } catch {
+            // Values the generated program does not handle: cel-js gives the CEL result or error.
+          }
+        }
         try {
-          return run(context)
+          return full(context)
         } catch (err) {
-          const r = reason(err, edits)
-          throw new CelEvaluationError(expr, r.summary, r.offset, err)
+          throw new CelEvaluationError(expr, edits, err)
         }
       },
     }

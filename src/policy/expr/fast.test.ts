@@ -1,7 +1,7 @@
 import { describe, expect, test } from 'bun:test'
 import { celContext } from '../context.ts'
 import { environmentFor } from './env.ts'
-import { compileFast } from './fast.ts'
+import { compileFast, fastSource } from './fast.ts'
 import { rewrite } from './rewrite.ts'
 import { testExchange } from './testing.ts'
 
@@ -110,5 +110,79 @@ describe('shapes without a fast form are left to cel-js', () => {
     return env.parse(rewrite(e, env).text).check().valid
   }))('%s', (expr) => {
     expect(programs(expr).fast).toBeUndefined()
+  })
+})
+
+describe('generated code carries expression text only as JSON literals', () => {
+  const hostile = [
+    `"); globalThis.pwned = 1; ("`,
+    `'); globalThis.pwned = 1; ('`,
+    '\\"); globalThis.pwned = 1; //',
+    '`${globalThis.pwned = 1}`',
+    '\u2028globalThis.pwned = 1\u2029',
+    '</script><script>globalThis.pwned = 1</script>',
+  ]
+  const g = globalThis as { pwned?: unknown }
+
+  test.each(hostile)('a hostile string literal stays a string: %p', (payload) => {
+    delete g.pwned
+    for (const expr of [`req.method == ${JSON.stringify(payload)}`, `vars[${JSON.stringify(payload)}] == 'x'`, `req.url.path.startsWith(${JSON.stringify(payload)})`]) {
+      const env = environmentFor('on_http_request')
+      const ast = env.parse(rewrite(expr, env).text).ast
+      const generated = fastSource(ast)!
+      // The payload appears in the source only as a JSON string literal.
+      expect(generated.source).toContain(JSON.stringify(payload))
+      expect(generated.source.replaceAll(JSON.stringify(payload), '""')).not.toContain('pwned')
+      const context = celContext(testExchange({}, { vars: { [payload]: 'x' } }))
+      const fast = compileFast(ast)!
+      expect(fast(context)).toBe(expr.startsWith('vars'))
+      expect(g.pwned).toBeUndefined()
+    }
+  })
+
+  test('field names are JSON literals too, and a prototype key is not a field', () => {
+    const env = environmentFor('on_http_request')
+    for (const key of ['__proto__', 'constructor', 'toString', 'a"]; globalThis.pwned = 1; //']) {
+      const ast = env.parse(`vars[${JSON.stringify(key)}] == 'x'`).ast
+      expect(fastSource(ast)!.source).toContain(JSON.stringify(key))
+      const { full } = programs(`vars[${JSON.stringify(key)}] == 'x'`)
+      const context = celContext(testExchange())
+      expect(outcome(compileFast(ast)!, context)).toEqual({ error: true }) // declines: cel-js answers
+      expect(outcome(full, context)).toEqual({ error: true }) // no such key
+      expect(g.pwned).toBeUndefined()
+    }
+  })
+
+  test('numbers and ints are constants, not source text', () => {
+    const env = environmentFor('on_http_request')
+    const generated = fastSource(env.parse('req.content_length > 123456789 && vars.d < 1.5e300').ast)!
+    expect(generated.source).not.toContain('123456789')
+    expect(generated.constants).toContain(123456789n)
+    expect(generated.constants).toContain(1.5e300)
+  })
+})
+
+describe('one header read from the Headers gives what the map of every header gives', () => {
+  const SHAPES = [
+    "res.headers['set-cookie']",
+    "res.headers['Set-Cookie'][1]",
+    "size(res.headers['set-cookie']) == 2",
+    "req.headers['x-list']",
+    "req.headers['cookie'][0].startsWith('k=')",
+    "req.headers['x-none']",
+    "'set-cookie' in res.headers",
+  ]
+  test.each(SHAPES)('%s', (expr) => {
+    const env = environmentFor('on_http_response')
+    const parsed = env.parse(rewrite(expr, env).text)
+    expect(parsed.check().valid).toBe(true)
+    const fast = compileFast(parsed.ast)!
+    const response = { status: 200, headers: new Headers([['set-cookie', 'a=1; Path=/'], ['set-cookie', 'b=2'], ['x-res', 'v']]) }
+    const ex = testExchange({ headers: { 'x-list': ['one', 'two'], cookie: 'k=v' } }, { response })
+    const context = celContext(ex)
+    const want = outcome(parsed as unknown as Program, context)
+    const got = outcome(fast, context)
+    // Declines only where cel-js fails (a missing header).
+    expect(got).toEqual(want)
   })
 })

@@ -1,14 +1,17 @@
-import { VARIABLE_CLASSES } from '../context.ts'
+import type { ObjectSchema } from '@marcbachmann/cel-js'
+import { headersBehind, VARIABLE_CLASSES } from '../context.ts'
 import { inCidrRange } from './functions/net.ts'
 import { matches, MATCHES_METHOD } from './functions/strings.ts'
+import { SCHEMAS } from './variables.ts'
 
 /*
  * cel-js interprets the checked AST and checks every value's type at run time, about 0.3-0.8 µs
  * per expression. Most policy expressions are a few field reads, comparisons and string methods,
- * so those shapes are also compiled here into plain closures. A closure handles only the cases
- * whose CEL meaning is plain JavaScript (same-type comparisons, booleans, string methods); for
- * anything else it throws and compile.ts evaluates the expression with cel-js instead, which gives
- * the CEL result or error. So a fast program never returns a value cel-js would not.
+ * so those shapes are also compiled here, at load, into one straight-line JavaScript function per
+ * expression. It handles only the cases whose CEL meaning is plain JavaScript (same-type
+ * comparisons, booleans, string methods); for anything else it throws and compile.ts evaluates the
+ * expression with cel-js instead, which gives the CEL result or error. So a fast program never
+ * returns a value cel-js would not (fast.test.ts and differential.test.ts compare the two).
  */
 
 /** A compiled shape; throws when the values at hand need cel-js's full semantics. */
@@ -113,25 +116,79 @@ function toText(value: unknown): string {
   return notFast()
 }
 
-type Args = readonly FastProgram[]
-
-/** Global functions with a fast form: their argument count and the program made from the arguments'. */
-const CALLS: Readonly<Record<string, { arity: number; make: (args: Args) => FastProgram }>> = {
-  inCidrRange: { arity: 2, make: ([ip, cidr]) => (c) => inCidrRange(text(ip!(c)), text(cidr!(c))) },
-  size: { arity: 1, make: ([x]) => (c) => size(x!(c)) },
-  string: { arity: 1, make: ([x]) => (c) => toText(x!(c)) },
+/**
+ * `name in req.headers` (or `res.headers`) asked of the exchange's Headers, which match names
+ * case-insensitively as `HeaderMap` does, without building the map of every header.
+ */
+function hasHeader(vars: unknown, name: unknown): boolean {
+  const headers = headersBehind(vars)
+  return headers && typeof name === 'string' ? headers.has(name) : notFast()
 }
 
-type Order = (x: number | bigint, y: number | bigint) => boolean
-const ORDERS: Readonly<Record<string, Order>> = { '<': (x, y) => x < y, '<=': (x, y) => x <= y, '>': (x, y) => x > y, '>=': (x, y) => x >= y }
-
-/** String methods with a fast form (`receiver.method(arg)`). */
-const METHODS: Readonly<Record<string, (s: string, arg: string) => boolean>> = {
-  startsWith: (s, arg) => s.startsWith(arg),
-  endsWith: (s, arg) => s.endsWith(arg),
-  contains: (s, arg) => s.includes(arg),
-  [MATCHES_METHOD]: (s, pattern) => matches(s, pattern),
+/**
+ * `req.headers[name]` (or `res.headers[name]`): the header's lines as `HeaderMap` lists them (each
+ * Set-Cookie line apart, any other header as its joined value), read from the exchange's Headers.
+ * A missing header is CEL's no_such_key error, which cel-js gives.
+ */
+function headerLines(vars: unknown, name: unknown): string[] {
+  const headers = headersBehind(vars)
+  if (!headers || typeof name !== 'string') return notFast()
+  if (name.toLowerCase() === 'set-cookie') {
+    const lines = headers.getSetCookie()
+    return lines.length ? lines : notFast()
+  }
+  const value = headers.get(name)
+  return value === null ? notFast() : [value]
 }
+
+type Order = (a: unknown, b: unknown) => boolean
+function order(compare: (x: number | bigint, y: number | bigint) => boolean): Order {
+  return (a, b) => {
+    const [x, y] = ordered(a, b)
+    return compare(x, y)
+  }
+}
+
+/**
+ * Everything generated code can reach besides its constants: `new Function` code sees only its
+ * parameters and globals, and it is given these two.
+ */
+const RUNTIME = {
+  notFast,
+  field,
+  index,
+  equal,
+  lt: order((x, y) => x < y),
+  le: order((x, y) => x <= y),
+  gt: order((x, y) => x > y),
+  ge: order((x, y) => x >= y),
+  bool,
+  text,
+  contains,
+  hasHeader,
+  headerLines,
+  size,
+  toText,
+  inCidrRange,
+  matches,
+}
+
+/** Global functions with a fast form: argument count and the code made from the arguments' code. */
+const CALLS: Readonly<Record<string, { arity: number; code: (args: readonly string[]) => string }>> = {
+  inCidrRange: { arity: 2, code: ([ip, cidr]) => `rt.inCidrRange(rt.text(${ip}), rt.text(${cidr}))` },
+  size: { arity: 1, code: ([x]) => `rt.size(${x})` },
+  string: { arity: 1, code: ([x]) => `rt.toText(${x})` },
+}
+
+/** String methods with a fast form (`receiver.method(arg)`): the code from the receiver's and the argument's. */
+const METHODS: Readonly<Record<string, (s: string, arg: string) => string>> = {
+  startsWith: (s, arg) => `rt.text(${s}).startsWith(rt.text(${arg}))`,
+  endsWith: (s, arg) => `rt.text(${s}).endsWith(rt.text(${arg}))`,
+  contains: (s, arg) => `rt.text(${s}).includes(rt.text(${arg}))`,
+  [MATCHES_METHOD]: (s, arg) => `rt.matches(rt.text(${s}), rt.text(${arg}))`,
+}
+
+const ORDER_CALLS: Readonly<Record<string, string>> = { '<': 'rt.lt', '<=': 'rt.le', '>': 'rt.gt', '>=': 'rt.ge' }
 
 function isNode(value: unknown): value is Node {
   return typeof value === 'object' && value !== null && typeof (value as Node).op === 'string'
@@ -141,104 +198,162 @@ function isPrimitive(value: unknown): value is Primitive {
   return value === null || ['string', 'boolean', 'bigint', 'number'].includes(typeof value)
 }
 
-/** The fast program of a checked cel-js AST, or undefined when some part of it has no fast form. */
-export function compileFast(node: unknown): FastProgram | undefined {
-  if (!isNode(node)) return undefined
-  const args = node.args
-  const sub = (i: number): FastProgram | undefined => (Array.isArray(args) ? compileFast(args[i]) : undefined)
-  switch (node.op) {
-    case 'value': {
-      if (!isPrimitive(args)) return undefined
-      return () => args
-    }
-    case 'id': {
-      if (typeof args !== 'string') return undefined
-      return (c) => c[args] ?? notFast()
-    }
-    case '.': {
-      const obj = sub(0)
-      const key = Array.isArray(args) ? args[1] : undefined
-      if (!obj || typeof key !== 'string') return undefined
-      // Inline cache: the variable class last seen here, once known to declare `key`, is read directly.
-      let known: unknown = NOT_FAST // matches no constructor until a variable class is seen
-      return (c) => {
-        const o = obj(c) as Record<string, unknown> | null
-        if (o !== null && typeof o === 'object' && o.constructor === known) return o[key] ?? notFast()
-        const value = field(o, key)
-        if (CLASS_FIELDS.get((o as object).constructor)?.has(key)) known = (o as object).constructor
-        return value
+/** Generated JavaScript of one AST node; `typed` names the variable type (`req.url`) when it is known at load. */
+interface Code {
+  js: string
+  typed?: string
+  /** Set for `req.headers`/`res.headers`: the code of the `req`/`res` value (for `in` and `[]`). */
+  headersOf?: string
+}
+
+/** The schema of a typed variable path (`req`, `req.url`), when it has fields. */
+function schemaOf(path: string): ObjectSchema | undefined {
+  let schema: ObjectSchema | string | undefined = SCHEMAS[path.split('.')[0] as keyof typeof SCHEMAS]
+  for (const key of path.split('.').slice(1)) schema = typeof schema === 'object' && Object.hasOwn(schema, key) ? schema[key] : undefined
+  return typeof schema === 'object' ? schema : undefined
+}
+
+/**
+ * Turns a checked AST into the source of one JavaScript function. No text of the expression becomes
+ * code: literals (strings, field names) are written with JSON.stringify, numbers go into the
+ * constants array `K`, and every operator, call and method comes from the fixed templates above,
+ * picked by name from tables that only own properties are read from.
+ */
+class Generator {
+  readonly constants: unknown[] = []
+  temps = 0
+
+  constant(value: unknown): string {
+    this.constants.push(value)
+    return `K[${this.constants.length - 1}]`
+  }
+
+  temp(): string {
+    return `t${this.temps++}`
+  }
+
+  code(node: unknown): Code | undefined {
+    if (!isNode(node)) return undefined
+    const args = node.args
+    const sub = (i: number): Code | undefined => (Array.isArray(args) ? this.code(args[i]) : undefined)
+    switch (node.op) {
+      case 'value': {
+        if (!isPrimitive(args)) return undefined
+        if (typeof args === 'string') return { js: JSON.stringify(args) }
+        if (typeof args === 'boolean' || args === null) return { js: String(args) }
+        return { js: this.constant(args) }
       }
+      case 'id': {
+        if (typeof args !== 'string') return undefined
+        const js = `(c[${JSON.stringify(args)}] ?? rt.notFast())`
+        return schemaOf(args) ? { js, typed: args } : { js }
+      }
+      case '.': {
+        const obj = sub(0)
+        const key = Array.isArray(args) ? args[1] : undefined
+        if (!obj || typeof key !== 'string') return undefined
+        const schema = obj.typed === undefined ? undefined : schemaOf(obj.typed)
+        const Class = obj.typed === undefined ? undefined : VARIABLE_CLASSES[obj.typed]
+        const name = JSON.stringify(key)
+        if (!schema || !Class || !Object.hasOwn(schema, key)) return { js: `rt.field(${obj.js}, ${name})` }
+        // A declared field of a typed variable: a plain property read (each read site keeps its own
+        // inline cache); anything else at run time (an absent `res`) takes the checked path.
+        const t = this.temp()
+        const js = `((${t} = ${obj.js}) instanceof ${this.constant(Class)} ? (${t}[${name}] ?? rt.notFast()) : rt.field(${t}, ${name}))`
+        const path = `${obj.typed}.${key}`
+        if (path === 'req.headers' || path === 'res.headers') return { js, headersOf: obj.js }
+        return schemaOf(path) ? { js, typed: path } : { js }
+      }
+      case '[]': {
+        const [obj, key] = [sub(0), sub(1)]
+        if (!obj || !key) return undefined
+        // One header asked of the Headers, without building the map of every header.
+        if (obj.headersOf) return { js: `rt.headerLines(${obj.headersOf}, ${key.js})` }
+        return { js: `rt.index(${obj.js}, ${key.js})` }
+      }
+      case '==':
+      case '!=': {
+        const [a, b] = [sub(0), sub(1)]
+        if (!a || !b) return undefined
+        const not = node.op === '!=' ? '!' : ''
+        const literal = Array.isArray(args) ? [args[0], args[1]].findIndex((n) => isNode(n) && n.op === 'value' && typeof n.args === 'string') : -1
+        if (literal === -1) return { js: `${not}rt.equal(${a.js}, ${b.js})` }
+        // Against a string literal: a string compares with ===, anything else goes through `equal`.
+        const [other, lit] = literal === 1 ? [a, b] : [b, a]
+        const t = this.temp()
+        return { js: `${not}(typeof (${t} = ${other.js}) === 'string' ? ${t} === ${lit.js} : rt.equal(${t}, ${lit.js}))` }
+      }
+      case '<':
+      case '<=':
+      case '>':
+      case '>=': {
+        const [a, b] = [sub(0), sub(1)]
+        return a && b && { js: `${ORDER_CALLS[node.op]}(${a.js}, ${b.js})` }
+      }
+      case '&&':
+      case '||': {
+        const [a, b] = [sub(0), sub(1)]
+        // Short-circuit only where CEL does: `false && x` is false and `true || x` is true even if x fails.
+        return a && b && { js: `(rt.bool(${a.js}) ${node.op} rt.bool(${b.js}))` }
+      }
+      case '!_': {
+        const x = this.code(args)
+        return x && { js: `!rt.bool(${x.js})` }
+      }
+      case '?:': {
+        const [cond, then, otherwise] = [sub(0), sub(1), sub(2)]
+        return cond && then && otherwise && { js: `(rt.bool(${cond.js}) ? ${then.js} : ${otherwise.js})` }
+      }
+      case 'in': {
+        const [element, container] = [sub(0), sub(1)]
+        if (!element || !container) return undefined
+        if (container.headersOf) return { js: `rt.hasHeader(${container.headersOf}, ${element.js})` }
+        return { js: `rt.contains(${container.js}, ${element.js})` }
+      }
+      case 'list': {
+        if (!Array.isArray(args)) return undefined
+        const items = args.map((a) => this.code(a))
+        if (items.some((i) => !i)) return undefined
+        return { js: `[${items.map((i) => i!.js).join(', ')}]` }
+      }
+      case 'call': {
+        if (!Array.isArray(args) || typeof args[0] !== 'string' || !Array.isArray(args[1])) return undefined
+        const call = Object.hasOwn(CALLS, args[0]) ? CALLS[args[0]] : undefined
+        const params = (args[1] as unknown[]).map((a) => this.code(a))
+        if (!call || params.length !== call.arity || params.some((p) => !p)) return undefined
+        return { js: call.code(params.map((p) => p!.js)) }
+      }
+      case 'rcall': {
+        if (!Array.isArray(args) || typeof args[0] !== 'string' || !Array.isArray(args[2]) || args[2].length !== 1) return undefined
+        const method = Object.hasOwn(METHODS, args[0]) ? METHODS[args[0]] : undefined
+        const [receiver, arg] = [this.code(args[1]), this.code(args[2][0])]
+        return method && receiver && arg && { js: method(receiver.js, arg.js) }
+      }
+      default:
+        return undefined
     }
-    case '[]': {
-      const [obj, key] = [sub(0), sub(1)]
-      return obj && key && ((c) => index(obj(c), key(c)))
-    }
-    case '==':
-    case '!=': {
-      const [a, b] = [sub(0), sub(1)]
-      if (!a || !b) return undefined
-      return node.op === '==' ? (c) => equal(a(c), b(c)) : (c) => !equal(a(c), b(c))
-    }
-    case '<':
-    case '<=':
-    case '>':
-    case '>=': {
-      const [a, b] = [sub(0), sub(1)]
-      if (!a || !b) return undefined
-      const compare = ORDERS[node.op]!
-      return (c) => compare(...ordered(a(c), b(c)))
-    }
-    case '&&':
-    case '||': {
-      const [a, b] = [sub(0), sub(1)]
-      if (!a || !b) return undefined
-      // Short-circuit only where CEL does: `false && x` is false and `true || x` is true even if x fails.
-      return node.op === '&&' ? (c) => bool(a(c)) && bool(b(c)) : (c) => bool(a(c)) || bool(b(c))
-    }
-    case '!_': {
-      const x = compileFast(args)
-      return x && ((c) => !bool(x(c)))
-    }
-    case '?:': {
-      const [cond, then, otherwise] = [sub(0), sub(1), sub(2)]
-      return cond && then && otherwise && ((c) => (bool(cond(c)) ? then(c) : otherwise(c)))
-    }
-    case 'in': {
-      const [element, container] = [sub(0), sub(1)]
-      return element && container && ((c) => contains(container(c), element(c)))
-    }
-    case 'list': {
-      if (!Array.isArray(args)) return undefined
-      const items = args.map((a) => compileFast(a))
-      if (items.some((i) => !i)) return undefined
-      const programs = items as FastProgram[]
-      return (c) => programs.map((p) => p(c))
-    }
-    case 'call': {
-      if (!Array.isArray(args) || typeof args[0] !== 'string' || !Array.isArray(args[1])) return undefined
-      const call = Object.hasOwn(CALLS, args[0]) ? CALLS[args[0]] : undefined
-      const params = (args[1] as unknown[]).map((a) => compileFast(a))
-      if (!call || params.length !== call.arity || params.some((p) => !p)) return undefined
-      return call.make(params as FastProgram[])
-    }
-    case 'rcall': {
-      if (!Array.isArray(args) || typeof args[0] !== 'string' || !Array.isArray(args[2]) || args[2].length !== 1) return undefined
-      const method = Object.hasOwn(METHODS, args[0]) ? METHODS[args[0]] : undefined
-      const [receiver, arg] = [compileFast(args[1]), compileFast(args[2][0])]
-      return method && receiver && arg && ((c) => method(text(receiver(c)), text(arg(c))))
-    }
-    default:
-      return undefined
   }
 }
 
-/** Runs `fast`, or `full` (cel-js) when the fast program does not handle these values. */
-export function withFallback(fast: FastProgram, full: FastProgram): FastProgram {
-  return function evaluateFast(context) {
-    try {
-      return fast(context)
-    } catch {
-      return full(context)
-    }
-  }
+/** The JavaScript source of an expression's fast program, or undefined when a part has no fast form (for tests). */
+export function fastSource(node: unknown): { source: string; constants: unknown[] } | undefined {
+  const gen = new Generator()
+  const body = gen.code(node)
+  if (!body) return undefined
+  const temps = Array.from({ length: gen.temps }, (_, i) => `t${i}`)
+  const declare = temps.length ? `let ${temps.join(', ')}\n  ` : ''
+  return { source: `'use strict'\nreturn function fastCel(c) {\n  ${declare}return ${body.js}\n}`, constants: gen.constants }
+}
+
+/**
+ * The fast program of a checked cel-js AST, or undefined when some part of it has no fast form.
+ * Generated once at load as one straight-line function, so the engine's JIT sees plain property
+ * reads and comparisons instead of a tree of closures.
+ */
+export function compileFast(node: unknown): FastProgram | undefined {
+  const generated = fastSource(node)
+  if (!generated) return undefined
+  // The source is built only from fixed templates and JSON literals (see Generator).
+  const factory = new Function('rt', 'K', generated.source) as (rt: typeof RUNTIME, constants: readonly unknown[]) => FastProgram
+  return factory(RUNTIME, Object.freeze(generated.constants))
 }

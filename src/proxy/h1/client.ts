@@ -3,11 +3,10 @@ import { linesOf } from '../../lib/header-lines.ts'
 import { readyResponse } from '../../lib/ready-body.ts'
 import {
   ChunkedDecoder,
-  findHeadEnd,
   Framing,
   framingOf,
   H1ParseError,
-  MAX_HEAD_BYTES,
+  HeadCollector,
   parseResponseHead,
   type ResponseHead,
 } from './parse.ts'
@@ -71,7 +70,7 @@ function refused(cause: unknown, stage: { requestSent: boolean; closeReason?: H1
 }
 
 /** `detail` stays in `cause` (for logs and tests); clients get the generic message. */
-function invalid(detail: string, cause?: unknown): WarrenError {
+export function invalidResponse(detail: string, cause?: unknown): WarrenError {
   const message = 'The upstream returned an invalid or incomplete HTTP response.'
   return new WarrenError(CODES.UPSTREAM_INVALID_RESPONSE, message, {
     status: 502,
@@ -79,7 +78,8 @@ function invalid(detail: string, cause?: unknown): WarrenError {
   })
 }
 
-function timedOut(): WarrenError {
+/** The upstream did not send its response head in time (504). */
+export function upstreamTimedOut(): WarrenError {
   return new WarrenError(CODES.UPSTREAM_TIMEOUT, 'The upstream did not answer in time.', { status: 504 })
 }
 
@@ -164,8 +164,7 @@ class Exchange implements ConnectionSink {
   #retried = false
   #phase = HEAD
   #gotBytes = false
-  /** Head bytes so far when the head spans several reads. */
-  #headBuf: Buffer | null = null
+  readonly #head = new HeadCollector()
   #res: ResponseHead | null = null
   #framing: Framing = Framing.None
   #remaining = 0
@@ -280,7 +279,7 @@ class Exchange implements ConnectionSink {
       if (this.#phase === HEAD) this.#onHeadData(buf)
       else if (this.#phase === BODY) this.#onBodyData(buf)
     } catch (err) {
-      if (err instanceof H1ParseError) this.#failResponse(invalid(err.message, err))
+      if (err instanceof H1ParseError) this.#failResponse(invalidResponse(err.message, err))
       else this.#failResponse(err)
     }
   }
@@ -298,10 +297,10 @@ class Exchange implements ConnectionSink {
         const requestSent = this.#sentBefore || (conn !== null && conn.written > this.#writtenAtStart)
         this.#failHead(refused(error ?? new Error('closed before answering'), { requestSent, closeReason: conn?.socket?.closeReason?.() ?? this.#lostBefore }))
       }
-      else this.#failHead(invalid('the connection closed inside the response head', error))
+      else this.#failHead(invalidResponse('the connection closed inside the response head', error))
     } else if (this.#phase === BODY) {
       if (this.#framing === Framing.Close && !error) this.#endBody()
-      else this.#failResponse(invalid('the connection closed inside the response body', error))
+      else this.#failResponse(invalidResponse('the connection closed inside the response body', error))
     }
   }
 
@@ -314,20 +313,9 @@ class Exchange implements ConnectionSink {
   }
 
   #onHeadData(chunk: Buffer): void {
-    let buf = chunk
-    let from = 0
-    if (this.#headBuf) {
-      from = Math.max(0, this.#headBuf.length - 3)
-      buf = Buffer.concat([this.#headBuf, chunk])
-      this.#headBuf = null
-    }
-    const end = findHeadEnd(buf, from)
-    if (end === -1) {
-      if (buf.length > MAX_HEAD_BYTES) throw new H1ParseError('the response head is too large')
-      this.#headBuf = buf
-      return
-    }
-    if (end > MAX_HEAD_BYTES) throw new H1ParseError('the response head is too large')
+    const buf = this.#head.push(chunk)
+    if (!buf) return
+    const end = this.#head.end
     const head = parseResponseHead(buf.toString('latin1', 0, end))
     if (head.status < 200) {
       // 100 Continue, 102, 103 are interim: the final head follows. We never ask to upgrade.
@@ -521,7 +509,7 @@ class Exchange implements ConnectionSink {
       this.#timer = setTimeout(() => this.#onTimeout(), this.#init.timeoutMs - idle)
       return
     }
-    this.#failHead(timedOut())
+    this.#failHead(upstreamTimedOut())
   }
 
   /** Fails before the Response was handed over. */

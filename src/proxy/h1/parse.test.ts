@@ -143,9 +143,9 @@ describe('framingOf()', () => {
   })
 })
 
-function decodeAll(input: string, pieceSize: number): { body: string; consumed: number; done: boolean } {
+function decodeAll(input: string, pieceSize: number, strict = false): { body: string; consumed: number; done: boolean } {
   const bytes = enc.encode(input)
-  const decoder = new ChunkedDecoder()
+  const decoder = new ChunkedDecoder({ strict })
   const parts: Uint8Array[] = []
   let consumed = 0
   for (let at = 0; at < bytes.length && !decoder.done; at += pieceSize) {
@@ -198,6 +198,24 @@ describe('ChunkedDecoder', () => {
   ])('rejects $desc', ({ input }) => {
     expect(() => decodeAll(input, 1)).toThrow(H1ParseError)
     expect(() => decodeAll(input, 4096)).toThrow(H1ParseError)
+  })
+
+  test.each([
+    { desc: 'nine size digits', input: 'fffffffff\r\nhello\r\n0\r\n\r\n' },
+    { desc: 'eleven leading zeros', input: '00000000005\r\nhello\r\n0\r\n\r\n' },
+    { desc: 'whitespace after the size without an extension', input: '5 \r\nhello\r\n0\r\n\r\n' },
+    { desc: 'a trailer line without a colon', input: '5\r\nhello\r\n0\r\n0\r\n\r\n' },
+    { desc: 'a trailer name that is not a token', input: '0\r\nA b: c\r\n\r\n' },
+    { desc: 'a control character in a trailer value', input: '0\r\nA: b\x01c\r\n\r\n' },
+  ])('strict (bytes passed on as they are) rejects $desc, which the lenient reading accepts', ({ input }) => {
+    expect(() => decodeAll(input, 4096)).not.toThrow()
+    expect(() => decodeAll(input, 1, true)).toThrow(H1ParseError)
+    expect(() => decodeAll(input, 4096, true)).toThrow(H1ParseError)
+  })
+
+  test('strict accepts what every parser reads alike: 8 digits, BWS then `;` extensions, token trailers', () => {
+    const input = '0000000A ;a=b\r\n0123456789\r\n0\r\nX-Sum: 1\t2\r\nB:\r\n\r\n'
+    for (const size of [1, 3, 4096]) expect(decodeAll(input, size, true)).toMatchObject({ body: '0123456789', done: true })
   })
 
   test('hands out views, not copies, of large chunks', () => {

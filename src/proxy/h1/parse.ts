@@ -1,3 +1,4 @@
+import { TCHAR } from '../../http1/parse-head.ts'
 import { HOP_BY_HOP as HOP_HEADERS } from '../hop-headers.ts'
 
 /**
@@ -74,6 +75,33 @@ export function findHeadEnd(buf: Uint8Array, from: number): number {
     i = buf.indexOf(LF, next)
   }
   return -1
+}
+
+/** Gathers a response head that may span several reads, within MAX_HEAD_BYTES. */
+export class HeadCollector {
+  #buf: Buffer | null = null
+  /** Index just past the head in the buffer `push` returned last. */
+  end = -1
+
+  /** Adds a read; returns the bytes holding the whole head (and what followed it), or null until it is complete. */
+  push(chunk: Buffer): Buffer | null {
+    let buf = chunk
+    let from = 0
+    if (this.#buf) {
+      from = Math.max(0, this.#buf.length - 3)
+      buf = Buffer.concat([this.#buf, chunk])
+      this.#buf = null
+    }
+    const end = findHeadEnd(buf, from)
+    if (end === -1) {
+      if (buf.length > MAX_HEAD_BYTES) fail('the response head is too large')
+      this.#buf = buf
+      return null
+    }
+    if (end > MAX_HEAD_BYTES) fail('the response head is too large')
+    this.end = end
+    return buf
+  }
 }
 
 function fail(message: string): never {
@@ -222,10 +250,20 @@ function hexValue(b: number): number {
   return -1
 }
 
+/** Trailer-line states of a strict decoder. */
+const LINE_START = 0
+const LINE_NAME = 1
+const LINE_VALUE = 2
+
 /**
  * Incremental decoder for a chunked body. `push` hands each data slice (a view into the input, not
  * a copy) to `onData` and returns how many bytes it consumed: all of them, or fewer once the
  * message ends (the rest belongs to whatever follows). Trailers are read and dropped.
+ *
+ * `strict` is for bytes passed on as they are (the engine's relay): the size lines and trailers then
+ * reach another parser, so only forms every parser reads alike are let through: at most 8 hex digits
+ * (leading zeros count), an extension only after `;`, trailer lines that are `token: value` without
+ * controls. The decoder's own reading is the same either way.
  */
 export class ChunkedDecoder {
   #state: number = SIZE
@@ -234,6 +272,17 @@ export class ChunkedDecoder {
   #lineBytes = 0
   #trailerBytes = 0
   #lineEmpty = true
+  readonly #strict: boolean
+  readonly #maxDigits: number
+  /** Strict: a `;` started the extension. */
+  #extension = false
+  /** Strict: where in a trailer line the last byte was. */
+  #line = LINE_START
+
+  constructor(options: { strict?: boolean } = {}) {
+    this.#strict = options.strict === true
+    this.#maxDigits = this.#strict ? 8 : 13
+  }
 
   get done(): boolean {
     return this.#state === DONE
@@ -248,7 +297,7 @@ export class ChunkedDecoder {
           const b = buf[i]!
           const h = hexValue(b)
           if (h !== -1) {
-            if (++this.#digits > 13) fail('chunk size is too large')
+            if (++this.#digits > this.#maxDigits) fail('chunk size is too large')
             this.#size = this.#size * 16 + h
             i++
             break
@@ -266,6 +315,10 @@ export class ChunkedDecoder {
         }
         case EXT: {
           const b = buf[i]!
+          if (this.#strict && !this.#extension) {
+            if (b === 59) this.#extension = true
+            else if (b !== 32 && b !== 9) fail('invalid character after chunk size')
+          }
           if (b === CR) this.#state = SIZE_LF
           else if (b === LF || b === 0) fail('invalid character in chunk extension')
           if (++this.#lineBytes > MAX_CHUNK_LINE) fail('chunk extension is too long')
@@ -276,6 +329,7 @@ export class ChunkedDecoder {
           if (buf[i] !== LF) fail('chunk size line does not end in CRLF')
           i++
           this.#digits = 0
+          this.#extension = false
           if (this.#size === 0) {
             this.#state = TRAILER
             this.#lineEmpty = true
@@ -303,9 +357,15 @@ export class ChunkedDecoder {
           const b = buf[i]!
           i++
           if (++this.#trailerBytes > MAX_TRAILERS) fail('the trailer section is too large')
-          if (b === CR) this.#state = TRAILER_LF
-          else if (b === LF || b === 0) fail('invalid character in the trailer section')
-          else this.#lineEmpty = false
+          if (b === CR) {
+            if (this.#line === LINE_NAME) fail('a trailer line without a colon')
+            this.#line = LINE_START
+            this.#state = TRAILER_LF
+          } else if (b === LF || b === 0) fail('invalid character in the trailer section')
+          else {
+            this.#lineEmpty = false
+            if (this.#strict) this.#checkTrailer(b)
+          }
           break
         }
         case TRAILER_LF:
@@ -323,5 +383,14 @@ export class ChunkedDecoder {
       }
     }
     return i
+  }
+
+  /** One byte of a trailer line other than CR: a field name (token) up to the colon, then a value without controls. */
+  #checkTrailer(b: number): void {
+    if (this.#line === LINE_VALUE) {
+      if ((b < 32 && b !== 9) || b === 127) fail('a control character in a trailer value')
+    } else if (b === 58 && this.#line === LINE_NAME) this.#line = LINE_VALUE
+    else if (TCHAR[b]) this.#line = LINE_NAME
+    else fail('an invalid trailer field name')
   }
 }

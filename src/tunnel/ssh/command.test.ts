@@ -43,7 +43,6 @@ describe('parseSshCommand()', () => {
     { desc: 'file serving', text: 'http file:///var/log', code: 'ERR_WARREN_4033' },
     { desc: 'a directory path', text: 'http ./public', code: 'ERR_WARREN_4033' },
     { desc: 'an upstream port (it is the -R target)', text: 'http 8080', code: 'ERR_WARREN_4032' },
-    { desc: 'oauth', text: 'http --oauth=google', code: 'ERR_WARREN_4033' },
     { desc: 'agent TLS termination', text: 'tls --crt a.pem --key a.key', code: 'ERR_WARREN_4033' },
     { desc: 'host-header rewrite (the upstream is unknown)', text: 'http --host-header=rewrite', code: 'ERR_WARREN_4033' },
   ])('refuses $desc with $code', ({ text, code }) => {
@@ -96,5 +95,14 @@ describe('sshBindRequest()', () => {
     expect(request.Opts.RequestHeaders).toEqual({ add: ['x-a: 1', 'host: localhost:8080'], remove: [] })
     expect(request.Opts.TrafficPolicy).toBe(policy)
     expect(request.Extra.PoolingEnabled).toBe(true)
+  })
+
+  test('--oidc and its options become the OIDC Bind option', () => {
+    const request = bind('http --oidc https://idp.example.com --oidc-client-id edge --oidc-client-secret s3 --oidc-allow-domain example.com --oidc-scope groups', 'localhost', 443)
+    expect(request.Opts.OIDC).toEqual({ IssuerURL: 'https://idp.example.com', ClientID: 'edge', ClientSecret: 's3', AllowEmails: [], AllowDomains: ['example.com'], Scopes: ['groups'] })
+  })
+
+  test('--oauth without the app refuses: no shared ngrok app on a self-hosted edge', () => {
+    expect(codeOf(() => bind('http --oauth=google', 'localhost', 443))).toBe('ERR_WARREN_1001')
   })
 })

@@ -35,6 +35,18 @@ const SSH_FLAG_NAMES = [
   'host-header',
   'verify-webhook',
   'verify-webhook-secret',
+  'oauth',
+  'oauth-client-id',
+  'oauth-client-secret',
+  'oauth-scope',
+  'oauth-allow-email',
+  'oauth-allow-domain',
+  'oidc',
+  'oidc-client-id',
+  'oidc-client-secret',
+  'oidc-scope',
+  'oidc-allow-email',
+  'oidc-allow-domain',
 ] as const satisfies readonly (keyof typeof ENDPOINT_FLAGS)[]
 
 const SSH_FLAGS = Object.fromEntries(SSH_FLAG_NAMES.map((n) => [n, ENDPOINT_FLAGS[n]])) as Pick<typeof ENDPOINT_FLAGS, (typeof SSH_FLAG_NAMES)[number]>
@@ -45,8 +57,6 @@ const AGENT_ONLY: Record<string, string> = {
   key: 'TLS termination in the agent (--crt/--key) needs the agent: `warren tls`',
   'upstream-protocol': 'HTTP/2 to the upstream needs the agent: the SSH client forwards plain TCP',
   'upstream-tls-verify': 'https upstreams need the agent: the SSH client forwards plain TCP',
-  oauth: 'OAuth is not supported by this edge',
-  oidc: 'OpenID Connect is not supported by this edge',
 }
 
 export const SSH_USAGE = `usage: ssh -R [bind_addr:]port:host:hostport <user>@<edge> -p <port> http|tcp|tls [flags]

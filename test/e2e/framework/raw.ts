@@ -29,9 +29,11 @@ export async function rawRequest(port: number, text: string, waitMs = 700): Prom
 
 /**
  * A raw upstream on a free loopback port that keeps the request heads exactly as they arrived (a
- * Bun.serve upstream would join repeated lines) and answers each with `ok`.
+ * Bun.serve upstream would join repeated lines) and answers each with `answer(head)` (default: `ok`).
  */
-export function startRawHeadUpstream(): { port: number; heads: string[]; stop(): void } {
+export function startRawHeadUpstream(
+  answer: (head: string) => string = () => 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok',
+): { port: number; heads: string[]; stop(): void } {
   const heads: string[] = []
   const listener = Bun.listen<{ buf: string }>({
     hostname: '127.0.0.1',
@@ -44,25 +46,30 @@ export function startRawHeadUpstream(): { port: number; heads: string[]; stop():
         s.data.buf += d.toString('latin1')
         const end = s.data.buf.indexOf('\r\n\r\n')
         if (end === -1) return
-        heads.push(s.data.buf.slice(0, end))
+        const head = s.data.buf.slice(0, end)
+        heads.push(head)
         s.data.buf = s.data.buf.slice(end + 4)
-        s.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok')
+        s.write(answer(head))
       },
     },
   })
   return { port: listener.port, heads, stop: () => listener.stop(true) }
 }
 
-/** Splits what a server wrote on one connection into responses (Content-Length framed). */
-export function responses(text: string): { status: number; headers: string; body: string }[] {
+/**
+ * Splits what a server wrote on one connection into final responses framed by Content-Length
+ * (interim 1xx heads are skipped); `bodiless(i)` names the ones that answer HEAD.
+ */
+export function responses(text: string, bodiless: (i: number) => boolean = () => false): { status: number; headers: string; body: string }[] {
   const out: { status: number; headers: string; body: string }[] = []
   let rest = text
   while (rest.length) {
     const end = rest.indexOf('\r\n\r\n')
     if (end === -1) break
     const headers = rest.slice(0, end)
-    const length = Number(/content-length: (\d+)/i.exec(headers)?.[1] ?? 0)
-    out.push({ status: Number(headers.slice(9, 12)), headers, body: rest.slice(end + 4, end + 4 + length) })
+    const status = Number(headers.slice(9, 12))
+    const length = bodiless(out.length) || status < 200 ? 0 : Number(/content-length: (\d+)/i.exec(headers)?.[1] ?? 0)
+    if (status >= 200) out.push({ status, headers, body: rest.slice(end + 4, end + 4 + length) })
     rest = rest.slice(end + 4 + length)
   }
   return out

@@ -1,0 +1,122 @@
+import type { Endpoint } from '../endpoints/endpoint.ts'
+import { httpRequestEvent } from '../events/traffic.ts'
+import type { RequestHead } from '../http1/head.ts'
+import type { Http1Connection } from '../http1/connection.ts'
+import type { RelayTarget } from '../http1/relay.ts'
+import { relayPlan } from '../policy/engine.ts'
+import { originOf, type H1Origin } from './h1/pool.ts'
+import { HOP_BY_HOP } from './hop-headers.ts'
+import { h1FailureResponse } from './http.ts'
+import { splitHost, type PipelineOptions } from './pipeline.ts'
+import { tunnelOrigin } from './tunnel-http.ts'
+
+/**
+ * The forward phase of the HTTP/1.1 engine's fast path: for a request whose endpoint's policy is only
+ * "forward to this upstream" (or "to the agent"), it picks the origin and writes the head the upstream
+ * gets, as the pipeline would have sent it (hop-by-hop fields and the client's Connection options
+ * dropped, X-Forwarded-For/Proto/Host set); the engine relays the bytes (src/http1/relay.ts). Any
+ * request it cannot serve so, it declines, and the pipeline serves it.
+ */
+
+/** Fields the edge writes itself on the upstream request. */
+const EDGE_FIELDS: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'content-length', 'expect', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host'])
+/** Methods whose request gets `Content-Length: 0` when it has no body (as the pipeline's client sends them). */
+const BODY_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH'])
+
+const origins = new WeakMap<URL, H1Origin>()
+
+export interface RelayRouteOptions extends Pick<PipelineOptions, 'store' | 'defaultPort' | 'serverIp' | 'serverPort' | 'upstreamTimeoutMs' | 'log' | 'logRequests' | 'events'> {
+  /** The listener's own paths (ACME HTTP-01) that must reach the pipeline. */
+  reserved?: (path: string) => boolean
+}
+
+/** Counts requests the fast path took (exposed as a metric so tests and operators can see it work). */
+export class RelayStats {
+  relayed = 0
+}
+
+export function createRelayRoute(options: RelayRouteOptions, stats: RelayStats) {
+  const { store, log, events } = options
+  const edgeAddr = `${options.serverIp}:${options.serverPort}`
+  return function relayRoute(head: RequestHead, source: Http1Connection): RelayTarget | undefined {
+    const parsed = head.parsed
+    const { method, path } = parsed
+    // Absolute-form and `*` targets, and bodies on methods that do not take one, are the pipeline's.
+    if (path !== parsed.target || path.charCodeAt(0) !== 47) return undefined
+    const hasBody = parsed.chunked || parsed.contentLength > 0
+    if (hasBody && (method === 'GET' || method === 'HEAD')) return undefined
+    if (options.reserved?.(path)) return undefined
+    const { name, port } = splitHost(parsed.host, options.defaultPort)
+    const pool = store.current.lookup({ account: '', binding: 'public', scheme: 'http', host: name, port })
+    if (!pool || pool.members.length !== 1) return undefined
+    const endpoint = pool.members[0]!
+    const plan = relayPlan(endpoint.policy)
+    if (!plan) return undefined
+    // on_tcp_connect runs once per connection: after it let this one through, it has nothing to say.
+    if (endpoint.policy.on_tcp_connect.length && !source.connectedEndpoints.has(endpoint)) return undefined
+    let origin: H1Origin
+    let upstream: string | undefined
+    if (plan.url) {
+      origin = origins.get(plan.url) ?? originOf(plan.url)
+      origins.set(plan.url, origin)
+      upstream = plan.url.origin
+    } else if (endpoint.tunnel) origin = tunnelOrigin(endpoint.tunnel, edgeAddr)
+    else return undefined
+
+    const started = performance.now()
+    const client = source.requestIP()
+    const drop = parsed.connectionTokens
+    let text = `${method} ${path} HTTP/1.1\r\n`
+    let forwardedFor = ''
+    for (const [field, value] of head.lines()) {
+      const lower = field.toLowerCase()
+      if (drop.length && drop.includes(lower)) continue
+      if (EDGE_FIELDS.has(lower)) {
+        if (lower === 'x-forwarded-for') forwardedFor += `${value}, `
+        continue
+      }
+      text += `${field}: ${value}\r\n`
+    }
+    text += `x-forwarded-for: ${forwardedFor}${client.address}\r\nx-forwarded-proto: http\r\nx-forwarded-host: ${parsed.host}\r\n`
+    if (parsed.chunked) text += 'transfer-encoding: chunked\r\n'
+    else if (parsed.contentLength >= 0 || BODY_METHODS.has(method)) text += `content-length: ${Math.max(parsed.contentLength, 0)}\r\n`
+    stats.relayed++
+    return {
+      origin,
+      head: Buffer.from(`${text}\r\n`, 'latin1'),
+      timeoutMs: options.upstreamTimeoutMs,
+      agent: upstream === undefined,
+      answered(status, headers) {
+        if (options.logRequests) logRequest(endpoint, method, path, status, started, client.address)
+        if (!events) return
+        const query = path.indexOf('?')
+        events.emit(
+          httpRequestEvent({
+            req: { method, headers: { get: (field) => head.getAll(field)[0] ?? null }, body: hasBody ? true : null },
+            url: { protocol: 'http:', pathname: query === -1 ? path : path.slice(0, query), search: query === -1 ? '' : path.slice(query), href: `http://${parsed.host}${path}` },
+            host: name,
+            port,
+            conn: { clientIp: client.address, clientPort: client.port, serverIp: options.serverIp, serverPort: options.serverPort },
+            endpoint,
+            started,
+            response: { status, headers },
+            closed: false,
+          }),
+        )
+      },
+      failure: (err) => h1FailureResponse(err, head.getAll('accept')[0] ?? null, upstream),
+    }
+  }
+
+  function logRequest(endpoint: Endpoint, method: string, path: string, status: number, started: number, clientIp: string): void {
+    const query = path.indexOf('?')
+    log.info('request', {
+      endpoint: endpoint.urlText,
+      method,
+      path: query === -1 ? path : path.slice(0, query),
+      status,
+      duration_ms: Math.round((performance.now() - started) * 100) / 100,
+      client_ip: clientIp,
+    })
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * A real OpenID Connect provider for tests: oidc-provider on loopback with its development login
+ * forms (any username, any password), plus a scripted browser for tests that need no Chromium.
+ * oidc-provider warns that Bun is an unsupported runtime; it works (platform-notes §5).
+ */
+import type { Server } from 'node:http'
+import Provider from 'oidc-provider'
+import { hostFetch, type Edge } from '../e2e/framework/process.ts'
+
+export interface IdpClient {
+  client_id: string
+  client_secret: string
+  redirect_uris: string[]
+  /** oidc-provider's default is client_secret_basic; the oauth presets post the secret. */
+  token_endpoint_auth_method?: 'client_secret_basic' | 'client_secret_post'
+}
+
+export interface Idp {
+  issuer: string
+  stop(): Promise<void>
+}
+
+/** Starts the provider on `port` (127.0.0.1). Users are whatever login name the form gets: `<login>@example.test`. */
+export async function startIdp(port: number, clients: IdpClient[]): Promise<Idp> {
+  const issuer = `http://127.0.0.1:${port}`
+  const provider = new Provider(issuer, {
+    clients: clients.map((c) => ({ ...c, grant_types: ['authorization_code'], response_types: ['code'] })),
+    cookies: { keys: ['test-cookie-key-1'] },
+    features: { devInteractions: { enabled: true } },
+    claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
+    findAccount: async (_ctx: unknown, sub: string) => ({
+      accountId: sub,
+      claims: async () => ({ sub, email: `${sub}@example.test`, email_verified: true, name: `User ${sub}` }),
+    }),
+  })
+  const server: Server = provider.listen(port, '127.0.0.1')
+  await new Promise<void>((resolve, reject) => {
+    server.once('listening', () => resolve())
+    server.once('error', reject)
+  })
+  return {
+    issuer,
+    stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  }
+}
+
+/**
+ * Plays the user at the provider without a browser: from the authorization URL through the login
+ * and consent forms to the redirect back. Returns that redirect (the edge's callback URL with code and state).
+ */
+export async function loginAt(authorizationUrl: string, login: string): Promise<string> {
+  const jar = new Map<string, string>()
+  const cookie = () => [...jar].map(([k, v]) => `${k}=${v}`).join('; ')
+  const keep = (res: Response) => {
+    for (const line of res.headers.getSetCookie()) {
+      const [pair = ''] = line.split(';')
+      const eq = pair.indexOf('=')
+      jar.set(pair.slice(0, eq).trim(), pair.slice(eq + 1).trim())
+    }
+  }
+  let url = authorizationUrl
+  let body: URLSearchParams | undefined
+  for (let step = 0; step < 12; step++) {
+    const res = await fetch(url, { method: body ? 'POST' : 'GET', body, headers: { cookie: cookie() }, redirect: 'manual' })
+    keep(res)
+    body = undefined
+    if (res.status >= 300 && res.status < 400) {
+      const next = new URL(res.headers.get('location')!, url).href
+      if (!next.startsWith(new URL(authorizationUrl).origin)) return next
+      url = next
+      continue
+    }
+    const html = await res.text()
+    if (res.status !== 200) throw new Error(`the provider answered ${res.status}: ${html.slice(0, 200)}`)
+    const action = /<form[^>]*action="([^"]+)"/.exec(html)?.[1]
+    if (!action) throw new Error(`no form on the provider's page: ${html.slice(0, 200)}`)
+    url = new URL(action, url).href
+    const prompt = /name="prompt" value="([^"]+)"/.exec(html)?.[1] ?? 'login'
+    body = new URLSearchParams(prompt === 'login' ? { prompt, login, password: 'any' } : { prompt })
+  }
+  throw new Error('too many steps at the provider')
+}
+
+/**
+ * Signs `login` in at an openid-connect endpoint of a running edge (`host` is its Host header):
+ * the edge's redirect, the provider's forms, the callback. Returns the session cookie (`name=value`)
+ * and where the edge sent the browser back to.
+ */
+export async function signInThroughEdge(edge: Edge, host: string, login: string, path = '/hello'): Promise<{ session: string; back: string }> {
+  const first = await hostFetch(edge, host, path)
+  if (first.status !== 302) throw new Error(`expected the edge to send the browser to the provider, got ${first.status}`)
+  const flow = first.headers.getSetCookie()[0]!.split(';')[0]!
+  const callback = new URL(await loginAt(first.headers.get('location')!, login))
+  const done = await hostFetch(edge, host, callback.pathname + callback.search, { headers: { cookie: flow } })
+  const session = done.headers.getSetCookie().find((c) => c.startsWith('warren_session_'))
+  if (done.status !== 302 || !session) throw new Error(`the callback answered ${done.status} without a session: ${await done.text()}`)
+  return { session: session.split(';')[0]!, back: done.headers.get('location')! }
+}
