@@ -1,10 +1,12 @@
 /**
  * A real OpenID Connect provider for tests: oidc-provider on loopback with its development login
  * forms (any username, any password), plus a scripted browser for tests that need no Chromium.
+ * It can also issue JWT access tokens to API clients (client_credentials with resource indicators).
  * oidc-provider warns that Bun is an unsupported runtime; it works (platform-notes §5).
  */
+import type { JWK } from 'jose'
 import type { Server } from 'node:http'
-import Provider from 'oidc-provider'
+import Provider, { errors } from 'oidc-provider'
 import { hostFetch, type Edge } from '../e2e/framework/process.ts'
 
 export interface IdpClient {
@@ -13,25 +15,64 @@ export interface IdpClient {
   redirect_uris: string[]
   /** oidc-provider's default is client_secret_basic; the oauth presets post the secret. */
   token_endpoint_auth_method?: 'client_secret_basic' | 'client_secret_post'
+  /** Default: the code flow. An API client (`client_credentials`) needs no redirect_uris. */
+  grant_types?: ('authorization_code' | 'client_credentials')[]
+}
+
+export interface IdpOptions {
+  /**
+   * Private signing keys (JWKs with `kid`, `alg` and `use: 'sig'`) instead of oidc-provider's fixed
+   * development key. Starting the provider again with other keys rotates them.
+   */
+  keys?: JWK[]
+  /**
+   * APIs (resource indicators) the client_credentials grant issues JWT access tokens for: RFC 9068
+   * (`typ: at+jwt`), `aud` the indicator, `sub` the client, scope `api:read`, signed with the
+   * first RS256 key, valid 5 minutes.
+   */
+  resources?: string[]
 }
 
 export interface Idp {
   issuer: string
+  /** How many times `/jwks` (the signing keys) was fetched from this provider. */
+  readonly jwksFetches: number
   stop(): Promise<void>
 }
 
 /** Starts the provider on `port` (127.0.0.1). Users are whatever login name the form gets: `<login>@example.test`. */
-export async function startIdp(port: number, clients: IdpClient[]): Promise<Idp> {
+export async function startIdp(port: number, clients: IdpClient[], options: IdpOptions = {}): Promise<Idp> {
   const issuer = `http://127.0.0.1:${port}`
+  const resources = new Set(options.resources)
   const provider = new Provider(issuer, {
-    clients: clients.map((c) => ({ ...c, grant_types: ['authorization_code'], response_types: ['code'] })),
+    clients: clients.map(({ grant_types = ['authorization_code'], ...c }) => ({
+      ...c,
+      grant_types,
+      response_types: grant_types.includes('authorization_code') ? ['code'] : [],
+    })),
+    ...(options.keys ? { jwks: { keys: options.keys } } : {}),
     cookies: { keys: ['test-cookie-key-1'] },
-    features: { devInteractions: { enabled: true } },
+    ttl: { ClientCredentials: 300 },
+    features: {
+      devInteractions: { enabled: true },
+      clientCredentials: { enabled: resources.size > 0 },
+      resourceIndicators: {
+        getResourceServerInfo: async (_ctx: unknown, indicator: string) => {
+          if (!resources.has(indicator)) throw new errors.InvalidTarget()
+          return { scope: 'api:read', accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } }
+        },
+      },
+    },
     claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
     findAccount: async (_ctx: unknown, sub: string) => ({
       accountId: sub,
       claims: async () => ({ sub, email: `${sub}@example.test`, email_verified: true, name: `User ${sub}` }),
     }),
+  })
+  let jwksFetches = 0
+  provider.use(async (ctx, next) => {
+    if (ctx.path === '/jwks') jwksFetches++
+    await next()
   })
   const server: Server = provider.listen(port, '127.0.0.1')
   await new Promise<void>((resolve, reject) => {
@@ -40,8 +81,28 @@ export async function startIdp(port: number, clients: IdpClient[]): Promise<Idp>
   })
   return {
     issuer,
-    stop: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    get jwksFetches() {
+      return jwksFetches
+    },
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        // Clients' idle keep-alive connections would hold the port (a restart on it) and the close.
+        server.closeAllConnections()
+      }),
   }
+}
+
+/** An access token for `resource` from the client_credentials grant (the client authenticates with HTTP Basic). */
+export async function clientCredentialsToken(idp: Idp, client: IdpClient, resource: string): Promise<string> {
+  const res = await fetch(`${idp.issuer}/token`, {
+    method: 'POST',
+    headers: { authorization: `Basic ${btoa(`${client.client_id}:${client.client_secret}`)}` },
+    body: new URLSearchParams({ grant_type: 'client_credentials', resource, scope: 'api:read' }),
+  })
+  const body = (await res.json()) as { access_token?: string; error?: string; error_description?: string }
+  if (res.status !== 200 || !body.access_token) throw new Error(`the provider refused the token: ${res.status} ${body.error} ${body.error_description}`)
+  return body.access_token
 }
 
 /**

@@ -4,5 +4,8 @@ declare module 'oidc-provider' {
   export default class Provider {
     constructor(issuer: string, configuration: Record<string, unknown>)
     listen(port: number, host: string): Server
+    /** A Koa middleware in front of the provider's routes. */
+    use(middleware: (ctx: { path: string }, next: () => Promise<void>) => Promise<void>): void
   }
+  export const errors: { InvalidTarget: new () => Error }
 }
