@@ -56,6 +56,18 @@ async function acmeEdge(options: {
   /** Start without a CA: the directory URL points at a port nothing listens on yet. */
   pebbleDown?: boolean
 }): Promise<AcmeEdge & { pebblePort: number; pebbleMgmtPort: number }> {
+  // The ports are picked free and released before pebble and the edge bind them, so another process
+  // (an outgoing connection's source port) can take one meanwhile: then start again on new ports.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await acmeEdgeOnce(options)
+    } catch (err) {
+      if (attempt >= 3 || !/EADDRINUSE|address already in use/i.test(String(err))) throw err
+    }
+  }
+}
+
+async function acmeEdgeOnce(options: Parameters<typeof acmeEdge>[0]): Promise<AcmeEdge & { pebblePort: number; pebbleMgmtPort: number }> {
   const httpPort = await freePort()
   const httpsPort = await freePort()
   const pebblePort = await freePort()
@@ -80,7 +92,13 @@ async function acmeEdge(options: {
     ...(options.extra ? [options.extra] : []),
     '',
   ].join('\n')
-  const edge = await startEdge({ config, policies: options.policies ?? {}, args: ['--http', `127.0.0.1:${httpPort}`, '--https', `127.0.0.1:${httpsPort}`] })
+  const edge = await startEdge({ config, policies: options.policies ?? {}, args: ['--http', `127.0.0.1:${httpPort}`, '--https', `127.0.0.1:${httpsPort}`] }).catch(async (err) => {
+    if (pebble) {
+      running.splice(running.indexOf(pebble), 1)
+      await pebble.stop()
+    }
+    throw err
+  })
   running.push(edge)
   const rootFile = async (p = pebble) => {
     const path = join(edge.dir, `pebble-root-${p!.port}-${Date.now()}.pem`)
