@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'bun:test'
 import { MuxSession, type MuxStream } from './mux.ts'
-import { encodeFrame, encodeGoAway, encodeReset, encodeWindowIncrement, Flag, FrameReader, FrameType, INITIAL_WINDOW, MuxError } from './proto/frame.ts'
+import { encodeFrame, encodeGoAway, encodeReset, encodeWindowIncrement, Flag, FrameReader, FrameType, INITIAL_WINDOW, MuxError, readU32 } from './proto/frame.ts'
 
 /** A session wired to an in-memory transport that records what it wrote. */
 function harness(options: { maxLocalStreams?: number; accept?: number } = {}) {
@@ -22,7 +22,11 @@ function harness(options: { maxLocalStreams?: number; accept?: number } = {}) {
     { onStream: (s) => opened.push(s), onClose: (r) => (closedWith = r) },
     options.maxLocalStreams === undefined ? {} : { maxLocalStreams: options.maxLocalStreams },
   )
-  const frames = () => new FrameReader().push(Buffer.concat(written))
+  // Frames go out at the end of the event-loop turn; the tests look at them at once.
+  const frames = () => {
+    session.flush()
+    return new FrameReader().push(Buffer.concat(written))
+  }
   return { session, written, opened, frames, closed: () => closedWith, setAccept: (n: number) => (accept = n) }
 }
 
@@ -116,17 +120,39 @@ describe('MuxSession', () => {
     expect(new DataView(rst.body.buffer, rst.body.byteOffset).getUint32(0)).toBe(MuxError.FLOW_CONTROL)
   })
 
-  test('consumed data is credited back; a paused stream credits on resume', () => {
+  test('consumed data is credited back in halves of the window; a paused stream credits on resume', () => {
     const h = harness()
+    const increments = () => h.frames().filter((f) => f.type === FrameType.WNDINC).map((f) => readU32(f.body))
     h.session.feed(data(3, 'hi', Flag.SYN))
-    expect(h.frames().filter((f) => f.type === FrameType.WNDINC).length).toBe(1)
+    // A small request costs no WNDINC: the peer still has most of its window.
+    expect(increments()).toEqual([])
+    h.session.feed(data(3, new Uint8Array(INITIAL_WINDOW / 2 - 2)))
+    expect(increments()).toEqual([INITIAL_WINDOW / 2])
     h.opened[0]!.pause()
-    h.session.feed(data(3, 'more'))
-    expect(h.frames().filter((f) => f.type === FrameType.WNDINC).length).toBe(1)
+    h.session.feed(data(3, new Uint8Array(INITIAL_WINDOW / 2)))
+    h.session.feed(data(3, new Uint8Array(INITIAL_WINDOW / 2)))
+    expect(increments()).toEqual([INITIAL_WINDOW / 2])
     h.opened[0]!.resume()
-    const incs = h.frames().filter((f) => f.type === FrameType.WNDINC)
-    expect(incs.length).toBe(2)
-    expect(new DataView(incs[1]!.body.buffer, incs[1]!.body.byteOffset).getUint32(0)).toBe(4)
+    expect(increments()).toEqual([INITIAL_WINDOW / 2, INITIAL_WINDOW])
+    // The peer used its whole window while paused and got all of it back: a full window more is accepted.
+    h.session.feed(data(3, new Uint8Array(INITIAL_WINDOW)))
+    expect(h.opened[0]!.closed).toBe(false)
+  })
+
+  test("a turn's frames reach the transport in one write, at the end of the turn", async () => {
+    const h = harness()
+    const streams = [h.session.open()!, h.session.open()!, h.session.open()!]
+    for (const s of streams) s.write(new TextEncoder().encode('GET / HTTP/1.1\r\n\r\n'))
+    streams[0]!.terminate()
+    expect(h.written.length).toBe(0)
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(h.written.length).toBe(1)
+    expect(h.frames().map((f) => [f.type, f.streamId])).toEqual([
+      [FrameType.DATA, 2],
+      [FrameType.DATA, 4],
+      [FrameType.DATA, 6],
+      [FrameType.RST, 2],
+    ])
   })
 
   test('the server-stream cap is enforced', () => {
@@ -230,15 +256,16 @@ describe('MuxSession', () => {
       { onStream: (s) => void (s.ondata = () => {}), onClose: (r) => void (reason = r) },
       { limits: { maxQueuedBytes: 64 * 1024 } },
     )
-    // Every 1-byte DATA frame earns a 12-byte WNDINC that the peer never reads.
-    session.feed(data(3, 'x', Flag.SYN))
-    let frames = 1
+    // Every DATA frame for a stream that is gone earns a 12-byte RST that the peer never reads.
+    let frames = 0
     while (!terminated && frames < 10_000) {
-      session.feed(data(3, 'x'))
+      session.feed(data(1001 + 2 * frames, 'x'))
       frames++
     }
     expect(terminated).toBe(true)
-    expect(frames).toBe(Math.floor((64 * 1024) / 12) + 1)
+    // The turn's batch (16 KiB) counts once the transport was offered it.
+    expect(frames).toBeGreaterThan(Math.floor((64 * 1024) / 12))
+    expect(frames).toBeLessThanOrEqual(Math.floor((80 * 1024) / 12) + 1)
     expect(reason?.code).toBe(MuxError.ENHANCE_YOUR_CALM)
     expect(session.closed).toBe(true)
   })

@@ -30,7 +30,11 @@ function harness(options: { authTimeoutMs?: number } = {}) {
       limitLog: (_level, _msg, fields) => void limits.push(fields),
     },
   )
-  const frames = () => new FrameReader().push(Buffer.concat(written))
+  // Frames go out at the end of the event-loop turn; the tests look at them at once.
+  const frames = () => {
+    session.mux.flush()
+    return new FrameReader().push(Buffer.concat(written))
+  }
   const goAway = () => {
     const f = frames().find((x) => x.type === FrameType.GOAWAY)
     return f && readU32(f.body, 4)
