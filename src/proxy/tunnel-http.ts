@@ -30,7 +30,8 @@ async function dialTunnel(tunnel: TunnelTarget, conn: H1Connection, clientAddr: 
   const stream = await tunnel.connect(clientAddr, { wait })
   if (!stream) throw Object.assign(new Error('the agent is offline or busy'), { code: 'ECONNREFUSED' })
   let timer: ReturnType<typeof setTimeout> | undefined
-  stream.ondata = (chunk) => conn.handleData(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length))
+  // Frame bodies are mostly Buffers already (views of what the socket read): wrapping one again is not free.
+  stream.ondata = (chunk) => conn.handleData(chunk instanceof Buffer ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length))
   stream.ondrain = () => conn.handleDrain()
   stream.onend = () => conn.handleClose(undefined)
   stream.onclose = ((prev) => () => {

@@ -145,12 +145,14 @@ export class MuxStream {
       return 0
     }
     const n = Math.min(chunk.length, this.#sendWindow)
-    let at = 0
-    while (at < n) {
-      const size = Math.min(n - at, MAX_DATA_FRAME)
-      this.#send(FrameType.DATA, 0, chunk.subarray(at, at + size))
-      at += size
-    }
+    // Most writes are one frame: a Buffer's subarray (Bun's sockets hand out Buffers) is not free.
+    if (n === chunk.length && n <= MAX_DATA_FRAME) this.#send(FrameType.DATA, 0, chunk)
+    else
+      for (let at = 0; at < n; ) {
+        const size = Math.min(n - at, MAX_DATA_FRAME)
+        this.#send(FrameType.DATA, 0, chunk.subarray(at, at + size))
+        at += size
+      }
     this.#sendWindow -= n
     if (n < chunk.length) this.#wantDrain = true
     return n
