@@ -29,14 +29,14 @@ export function tunnelOrigin(tunnel: TunnelTarget, edgeAddr: string, options: { 
 async function dialTunnel(tunnel: TunnelTarget, conn: H1Connection, clientAddr: string, wait: boolean): Promise<H1Socket> {
   const stream = await tunnel.connect(clientAddr, { wait })
   if (!stream) throw Object.assign(new Error('the agent is offline or busy'), { code: 'ECONNREFUSED' })
-  let timer: ReturnType<typeof setTimeout> | undefined
+  const idle = idleTimer(() => conn.handleTimeout())
   // Frame bodies are mostly Buffers already (views of what the socket read): wrapping one again is not free.
   stream.ondata = (chunk) => conn.handleData(chunk instanceof Buffer ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length))
   stream.ondrain = () => conn.handleDrain()
   stream.onend = () => conn.handleClose(undefined)
   stream.onclose = ((prev) => () => {
     prev()
-    clearTimeout(timer)
+    idle.stop()
     conn.handleClose(undefined)
   })(stream.onclose)
   return {
@@ -45,11 +45,48 @@ async function dialTunnel(tunnel: TunnelTarget, conn: H1Connection, clientAddr: 
     resume: () => stream.resume(),
     end: () => stream.end(),
     terminate: () => stream.terminate(),
-    timeout(seconds) {
-      clearTimeout(timer)
-      if (seconds > 0) timer = setTimeout(() => conn.handleTimeout(), seconds * 1000)
-    },
+    timeout: (seconds) => idle.set(seconds),
     closeReason: () => streamCloseReason(stream),
+  }
+}
+
+/**
+ * The idle timeout of a pooled tunnel stream (`set(0)` clears it). The pool sets it on every release and clears it on every
+ * reuse, so a stream carrying back-to-back requests would create and cancel a timer per request (1 % of
+ * the edge's samples); this keeps one timer and moves a deadline, re-arming only when the timer fires
+ * early or a shorter timeout is asked for.
+ */
+export function idleTimer(onIdle: () => void): { set(seconds: number): void; stop(): void } {
+  let deadline = 0
+  let due = 0
+  let timer: ReturnType<typeof setTimeout> | undefined
+  function arm(at: number): void {
+    clearTimeout(timer)
+    due = at
+    timer = setTimeout(fire, Math.max(0, at - performance.now()))
+  }
+  function fire(): void {
+    timer = undefined
+    if (deadline === 0) return
+    if (deadline > performance.now()) return arm(deadline)
+    deadline = 0
+    onIdle()
+  }
+  return {
+    set(seconds) {
+      if (seconds <= 0) {
+        deadline = 0
+        return
+      }
+      deadline = performance.now() + seconds * 1000
+      if (timer === undefined || deadline < due) arm(deadline)
+    },
+    /** The stream closed: nothing may fire, nor hold the connection until then. */
+    stop() {
+      deadline = 0
+      clearTimeout(timer)
+      timer = undefined
+    },
   }
 }
 
