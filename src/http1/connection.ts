@@ -10,6 +10,7 @@ import { TunnelWebSocket, type FrameStream } from '../proxy/tunnel-websocket.ts'
 import { websocketHandlers, type WsData } from '../proxy/websocket.ts'
 import { sharedPool } from '../proxy/h1/pool.ts'
 import { RequestHead } from './head.ts'
+import { httpDate } from './http-date.ts'
 import { findHeadEnd, HeadRefusal, parseHead, type HeadLimits, type ParsedHead } from './parse-head.ts'
 import { Relay, type RelayClient, type RelayTarget } from './relay.ts'
 
@@ -547,7 +548,6 @@ export class Http1Connection {
       write: (bytes) => this.#write(bytes),
       pause: () => this.#pause(),
       resume: () => this.#resume(),
-      head: (status, statusText, headers, fields) => Buffer.from(responseHead(status, statusText, headers, fields), 'latin1'),
       finished: (inStep) => {
         const keepAlive = this.#head?.keepAlive ?? false
         this.#relayOver()
@@ -722,20 +722,6 @@ function responseHead(status: number, statusText: string, headers: Headers, fiel
   // RFC 9110 §6.6.1: the edge's own answers carry a Date, as an upstream's do.
   if (!dated) head += `date: ${httpDate()}\r\n`
   return `${head}${fields}\r\n`
-}
-
-let dateText = ''
-let dateSecond = -1
-
-/** The current time as an HTTP date, formatted at most once a second. */
-function httpDate(): string {
-  const now = Date.now()
-  const second = Math.floor(now / 1000)
-  if (second !== dateSecond) {
-    dateSecond = second
-    dateText = new Date(now).toUTCString()
-  }
-  return dateText
 }
 
 const NOT_READY = Symbol('not ready')

@@ -206,7 +206,7 @@ function checkField(name: string, value: string): void {
 }
 
 /** Content-Length may repeat (as a list or as several fields) only with one value (RFC 9110 §8.6). */
-function mergeContentLength(prior: number, value: string): number {
+export function mergeContentLength(prior: number, value: string): number {
   let result = prior
   for (const part of value.split(',')) {
     const v = part.trim()
@@ -219,7 +219,7 @@ function mergeContentLength(prior: number, value: string): number {
 }
 
 /** Whether and how a final response to `method` carries a body (RFC 9112 §6.3). */
-export function framingOf(head: ResponseHead, method: string): Framing {
+export function framingOf(head: Pick<ResponseHead, 'status' | 'chunked' | 'contentLength'>, method: string): Framing {
   const s = head.status
   if (method === 'HEAD' || s < 200 || s === 204 || s === 304) return Framing.None
   if (head.chunked) return Framing.Chunked
