@@ -1,5 +1,6 @@
 import type { Endpoint } from '../endpoints/endpoint.ts'
 import { httpRequestEvent } from '../events/traffic.ts'
+import type { RequestTally } from '../events/types.ts'
 import type { RequestHead } from '../http1/head.ts'
 import type { Http1Connection } from '../http1/connection.ts'
 import type { RelayTarget } from '../http1/relay.ts'
@@ -38,6 +39,8 @@ export class RelayStats {
 export function createRelayRoute(options: RelayRouteOptions, stats: RelayStats) {
   const { store, log, events } = options
   const edgeAddr = `${options.serverIp}:${options.serverPort}`
+  /** Filled per answered request and read at once by the counters (see EventSink.countRequest). */
+  const tally: RequestTally = { endpoint: '', status: 0, durationMs: 0, requestBytes: 0, responseBytes: 0 }
   return function relayRoute(head: RequestHead, source: Http1Connection): RelayTarget | undefined {
     const parsed = head.parsed
     const { method, path } = parsed
@@ -89,6 +92,14 @@ export function createRelayRoute(options: RelayRouteOptions, stats: RelayStats) 
       answered(status, headers) {
         if (options.logRequests) logRequest(endpoint, method, path, status, started, client.address)
         if (!events) return
+        // Without a reader of the event, the counters get its figures and no event is built.
+        tally.endpoint = endpoint.urlText
+        tally.status = status
+        tally.durationMs = performance.now() - started
+        tally.requestBytes = hasBody ? parsed.contentLength : 0
+        const length = headers.get('content-length')
+        tally.responseBytes = length === null ? -1 : Number(length)
+        if (events.countRequest?.(tally)) return
         const query = path.indexOf('?')
         events.emit(
           httpRequestEvent({
