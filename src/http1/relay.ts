@@ -88,7 +88,8 @@ export class Relay implements ConnectionSink {
   #conn: H1Connection | null = null
   #writtenAtStart = 0
   #retried = false
-  #timer: ReturnType<typeof setTimeout> | undefined
+  /** When a silent upstream times out (performance.now() ms; 0 once answered), checked by `sweep`. */
+  #deadline = 0
   #over = false
   /** When the request body last moved. */
   #progressAt = 0
@@ -131,7 +132,7 @@ export class Relay implements ConnectionSink {
   }
 
   start(): void {
-    this.#timer = setTimeout(() => this.#onTimeout(), this.#target.timeoutMs)
+    this.#deadline = performance.now() + this.#target.timeoutMs
     const conn = this.#pool.take(this.#target.origin)
     if (conn) this.#attach(conn)
     else this.#dial()
@@ -290,7 +291,7 @@ export class Relay implements ConnectionSink {
     if (!this.#req.keepAlive) fields += 'connection: close\r\n'
     this.#resRemaining = head.contentLength
     this.#phase = framing === Framing.None ? DONE : BODY
-    clearTimeout(this.#timer)
+    this.#deadline = 0
     this.#target.answered(status, head)
     const out: Uint8Array[] = [head.bytes(fields)]
     if (end < buf.length) {
@@ -402,16 +403,16 @@ export class Relay implements ConnectionSink {
   #end(): void {
     this.#over = true
     this.#early = null
-    clearTimeout(this.#timer)
+    this.#deadline = 0
     if (this.#conn?.sink === this) this.#conn.sink = null
   }
 
-  #onTimeout(): void {
-    if (this.#phase !== HEAD || this.#over) return
+  /** Called by the client connection on the engine's clock (src/http1/deadlines.ts). */
+  sweep(now: number): void {
+    if (this.#deadline === 0 || now < this.#deadline || this.#phase !== HEAD || this.#over) return
     // An upload that still moves is not a silent upstream.
-    const idle = performance.now() - this.#progressAt
-    if (this.#progressAt && idle < this.#target.timeoutMs) {
-      this.#timer = setTimeout(() => this.#onTimeout(), this.#target.timeoutMs - idle)
+    if (this.#progressAt && now - this.#progressAt < this.#target.timeoutMs) {
+      this.#deadline = this.#progressAt + this.#target.timeoutMs
       return
     }
     this.#fail(upstreamTimedOut())
