@@ -1,6 +1,6 @@
 import { STATUS_CODES } from 'node:http'
 import { ERROR_CODE_HEADER } from '../lib/errors.ts'
-import { H1ParseError, mergeContentLength } from '../proxy/h1/parse.ts'
+import { H1ParseError, isChunked, mergeContentLength } from '../proxy/h1/parse.ts'
 import { HOP_BY_HOP } from '../proxy/hop-headers.ts'
 import { httpDate } from './http-date.ts'
 import { TCHAR, VCHAR } from './parse-head.ts'
@@ -195,14 +195,7 @@ export class UpstreamHead {
     }
     if (pos !== end) fail('bytes after the blank line that ends the head')
 
-    let chunked = false
-    if (transferEncoding !== null) {
-      if (contentLength !== -1) fail('the response has both Transfer-Encoding and Content-Length')
-      // Only plain `chunked` is relayed: any other coding would reach the client undecoded.
-      if (transferEncoding.trim().toLowerCase() !== 'chunked' || minor === 0)
-        fail(`unsupported Transfer-Encoding ${JSON.stringify(transferEncoding.slice(0, 64))}`)
-      chunked = true
-    }
+    const chunked = isChunked(transferEncoding, contentLength, minor)
     // One plain line (and a status that may carry it) passes as it came; repeats and lists become one line.
     this.#lengthInPlace = lengthLines === 1 && lengthPlain && status !== 204
     if (lengthLines > 0 && !this.#lengthInPlace) this.#cutNamed(new Set(['content-length']))

@@ -176,14 +176,7 @@ export function parseResponseHead(text: string): ResponseHead {
   }
   if (pos !== text.length) fail('bytes after the blank line that ends the head')
 
-  let chunked = false
-  if (transferEncoding !== null) {
-    if (contentLength !== -1) fail('the response has both Transfer-Encoding and Content-Length')
-    // Only plain `chunked` is relayed: any other coding would reach the client undecoded.
-    if (transferEncoding.trim().toLowerCase() !== 'chunked' || minor === 0)
-      fail(`unsupported Transfer-Encoding ${JSON.stringify(transferEncoding.slice(0, 64))}`)
-    chunked = true
-  }
+  const chunked = isChunked(transferEncoding, contentLength, minor)
   if (contentLength !== -1) headers.set('content-length', String(contentLength))
   let close = false
   let keepAliveToken = false
@@ -197,6 +190,19 @@ export function parseResponseHead(text: string): ResponseHead {
   }
   const keepAlive = !close && (minor === 1 || keepAliveToken)
   return { status, statusText, minor, headers, keepAlive, contentLength, chunked }
+}
+
+/**
+ * Whether a response with these Transfer-Encoding values (joined, or null) is chunked; anything a
+ * client could read two ways (with Content-Length, another coding, on HTTP/1.0) is refused.
+ */
+export function isChunked(transferEncoding: string | null, contentLength: number, minor: number): boolean {
+  if (transferEncoding === null) return false
+  if (contentLength !== -1) fail('the response has both Transfer-Encoding and Content-Length')
+  // Only plain `chunked` is relayed: any other coding would reach the client undecoded.
+  if (transferEncoding.trim().toLowerCase() !== 'chunked' || minor === 0)
+    fail(`unsupported Transfer-Encoding ${JSON.stringify(transferEncoding.slice(0, 64))}`)
+  return true
 }
 
 /** Fields that never reach `Headers` are validated the same way, so framing never reads garbage. */
