@@ -293,14 +293,24 @@ export class Relay implements ConnectionSink {
     this.#phase = framing === Framing.None ? DONE : BODY
     this.#deadline = 0
     this.#target.answered(status, head)
+    if (fields === '' && head.asRead) {
+      // The head goes out as read: it and the body bytes after it in this read are one piece of the
+      // read, written without a copy (the whole read, most often: no view made either).
+      const stop = framing === Framing.Length ? Math.min(end + this.#resRemaining, buf.length) : end
+      if (framing === Framing.Length) {
+        this.#resRemaining -= stop - end
+        if (this.#resRemaining === 0) this.#phase = DONE
+      }
+      // Bytes after the response: the connection is out of step.
+      if (stop < buf.length) this.#reusable = false
+      return this.#flush([stop === buf.length ? buf : buf.subarray(0, stop)])
+    }
     const out: Uint8Array[] = [head.bytes(fields)]
     if (end < buf.length) {
       const rest = buf.subarray(end)
       if (this.#phase === BODY) this.#onBody(rest, out)
       else this.#reusable = false
     }
-    // A head that goes out as read and the body bytes after it in the same read leave as one piece of it.
-    if (out.length === 2 && fields === '' && head.asRead && this.#framing !== Framing.Close) out.splice(0, 2, buf.subarray(0, end + out[1]!.length))
     this.#flush(out)
   }
 
