@@ -38,6 +38,13 @@ return ARGV[1]
 /** Redis → node: a command for one of this node's sessions, or the answer to one it sent. */
 type Inbox = { type: 'command'; from: string; id: number; command: SessionCommand } | { type: 'result'; id: number; error: string }
 
+/** Texts every node shares, by name (see RedisRegistry.sharedMap). */
+export interface SharedMap {
+  all(): Promise<Map<string, string>>
+  set(field: string, value: string): Promise<void>
+  delete(field: string): Promise<void>
+}
+
 interface Stored {
   link: string
   holdings: MemberHoldings
@@ -64,7 +71,7 @@ export interface RedisRegistryOptions {
  * channel `warren:to:<node>` and come back on the asker's.
  *
  * Redis going away does not stop a node: it keeps the last view it read and serves it, takes binds
- * locally, and writes everything again when Redis is back (ioredis resubscribes by itself).
+ * locally, and writes everything again when Redis is back (and subscribes again).
  */
 export class RedisRegistry implements ClusterRegistry {
   readonly self: string
@@ -76,6 +83,8 @@ export class RedisRegistry implements ClusterRegistry {
   /** What each other member stored, and when this node last saw it there. */
   readonly #seen = new Map<string, { stored: Stored; alive: boolean; at: number }>()
   #handler: (command: SessionCommand) => Promise<string> = async () => 'this node runs no commands'
+  readonly #maps = new Map<string, () => void>()
+  readonly #backListeners = new Set<() => void>()
   #lost: (claim: EndpointClaim, holder: string) => void = () => {}
   #link = ''
   #mine: MemberHoldings = { endpoints: [], sessions: [] }
@@ -86,6 +95,7 @@ export class RedisRegistry implements ClusterRegistry {
   #writing: Promise<void> | undefined
   #again = false
   #reading: ReturnType<typeof setTimeout> | undefined
+  #readDue = 0
   #up = true
   #closing = false
   #nextId = 0
@@ -103,7 +113,9 @@ export class RedisRegistry implements ClusterRegistry {
     // return) instead of queueing without bound; the subscriber queues its (re)subscriptions.
     const retryStrategy = (attempt: number) => Math.min(100 * attempt, 1000)
     const redis = new Redis(options.url, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy })
-    const sub = new Redis(options.url, { lazyConnect: true, maxRetriesPerRequest: null, retryStrategy })
+    // The subscriber resubscribes itself after a reconnect: ioredis' own resubscription leaves its promise
+    // unhandled when the connection drops again meanwhile (ioredis 6 event_handler), which would end the process.
+    const sub = new Redis(options.url, { lazyConnect: true, maxRetriesPerRequest: null, retryStrategy, autoResubscribe: false })
     // ioredis reports every failed reconnect as an error event: the node logs Redis' state itself.
     redis.on('error', () => {})
     sub.on('error', () => {})
@@ -119,6 +131,17 @@ export class RedisRegistry implements ClusterRegistry {
     sub.on('message', (channel: string, message: string) => registry.#message(channel, message))
     redis.on('close', () => registry.#down())
     redis.on('ready', () => registry.#back())
+    // Announcements sent while the subscriber was away are lost: read once it has subscribed again.
+    let subDown = false
+    sub.on('close', () => (subDown = true))
+    sub.on('ready', () => {
+      if (!subDown) return
+      subDown = false
+      sub.subscribe(CHANGES, inbox(options.member)).then(
+        () => registry.#readSoon(0),
+        () => {},
+      )
+    })
     return registry
   }
 
@@ -132,6 +155,26 @@ export class RedisRegistry implements ClusterRegistry {
     if (found !== null) return found
     await this.#redis.set(key, await make(), 'NX')
     return (await this.#redis.get(key))!
+  }
+
+  /**
+   * A map of texts every node shares (a Redis hash `warren:map:<name>`); a change is announced on
+   * `warren:changes` and `changed` runs on every other node. Operations reject while Redis is away.
+   */
+  sharedMap(name: string, changed: () => void): SharedMap {
+    const key = `${PREFIX}map:${name}`
+    const note = `map:${name}`
+    this.#maps.set(note, changed)
+    return {
+      all: async () => new Map(Object.entries(await this.#redis.hgetall(key))),
+      set: async (field, value) => void (await this.#redis.multi().hset(key, field, value).publish(CHANGES, note).exec()),
+      delete: async (field) => void (await this.#redis.multi().hdel(key, field).publish(CHANGES, note).exec()),
+    }
+  }
+
+  /** Runs `listener` each time Redis is reachable again after it went away. */
+  onReconnect(listener: () => void): void {
+    this.#backListeners.add(listener)
   }
 
   /** Starts renewing this node's lease; `link` is the address the others dial. */
@@ -314,7 +357,8 @@ export class RedisRegistry implements ClusterRegistry {
 
   #message(channel: string, message: string): void {
     if (channel === CHANGES) {
-      if (message !== this.self) this.#readSoon(0)
+      if (message.startsWith('map:')) this.#maps.get(message)?.()
+      else if (message !== this.self) this.#readSoon(0)
       return
     }
     let m: Inbox
@@ -328,9 +372,12 @@ export class RedisRegistry implements ClusterRegistry {
     void this.#handler(m.command).then(reply, (err) => reply(err instanceof Error ? err.message : String(err)))
   }
 
-  /** Coalesces reads: a burst of change messages makes one read. */
+  /** Coalesces reads: a burst of change messages makes one read; an earlier read replaces a later one. */
   #readSoon(ms: number): void {
-    if (this.#reading) return
+    const due = Date.now() + ms
+    if (this.#reading && this.#readDue <= due) return
+    clearTimeout(this.#reading)
+    this.#readDue = due
     this.#reading = setTimeout(() => {
       this.#reading = undefined
       void this.#read()
@@ -351,6 +398,7 @@ export class RedisRegistry implements ClusterRegistry {
     this.#written = ''
     void this.#write()
     this.#readSoon(Math.floor(this.#o.leaseMs / 3) + 100)
+    for (const listener of this.#backListeners) listener()
   }
 }
 
