@@ -31,6 +31,7 @@ import { startEvents } from './events.ts'
 import { joinWorkers, type Worker } from '../cluster/worker.ts'
 import type { ClusterMember } from '../cluster/member.ts'
 import { connectNode, joinNodes } from '../cluster/node.ts'
+import { shareApiEndpoints } from '../cluster/api-endpoints.ts'
 import { CLUSTER_DIR_ENV, COOKIE_SECRET_FILE, superviseWorkers, WORKER_ENV } from '../cluster/supervisor.ts'
 import { CODES, WarrenError } from '../lib/errors.ts'
 import { VERSION } from './version.ts'
@@ -149,6 +150,8 @@ export async function serveCommand(args: string[]): Promise<number> {
   store.onChange((table) => tcp.reconcile(table))
   const reload = (reason: string) => reloadInto(policies, store, reason, events.bus)
   reload('start')
+  // Several nodes: endpoints created through any node's API are mirrored into every node's policies/.
+  const apiEndpoints = node ? shareApiEndpoints(node.registry, { dir: config.policiesDir, reload, log: log.child({ component: 'cluster' }) }) : undefined
 
   const lifecycle = new AbortController()
   const accounts = config.accounts.map(makeAccount)
@@ -311,7 +314,10 @@ export async function serveCommand(args: string[]): Promise<number> {
       store,
       policiesDir: config.policiesDir,
       loadOptions: loadOptionsFor(config, sessionKey),
-      reload,
+      reload: (reason) => {
+        reload(reason)
+        apiEndpoints?.changed()
+      },
       events: events.bus,
       metrics,
       sessions: () => [...agents.sessions, ...(ssh?.sessions ?? []), ...(member?.sessions() ?? [])],
@@ -378,8 +384,9 @@ export async function serveCommand(args: string[]): Promise<number> {
     },
     { drainMs: config.shutdown.drain, log, hurry },
   )
-  registry.clear()
+  // The member leaves first: its agents' endpoints stay reserved in the cluster for them to reconnect elsewhere.
   member?.close()
+  registry.clear()
   // Sinks get what is queued, for a moment.
   let flushTimer: ReturnType<typeof setTimeout> | undefined
   await Promise.race([events.close(), new Promise<void>((resolve) => (flushTimer = setTimeout(resolve, 1000)))])

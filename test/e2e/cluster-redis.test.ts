@@ -1,6 +1,6 @@
 import type { Socket, TCPSocketListener } from 'bun'
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { redisUnavailable, startRedis, type RedisServer } from '../helpers/redis.ts'
@@ -36,6 +36,8 @@ accounts:
     domains: ["*.warren.localhost"]
 agents:
   reconnect_wait: 8
+# Idle keep-alive link streams from the other nodes count as in flight: a stopped node waits this long for them.
+shutdown: {drain: 2s}
 cluster:
   redis: ${redis.url}
   node: ${node}
@@ -127,7 +129,7 @@ beforeAll(async () => {
   // Node a first: it creates the development CA in the shared certs/; b and c load it.
   nodes.a = await startNode('a')
   ;[nodes.b, nodes.c] = await Promise.all([startNode('b'), startNode('c')])
-  balancer = await startBalancer(() => [nodes.a.agentPort, nodes.b.agentPort])
+  balancer = await startBalancer(() => [nodes.a.agentPort, nodes.b.agentPort, nodes.c.agentPort])
 })
 afterAll(async () => {
   await Promise.all(agents.map((a) => a.stop()))
@@ -167,6 +169,26 @@ describe.skipIf(skip !== undefined)('three nodes sharing Redis', () => {
       expect(await eventually(async () => ((await api(node, '/tunnel-sessions')).tunnel_sessions as { id: string }[]).some((s) => s.id === onA[0]!.id), 5000, 100)).toBe(true)
       const endpoints = (await api(node, '/endpoints')).endpoints as { url: string }[]
       expect(endpoints.some((e) => e.url === url)).toBe(true)
+    }
+  })
+
+  test('an endpoint created through the API of node b is served by a and c; deleted through c, it is gone everywhere', async () => {
+    const made = 'https://made.warren.localhost'
+    const policy = JSON.stringify({ on_http_request: [{ actions: [{ type: 'custom-response', config: { body: 'made through b' } }] }] })
+    const res = await fetch(`http://127.0.0.1:${nodes.b.apiPort}/endpoints`, { method: 'POST', headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/json' }, body: JSON.stringify({ url: made, traffic_policy: policy }) })
+    expect(res.status).toBe(201)
+    const { id } = (await res.json()) as { id: string }
+    for (const node of [nodes.a, nodes.c]) {
+      expect(await eventually(async () => (await get(node, `${made}/`, 5)).body === 'made through b', 5000, 100)).toBe(true)
+      expect(existsSync(join(node.policies, `api-${id}.yml`))).toBe(true)
+    }
+    const del = await fetch(`http://127.0.0.1:${nodes.c.apiPort}/endpoints/${id}`, { method: 'DELETE', headers: { authorization: `Bearer ${API_KEY}` } })
+    expect(del.status).toBe(204)
+    for (const node of Object.values(nodes)) {
+      // Gone from every node's table and policies/; its name no longer answers (no endpoint, no certificate: the handshake fails).
+      expect(await eventually(async () => ((await api(node, '/endpoints')).endpoints as { id: string }[]).every((e) => e.id !== id), 5000, 100)).toBe(true)
+      expect(existsSync(join(node.policies, `api-${id}.yml`))).toBe(false)
+      expect((await get(node, `${made}/`, 5)).status).not.toBe(200)
     }
   })
 
@@ -250,6 +272,15 @@ describe.skipIf(skip !== undefined)('three nodes sharing Redis', () => {
     expect(await eventually(async () => (await api(nodes.c, '/tunnel-sessions')).tunnel_sessions.length === sessionsBefore, (LEASE_S + 2) * 1000, 100)).toBe(true)
     for (let i = 0; i < 5; i++) expect((await get(nodes.c, `${url}/after/${i}`)).status).toBe(200)
   }, 40_000)
+
+  test('node b stopped (SIGTERM): its agent moves to c and keeps its URL', async () => {
+    const established = agent.logs().match(/"msg":"session established"/g)!.length
+    nodes.b.proc.kill('SIGTERM')
+    expect(await nodes.b.proc.exited).toBe(0)
+    expect(await eventually(async () => agent.logs().match(/"msg":"session established"/g)!.length > established, 10_000, 50)).toBe(true)
+    expect(agent.logs().match(/Forwarding /g)?.length).toBe(1)
+    expect(await eventually(async () => (await get(nodes.c, `${url}/moved`, 5)).status === 200, 10_000, 100)).toBe(true)
+  }, 30_000)
 })
 
 describe.skipIf(skip !== undefined)('a node that cannot join is refused at start', () => {
