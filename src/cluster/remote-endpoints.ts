@@ -91,11 +91,16 @@ class RemoteTunnel implements TunnelTarget {
     return this.#holder() !== undefined
   }
 
-  /** The live member serving this endpoint now (it may have moved since this endpoint was built). */
+  /**
+   * The live member serving this endpoint now (it may have moved since this endpoint was built). A
+   * pooled URL has several holders, each its own endpoint here: only the same tunnel is this one.
+   */
   #holder(): { link: string; tunnel: string } | undefined {
+    const c = this.#claim
+    const same = (e: EndpointClaim) => e === c || (c.pooling ? e.account === c.account && e.tunnel === c.tunnel : rebinds(e, c))
     for (const m of this.#registry.others()) {
       if (!m.alive) continue
-      const claim = m.endpoints.find((e) => e.session !== undefined && (e === this.#claim || rebinds(e, this.#claim)))
+      const claim = m.endpoints.find((e) => e.session !== undefined && same(e))
       if (claim) return { link: m.link, tunnel: claim.tunnel }
     }
     return undefined

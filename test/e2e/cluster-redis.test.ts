@@ -192,6 +192,37 @@ describe.skipIf(skip !== undefined)('three nodes sharing Redis', () => {
     }
   })
 
+  test('pooling across nodes: two agents of one pooled URL on nodes b and c share the requests reaching node a', async () => {
+    const [onB, onC] = [startUpstream('pool-on-b'), startUpstream('pool-on-c')]
+    const pooled = 'https://pool.warren.localhost'
+    const pa = startAgent(['http', String(onB.port), '--url', pooled, '--pooling-enabled', ...agentFlags(nodes.b.agentPort)])
+    const pc = startAgent(['http', String(onC.port), '--url', pooled, '--pooling-enabled', ...agentFlags(nodes.c.agentPort)])
+    agents.push(pa, pc)
+    try {
+      await Promise.all([pa.forwarding(), pc.forwarding()])
+      expect(await eventually(async () => ((await api(nodes.a, '/endpoints')).endpoints as { url: string }[]).filter((e) => e.url === pooled).length === 2, 5000, 100)).toBe(true)
+      // One keep-alive connection: each request picks its pool member (a fresh HTTPS connection picks
+      // twice, at the TLS front and per request, which with two members lands on the same one each time).
+      const u = new URL(pooled)
+      const urls = Array.from({ length: 20 }, (_, i) => `${pooled}/p/${i}`)
+      const proc = Bun.spawn(['curl', '-s', '--max-time', '20', '--http1.1', '-w', '\n', '--cacert', caPath, '--connect-to', `${u.hostname}:443:127.0.0.1:${nodes.a.httpsPort}`, ...urls], { stdout: 'pipe' })
+      const bodies = (await new Response(proc.stdout).text()).trim().split('\n')
+      await proc.exited
+      expect(bodies.length).toBe(20)
+      const seen = new Map<string, number>()
+      for (const body of bodies) {
+        const who = JSON.parse(body).upstream as string
+        seen.set(who, (seen.get(who) ?? 0) + 1)
+      }
+      // Both agents served some, through their own nodes.
+      expect([...seen.keys()].sort()).toEqual(['pool-on-b', 'pool-on-c'])
+    } finally {
+      await Promise.all([pa.stop(), pc.stop()])
+      onB.stop(true)
+      onC.stop(true)
+    }
+  })
+
   test('Redis killed and restarted under load: no request fails; a bind made meanwhile is served everywhere after', async () => {
     let ok = 0
     const failures: string[] = []
