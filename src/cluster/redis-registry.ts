@@ -177,8 +177,21 @@ export class RedisRegistry implements ClusterRegistry {
     this.#backListeners.add(listener)
   }
 
-  /** Starts renewing this node's lease; `link` is the address the others dial. */
+  /**
+   * Starts renewing this node's lease; `link` is the address the others dial. A lease of this id
+   * still there is a killed predecessor's (it runs out within a lease: wait for it) or a live
+   * duplicate's (it is renewed: refused, ERR_WARREN_7026).
+   */
   async start(link: string): Promise<void> {
+    const deadline = Date.now() + 2 * this.#o.leaseMs
+    if ((await this.#redis.exists(leaseKey(this.self))) === 1) {
+      this.#o.log.warn('a node with this id held a lease until moments ago; waiting for it to run out', { node: this.self, lease_ms: this.#o.leaseMs })
+      while ((await this.#redis.exists(leaseKey(this.self))) === 1) {
+        if (Date.now() > deadline)
+          throw new WarrenError(CODES.CLUSTER_NODE_ID_IN_USE, `Another node with the id "${this.self}" is running (it keeps renewing its lease in Redis); give each node its own cluster.node`)
+        await Bun.sleep(100)
+      }
+    }
     this.#link = link
     await this.#write()
     await this.#read()

@@ -186,6 +186,8 @@ export const CODES = {
   CLUSTER_LINK_REFUSED: 'ERR_WARREN_7024',
   /** `tls.mode: acme` with `cluster.redis`: each node would order on its own, which is not wired yet. */
   CLUSTER_ACME_UNSUPPORTED: 'ERR_WARREN_7025',
+  /** Another live node renews the lease of this `cluster.node` id: two nodes may not share one. */
+  CLUSTER_NODE_ID_IN_USE: 'ERR_WARREN_7026',
 } as const
 
 export type ErrorCode = (typeof CODES)[keyof typeof CODES]

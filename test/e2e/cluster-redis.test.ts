@@ -140,9 +140,11 @@ afterAll(async () => {
   rmSync(certs, { recursive: true, force: true })
 })
 
+/** The first agent (started on node a) and its URL: later tests move it from node to node. */
+let url: string
+let agent: AgentProcess
+
 describe.skipIf(skip !== undefined)('three nodes sharing Redis', () => {
-  let url: string
-  let agent: AgentProcess
 
   test('an agent on node a is served through nodes b and c', async () => {
     agent = startAgent(['http', String(upstream.port), ...agentFlags(balancer.port)])
@@ -337,6 +339,16 @@ describe.skipIf(skip !== undefined)('a node that cannot join is refused at start
     expect(r.code).toBe(1)
     expect(r.out).toContain('ERR_WARREN_7020')
     expect(r.out).not.toContain('hunter2-secret')
+  })
+
+  test('a second node with the id of a running one: ERR_WARREN_7026 after two leases, exit 1', async () => {
+    const started = Date.now()
+    const r = await serve(`cluster: {redis: "${redis.url}", node: c, link: {listen: "127.0.0.1:${await freePort()}"}, lease: ${LEASE_S}}\n`)
+    expect(r.code).toBe(1)
+    expect(r.out).toContain('ERR_WARREN_7026')
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2 * LEASE_S * 1000)
+    // The running node c was not disturbed.
+    expect(await eventually(async () => (await get(nodes.c, `${url}/still`)).status === 200, 5000, 100)).toBe(true)
   })
 
   test('--workers 2 with cluster.redis: ERR_WARREN_7021, exit 1', async () => {
