@@ -164,7 +164,7 @@ describe.skipIf(skip !== undefined)('three nodes sharing Redis', () => {
     expect(upstream.seen.filter((r) => r.path.startsWith('/via/')).length).toBe(15)
   })
 
-  test('/api/tunnel-sessions and /api/endpoints on node c list the session and endpoint node a holds', async () => {
+  test('/api/tunnel-sessions and /api/endpoints on node c list the session and endpoint node a holds; a restart through c reaches the agent', async () => {
     const onA = (await api(nodes.a, '/tunnel-sessions')).tunnel_sessions as { id: string }[]
     expect(onA.length).toBe(1)
     for (const node of [nodes.b, nodes.c]) {
@@ -172,6 +172,13 @@ describe.skipIf(skip !== undefined)('three nodes sharing Redis', () => {
       const endpoints = (await api(node, '/endpoints')).endpoints as { url: string }[]
       expect(endpoints.some((e) => e.url === url)).toBe(true)
     }
+    // A restart through node c runs on node a (by the node's Redis channel) and the agent answers it.
+    const restarts = agent.logs().match(/session lost; reconnecting|restart/g)?.length ?? 0
+    const res = await fetch(`http://127.0.0.1:${nodes.c.apiPort}/tunnel-sessions/${onA[0]!.id}/restart`, { method: 'POST', headers: { authorization: `Bearer ${API_KEY}` } })
+    expect(res.status).toBe(204)
+    expect(await eventually(async () => (agent.logs().match(/session lost; reconnecting|restart/g)?.length ?? 0) > restarts, 10_000, 50)).toBe(true)
+    // It reconnects (to node a again, first behind the balancer) and answers everywhere as before.
+    for (const node of Object.values(nodes)) expect(await eventually(async () => (await get(node, `${url}/back`, 5)).status === 200, 10_000, 100)).toBe(true)
   })
 
   test('an endpoint created through the API of node b is served by a and c; deleted through c, it is gone everywhere', async () => {
