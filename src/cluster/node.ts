@@ -4,7 +4,7 @@ import { join } from 'node:path'
 import { issueLeaf } from '../certs/dev-ca.ts'
 import { loadOrCreateDevCa } from '../certs/index.ts'
 import { splitAddress } from '../config/server.ts'
-import { CODES } from '../lib/errors.ts'
+import { CODES, WarrenError } from '../lib/errors.ts'
 import type { Logger } from '../lib/log.ts'
 import { dialLink, serveLink } from './link.ts'
 import { attachMember, type ClusterMember, type MemberOptions } from './member.ts'
@@ -81,11 +81,17 @@ export async function joinNodes(node: ConnectedNode, options: NodeOptions): Prom
   const { registry: agents, log } = options
   const secret = Buffer.from(node.link.secret, 'base64url')
   const listen = splitAddress(node.config.link.listen)
-  const link = serveLink(
-    { hostname: listen.hostname, port: listen.port, tls: { cert: node.link.cert, key: node.link.key }, secret },
-    (r) => agents.connectLocal(r.account, r.tunnel, r.client, { wait: r.wait }),
-    { refused: (remote) => log.warn('link connection without the cluster secret refused', { remote, code: CODES.CLUSTER_LINK_REFUSED }) },
-  )
+  let link: ReturnType<typeof serveLink>
+  try {
+    link = serveLink(
+      { hostname: listen.hostname, port: listen.port, tls: { cert: node.link.cert, key: node.link.key }, secret },
+      (r) => agents.connectLocal(r.account, r.tunnel, r.client, { wait: r.wait }),
+      { refused: (remote) => log.warn('link connection without the cluster secret refused', { remote, code: CODES.CLUSTER_LINK_REFUSED }) },
+    )
+  } catch (err) {
+    const code = (err as { code?: unknown } | null)?.code
+    throw new WarrenError(CODES.LISTEN_FAILED, `Cannot listen on ${node.config.link.listen} (cluster.link.listen): ${typeof code === 'string' ? code : err instanceof Error ? err.message : String(err)}`, { cause: err })
+  }
   const tls = { ca: node.link.ca, serverName: LINK_NAME }
   node.registry.onLost((claim, holder) => options.release(claim, `The endpoint ${claim.url.scheme}://${claim.url.host} is already online on node ${holder} (${CODES.CLUSTER_URL_TAKEN}).`))
   await node.registry.start(node.config.link.advertise ?? `${listen.hostname}:${link.port}`)

@@ -358,6 +358,18 @@ describe.skipIf(skip !== undefined)('a node that cannot join is refused at start
     expect(await eventually(async () => (await get(nodes.c, `${url}/still`)).status === 200, 5000, 100)).toBe(true)
   })
 
+  test('cluster.link.listen taken: ERR_WARREN_1010 naming the key, exit 1', async () => {
+    const taken = Bun.listen({ hostname: '127.0.0.1', port: 0, socket: { data() {} } })
+    try {
+      const r = await serve(`cluster: {redis: "${redis.url}", node: y, link: {listen: "127.0.0.1:${taken.port}"}}\n`)
+      expect(r.code).toBe(1)
+      expect(r.out).toContain('ERR_WARREN_1010')
+      expect(r.out).toContain(`Cannot listen on 127.0.0.1:${taken.port} (cluster.link.listen)`)
+    } finally {
+      taken.stop(true)
+    }
+  })
+
   test('--workers 2 with cluster.redis: ERR_WARREN_7021, exit 1', async () => {
     const r = await serve(`cluster: {redis: "${redis.url}", node: x, link: {listen: "127.0.0.1:${await freePort()}"}}\n`, ['--workers', '2'])
     expect(r.code).toBe(1)
