@@ -59,7 +59,7 @@ export function edgeMetrics(sources: EdgeMetricSources): Registry {
   const sessionStarts = r.add(new Counter('warren_agent_session_starts_total', 'Agent sessions that authenticated.'))
   const sessionStops = r.add(new Counter('warren_agent_session_stops_total', 'Agent sessions that ended, by reason (goodbye, dropped).', ['reason']))
   const endpoints = r.add(new Gauge('warren_endpoints', 'Endpoints in the table, by type.', ['type']))
-  const reloads = r.add(new Counter('warren_config_reloads_total', 'Reloads of the policies directory, by reason (start, watch, SIGHUP, api).', ['reason']))
+  const reloads = r.add(new Counter('warren_config_reloads_total', 'Reloads of the policies directory, by reason (start, watch, SIGHUP, api, cluster).', ['reason']))
   const reloadFailures = r.add(new Counter('warren_config_reload_failures_total', 'Reloads that found an invalid file or endpoint, by reason.', ['reason']))
   const certExpiry = r.add(new Gauge('warren_certificate_expiry_timestamp_seconds', 'When each certificate expires (Unix time), by its names and source (file, dev, acme).', ['names', 'source']))
   const events = r.add(new Counter('warren_events_total', 'Events published, by type.', ['type']))
