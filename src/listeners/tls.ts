@@ -274,7 +274,9 @@ export class TlsFront {
     const key = { account: '', binding: 'public' as const, host: serverName, port: this.#o.defaultPort }
     const https = table.lookup({ ...key, scheme: 'https' })
     const tls = https ? undefined : table.lookup({ ...key, scheme: 'tls' })
-    const endpoint = (https ?? tls)?.pick()
+    // An HTTPS connection's requests pick their member themselves: the front only looks (picking here too
+    // moved a two-member pool on by two per connection, so every first request went to one member).
+    const endpoint = https ? https.peek() : tls?.pick()
     if (!endpoint) {
       this.#limitLog('info', 'no endpoint for SNI; refused', { server_name: serverName, client_ip: client.address, code: CODES.ENDPOINT_NOT_FOUND })
       return void socket.end(ALERT_UNRECOGNIZED_NAME)
