@@ -1,5 +1,5 @@
 import { mkdirSync, readFileSync } from 'node:fs'
-import { availableParallelism } from 'node:os'
+import { availableParallelism, hostname } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
 import { startApi } from '../api/app.ts'
@@ -26,9 +26,13 @@ import { reloadEvent } from '../events/reload.ts'
 import type { EventSink } from '../events/types.ts'
 import { edgeMetrics } from '../metrics/edge.ts'
 import { PoolRetryStats } from '../proxy/pool-retry.ts'
+import { RelayStats } from '../proxy/relay-route.ts'
 import { loadSessionKey } from '../policy/identity/session-key.ts'
 import { startEvents } from './events.ts'
 import { joinWorkers, type Worker } from '../cluster/worker.ts'
+import type { ClusterMember } from '../cluster/member.ts'
+import { connectNode, joinNodes } from '../cluster/node.ts'
+import { shareApiEndpoints } from '../cluster/api-endpoints.ts'
 import { CLUSTER_DIR_ENV, COOKIE_SECRET_FILE, superviseWorkers, WORKER_ENV } from '../cluster/supervisor.ts'
 import { CODES, WarrenError } from '../lib/errors.ts'
 import { VERSION } from './version.ts'
@@ -105,6 +109,10 @@ export async function serveCommand(args: string[]): Promise<number> {
   const workerNumber = process.env[WORKER_ENV]
   configureLogging({ level: (values['log-level'] ?? config.log.level) as Level, ...(format ? { format } : {}), ...(workerNumber ? { fields: { worker: Number(workerNumber) } } : {}) })
   const workers = workerCount(values.workers ?? config.serve.workers)
+  if (config.cluster && workers > 1)
+    throw new WarrenError(CODES.CLUSTER_WORKERS_UNSUPPORTED, '--workers above 1 does not work with cluster.redis yet: a cluster node runs as one process (docs/cluster.md)')
+  if (config.cluster && config.tls.mode === 'acme')
+    throw new WarrenError(CODES.CLUSTER_ACME_UNSUPPORTED, 'tls.mode acme does not work with cluster.redis yet: every node would order its own certificates (docs/cluster.md)')
   if (workers > 1 && !workerNumber) {
     if (config.tls.mode === 'acme')
       throw new WarrenError(CODES.WORKERS_ACME_UNSUPPORTED, '--workers above 1 does not work with tls.mode acme yet: only one process may order certificates (docs/cluster.md)')
@@ -113,6 +121,11 @@ export async function serveCommand(args: string[]): Promise<number> {
   /** Set in a worker process of `--workers N`: every listening port is shared with the other workers. */
   const shared = workerNumber ? { reusePort: true } : {}
   const clusterDir = process.env[CLUSTER_DIR_ENV] ?? ''
+
+  // Several nodes: Redis must answer before anything listens (the agents' resume cookies are signed with its shared secret).
+  const node = config.cluster
+    ? await connectNode(config.cluster, { member: config.cluster.node ?? hostname(), graceMs: config.agents.reconnect_grace * 1000, log: log.child({ component: 'cluster' }) })
+    : undefined
 
   // Before anything listens: a sink that cannot start (bad filter, unwritable file) is a config error.
   const events = startEvents(config)
@@ -138,6 +151,8 @@ export async function serveCommand(args: string[]): Promise<number> {
   store.onChange((table) => tcp.reconcile(table))
   const reload = (reason: string) => reloadInto(policies, store, reason, events.bus)
   reload('start')
+  // Several nodes: endpoints created through any node's API are mirrored into every node's policies/.
+  const apiEndpoints = node ? shareApiEndpoints(node.registry, { dir: config.policiesDir, reload, log: log.child({ component: 'cluster' }) }) : undefined
 
   const lifecycle = new AbortController()
   const accounts = config.accounts.map(makeAccount)
@@ -171,6 +186,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     logRequests: config.log.requests && !values['no-request-log'],
     events: events.bus,
     poolRetries,
+    relayStats: new RelayStats(),
   }
   const server = await openListener('http', config.listen.http, () =>
     listenHttp({
@@ -223,7 +239,7 @@ export async function serveCommand(args: string[]): Promise<number> {
   const agentAddr = splitAddress(config.listen.agent)
   const startAgents = (tls: { cert: string; key: string }) => {
     try {
-      return listenAgents({ hostname: agentAddr.hostname, port: agentAddr.port, ...shared, ...(workerNumber ? { cookieSecret: readFileSync(join(clusterDir, COOKIE_SECRET_FILE)) } : {}), tls, accounts: () => accounts, registry, events: events.bus, authTimeoutSec: config.agents.auth_timeout, pending: { total: config.agents.max_pending, perSource: config.agents.max_pending_per_ip } })
+      return listenAgents({ hostname: agentAddr.hostname, port: agentAddr.port, ...shared, ...(workerNumber ? { cookieSecret: readFileSync(join(clusterDir, COOKIE_SECRET_FILE)) } : node ? { cookieSecret: node.cookieSecret } : {}), tls, accounts: () => accounts, registry, events: events.bus, authTimeoutSec: config.agents.auth_timeout, pending: { total: config.agents.max_pending, perSource: config.agents.max_pending_per_ip } })
     } catch (err) {
       throw listenFailure(err, 'agent', config.listen.agent)
     }
@@ -253,25 +269,41 @@ export async function serveCommand(args: string[]): Promise<number> {
     log.child({ component: 'ssh' }).info('ssh front door listening', { ssh: `${sshAddr.hostname}:${ssh.port}`, host_key: hostKey.fingerprint, created: hostKey.created })
   }
 
-  // A worker of `--workers N`: the other workers' agent endpoints join the table, this worker's agents serve theirs.
+  // A worker of `--workers N` or a node of a cluster: the other members' agent endpoints join the table, this member's agents serve theirs.
+  const memberOptions = {
+    registry,
+    store,
+    sessions: () => [...agents.sessions, ...(ssh?.sessions ?? [])],
+    events: events.bus,
+    defaultPorts: loadOptionsFor(config).defaultPorts,
+    sessionKey,
+    waitMs: config.agents.reconnect_wait * 1000,
+    log: log.child({ component: 'cluster' }),
+  }
   const worker: Worker | undefined = workerNumber
     ? await joinWorkers({
+        ...memberOptions,
         number: Number(workerNumber),
         dir: clusterDir,
-        registry,
-        store,
-        sessions: () => [...agents.sessions, ...(ssh?.sessions ?? [])],
-        events: events.bus,
-        defaultPorts: loadOptionsFor(config).defaultPorts,
-        sessionKey,
-        waitMs: config.agents.reconnect_wait * 1000,
-        log: log.child({ component: 'cluster' }),
         lost() {
           log.error('the supervisor is gone; draining', { code: CODES.SUPERVISOR_LOST })
           process.kill(process.pid, 'SIGTERM')
         },
       })
     : undefined
+  const member: ClusterMember | undefined =
+    worker ??
+    (node &&
+      (await joinNodes(node, {
+        ...memberOptions,
+        // Split brain: another node's agent holds the URL; this node's agent is told and its endpoint goes.
+        release(claim, message) {
+          const session = [...agents.sessions, ...(ssh?.sessions ?? [])].find((s) => s.id === claim.session && !s.mux.closed)
+          if (!session) return
+          session.stopTunnel(claim.tunnel, message, 'ERR_NGROK_334')
+          registry.unbind(session, { Id: claim.tunnel })
+        },
+      })))
 
   // The REST API writes policies/api-<id>.yml and reloads synchronously through the same path as the watcher.
   const apiAddr = splitAddress(config.listen.api)
@@ -284,11 +316,14 @@ export async function serveCommand(args: string[]): Promise<number> {
       store,
       policiesDir: config.policiesDir,
       loadOptions: loadOptionsFor(config, sessionKey),
-      reload,
+      reload: (reason) => {
+        reload(reason)
+        apiEndpoints?.changed()
+      },
       events: events.bus,
       metrics,
-      sessions: () => [...agents.sessions, ...(ssh?.sessions ?? []), ...(worker?.sessions() ?? [])],
-      tunnels: () => [...registry.list(), ...(worker?.tunnels() ?? [])],
+      sessions: () => [...agents.sessions, ...(ssh?.sessions ?? []), ...(member?.sessions() ?? [])],
+      tunnels: () => [...registry.list(), ...(member?.tunnels() ?? [])],
       certificates: () => certs.all(),
     }),
   )
@@ -334,7 +369,7 @@ export async function serveCommand(args: string[]): Promise<number> {
       },
       tls: { stopAccepting: () => tls.stopAccepting(), inFlight: () => tls.activeConnections, cut: () => tls.stop() },
       tcp: { stopAccepting: () => tcp.stopAccepting(), inFlight: () => tcp.activeConnections, cut: () => tcp.stop() },
-      ...(worker ? { link: worker.link } : {}),
+      ...(member ? { link: member.link } : {}),
       agents: {
         stopAccepting: () => {
           agents.listener.stop(false)
@@ -351,8 +386,9 @@ export async function serveCommand(args: string[]): Promise<number> {
     },
     { drainMs: config.shutdown.drain, log, hurry },
   )
+  // The member leaves first: its agents' endpoints stay reserved in the cluster for them to reconnect elsewhere.
+  member?.close()
   registry.clear()
-  worker?.close()
   // Sinks get what is queued, for a moment.
   let flushTimer: ReturnType<typeof setTimeout> | undefined
   await Promise.race([events.close(), new Promise<void>((resolve) => (flushTimer = setTimeout(resolve, 1000)))])

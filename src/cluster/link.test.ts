@@ -1,7 +1,9 @@
 import { afterAll, expect, test } from 'bun:test'
+import { randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { issueLeaf, loadOrCreateDevCa } from '../certs/dev-ca.ts'
 import type { TunnelStream } from '../endpoints/endpoint.ts'
 import { dialLink, serveLink, type LinkRequest } from './link.ts'
 
@@ -108,4 +110,37 @@ test('dialLink answers undefined when the holder cannot open the stream, or is g
     link.stop()
   }
   expect(await dialLink(path, { account: 'a', tunnel: 't', client: '127.0.0.1:1', wait: false })).toBeUndefined()
+})
+
+test('between nodes the link is TLS with the cluster certificate and refuses a dialler without the secret', async () => {
+  const { ca } = await loadOrCreateDevCa(join(dir, 'cluster-ca'))
+  const leaf = await issueLeaf(ca, ['warren-cluster'])
+  const { ca: strangerCa } = await loadOrCreateDevCa(join(dir, 'stranger-ca'))
+  const secret = randomBytes(32)
+  const refused: string[] = []
+  const seen: LinkRequest[] = []
+  const agent = slowEcho(1 << 20)
+  const link = serveLink({ hostname: '127.0.0.1', port: 0, tls: { cert: leaf.cert, key: leaf.key }, secret }, async (r) => (seen.push(r), agent), { refused: (remote) => refused.push(remote) })
+  const to = (tls: { ca: string; serverName: string }, key: Uint8Array) => ({ hostname: '127.0.0.1', port: link.port, tls, secret: key })
+  const request = { account: 'alice', tunnel: 'tn_n', client: '127.0.0.1:7', wait: false }
+  try {
+    expect(link.port).toBeGreaterThan(0)
+    const stream = await dialLink(to({ ca: ca.certPem, serverName: 'warren-cluster' }, secret), request)
+    expect(stream).toBeDefined()
+    // The secret is checked, not passed on to the holder.
+    expect(seen).toEqual([request])
+    const echoed = new Promise<string>((resolve) => (stream!.ondata = (chunk) => resolve(Buffer.from(chunk).toString())))
+    stream!.write(Buffer.from('over tls'))
+    expect(await echoed).toBe('over tls')
+    stream!.terminate()
+    // The wrong secret: refused before the holder is asked.
+    expect(await dialLink(to({ ca: ca.certPem, serverName: 'warren-cluster' }, randomBytes(32)), request)).toBeUndefined()
+    expect(await waitFor(() => refused.length === 1, 2000)).toBe(true)
+    // A listener whose certificate is not the cluster's (another CA, another name): the dialler gives up.
+    expect(await dialLink(to({ ca: strangerCa.certPem, serverName: 'warren-cluster' }, secret), request)).toBeUndefined()
+    expect(await dialLink(to({ ca: ca.certPem, serverName: 'other-name' }, secret), request)).toBeUndefined()
+    expect(seen.length).toBe(1)
+  } finally {
+    link.stop()
+  }
 })

@@ -3,7 +3,7 @@ import type { Endpoint, TunnelStream, TunnelTarget } from '../endpoints/endpoint
 import type { Logger } from '../lib/log.ts'
 import { compilePolicy, validatePolicy } from '../policy/engine.ts'
 import { agentEndpoint } from '../tunnel/registry.ts'
-import { dialLink } from './link.ts'
+import type { LinkRequest } from './link.ts'
 import { rebinds } from './members.ts'
 import type { ClusterRegistry, EndpointClaim } from './registry.ts'
 
@@ -15,6 +15,8 @@ export interface RemoteEndpointsOptions {
   sessionKey?: Uint8Array | undefined
   /** This member's own tunnel of that account and id, if its agent re-bound it here. */
   local: (account: string, tunnel: string) => TunnelTarget | undefined
+  /** Opens a proxy stream on the link of the member whose link address is `link`. */
+  dial: (link: string, request: LinkRequest) => Promise<TunnelStream | undefined>
 }
 
 /**
@@ -54,7 +56,7 @@ export class RemoteEndpoints {
         url: claim.url,
         defaultPorts: this.#o.defaultPorts,
         pooling: claim.pooling,
-        source: `agent session ${claim.session ?? '(reconnecting)'} on worker ${member}`,
+        source: `agent session ${claim.session ?? '(reconnecting)'} on ${member}`,
         description: claim.description,
         metadata: claim.metadata,
         policy,
@@ -62,7 +64,7 @@ export class RemoteEndpoints {
       })
     } catch (err) {
       // The holder compiled it; a member that cannot (another version mid-upgrade) leaves it out.
-      this.#o.log.error('cannot serve an endpoint held by another worker', { url: claim.url.host, worker: member, error: err instanceof Error ? err.message : String(err) })
+      this.#o.log.error('cannot serve an endpoint held by another cluster member', { url: claim.url.host, member, error: err instanceof Error ? err.message : String(err) })
       return undefined
     }
   }
@@ -89,11 +91,16 @@ class RemoteTunnel implements TunnelTarget {
     return this.#holder() !== undefined
   }
 
-  /** The live member serving this endpoint now (it may have moved since this endpoint was built). */
+  /**
+   * The live member serving this endpoint now (it may have moved since this endpoint was built). A
+   * pooled URL has several holders, each its own endpoint here: only the same tunnel is this one.
+   */
   #holder(): { link: string; tunnel: string } | undefined {
+    const c = this.#claim
+    const same = (e: EndpointClaim) => e === c || (c.pooling ? e.account === c.account && e.tunnel === c.tunnel : rebinds(e, c))
     for (const m of this.#registry.others()) {
       if (!m.alive) continue
-      const claim = m.endpoints.find((e) => e.session !== undefined && (e === this.#claim || rebinds(e, this.#claim)))
+      const claim = m.endpoints.find((e) => e.session !== undefined && same(e))
       if (claim) return { link: m.link, tunnel: claim.tunnel }
     }
     return undefined
@@ -107,7 +114,7 @@ class RemoteTunnel implements TunnelTarget {
       if (here?.online) return here.connect(clientAddr, options)
       const holder = this.#holder()
       if (holder) {
-        const stream = await dialLink(holder.link, { account: this.#claim.account, tunnel: holder.tunnel, client: clientAddr, wait: options.wait !== false })
+        const stream = await this.#o.dial(holder.link, { account: this.#claim.account, tunnel: holder.tunnel, client: clientAddr, wait: options.wait !== false })
         if (stream) return stream
       }
       if (Date.now() >= deadline) return undefined

@@ -89,6 +89,12 @@ describe('EndpointTable.build() pools', () => {
     expect(new Set(Array.from({ length: 3 }, () => pool.pick().source)).size).toBe(3)
   })
 
+  test('peek() names the member pick() gives next, without taking its turn', () => {
+    const { pool, states } = agentPool(3)
+    states[0]!.online = false
+    expect([pool.peek().source, pool.peek().source, pool.pick().source, pool.peek().source]).toEqual(['agent-1', 'agent-1', 'agent-1', 'agent-2'])
+  })
+
   test('pick() falls back to any member when none is online (a request waits for a reconnect)', () => {
     const { pool, states } = agentPool(2)
     for (const s of states) s.online = false

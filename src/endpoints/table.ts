@@ -13,6 +13,11 @@ export interface Pool {
    */
   pick(): Endpoint
   /**
+   * The member `pick()` would return now, without moving the round-robin on: for a look at the pool
+   * that is not itself a request (the TLS front runs on_tcp_connect before the HTTPS requests pick).
+   */
+  peek(): Endpoint
+  /**
    * The next online member not in `tried` (round-robin), for sending a failed request again; undefined
    * when there is none.
    */
@@ -45,13 +50,13 @@ function isOnline(ep: Endpoint): boolean {
 
 function makePool(key: string, members: Endpoint[]): Pool {
   let next = 0
-  /** The next member from the round-robin position that `accept` takes; advances past it. */
-  function take(accept: (ep: Endpoint) => boolean): Endpoint | undefined {
+  /** The next member from the round-robin position that `accept` takes; advances past it unless `peek`. */
+  function take(accept: (ep: Endpoint) => boolean, peek = false): Endpoint | undefined {
     for (let i = 0; i < members.length; i++) {
       const at = (next + i) % members.length
       const ep = members[at]!
       if (!accept(ep)) continue
-      next = (at + 1) % members.length
+      if (!peek) next = (at + 1) % members.length
       return ep
     }
     return undefined
@@ -62,6 +67,10 @@ function makePool(key: string, members: Endpoint[]): Pool {
     pick() {
       if (members.length === 1) return members[0]!
       return take(isOnline) ?? take(() => true)!
+    },
+    peek() {
+      if (members.length === 1) return members[0]!
+      return take(isOnline, true) ?? take(() => true, true)!
     },
     pickOther(tried) {
       return take((ep) => !tried.has(ep) && isOnline(ep))

@@ -174,6 +174,20 @@ export const CODES = {
   WORKER_EXITED: 'ERR_WARREN_7004',
   /** A worker lost its supervisor (killed): it drains and exits rather than serve alone. */
   SUPERVISOR_LOST: 'ERR_WARREN_7005',
+  /** `cluster.redis` cannot be reached at start (the node does not start without it). */
+  CLUSTER_REDIS_UNREACHABLE: 'ERR_WARREN_7020',
+  /** `--workers` above 1 with `cluster.redis`: a node runs as one process. */
+  CLUSTER_WORKERS_UNSUPPORTED: 'ERR_WARREN_7021',
+  /** (log) Redis went away while the node runs: it serves what it knows and publishes its changes when Redis returns. */
+  CLUSTER_REDIS_LOST: 'ERR_WARREN_7022',
+  /** Another node holds this non-pooled URL (split brain): this node's agent endpoint for it is stopped. */
+  CLUSTER_URL_TAKEN: 'ERR_WARREN_7023',
+  /** A node-to-node link connection was refused: it did not show the cluster's secret. */
+  CLUSTER_LINK_REFUSED: 'ERR_WARREN_7024',
+  /** `tls.mode: acme` with `cluster.redis`: each node would order on its own, which is not wired yet. */
+  CLUSTER_ACME_UNSUPPORTED: 'ERR_WARREN_7025',
+  /** Another live node renews the lease of this `cluster.node` id: two nodes may not share one. */
+  CLUSTER_NODE_ID_IN_USE: 'ERR_WARREN_7026',
 } as const
 
 export type ErrorCode = (typeof CODES)[keyof typeof CODES]

@@ -252,6 +252,31 @@ export const ServerConfigSpec = v.strictObject({
     }),
     {},
   ),
+  /**
+   * Several edge nodes sharing state through Redis (docs/cluster.md, "Several nodes"): which node
+   * holds which agent session and URL, and a TLS link between nodes that serves another node's agents.
+   */
+  cluster: v.optional(
+    v.strictObject({
+      /** The Redis every node shares: `redis://[:password@]host:port[/db]` (or `rediss://` for TLS). */
+      redis: v.pipe(v.string(), v.regex(/^rediss?:\/\/./, 'must be a redis:// or rediss:// URL')),
+      /** This node's id, unique in the cluster (its keys in Redis are named after it). Default: the host name. */
+      node: v.optional(v.pipe(v.string(), v.regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1-64 letters, digits, ".", "_" or "-"'))),
+      /** The node-to-node link (TLS with the cluster's own certificate, kept in Redis). */
+      link: v.strictObject({
+        /** Where this node accepts link connections from the other nodes. */
+        listen: Address,
+        /** The address the other nodes dial (default: `listen`); set it when `listen` is 0.0.0.0 or behind a NAT. */
+        advertise: v.optional(Address),
+      }),
+      /**
+       * Seconds a node's entries live in Redis without renewal (renewed every third of it): a node
+       * killed is gone from the cluster within this time. Its agents' URLs stay reserved for
+       * `agents.reconnect_grace` after that.
+       */
+      lease: v.optional(v.pipe(v.number(), v.minValue(1), v.maxValue(60)), 3),
+    }),
+  ),
   /** SIGTERM and SIGINT. */
   shutdown: v.optional(
     v.strictObject({

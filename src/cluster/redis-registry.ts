@@ -1,0 +1,440 @@
+import { Redis } from 'ioredis'
+import { randomBytes } from 'node:crypto'
+import { CODES, WarrenError } from '../lib/errors.ts'
+import type { Logger } from '../lib/log.ts'
+import { rebinds } from './members.ts'
+import type { ClusterRegistry, EndpointClaim, MemberHoldings, MemberState, SessionCommand } from './registry.ts'
+
+/** Every key and channel warren uses in Redis starts with this. */
+const PREFIX = 'warren:'
+const MEMBERS = `${PREFIX}members`
+const CHANGES = `${PREFIX}changes`
+const leaseKey = (member: string) => `${PREFIX}lease:${member}`
+const holdingsKey = (member: string) => `${PREFIX}holdings:${member}`
+const inbox = (member: string) => `${PREFIX}to:${member}`
+
+/** How long a command waits for the holder's answer. */
+const COMMAND_TIMEOUT_MS = 15_000
+/** How long the first connection to Redis may take before the node gives up starting. */
+const CONNECT_TIMEOUT_MS = 5000
+
+/**
+ * Claims a non-pooled URL for `ARGV[1]` (`member\naccount\ntunnel`) for `ARGV[2]` ms and returns its
+ * holder. A URL held by a live member for another tunnel stays theirs (split brain: the first claim
+ * wins); the same account's same tunnel takes it over (its agent reconnected to this node), and so
+ * does anyone once the holder's lease (`ARGV[3]` .. holder) is gone.
+ */
+const CLAIM_URL = `
+local v = redis.call('GET', KEYS[1])
+if v and v ~= ARGV[1] then
+  local owner, rest = string.match(v, '^([^\\n]*)\\n(.*)$')
+  local mine, myRest = string.match(ARGV[1], '^([^\\n]*)\\n(.*)$')
+  if owner ~= mine and rest ~= myRest and redis.call('EXISTS', ARGV[3] .. owner) == 1 then return v end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return ARGV[1]
+`
+
+/** Redis → node: a command for one of this node's sessions, or the answer to one it sent. */
+type Inbox = { type: 'command'; from: string; id: number; command: SessionCommand } | { type: 'result'; id: number; error: string }
+
+/** Texts every node shares, by name (see RedisRegistry.sharedMap). */
+export interface SharedMap {
+  all(): Promise<Map<string, string>>
+  set(field: string, value: string): Promise<void>
+  delete(field: string): Promise<void>
+}
+
+interface Stored {
+  link: string
+  holdings: MemberHoldings
+}
+
+export interface RedisRegistryOptions {
+  /** `cluster.redis` */
+  url: string
+  /** This node's id (`cluster.node`). */
+  member: string
+  /** Seconds are config; here ms: a node not renewing for this long is gone. */
+  leaseMs: number
+  /** How long a gone node's agent endpoints stay reserved for their agents to reconnect elsewhere (ms). */
+  graceMs: number
+  log: Logger
+}
+
+/**
+ * The registry of several edge nodes sharing a Redis (`cluster.redis`). Each node writes what it holds
+ * under `warren:holdings:<node>` and a lease `warren:lease:<node>`, both renewed every third of the
+ * lease; a node whose lease ran out is gone (its endpoints stay reserved, offline, until the holdings'
+ * longer TTL of lease + reconnect grace ends). Changes are announced on `warren:changes` so the others
+ * read at once, and every node also reads on each renewal. Commands for a session go to the holder's
+ * channel `warren:to:<node>` and come back on the asker's.
+ *
+ * Redis going away does not stop a node: it keeps the last view it read and serves it, takes binds
+ * locally, and writes everything again when Redis is back (and subscribes again).
+ */
+export class RedisRegistry implements ClusterRegistry {
+  readonly self: string
+  readonly #o: RedisRegistryOptions
+  readonly #redis: Redis
+  readonly #sub: Redis
+  readonly #listeners = new Set<() => void>()
+  readonly #pending = new Map<number, (error: string) => void>()
+  /** What each other member stored, and when this node last saw it there. */
+  readonly #seen = new Map<string, { stored: Stored; alive: boolean; at: number }>()
+  #handler: (command: SessionCommand) => Promise<string> = async () => 'this node runs no commands'
+  readonly #maps = new Map<string, () => void>()
+  readonly #backListeners = new Set<() => void>()
+  #lost: (claim: EndpointClaim, holder: string) => void = () => {}
+  #link = ''
+  #mine: MemberHoldings = { endpoints: [], sessions: [] }
+  #written = ''
+  #view: MemberState[] = []
+  #viewText = ''
+  #timer: ReturnType<typeof setInterval> | undefined
+  #writing: Promise<void> | undefined
+  #again = false
+  #reading: ReturnType<typeof setTimeout> | undefined
+  #readDue = 0
+  #up = true
+  #closing = false
+  #nextId = 0
+
+  private constructor(options: RedisRegistryOptions, redis: Redis, sub: Redis) {
+    this.self = options.member
+    this.#o = options
+    this.#redis = redis
+    this.#sub = sub
+  }
+
+  /** Connects to Redis (both the command and the subscriber connection); fails with ERR_WARREN_7020. */
+  static async connect(options: RedisRegistryOptions): Promise<RedisRegistry> {
+    // Commands fail at once while Redis is away (the node serves what it knows and writes again on
+    // return) instead of queueing without bound; the subscriber queues its (re)subscriptions.
+    const retryStrategy = (attempt: number) => Math.min(100 * attempt, 1000)
+    const redis = new Redis(options.url, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy })
+    // The subscriber resubscribes itself after a reconnect: ioredis' own resubscription leaves its promise
+    // unhandled when the connection drops again meanwhile (ioredis 6 event_handler), which would end the process.
+    const sub = new Redis(options.url, { lazyConnect: true, maxRetriesPerRequest: null, retryStrategy, autoResubscribe: false })
+    // ioredis reports every failed reconnect as an error event: the node logs Redis' state itself.
+    redis.on('error', () => {})
+    sub.on('error', () => {})
+    try {
+      await within(CONNECT_TIMEOUT_MS, Promise.all([redis.connect(), sub.connect()]))
+    } catch (err) {
+      redis.disconnect()
+      sub.disconnect()
+      throw new WarrenError(CODES.CLUSTER_REDIS_UNREACHABLE, `Cannot reach Redis at ${redactUrl(options.url)} (cluster.redis): ${err instanceof Error ? err.message : String(err)}`)
+    }
+    const registry = new RedisRegistry(options, redis, sub)
+    await sub.subscribe(CHANGES, inbox(options.member))
+    sub.on('message', (channel: string, message: string) => registry.#message(channel, message))
+    redis.on('close', () => registry.#down())
+    redis.on('ready', () => registry.#back())
+    // Announcements sent while the subscriber was away are lost: read once it has subscribed again.
+    let subDown = false
+    sub.on('close', () => (subDown = true))
+    sub.on('ready', () => {
+      if (!subDown) return
+      subDown = false
+      sub.subscribe(CHANGES, inbox(options.member)).then(
+        () => registry.#readSoon(0),
+        () => {},
+      )
+    })
+    return registry
+  }
+
+  /**
+   * A value every node shares, made by the first node that needs it (`SET NX`): the cluster's
+   * link certificate and secret, the agents' resume-cookie secret.
+   */
+  async shared(name: string, make: () => Promise<string>): Promise<string> {
+    const key = `${PREFIX}shared:${name}`
+    const found = await this.#redis.get(key)
+    if (found !== null) return found
+    await this.#redis.set(key, await make(), 'NX')
+    return (await this.#redis.get(key))!
+  }
+
+  /**
+   * A map of texts every node shares (a Redis hash `warren:map:<name>`); a change is announced on
+   * `warren:changes` and `changed` runs on every other node. Operations reject while Redis is away.
+   */
+  sharedMap(name: string, changed: () => void): SharedMap {
+    const key = `${PREFIX}map:${name}`
+    const note = `map:${name}`
+    this.#maps.set(note, changed)
+    return {
+      all: async () => new Map(Object.entries(await this.#redis.hgetall(key))),
+      set: async (field, value) => void (await this.#redis.multi().hset(key, field, value).publish(CHANGES, note).exec()),
+      delete: async (field) => void (await this.#redis.multi().hdel(key, field).publish(CHANGES, note).exec()),
+    }
+  }
+
+  /** Runs `listener` each time Redis is reachable again after it went away. */
+  onReconnect(listener: () => void): void {
+    this.#backListeners.add(listener)
+  }
+
+  /**
+   * Starts renewing this node's lease; `link` is the address the others dial. A lease of this id
+   * still there is a killed predecessor's (it runs out within a lease: wait for it) or a live
+   * duplicate's (it is renewed: refused, ERR_WARREN_7026).
+   */
+  async start(link: string): Promise<void> {
+    const deadline = Date.now() + 2 * this.#o.leaseMs
+    if ((await this.#redis.exists(leaseKey(this.self))) === 1) {
+      this.#o.log.warn('a node with this id held a lease until moments ago; waiting for it to run out', { node: this.self, lease_ms: this.#o.leaseMs })
+      while ((await this.#redis.exists(leaseKey(this.self))) === 1) {
+        if (Date.now() > deadline)
+          throw new WarrenError(CODES.CLUSTER_NODE_ID_IN_USE, `Another node with the id "${this.self}" is running (it keeps renewing its lease in Redis); give each node its own cluster.node`)
+        await Bun.sleep(100)
+      }
+    }
+    this.#link = link
+    await this.#write()
+    await this.#read()
+    this.#timer = setInterval(() => void this.#write().then(() => this.#read()), Math.max(100, Math.floor(this.#o.leaseMs / 3)))
+  }
+
+  publish(state: MemberHoldings): void {
+    this.#mine = state
+    // This node's own sessions decide which of two claims of one reconnected agent is current: now, not after Redis answers.
+    this.#recompute()
+    if (JSON.stringify(state) !== this.#written) void this.#write()
+  }
+
+  others(): readonly MemberState[] {
+    return this.#view
+  }
+
+  onChange(listener: () => void): () => void {
+    this.#listeners.add(listener)
+    return () => this.#listeners.delete(listener)
+  }
+
+  /** Called when a non-pooled URL this node published is held by another node for another agent (split brain). */
+  onLost(handler: (claim: EndpointClaim, holder: string) => void): void {
+    this.#lost = handler
+  }
+
+  command(member: string, command: SessionCommand): Promise<string> {
+    const id = ++this.#nextId
+    return new Promise<string>((resolve) => {
+      const timer = setTimeout(() => this.#pending.get(id)?.(`node ${member} did not answer`), COMMAND_TIMEOUT_MS)
+      this.#pending.set(id, (error) => {
+        clearTimeout(timer)
+        this.#pending.delete(id)
+        resolve(error)
+      })
+      this.#redis.publish(inbox(member), JSON.stringify({ type: 'command', from: this.self, id, command } satisfies Inbox)).then(
+        (receivers) => receivers === 0 && this.#pending.get(id)?.(`node ${member} is gone`),
+        () => this.#pending.get(id)?.('Redis is unreachable; the node holding the session cannot be asked'),
+      )
+    })
+  }
+
+  onCommand(handler: (command: SessionCommand) => Promise<string>): void {
+    this.#handler = handler
+  }
+
+  /** Leaving on purpose: the lease goes at once (the others see this node gone); the holdings stay reserved for the grace. */
+  close(): void {
+    this.#closing = true
+    clearInterval(this.#timer)
+    clearTimeout(this.#reading)
+    const done = () => {
+      this.#redis.disconnect()
+      this.#sub.disconnect()
+    }
+    this.#redis.multi().del(leaseKey(this.self)).publish(CHANGES, this.self).exec().then(done, done)
+  }
+
+  /** Writes lease, holdings and URL claims; one write at a time, the latest state wins. */
+  #write(): Promise<void> {
+    if (this.#writing) {
+      this.#again = true
+      return this.#writing
+    }
+    this.#writing = this.#writeOnce().finally(() => {
+      this.#writing = undefined
+      if (this.#again) {
+        this.#again = false
+        void this.#write()
+      }
+    })
+    return this.#writing
+  }
+
+  async #writeOnce(): Promise<void> {
+    if (!this.#link || this.#closing) return
+    const state = this.#mine
+    const text = JSON.stringify(state)
+    const stored: Stored = { link: this.#link, holdings: state }
+    const lease = this.#o.leaseMs
+    // Only endpoints with a live agent contend for their URL: an offline reservation never takes it back.
+    const contended = state.endpoints.filter((e) => !e.pooling && e.session !== undefined)
+    const batch = this.#redis
+      .multi()
+      .set(leaseKey(this.self), this.#link, 'PX', lease)
+      .set(holdingsKey(this.self), JSON.stringify(stored), 'PX', lease + this.#o.graceMs)
+      .sadd(MEMBERS, this.self)
+    for (const e of contended) batch.eval(CLAIM_URL, 1, urlKey(e), `${this.self}\n${e.account}\n${e.tunnel}`, lease, `${PREFIX}lease:`)
+    if (text !== this.#written) batch.publish(CHANGES, this.self)
+    let results: [Error | null, unknown][] | null
+    try {
+      results = await batch.exec()
+    } catch {
+      return
+    }
+    if (!results) return
+    this.#written = text
+    for (const [i, e] of contended.entries()) {
+      const holder = String(results[3 + i]?.[1] ?? '')
+      const owner = holder.split('\n')[0]!
+      if (holder && owner !== this.self) {
+        this.#o.log.warn('another node holds this URL; its agent endpoint here is stopped', { url: `${e.url.scheme}://${e.url.host}`, tunnel: e.tunnel, node: owner, code: CODES.CLUSTER_URL_TAKEN })
+        this.#lost(e, owner)
+      }
+    }
+  }
+
+  /** Reads every member's lease and holdings. A member missing from Redis is kept for one lease (Redis may have restarted empty). */
+  async #read(): Promise<void> {
+    if (this.#closing) return
+    let ids: string[]
+    let results: [Error | null, unknown][] | null
+    try {
+      ids = (await this.#redis.smembers(MEMBERS)).filter((id) => id !== this.self)
+      const batch = this.#redis.multi()
+      for (const id of ids) batch.exists(leaseKey(id)).get(holdingsKey(id))
+      results = await batch.exec()
+    } catch {
+      return
+    }
+    if (!results) return
+    const now = Date.now()
+    const gone: string[] = []
+    for (const [i, id] of ids.entries()) {
+      const alive = results[2 * i]?.[1] === 1
+      const text = results[2 * i + 1]?.[1]
+      if (typeof text !== 'string') {
+        gone.push(id)
+        continue
+      }
+      try {
+        this.#seen.set(id, { stored: JSON.parse(text) as Stored, alive, at: now })
+      } catch {
+        gone.push(id)
+      }
+    }
+    for (const [id, m] of this.#seen) if (!ids.includes(id) || gone.includes(id)) if (now - m.at > this.#o.leaseMs) this.#seen.delete(id)
+    // Members whose holdings expired: a live member adds itself back on its next renewal.
+    if (gone.length) this.#redis.srem(MEMBERS, ...gone).catch(() => {})
+    this.#recompute()
+  }
+
+  /**
+   * The others as this node serves them: a gone member's sessions are over and its endpoints offline
+   * (reserved), unless another member bound them again; an agent that reconnected elsewhere (the same
+   * session id, a later connection) leaves its claim on the member it left offline.
+   */
+  #recompute(): void {
+    const newest = new Map<string, { member: string; at: number }>()
+    const consider = (member: string, holdings: MemberHoldings) => {
+      for (const s of holdings.sessions) if ((newest.get(s.id)?.at ?? -1) < s.connectedAt) newest.set(s.id, { member, at: s.connectedAt })
+    }
+    consider(this.self, this.#mine)
+    for (const [id, m] of this.#seen) if (m.alive) consider(id, m.stored.holdings)
+    const current = (member: string, session: string | undefined) => session !== undefined && newest.get(session)?.member === member
+    const liveClaims: EndpointClaim[] = [...this.#mine.endpoints]
+    for (const m of this.#seen.values()) if (m.alive) liveClaims.push(...m.stored.holdings.endpoints)
+    const view: MemberState[] = []
+    for (const [member, m] of [...this.#seen].sort(([a], [b]) => a.localeCompare(b))) {
+      const h = m.stored.holdings
+      if (m.alive) {
+        const endpoints = h.endpoints.map((e) => (current(member, e.session) ? e : { ...e, session: undefined }))
+        view.push({ member, link: m.stored.link, alive: true, endpoints, sessions: h.sessions.filter((s) => current(member, s.id)) })
+        continue
+      }
+      const endpoints = h.endpoints.filter((old) => !liveClaims.some((e) => rebinds(e, old))).map((e) => ({ ...e, session: undefined }))
+      if (endpoints.length) view.push({ member, link: m.stored.link, alive: false, endpoints, sessions: [] })
+    }
+    const text = JSON.stringify(view)
+    if (text === this.#viewText) return
+    this.#viewText = text
+    this.#view = view
+    for (const listener of this.#listeners) listener()
+  }
+
+  #message(channel: string, message: string): void {
+    if (channel === CHANGES) {
+      if (message.startsWith('map:')) this.#maps.get(message)?.()
+      else if (message !== this.self) this.#readSoon(0)
+      return
+    }
+    let m: Inbox
+    try {
+      m = JSON.parse(message) as Inbox
+    } catch {
+      return
+    }
+    if (m.type === 'result') return void this.#pending.get(m.id)?.(m.error)
+    const reply = (error: string) => this.#redis.publish(inbox(m.from), JSON.stringify({ type: 'result', id: m.id, error } satisfies Inbox)).catch(() => {})
+    void this.#handler(m.command).then(reply, (err) => reply(err instanceof Error ? err.message : String(err)))
+  }
+
+  /** Coalesces reads: a burst of change messages makes one read; an earlier read replaces a later one. */
+  #readSoon(ms: number): void {
+    const due = Date.now() + ms
+    if (this.#reading && this.#readDue <= due) return
+    clearTimeout(this.#reading)
+    this.#readDue = due
+    this.#reading = setTimeout(() => {
+      this.#reading = undefined
+      void this.#read()
+    }, ms)
+  }
+
+  #down(): void {
+    if (!this.#up || this.#closing) return
+    this.#up = false
+    this.#o.log.warn('Redis is unreachable; serving what this node knows, new binds stay on this node until it returns', { code: CODES.CLUSTER_REDIS_LOST })
+  }
+
+  #back(): void {
+    if (this.#up || this.#closing) return
+    this.#up = true
+    this.#o.log.info('Redis is reachable again; publishing this node', {})
+    // Redis may have restarted empty: write everything again, and read once the others had a renewal to do the same.
+    this.#written = ''
+    void this.#write()
+    this.#readSoon(Math.floor(this.#o.leaseMs / 3) + 100)
+    for (const listener of this.#backListeners) listener()
+  }
+}
+
+/** The key of a URL's claim: public URLs are one namespace, internal ones one per account. */
+function urlKey(e: EndpointClaim): string {
+  return `${PREFIX}url:${e.url.binding === 'internal' ? `${e.account}|` : ''}${e.url.scheme}://${e.url.host}:${e.url.port ?? ''}`
+}
+
+/** The URL without its password, for messages. */
+function redactUrl(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//***@')
+}
+
+async function within<T>(ms: number, promise: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  try {
+    return await Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)))])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** A random secret, base64url (the cluster's link secret, the resume-cookie secret). */
+export function newSecret(): string {
+  return randomBytes(32).toString('base64url')
+}
