@@ -3,19 +3,23 @@ import { httpRequestEvent } from '../events/traffic.ts'
 import type { RequestHead } from '../http1/head.ts'
 import type { Http1Connection } from '../http1/connection.ts'
 import type { RelayTarget } from '../http1/relay.ts'
-import { relayPlan } from '../policy/engine.ts'
+import { relayPlan, runPhase, type CompiledRule } from '../policy/engine.ts'
+import type { Outcome } from '../policy/types.ts'
 import { originOf, type H1Origin } from './h1/pool.ts'
 import { HOP_BY_HOP } from './hop-headers.ts'
 import { h1FailureResponse } from './http.ts'
 import { splitHost, type PipelineOptions } from './pipeline.ts'
+import { RelayExchange } from './relay-exchange.ts'
 import { tunnelOrigin } from './tunnel-http.ts'
 
 /**
- * The forward phase of the HTTP/1.1 engine's fast path: for a request whose endpoint's policy is only
- * "forward to this upstream" (or "to the agent"), it picks the origin and writes the head the upstream
- * gets, as the pipeline would have sent it (hop-by-hop fields and the client's Connection options
- * dropped, X-Forwarded-For/Proto/Host set); the engine relays the bytes (src/http1/relay.ts). Any
- * request it cannot serve so, it declines, and the pipeline serves it.
+ * The forward phase of the HTTP/1.1 engine's fast path: for a request whose endpoint's policy has a
+ * relay plan (policy/engine.ts: forward to this upstream or the agent, possibly after on_http_request
+ * rules that only read the head and edit its header lines), it runs those rules on an exchange made
+ * from the head (relay-exchange.ts), picks the origin and writes the head the upstream gets, as the
+ * pipeline would have sent it (hop-by-hop fields and the client's Connection options dropped, the
+ * policy's header edits, X-Forwarded-For/Proto/Host set); the engine relays the bytes
+ * (src/http1/relay.ts). Any request it cannot serve so, it declines, and the pipeline serves it.
  */
 
 /** Fields the edge writes itself on the upstream request. */
@@ -24,6 +28,50 @@ const EDGE_FIELDS: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'content-length
 const BODY_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH'])
 
 const origins = new WeakMap<URL, H1Origin>()
+
+/**
+ * The head the upstream gets, as the pipeline would send it: the client's lines (or, once a policy
+ * read or edited them, the exchange's) without hop-by-hop fields and the client's Connection options,
+ * then X-Forwarded-For/Proto/Host and the framing of the client's body. The path is the client's,
+ * or the URL's path and query when a policy ran (relay-exchange.ts `target`).
+ */
+export function upstreamHead(head: RequestHead, ex: RelayExchange | undefined, clientIp: string): Buffer {
+  const parsed = head.parsed
+  // The lines a policy edited replace the client's; the client's Connection options were dropped from those already.
+  const edited = ex?.headerLines
+  const drop = edited ? [] : parsed.connectionTokens
+  let text = `${parsed.method} ${ex ? ex.target() : parsed.path} HTTP/1.1\r\n`
+  let forwardedFor = ''
+  for (const [field, value] of edited ? edited.lines() : head.lines()) {
+    const lower = field.toLowerCase()
+    if (drop.length && drop.includes(lower)) continue
+    if (EDGE_FIELDS.has(lower)) {
+      if (lower === 'x-forwarded-for') forwardedFor += `${value}, `
+      continue
+    }
+    text += `${field}: ${value}\r\n`
+  }
+  text += `x-forwarded-for: ${forwardedFor}${clientIp}\r\nx-forwarded-proto: http\r\nx-forwarded-host: ${parsed.host}\r\n`
+  if (parsed.chunked) text += 'transfer-encoding: chunked\r\n'
+  else if (parsed.contentLength >= 0 || BODY_METHODS.has(parsed.method)) text += `content-length: ${Math.max(parsed.contentLength, 0)}\r\n`
+  return Buffer.from(`${text}\r\n`, 'latin1')
+}
+
+/**
+ * What a relay plan's rules decided for this request, or undefined when the pipeline must serve it
+ * after all: an action threw (the pipeline meets the same error and answers it), or the URL the rules
+ * needed does not parse (the pipeline answers 400). Relayed actions never return a promise.
+ */
+function relayOutcome(rules: readonly CompiledRule[], ex: RelayExchange): Outcome | undefined {
+  let outcome: Outcome | Promise<Outcome>
+  try {
+    outcome = runPhase(rules, ex, { quiet: true })
+  } catch {
+    return undefined
+  }
+  if (outcome instanceof Promise || ex.invalidUrl) return undefined
+  return outcome
+}
 
 export interface RelayRouteOptions extends Pick<PipelineOptions, 'store' | 'defaultPort' | 'serverIp' | 'serverPort' | 'upstreamTimeoutMs' | 'log' | 'logRequests' | 'events'> {
   /** The listener's own paths (ACME HTTP-01) that must reach the pipeline. */
@@ -54,36 +102,31 @@ export function createRelayRoute(options: RelayRouteOptions, stats: RelayStats) 
     if (!plan) return undefined
     // on_tcp_connect runs once per connection: after it let this one through, it has nothing to say.
     if (endpoint.policy.on_tcp_connect.length && !source.connectedEndpoints.has(endpoint)) return undefined
+    const started = performance.now()
+    const client = source.requestIP()
+    let url = plan.url
+    let ex: RelayExchange | undefined
+    if (plan.rules) {
+      const conn = { clientIp: client.address, clientPort: client.port, serverIp: options.serverIp, serverPort: options.serverPort, startedAt: Date.now() }
+      ex = new RelayExchange(head, endpoint.info, conn, 'http')
+      const outcome = relayOutcome(plan.rules, ex)
+      if (outcome?.kind === 'forward' && outcome.target.kind === 'external') url = outcome.target.url
+      // An answer from the edge (deny, custom-response, a failed `${…}`) is the pipeline's to write: it runs the rules again.
+      else if (outcome?.kind !== 'continue') return undefined
+    }
     let origin: H1Origin
     let upstream: string | undefined
-    if (plan.url) {
-      origin = origins.get(plan.url) ?? originOf(plan.url)
-      origins.set(plan.url, origin)
-      upstream = plan.url.origin
+    if (url) {
+      origin = origins.get(url) ?? originOf(url)
+      origins.set(url, origin)
+      upstream = url.origin
     } else if (endpoint.tunnel) origin = tunnelOrigin(endpoint.tunnel, edgeAddr)
     else return undefined
 
-    const started = performance.now()
-    const client = source.requestIP()
-    const drop = parsed.connectionTokens
-    let text = `${method} ${path} HTTP/1.1\r\n`
-    let forwardedFor = ''
-    for (const [field, value] of head.lines()) {
-      const lower = field.toLowerCase()
-      if (drop.length && drop.includes(lower)) continue
-      if (EDGE_FIELDS.has(lower)) {
-        if (lower === 'x-forwarded-for') forwardedFor += `${value}, `
-        continue
-      }
-      text += `${field}: ${value}\r\n`
-    }
-    text += `x-forwarded-for: ${forwardedFor}${client.address}\r\nx-forwarded-proto: http\r\nx-forwarded-host: ${parsed.host}\r\n`
-    if (parsed.chunked) text += 'transfer-encoding: chunked\r\n'
-    else if (parsed.contentLength >= 0 || BODY_METHODS.has(method)) text += `content-length: ${Math.max(parsed.contentLength, 0)}\r\n`
     stats.relayed++
     return {
       origin,
-      head: Buffer.from(`${text}\r\n`, 'latin1'),
+      head: upstreamHead(head, ex, client.address),
       timeoutMs: options.upstreamTimeoutMs,
       agent: upstream === undefined,
       answered(status, headers) {
