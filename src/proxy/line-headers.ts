@@ -126,9 +126,15 @@ function checkName(name: string): void {
   if (!HEADER_NAME.test(name)) throw new TypeError(`Invalid header name: '${name}'`)
 }
 
+/** Tab, LF, CR, space: what `Headers` trims from both ends of a value. */
+function httpWhitespace(code: number): boolean {
+  return code === 32 || code === 9 || code === 10 || code === 13
+}
+
 /** The value as `Headers` keeps it (HTTP whitespace trimmed at both ends), or its TypeError. */
 function normalized(name: string, value: string): string {
-  const trimmed = value.replace(EDGE_WHITESPACE, '')
+  // Values from add-headers come trimmed already: the replace is only paid when there is something to trim.
+  const trimmed = value.length && (httpWhitespace(value.charCodeAt(0)) || httpWhitespace(value.charCodeAt(value.length - 1))) ? value.replace(EDGE_WHITESPACE, '') : value
   if (BAD_VALUE.test(trimmed)) throw new TypeError(`Header '${name}' has invalid value`)
   return trimmed
 }
