@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { eventually, startEdge, type Edge } from './framework/process.ts'
-import { rawRequest, responses } from './framework/raw.ts'
+import { rawRequest, responses, startRawHeadUpstream } from './framework/raw.ts'
 
 // Head-only traffic policies on the byte relay (src/proxy/relay-route.ts, relay-exchange.ts): every
 // policy here runs on two endpoints, `r-*` as written (the relay takes it) and `p-*` with one more
@@ -13,33 +13,9 @@ const KEY = 'e2e-relay-policy-key'
 
 /** A raw upstream that answers every request with what it received: its name, head and body, as JSON. */
 function echoUpstream(name: string) {
-  return Bun.listen<{ buf: Buffer }>({
-    hostname: '127.0.0.1',
-    port: 0,
-    socket: {
-      open(s) {
-        s.data = { buf: Buffer.alloc(0) }
-      },
-      data(s, d) {
-        s.data.buf = Buffer.concat([s.data.buf, d])
-        for (;;) {
-          const text = s.data.buf.toString('latin1')
-          const end = text.indexOf('\r\n\r\n')
-          if (end === -1) return
-          const head = text.slice(0, end)
-          let bodyEnd = end + 4 + Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0)
-          if (/\r\ntransfer-encoding: *chunked/i.test(head)) {
-            const last = text.indexOf('0\r\n\r\n', end + 4)
-            if (last === -1) return
-            bodyEnd = last + 5
-          }
-          if (text.length < bodyEnd) return
-          s.data.buf = s.data.buf.subarray(bodyEnd)
-          const json = JSON.stringify({ upstream: name, head, body: text.slice(end + 4, bodyEnd) })
-          s.write(`HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(json, 'latin1')}\r\n\r\n${json}`)
-        }
-      },
-    },
+  return startRawHeadUpstream((head, body) => {
+    const json = JSON.stringify({ upstream: name, head, body })
+    return `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(json, 'latin1')}\r\n\r\n${json}`
   })
 }
 
@@ -118,8 +94,8 @@ beforeAll(async () => {
 })
 afterAll(async () => {
   await edge?.stop()
-  a.stop(true)
-  b.stop(true)
+  a.stop()
+  b.stop()
 })
 
 async function relayed(): Promise<number> {

@@ -29,10 +29,12 @@ export async function rawRequest(port: number, text: string, waitMs = 700): Prom
 
 /**
  * A raw upstream on a free loopback port that keeps the request heads exactly as they arrived (a
- * Bun.serve upstream would join repeated lines) and answers each with `answer(head)` (default: `ok`).
+ * Bun.serve upstream would join repeated lines) and answers each with `answer(head, body)` (default:
+ * `ok`). A body is read by the request's Content-Length or chunked framing (kept as sent, chunks and
+ * all), so keep-alive connections stay in step.
  */
 export function startRawHeadUpstream(
-  answer: (head: string) => string = () => 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok',
+  answer: (head: string, body: string) => string = () => 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok',
 ): { port: number; heads: string[]; stop(): void } {
   const heads: string[] = []
   const listener = Bun.listen<{ buf: string }>({
@@ -44,12 +46,22 @@ export function startRawHeadUpstream(
       },
       data(s, d) {
         s.data.buf += d.toString('latin1')
-        const end = s.data.buf.indexOf('\r\n\r\n')
-        if (end === -1) return
-        const head = s.data.buf.slice(0, end)
-        heads.push(head)
-        s.data.buf = s.data.buf.slice(end + 4)
-        s.write(answer(head))
+        for (;;) {
+          const end = s.data.buf.indexOf('\r\n\r\n')
+          if (end === -1) return
+          const head = s.data.buf.slice(0, end)
+          let bodyEnd = end + 4 + Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0)
+          if (/\r\ntransfer-encoding: *chunked/i.test(head)) {
+            const last = s.data.buf.indexOf('0\r\n\r\n', end + 4)
+            if (last === -1) return
+            bodyEnd = last + 5
+          }
+          if (s.data.buf.length < bodyEnd) return
+          heads.push(head)
+          const body = s.data.buf.slice(end + 4, bodyEnd)
+          s.data.buf = s.data.buf.slice(bodyEnd)
+          s.write(answer(head, body))
+        }
       },
     },
   })
