@@ -1,4 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { edgeFlags, startAgent, type AgentProcess } from './framework/agent.ts'
 import { eventually, startEdge, type Edge } from './framework/process.ts'
 import { rawRequest, responses, startRawHeadUpstream } from './framework/raw.ts'
 
@@ -81,7 +85,21 @@ const REQUESTS: { raw: string; edge?: boolean }[] = [
   { raw: 'GET /fail HTTP/1.1\r\nHost: HOST\r\nAccept: text/plain\r\nConnection: close\r\n\r\n', edge: true },
 ]
 
+/** An agent endpoint's policy that does not forward: what it lets through goes to the agent. */
+const AGENT_RULES = `
+    - expressions: ["req.url.path.startsWith('/agent')"]
+      actions:
+        - type: set-vars
+          config: {vars: {seen: "\${req.headers['x-multi'].join('+')}"}}
+        - type: add-headers
+          config: {headers: {x-multi: "\${vars.seen}", x-via: agent}}
+    - expressions: ["req.url.path == '/deny'"]
+      actions:
+        - {type: deny, config: {status_code: 402}}
+`
+
 let edge: Edge
+const agents: AgentProcess[] = []
 beforeAll(async () => {
   const policies: Record<string, string> = {}
   for (const [name, rules] of Object.entries(POLICIES)) {
@@ -90,9 +108,23 @@ beforeAll(async () => {
     const never = `\n    - expressions: ["false"]\n      actions:\n        - {type: url-rewrite, config: {from: "^/never$", to: "/x"}}`
     policies[`p-${name}.yml`] = `url: http://p-${name}.warren.localhost\ntraffic_policy:\n  on_http_request:${never}${rules}`
   }
-  edge = await startEdge({ config: `api_keys: [${KEY}]\n`, policies })
+  edge = await startEdge({
+    config: `api_keys: [${KEY}]\naccounts:\n  - name: alice\n    authtokens: [alice-token]\n    domains: ["*.warren.localhost"]\n`,
+    policies,
+  })
+  const dir = mkdtempSync(join(tmpdir(), 'warren-relay-policy-'))
+  for (const [twin, rules] of [
+    ['r', AGENT_RULES],
+    ['p', `\n    - expressions: ["false"]\n      actions:\n        - {type: url-rewrite, config: {from: "^/never$", to: "/x"}}${AGENT_RULES}`],
+  ] as const) {
+    writeFileSync(join(dir, `${twin}.yml`), `on_http_request:${rules}`)
+    const agent = startAgent(['http', String(a.port), '--url', `http://${twin}-agent.warren.localhost`, '--traffic-policy-file', join(dir, `${twin}.yml`), ...edgeFlags(edge, 'alice-token')])
+    agents.push(agent)
+    await agent.forwarding()
+  }
 })
 afterAll(async () => {
+  for (const agent of agents) await agent.stop()
   await edge?.stop()
   a.stop()
   b.stop()
@@ -178,5 +210,20 @@ describe('head-only policies on the byte relay', () => {
     expect(await eventually(async () => warnings() === before + 1)).toBe(true)
     await Bun.sleep(200)
     expect(warnings()).toBe(before + 1)
+  })
+
+  test.each([
+    ['GET /agent/x HTTP/1.1\r\nHost: HOST\r\nX-Multi: a\r\nX-Multi: b\r\nConnection: close\r\n\r\n', 1],
+    ['POST /other HTTP/1.1\r\nHost: HOST\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi', 1],
+    ['GET /deny HTTP/1.1\r\nHost: HOST\r\nConnection: close\r\n\r\n', 0],
+  ] as const)('an agent endpoint: %j goes to the agent (or is answered) as on the pipeline', async (raw, counted) => {
+    const before = await relayed()
+    const viaRelay = await answer('r-agent.warren.localhost', raw)
+    expect(await eventually(async () => (await relayed()) === before + counted)).toBe(true)
+    const viaPipeline = await answer('p-agent.warren.localhost', raw)
+    expect(await eventually(async () => (await relayed()) === before + counted)).toBe(true)
+    expect(viaRelay).toEqual(viaPipeline)
+    if (counted) expect((viaRelay.upstream as { upstream: string }).upstream).toBe('A')
+    else expect(viaRelay.status).toBe(402)
   })
 })
