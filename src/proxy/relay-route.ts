@@ -1,7 +1,7 @@
 import type { Endpoint } from '../endpoints/endpoint.ts'
 import { httpRequestEvent } from '../events/traffic.ts'
 import type { RequestHead } from '../http1/head.ts'
-import type { Http1Connection } from '../http1/connection.ts'
+import type { FastAnswer, Http1Connection } from '../http1/connection.ts'
 import type { RelayTarget } from '../http1/relay.ts'
 import { relayPlan, runPhase, type CompiledRule } from '../policy/engine.ts'
 import type { Outcome } from '../policy/types.ts'
@@ -60,12 +60,13 @@ export function upstreamHead(head: RequestHead, ex: RelayExchange | undefined, c
 /**
  * What a relay plan's rules decided for this request, or undefined when the pipeline must serve it
  * after all: an action threw (the pipeline meets the same error and answers it), or the URL the rules
- * needed does not parse (the pipeline answers 400). Relayed actions never return a promise.
+ * needed does not parse (the pipeline answers 400). Relayed actions never return a promise. `quiet`:
+ * an answer from the edge will be the pipeline's, which runs the rules again and logs their failures.
  */
-function relayOutcome(rules: readonly CompiledRule[], ex: RelayExchange): Outcome | undefined {
+function relayOutcome(rules: readonly CompiledRule[], ex: RelayExchange, quiet: boolean): Outcome | undefined {
   let outcome: Outcome | Promise<Outcome>
   try {
-    outcome = runPhase(rules, ex, { quiet: true })
+    outcome = runPhase(rules, ex, { quiet })
   } catch {
     return undefined
   }
@@ -86,7 +87,7 @@ export class RelayStats {
 export function createRelayRoute(options: RelayRouteOptions, stats: RelayStats) {
   const { store, log, events } = options
   const edgeAddr = `${options.serverIp}:${options.serverPort}`
-  return function relayRoute(head: RequestHead, source: Http1Connection): RelayTarget | undefined {
+  return function relayRoute(head: RequestHead, source: Http1Connection): RelayTarget | FastAnswer | undefined {
     const parsed = head.parsed
     const { method, path } = parsed
     // Absolute-form and `*` targets, and bodies on methods that do not take one, are the pipeline's.
@@ -106,29 +107,28 @@ export function createRelayRoute(options: RelayRouteOptions, stats: RelayStats) 
     const client = source.requestIP()
     let url = plan.url
     let ex: RelayExchange | undefined
+    let answer: Response | undefined
     if (plan.rules) {
       const conn = { clientIp: client.address, clientPort: client.port, serverIp: options.serverIp, serverPort: options.serverPort, startedAt: Date.now() }
       ex = new RelayExchange(head, endpoint.info, conn, 'http')
-      const outcome = relayOutcome(plan.rules, ex)
+      const outcome = relayOutcome(plan.rules, ex, hasBody)
       if (outcome?.kind === 'forward' && outcome.target.kind === 'external') url = outcome.target.url
-      // An answer from the edge (deny, custom-response, a failed `${…}`) is the pipeline's to write: it runs the rules again.
+      // An answer from the edge (deny, custom-response, a failed `${…}`): the engine writes it. After a
+      // body the pipeline does, which reads the body as it must: it runs the rules again.
+      else if (outcome?.kind === 'respond' && !hasBody) answer = outcome.response
       else if (outcome?.kind !== 'continue') return undefined
     }
-    let origin: H1Origin
+    let origin: H1Origin | undefined
     let upstream: string | undefined
     if (url) {
       origin = origins.get(url) ?? originOf(url)
       origins.set(url, origin)
       upstream = url.origin
-    } else if (endpoint.tunnel) origin = tunnelOrigin(endpoint.tunnel, edgeAddr)
-    else return undefined
+    } else if (endpoint.tunnel && !answer) origin = tunnelOrigin(endpoint.tunnel, edgeAddr)
+    else if (!answer) return undefined
 
     stats.relayed++
-    return {
-      origin,
-      head: upstreamHead(head, ex, client.address),
-      timeoutMs: options.upstreamTimeoutMs,
-      agent: upstream === undefined,
+    const report = {
       answered(status, headers) {
         if (options.logRequests) logRequest(endpoint, method, path, status, started, client.address)
         if (!events) return
@@ -148,7 +148,12 @@ export function createRelayRoute(options: RelayRouteOptions, stats: RelayStats) 
         )
       },
       failure: (err) => h1FailureResponse(err, head.getAll('accept')[0] ?? null, upstream),
+    } satisfies Pick<RelayTarget, 'answered' | 'failure'>
+    if (answer) {
+      report.answered(answer.status, answer.headers)
+      return { response: answer }
     }
+    return { origin: origin!, head: upstreamHead(head, ex, client.address), timeoutMs: options.upstreamTimeoutMs, agent: upstream === undefined, ...report }
   }
 
   function logRequest(endpoint: Endpoint, method: string, path: string, status: number, started: number, clientIp: string): void {

@@ -71,18 +71,23 @@ const POLICIES: Record<string, string> = {
 `,
 }
 
-/** Requests (`HOST` stands for the endpoint's host), and whether the edge answers them itself. */
-const REQUESTS: { raw: string; edge?: boolean }[] = [
+/**
+ * Requests (`HOST` stands for the endpoint's host); `piped`: the `answers` policy answers it from the
+ * edge after a body, which the relay leaves to the pipeline (bodyless answers the engine writes itself).
+ */
+const REQUESTS: { raw: string; piped?: boolean }[] = [
   { raw: 'GET /a HTTP/1.1\r\nHost: HOST\r\nAccept: */*\r\nUser-Agent: curl/8.5\r\nConnection: close\r\n\r\n' },
   { raw: 'GET /b/./c?x=1 HTTP/1.1\r\nHost: HOST\r\nX-Multi: one\r\nx-multi: two\r\nX-Secret: s\r\nX-Forwarded-For: 1.1.1.1\r\nConnection: close\r\n\r\n' },
   { raw: 'POST /a/%2e%2e/b HTTP/1.1\r\nHost: HOST\r\nContent-Length: 5\r\nConnection: close, x-drop\r\nX-Drop: d\r\nX-Multi: m\r\n\r\nhello' },
   // The pipeline sends unsized uploads with fetch, which adds Connection (and Accept and User-Agent when missing): see `upstreamOf`.
   { raw: 'POST /up HTTP/1.1\r\nHost: HOST\r\nTransfer-Encoding: chunked\r\nTE: trailers\r\nAccept: */*\r\nUser-Agent: t/1\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n' },
   { raw: "GET /b?'x' HTTP/1.1\r\nHost: HOST\r\nUser-Agent: Googlebot/2.1 (+http://www.google.com/bot.html)\r\nCookie: a=1\r\nConnection: close\r\n\r\n" },
-  { raw: 'GET /deny HTTP/1.1\r\nHost: HOST\r\nConnection: close\r\n\r\n', edge: true },
-  { raw: 'POST /deny HTTP/1.1\r\nHost: HOST\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc', edge: true },
-  { raw: 'GET /q?q=x&q=y HTTP/1.1\r\nHost: HOST\r\nConnection: close\r\n\r\n', edge: true },
-  { raw: 'GET /fail HTTP/1.1\r\nHost: HOST\r\nAccept: text/plain\r\nConnection: close\r\n\r\n', edge: true },
+  { raw: 'GET /deny HTTP/1.1\r\nHost: HOST\r\nConnection: close\r\n\r\n' },
+  { raw: 'HEAD /deny HTTP/1.1\r\nHost: HOST\r\nConnection: close\r\n\r\n' },
+  { raw: 'POST /deny HTTP/1.1\r\nHost: HOST\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc', piped: true },
+  { raw: 'GET /q?q=x&q=y HTTP/1.1\r\nHost: HOST\r\nConnection: close\r\n\r\n' },
+  { raw: 'GET /fail HTTP/1.1\r\nHost: HOST\r\nAccept: text/plain\r\nConnection: close\r\n\r\n' },
+  { raw: 'POST /fail HTTP/1.1\r\nHost: HOST\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi', piped: true },
 ]
 
 /** An agent endpoint's policy that does not forward: what it lets through goes to the agent. */
@@ -171,8 +176,7 @@ describe('head-only policies on the byte relay', () => {
     test.each(REQUESTS.map((r) => [r.raw.split('\r\n')[0]!, r] as const))(`${name}: %s answers as on the pipeline`, async (_line, req) => {
       const before = await relayed()
       const viaRelay = await answer(`r-${name}.warren.localhost`, req.raw)
-      // An answer from the edge is left to the pipeline: only forwarded requests count as relayed.
-      const relayedNow = req.edge && name === 'answers' ? before : before + 1
+      const relayedNow = req.piped && name === 'answers' ? before : before + 1
       expect(await eventually(async () => (await relayed()) === relayedNow)).toBe(true)
       const viaPipeline = await answer(`p-${name}.warren.localhost`, req.raw)
       expect(await eventually(async () => (await relayed()) === relayedNow)).toBe(true)
@@ -195,6 +199,20 @@ describe('head-only policies on the byte relay', () => {
     expect(head).toMatch(/^GET \/b\/c\?x=1 HTTP\/1\.1\r\nHost: r-edits\.warren\.localhost\r\nX-Multi: one\r\nx-multi: two\r\nx-multi: added\r\nx-multi-seen: one, two\r\n/)
   })
 
+  test('an answer the engine writes keeps the connection in step: pipelined requests after it are answered in order', async () => {
+    const before = await relayed()
+    const H = 'Host: r-answers.warren.localhost\r\n'
+    const text = await rawRequest(edge.httpPort, `GET /deny HTTP/1.1\r\n${H}\r\nGET /a HTTP/1.1\r\n${H}\r\nGET /q?q=x HTTP/1.1\r\n${H}\r\nGET /a HTTP/1.1\r\n${H}Connection: close\r\n\r\n`, 3000)
+    const got = responses(text).map((r) => [r.status, r.status === 200 ? (JSON.parse(r.body) as { head: string }).head.split('\r\n')[0] : r.body])
+    expect(got).toEqual([
+      [401, ''],
+      [200, 'GET /a HTTP/1.1'],
+      [418, 'q=q=x'],
+      [200, 'GET /a HTTP/1.1'],
+    ])
+    expect(await eventually(async () => (await relayed()) === before + 4)).toBe(true)
+  })
+
   test('a path that URL parsing changes reaches the upstream as the policy saw it', async () => {
     const got = (await answer('r-edits.warren.localhost', REQUESTS[2]!.raw)).upstream as { line: string; headers: Record<string, string[]>; body: string }
     expect(got.line).toBe('POST /b HTTP/1.1')
@@ -203,19 +221,23 @@ describe('head-only policies on the byte relay', () => {
     expect(got.body).toBe('hello')
   })
 
-  test('a failing ${…} is answered once, with one warning in the log', async () => {
-    const warnings = () => edge.logs().split('\n').filter((l) => l.includes('traffic policy evaluation failed') && l.includes('r-answers')).length
-    const before = warnings()
-    expect((await answer('r-answers.warren.localhost', REQUESTS[8]!.raw)).code).toBe('ERR_WARREN_3900')
-    expect(await eventually(async () => warnings() === before + 1)).toBe(true)
-    await Bun.sleep(200)
-    expect(warnings()).toBe(before + 1)
-  })
+  test.each(REQUESTS.filter((r) => r.raw.includes(' /fail ')).map((r) => [r.raw.split('\r\n')[0]!, r.raw] as const))(
+    'a failing ${…} (%s) is answered once, with one warning in the log',
+    async (_line, raw) => {
+      const warnings = () => edge.logs().split('\n').filter((l) => l.includes('traffic policy evaluation failed') && l.includes('r-answers')).length
+      const before = warnings()
+      expect((await answer('r-answers.warren.localhost', raw)).code).toBe('ERR_WARREN_3900')
+      expect(await eventually(async () => warnings() === before + 1)).toBe(true)
+      await Bun.sleep(200)
+      expect(warnings()).toBe(before + 1)
+    },
+  )
 
   test.each([
     ['GET /agent/x HTTP/1.1\r\nHost: HOST\r\nX-Multi: a\r\nX-Multi: b\r\nConnection: close\r\n\r\n', 1],
     ['POST /other HTTP/1.1\r\nHost: HOST\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi', 1],
-    ['GET /deny HTTP/1.1\r\nHost: HOST\r\nConnection: close\r\n\r\n', 0],
+    ['GET /deny HTTP/1.1\r\nHost: HOST\r\nConnection: close\r\n\r\n', 1],
+    ['POST /deny HTTP/1.1\r\nHost: HOST\r\nContent-Length: 2\r\nConnection: close\r\n\r\nhi', 0],
   ] as const)('an agent endpoint: %j goes to the agent (or is answered) as on the pipeline', async (raw, counted) => {
     const before = await relayed()
     const viaRelay = await answer('r-agent.warren.localhost', raw)
@@ -223,7 +245,7 @@ describe('head-only policies on the byte relay', () => {
     const viaPipeline = await answer('p-agent.warren.localhost', raw)
     expect(await eventually(async () => (await relayed()) === before + counted)).toBe(true)
     expect(viaRelay).toEqual(viaPipeline)
-    if (counted) expect((viaRelay.upstream as { upstream: string }).upstream).toBe('A')
-    else expect(viaRelay.status).toBe(402)
+    if (raw.includes('/deny')) expect(viaRelay.status).toBe(402)
+    else expect((viaRelay.upstream as { upstream: string }).upstream).toBe('A')
   })
 })
