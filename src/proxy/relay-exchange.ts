@@ -100,7 +100,8 @@ export class RelayExchange implements HttpExchange {
   /** The request target the upstream gets: the URL's path and query, as the pipeline sends them. */
   target(): string {
     const path = this.#head.parsed.path
-    if (!this.#url && asParsed(path)) return path
+    // Nothing in a relayed policy sets the URL: parsing gives the path back unless it has something to change.
+    if (asParsed(path)) return path
     return this.url.pathname + this.url.search
   }
 }
