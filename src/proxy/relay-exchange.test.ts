@@ -123,6 +123,12 @@ describe('RelayExchange', () => {
     expect(checked).toBeGreaterThan(5000)
   })
 
+  test('a URL that does not parse (a port past 65535) has no target, and a policy that reads it marks the exchange', () => {
+    const ex = new RelayExchange(headOf('GET /a/../b HTTP/1.1\r\nHost: app.test:99999\r\n\r\n'), ENDPOINT, CONN, 'http')
+    expect(ex.target()).toBeUndefined()
+    expect(ex.invalidUrl).toBe(true)
+  })
+
   test('a head no policy read goes upstream as the client wrote it; one a policy edited carries the edits as lines', () => {
     const raw = 'GET /a HTTP/1.1\r\nHost: app.test\r\nX-A: 1\r\nConnection: x-gone\r\nX-Gone: g\r\nx-a: 2\r\n\r\n'
     expect(upstreamHead(headOf(raw), undefined, '10.0.0.1').toString('latin1')).toBe(

@@ -97,11 +97,18 @@ export class RelayExchange implements HttpExchange {
     return this.#headers
   }
 
-  /** The request target the upstream gets: the URL's path and query, as the pipeline sends them. */
-  target(): string {
+  /**
+   * The request target the upstream gets: the URL's path and query, as the pipeline sends them; undefined
+   * when the URL does not parse (the pipeline answers 400).
+   */
+  target(): string | undefined {
     const path = this.#head.parsed.path
     // Nothing in a relayed policy sets the URL: parsing gives the path back unless it has something to change.
     if (asParsed(path)) return path
-    return this.url.pathname + this.url.search
+    try {
+      return this.url.pathname + this.url.search
+    } catch {
+      return undefined
+    }
   }
 }

@@ -33,14 +33,14 @@ const origins = new WeakMap<URL, H1Origin>()
  * The head the upstream gets, as the pipeline would send it: the client's lines (or, once a policy
  * read or edited them, the exchange's) without hop-by-hop fields and the client's Connection options,
  * then X-Forwarded-For/Proto/Host and the framing of the client's body. The path is the client's,
- * or the URL's path and query when a policy ran (relay-exchange.ts `target`).
+ * or the URL's path and query when a policy ran (relay-exchange.ts `target`, checked by the route).
  */
 export function upstreamHead(head: RequestHead, ex: RelayExchange | undefined, clientIp: string): Buffer {
   const parsed = head.parsed
   // The lines a policy edited replace the client's; the client's Connection options were dropped from those already.
   const edited = ex?.headerLines
   const drop = edited ? [] : parsed.connectionTokens
-  let text = `${parsed.method} ${ex ? ex.target() : parsed.path} HTTP/1.1\r\n`
+  let text = `${parsed.method} ${ex?.target() ?? parsed.path} HTTP/1.1\r\n`
   let forwardedFor = ''
   for (const [field, value] of edited ? edited.lines() : head.lines()) {
     const lower = field.toLowerCase()
@@ -117,6 +117,7 @@ export function createRelayRoute(options: RelayRouteOptions, stats: RelayStats) 
       // body the pipeline does, which reads the body as it must: it runs the rules again.
       else if (outcome?.kind === 'respond' && !hasBody) answer = outcome.response
       else if (outcome?.kind !== 'continue') return undefined
+      if (!answer && ex.target() === undefined) return undefined
     }
     let origin: H1Origin | undefined
     let upstream: string | undefined
