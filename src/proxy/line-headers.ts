@@ -7,7 +7,7 @@ const EDGE_WHITESPACE = /^[\t\n\r ]+|[\t\n\r ]+$/g
 /**
  * A request's header lines behind the `Headers` interface, for policies run on the byte relay
  * (relay-exchange.ts). Reads answer exactly as the pipeline's `Headers` would for the same lines
- * (values of one name joined by `, `, names case-insensitive, the same TypeErrors), while the lines
+ * (values of one name joined by `, `, Cookie's by `; `, names case-insensitive, the same TypeErrors), while the lines
  * themselves stay apart and in order: an appended value is a line of its own after the others, and
  * `lines()` is what the relay writes upstream. Anything that walks every header (`forEach`, the
  * iterators) goes through a real `Headers` made on the spot, so its order and joining are Bun's own.
@@ -31,8 +31,10 @@ export class LineHeaders implements Headers {
 
   get(name: string): string | null {
     const want = name.toLowerCase()
+    // Bun's Headers joins Cookie lines as one cookie list (`; `), every other name as a list (`, `).
+    const join = want === 'cookie' ? '; ' : ', '
     let out: string | null = null
-    for (let k = 0; k < this.#lower.length; k++) if (this.#lower[k] === want) out = out === null ? this.#values[k]! : `${out}, ${this.#values[k]!}`
+    for (let k = 0; k < this.#lower.length; k++) if (this.#lower[k] === want) out = out === null ? this.#values[k]! : out + join + this.#values[k]!
     if (out === null) checkName(name)
     return out
   }

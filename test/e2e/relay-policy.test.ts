@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { edgeFlags, startAgent, type AgentProcess } from './framework/agent.ts'
 import { eventually, startEdge, type Edge } from './framework/process.ts'
-import { rawRequest, responses, startRawHeadUpstream } from './framework/raw.ts'
+import { headerGroups, rawRequest, responses, startEchoUpstream } from './framework/raw.ts'
 
 // Head-only traffic policies on the byte relay (src/proxy/relay-route.ts, relay-exchange.ts): every
 // policy here runs on two endpoints, `r-*` as written (the relay takes it) and `p-*` with one more
@@ -15,16 +15,8 @@ import { rawRequest, responses, startRawHeadUpstream } from './framework/raw.ts'
 
 const KEY = 'e2e-relay-policy-key'
 
-/** A raw upstream that answers every request with what it received: its name, head and body, as JSON. */
-function echoUpstream(name: string) {
-  return startRawHeadUpstream((head, body) => {
-    const json = JSON.stringify({ upstream: name, head, body })
-    return `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(json, 'latin1')}\r\n\r\n${json}`
-  })
-}
-
-const a = echoUpstream('A')
-const b = echoUpstream('B')
+const a = startEchoUpstream('A')
+const b = startEchoUpstream('B')
 
 const POLICIES: Record<string, string> = {
   edits: `
@@ -140,16 +132,6 @@ async function relayed(): Promise<number> {
   return Number(/^warren_http_relayed_requests_total (\d+)$/m.exec(await res.text())?.[1] ?? -1)
 }
 
-/** Header lines grouped by lower-case name, values in their order; names sorted (the pipeline sorts them, the relay keeps the client's order). */
-function grouped(lines: string[]): Record<string, string[]> {
-  const out: Record<string, string[]> = {}
-  for (const line of lines) {
-    const colon = line.indexOf(':')
-    ;(out[line.slice(0, colon).toLowerCase()] ??= []).push(line.slice(colon + 1).trim())
-  }
-  return Object.fromEntries(Object.entries(out).sort(([x], [y]) => (x < y ? -1 : 1)))
-}
-
 /** What the client saw, with the endpoint's own host name replaced, and the upstream's received head parsed. */
 async function answer(host: string, raw: string) {
   const text = await rawRequest(edge.httpPort, raw.replace('HOST', host), 3000)
@@ -161,7 +143,7 @@ async function answer(host: string, raw: string) {
   if (header('content-type') === 'application/json') {
     const got = JSON.parse(body) as { upstream: string; head: string; body: string }
     const [line, ...lines] = got.head.split('\r\n')
-    const headers = grouped(lines)
+    const headers = headerGroups(lines)
     // fetch's own `Connection: keep-alive` toward the upstream (the pipeline's path for chunked uploads) is hop-by-hop: not the
     // policy's. (fetch also adds Accept and User-Agent when the head has none, even after a policy removed them: a pipeline
     // deviation the relay does not have, so no policy here removes those two.)

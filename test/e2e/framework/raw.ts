@@ -69,6 +69,32 @@ export function startRawHeadUpstream(
 }
 
 /**
+ * A raw upstream (startRawHeadUpstream) that answers every request with what it received, as JSON
+ * `{ upstream: name, head, body }` (no body for HEAD, as HTTP has it).
+ */
+export function startEchoUpstream(name: string): { port: number; heads: string[]; stop(): void } {
+  return startRawHeadUpstream((head, body) => {
+    // ASCII only (obs-text bytes escaped): the socket writes strings as UTF-8, and the length counts characters.
+    const json = JSON.stringify({ upstream: name, head, body }).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)
+    const fields = `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${json.length}\r\n\r\n`
+    return head.startsWith('HEAD ') ? fields : fields + json
+  })
+}
+
+/**
+ * Header lines (`Name: value`) grouped by lower-case name, values in their order, names sorted: the
+ * same for two heads that carry the same fields whatever the order of names and their case.
+ */
+export function headerGroups(lines: readonly string[]): Record<string, string[]> {
+  const out: Record<string, string[]> = {}
+  for (const line of lines) {
+    const colon = line.indexOf(':')
+    ;(out[line.slice(0, colon).toLowerCase()] ??= []).push(line.slice(colon + 1).trim())
+  }
+  return Object.fromEntries(Object.entries(out).sort(([x], [y]) => (x < y ? -1 : 1)))
+}
+
+/**
  * Splits what a server wrote on one connection into final responses framed by Content-Length
  * (interim 1xx heads are skipped); `bodiless(i)` names the ones that answer HEAD.
  */
