@@ -117,7 +117,7 @@ beforeAll(async () => {
     writeFileSync(join(dir, `${twin}.yml`), `on_http_request:${rules}`)
     const agent = startAgent(['http', String(a.port), '--url', `http://${twin}-agent.warren.localhost`, '--traffic-policy-file', join(dir, `${twin}.yml`), ...edgeFlags(edge, 'alice-token')])
     agents.push(agent)
-    await agent.forwarding()
+    await agent.forwarding(1, 20_000)
   }
 })
 afterAll(async () => {
