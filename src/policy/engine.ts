@@ -188,8 +188,8 @@ function leavesEdgeFields(names: readonly string[]): boolean {
 /**
  * The on_http_request actions the relay's exchange can run, each with the check of its config: they
  * read the request head, change only its header lines, set variables, forward to an http://
- * upstream, or answer from the edge (those answers are left to the pipeline, which runs the rules
- * again: none of these actions has an effect outside the exchange).
+ * upstream, or answer from the edge. None has an effect outside the exchange, so the pipeline may run
+ * the rules again for a request the relay leaves to it (an answer after a request body).
  */
 const RELAY_ACTIONS: ReadonlyMap<string, (config: unknown) => boolean> = new Map([
   ['add-headers', (config: unknown) => leavesEdgeFields(Object.keys((config as { headers: Record<string, string> }).headers))],
@@ -244,8 +244,8 @@ export type TraceEvent =
 export interface RunOptions {
   trace?: (event: TraceEvent) => void
   /**
-   * No warning for a `${…}` that failed: the run is the byte relay's (src/proxy/relay-route.ts), which
-   * leaves every answer from the edge to the pipeline; that runs the phase again and warns once.
+   * No warning for a `${…}` that failed: the run is the byte relay's (src/proxy/relay-route.ts) for a
+   * request whose answer it leaves to the pipeline, which runs the phase again and warns once.
    */
   quiet?: boolean
 }
