@@ -77,6 +77,7 @@ if (outcome.kind !== 'forward' || added.length !== 5) throw new Error(`unexpecte
 const raw = Buffer.from(`GET ${path} HTTP/1.1\r\nHost: ${ENDPOINT.host}\r\n\r\n`, 'latin1')
 const parsed = parseHead(raw, 0, raw.length)
 const CONN = { clientIp: '127.0.0.1', clientPort: 50000, serverIp: '127.0.0.1', serverPort: 80 }
+const FORWARDED = { clientIp: '127.0.0.1', proto: 'http' }
 function onRelay(policy: CompiledPolicy): Run {
   const rules = relayPlan(policy)?.rules
   if (!rules) throw new Error('the policy has no relay plan')
@@ -85,18 +86,18 @@ function onRelay(policy: CompiledPolicy): Run {
     const ex = new RelayExchange(head, ENDPOINT, { ...CONN, startedAt: Date.now() }, 'http')
     const outcome = runPhase(rules, ex, { quiet: true })
     if (outcome instanceof Promise || outcome.kind !== 'forward') throw new Error('not forwarded')
-    return upstreamHead(head, ex, '127.0.0.1')
+    return upstreamHead(head, ex, FORWARDED)
   }
 }
 const relayCheck = new RelayExchange(new RequestHead(parsed), ENDPOINT, { ...CONN, startedAt: Date.now() }, 'http')
 runPhase(relayPlan(tenRules)!.rules!, relayCheck)
-if (upstreamHead(new RequestHead(parsed), relayCheck, '127.0.0.1').toString('latin1').split('\r\nx-').length !== 9) throw new Error('relay: the five headers were not added')
+if (upstreamHead(new RequestHead(parsed), relayCheck, FORWARDED).toString('latin1').split('\r\nx-').length !== 9) throw new Error('relay: the five headers were not added')
 
 const [bare, ten, one, relayBare, relayTen, relayOne] = (await measure([
   () => undefined,
   (ex) => runPhase(tenRules.on_http_request, ex),
   (ex) => runPhase(oneRule.on_http_request, ex),
-  () => upstreamHead(new RequestHead(parsed), undefined, '127.0.0.1'),
+  () => upstreamHead(new RequestHead(parsed), undefined, FORWARDED),
   onRelay(tenRules),
   onRelay(oneRule),
 ])) as [number, number, number, number, number, number]

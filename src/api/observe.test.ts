@@ -18,7 +18,7 @@ afterEach(() => {
 class FakeSession implements SessionControl {
   readonly account: { name: string } | undefined
   readonly remoteAddr = '127.0.0.1:50123'
-  readonly connectedAt = Date.parse('2026-01-02T03:04:05.000Z')
+  connectedAt = Date.parse('2026-01-02T03:04:05.000Z')
   readonly clientInfo = { OS: 'linux', Version: '1.7.0', ClientType: 'ngrok-javascript', Metadata: 'm' }
   latencyMs: number | undefined = 12
   mux = { closed: false }
@@ -118,6 +118,21 @@ describe('/tunnel-sessions', () => {
     const body: any = await (await call('GET', '/tunnel-sessions')).json()
     expect(body.tunnel_sessions.map((s: { id: string }) => s.id)).toEqual(['s2'])
     expect((await call('POST', '/tunnel-sessions/s1/stop')).status).toBe(404)
+  })
+
+  test('an id held twice (the agent resumed it before its old connection was seen to close): the newest is listed and takes the commands', async () => {
+    const stale = new FakeSession('s1', 'alice')
+    const resumed = new FakeSession('s1', 'alice')
+    resumed.connectedAt = stale.connectedAt + 1000
+    const { call } = app({ sessions: () => [stale, resumed] })
+    const body: any = await (await call('GET', '/tunnel-sessions')).json()
+    expect(body.tunnel_sessions.map((s: { started_at: string }) => s.started_at)).toEqual(['2026-01-02T03:04:06.000Z'])
+    expect((await call('POST', '/tunnel-sessions/s1/restart')).status).toBe(204)
+    expect((await call('POST', '/tunnel-sessions/s1/stop')).status).toBe(204)
+    expect({ stale: [stale.commands, stale.closedWith], resumed: [resumed.commands, resumed.closedWith] }).toEqual({
+      stale: [[], undefined],
+      resumed: [[StreamType.RESTART], 'stopped through the API'],
+    })
   })
 
   test('restart sends the Restart command; an agent that refuses gives 502 ERR_WARREN_6010', async () => {

@@ -26,6 +26,7 @@ import { reloadEvent } from '../events/reload.ts'
 import type { EventSink } from '../events/types.ts'
 import { edgeMetrics } from '../metrics/edge.ts'
 import { PoolRetryStats } from '../proxy/pool-retry.ts'
+import { RelayStats } from '../proxy/relay-route.ts'
 import { loadSessionKey } from '../policy/identity/session-key.ts'
 import { startEvents } from './events.ts'
 import { joinWorkers, type Worker } from '../cluster/worker.ts'
@@ -171,6 +172,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     logRequests: config.log.requests && !values['no-request-log'],
     events: events.bus,
     poolRetries,
+    relayStats: new RelayStats(),
   }
   const server = await openListener('http', config.listen.http, () =>
     listenHttp({

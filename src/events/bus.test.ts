@@ -24,6 +24,27 @@ describe('EventBus', () => {
     expect(bus.emitted).toBe(2)
   })
 
+  test('countRequest() counts without an event only while nothing reads request events', () => {
+    const bus = new EventBus()
+    const counted: number[] = []
+    const others: string[] = []
+    bus.tapRequests((t) => counted.push(t.status))
+    bus.tap((e) => others.push(e.event_type), { requests: false })
+    const tally = { endpoint: '', status: 200, durationMs: 1, requestBytes: 0, responseBytes: 0 }
+    expect(bus.countRequest(tally)).toBe(true)
+    bus.emit(reload())
+    // A tap of every event reads request events: the caller must build one.
+    const off = bus.tap(() => {})
+    expect(bus.countRequest(tally)).toBe(false)
+    off()
+    const unsubscribe = bus.subscribe(() => {})
+    expect(bus.countRequest(tally)).toBe(false)
+    unsubscribe()
+    expect(bus.countRequest({ ...tally, status: 201 })).toBe(true)
+    expect(counted).toEqual([200, 201])
+    expect(others).toEqual(['config_reload.v0'])
+  })
+
   test('a full queue drops new events and counts them', () => {
     const bus = new EventBus({ capacity: 3 })
     const got: WarrenEvent[] = []

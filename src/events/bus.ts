@@ -1,4 +1,4 @@
-import type { EventSink, WarrenEvent } from './types.ts'
+import type { EventSink, RequestTally, WarrenEvent } from './types.ts'
 
 /** A consumer of queued events; gets them in batches, after the emitter has moved on. */
 export type Subscriber = (batch: readonly WarrenEvent[]) => void
@@ -24,7 +24,11 @@ export interface EventBusOptions {
 export class EventBus implements EventSink {
   readonly #capacity: number
   readonly #onError: (err: unknown) => void
+  /** Taps of every event. */
   readonly #taps = new Set<(event: WarrenEvent) => void>()
+  /** Taps of every event but `http_request_complete.v0` (requests reach them as tallies, if at all). */
+  readonly #otherTaps = new Set<(event: WarrenEvent) => void>()
+  readonly #requestTaps = new Set<(tally: RequestTally) => void>()
   readonly #subscribers = new Set<Subscriber>()
   #queue: WarrenEvent[] = []
   #scheduled = false
@@ -53,13 +57,19 @@ export class EventBus implements EventSink {
 
   emit(event: WarrenEvent): void {
     this.#emitted++
-    for (const tap of this.#taps) {
-      try {
-        tap(event)
-      } catch (err) {
-        this.#onError(err)
+    if (event.event_type === 'http_request_complete.v0') {
+      if (this.#requestTaps.size) {
+        const o = event.object
+        this.#runRequestTaps({
+          endpoint: o.endpoint?.url ?? '',
+          status: o.http.response.status_code,
+          durationMs: o.duration_ms,
+          requestBytes: o.http.request.body_length,
+          responseBytes: o.http.response.body_length,
+        })
       }
-    }
+    } else this.#runTaps(this.#otherTaps, event)
+    this.#runTaps(this.#taps, event)
     if (this.#subscribers.size === 0) return
     if (this.#queue.length >= this.#capacity) {
       this.#dropped++
@@ -72,10 +82,32 @@ export class EventBus implements EventSink {
     }
   }
 
-  /** Runs `tap` inline on every event. Keep it tiny (a counter): it runs on the data path. */
-  tap(tap: (event: WarrenEvent) => void): () => void {
-    this.#taps.add(tap)
-    return () => this.#taps.delete(tap)
+  /**
+   * Counts a request without its event when nothing wants the event itself: the request taps get
+   * `tally` inline. False when a subscriber or a tap of every event is there (then `emit` the event).
+   */
+  countRequest(tally: RequestTally): boolean {
+    if (this.#subscribers.size || this.#taps.size) return false
+    this.#emitted++
+    this.#runRequestTaps(tally)
+    return true
+  }
+
+  /**
+   * Runs `tap` inline on every event. Keep it tiny (a counter): it runs on the data path. With
+   * `requests: false` it skips `http_request_complete.v0`, so a request without a reader of its
+   * event is never built into one (count those with `tapRequests`).
+   */
+  tap(tap: (event: WarrenEvent) => void, options: { requests?: boolean } = {}): () => void {
+    const set = options.requests === false ? this.#otherTaps : this.#taps
+    set.add(tap)
+    return () => set.delete(tap)
+  }
+
+  /** Runs `tap` inline on every answered HTTP request, whether its event is built or not. */
+  tapRequests(tap: (tally: RequestTally) => void): () => void {
+    this.#requestTaps.add(tap)
+    return () => this.#requestTaps.delete(tap)
   }
 
   /** Delivers queued events to `subscriber` in batches; returns the unsubscribe function. */
@@ -87,6 +119,26 @@ export class EventBus implements EventSink {
   /** Delivers what is queued now (tests and shutdown; normally a later tick does it). */
   flush(): void {
     this.#deliver()
+  }
+
+  #runTaps(taps: ReadonlySet<(event: WarrenEvent) => void>, event: WarrenEvent): void {
+    for (const tap of taps) {
+      try {
+        tap(event)
+      } catch (err) {
+        this.#onError(err)
+      }
+    }
+  }
+
+  #runRequestTaps(tally: RequestTally): void {
+    for (const tap of this.#requestTaps) {
+      try {
+        tap(tally)
+      } catch (err) {
+        this.#onError(err)
+      }
+    }
   }
 
   #deliver(): void {

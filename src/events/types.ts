@@ -126,9 +126,30 @@ export const EVENT_TYPES = [
   'config_reload.v0',
 ] as const satisfies readonly EventType[]
 
+/**
+ * What the counters (metrics) read about one answered HTTP request: the figures of its
+ * `http_request_complete.v0` event. An emitter may fill and reuse one object: it is read before
+ * `countRequest` returns.
+ */
+export interface RequestTally {
+  /** The endpoint's URL, "" when none matched. */
+  endpoint: string
+  /** 0 when a policy closed the connection. */
+  status: number
+  durationMs: number
+  /** Declared by Content-Length; -1 (or 0) counts nothing. */
+  requestBytes: number
+  responseBytes: number
+}
+
 /** What emitters hold: publishing must never block or throw into the data path. */
 export interface EventSink {
   emit(event: WarrenEvent): void
+  /**
+   * Counts an answered request without building its event, when nothing reads that event (no
+   * subscriber, no tap of every event); false when the caller must `emit` the event instead.
+   */
+  countRequest?(tally: RequestTally): boolean
 }
 
 const PREFIX = `ev_${Date.now().toString(36)}${Math.floor(Math.random() * 36 ** 4).toString(36).padStart(4, '0')}`

@@ -10,6 +10,8 @@ import { TunnelWebSocket, type FrameStream } from '../proxy/tunnel-websocket.ts'
 import { websocketHandlers, type WsData } from '../proxy/websocket.ts'
 import { sharedPool } from '../proxy/h1/pool.ts'
 import { RequestHead } from './head.ts'
+import { unwatch, watch } from './deadlines.ts'
+import { httpDate } from './http-date.ts'
 import { findHeadEnd, HeadRefusal, parseHead, type HeadLimits, type ParsedHead } from './parse-head.ts'
 import { Relay, type RelayClient, type RelayTarget } from './relay.ts'
 
@@ -87,7 +89,12 @@ export class Http1Connection {
   /** Unparsed bytes (a partial head, or pipelined requests while one is served). */
   #buf: Buffer | null = null
   #scanned = 0
-  #timer: ReturnType<typeof setTimeout> | undefined
+  /** When the current read or idle wait runs out (performance.now() ms; 0: none), checked by deadlines.ts. */
+  #deadline = 0
+  /** An expired head wait answers 408 (else the connection just closes). */
+  #deadlineAnswers = false
+  /** Cuts a half-closed connection whose peer never closes (see #end). */
+  #linger: ReturnType<typeof setTimeout> | undefined
   /** Writes the kernel has not taken yet, in order. */
   #out: Uint8Array[] = []
   #drained: (() => void) | undefined
@@ -113,7 +120,17 @@ export class Http1Connection {
   constructor(socket: Http1Socket, options: Http1Options) {
     this.#socket = socket
     this.#o = options
+    watch(this)
     this.#arm(options.idleTimeoutMs, false)
+  }
+
+  /** Called by deadlines.ts every tick: fires this connection's deadline, and its relay's, once passed. */
+  sweep(now: number): void {
+    if (this.#deadline !== 0 && now >= this.#deadline) {
+      this.#deadline = 0
+      this.#expired()
+    }
+    this.#relay?.sweep(now)
   }
 
   // --- what the data path may ask of the connection (the parts of Bun's Server it used) ---
@@ -180,7 +197,9 @@ export class Http1Connection {
     if (this.#state === CLOSED) return
     const wasUpgraded = this.#state === UPGRADED
     this.#state = CLOSED
-    clearTimeout(this.#timer)
+    this.#deadline = 0
+    unwatch(this)
+    clearTimeout(this.#linger)
     if (this.#body && !this.#bodyDone) this.#body.error(new Error('the client closed the connection'))
     this.#bodyDone = true
     this.#out = []
@@ -204,16 +223,18 @@ export class Http1Connection {
   // --- reading ---
 
   #arm(ms: number, answer: boolean): void {
-    clearTimeout(this.#timer)
-    this.#timer = setTimeout(() => {
-      // A head that stopped arriving gets 408; a body that did fails the request (its answer closes the
-      // connection); an idle connection just closes.
-      if (this.#state === BODY) this.#bodyFailed('the request body did not arrive in time', 408, CODES.REQUEST_TIMEOUT)
-      else if (this.#state === RELAY) this.#relay?.clientTimedOut()
-      else if (this.#state !== IDLE) return
-      else if (answer) this.#refuse(408, CODES.REQUEST_TIMEOUT, 'The request did not arrive in time.')
-      else this.#end(true)
-    }, ms)
+    this.#deadline = performance.now() + ms
+    this.#deadlineAnswers = answer
+  }
+
+  #expired(): void {
+    // A head that stopped arriving gets 408; a body that did fails the request (its answer closes the
+    // connection); an idle connection just closes.
+    if (this.#state === BODY) this.#bodyFailed('the request body did not arrive in time', 408, CODES.REQUEST_TIMEOUT)
+    else if (this.#state === RELAY) this.#relay?.clientTimedOut()
+    else if (this.#state !== IDLE) return
+    else if (this.#deadlineAnswers) this.#refuse(408, CODES.REQUEST_TIMEOUT, 'The request did not arrive in time.')
+    else this.#end(true)
   }
 
   #pause(): void {
@@ -221,7 +242,7 @@ export class Http1Connection {
     this.#paused = true
     this.#socket.pause()
     // Waiting on our own reader (or the upstream) is not the client being slow.
-    if (this.#state === BODY || this.#state === RELAY) clearTimeout(this.#timer)
+    if (this.#state === BODY || this.#state === RELAY) this.#deadline = 0
   }
 
   #resume(): void {
@@ -251,7 +272,7 @@ export class Http1Connection {
       throw err
     }
     this.#scanned = 0
-    clearTimeout(this.#timer)
+    this.#deadline = 0
     const rest = end < buf.length ? buf.subarray(end) : null
     this.#buf = null
     this.#start(parsed, rest)
@@ -332,7 +353,7 @@ export class Http1Connection {
         if (used < rest.length) this.#buf = rest.subarray(used)
       }
     } else {
-      clearTimeout(this.#timer)
+      this.#deadline = 0
       this.#buf = rest
     }
     if (this.#buf && this.#buf.length > MAX_READ_AHEAD) this.#pause()
@@ -386,7 +407,7 @@ export class Http1Connection {
     this.#bodyDone = true
     if (this.#body) this.#body.close()
     this.#state = BUSY
-    clearTimeout(this.#timer)
+    this.#deadline = 0
     this.#resume()
   }
 
@@ -430,11 +451,11 @@ export class Http1Connection {
    */
   #end(linger = false): void {
     if (this.#state === CLOSED) return
-    clearTimeout(this.#timer)
+    this.#deadline = 0
     const end = () => {
       this.#socket.end()
       if (!linger || this.#state === CLOSED) return
-      this.#timer = setTimeout(() => this.#socket.terminate(), END_LINGER_MS)
+      this.#linger = setTimeout(() => this.#socket.terminate(), END_LINGER_MS)
     }
     if (!this.#out.length) return end()
     void this.#waitDrain().then(end)
@@ -443,7 +464,7 @@ export class Http1Connection {
   /** Answers an edge-made error and closes: the request goes no further. */
   #refuse(status: number, code: ErrorCode, message: string): void {
     this.#state = BUSY
-    clearTimeout(this.#timer)
+    this.#deadline = 0
     this.#buf = null
     this.#body?.error(new Error(message))
     this.#body = null
@@ -519,7 +540,7 @@ export class Http1Connection {
     if (expectContinue && hasBody) this.#write(CONTINUE)
     relay.start()
     if (!hasBody) {
-      clearTimeout(this.#timer)
+      this.#deadline = 0
       this.#buf = rest
     } else {
       this.#arm(this.#o.readTimeoutMs, true)
@@ -543,7 +564,7 @@ export class Http1Connection {
     const used = relay.pushBody(chunk, 0)
     this.#countBody(used)
     if (this.#relay !== relay) return chunk.length
-    if (relay.requestDone) clearTimeout(this.#timer)
+    if (relay.requestDone) this.#deadline = 0
     else if (!this.#paused) this.#arm(this.#o.readTimeoutMs, true)
     return used
   }
@@ -560,7 +581,6 @@ export class Http1Connection {
       write: (bytes) => this.#write(bytes),
       pause: () => this.#pause(),
       resume: () => this.#resume(),
-      head: (status, statusText, headers, fields) => Buffer.from(responseHead(status, statusText, headers, fields), 'latin1'),
       finished: (inStep) => {
         const keepAlive = this.#head?.keepAlive ?? false
         this.#relayOver()
@@ -688,7 +708,7 @@ export class Http1Connection {
     headers.forEach((value, name) => (head += `${name}: ${value}\r\n`))
     this.#write(Buffer.from(`${head}\r\n`, 'latin1'))
     this.#state = UPGRADED
-    clearTimeout(this.#timer)
+    this.#deadline = 0
     this.#resume()
     const stream: FrameStream & { closed: boolean } = {
       closed: false,
@@ -735,20 +755,6 @@ function responseHead(status: number, statusText: string, headers: Headers, fiel
   // RFC 9110 §6.6.1: the edge's own answers carry a Date, as an upstream's do.
   if (!dated) head += `date: ${httpDate()}\r\n`
   return `${head}${fields}\r\n`
-}
-
-let dateText = ''
-let dateSecond = -1
-
-/** The current time as an HTTP date, formatted at most once a second. */
-function httpDate(): string {
-  const now = Date.now()
-  const second = Math.floor(now / 1000)
-  if (second !== dateSecond) {
-    dateSecond = second
-    dateText = new Date(now).toUTCString()
-  }
-  return dateText
 }
 
 const NOT_READY = Symbol('not ready')

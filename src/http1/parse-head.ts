@@ -75,7 +75,7 @@ for (let b = 65; b <= 90; b++) TCHAR[b] = 1
 for (let b = 97; b <= 122; b++) TCHAR[b] = 1
 
 /** Field-value bytes: VCHAR, SP, HTAB, obs-text. CR, LF, NUL and other controls are not. */
-const VCHAR = new Uint8Array(256)
+export const VCHAR = new Uint8Array(256)
 VCHAR[SP] = 1
 VCHAR[HTAB] = 1
 for (let b = 0x21; b <= 0x7e; b++) VCHAR[b] = 1

@@ -1,14 +1,15 @@
-import { CODES, ERROR_CODE_HEADER, type ErrorCode } from '../lib/errors.ts'
+import { CODES, type ErrorCode } from '../lib/errors.ts'
 import { invalidResponse, UpstreamRefused, upstreamTimedOut } from '../proxy/h1/client.ts'
-import { ChunkedDecoder, Framing, framingOf, H1ParseError, HeadCollector, parseResponseHead } from '../proxy/h1/parse.ts'
+import { ChunkedDecoder, Framing, framingOf, H1ParseError, HeadCollector } from '../proxy/h1/parse.ts'
 import type { ConnectionSink, H1Connection, H1Origin, H1Pool } from '../proxy/h1/pool.ts'
+import { scanResponseHead } from './response-head.ts'
 
 /**
  * The engine's fast path for one request: its head (already edited by whoever chose the target) and
  * its body bytes go to a pooled upstream connection as they are, framed by the client's
- * Content-Length or chunked encoding (tracked to find the end, never decoded); only the upstream's
- * response head is parsed, and its body bytes go back to the client by their own framing (chunked
- * passes through whole, trailers included). No Request, Response or body stream is made unless the
+ * Content-Length or chunked encoding (tracked to find the end, never decoded); the upstream's
+ * response head is scanned, not parsed into objects (src/http1/response-head.ts), and goes back with
+ * its body bytes by their own framing (chunked passes through whole, trailers included). No Request, Response or body stream is made unless the
  * relay fails before the client got anything, when the edge's error page is written instead.
  * Backpressure both ways: a side whose writes queue pauses the other side's reads.
  */
@@ -25,10 +26,18 @@ export interface RelayTarget {
    * other code an upstream sets is removed, as on the pipeline.
    */
   agent: boolean
-  /** The response head the client gets (status and end-to-end fields), or the error page's. */
-  answered(status: number, headers: Headers): void
+  /**
+   * The response head the client gets (status and end-to-end fields), or the error page's. `fields`
+   * makes strings only for what is asked of it.
+   */
+  answered(status: number, fields: ResponseFields): void
   /** The edge's page for a relay that failed before the client got a byte of an answer. */
   failure(err: unknown): Response
+}
+
+/** The part of `Headers` a consumer of the answer reads. */
+export interface ResponseFields {
+  get(name: string): string | null
 }
 
 /** What the relay asks of the client connection. */
@@ -37,8 +46,6 @@ export interface RelayClient {
   write(bytes: Uint8Array): boolean
   pause(): void
   resume(): void
-  /** The bytes of a response head the engine would write for these fields, with `fields` (framing lines) added. */
-  head(status: number, statusText: string, headers: Headers, fields: string): Uint8Array
   /** The relay is over; `inStep` is false when the connection cannot serve another request. */
   finished(inStep: boolean): void
   /** The relay failed before the client got anything: this page is the answer. */
@@ -81,7 +88,8 @@ export class Relay implements ConnectionSink {
   #conn: H1Connection | null = null
   #writtenAtStart = 0
   #retried = false
-  #timer: ReturnType<typeof setTimeout> | undefined
+  /** When a silent upstream times out (performance.now() ms; 0 once answered), checked by `sweep`. */
+  #deadline = 0
   #over = false
   /** When the request body last moved. */
   #progressAt = 0
@@ -124,7 +132,7 @@ export class Relay implements ConnectionSink {
   }
 
   start(): void {
-    this.#timer = setTimeout(() => this.#onTimeout(), this.#target.timeoutMs)
+    this.#deadline = performance.now() + this.#target.timeoutMs
     const conn = this.#pool.take(this.#target.origin)
     if (conn) this.#attach(conn)
     else this.#dial()
@@ -261,7 +269,7 @@ export class Relay implements ConnectionSink {
     const buf = this.#headBytes.push(chunk)
     if (!buf) return
     const end = this.#headBytes.end
-    const head = parseResponseHead(buf.toString('latin1', 0, end))
+    const head = scanResponseHead(buf, end, this.#target.agent ? CODES.UPSTREAM_REFUSED : undefined)
     const status = head.status
     if (status < 200) {
       // Interim answers (100, 102, 103) are the edge's business: it answered Expect itself. 101 was never asked for.
@@ -269,13 +277,9 @@ export class Relay implements ConnectionSink {
       if (end < buf.length) this.#onHead(buf.subarray(end))
       return
     }
-    const headers = head.headers
-    if (!(this.#target.agent && status === 502 && headers.get(ERROR_CODE_HEADER) === CODES.UPSTREAM_REFUSED)) headers.delete(ERROR_CODE_HEADER)
     if (!head.keepAlive) this.#reusable = false
     const framing = (this.#framing = framingOf(head, this.#req.method))
     let fields = ''
-    // A HEAD answer and a 304 keep the length of what a GET would have had; 204 never has one.
-    if (head.contentLength !== -1 && status !== 204) fields += `content-length: ${head.contentLength}\r\n`
     if (framing === Framing.Chunked) {
       this.#resDecoder = new ChunkedDecoder({ strict: true })
       fields += 'transfer-encoding: chunked\r\n'
@@ -287,9 +291,21 @@ export class Relay implements ConnectionSink {
     if (!this.#req.keepAlive) fields += 'connection: close\r\n'
     this.#resRemaining = head.contentLength
     this.#phase = framing === Framing.None ? DONE : BODY
-    clearTimeout(this.#timer)
-    this.#target.answered(status, headers)
-    const out: Uint8Array[] = [this.#client.head(status, head.statusText, headers, fields)]
+    this.#deadline = 0
+    this.#target.answered(status, head)
+    if (fields === '' && head.asRead) {
+      // The head goes out as read: it and the body bytes after it in this read are one piece of the
+      // read, written without a copy (the whole read, most often: no view made either).
+      const stop = framing === Framing.Length ? Math.min(end + this.#resRemaining, buf.length) : end
+      if (framing === Framing.Length) {
+        this.#resRemaining -= stop - end
+        if (this.#resRemaining === 0) this.#phase = DONE
+      }
+      // Bytes after the response: the connection is out of step.
+      if (stop < buf.length) this.#reusable = false
+      return this.#flush([stop === buf.length ? buf : buf.subarray(0, stop)])
+    }
+    const out: Uint8Array[] = [head.bytes(fields)]
     if (end < buf.length) {
       const rest = buf.subarray(end)
       if (this.#phase === BODY) this.#onBody(rest, out)
@@ -397,16 +413,16 @@ export class Relay implements ConnectionSink {
   #end(): void {
     this.#over = true
     this.#early = null
-    clearTimeout(this.#timer)
+    this.#deadline = 0
     if (this.#conn?.sink === this) this.#conn.sink = null
   }
 
-  #onTimeout(): void {
-    if (this.#phase !== HEAD || this.#over) return
+  /** Called by the client connection on the engine's clock (src/http1/deadlines.ts). */
+  sweep(now: number): void {
+    if (this.#deadline === 0 || now < this.#deadline || this.#phase !== HEAD || this.#over) return
     // An upload that still moves is not a silent upstream.
-    const idle = performance.now() - this.#progressAt
-    if (this.#progressAt && idle < this.#target.timeoutMs) {
-      this.#timer = setTimeout(() => this.#onTimeout(), this.#target.timeoutMs - idle)
+    if (this.#progressAt && now - this.#progressAt < this.#target.timeoutMs) {
+      this.#deadline = this.#progressAt + this.#target.timeoutMs
       return
     }
     this.#fail(upstreamTimedOut())

@@ -5,7 +5,7 @@ import { CODES } from '../lib/errors.ts'
 import { log } from '../lib/log.ts'
 import { throttledLog } from '../lib/throttled-log.ts'
 import { errorResponse } from '../proxy/errors.ts'
-import type { PipelineOptions } from '../proxy/pipeline.ts'
+import type { ClientAddress, PipelineOptions } from '../proxy/pipeline.ts'
 import { closesConnection, createPipeline, splitHost } from '../proxy/pipeline.ts'
 import { createRelayRoute, RelayStats } from '../proxy/relay-route.ts'
 import { websocketHandlers, type WsData } from '../proxy/websocket.ts'
@@ -41,6 +41,13 @@ export interface HttpListenerOptions extends Omit<PipelineOptions, 'serverIp' | 
    * certificate per listener, so the front starts one per certificate in use.
    */
   tls?: { cert: string; key: string }
+  /**
+   * The client an engine connection stands for, where its socket's peer is the TLS front's relay:
+   * what `clientAddress` answers for a request, for the byte relay, which has none.
+   */
+  connectionClient?: (conn: Http1Connection) => ClientAddress | null
+  /** Counts the relayed requests; shared by the listeners of one edge (plaintext and HTTPS/1.1). */
+  relayStats?: RelayStats
 }
 
 /** The plaintext HTTP/1 listener as the rest of the edge sees it. */
@@ -48,7 +55,7 @@ export interface HttpServer {
   readonly port: number
   /** Requests being served now (for shutdown reporting). */
   readonly pendingRequests: number
-  /** Requests the engine's byte relay served (the fast path, src/http1/relay.ts) since start. */
+  /** Requests the engine's byte relay served (the fast path, src/http1/relay.ts) since start, by every listener sharing its `relayStats`. */
   readonly relayedRequests: number
   /** Stops accepting; closes idle connections, and the rest after their current response (or at once with `force`). */
   stop(force?: boolean): Promise<void>
@@ -69,7 +76,7 @@ export function listenHttp(options: HttpListenerOptions): HttpServer {
   const logger = log.child({ component: options.scheme })
   let handle: ReturnType<typeof createPipeline> | undefined
   let route: ReturnType<typeof createRelayRoute> | undefined
-  const relayStats = new RelayStats()
+  const relayStats = options.relayStats ?? new RelayStats()
   let pending = 0
   const connections = new Set<Http1Connection>()
   let stopped: (() => void) | undefined
@@ -100,8 +107,9 @@ export function listenHttp(options: HttpListenerOptions): HttpServer {
       }
       return handle!(req, source)
     },
-    // The fast path serves the public plaintext port; behind terminate-tls the pipeline keeps the TLS facts.
-    ...(options.scheme === 'http' && !options.clientAddress
+    // The fast path serves the public plaintext port, and HTTPS/1.1 behind the TLS front (which tells
+    // each connection's client and handshake); any other internal server keeps the pipeline.
+    ...((options.scheme === 'http' && !options.clientAddress) || options.connectionClient
       ? {
           relay(head, source) {
             const target = route!(head, source)

@@ -20,6 +20,7 @@ import { PendingGate, type PendingLimits } from './pending-gate.ts'
 import { peekClientHello, type PeekResult } from './sni.ts'
 import { ja4Fingerprint, ServerHelloWatcher } from './tls-handshake.ts'
 import type { TlsInfo } from '../policy/types.ts'
+import type { Http1Connection } from '../http1/connection.ts'
 
 /** TLS alert record: fatal unrecognized_name (RFC 6066), sent when no endpoint serves the SNI. */
 const ALERT_UNRECOGNIZED_NAME = new Uint8Array([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x70])
@@ -93,7 +94,7 @@ export interface TlsFrontOptions {
   pending: PendingLimits
   idleTimeoutSec: number
   /** Options for the internal HTTPS server that terminated connections are handed to. */
-  http: Omit<HttpListenerOptions, 'hostname' | 'port' | 'tls' | 'scheme' | 'defaultPort' | 'store' | 'clientAddress'>
+  http: Omit<HttpListenerOptions, 'hostname' | 'port' | 'tls' | 'scheme' | 'defaultPort' | 'store' | 'clientAddress' | 'connectionClient'>
   /** Answers ACME TLS-ALPN-01 connections (ALPN `acme-tls/1`) when set. */
   acmeTlsAlpn?: (socket: Socket<RelayConn>, hello: Uint8Array, serverName: string) => void
   /** Receives one `tcp_connection_closed.v0` per relayed connection (passthrough or terminated). */
@@ -463,11 +464,14 @@ export class TlsFront {
       store: this.#o.store,
       serverIp: this.#o.hostname,
       serverPort: this.port,
-      clientAddress: (req: Request, server: RequestSource) => {
-        const local = server.requestIP(req)
-        return (local && this.#clients.get(local.port)) ?? local
-      },
+      clientAddress: (req: Request, server: RequestSource) => this.#clientOf(server.requestIP(req)),
+      connectionClient: (conn: Http1Connection) => this.#clientOf(conn.requestIP()),
     }
+  }
+
+  /** The real client behind an internal connection from `local` (the relay's end), else `local`. */
+  #clientOf(local: { address: string; port: number } | null): ClientAddress | null {
+    return (local && this.#clients.get(local.port)) ?? local
   }
 
   async #relay(

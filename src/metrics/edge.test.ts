@@ -15,6 +15,25 @@ function parseMetrics(text: string): Map<string, number> {
 }
 
 describe('edgeMetrics()', () => {
+  test('a request counted without its event (countRequest) lands in the same series as one from an event', () => {
+    const bus = new EventBus()
+    const metrics = edgeMetrics({ bus })
+    const tally = { endpoint: 'http://a.example.com', status: 200, durationMs: 20, requestBytes: 0, responseBytes: 5 }
+    expect(bus.countRequest(tally)).toBe(true)
+    // The emitter reuses its object: the counters read it before countRequest returned.
+    tally.status = 404
+    tally.responseBytes = -1
+    expect(bus.countRequest(tally)).toBe(true)
+    const m = parseMetrics(metrics.render())
+    expect(m.get('warren_http_requests_total{endpoint="http://a.example.com",status="200"}')).toBe(1)
+    expect(m.get('warren_http_requests_total{endpoint="http://a.example.com",status="404"}')).toBe(1)
+    expect(m.get('warren_http_request_duration_seconds_count{endpoint="http://a.example.com"}')).toBe(2)
+    expect(m.get('warren_http_response_body_bytes_total{endpoint="http://a.example.com"}')).toBe(5)
+    expect(m.has('warren_http_request_body_bytes_total{endpoint="http://a.example.com"}')).toBe(false)
+    expect(m.get('warren_events_total{type="http_request_complete.v0"}')).toBe(2)
+    expect(bus.emitted).toBe(2)
+  })
+
   test('counts requests, latency, connections, bytes, sessions and reloads from events', () => {
     const bus = new EventBus()
     const metrics = edgeMetrics({

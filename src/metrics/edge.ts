@@ -1,7 +1,7 @@
 import { VERSION } from '../cli/version.ts'
 import type { EventBus } from '../events/bus.ts'
-import type { WarrenEvent } from '../events/types.ts'
-import { Counter, Gauge, Histogram, Registry } from './prometheus.ts'
+import type { RequestTally, WarrenEvent } from '../events/types.ts'
+import { Counter, Gauge, Histogram, Registry, type HistogramState } from './prometheus.ts'
 
 /** What the edge's metrics read at scrape time; each is optional so tests can pass only a few. */
 export interface EdgeMetricSources {
@@ -18,9 +18,18 @@ export interface EdgeMetricSources {
   /** Events each sink dropped. */
   sinkDrops?: () => readonly { name: string; dropped: number }[]
   /** Requests sent again to another pool member, by endpoint URL and reason. */
-  /** Requests the plaintext listener's byte relay served since start. */
+  /** Requests the byte relay served since start (plaintext and HTTPS/1.1). */
   relayedRequests?: () => number
   poolRetries?: () => readonly { endpoint: string; reason: string; count: number }[]
+}
+
+/** One endpoint's request series, resolved once. */
+interface EndpointSeries {
+  endpoint: string
+  latency: HistogramState
+  requestBytes?: { value: number }
+  responseBytes?: { value: number }
+  byStatus: Map<number, { value: number }>
 }
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]
@@ -55,21 +64,29 @@ export function edgeMetrics(sources: EdgeMetricSources): Registry {
   const certExpiry = r.add(new Gauge('warren_certificate_expiry_timestamp_seconds', 'When each certificate expires (Unix time), by its names and source (file, dev, acme).', ['names', 'source']))
   const events = r.add(new Counter('warren_events_total', 'Events published, by type.', ['type']))
   const poolRetries = r.add(new Counter('warren_pool_retries_total', 'HTTP requests sent again to another pool member after the first failed before answering, by endpoint URL and reason (session closed, no stream, stream refused, stream reset, stream closed).', ['endpoint', 'reason']))
-  const relayed = r.add(new Counter('warren_http_relayed_requests_total', 'HTTP requests the plaintext listener relayed byte for byte (the fast path: no policy, or one that only reads the request head and edits its header lines); they count in warren_http_requests_total too.'))
+  const relayed = r.add(new Counter('warren_http_relayed_requests_total', 'HTTP requests the plaintext listener and the HTTPS/1.1 engine relayed byte for byte (the fast path: no policy, or one that only reads the request head and edits its header lines); they count in warren_http_requests_total too.'))
   const dropped = r.add(new Counter('warren_events_dropped_total', 'Events dropped: "queue" when the event queue was full, else by sink.', ['sink']))
+
+  // Requests are counted from tallies (src/events/bus.ts), with or without an event object: each
+  // endpoint's series are looked up once, then every request is a few additions.
+  let requestEvents: { value: number } | undefined
+  const byEndpoint = new Map<string, EndpointSeries>()
+  sources.bus.tapRequests(function countRequest(t: RequestTally) {
+    ;(requestEvents ??= events.child({ type: 'http_request_complete.v0' })).value++
+    let s = byEndpoint.get(t.endpoint)
+    if (!s) byEndpoint.set(t.endpoint, (s = { endpoint: t.endpoint, latency: latency.child({ endpoint: t.endpoint }), byStatus: new Map() }))
+    let status = s.byStatus.get(t.status)
+    if (!status) s.byStatus.set(t.status, (status = requests.child({ endpoint: s.endpoint, status: String(t.status) })))
+    status.value++
+    latency.record(s.latency, t.durationMs / 1000)
+    // Byte series appear with the first bytes, as they always did.
+    if (t.requestBytes > 0) (s.requestBytes ??= requestBytes.child({ endpoint: s.endpoint })).value += t.requestBytes
+    if (t.responseBytes > 0) (s.responseBytes ??= responseBytes.child({ endpoint: s.endpoint })).value += t.responseBytes
+  })
 
   sources.bus.tap(function countEvent(event: WarrenEvent) {
     events.inc({ type: event.event_type })
     switch (event.event_type) {
-      case 'http_request_complete.v0': {
-        const o = event.object
-        const endpoint = o.endpoint?.url ?? ''
-        requests.inc({ endpoint, status: String(o.http.response.status_code) })
-        latency.observe({ endpoint }, o.duration_ms / 1000)
-        if (o.http.request.body_length > 0) requestBytes.inc({ endpoint }, o.http.request.body_length)
-        if (o.http.response.body_length > 0) responseBytes.inc({ endpoint }, o.http.response.body_length)
-        break
-      }
       case 'tcp_connection_closed.v0': {
         const o = event.object
         const labels = { endpoint: o.endpoint?.url ?? '', protocol: o.protocol }
@@ -90,7 +107,7 @@ export function edgeMetrics(sources: EdgeMetricSources): Registry {
         if (!event.object.ok) reloadFailures.inc({ reason: event.object.reason })
         break
     }
-  })
+  }, { requests: false })
 
   r.collect(function readGauges() {
     if (sources.activeConnections) for (const [listener, n] of Object.entries(sources.activeConnections())) active.set({ listener }, n)

@@ -131,13 +131,13 @@ describe('RelayExchange', () => {
 
   test('a head no policy read goes upstream as the client wrote it; one a policy edited carries the edits as lines', () => {
     const raw = 'GET /a HTTP/1.1\r\nHost: app.test\r\nX-A: 1\r\nConnection: x-gone\r\nX-Gone: g\r\nx-a: 2\r\n\r\n'
-    expect(upstreamHead(headOf(raw), undefined, '10.0.0.1').toString('latin1')).toBe(
+    expect(upstreamHead(headOf(raw), undefined, { clientIp: '10.0.0.1', proto: 'http' }).toString('latin1')).toBe(
       'GET /a HTTP/1.1\r\nHost: app.test\r\nX-A: 1\r\nx-a: 2\r\nx-forwarded-for: 10.0.0.1\r\nx-forwarded-proto: http\r\nx-forwarded-host: app.test\r\n\r\n',
     )
     const ex = new RelayExchange(headOf(raw), ENDPOINT, CONN, 'http')
     ex.headers.append('x-a', '3')
     ex.headers.append('x-gone', 'policy')
-    expect(upstreamHead(headOf(raw), ex, '10.0.0.1').toString('latin1')).toBe(
+    expect(upstreamHead(headOf(raw), ex, { clientIp: '10.0.0.1', proto: 'http' }).toString('latin1')).toBe(
       'GET /a HTTP/1.1\r\nHost: app.test\r\nX-A: 1\r\nx-a: 2\r\nx-a: 3\r\nx-gone: policy\r\nx-forwarded-for: 10.0.0.1\r\nx-forwarded-proto: http\r\nx-forwarded-host: app.test\r\n\r\n',
     )
   })

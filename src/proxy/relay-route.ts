@@ -1,25 +1,28 @@
 import type { Endpoint } from '../endpoints/endpoint.ts'
 import { httpRequestEvent } from '../events/traffic.ts'
+import type { RequestTally } from '../events/types.ts'
 import type { RequestHead } from '../http1/head.ts'
 import type { FastAnswer, Http1Connection } from '../http1/connection.ts'
 import type { RelayTarget } from '../http1/relay.ts'
 import { relayPlan, runPhase, type CompiledRule } from '../policy/engine.ts'
-import type { Outcome } from '../policy/types.ts'
+import type { ConnInfo, Outcome } from '../policy/types.ts'
 import { originOf, type H1Origin } from './h1/pool.ts'
 import { HOP_BY_HOP } from './hop-headers.ts'
 import { h1FailureResponse } from './http.ts'
-import { splitHost, type PipelineOptions } from './pipeline.ts'
+import { misdirected } from './misdirected.ts'
+import { splitHost, type ClientAddress, type PipelineOptions } from './pipeline.ts'
 import { RelayExchange } from './relay-exchange.ts'
 import { tunnelOrigin } from './tunnel-http.ts'
 
 /**
- * The forward phase of the HTTP/1.1 engine's fast path: for a request whose endpoint's policy has a
- * relay plan (policy/engine.ts: forward to this upstream or the agent, possibly after on_http_request
- * rules that only read the head and edit its header lines), it runs those rules on an exchange made
- * from the head (relay-exchange.ts), picks the origin and writes the head the upstream gets, as the
- * pipeline would have sent it (hop-by-hop fields and the client's Connection options dropped, the
- * policy's header edits, X-Forwarded-For/Proto/Host set); the engine relays the bytes
- * (src/http1/relay.ts). Any request it cannot serve so, it declines, and the pipeline serves it.
+ * The forward phase of the HTTP/1.1 engine's fast path (plaintext and HTTPS/1.1): for a request whose
+ * endpoint's policy has a relay plan (policy/engine.ts: forward to this upstream or the agent,
+ * possibly after on_http_request rules that only read the head and edit its header lines), it runs
+ * those rules on an exchange made from the head (relay-exchange.ts), picks the origin and writes the
+ * head the upstream gets, as the pipeline would have sent it (hop-by-hop fields and the client's
+ * Connection options dropped, the policy's header edits, X-Forwarded-For/Proto/Host set); the engine
+ * relays the bytes (src/http1/relay.ts), or writes the rules' answer. Any request it cannot serve so,
+ * it declines, and the pipeline serves it.
  */
 
 /** Fields the edge writes itself on the upstream request. */
@@ -35,7 +38,7 @@ const origins = new WeakMap<URL, H1Origin>()
  * then X-Forwarded-For/Proto/Host and the framing of the client's body. The path is the client's,
  * or the URL's path and query when a policy ran (relay-exchange.ts `target`, checked by the route).
  */
-export function upstreamHead(head: RequestHead, ex: RelayExchange | undefined, clientIp: string): Buffer {
+export function upstreamHead(head: RequestHead, ex: RelayExchange | undefined, forwarded: { clientIp: string; proto: string }): Buffer {
   const parsed = head.parsed
   // The lines a policy edited replace the client's; the client's Connection options were dropped from those already.
   const edited = ex?.headerLines
@@ -51,7 +54,7 @@ export function upstreamHead(head: RequestHead, ex: RelayExchange | undefined, c
     }
     text += `${field}: ${value}\r\n`
   }
-  text += `x-forwarded-for: ${forwardedFor}${clientIp}\r\nx-forwarded-proto: http\r\nx-forwarded-host: ${parsed.host}\r\n`
+  text += `x-forwarded-for: ${forwardedFor}${forwarded.clientIp}\r\nx-forwarded-proto: ${forwarded.proto}\r\nx-forwarded-host: ${parsed.host}\r\n`
   if (parsed.chunked) text += 'transfer-encoding: chunked\r\n'
   else if (parsed.contentLength >= 0 || BODY_METHODS.has(parsed.method)) text += `content-length: ${Math.max(parsed.contentLength, 0)}\r\n`
   return Buffer.from(`${text}\r\n`, 'latin1')
@@ -74,7 +77,9 @@ function relayOutcome(rules: readonly CompiledRule[], ex: RelayExchange, quiet: 
   return outcome
 }
 
-export interface RelayRouteOptions extends Pick<PipelineOptions, 'store' | 'defaultPort' | 'serverIp' | 'serverPort' | 'upstreamTimeoutMs' | 'log' | 'logRequests' | 'events'> {
+export interface RelayRouteOptions extends Pick<PipelineOptions, 'scheme' | 'store' | 'defaultPort' | 'serverIp' | 'serverPort' | 'upstreamTimeoutMs' | 'log' | 'logRequests' | 'events'> {
+  /** The client a connection stands for when the socket's peer is the edge's own TLS front (https). */
+  connectionClient?: (source: Http1Connection) => ClientAddress | null
   /** The listener's own paths (ACME HTTP-01) that must reach the pipeline. */
   reserved?: (path: string) => boolean
 }
@@ -87,6 +92,8 @@ export class RelayStats {
 export function createRelayRoute(options: RelayRouteOptions, stats: RelayStats) {
   const { store, log, events } = options
   const edgeAddr = `${options.serverIp}:${options.serverPort}`
+  /** Filled per answered request and read at once by the counters (see EventSink.countRequest). */
+  const tally: RequestTally = { endpoint: '', status: 0, durationMs: 0, requestBytes: 0, responseBytes: 0 }
   return function relayRoute(head: RequestHead, source: Http1Connection): RelayTarget | FastAnswer | undefined {
     const parsed = head.parsed
     const { method, path } = parsed
@@ -96,21 +103,32 @@ export function createRelayRoute(options: RelayRouteOptions, stats: RelayStats) 
     if (hasBody && (method === 'GET' || method === 'HEAD')) return undefined
     if (options.reserved?.(path)) return undefined
     const { name, port } = splitHost(parsed.host, options.defaultPort)
-    const pool = store.current.lookup({ account: '', binding: 'public', scheme: 'http', host: name, port })
+    const table = store.current
+    const pool = table.lookup({ account: '', binding: 'public', scheme: options.scheme, host: name, port })
     if (!pool || pool.members.length !== 1) return undefined
     const endpoint = pool.members[0]!
     const plan = relayPlan(endpoint.policy)
     if (!plan) return undefined
-    // on_tcp_connect runs once per connection: after it let this one through, it has nothing to say.
-    if (endpoint.policy.on_tcp_connect.length && !source.connectedEndpoints.has(endpoint)) return undefined
+    const client: ClientAddress | null = options.connectionClient ? options.connectionClient(source) : source.requestIP()
+    if (!client) return undefined
+    // https: a Host other than the handshake's endpoint gets the pipeline's 421.
+    if (options.scheme === 'https' && misdirected(table, pool, client.tls, options.defaultPort)) return undefined
+    // on_tcp_connect runs once per connection (on https, at the TLS front): after it let this one through, it has nothing to say.
+    if (endpoint.policy.on_tcp_connect.length && !source.connectedEndpoints.has(endpoint) && client.connected !== endpoint) return undefined
     const started = performance.now()
-    const client = source.requestIP()
     let url = plan.url
     let ex: RelayExchange | undefined
     let answer: Response | undefined
     if (plan.rules) {
-      const conn = { clientIp: client.address, clientPort: client.port, serverIp: options.serverIp, serverPort: options.serverPort, startedAt: Date.now() }
-      ex = new RelayExchange(head, endpoint.info, conn, 'http')
+      const conn: ConnInfo = {
+        clientIp: client.address,
+        clientPort: client.port,
+        serverIp: options.serverIp,
+        serverPort: options.serverPort,
+        startedAt: Date.now(),
+        ...(client.tls ? { tls: client.tls } : {}),
+      }
+      ex = new RelayExchange(head, endpoint.info, conn, options.scheme)
       const outcome = relayOutcome(plan.rules, ex, hasBody)
       if (outcome?.kind === 'forward' && outcome.target.kind === 'external') url = outcome.target.url
       // An answer from the edge (deny, custom-response, a failed `${…}`): the engine writes it. After a
@@ -133,11 +151,19 @@ export function createRelayRoute(options: RelayRouteOptions, stats: RelayStats) 
       answered(status, headers) {
         if (options.logRequests) logRequest(endpoint, method, path, status, started, client.address)
         if (!events) return
+        // Without a reader of the event, the counters get its figures and no event is built.
+        tally.endpoint = endpoint.urlText
+        tally.status = status
+        tally.durationMs = performance.now() - started
+        tally.requestBytes = hasBody ? parsed.contentLength : 0
+        const length = headers.get('content-length')
+        tally.responseBytes = length === null ? -1 : Number(length)
+        if (events.countRequest?.(tally)) return
         const query = path.indexOf('?')
         events.emit(
           httpRequestEvent({
             req: { method, headers: { get: (field) => head.getAll(field)[0] ?? null }, body: hasBody ? true : null },
-            url: { protocol: 'http:', pathname: query === -1 ? path : path.slice(0, query), search: query === -1 ? '' : path.slice(query), href: `http://${parsed.host}${path}` },
+            url: { protocol: `${options.scheme}:`, pathname: query === -1 ? path : path.slice(0, query), search: query === -1 ? '' : path.slice(query), href: `${options.scheme}://${parsed.host}${path}` },
             host: name,
             port,
             conn: { clientIp: client.address, clientPort: client.port, serverIp: options.serverIp, serverPort: options.serverPort },
@@ -154,7 +180,7 @@ export function createRelayRoute(options: RelayRouteOptions, stats: RelayStats) 
       report.answered(answer.status, answer.headers)
       return { response: answer }
     }
-    return { origin: origin!, head: upstreamHead(head, ex, client.address), timeoutMs: options.upstreamTimeoutMs, agent: upstream === undefined, ...report }
+    return { origin: origin!, head: upstreamHead(head, ex, { clientIp: client.address, proto: options.scheme }), timeoutMs: options.upstreamTimeoutMs, agent: upstream === undefined, ...report }
   }
 
   function logRequest(endpoint: Endpoint, method: string, path: string, status: number, started: number, clientIp: string): void {

@@ -39,6 +39,7 @@ const answers: Record<string, (s: Socket<UpstreamConn>) => void> = {
   },
   '/short': (s) => s.end('HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc'),
   '/echo-body': () => {},
+  '/silent': () => {},
   '/spoof': (s) => s.write('HTTP/1.1 200 OK\r\nWarren-Error-Code: ERR_WARREN_3200\r\nKeep-Alive: timeout=5\r\nContent-Length: 2\r\n\r\nok'),
 }
 const upstream = Bun.listen<UpstreamConn>({
@@ -85,7 +86,7 @@ beforeAll(async () => {
   const forward = (host: string, port: number, extra = '') =>
     `url: http://${host}.warren.localhost\ntraffic_policy:\n  on_http_request:\n    - actions:\n${extra}        - {type: forward-external, config: {url: "http://127.0.0.1:${port}"}}\n`
   edge = await startEdge({
-    config: `api_keys: [${KEY}]\naccounts:\n  - name: alice\n    authtokens: [alice-token]\n    domains: ["*.warren.localhost"]\n`,
+    config: `api_keys: [${KEY}]\nhttp:\n  upstream_timeout: 1\naccounts:\n  - name: alice\n    authtokens: [alice-token]\n    domains: ["*.warren.localhost"]\n`,
     policies: {
       'fast.yml': forward('fast', upstream.port),
       'big.yml': forward('big', big.port!),
@@ -257,6 +258,18 @@ describe('the byte relay (HTTP/1.1 fast path)', () => {
     expect(text).toStartWith('HTTP/1.1 200 OK\r\n')
     expect(text).toMatch(/\r\ncontent-length: 10\r\n/i)
     expect(text).toEndWith('\r\n\r\nabc')
+  })
+
+  test('an upstream that never answers: 504 with ERR_WARREN_3005 once upstream_timeout passes, not before', async () => {
+    const before = await relayed()
+    const started = performance.now()
+    const [r] = responses(await rawRequest(edge.httpPort, `GET /silent HTTP/1.1\r\n${F}Connection: close\r\n\r\n`, 5000))
+    const took = performance.now() - started
+    expect(await relayed()).toBe(before + 1)
+    expect(r!.status).toBe(504)
+    expect(/\r\nwarren-error-code: (\S+)/i.exec(r!.headers)?.[1]).toBe('ERR_WARREN_3005')
+    expect(took).toBeGreaterThan(950)
+    expect(took).toBeLessThan(3000)
   })
 
   test('an upstream cannot set Warren-Error-Code or hop-by-hop fields through the relay', async () => {

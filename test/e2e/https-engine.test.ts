@@ -24,10 +24,12 @@ const forward = (url: string, port: number, extra = '') =>
 const respond = (url: string, body: string, extra = '') =>
   `url: ${url}\ntraffic_policy:\n${extra}  on_http_request:\n    - actions: [{type: custom-response, config: {body: "${body}"}}]\n`
 
+const KEY = 'e2e-https-engine-key'
+
 let edge: Edge
 beforeAll(async () => {
   edge = await startEdge({
-    config: 'http:\n  max_header_bytes: 16384\nevents:\n  sinks:\n    - type: file\n      path: events.jsonl\n',
+    config: `api_keys: [${KEY}]\nhttp:\n  max_header_bytes: 16384\nevents:\n  sinks:\n    - type: file\n      path: events.jsonl\n`,
     policies: {
       'app.yml': forward('https://app.warren.localhost', upstream.port!),
       'raw.yml': forward('https://raw.warren.localhost', rawUpstream.port),
@@ -73,6 +75,12 @@ async function tlsRequest(servername: string, text: string, options: { alpn?: st
 
 const APP = 'Host: app.warren.localhost\r\n'
 
+/** `warren_http_relayed_requests_total`: requests the engine's byte relay served, plaintext and HTTPS. */
+async function relayed(): Promise<number> {
+  const res = await fetch(`http://127.0.0.1:${edge.apiPort}/metrics`, { headers: { authorization: `Bearer ${KEY}` } })
+  return Number(/^warren_http_relayed_requests_total (\d+)$/m.exec(await res.text())?.[1] ?? -1)
+}
+
 describe('HTTPS/1.1 on the HTTP/1.1 engine', () => {
   test('three pipelined requests in one TLS write are answered in order', async () => {
     const text = ['/first', '/second', '/third'].map((p) => `GET /echo${p} HTTP/1.1\r\n${APP}\r\n`).join('') + `GET /echo/last HTTP/1.1\r\n${APP}Connection: close\r\n\r\n`
@@ -91,6 +99,27 @@ describe('HTTPS/1.1 on the HTTP/1.1 engine', () => {
     expect(lines.filter((l) => l.startsWith('x-single:'))).toEqual(['x-single: s'])
   })
 
+  test('a forward-only endpoint is relayed byte for byte over HTTPS: the real client and proto https upstream, an https event', async () => {
+    const before = await relayed()
+    const text = 'GET /relayed-tls?q=1 HTTP/1.1\r\nHost: raw.warren.localhost\r\nX-Forwarded-Proto: spoofed\r\n\r\nGET /relayed-tls-2 HTTP/1.1\r\nHost: raw.warren.localhost\r\nConnection: close\r\n\r\n'
+    const answers = responses(await tlsRequest('raw.warren.localhost', text))
+    expect(answers.map((a) => [a.status, a.body])).toEqual([
+      [200, 'ok'],
+      [200, 'ok'],
+    ])
+    expect(await relayed()).toBe(before + 2)
+    const head = heads.find((h) => h.startsWith('GET /relayed-tls?q=1 '))!
+    // The TLS front's loopback relay is not the client: the address it relayed for is.
+    expect(head).toMatch(/\r\nx-forwarded-for: 127\.0\.0\.1\r\nx-forwarded-proto: https\r\nx-forwarded-host: raw\.warren\.localhost(\r\n|$)/)
+    expect(head).not.toMatch(/spoofed/)
+    const event = () => fileEvents(edge).find((e) => e.event_type === 'http_request_complete.v0' && JSON.stringify(e).includes('/relayed-tls'))
+    expect(await eventually(async () => event() !== undefined, 5000)).toBe(true)
+    expect(event()!.object.http?.request.url).toMatchObject({ scheme: 'https', host: 'raw.warren.localhost', path: '/relayed-tls', query: 'q=1' })
+    const client = event()!.object.conn!
+    expect(client.client_ip).toBe('127.0.0.1')
+    expect(client.server_port).toBe(edge.httpsPort)
+  })
+
   test('a 20 KiB head over TLS → 431 with Warren-Error-Code, nothing upstream', async () => {
     const before = upstream.seen.length
     const answer = await tlsRequest('app.warren.localhost', `GET /big HTTP/1.1\r\n${APP}X-Big: ${'x'.repeat(20 * 1024)}\r\n\r\n`)
@@ -107,10 +136,15 @@ describe('HTTPS/1.1 on the HTTP/1.1 engine', () => {
     expect(responses(offered)[0]?.body).toBe('HTTP/1.0|http/1.1|proto.warren.localhost')
   })
 
-  test('a Host other than the SNI → 421 with ERR_WARREN_3012', async () => {
+  test('a Host other than the SNI → 421 with ERR_WARREN_3012, also between two endpoints the relay serves', async () => {
     const answer = await tlsRequest('app.warren.localhost', 'GET / HTTP/1.1\r\nHost: other.warren.localhost\r\nConnection: close\r\n\r\n')
     expect(answer).toMatch(/^HTTP\/1\.1 421 /)
     expect(answer).toMatch(/warren-error-code: ERR_WARREN_3012/i)
+    const before = heads.length
+    const relayedHost = await tlsRequest('app.warren.localhost', 'GET /misdirected HTTP/1.1\r\nHost: raw.warren.localhost\r\nConnection: close\r\n\r\n')
+    expect(relayedHost).toMatch(/^HTTP\/1\.1 421 /)
+    expect(relayedHost).toMatch(/warren-error-code: ERR_WARREN_3012/i)
+    expect(heads.length).toBe(before)
   })
 
   test('on_tcp_connect runs once per HTTPS connection (at the TLS front), not once per request', async () => {

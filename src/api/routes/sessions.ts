@@ -62,7 +62,17 @@ function hostOf(remoteAddr: string): string {
  */
 export function sessionRoutes(options: SessionRouteOptions): Hono {
   const app = new Hono()
-  const live = () => [...options.sessions()].filter((s) => s.account !== undefined && s.id !== '' && !s.mux.closed)
+  const live = () => {
+    // An agent that resumed its id (on this worker or another) while the edge has not yet seen its old
+    // connection close shows up twice: the newest is the agent, the older a connection about to end.
+    const byId = new Map<string, SessionControl>()
+    for (const s of options.sessions()) {
+      if (s.account === undefined || s.id === '' || s.mux.closed) continue
+      const seen = byId.get(s.id)
+      if (!seen || s.connectedAt > seen.connectedAt) byId.set(s.id, s)
+    }
+    return [...byId.values()]
+  }
   const find = (id: string) => {
     const session = live().find((s) => s.id === id)
     if (!session) throw new ApiError(CODES.API_NOT_FOUND, 404, `No tunnel session with id "${id}"`)

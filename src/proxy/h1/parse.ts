@@ -176,14 +176,7 @@ export function parseResponseHead(text: string): ResponseHead {
   }
   if (pos !== text.length) fail('bytes after the blank line that ends the head')
 
-  let chunked = false
-  if (transferEncoding !== null) {
-    if (contentLength !== -1) fail('the response has both Transfer-Encoding and Content-Length')
-    // Only plain `chunked` is relayed: any other coding would reach the client undecoded.
-    if (transferEncoding.trim().toLowerCase() !== 'chunked' || minor === 0)
-      fail(`unsupported Transfer-Encoding ${JSON.stringify(transferEncoding.slice(0, 64))}`)
-    chunked = true
-  }
+  const chunked = isChunked(transferEncoding, contentLength, minor)
   if (contentLength !== -1) headers.set('content-length', String(contentLength))
   let close = false
   let keepAliveToken = false
@@ -199,6 +192,19 @@ export function parseResponseHead(text: string): ResponseHead {
   return { status, statusText, minor, headers, keepAlive, contentLength, chunked }
 }
 
+/**
+ * Whether a response with these Transfer-Encoding values (joined, or null) is chunked; anything a
+ * client could read two ways (with Content-Length, another coding, on HTTP/1.0) is refused.
+ */
+export function isChunked(transferEncoding: string | null, contentLength: number, minor: number): boolean {
+  if (transferEncoding === null) return false
+  if (contentLength !== -1) fail('the response has both Transfer-Encoding and Content-Length')
+  // Only plain `chunked` is relayed: any other coding would reach the client undecoded.
+  if (transferEncoding.trim().toLowerCase() !== 'chunked' || minor === 0)
+    fail(`unsupported Transfer-Encoding ${JSON.stringify(transferEncoding.slice(0, 64))}`)
+  return true
+}
+
 /** Fields that never reach `Headers` are validated the same way, so framing never reads garbage. */
 function checkField(name: string, value: string): void {
   if (!TOKEN.test(name)) fail(`invalid header name ${JSON.stringify(name.slice(0, 64))}`)
@@ -206,7 +212,7 @@ function checkField(name: string, value: string): void {
 }
 
 /** Content-Length may repeat (as a list or as several fields) only with one value (RFC 9110 §8.6). */
-function mergeContentLength(prior: number, value: string): number {
+export function mergeContentLength(prior: number, value: string): number {
   let result = prior
   for (const part of value.split(',')) {
     const v = part.trim()
@@ -219,7 +225,7 @@ function mergeContentLength(prior: number, value: string): number {
 }
 
 /** Whether and how a final response to `method` carries a body (RFC 9112 §6.3). */
-export function framingOf(head: ResponseHead, method: string): Framing {
+export function framingOf(head: Pick<ResponseHead, 'status' | 'chunked' | 'contentLength'>, method: string): Framing {
   const s = head.status
   if (method === 'HEAD' || s < 200 || s === 204 || s === 304) return Framing.None
   if (head.chunked) return Framing.Chunked
