@@ -3,6 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { edgeFlags, startAgent, type AgentProcess } from './framework/agent.ts'
+import { curl } from './framework/curl.ts'
 import { eventually, startEdge, type Edge } from './framework/process.ts'
 import { headerGroups, rawRequest, responses, startEchoUpstream } from './framework/raw.ts'
 
@@ -95,6 +96,19 @@ const AGENT_RULES = `
         - {type: deny, config: {status_code: 402}}
 `
 
+/** A policy that reads what only HTTPS has (the handshake's facts, the scheme), served over HTTPS/1.1. */
+const TLS_RULES = `
+    - expressions: ["req.url.scheme == 'https'", "conn.tls.sni.endsWith('.warren.localhost')"]
+      actions:
+        - type: add-headers
+          config: {headers: {x-tls: "\${conn.tls.version}", x-sni: "\${conn.tls.sni}", x-alpn: "\${conn.tls.negotiated_alpn}", x-url: "\${req.url}", x-multi: "\${req.headers['x-multi'].join('+')}"}}
+    - expressions: ["req.url.path == '/deny'"]
+      actions:
+        - {type: deny, config: {status_code: 403}}
+    - actions:
+        - {type: forward-external, config: {url: "http://127.0.0.1:${a.port}"}}
+`
+
 let edge: Edge
 const agents: AgentProcess[] = []
 beforeAll(async () => {
@@ -105,6 +119,8 @@ beforeAll(async () => {
     const never = `\n    - expressions: ["false"]\n      actions:\n        - {type: url-rewrite, config: {from: "^/never$", to: "/x"}}`
     policies[`p-${name}.yml`] = `url: http://p-${name}.warren.localhost\ntraffic_policy:\n  on_http_request:${never}${rules}`
   }
+  policies['r-tls.yml'] = `url: https://r-tls.warren.localhost\ntraffic_policy:\n  on_http_request:${TLS_RULES}`
+  policies['p-tls.yml'] = `url: https://p-tls.warren.localhost\ntraffic_policy:\n  on_http_request:\n    - expressions: ["false"]\n      actions:\n        - {type: url-rewrite, config: {from: "^/never$", to: "/x"}}${TLS_RULES}`
   edge = await startEdge({
     config: `api_keys: [${KEY}]\naccounts:\n  - name: alice\n    authtokens: [alice-token]\n    domains: ["*.warren.localhost"]\n`,
     policies,
@@ -229,5 +245,28 @@ describe('head-only policies on the byte relay', () => {
     expect(viaRelay).toEqual(viaPipeline)
     if (raw.includes('/deny')) expect(viaRelay.status).toBe(402)
     else expect((viaRelay.upstream as { upstream: string }).upstream).toBe('A')
+  })
+
+  test.each(['/a/./b?x=1', '/deny'])('over HTTPS/1.1: %s answers as on the pipeline, with the handshake\'s facts', async (path) => {
+    const seen = async (host: string) => {
+      const res = await curl(['--http1.1', '--cacert', edge.caPath, '-H', 'X-Multi: one', '-H', 'X-Multi: two', `https://${host}:${edge.httpsPort}${path}`])
+      const body = res.body.replaceAll(host, 'HOST')
+      if (res.headers['content-type'] !== 'application/json') return { status: res.status, code: res.headers['warren-error-code'], body }
+      const got = JSON.parse(body) as { head: string }
+      const [line, ...lines] = got.head.split('\r\n')
+      return { status: res.status, line, headers: headerGroups(lines) }
+    }
+    const before = await relayed()
+    const viaRelay = await seen('r-tls.warren.localhost')
+    expect(await eventually(async () => (await relayed()) === before + 1)).toBe(true)
+    const viaPipeline = await seen('p-tls.warren.localhost')
+    expect(await eventually(async () => (await relayed()) === before + 1)).toBe(true)
+    expect(viaRelay).toEqual(viaPipeline)
+    if (path === '/deny') expect(viaRelay.status).toBe(403)
+    else
+      expect(viaRelay).toMatchObject({
+        line: 'GET /a/b?x=1 HTTP/1.1',
+        headers: { 'x-forwarded-proto': ['https'], 'x-sni': ['HOST'], 'x-alpn': ['http/1.1'], 'x-url': ['https://HOST:' + edge.httpsPort + '/a/b?x=1'], 'x-multi': ['one', 'two', 'one, two'] },
+      })
   })
 })
