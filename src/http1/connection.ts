@@ -35,10 +35,11 @@ export interface Http1Options {
   /** The data path: one response per request. */
   handle(req: Request, source: Http1Connection): Promise<Response>
   /**
-   * The fast path (relay.ts): where to relay this request's bytes, or undefined to hand it to
-   * `handle`. Asked for HTTP/1.1 requests that are not upgrades, before any Request is made.
+   * The fast path (relay.ts): where to relay this request's bytes, its answer (only for a request
+   * without a body), or undefined to hand it to `handle`. Asked for HTTP/1.1 requests that are not
+   * upgrades, before any Request is made.
    */
-  relay?(head: RequestHead, source: Http1Connection): RelayTarget | undefined
+  relay?(head: RequestHead, source: Http1Connection): RelayTarget | FastAnswer | undefined
   /** True for a response that stands for "drop the connection without an answer". */
   closes(res: Response): boolean
   /** An edge-made error page (status, code, message, the request's Accept). */
@@ -47,6 +48,11 @@ export interface Http1Options {
   onRequestDone?(): void
   /** The data path threw instead of answering (the client gets a 500 page). */
   onError(err: unknown): void
+}
+
+/** The fast path's own answer to a request without a body (a policy's deny or custom-response), written as `handle`'s would be. */
+export interface FastAnswer {
+  response: Response
 }
 
 /** The socket type the engine runs on. */
@@ -284,6 +290,7 @@ export class Http1Connection {
       if (expect.length && (expect.length > 1 || expect[0]!.toLowerCase() !== '100-continue'))
         return this.#refuse(417, CODES.BAD_REQUEST, 'Only Expect: 100-continue is understood.')
       const target = this.#o.relay(head, this)
+      if (target && 'response' in target) return this.#answerNow(target.response, rest)
       if (target) return this.#startRelay(target, parsed, rest, expect.length === 1)
     }
     const headers = head.toHeaders()
@@ -543,6 +550,12 @@ export class Http1Connection {
       }
     }
     if (this.#buf && this.#buf.length > MAX_READ_AHEAD) this.#pause()
+  }
+
+  /** Writes the fast path's answer to a request without a body; the next request follows as after a relay. */
+  #answerNow(res: Response, rest: Buffer | null): void {
+    this.#buf = rest
+    ;(this.#relayClient ??= this.#makeRelayClient()).answer(res, true)
   }
 
   /** Hands request-body bytes to the relay; returns how many belonged to the body. */

@@ -64,7 +64,7 @@ export function edgeMetrics(sources: EdgeMetricSources): Registry {
   const certExpiry = r.add(new Gauge('warren_certificate_expiry_timestamp_seconds', 'When each certificate expires (Unix time), by its names and source (file, dev, acme).', ['names', 'source']))
   const events = r.add(new Counter('warren_events_total', 'Events published, by type.', ['type']))
   const poolRetries = r.add(new Counter('warren_pool_retries_total', 'HTTP requests sent again to another pool member after the first failed before answering, by endpoint URL and reason (session closed, no stream, stream refused, stream reset, stream closed).', ['endpoint', 'reason']))
-  const relayed = r.add(new Counter('warren_http_relayed_requests_total', 'HTTP requests the plaintext listener and the HTTPS/1.1 engine relayed byte for byte (the fast path: no policy to run beyond forwarding); they count in warren_http_requests_total too.'))
+  const relayed = r.add(new Counter('warren_http_relayed_requests_total', 'HTTP requests the plaintext listener and the HTTPS/1.1 engine relayed byte for byte (the fast path: no policy, or one that only reads the request head and edits its header lines); they count in warren_http_requests_total too.'))
   const dropped = r.add(new Counter('warren_events_dropped_total', 'Events dropped: "queue" when the event queue was full, else by sink.', ['sink']))
 
   // Requests are counted from tallies (src/events/bus.ts), with or without an event object: each

@@ -119,17 +119,37 @@ describe('validatePolicy() reports every problem at once', () => {
 
 describe('relayPlan()', () => {
   const forward = { actions: [{ type: 'forward-external', config: { url: 'http://127.0.0.1:9000' } }] }
-  test('a policy that only forwards to http:// (or does nothing) has one; anything more has none', () => {
+  const addHeader = (name: string) => ({ type: 'add-headers', config: { headers: { [name]: 'v' } } })
+  test('a policy that only forwards to http:// (or does nothing) relays without rules to run', () => {
     expect(relayPlan(policy({ on_http_request: [forward] }))?.url?.href).toBe('http://127.0.0.1:9000/')
     expect(relayPlan(policy({}))).toEqual({})
     expect(relayPlan(policy({ on_tcp_connect: [{ actions: [{ type: 'restrict-ips', config: { allow: ['127.0.0.0/8'] } }] }] }))).toEqual({})
+  })
+
+  test('on_http_request rules that read the head, edit its header lines, set vars, forward to http:// or answer run on the relay', () => {
     for (const raw of [
       { on_http_request: [{ ...forward, expressions: ["req.url.path == '/'"] }] },
-      { on_http_request: [{ actions: [{ type: 'add-headers', config: { headers: { a: 'b' } } }, forward.actions[0]] }] },
-      { on_http_request: [forward], on_http_response: [{ actions: [{ type: 'add-headers', config: { headers: { a: 'b' } } }] }] },
-      { on_http_request: [{ actions: [{ type: 'forward-external', config: { url: 'https://127.0.0.1:9000' } }] }] },
+      { on_http_request: [{ actions: [addHeader('x-a'), { type: 'remove-headers', config: { headers: ['x-b'] } }, forward.actions[0]] }] },
+      { on_http_request: [{ actions: [{ type: 'set-vars', config: { vars: { a: '${req.method}' } } }, addHeader('x-forwarded-for')] }] },
       { on_http_request: [{ actions: [{ type: 'custom-response', config: { body: 'x' } }] }] },
+      { on_http_request: [{ expressions: ["req.method == 'POST'"], actions: [{ type: 'deny', config: {} }] }, forward] },
+    ]) {
+      const compiled = policy(raw)
+      expect(relayPlan(compiled)).toEqual({ rules: compiled.on_http_request })
+    }
+  })
+
+  test('anything else takes the pipeline', () => {
+    for (const raw of [
+      { on_http_request: [forward], on_http_response: [{ actions: [addHeader('a')] }] },
+      { on_http_request: [{ actions: [{ type: 'forward-external', config: { url: 'https://127.0.0.1:9000' } }] }] },
+      { on_http_request: [{ expressions: ['true'], actions: [{ type: 'forward-external', config: { url: 'https://127.0.0.1:9000' } }] }, forward] },
       { on_http_request: [forward], on_event_stream_message: [{ actions: [{ type: 'sse-find-replace', config: { replacements: [{ from: 'a', to: 'b' }] } }] }] },
+      { on_http_request: [{ actions: [{ type: 'url-rewrite', config: { from: '/a', to: '/b' } }] }, forward] },
+      { on_http_request: [{ actions: [{ type: 'log', config: { metadata: { a: 'b' } } }] }, forward] },
+      // Fields the edge itself decides on (routing, framing): the pipeline's client handles them.
+      ...['Host', 'content-length', 'transfer-encoding', 'expect'].map((name) => ({ on_http_request: [{ actions: [addHeader(name)] }, forward] })),
+      { on_http_request: [{ actions: [{ type: 'remove-headers', config: { headers: ['Content-Length'] } }] }, forward] },
     ])
       expect(relayPlan(policy(raw))).toBeUndefined()
   })

@@ -156,20 +156,49 @@ export function compilePolicy(spec: TrafficPolicy, options: CompileOptions): Com
     })
   }
   if (issues.length) throw new ConfigIssues(issues)
-  const relay = relayPlanOf(spec)
+  const relay = relayPlanOf(spec, out)
   if (relay) RELAY_PLANS.set(out, relay)
   return out
 }
 
 /**
- * What the HTTP/1.1 engine's byte relay may do for an endpoint without running its policy: forward
- * every request unchanged to `url`, or (no url) hand it to the endpoint's agent. Only policies whose
- * whole effect is that qualify: no on_http_response or on_event_stream_message, and on_http_request empty or one unconditional
- * forward-external to http://. Anything else needs the exchange and takes the pipeline.
+ * What the HTTP/1.1 engine's byte relay may do for an endpoint without the pipeline's Request and
+ * Response: forward every request unchanged to `url`, or (no url, no rules) hand it to the
+ * endpoint's agent; or run `rules`, the endpoint's on_http_request, on an exchange made from the
+ * request head (src/proxy/relay-exchange.ts) and relay where they forward. Decided once per compiled
+ * policy: no on_http_response or on_event_stream_message, and every on_http_request action one of
+ * RELAY_ACTIONS. Anything else needs the exchange and takes the pipeline.
  */
 export interface RelayPlan {
   url?: URL
+  rules?: readonly CompiledRule[]
 }
+
+/**
+ * Fields the edge itself decides on the upstream request (routing, framing, Expect): a policy that
+ * adds or removes one keeps the pipeline, whose client handles them (a replaced Host also rewrites
+ * `Location` in the answer).
+ */
+const EDGE_DECIDES: ReadonlySet<string> = new Set(['host', 'content-length', 'transfer-encoding', 'expect'])
+
+function leavesEdgeFields(names: readonly string[]): boolean {
+  return names.every((name) => !EDGE_DECIDES.has(name.toLowerCase()))
+}
+
+/**
+ * The on_http_request actions the relay's exchange can run, each with the check of its config: they
+ * read the request head, change only its header lines, set variables, forward to an http://
+ * upstream, or answer from the edge. None has an effect outside the exchange, so the pipeline may run
+ * the rules again for a request the relay leaves to it (an answer after a request body).
+ */
+const RELAY_ACTIONS: ReadonlyMap<string, (config: unknown) => boolean> = new Map([
+  ['add-headers', (config: unknown) => leavesEdgeFields(Object.keys((config as { headers: Record<string, string> }).headers))],
+  ['remove-headers', (config: unknown) => leavesEdgeFields((config as { headers: string[] }).headers)],
+  ['set-vars', () => true],
+  ['forward-external', (config: unknown) => new URL((config as { url: string }).url).protocol === 'http:'],
+  ['deny', () => true],
+  ['custom-response', () => true],
+])
 
 const RELAY_PLANS = new WeakMap<CompiledPolicy, RelayPlan>()
 RELAY_PLANS.set(EMPTY_POLICY, {})
@@ -179,15 +208,18 @@ export function relayPlan(policy: CompiledPolicy): RelayPlan | undefined {
   return RELAY_PLANS.get(policy)
 }
 
-function relayPlanOf(spec: TrafficPolicy): RelayPlan | undefined {
+function relayPlanOf(spec: TrafficPolicy, policy: CompiledPolicy): RelayPlan | undefined {
   if (spec.on_http_response.length || spec.on_event_stream_message.length) return undefined
   const rules = spec.on_http_request
   if (rules.length === 0) return {}
-  const rule = rules[0]!
-  const action = rule.actions[0]
-  if (rules.length !== 1 || rule.expressions.length || rule.actions.length !== 1 || action?.type !== 'forward-external') return undefined
-  const url = new URL((action.config as { url: string }).url)
-  return url.protocol === 'http:' ? { url } : undefined
+  const only = rules[0]!
+  const action = only.actions[0]
+  if (rules.length === 1 && !only.expressions.length && only.actions.length === 1 && action?.type === 'forward-external') {
+    const url = new URL((action.config as { url: string }).url)
+    return url.protocol === 'http:' ? { url } : undefined
+  }
+  for (const rule of rules) for (const { type, config } of rule.actions) if (!RELAY_ACTIONS.get(type)?.(config)) return undefined
+  return { rules: policy.on_http_request }
 }
 
 /** Runs `run`, then `forget`s the exchange's CEL variables the action may have changed. */
@@ -211,6 +243,11 @@ export type TraceEvent =
 
 export interface RunOptions {
   trace?: (event: TraceEvent) => void
+  /**
+   * No warning for a `${…}` that failed: the run is the byte relay's (src/proxy/relay-route.ts) for a
+   * request whose answer it leaves to the pipeline, which runs the phase again and warns once.
+   */
+  quiet?: boolean
 }
 
 function matches(rule: CompiledRule, ex: HttpExchange, trace?: ConditionResult[]): boolean {
@@ -233,9 +270,9 @@ function matches(rule: CompiledRule, ex: HttpExchange, trace?: ConditionResult[]
 }
 
 /** A `${…}` that failed for this request ends the phase with a 500 naming the code (ngrok 3900). */
-function evaluationFailure(err: unknown, ex: HttpExchange): Outcome | undefined {
+function evaluationFailure(err: unknown, ex: HttpExchange, quiet: boolean): Outcome | undefined {
   if (!(err instanceof WarrenError) || err.code !== CODES.POLICY_EVAL_FAILED) return undefined
-  log.warn('traffic policy evaluation failed', { endpoint: ex.endpoint.url, error: err.message })
+  if (!quiet) log.warn('traffic policy evaluation failed', { endpoint: ex.endpoint.url, error: err.message })
   const response = errorResponse(err.status ?? 500, err.code, "The endpoint's traffic policy failed while handling this request.", ex.headers.get('accept'))
   return { kind: 'respond', response }
 }
@@ -251,8 +288,8 @@ export function runPhase(rules: readonly CompiledRule[], ex: HttpExchange, optio
 }
 
 /** The outcome of an action that threw: a 500 for a failed `${…}`, else the error goes on. */
-function failedAction(err: unknown, ex: HttpExchange): Outcome {
-  const failed = evaluationFailure(err, ex)
+function failedAction(err: unknown, ex: HttpExchange, options: RunOptions): Outcome {
+  const failed = evaluationFailure(err, ex, options.quiet === true)
   if (!failed) throw err
   return failed
 }
@@ -282,7 +319,7 @@ function runFrom(rules: readonly CompiledRule[], ex: HttpExchange, options: RunO
       try {
         outcome = actions[a]!(ex)
       } catch (err) {
-        outcome = failedAction(err, ex)
+        outcome = failedAction(err, ex, options)
         error = err
       }
       if (outcome instanceof Promise) {
@@ -290,7 +327,7 @@ function runFrom(rules: readonly CompiledRule[], ex: HttpExchange, options: RunO
         return outcome.then(
           (done) => (ends(at, rest - 1, done, undefined, options) ? done : runFrom(rules, ex, options, at, rest)),
           (err: unknown) => {
-            const failed = failedAction(err, ex)
+            const failed = failedAction(err, ex, options)
             return ends(at, rest - 1, failed, err, options) ? failed : runFrom(rules, ex, options, at, rest)
           },
         )

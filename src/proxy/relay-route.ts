@@ -2,22 +2,27 @@ import type { Endpoint } from '../endpoints/endpoint.ts'
 import { httpRequestEvent } from '../events/traffic.ts'
 import type { RequestTally } from '../events/types.ts'
 import type { RequestHead } from '../http1/head.ts'
-import type { Http1Connection } from '../http1/connection.ts'
+import type { FastAnswer, Http1Connection } from '../http1/connection.ts'
 import type { RelayTarget } from '../http1/relay.ts'
-import { relayPlan } from '../policy/engine.ts'
+import { relayPlan, runPhase, type CompiledRule } from '../policy/engine.ts'
+import type { ConnInfo, Outcome } from '../policy/types.ts'
 import { originOf, type H1Origin } from './h1/pool.ts'
 import { HOP_BY_HOP } from './hop-headers.ts'
 import { h1FailureResponse } from './http.ts'
 import { misdirected } from './misdirected.ts'
 import { splitHost, type ClientAddress, type PipelineOptions } from './pipeline.ts'
+import { RelayExchange } from './relay-exchange.ts'
 import { tunnelOrigin } from './tunnel-http.ts'
 
 /**
- * The forward phase of the HTTP/1.1 engine's fast path (plaintext and HTTPS/1.1): for a request whose endpoint's policy is only
- * "forward to this upstream" (or "to the agent"), it picks the origin and writes the head the upstream
- * gets, as the pipeline would have sent it (hop-by-hop fields and the client's Connection options
- * dropped, X-Forwarded-For/Proto/Host set); the engine relays the bytes (src/http1/relay.ts). Any
- * request it cannot serve so, it declines, and the pipeline serves it.
+ * The forward phase of the HTTP/1.1 engine's fast path (plaintext and HTTPS/1.1): for a request whose
+ * endpoint's policy has a relay plan (policy/engine.ts: forward to this upstream or the agent,
+ * possibly after on_http_request rules that only read the head and edit its header lines), it runs
+ * those rules on an exchange made from the head (relay-exchange.ts), picks the origin and writes the
+ * head the upstream gets, as the pipeline would have sent it (hop-by-hop fields and the client's
+ * Connection options dropped, the policy's header edits, X-Forwarded-For/Proto/Host set); the engine
+ * relays the bytes (src/http1/relay.ts), or writes the rules' answer. Any request it cannot serve so,
+ * it declines, and the pipeline serves it.
  */
 
 /** Fields the edge writes itself on the upstream request. */
@@ -26,6 +31,51 @@ const EDGE_FIELDS: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'content-length
 const BODY_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH'])
 
 const origins = new WeakMap<URL, H1Origin>()
+
+/**
+ * The head the upstream gets, as the pipeline would send it: the client's lines (or, once a policy
+ * read or edited them, the exchange's) without hop-by-hop fields and the client's Connection options,
+ * then X-Forwarded-For/Proto/Host and the framing of the client's body. The path is the client's,
+ * or the URL's path and query when a policy ran (relay-exchange.ts `target`, checked by the route).
+ */
+export function upstreamHead(head: RequestHead, ex: RelayExchange | undefined, forwarded: { clientIp: string; proto: string }): Buffer {
+  const parsed = head.parsed
+  // The lines a policy edited replace the client's; the client's Connection options were dropped from those already.
+  const edited = ex?.headerLines
+  const drop = edited ? [] : parsed.connectionTokens
+  let text = `${parsed.method} ${ex?.target() ?? parsed.path} HTTP/1.1\r\n`
+  let forwardedFor = ''
+  for (const [field, value] of edited ? edited.lines() : head.lines()) {
+    const lower = field.toLowerCase()
+    if (drop.length && drop.includes(lower)) continue
+    if (EDGE_FIELDS.has(lower)) {
+      if (lower === 'x-forwarded-for') forwardedFor += `${value}, `
+      continue
+    }
+    text += `${field}: ${value}\r\n`
+  }
+  text += `x-forwarded-for: ${forwardedFor}${forwarded.clientIp}\r\nx-forwarded-proto: ${forwarded.proto}\r\nx-forwarded-host: ${parsed.host}\r\n`
+  if (parsed.chunked) text += 'transfer-encoding: chunked\r\n'
+  else if (parsed.contentLength >= 0 || BODY_METHODS.has(parsed.method)) text += `content-length: ${Math.max(parsed.contentLength, 0)}\r\n`
+  return Buffer.from(`${text}\r\n`, 'latin1')
+}
+
+/**
+ * What a relay plan's rules decided for this request, or undefined when the pipeline must serve it
+ * after all: an action threw (the pipeline meets the same error and answers it), or the URL the rules
+ * needed does not parse (the pipeline answers 400). Relayed actions never return a promise. `quiet`:
+ * an answer from the edge will be the pipeline's, which runs the rules again and logs their failures.
+ */
+function relayOutcome(rules: readonly CompiledRule[], ex: RelayExchange, quiet: boolean): Outcome | undefined {
+  let outcome: Outcome | Promise<Outcome>
+  try {
+    outcome = runPhase(rules, ex, { quiet })
+  } catch {
+    return undefined
+  }
+  if (outcome instanceof Promise || ex.invalidUrl) return undefined
+  return outcome
+}
 
 export interface RelayRouteOptions extends Pick<PipelineOptions, 'scheme' | 'store' | 'defaultPort' | 'serverIp' | 'serverPort' | 'upstreamTimeoutMs' | 'log' | 'logRequests' | 'events'> {
   /** The client a connection stands for when the socket's peer is the edge's own TLS front (https). */
@@ -44,7 +94,7 @@ export function createRelayRoute(options: RelayRouteOptions, stats: RelayStats) 
   const edgeAddr = `${options.serverIp}:${options.serverPort}`
   /** Filled per answered request and read at once by the counters (see EventSink.countRequest). */
   const tally: RequestTally = { endpoint: '', status: 0, durationMs: 0, requestBytes: 0, responseBytes: 0 }
-  return function relayRoute(head: RequestHead, source: Http1Connection): RelayTarget | undefined {
+  return function relayRoute(head: RequestHead, source: Http1Connection): RelayTarget | FastAnswer | undefined {
     const parsed = head.parsed
     const { method, path } = parsed
     // Absolute-form and `*` targets, and bodies on methods that do not take one, are the pipeline's.
@@ -65,37 +115,39 @@ export function createRelayRoute(options: RelayRouteOptions, stats: RelayStats) 
     if (options.scheme === 'https' && misdirected(table, pool, client.tls, options.defaultPort)) return undefined
     // on_tcp_connect runs once per connection (on https, at the TLS front): after it let this one through, it has nothing to say.
     if (endpoint.policy.on_tcp_connect.length && !source.connectedEndpoints.has(endpoint) && client.connected !== endpoint) return undefined
-    let origin: H1Origin
-    let upstream: string | undefined
-    if (plan.url) {
-      origin = origins.get(plan.url) ?? originOf(plan.url)
-      origins.set(plan.url, origin)
-      upstream = plan.url.origin
-    } else if (endpoint.tunnel) origin = tunnelOrigin(endpoint.tunnel, edgeAddr)
-    else return undefined
-
     const started = performance.now()
-    const drop = parsed.connectionTokens
-    let text = `${method} ${path} HTTP/1.1\r\n`
-    let forwardedFor = ''
-    for (const [field, value] of head.lines()) {
-      const lower = field.toLowerCase()
-      if (drop.length && drop.includes(lower)) continue
-      if (EDGE_FIELDS.has(lower)) {
-        if (lower === 'x-forwarded-for') forwardedFor += `${value}, `
-        continue
+    let url = plan.url
+    let ex: RelayExchange | undefined
+    let answer: Response | undefined
+    if (plan.rules) {
+      const conn: ConnInfo = {
+        clientIp: client.address,
+        clientPort: client.port,
+        serverIp: options.serverIp,
+        serverPort: options.serverPort,
+        startedAt: Date.now(),
+        ...(client.tls ? { tls: client.tls } : {}),
       }
-      text += `${field}: ${value}\r\n`
+      ex = new RelayExchange(head, endpoint.info, conn, options.scheme)
+      const outcome = relayOutcome(plan.rules, ex, hasBody)
+      if (outcome?.kind === 'forward' && outcome.target.kind === 'external') url = outcome.target.url
+      // An answer from the edge (deny, custom-response, a failed `${…}`): the engine writes it. After a
+      // body the pipeline does, which reads the body as it must: it runs the rules again.
+      else if (outcome?.kind === 'respond' && !hasBody) answer = outcome.response
+      else if (outcome?.kind !== 'continue') return undefined
+      if (!answer && ex.target() === undefined) return undefined
     }
-    text += `x-forwarded-for: ${forwardedFor}${client.address}\r\nx-forwarded-proto: ${options.scheme}\r\nx-forwarded-host: ${parsed.host}\r\n`
-    if (parsed.chunked) text += 'transfer-encoding: chunked\r\n'
-    else if (parsed.contentLength >= 0 || BODY_METHODS.has(method)) text += `content-length: ${Math.max(parsed.contentLength, 0)}\r\n`
+    let origin: H1Origin | undefined
+    let upstream: string | undefined
+    if (url) {
+      origin = origins.get(url) ?? originOf(url)
+      origins.set(url, origin)
+      upstream = url.origin
+    } else if (endpoint.tunnel && !answer) origin = tunnelOrigin(endpoint.tunnel, edgeAddr)
+    else if (!answer) return undefined
+
     stats.relayed++
-    return {
-      origin,
-      head: Buffer.from(`${text}\r\n`, 'latin1'),
-      timeoutMs: options.upstreamTimeoutMs,
-      agent: upstream === undefined,
+    const report = {
       answered(status, headers) {
         if (options.logRequests) logRequest(endpoint, method, path, status, started, client.address)
         if (!events) return
@@ -123,7 +175,12 @@ export function createRelayRoute(options: RelayRouteOptions, stats: RelayStats) 
         )
       },
       failure: (err) => h1FailureResponse(err, head.getAll('accept')[0] ?? null, upstream),
+    } satisfies Pick<RelayTarget, 'answered' | 'failure'>
+    if (answer) {
+      report.answered(answer.status, answer.headers)
+      return { response: answer }
     }
+    return { origin: origin!, head: upstreamHead(head, ex, { clientIp: client.address, proto: options.scheme }), timeoutMs: options.upstreamTimeoutMs, agent: upstream === undefined, ...report }
   }
 
   function logRequest(endpoint: Endpoint, method: string, path: string, status: number, started: number, clientIp: string): void {

@@ -90,8 +90,8 @@ beforeAll(async () => {
     policies: {
       'fast.yml': forward('fast', upstream.port),
       'big.yml': forward('big', big.port!),
-      // add-headers needs the exchange: the pipeline serves this one, for comparison.
-      'slow.yml': forward('slow', upstream.port, '        - {type: add-headers, config: {headers: {x-slow: "1"}}}\n'),
+      // url-rewrite needs the pipeline's exchange (add-headers alone runs on the relay): the pipeline serves this one, for comparison.
+      'slow.yml': forward('slow', upstream.port, '        - {type: url-rewrite, config: {from: "^/never$", to: "/x"}}\n'),
     },
   })
 })
@@ -112,7 +112,7 @@ const F = 'Host: fast.warren.localhost\r\n'
 
 
 describe('the byte relay (HTTP/1.1 fast path)', () => {
-  test('a forward-only endpoint takes the relay; one with add-headers takes the pipeline; both answer the same', async () => {
+  test('a forward-only endpoint takes the relay; one with url-rewrite takes the pipeline; both answer the same', async () => {
     const before = await relayed()
     const fast = responses(await rawRequest(edge.httpPort, `GET /hello HTTP/1.1\r\n${F}Connection: close\r\n\r\n`))
     expect(await relayed()).toBe(before + 1)

@@ -48,9 +48,9 @@ let edge: Edge
 beforeAll(async () => {
   edge = await startEdge({
     policies: {
-      // add-headers keeps these requests on the pipeline (a forward-only policy takes the byte relay,
-      // which streams every body as it arrives: test/e2e/http-relay.test.ts).
-      'app.yml': `url: http://app.warren.localhost\ntraffic_policy:\n  on_http_request:\n    - actions:\n        - {type: add-headers, config: {headers: {x-via: pipeline}}}\n        - {type: forward-external, config: {url: "http://127.0.0.1:${upstream.port}"}}\n`,
+      // url-rewrite keeps these requests on the pipeline (a policy that only reads the head or edits its
+      // headers takes the byte relay, which streams every body as it arrives: test/e2e/http-relay.test.ts).
+      'app.yml': `url: http://app.warren.localhost\ntraffic_policy:\n  on_http_request:\n    - actions:\n        - {type: url-rewrite, config: {from: "^/never$", to: "/x"}}\n        - {type: forward-external, config: {url: "http://127.0.0.1:${upstream.port}"}}\n`,
     },
   })
 })

@@ -6,9 +6,12 @@ import { CONTINUE, defineAction } from '../types.ts'
 /** RFC 9110 token: what a header name may contain. */
 export const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 
+const LINE_BREAKS = /[\r\n\0]/
+
 /** Header values from templates may carry anything; CR, LF and NUL would make Headers throw. */
 export function headerValue(text: string): string {
-  return text.replace(/[\r\n\0]+/g, ' ').trim()
+  // Most values have none: testing costs less than replacing (a visible share of a relayed policy).
+  return (LINE_BREAKS.test(text) ? text.replace(/[\r\n\0]+/g, ' ') : text).trim()
 }
 
 /**

@@ -1,0 +1,144 @@
+import { describe, expect, test } from 'bun:test'
+import { RequestHead } from '../http1/head.ts'
+import { parseHead } from '../http1/parse-head.ts'
+import { linesOf, recordLines } from '../lib/header-lines.ts'
+import { compilePolicy, relayPlan, runPhase, validatePolicy } from '../policy/engine.ts'
+import type { EndpointInfo, HttpExchange, Outcome } from '../policy/types.ts'
+import { RelayExchange } from './relay-exchange.ts'
+import { upstreamHead } from './relay-route.ts'
+
+const ENDPOINT: EndpointInfo = { id: 'ep_relay', url: 'http://app.test', scheme: 'http', host: 'app.test', port: 80, binding: 'public' }
+const CONN = { clientIp: '127.0.0.1', clientPort: 40000, serverIp: '127.0.0.1', serverPort: 80, startedAt: 1_700_000_000_000 }
+
+function headOf(text: string): RequestHead {
+  const buf = Buffer.from(text, 'latin1')
+  return new RequestHead(parseHead(buf, 0, buf.indexOf('\r\n\r\n') + 4))
+}
+
+/** The exchange the pipeline makes of the same head (http1/connection.ts, then proxy/pipeline.ts). */
+function pipelineExchange(head: RequestHead): HttpExchange {
+  const headers = head.toHeaders()
+  headers.delete('expect')
+  const repeated = head.repeated()
+  if (repeated) for (const [name, lines] of repeated) recordLines(headers, name, lines)
+  const url = new URL(`http://${head.parsed.host}${head.parsed.path}`)
+  return { endpoint: ENDPOINT, conn: { ...CONN }, httpVersion: head.version, method: head.method, url, headers, vars: {}, actions: {}, logMetadata: {} }
+}
+
+/** Header lines grouped by lower-case name, values in order: what must match, whatever the order of names. */
+function grouped(lines: Iterable<[string, string]>): Record<string, string[]> {
+  const out: Record<string, string[]> = {}
+  for (const [name, value] of lines) (out[name.toLowerCase()] ??= []).push(value)
+  return Object.fromEntries(Object.entries(out).sort(([a], [b]) => (a < b ? -1 : 1)))
+}
+
+function pipelineLines(headers: Headers): [string, string][] {
+  const out: [string, string][] = []
+  for (const [name, value] of headers) for (const line of linesOf(headers, name, value) ?? [value]) out.push([name, line])
+  return out
+}
+
+function summary(outcome: Outcome): unknown {
+  if (outcome.kind === 'respond') return { kind: 'respond', status: outcome.response.status, code: outcome.response.headers.get('warren-error-code') }
+  if (outcome.kind === 'forward') return { kind: 'forward', url: outcome.target.url.href }
+  return outcome
+}
+
+const POLICIES: Record<string, unknown> = {
+  'header edits, vars and conditional routing': {
+    on_http_request: [
+      { expressions: ["req.method == 'GET'"], actions: [{ type: 'set-vars', config: { vars: [{ is_get: true }, { path: '${req.url.path}' }] } }] },
+      { expressions: ["'x-multi' in req.headers"], actions: [{ type: 'add-headers', config: { headers: { 'x-multi': 'added', 'x-seen': '${req.headers["x-multi"][0]}' } } }] },
+      { expressions: ['vars.is_get && vars.missing == 1'], actions: [{ type: 'add-headers', config: { headers: { 'x-never': '1' } } }] },
+      { actions: [{ type: 'remove-headers', config: { headers: ['x-secret', 'accept'] } }] },
+      { expressions: ["size(req.headers) > 2 && req.headers.exists(k, k == 'x-multi')"], actions: [{ type: 'add-headers', config: { headers: { 'x-count': '${string(size(req.headers))}', 'x-forwarded-for': '10.9.9.9' } } }] },
+      { expressions: ["getReqHeader('X-Multi').size() > 0", "hasReqHeader('x-seen')"], actions: [{ type: 'set-vars', config: { vars: { after: '${req.headers["x-seen"][0]}' } } }] },
+      { expressions: ["req.url.path.startsWith('/b')"], actions: [{ type: 'forward-external', config: { url: 'http://127.0.0.1:9002' } }] },
+      { actions: [{ type: 'forward-external', config: { url: 'http://127.0.0.1:9001' } }] },
+    ],
+  },
+  'answers from the edge': {
+    on_http_request: [
+      { expressions: ["req.url.path == '/deny'"], actions: [{ type: 'deny', config: { status_code: 401 } }] },
+      { expressions: ["req.url.query_params['q'][0] == 'x'"], actions: [{ type: 'custom-response', config: { status_code: 418, body: 'q=${req.url.query}' } }] },
+      { expressions: ["req.url.path == '/fail'"], actions: [{ type: 'add-headers', config: { headers: { 'x-fail': '${vars.nope}' } } }] },
+      { expressions: ["req.user_agent.is_bot || req.cookies['sid'][0].value == 's1'"], actions: [{ type: 'custom-response', config: { status_code: 429 } }] },
+    ],
+  },
+}
+
+const REQUESTS = [
+  'GET /a HTTP/1.1\r\nHost: app.test\r\nAccept: */*\r\n\r\n',
+  'GET /b/./c?x=1 HTTP/1.1\r\nHost: app.test\r\nX-Multi: one\r\nx-multi: two\r\nX-Secret: s\r\nX-Forwarded-For: 1.1.1.1\r\n\r\n',
+  'POST /a%2e%2e/b HTTP/1.1\r\nHost: app.test\r\nContent-Length: 0\r\nExpect: 100-continue\r\nConnection: keep-alive, x-drop\r\nX-Drop: d\r\nX-Multi: m\r\n\r\n',
+  'GET /deny HTTP/1.1\r\nHost: app.test\r\n\r\n',
+  "GET /q?q=x&q=y HTTP/1.1\r\nHost: app.test\r\nCookie: sid=s1; b=2\r\n\r\n",
+  'GET /fail HTTP/1.1\r\nHost: app.test\r\nUser-Agent: Googlebot/2.1 (+http://www.google.com/bot.html)\r\n\r\n',
+  "GET /fail?'a'\"b HTTP/1.1\r\nHost: app.test\r\nTE: trailers\r\nUpgrade: h2c\r\nSet-Cookie: a=1\r\nset-cookie: b=2\r\n\r\n",
+]
+
+describe('RelayExchange', () => {
+  test.each(Object.keys(POLICIES).flatMap((p) => REQUESTS.map((r) => [p, r] as const)))('%s: %j runs as on the pipeline', (name, raw) => {
+    const policy = compilePolicy(validatePolicy(POLICIES[name]), { scheme: 'http', cloud: false })
+    const rules = relayPlan(policy)?.rules
+    expect(rules).toBeDefined()
+    const head = headOf(raw)
+    const relay = new RelayExchange(head, ENDPOINT, { ...CONN }, 'http')
+    const pipeline = pipelineExchange(head)
+    const [a, b] = [runPhase(rules!, relay), runPhase(policy.on_http_request, pipeline)] as [Outcome, Outcome]
+    expect(summary(a)).toEqual(summary(b))
+    expect(relay.vars).toEqual(pipeline.vars)
+    expect(relay.actions).toEqual(pipeline.actions)
+    expect(grouped(relay.headers.lines())).toEqual(grouped(pipelineLines(pipeline.headers)))
+    expect(relay.target()).toBe(pipeline.url.pathname + pipeline.url.search)
+  })
+
+  test('the path goes upstream as sent when URL parsing would not change it, else as the URL has it', () => {
+    // Those the engine's parser refuses (a space, bytes past ASCII…) never reach a policy.
+    const paths = ['/', '/a/b?c=d&e', '/%41%zz', '/a//b', '/a/./b', '/a/../b', '/a/%2E%2e/b', '/a/.%2e/b', "/q?'x'", '/a\\b', '/{x}', '/a|b^`', '/a?b"<>', '/.hidden', '/a:b@c', '/a;b=c,d']
+    for (const path of paths) {
+      const head = headOf(`GET ${path} HTTP/1.1\r\nHost: app.test\r\n\r\n`)
+      const url = new URL(`http://app.test${head.parsed.path}`)
+      expect([path, new RelayExchange(head, ENDPOINT, CONN, 'http').target()]).toEqual([path, url.pathname + url.search])
+    }
+  })
+
+  test('the path goes upstream as URL parsing has it, over 20000 random paths', () => {
+    const bytes = "aZ09-._~!$&()*+,;=:@/?%'\\\"<>^`{|}2eE#["
+    let seed = 11
+    const next = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648
+    let checked = 0
+    for (let n = 0; n < 20000; n++) {
+      const path = '/' + Array.from({ length: 1 + Math.floor(next() * 8) }, () => bytes[Math.floor(next() * bytes.length)]).join('')
+      let head: RequestHead
+      try {
+        head = headOf(`GET ${path} HTTP/1.1\r\nHost: app.test\r\n\r\n`)
+      } catch {
+        continue // the parser refuses it: no policy sees it
+      }
+      const url = new URL(`http://app.test${head.parsed.path}`)
+      expect([path, new RelayExchange(head, ENDPOINT, CONN, 'http').target()]).toEqual([path, url.pathname + url.search])
+      checked++
+    }
+    expect(checked).toBeGreaterThan(5000)
+  })
+
+  test('a URL that does not parse (a port past 65535) has no target, and a policy that reads it marks the exchange', () => {
+    const ex = new RelayExchange(headOf('GET /a/../b HTTP/1.1\r\nHost: app.test:99999\r\n\r\n'), ENDPOINT, CONN, 'http')
+    expect(ex.target()).toBeUndefined()
+    expect(ex.invalidUrl).toBe(true)
+  })
+
+  test('a head no policy read goes upstream as the client wrote it; one a policy edited carries the edits as lines', () => {
+    const raw = 'GET /a HTTP/1.1\r\nHost: app.test\r\nX-A: 1\r\nConnection: x-gone\r\nX-Gone: g\r\nx-a: 2\r\n\r\n'
+    expect(upstreamHead(headOf(raw), undefined, { clientIp: '10.0.0.1', proto: 'http' }).toString('latin1')).toBe(
+      'GET /a HTTP/1.1\r\nHost: app.test\r\nX-A: 1\r\nx-a: 2\r\nx-forwarded-for: 10.0.0.1\r\nx-forwarded-proto: http\r\nx-forwarded-host: app.test\r\n\r\n',
+    )
+    const ex = new RelayExchange(headOf(raw), ENDPOINT, CONN, 'http')
+    ex.headers.append('x-a', '3')
+    ex.headers.append('x-gone', 'policy')
+    expect(upstreamHead(headOf(raw), ex, { clientIp: '10.0.0.1', proto: 'http' }).toString('latin1')).toBe(
+      'GET /a HTTP/1.1\r\nHost: app.test\r\nX-A: 1\r\nx-a: 2\r\nx-a: 3\r\nx-gone: policy\r\nx-forwarded-for: 10.0.0.1\r\nx-forwarded-proto: http\r\nx-forwarded-host: app.test\r\n\r\n',
+    )
+  })
+})

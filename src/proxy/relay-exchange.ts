@@ -1,0 +1,114 @@
+import type { RequestHead } from '../http1/head.ts'
+import type { ConnInfo, EndpointInfo, HttpExchange } from '../policy/types.ts'
+import { HOP_BY_HOP } from './hop-headers.ts'
+import { LineHeaders } from './line-headers.ts'
+
+const HOP: ReadonlySet<string> = new Set(HOP_BY_HOP)
+
+/** ASCII bytes WHATWG URL parsing leaves alone in an http path and query (not `'`, `\\`, `"`, `<`, `>`, `^`, `` ` ``, `{`, `|`, `}`, space, controls). */
+const KEPT = new Uint8Array(128)
+for (const c of "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&()*+,;=:@/?%") KEPT[c.charCodeAt(0)] = 1
+
+/**
+ * True when URL parsing gives back `path` (which starts with `/`) as it is: only KEPT bytes, no
+ * possible dot segment (`/.`, `/%2e`), no empty query. A byte loop: this runs for every relayed
+ * request with rules.
+ */
+function asParsed(path: string): boolean {
+  // An empty query (`/a?`) is no query to URL: `search` is empty.
+  if (path.charCodeAt(path.length - 1) === 63) return false
+  for (let i = 1; i < path.length; i++) {
+    const c = path.charCodeAt(i)
+    if (c >= 128 || KEPT[c] === 0) return false
+    const before = path.charCodeAt(i - 1)
+    if (before === 47 && (c === 46 || (c === 37 && path.charCodeAt(i + 1) === 50 && (path.charCodeAt(i + 2) | 0x20) === 101))) return false
+  }
+  return true
+}
+
+/**
+ * The exchange a policy runs on inside the byte relay (relay-route.ts), made from the request head
+ * without a `Request`: the URL and the header lines are built the first time something reads them,
+ * and the header lines stay lines (line-headers.ts), so the relay writes the policy's edits into the
+ * head it sends. What a policy sees is what the pipeline's exchange shows for the same request: the
+ * same URL, and the same headers (hop-by-hop fields, those the client's `Connection` names and
+ * `Expect` left out, as the HTTP/1.1 engine leaves them out of the pipeline's Request).
+ */
+export class RelayExchange implements HttpExchange {
+  readonly endpoint: EndpointInfo
+  readonly conn: ConnInfo
+  readonly method: string
+  readonly httpVersion: string
+  vars: Record<string, unknown> = {}
+  actions: Record<string, unknown> = {}
+  logMetadata: Record<string, unknown> = {}
+  variables: Record<string, unknown> | undefined = undefined
+  readonly #head: RequestHead
+  readonly #scheme: string
+  #url: URL | undefined
+  #headers: LineHeaders | undefined
+  /** The URL could not be parsed: the pipeline refuses such a request (400), the relay must not serve it. */
+  invalidUrl = false
+
+  constructor(head: RequestHead, endpoint: EndpointInfo, conn: ConnInfo, scheme: string) {
+    this.#head = head
+    this.endpoint = endpoint
+    this.conn = conn
+    this.method = head.method
+    this.httpVersion = head.version
+    this.#scheme = scheme
+  }
+
+  get url(): URL {
+    if (this.#url) return this.#url
+    try {
+      return (this.#url = new URL(`${this.#scheme}://${this.#head.parsed.host}${this.#head.parsed.path}`))
+    } catch (err) {
+      this.invalidUrl = true
+      throw err
+    }
+  }
+
+  set url(url: URL) {
+    this.#url = url
+  }
+
+  get headers(): LineHeaders {
+    if (this.#headers) return this.#headers
+    const drop = this.#head.parsed.connectionTokens
+    const names: string[] = []
+    const values: string[] = []
+    for (const [name, value] of this.#head.lines()) {
+      const lower = name.toLowerCase()
+      if (HOP.has(lower) || lower === 'expect' || (drop.length && drop.includes(lower))) continue
+      names.push(name)
+      values.push(value)
+    }
+    return (this.#headers = new LineHeaders(names, values))
+  }
+
+  set headers(_headers: Headers) {
+    // No relayed action replaces the headers; one that did would need the pipeline.
+    throw new TypeError('the relay exchange keeps its own header lines')
+  }
+
+  /** The header lines as the policy left them, or undefined when nothing read or changed them (the client's go as sent). */
+  get headerLines(): LineHeaders | undefined {
+    return this.#headers
+  }
+
+  /**
+   * The request target the upstream gets: the URL's path and query, as the pipeline sends them; undefined
+   * when the URL does not parse (the pipeline answers 400).
+   */
+  target(): string | undefined {
+    const path = this.#head.parsed.path
+    // Nothing in a relayed policy sets the URL: parsing gives the path back unless it has something to change.
+    if (asParsed(path)) return path
+    try {
+      return this.url.pathname + this.url.search
+    } catch {
+      return undefined
+    }
+  }
+}
