@@ -3,6 +3,7 @@ import { METHODS } from 'node:http'
 import { hasNode, llhttp } from './llhttp-reference.ts'
 import { DEFAULT_LIMITS, findHeadEnd, HeadRefusal, parseHead } from './parse-head.ts'
 import { CASES, decide } from './parse-head.cases.ts'
+import { xorshift } from '../../test/helpers/xorshift.ts'
 
 /**
  * Mutated heads through the parser: it must never throw anything but a refusal, and what it accepts
@@ -11,16 +12,6 @@ import { CASES, decide } from './parse-head.cases.ts'
 const COUNT = Number(process.env.WARREN_FUZZ_COUNT ?? 1_000_000)
 const KNOWN_METHODS = new Set(METHODS)
 const SPECIAL = [13, 10, 32, 9, 58, 0, 0x80, 44, 59, 47, 0x7f, 48, 102]
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1
-  return () => {
-    s ^= s << 13
-    s ^= s >>> 17
-    s ^= s << 5
-    return (s >>> 0) / 0x100000000
-  }
-}
 
 const seeds = CASES.map((c) => Buffer.from(c.raw, 'latin1'))
 
@@ -46,7 +37,7 @@ function mutate(rand: () => number): Buffer {
 }
 
 test(`${COUNT} mutated heads: refusals only, and every accepted head is well-formed`, () => {
-  const rand = rng(0x5eed)
+  const rand = xorshift(0x5eed)
   let accepted = 0
   let refused = 0
   for (let n = 0; n < COUNT; n++) {
@@ -72,7 +63,7 @@ test(`${COUNT} mutated heads: refusals only, and every accepted head is well-for
 }, 600_000)
 
 test.skipIf(!hasNode())('5000 mutated heads: llhttp accepts everything we accept', async () => {
-  const rand = rng(0xd1ff)
+  const rand = xorshift(0xd1ff)
   const sample: Buffer[] = []
   while (sample.length < 5000) {
     const buf = mutate(rand)

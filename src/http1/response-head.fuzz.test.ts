@@ -2,6 +2,7 @@ import { expect, test } from 'bun:test'
 import { findHeadEnd, H1ParseError, parseResponseHead } from '../proxy/h1/parse.ts'
 import { RESPONSE_CASES } from './response-head.cases.ts'
 import { scanResponseHead } from './response-head.ts'
+import { xorshift } from '../../test/helpers/xorshift.ts'
 
 /**
  * Mutated upstream heads through the relay's scan and the pipeline's parser: the same accept/refuse
@@ -11,16 +12,6 @@ import { scanResponseHead } from './response-head.ts'
 const COUNT = Number(process.env.WARREN_FUZZ_COUNT ?? 200_000)
 const SEED = Number(process.env.WARREN_FUZZ_SEED ?? Date.now() % 100_000)
 const SPECIAL = [13, 10, 32, 9, 58, 0, 0x80, 44, 59, 0x7f, 48, 49, 53, 65, 99, 107]
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1
-  return () => {
-    s ^= s << 13
-    s ^= s >>> 17
-    s ^= s << 5
-    return (s >>> 0) / 0x100000000
-  }
-}
 
 const seeds = RESPONSE_CASES.map((c) => Buffer.from(c.text, 'latin1'))
 
@@ -59,7 +50,7 @@ function fields(headers: Headers): string[] {
 }
 
 test(`${COUNT} mutated response heads (seed ${SEED}): the scan decides as the parser does`, () => {
-  const rand = rng(SEED)
+  const rand = xorshift(SEED)
   let accepted = 0
   for (let n = 0; n < COUNT; n++) {
     const buf = mutate(rand)
