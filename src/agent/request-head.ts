@@ -1,4 +1,4 @@
-import { HOP_BY_HOP } from '../proxy/hop-headers.ts'
+import { HOP_SET as HOP } from '../proxy/hop-headers.ts'
 
 /**
  * HTTP/1.1 request heads as the edge writes them on a proxy stream (RFC 9112), for upstreams the
@@ -35,7 +35,6 @@ export const MAX_REQUEST_HEAD = 64 * 1024
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 const BAD_VALUE = /[\x00-\x08\x0a-\x1f\x7f]/
 const REQUEST_LINE = /^([!#$%&'*+\-.^_`|~0-9A-Za-z]+) (\S+) HTTP\/1\.([01])$/
-const HOP: ReadonlySet<string> = new Set(HOP_BY_HOP)
 
 function fail(message: string): never {
   throw new RequestHeadError(message)

@@ -1,7 +1,5 @@
-import { HOP_BY_HOP } from '../proxy/hop-headers.ts'
+import { HOP_SET as HOP } from '../proxy/hop-headers.ts'
 import type { ParsedHead } from './parse-head.ts'
-
-const HOP: ReadonlySet<string> = new Set(HOP_BY_HOP)
 
 /**
  * The request model over a parsed head: the header lines stay offsets into the read buffer until a

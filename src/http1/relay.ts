@@ -1,5 +1,5 @@
 import { CODES, type ErrorCode } from '../lib/errors.ts'
-import { invalidResponse, UpstreamRefused, upstreamTimedOut } from '../proxy/h1/client.ts'
+import { IDEMPOTENT_METHODS, invalidResponse, UpstreamRefused, upstreamTimedOut } from '../proxy/h1/client.ts'
 import { ChunkedDecoder, Framing, framingOf, H1ParseError, HeadCollector } from '../proxy/h1/parse.ts'
 import type { ConnectionSink, H1Connection, H1Origin, H1Pool } from '../proxy/h1/pool.ts'
 import { scanResponseHead } from './response-head.ts'
@@ -71,8 +71,6 @@ const DONE = 2
 
 /** Request-body bytes queued for the upstream before the client's socket pauses. */
 const BODY_HIGH_WATER = 64 * 1024
-/** Methods a stale keep-alive connection may be retried for (RFC 9110 §9.2.2). */
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
 /** Pieces of one flush up to this many bytes in all go out in one write. */
 const JOIN_MAX = 16 * 1024
 const LAST_CHUNK = Buffer.from('0\r\n\r\n')
@@ -249,7 +247,7 @@ export class Relay implements ConnectionSink {
       if (this.#gotBytes) return this.#fail(invalidResponse('the connection closed inside the response head', error))
       const requestSent = conn !== null && conn.written > this.#writtenAtStart
       // A reused connection that died before any answer most likely lost a race with its idle close.
-      if (conn && conn.uses > 0 && !this.#retried && this.#req.contentLength <= 0 && !this.#req.chunked && IDEMPOTENT.has(this.#req.method)) {
+      if (conn && conn.uses > 0 && !this.#retried && this.#req.contentLength <= 0 && !this.#req.chunked && IDEMPOTENT_METHODS.has(this.#req.method)) {
         this.#retried = true
         this.#conn = null
         return this.#dial()

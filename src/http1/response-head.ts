@@ -28,6 +28,8 @@ const DATE = 3
 const CODE = 4
 const TRANSFER_ENCODING = 5
 const CONNECTION = 6
+/** Content-Length lines, cut when a repeated or listed length is written again as one line. */
+const CONTENT_LENGTH: ReadonlySet<string> = new Set(['content-length'])
 const KINDS = new Map<string, number>([
   ...HOP_BY_HOP.map((name) => [name, HOP] as [string, number]),
   ['content-length', LENGTH],
@@ -198,7 +200,7 @@ export class UpstreamHead {
     const chunked = isChunked(transferEncoding, contentLength, minor)
     // One plain line (and a status that may carry it) passes as it came; repeats and lists become one line.
     this.#lengthInPlace = lengthLines === 1 && lengthPlain && status !== 204
-    if (lengthLines > 0 && !this.#lengthInPlace) this.#cutNamed(new Set(['content-length']))
+    if (lengthLines > 0 && !this.#lengthInPlace) this.#cutNamed(CONTENT_LENGTH)
     let close = false
     let keepAliveToken = false
     let listed: Set<string> | undefined

@@ -11,7 +11,8 @@ export const HOP_BY_HOP: readonly string[] = [
   'proxy-authenticate',
 ]
 
-const HOP_SET: ReadonlySet<string> = new Set(HOP_BY_HOP)
+/** HOP_BY_HOP as a set, for lookups on the data path. */
+export const HOP_SET: ReadonlySet<string> = new Set(HOP_BY_HOP)
 /** What a Connection option may not remove: the edge routes and frames by these. */
 const KEPT: ReadonlySet<string> = new Set(['host', 'content-length'])
 /** RFC 9110 token; `Headers.delete` throws on anything else. */

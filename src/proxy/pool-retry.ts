@@ -1,4 +1,4 @@
-import { UpstreamRefused } from './h1/index.ts'
+import { IDEMPOTENT_METHODS, UpstreamRefused } from './h1/index.ts'
 
 /**
  * When a request to a pooled agent endpoint fails before a byte of the answer came back, warren may
@@ -26,9 +26,6 @@ export const MAX_REPLAY_BODY = 64 * 1024
 
 /** Retries per request after the first attempt. */
 export const POOL_RETRIES = 1
-
-/** Methods whose repetition has the same effect as sending them once (RFC 9110 §9.2.2). */
-export const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'])
 
 /** Why an attempt on a member failed (a log field and a metric label). */
 export type RetryReason = 'session closed' | 'no stream' | 'stream refused' | 'stream reset' | 'stream closed'

@@ -1,9 +1,7 @@
 import type { RequestHead } from '../http1/head.ts'
 import type { ConnInfo, EndpointInfo, HttpExchange } from '../policy/types.ts'
-import { HOP_BY_HOP } from './hop-headers.ts'
+import { HOP_SET } from './hop-headers.ts'
 import { LineHeaders } from './line-headers.ts'
-
-const HOP: ReadonlySet<string> = new Set(HOP_BY_HOP)
 
 /** ASCII bytes WHATWG URL parsing leaves alone in an http path and query (not `'`, `\\`, `"`, `<`, `>`, `^`, `` ` ``, `{`, `|`, `}`, space, controls). */
 const KEPT = new Uint8Array(128)
@@ -80,7 +78,7 @@ export class RelayExchange implements HttpExchange {
     const values: string[] = []
     for (const [name, value] of this.#head.lines()) {
       const lower = name.toLowerCase()
-      if (HOP.has(lower) || lower === 'expect' || (drop.length && drop.includes(lower))) continue
+      if (HOP_SET.has(lower) || lower === 'expect' || (drop.length && drop.includes(lower))) continue
       names.push(name)
       values.push(value)
     }

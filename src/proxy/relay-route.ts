@@ -140,8 +140,8 @@ export function createRelayRoute(options: RelayRouteOptions, stats: RelayStats) 
     let origin: H1Origin | undefined
     let upstream: string | undefined
     if (url) {
-      origin = origins.get(url) ?? originOf(url)
-      origins.set(url, origin)
+      origin = origins.get(url)
+      if (!origin) origins.set(url, (origin = originOf(url)))
       upstream = url.origin
     } else if (endpoint.tunnel && !answer) origin = tunnelOrigin(endpoint.tunnel, edgeAddr)
     else if (!answer) return undefined

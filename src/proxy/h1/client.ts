@@ -38,7 +38,7 @@ const INLINE_BODY_LIMIT = 12 * 1024
 /** Bytes the response stream holds for a slow reader before the upstream socket is paused. */
 const STREAM_HIGH_WATER = 128 * 1024
 /** Methods a retry cannot turn into a second side effect (RFC 9110 §9.2.2). */
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
+export const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
 const LAST_CHUNK = new TextEncoder().encode('0\r\n\r\n')
 const CRLF = new TextEncoder().encode('\r\n')
 const DIGITS = /^\d{1,15}$/
@@ -309,7 +309,7 @@ class Exchange implements ConnectionSink {
     const conn = this.#conn
     if (this.#retried || this.#settled || !conn || conn.uses === 0 || this.#init.body) return false
     const h = this.#init.headers
-    return IDEMPOTENT.has(this.#init.method) || h.has('idempotency-key') || h.has('x-idempotency-key')
+    return IDEMPOTENT_METHODS.has(this.#init.method) || h.has('idempotency-key') || h.has('x-idempotency-key')
   }
 
   #onHeadData(chunk: Buffer): void {
