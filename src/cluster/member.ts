@@ -64,9 +64,21 @@ export function attachMember(cluster: ClusterRegistry, options: MemberOptions): 
   })
   cluster.onCommand((c) => runCommand(options.sessions, c))
   const unsubscribe = options.store.onChange(publish)
-  // After the event: the session has left the listener's set (or joined it) by the next turn. Session
-  // events only (`requests: false`): a tap of request events too would build every relayed request's event.
-  const untap = options.events.tap((e) => void (e.event_type.startsWith('agent_session_') && setImmediate(publish)), { requests: false })
+  // After the event: the session has left the listener's set (or joined it) by the next turn; a burst of
+  // session events publishes once. Session events only (`requests: false`): a tap of request events too
+  // would build every relayed request's event.
+  let publishSoon = false
+  const untap = options.events.tap(
+    (e) => {
+      if (!e.event_type.startsWith('agent_session_') || publishSoon) return
+      publishSoon = true
+      setImmediate(() => {
+        publishSoon = false
+        publish()
+      })
+    },
+    { requests: false },
+  )
   const timer = setInterval(publish, REFRESH_MS)
   publish()
   return {
