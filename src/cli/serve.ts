@@ -124,7 +124,7 @@ export async function serveCommand(args: string[]): Promise<number> {
 
   // Several nodes: Redis must answer before anything listens (the agents' resume cookies are signed with its shared secret).
   const node = config.cluster
-    ? await connectNode(config.cluster, { member: config.cluster.node ?? hostname(), graceMs: config.agents.reconnect_grace * 1000, log: log.child({ component: 'cluster' }) })
+    ? await connectNode(config.cluster, { member: config.cluster.node ?? hostname(), graceMs: config.agents.reconnect_grace * 1000, certsDir: config.certsDir, log: log.child({ component: 'cluster' }) })
     : undefined
 
   // Before anything listens: a sink that cannot start (bad filter, unwritable file) is a config error.
@@ -143,7 +143,7 @@ export async function serveCommand(args: string[]): Promise<number> {
   })
   mkdirSync(config.policiesDir, { recursive: true })
   // Before the first load: the oauth/openid-connect actions seal their session cookies with it.
-  const sessionKey = await loadSessionKey(config.certsDir)
+  const sessionKey = node ? node.identityKey : await loadSessionKey(config.certsDir)
   const store = new EndpointStore()
   const policies = policyDirectoryFor(config, config.policiesDir, sessionKey)
   const tcp = new TcpListeners({ hostname: splitAddress(config.listen.https).hostname, store, idleTimeoutSec: config.tcp.idle_timeout, events: events.bus, ...shared })
