@@ -122,10 +122,37 @@ export const CONTINUE: Outcome = Object.freeze({ kind: 'continue' })
 
 export type ActionRun = (ex: HttpExchange) => Outcome | Promise<Outcome>
 
+/** One sliding-window decision: over capacity or not, with the counts it was made from. */
+export interface WindowHit {
+  limited: boolean
+  retryAfterSec: number
+}
+
+/** Sliding windows every edge of a cluster counts in together (rate-limit `scope: cluster`). */
+export interface SharedWindows {
+  /**
+   * Counts one request for `key` in a window of `windowMs` unless it is over `capacity`
+   * (`countRefused` counts it anyway). Undefined when the shared store cannot decide now (unreachable,
+   * too slow): the caller counts locally instead.
+   */
+  hit(key: string, options: { capacity: number; windowMs: number; countRefused: boolean }): Promise<WindowHit | undefined>
+}
+
+/**
+ * Where `scope: cluster` state lives on this edge: `windows` shared with the other nodes
+ * (cluster.redis), or `refused` with the reason (a worker of `--workers N`, which has no shared
+ * store). Absent: this process is the whole edge, and `scope: cluster` counts here.
+ */
+export type ClusterScope = { windows: SharedWindows } | { refused: string }
+
 /** What an action's `build` gets besides its config: template compilation and where it runs. */
 export interface BuildEnv {
   phase: Phase
   scheme: Scheme
+  /** Where the action sits in its policy (`[phase, rule, 'actions', index]`): names state shared across edges. */
+  path: readonly (string | number)[]
+  /** See ClusterScope; absent where policies are only checked or the edge is one process. */
+  clusterScope?: ClusterScope
   template(text: string, path: readonly (string | number)[]): Template
   /** The edge's secret for session cookies (oauth, openid-connect); absent where a policy is only checked (agent side, `warren validate`). */
   sessionKey?: Uint8Array
