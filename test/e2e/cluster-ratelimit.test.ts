@@ -1,0 +1,160 @@
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { redisUnavailable, startRedis, type RedisServer } from '../helpers/redis.ts'
+import { freePort } from './framework/ports.ts'
+import { eventually, hostFetch, startEdge, type Edge } from './framework/process.ts'
+
+// rate-limit `scope: cluster`: three `warren serve` nodes sharing a redis-server on loopback count one
+// limit together; Redis killed → every node still answers, deciding alone, and says so.
+const skip = redisUnavailable()
+if (skip) console.warn(`cluster-ratelimit e2e skipped: ${skip}`)
+
+const API_KEY = 'limits-key'
+const HOST = 'limited.warren.localhost'
+/** Requests per window across the cluster, and the window. */
+const CAPACITY = 5
+const WINDOW_MS = 3000
+
+const POLICY = `endpoints:
+  - url: http://${HOST}
+    traffic_policy:
+      on_http_request:
+        - actions:
+            - type: rate-limit
+              config:
+                name: shared
+                capacity: ${CAPACITY}
+                rate: ${WINDOW_MS / 1000}s
+                bucket_key: [req.host]
+                scope: cluster
+            - type: custom-response
+              config: {status_code: 200, body: "ok"}
+`
+
+let redis: RedisServer
+const nodes: Edge[] = []
+
+function config(node: string, linkPort: number): string {
+  return `api_keys: [${API_KEY}]
+public_ports: {http: 80}
+cluster:
+  redis: ${redis.url}
+  node: ${node}
+  link: {listen: 127.0.0.1:${linkPort}}
+  lease: 2
+`
+}
+
+/** `count` requests at once, spread over the nodes in turn: their statuses and error codes. */
+async function burst(count: number): Promise<{ status: number; code: string | null; retryAfter: string | null; node: number }[]> {
+  return Promise.all(
+    Array.from({ length: count }, async (_, i) => {
+      const node = i % nodes.length
+      const res = await hostFetch(nodes[node]!, HOST, '/', { signal: AbortSignal.timeout(5000) })
+      await res.arrayBuffer()
+      return { status: res.status, code: res.headers.get('warren-error-code'), retryAfter: res.headers.get('retry-after'), node }
+    }),
+  )
+}
+
+/** Waits until the next window starts (Redis runs on this machine's clock), plus a margin. */
+async function nextWindow(): Promise<void> {
+  await Bun.sleep(WINDOW_MS - (Date.now() % WINDOW_MS) + 50)
+}
+
+async function localDecisions(edge: Edge): Promise<number> {
+  const res = await fetch(`http://127.0.0.1:${edge.apiPort}/metrics`, { headers: { authorization: `Bearer ${API_KEY}` } })
+  const line = (await res.text()).split('\n').find((l) => l.startsWith('warren_rate_limit_local_decisions_total'))
+  return line ? Number(line.split(' ').pop()) : 0
+}
+
+beforeAll(async () => {
+  if (skip) return
+  redis = await startRedis()
+  for (const name of ['a', 'b', 'c']) {
+    const edge = await startEdge({ config: config(name, await freePort()), policies: { 'limited.yml': POLICY } })
+    await edge.waitForLog(/"msg":"cluster node joined"/, 10_000)
+    nodes.push(edge)
+  }
+})
+afterAll(async () => {
+  await Promise.all(nodes.map((n) => n.stop()))
+  await redis?.stop()
+})
+
+describe.skipIf(skip !== undefined)('rate-limit scope: cluster across three nodes', () => {
+  test('exactly the capacity passes per window whichever nodes take the requests; the window after next passes again', async () => {
+    await nextWindow()
+    const first = await burst(CAPACITY * 3)
+    expect(first.filter((r) => r.status === 200).length).toBe(CAPACITY)
+    const refused = first.filter((r) => r.status !== 200)
+    expect(refused.length).toBe(CAPACITY * 2)
+    for (const r of refused) {
+      expect(r.status).toBe(429)
+      expect(r.code).toBe('ERR_WARREN_2104')
+      expect(Number(r.retryAfter)).toBeGreaterThanOrEqual(1)
+    }
+    // Every node took some of the requests (and, counted alone, each would have let CAPACITY through).
+    expect(new Set(first.map((r) => r.node)).size).toBe(3)
+    // Two windows on, the previous window's count has slid out: the whole capacity again, no more.
+    await nextWindow()
+    await nextWindow()
+    const again = await burst(CAPACITY * 3)
+    expect(again.filter((r) => r.status === 200).length).toBe(CAPACITY)
+    expect(again.filter((r) => r.status === 429).length).toBe(CAPACITY * 2)
+    for (const n of nodes) expect(await localDecisions(n)).toBe(0)
+  })
+
+  test('Redis killed: every node still answers, decides alone (at most the capacity each), logs it once and counts it', async () => {
+    await redis.kill()
+    try {
+      await nextWindow()
+      const started = performance.now()
+      const during = await burst(CAPACITY * 3 * 2)
+      // Nothing waits for the dead Redis: 30 requests answered well within a second on loopback.
+      expect(performance.now() - started).toBeLessThan(3000)
+      expect(during.every((r) => r.status === 200 || r.status === 429)).toBe(true)
+      const passed = during.filter((r) => r.status === 200)
+      for (let node = 0; node < 3; node++) expect(passed.filter((r) => r.node === node).length).toBeLessThanOrEqual(CAPACITY)
+      expect(passed.length).toBeGreaterThanOrEqual(CAPACITY)
+      for (const n of nodes) {
+        await n.waitForLog(/ERR_WARREN_7030/, 5000)
+        expect(n.logs().split('\n').filter((l) => l.includes('ERR_WARREN_7030')).length).toBe(1)
+        expect(await localDecisions(n)).toBeGreaterThan(0)
+      }
+      const counted = (await Promise.all(nodes.map(localDecisions))).reduce((a, b) => a + b, 0)
+      expect(counted).toBe(during.length)
+    } finally {
+      await redis.restart()
+    }
+    // Redis back (empty): the nodes decide through it again; the log says so.
+    for (const n of nodes) {
+      const back = await eventually(async () => {
+        await (await hostFetch(n, HOST)).arrayBuffer()
+        return n.logs().includes('Redis decides rate limits again')
+      }, 10_000, 200)
+      expect(back).toBe(true)
+    }
+    await nextWindow()
+    await nextWindow()
+    const after = await burst(CAPACITY * 3)
+    expect(after.filter((r) => r.status === 200).length).toBe(CAPACITY)
+  })
+})
+
+describe('rate-limit scope: cluster under --workers without Redis', () => {
+  test('the policy is refused (ERR_WARREN_2170, file and line named); scope: endpoint loads', async () => {
+    const edge = await startEdge({
+      args: ['--workers', '2'],
+      policies: { 'limited.yml': POLICY, 'local.yml': POLICY.replace(HOST, 'local.warren.localhost').replace('scope: cluster', 'scope: endpoint') },
+    })
+    try {
+      const line = await edge.waitForLog(/ERR_WARREN_2170/, 10_000)
+      expect(line).toContain('limited.yml:')
+      expect(line).toContain('scope: cluster needs cluster.redis')
+      expect((await hostFetch(edge, `${HOST}:${edge.httpPort}`)).status).toBe(404)
+      expect((await hostFetch(edge, `local.warren.localhost:${edge.httpPort}`)).status).toBe(200)
+    } finally {
+      await edge.stop()
+    }
+  })
+})
