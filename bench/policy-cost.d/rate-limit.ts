@@ -10,7 +10,7 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { startRedis } from '../../test/helpers/redis.ts'
-import { RedisWindows } from '../../src/cluster/shared-windows.ts'
+import { RedisLimits } from '../../src/cluster/shared-limits.ts'
 import { log } from '../../src/lib/log.ts'
 import { compilePolicy, runPhase, validatePolicy } from '../../src/policy/engine.ts'
 import { exchangeFor } from '../../src/policy/test-runner.ts'
@@ -66,9 +66,9 @@ await measure('scope: endpoint', async (n) => {
 
 const redis = await startRedis()
 const pid = Number(Bun.spawnSync(['sh', '-c', `pgrep -f "redis-server 127.0.0.1:${redis.port}"`]).stdout.toString().trim().split('\n')[0])
-const windows = new RedisWindows(redis.url, log)
-await windows.ready()
-const shared = rules('cluster', { windows })
+const limits = new RedisLimits(redis.url, log)
+await limits.ready()
+const shared = rules('cluster', { shared: limits })
 const one = () => runPhase(shared, request())
 try {
   await measure('scope: cluster, one decision at a time', async (n) => {
@@ -80,8 +80,8 @@ try {
       while (next++ < n) await one()
     }))
   }, pid || undefined)
-  if (windows.local) console.log(`(${windows.local} decisions fell back to the local counter: rerun on a quieter machine)`)
+  if (limits.local['rate-limit']) console.log(`(${limits.local['rate-limit']} decisions fell back to the local counter: rerun on a quieter machine)`)
 } finally {
-  windows.close()
+  limits.close()
   await redis.stop()
 }

@@ -33,7 +33,7 @@ import { joinWorkers, type Worker } from '../cluster/worker.ts'
 import type { ClusterMember } from '../cluster/member.ts'
 import { connectNode, joinNodes } from '../cluster/node.ts'
 import { shareApiEndpoints } from '../cluster/api-endpoints.ts'
-import { RedisWindows } from '../cluster/shared-windows.ts'
+import { RedisLimits } from '../cluster/shared-limits.ts'
 import type { ClusterScope } from '../policy/types.ts'
 import { CLUSTER_DIR_ENV, COOKIE_SECRET_FILE, superviseWorkers, WORKER_ENV } from '../cluster/supervisor.ts'
 import { CODES, WarrenError } from '../lib/errors.ts'
@@ -128,11 +128,11 @@ export async function serveCommand(args: string[]): Promise<number> {
   const node = config.cluster
     ? await connectNode(config.cluster, { member: config.cluster.node ?? hostname(), graceMs: config.agents.reconnect_grace * 1000, log: log.child({ component: 'cluster' }) })
     : undefined
-  // rate-limit `scope: cluster`: counted in the nodes' Redis; a worker of --workers N has nothing to share it through.
-  const windows = node && config.cluster ? new RedisWindows(config.cluster.redis, log.child({ component: 'cluster' })) : undefined
-  await windows?.ready()
-  const clusterScope: ClusterScope | undefined = windows
-    ? { windows }
+  // rate-limit and circuit-breaker `scope: cluster`: kept in the nodes' Redis; a worker of --workers N has nothing to share it through.
+  const limits = node && config.cluster ? new RedisLimits(config.cluster.redis, log.child({ component: 'cluster' })) : undefined
+  await limits?.ready()
+  const clusterScope: ClusterScope | undefined = limits
+    ? { shared: limits }
     : workerNumber
       ? { refused: 'needs cluster.redis: each worker of --workers N would count alone (use scope: endpoint for a limit per worker, or run one process)' }
       : undefined
@@ -150,7 +150,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     sinkDrops: () => events.sinks.map((s) => ({ name: s.name, dropped: s.dropped() })),
     poolRetries: () => poolRetries.entries(),
     relayedRequests: () => server.relayedRequests,
-    ...(windows ? { rateLimitLocal: () => windows.local } : {}),
+    ...(limits ? { clusterLocalDecisions: () => limits.local } : {}),
   })
   mkdirSync(config.policiesDir, { recursive: true })
   // Before the first load: the oauth/openid-connect actions seal their session cookies with it.
@@ -402,7 +402,7 @@ export async function serveCommand(args: string[]): Promise<number> {
   )
   // The member leaves first: its agents' endpoints stay reserved in the cluster for them to reconnect elsewhere.
   member?.close()
-  windows?.close()
+  limits?.close()
   registry.clear()
   // Sinks get what is queued, for a moment.
   let flushTimer: ReturnType<typeof setTimeout> | undefined

@@ -3,8 +3,9 @@ import { redisUnavailable, startRedis, type RedisServer } from '../helpers/redis
 import { freePort } from './framework/ports.ts'
 import { eventually, hostFetch, startEdge, type Edge } from './framework/process.ts'
 
-// rate-limit `scope: cluster`: three `warren serve` nodes sharing a redis-server on loopback count one
-// limit together; Redis killed → every node still answers, deciding alone, and says so.
+// rate-limit and circuit-breaker `scope: cluster`: three `warren serve` nodes sharing a redis-server on
+// loopback count one limit and open one breaker together; Redis killed → every node still answers,
+// deciding alone, and says so.
 const skip = redisUnavailable()
 if (skip) console.warn(`cluster-ratelimit e2e skipped: ${skip}`)
 
@@ -28,6 +29,21 @@ const POLICY = `endpoints:
                 scope: cluster
             - type: custom-response
               config: {status_code: 200, body: "ok"}
+`
+
+const BREAKER_HOST = 'breaker.warren.localhost'
+/** An upstream that always fails, counting what reaches it. */
+let failing = 0
+const upstream = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => (failing++, new Response('down', { status: 502 })) })
+const BREAKER_POLICY = `endpoints:
+  - url: http://${BREAKER_HOST}
+    traffic_policy:
+      on_http_request:
+        - actions:
+            - type: circuit-breaker
+              config: {volume_threshold: 6, error_threshold: 0.5, window_duration: 30s, tripped_duration: 30s, scope: cluster}
+            - type: forward-external
+              config: {url: "http://127.0.0.1:${upstream.port}"}
 `
 
 let redis: RedisServer
@@ -63,7 +79,7 @@ async function nextWindow(): Promise<void> {
 
 async function localDecisions(edge: Edge): Promise<number> {
   const res = await fetch(`http://127.0.0.1:${edge.apiPort}/metrics`, { headers: { authorization: `Bearer ${API_KEY}` } })
-  const line = (await res.text()).split('\n').find((l) => l.startsWith('warren_rate_limit_local_decisions_total'))
+  const line = (await res.text()).split('\n').find((l) => l.startsWith('warren_cluster_local_decisions_total{action="rate-limit"}'))
   return line ? Number(line.split(' ').pop()) : 0
 }
 
@@ -71,7 +87,7 @@ beforeAll(async () => {
   if (skip) return
   redis = await startRedis()
   for (const name of ['a', 'b', 'c']) {
-    const edge = await startEdge({ config: config(name, await freePort()), policies: { 'limited.yml': POLICY } })
+    const edge = await startEdge({ config: config(name, await freePort()), policies: { 'limited.yml': POLICY, 'breaker.yml': BREAKER_POLICY } })
     await edge.waitForLog(/"msg":"cluster node joined"/, 10_000)
     nodes.push(edge)
   }
@@ -79,9 +95,10 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all(nodes.map((n) => n.stop()))
   await redis?.stop()
+  upstream.stop(true)
 })
 
-describe.skipIf(skip !== undefined)('rate-limit scope: cluster across three nodes', () => {
+describe.skipIf(skip !== undefined)('scope: cluster across three nodes', () => {
   test('exactly the capacity passes per window whichever nodes take the requests; the window after next passes again', async () => {
     await nextWindow()
     const first = await burst(CAPACITY * 3)
@@ -102,6 +119,31 @@ describe.skipIf(skip !== undefined)('rate-limit scope: cluster across three node
     expect(again.filter((r) => r.status === 200).length).toBe(CAPACITY)
     expect(again.filter((r) => r.status === 429).length).toBe(CAPACITY * 2)
     for (const n of nodes) expect(await localDecisions(n)).toBe(0)
+  })
+
+  test('a circuit breaker opens on every node from failures spread over the three (none saw enough alone)', async () => {
+    // Two failing requests per node: 6 in the cluster's window, the volume threshold; 2 per node is not.
+    for (let i = 0; i < 6; i++) expect((await hostFetch(nodes[i % 3]!, BREAKER_HOST)).status).toBe(502)
+    // The upstream's answers are recorded in Redis as they arrive (not awaited by the request).
+    for (const n of nodes) {
+      const open = await eventually(async () => {
+        const res = await hostFetch(n, BREAKER_HOST)
+        await res.arrayBuffer()
+        return res.status === 503 && res.headers.get('warren-error-code') === 'ERR_WARREN_2105'
+      }, 5000, 50)
+      expect(open).toBe(true)
+    }
+    // Shared: the six failures (give or take a request racing a record) were enough for all three; a
+    // breaker per node would have let at least 6 through each, 18 in all.
+    expect(failing).toBeLessThanOrEqual(8)
+    // Open: nothing reaches the upstream any more, whichever node is asked.
+    const reached = failing
+    for (let i = 0; i < 6; i++) {
+      const res = await hostFetch(nodes[i % 3]!, BREAKER_HOST)
+      expect(res.status).toBe(503)
+      expect(Number(res.headers.get('retry-after'))).toBeGreaterThan(1)
+    }
+    expect(failing).toBe(reached)
   })
 
   test('Redis killed: every node still answers, decides alone (at most the capacity each), logs it once and counts it', async () => {
@@ -130,7 +172,7 @@ describe.skipIf(skip !== undefined)('rate-limit scope: cluster across three node
     for (const n of nodes) {
       const back = await eventually(async () => {
         await (await hostFetch(n, HOST)).arrayBuffer()
-        return n.logs().includes('Redis decides rate limits again')
+        return n.logs().includes('Redis decides scope: cluster rate limits and circuit breakers again')
       }, 10_000, 200)
       expect(back).toBe(true)
     }

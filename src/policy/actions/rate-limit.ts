@@ -95,7 +95,7 @@ const DURATION = v.pipe(
  * such as `conn.client_ip`). Over capacity: 429 with `Retry-After`, unless `enforce` is false.
  * `scope: endpoint` counts in this edge process (a reload that changes the action starts afresh);
  * `scope: cluster` counts in the cluster's Redis, with this process's counter standing in while
- * Redis cannot answer (src/cluster/shared-windows.ts).
+ * Redis cannot answer (src/cluster/shared-limits.ts).
  */
 export const rateLimit = defineAction({
   type: 'rate-limit',
@@ -127,7 +127,7 @@ export const rateLimit = defineAction({
     const enforce = config.enforce
     const cluster = config.scope === 'cluster' ? env.clusterScope : undefined
     if (cluster && 'refused' in cluster) throw new WarrenError(CODES.CLUSTER_SCOPE_UNAVAILABLE, `scope: cluster ${cluster.refused}`)
-    const shared = cluster?.windows
+    const shared = cluster?.shared
     // The same on every node given the same policies: the endpoint's id (a cloud endpoint's from its
     // file, an agent endpoint's from its tunnel id) and where the action sits in the policy.
     const place = `${env.path.join('.')}:${windowMs}`
