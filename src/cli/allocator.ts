@@ -1,6 +1,6 @@
 import { selfCommand } from '../lib/self-command.ts'
 
-/** mimalloc's option: milliseconds before freed pages go back to the OS; -1 never. */
+/** mimalloc's option: milliseconds a freed page waits before it goes back to the OS (-1: never). */
 const PURGE_ENV = 'MIMALLOC_PURGE_DELAY'
 
 /**
@@ -8,12 +8,13 @@ const PURGE_ENV = 'MIMALLOC_PURGE_DELAY'
  * is set already; returns only when it is.
  *
  * Why: every socket read reaches JavaScript in a new Buffer, and Bun's allocator (mimalloc) hands
- * freed pages back to the OS 10 ms later, so the next reads fault them in again, after a TLB
- * shootdown by its scavenger thread. Relaying a 64 KiB response that way cost the edge 165 µs of CPU
- * against 92 µs with pages kept, /hello 73 µs against 54 (docs/benchmarks.md, "the allocator").
- * The price: the process keeps the memory of its busiest moment. Mimalloc reads its options once,
- * when the process starts, so setting the variable from JavaScript would be too late. Set
- * `MIMALLOC_PURGE_DELAY` yourself (e.g. 10, mimalloc's default) to give memory back sooner.
+ * freed pages back to the OS 10 ms after they empty, so the next reads fault them in again, after a
+ * TLB shootdown by its scavenger thread. Relaying a 64 KiB response that way cost the edge 2-3x the
+ * CPU per request, /hello 1.3x (docs/benchmarks.md, "the allocator's page purging"). A delay of 5 s
+ * won back only part of it (the purges still came), so pages are kept: the process holds the memory
+ * of its busiest moment and reuses it. Mimalloc reads its options when the process starts, so
+ * setting the variable from JavaScript would be too late. Set `MIMALLOC_PURGE_DELAY` yourself to
+ * give memory back (10 is mimalloc's default).
  */
 export function keepFreedPages(argv: readonly string[]): void {
   if (process.env[PURGE_ENV] !== undefined || typeof process.execve !== 'function') return

@@ -27,7 +27,7 @@ function environOf(pid: number): string[] {
 }
 
 test.each([
-  { desc: 'unset: the edge runs with purging off', env: {}, want: 'MIMALLOC_PURGE_DELAY=-1' },
+  { desc: 'unset: the edge keeps freed pages', env: {}, want: 'MIMALLOC_PURGE_DELAY=-1' },
   { desc: "the operator's value is kept", env: { MIMALLOC_PURGE_DELAY: '10' }, want: 'MIMALLOC_PURGE_DELAY=10' },
 ])('serve, MIMALLOC_PURGE_DELAY $desc', async ({ env, want }) => {
   const edge = await startEdge({ policies: { 'alloc.yml': policy }, env })
