@@ -19,5 +19,6 @@ const PURGE_ENV = 'MIMALLOC_PURGE_DELAY'
 export function keepFreedPages(argv: readonly string[]): void {
   if (process.env[PURGE_ENV] !== undefined || typeof process.execve !== 'function') return
   const [file, ...rest] = selfCommand()
-  process.execve(file!, [file!, ...rest, ...argv], { ...process.env, [PURGE_ENV]: '-1' })
+  // Bun's own flags (`bun --cpu-prof src/main.ts serve`) come along.
+  process.execve(file!, [file!, ...process.execArgv, ...rest, ...argv], { ...process.env, [PURGE_ENV]: '-1' })
 }
