@@ -21,8 +21,8 @@ afterAll(async () => {
 })
 
 describe('bodies stream through the edge', () => {
-  // The edge keeps the pages it frees (src/cli/allocator.ts), so its idle RSS is what start-up left
-  // (~110 MB, against ~75 MB when mimalloc hands pages back): the bound is on growth, not on the total.
+  // The edge keeps the pages it frees (src/cli/allocator.ts), so its RSS stays at the peak of what it
+  // did before (~110 MB after one of these transfers): the bound is on growth, not on the total.
   test('a 1 GB upload reaches the upstream whole while the edge grows by less than 80 MB', async () => {
     const chunk = new Uint8Array(1024 * 1024).fill(98)
     let sent = 0
