@@ -33,6 +33,7 @@ import { joinWorkers, type Worker } from '../cluster/worker.ts'
 import type { ClusterMember } from '../cluster/member.ts'
 import { connectNode, joinNodes } from '../cluster/node.ts'
 import { shareApiEndpoints } from '../cluster/api-endpoints.ts'
+import { ACME_LOCK_LEASES, redisAcmeShare } from '../cluster/acme-share.ts'
 import { CLUSTER_DIR_ENV, COOKIE_SECRET_FILE, superviseWorkers, WORKER_ENV } from '../cluster/supervisor.ts'
 import { CODES, WarrenError } from '../lib/errors.ts'
 import { VERSION } from './version.ts'
@@ -111,8 +112,6 @@ export async function serveCommand(args: string[]): Promise<number> {
   const workers = workerCount(values.workers ?? config.serve.workers)
   if (config.cluster && workers > 1)
     throw new WarrenError(CODES.CLUSTER_WORKERS_UNSUPPORTED, '--workers above 1 does not work with cluster.redis yet: a cluster node runs as one process (docs/cluster.md)')
-  if (config.cluster && config.tls.mode === 'acme')
-    throw new WarrenError(CODES.CLUSTER_ACME_UNSUPPORTED, 'tls.mode acme does not work with cluster.redis yet: every node would order its own certificates (docs/cluster.md)')
   if (workers > 1 && !workerNumber) {
     if (config.tls.mode === 'acme')
       throw new WarrenError(CODES.WORKERS_ACME_UNSUPPORTED, '--workers above 1 does not work with tls.mode acme yet: only one process may order certificates (docs/cluster.md)')
@@ -173,6 +172,8 @@ export async function serveCommand(args: string[]): Promise<number> {
           httpsPort: config.public_ports.https ?? https.port,
           ownNames: agentNames,
           signal: lifecycle.signal,
+          // Several nodes: one account, one order per name under a lock in Redis, every node serves it.
+          ...(node ? { share: redisAcmeShare(node.registry, { lockMs: ACME_LOCK_LEASES * node.config.lease * 1000, log: log.child({ component: 'acme' }) }) } : {}),
         })
       : undefined
   const http = splitAddress(config.listen.http)

@@ -26,9 +26,10 @@ export interface HttpListenerOptions extends Omit<PipelineOptions, 'serverIp' | 
   /**
    * ACME HTTP-01: for `GET /.well-known/acme-challenge/<token>`, the key authorization when `host`
    * (lower-case, no port) is being validated with that token. Undefined lets the request through to
-   * the endpoints, so the path is only taken over while a validation runs.
+   * the endpoints, so the path is only taken over while a validation runs. A promise when the answer
+   * is looked up elsewhere (another node's order, cluster.redis).
    */
-  acmeChallenge?: (host: string, token: string) => string | undefined
+  acmeChallenge?: (host: string, token: string) => string | undefined | Promise<string | undefined>
   /**
    * Caps on connections that have not sent a whole request head yet (`http.max_pending`,
    * `http.max_pending_per_ip`); more are refused at accept. Unset for the internal server behind
@@ -72,6 +73,10 @@ const MAX_HEADER_LINES = 100
  * path: the plaintext listener, the internal plaintext server behind terminate-tls, and (with `tls`)
  * the internal HTTPS/1.1 servers behind the TLS front.
  */
+function challengeAnswer(text: string): Response {
+  return new Response(text, { headers: { 'content-type': 'text/plain; charset=utf-8' } })
+}
+
 export function listenHttp(options: HttpListenerOptions): HttpServer {
   const logger = log.child({ component: options.scheme })
   let handle: ReturnType<typeof createPipeline> | undefined
@@ -103,7 +108,9 @@ export function listenHttp(options: HttpListenerOptions): HttpServer {
         const url = new URL(req.url)
         const token = url.pathname.startsWith(ACME_PREFIX) ? url.pathname.slice(ACME_PREFIX.length) : ''
         const answer = token && !token.includes('/') ? acmeChallenge(splitHost(req.headers.get('host') ?? url.host, 0).name, token) : undefined
-        if (answer !== undefined) return Promise.resolve(new Response(answer, { headers: { 'content-type': 'text/plain; charset=utf-8' } }))
+        if (typeof answer === 'string') return Promise.resolve(challengeAnswer(answer))
+        // Another node's validation (cluster.redis): the answer comes from Redis.
+        if (answer) return answer.then((text) => (text === undefined ? handle!(req, source) : challengeAnswer(text)))
       }
       return handle!(req, source)
     },
