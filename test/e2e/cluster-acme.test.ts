@@ -1,0 +1,227 @@
+import type { Socket } from 'bun'
+import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { Redis } from 'ioredis'
+import { redisUnavailable, startRedis, type RedisServer } from '../helpers/redis.ts'
+import { curl } from './framework/curl.ts'
+import { makePebbleTls, pebbleOrders, pebbleUnavailable, served, startChallTestSrv, startPebble, type ChallTestSrv, type Pebble, type PebbleTls } from './framework/pebble.ts'
+import { freePort } from './framework/ports.ts'
+import { eventually, startEdge, type Edge } from './framework/process.ts'
+
+// Three `warren serve` nodes with tls.mode acme sharing a redis-server (cluster.redis) and one pebble:
+// one order per name for the three, every node serves the certificate, and pebble's HTTP-01
+// validation is sent to a node that did not order (a router in front of the nodes' HTTP ports picks
+// one by the order lock in Redis). Then the ordering node is killed mid-order and another takes over.
+const skip = redisUnavailable() ?? pebbleUnavailable()
+if (skip) console.warn(`cluster-acme e2e skipped: ${skip}`)
+
+/** The nodes' lease (s); an order lock lives three leases. */
+const LEASE_S = 2
+const NAMES = ['a', 'b', 'c'] as const
+type Name = (typeof NAMES)[number]
+
+let redis: RedisServer
+let redisClient: Redis
+let pebbleTls: PebbleTls
+let dns: ChallTestSrv
+let pebble: Pebble
+let router: ValidationRouter
+let root: string
+const nodes = {} as Record<Name, Edge>
+const killed = new Set<Name>()
+
+const respond = (url: string, body: string) => `url: ${url}\ntraffic_policy:\n  on_http_request:\n    - actions: [{type: custom-response, config: {body: "${body}"}}]\n`
+
+function config(node: Name, linkPort: number): string {
+  return [
+    'domain: acme.test',
+    'tls:',
+    '  mode: acme',
+    '  acme:',
+    `    directory: ${pebble.directory}`,
+    `    trusted_roots: ${pebbleTls.caPath}`,
+    '    email: ops@acme.test',
+    '    challenges: [http-01]',
+    '    poll_interval: 0.05',
+    '    retry_min: 0.3',
+    '    retry_max: 2',
+    '    on_demand_timeout: 5',
+    'cluster:',
+    `  redis: ${redis.url}`,
+    `  node: ${node}`,
+    `  link: {listen: 127.0.0.1:${linkPort}}`,
+    `  lease: ${LEASE_S}`,
+    '',
+  ].join('\n')
+}
+
+/** The node holding the order lock of `name` in Redis (its token starts with the node id). */
+async function lockHolder(name: string): Promise<string | undefined> {
+  const token = await redisClient.get(`warren:lock:acme:${name}`)
+  return token === null ? undefined : token.slice(0, token.lastIndexOf('/'))
+}
+
+/**
+ * Where pebble sends its HTTP-01 validations (its httpPort): reads the request head, asks Redis which
+ * node holds the name's order lock, and relays the connection to another live node; names in `stall`
+ * are held without an answer (a validation that hangs, to kill the ordering node mid-order).
+ */
+interface ValidationRouter {
+  port: number
+  /** Every validation: the name, the node ordering it, the node that got the request. */
+  seen: { host: string; holder: string | undefined; to: Name }[]
+  stall: Set<string>
+  /** Validations held (names), in order of arrival. */
+  stalled: string[]
+  stop(): void
+}
+
+function startRouter(): ValidationRouter {
+  type Conn = { head: string; peer: Socket<undefined> | undefined; routed: boolean }
+  const seen: ValidationRouter['seen'] = []
+  const stall = new Set<string>()
+  const stalled: string[] = []
+  const route = async (client: Socket<Conn>) => {
+    const host = /\r\nhost: *([^:\r]+)/i.exec(client.data.head)?.[1]?.toLowerCase() ?? ''
+    if (stall.has(host)) return void stalled.push(host)
+    const holder = await lockHolder(host)
+    // The nodes start together: wait for one that is up and not ordering.
+    const pick = () => NAMES.find((n) => n !== holder && nodes[n] && !killed.has(n))
+    await eventually(async () => pick() !== undefined, 15_000)
+    const to = pick()!
+    seen.push({ host, holder, to })
+    client.data.peer = await Bun.connect<undefined>({
+      hostname: '127.0.0.1',
+      port: nodes[to].httpPort,
+      socket: { data: (_s, chunk) => void client.write(chunk), close: () => void client.end(), error: () => void client.end() },
+    })
+    client.data.peer.write(client.data.head)
+  }
+  const listener = Bun.listen<Conn>({
+    hostname: '127.0.0.1',
+    port: 0,
+    socket: {
+      open: (socket) => void (socket.data = { head: '', peer: undefined, routed: false }),
+      data(socket, chunk) {
+        if (socket.data.peer) return void socket.data.peer.write(chunk)
+        socket.data.head += chunk.toString('latin1')
+        if (socket.data.routed || !socket.data.head.includes('\r\n\r\n')) return
+        socket.data.routed = true
+        route(socket).catch(() => socket.end())
+      },
+      close: (socket) => void socket.data.peer?.end(),
+      error: () => {},
+    },
+  })
+  return { port: listener.port, seen, stall, stalled, stop: () => listener.stop(true) }
+}
+
+/** Parsed JSON log lines of a node whose msg matches and whose name is `name`. */
+function lines(edge: Edge, msg: string, name: string): Record<string, unknown>[] {
+  return edge
+    .logs()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((l) => l.msg === msg && l.name === name)
+}
+
+const live = () => NAMES.filter((n) => !killed.has(n))
+const obtained = (name: string) => live().flatMap((n) => lines(nodes[n], 'certificate obtained', name).map(() => n))
+const serving = (node: Name, name: string) => lines(nodes[node], 'certificate obtained', name).length + lines(nodes[node], 'certificate from another node', name).length > 0
+
+const viaCurl = (node: Edge, name: string) => curl(['--cacert', root, '--resolve', `${name}:${node.httpsPort}:127.0.0.1`, `https://${name}:${node.httpsPort}/`])
+
+beforeAll(async () => {
+  if (skip) return
+  redis = await startRedis()
+  redisClient = new Redis(redis.url)
+  pebbleTls = makePebbleTls()
+  dns = await startChallTestSrv()
+  router = startRouter()
+  // TLS-ALPN-01 is not configured: its port is the router's too, and never used.
+  pebble = await startPebble({ tls: pebbleTls, httpPort: router.port, tlsPort: router.port, dnsPort: dns.dnsPort })
+  // All three at once: they race for the same names.
+  await Promise.all(NAMES.map(async (n) => (nodes[n] = await startEdge({ config: config(n, await freePort()), policies: { 'web.yml': respond('https://web.acme.test', 'hello web') } }))))
+  root = join(nodes.a.dir, 'pebble-root.pem')
+  writeFileSync(root, await pebble.root())
+})
+afterAll(async () => {
+  await Promise.all(live().map((n) => nodes[n]?.stop()))
+  router?.stop()
+  redisClient?.disconnect()
+  await pebble?.stop()
+  await dns?.stop()
+  await redis?.stop()
+  pebbleTls?.remove()
+})
+
+describe.skipIf(skip !== undefined)('ACME with three nodes sharing Redis (compiled edge, pebble)', () => {
+  test('one order per name for the three nodes; validations answered by a node that did not order; all three serve', async () => {
+    for (const name of ['web.acme.test', 'agent.acme.test']) {
+      expect(await eventually(async () => NAMES.every((n) => serving(n, name)), 30_000, 50)).toBe(true)
+      // Exactly one node ordered it; the other two took it from Redis.
+      expect(obtained(name).length).toBe(1)
+      const others = NAMES.filter((n) => lines(nodes[n], 'certificate from another node', name).length === 1)
+      expect(others.length).toBe(2)
+      expect(others).not.toContain(obtained(name)[0]!)
+      // Pebble's validation reached a node that was not ordering, which answered from Redis.
+      const validations = router.seen.filter((v) => v.host === name)
+      expect(validations.length).toBeGreaterThan(0)
+      for (const v of validations) {
+        expect(v.holder).toBe(obtained(name)[0]!)
+        expect(v.to).not.toBe(v.holder as Name)
+      }
+    }
+    // Two orders at pebble for the two names, not six (its log line may arrive after the edges' lines).
+    await eventually(async () => pebbleOrders(pebble) >= 2)
+    expect(pebbleOrders(pebble)).toBe(2)
+    // Every node serves the one certificate, verified against pebble's root.
+    const serials = new Set<string>()
+    for (const n of NAMES) {
+      const res = await viaCurl(nodes[n], 'web.acme.test')
+      expect(res.exitCode).toBe(0)
+      expect(res.body).toBe('hello web')
+      const cert = await served(nodes[n].httpsPort, 'web.acme.test', root)
+      expect(cert.authorized).toBe(true)
+      serials.add(cert.serial)
+    }
+    expect(serials.size).toBe(1)
+    console.log(`cluster-acme e2e: validations ${JSON.stringify(router.seen)}`)
+  })
+
+  test('the ordering node killed mid-order: its lock runs out and another node orders; both others serve', async () => {
+    const name = 'late.acme.test'
+    // Its validation hangs until the ordering node is gone.
+    router.stall.add(name)
+    const before = pebbleOrders(pebble)
+    for (const n of NAMES) nodes[n].writePolicy('late.yml', respond(`https://${name}`, 'late'))
+    let holder: string | undefined
+    expect(await eventually(async () => (holder = await lockHolder(name)) !== undefined, 10_000, 20)).toBe(true)
+    const victim = holder as Name
+    // Mid-order: the order is placed, the challenge published, and pebble's validation hangs.
+    expect(await eventually(async () => router.stalled.includes(name), 10_000)).toBe(true)
+    expect(lines(nodes[victim], 'ordering certificate', name).length).toBe(1)
+    const killedAt = Date.now()
+    nodes[victim].proc.kill('SIGKILL')
+    killed.add(victim)
+    router.stall.delete(name)
+    // The lock lives three leases after its last renewal; then a waiting node orders (after its backoff).
+    expect(await eventually(async () => live().every((n) => serving(n, name)), 3 * LEASE_S * 1000 + 15_000, 50)).toBe(true)
+    const tookOver = Date.now() - killedAt
+    expect(obtained(name).length).toBe(1)
+    expect(obtained(name)[0]).not.toBe(victim)
+    // The victim's order and the one that took over.
+    await eventually(async () => pebbleOrders(pebble) >= before + 2)
+    expect(pebbleOrders(pebble)).toBe(before + 2)
+    // Nobody ordered while the victim's lock lived: it was renewed every lease (lock / 3), so it ran out at least two leases after the kill.
+    expect(tookOver).toBeGreaterThan(2 * LEASE_S * 1000 - 500)
+    for (const n of live()) {
+      const res = await viaCurl(nodes[n], name)
+      expect(res.exitCode).toBe(0)
+      expect(res.body).toBe('late')
+    }
+    console.log(`cluster-acme e2e: the certificate served by both remaining nodes ${tookOver} ms after the ordering node was killed`)
+  }, 60_000)
+})
