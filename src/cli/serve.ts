@@ -29,7 +29,8 @@ import { PoolRetryStats } from '../proxy/pool-retry.ts'
 import { RelayStats } from '../proxy/relay-route.ts'
 import { loadSessionKey } from '../policy/identity/session-key.ts'
 import { startEvents } from './events.ts'
-import { joinWorkers, type Worker } from '../cluster/worker.ts'
+import { connectWorker, joinWorkers, type Worker } from '../cluster/worker.ts'
+import { localAcmeShare } from '../cluster/acme-hub.ts'
 import type { ClusterMember } from '../cluster/member.ts'
 import { connectNode, joinNodes } from '../cluster/node.ts'
 import { shareApiEndpoints } from '../cluster/api-endpoints.ts'
@@ -113,8 +114,6 @@ export async function serveCommand(args: string[]): Promise<number> {
   if (config.cluster && workers > 1)
     throw new WarrenError(CODES.CLUSTER_WORKERS_UNSUPPORTED, '--workers above 1 does not work with cluster.redis yet: a cluster node runs as one process (docs/cluster.md)')
   if (workers > 1 && !workerNumber) {
-    if (config.tls.mode === 'acme')
-      throw new WarrenError(CODES.WORKERS_ACME_UNSUPPORTED, '--workers above 1 does not work with tls.mode acme yet: only one process may order certificates (docs/cluster.md)')
     return superviseWorkers({ count: workers, args: withoutWorkersFlag(args), graceMs: config.agents.reconnect_grace * 1000, log })
   }
   /** Set in a worker process of `--workers N`: every listening port is shared with the other workers. */
@@ -124,6 +123,17 @@ export async function serveCommand(args: string[]): Promise<number> {
   // Several nodes: Redis must answer before anything listens (the agents' resume cookies are signed with its shared secret).
   const node = config.cluster
     ? await connectNode(config.cluster, { member: config.cluster.node ?? hostname(), graceMs: config.agents.reconnect_grace * 1000, log: log.child({ component: 'cluster' }) })
+    : undefined
+  // A worker of `--workers N` talks to its supervisor from the start: the ACME manager shares its state through it.
+  const supervisor = workerNumber
+    ? await connectWorker({
+        number: Number(workerNumber),
+        dir: clusterDir,
+        lost() {
+          log.error('the supervisor is gone; draining', { code: CODES.SUPERVISOR_LOST })
+          process.kill(process.pid, 'SIGTERM')
+        },
+      })
     : undefined
 
   // Before anything listens: a sink that cannot start (bad filter, unwritable file) is a config error.
@@ -172,8 +182,9 @@ export async function serveCommand(args: string[]): Promise<number> {
           httpsPort: config.public_ports.https ?? https.port,
           ownNames: agentNames,
           signal: lifecycle.signal,
-          // Several nodes: one account, one order per name under a lock in Redis, every node serves it.
+          // Several nodes or workers: one account, one order per name under a lock, every one serves it.
           ...(node ? { share: redisAcmeShare(node.registry, { lockMs: ACME_LOCK_LEASES * node.config.lease * 1000, log: log.child({ component: 'acme' }) }) } : {}),
+          ...(supervisor ? { share: localAcmeShare(supervisor) } : {}),
         })
       : undefined
   const http = splitAddress(config.listen.http)
@@ -281,17 +292,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     waitMs: config.agents.reconnect_wait * 1000,
     log: log.child({ component: 'cluster' }),
   }
-  const worker: Worker | undefined = workerNumber
-    ? await joinWorkers({
-        ...memberOptions,
-        number: Number(workerNumber),
-        dir: clusterDir,
-        lost() {
-          log.error('the supervisor is gone; draining', { code: CODES.SUPERVISOR_LOST })
-          process.kill(process.pid, 'SIGTERM')
-        },
-      })
-    : undefined
+  const worker: Worker | undefined = supervisor ? joinWorkers(supervisor, { ...memberOptions, dir: clusterDir }) : undefined
   const member: ClusterMember | undefined =
     worker ??
     (node &&

@@ -168,8 +168,6 @@ export const CODES = {
   SSH_FORWARD_INVALID: 'ERR_WARREN_4034',
   /** `--workers` / `serve.workers` is not a whole number from 1 or `auto`. */
   WORKERS_INVALID: 'ERR_WARREN_7001',
-  /** `--workers` above 1 with `tls.mode: acme`: only one process may order certificates, which is not wired yet. */
-  WORKERS_ACME_UNSUPPORTED: 'ERR_WARREN_7002',
   /** A worker process exited without being asked to; the supervisor restarts it. */
   WORKER_EXITED: 'ERR_WARREN_7004',
   /** A worker lost its supervisor (killed): it drains and exits rather than serve alone. */

@@ -15,8 +15,9 @@ import { eventually, startEdge, type Edge } from './framework/process.ts'
 // TLS-ALPN-01) validation is sent to a node that did not order (a router in front of the nodes' HTTP
 // or TLS ports picks one by the order lock in Redis). Then the ordering node is killed mid-order and
 // another takes over.
-const skip = redisUnavailable() ?? pebbleUnavailable()
-if (skip) console.warn(`cluster-acme e2e skipped: ${skip}`)
+const noPebble = pebbleUnavailable()
+const skip = noPebble ?? redisUnavailable()
+if (skip) console.warn(`cluster-acme e2e skipped (${noPebble ? 'all' : 'the Redis part'}): ${skip}`)
 
 /** The nodes' lease (s); an order lock lives three leases. */
 const LEASE_S = 2
@@ -35,13 +36,14 @@ let killed = new Set<Name>()
 
 const respond = (url: string, body: string) => `url: ${url}\ntraffic_policy:\n  on_http_request:\n    - actions: [{type: custom-response, config: {body: "${body}"}}]\n`
 
-function config(node: Name, linkPort: number, challenge: string): string {
+/** An edge with tls.mode acme against `directory`, and a node of the Redis cluster when `node` is given. */
+function config(challenge: string, directory: string, node?: { name: Name; linkPort: number }): string {
   return [
     'domain: acme.test',
     'tls:',
     '  mode: acme',
     '  acme:',
-    `    directory: ${pebble.directory}`,
+    `    directory: ${directory}`,
     `    trusted_roots: ${pebbleTls.caPath}`,
     '    email: ops@acme.test',
     `    challenges: [${challenge}]`,
@@ -49,11 +51,7 @@ function config(node: Name, linkPort: number, challenge: string): string {
     '    retry_min: 0.3',
     '    retry_max: 2',
     '    on_demand_timeout: 5',
-    'cluster:',
-    `  redis: ${redis.url}`,
-    `  node: ${node}`,
-    `  link: {listen: 127.0.0.1:${linkPort}}`,
-    `  lease: ${LEASE_S}`,
+    ...(node ? ['cluster:', `  redis: ${redis.url}`, `  node: ${node.name}`, `  link: {listen: 127.0.0.1:${node.linkPort}}`, `  lease: ${LEASE_S}`] : []),
     '',
   ].join('\n')
 }
@@ -64,23 +62,36 @@ async function lockHolder(name: string): Promise<string | undefined> {
   return token === null ? undefined : token.slice(0, token.lastIndexOf('/'))
 }
 
+/** Where the router sends a validation for `host`, and who ordered it (for the record). */
+type Target = (host: string) => Promise<{ port: number; holder: string | undefined; to: string }>
+
 /**
  * Where pebble sends its validations (its httpPort and tlsPort): reads the request head (HTTP-01) or
- * the ClientHello's SNI (TLS-ALPN-01), asks Redis which node holds the name's order lock, and relays
- * the connection to another live node's HTTP or TLS port; names in `stall` are held without an answer
- * (a validation that hangs, to kill the ordering node mid-order).
+ * the ClientHello's SNI (TLS-ALPN-01) and relays the connection where `target` says; validations of
+ * names in `stall` wait there until the name leaves the set (a validation that hangs mid-order).
  */
 interface ValidationRouter {
   port: number
-  /** Every validation: the name, the node ordering it, the node that got the request. */
-  seen: { host: string; holder: string | undefined; to: Name }[]
+  /** Every validation relayed: the name, the edge ordering it, the edge that got the request. */
+  seen: { host: string; holder: string | undefined; to: string }[]
   stall: Set<string>
   /** Validations held (names), in order of arrival. */
   stalled: string[]
   stop(): void
 }
 
-function startRouter(challenge: 'http-01' | 'tls-alpn-01'): ValidationRouter {
+/** The Redis cluster's target: a live node that does not hold the name's order lock (waits for one to be up). */
+const notTheOrderingNode =
+  (challenge: 'http-01' | 'tls-alpn-01'): Target =>
+  async (host) => {
+    const holder = await lockHolder(host)
+    const pick = () => NAMES.find((n) => n !== holder && nodes[n] && !killed.has(n))
+    await eventually(async () => pick() !== undefined, 15_000)
+    const to = pick()!
+    return { port: challenge === 'http-01' ? nodes[to].httpPort : nodes[to].httpsPort, holder, to }
+  }
+
+function startRouter(challenge: 'http-01' | 'tls-alpn-01', target: Target): ValidationRouter {
   type Conn = { head: Buffer; peer: Socket<undefined> | undefined; routed: boolean }
   /** The name being validated, once the first bytes tell it; '' while more are needed. */
   const nameIn = (head: Buffer): string | undefined => {
@@ -92,16 +103,13 @@ function startRouter(challenge: 'http-01' | 'tls-alpn-01'): ValidationRouter {
   const stall = new Set<string>()
   const stalled: string[] = []
   const route = async (client: Socket<Conn>, host: string) => {
-    if (stall.has(host)) return void stalled.push(host)
-    const holder = await lockHolder(host)
-    // The nodes start together: wait for one that is up and not ordering.
-    const pick = () => NAMES.find((n) => n !== holder && nodes[n] && !killed.has(n))
-    await eventually(async () => pick() !== undefined, 15_000)
-    const to = pick()!
+    if (stall.has(host)) stalled.push(host)
+    await eventually(async () => !stall.has(host), 60_000, 20)
+    const { port, holder, to } = await target(host)
     seen.push({ host, holder, to })
     client.data.peer = await Bun.connect<undefined>({
       hostname: '127.0.0.1',
-      port: challenge === 'http-01' ? nodes[to].httpPort : nodes[to].httpsPort,
+      port,
       socket: { data: (_s, chunk) => void client.write(chunk), close: () => void client.end(), error: () => void client.end() },
     })
     client.data.peer.write(client.data.head)
@@ -126,15 +134,18 @@ function startRouter(challenge: 'http-01' | 'tls-alpn-01'): ValidationRouter {
   return { port: listener.port, seen, stall, stalled, stop: () => listener.stop(true) }
 }
 
-/** Parsed JSON log lines of a node whose msg matches and whose name is `name`. */
-function lines(edge: Edge, msg: string, name: string): Record<string, unknown>[] {
+/** Parsed JSON log lines of an edge whose msg is `msg`. */
+function allLines(edge: Edge, msg: string): Record<string, unknown>[] {
   return edge
     .logs()
     .split('\n')
     .filter((l) => l.startsWith('{'))
     .map((l) => JSON.parse(l) as Record<string, unknown>)
-    .filter((l) => l.msg === msg && l.name === name)
+    .filter((l) => l.msg === msg)
 }
+
+/** The same, for the certificate `name`. */
+const lines = (edge: Edge, msg: string, name: string) => allLines(edge, msg).filter((l) => l.name === name)
 
 const live = () => NAMES.filter((n) => !killed.has(n))
 const obtained = (name: string) => live().flatMap((n) => lines(nodes[n], 'certificate obtained', name).map(() => n))
@@ -143,11 +154,12 @@ const serving = (node: Name, name: string) => lines(nodes[node], 'certificate ob
 const viaCurl = (node: Edge, name: string) => curl(['--cacert', root, '--resolve', `${name}:${node.httpsPort}:127.0.0.1`, `https://${name}:${node.httpsPort}/`])
 
 beforeAll(async () => {
+  if (noPebble) return
+  pebbleTls = makePebbleTls()
+  dns = await startChallTestSrv()
   if (skip) return
   redis = await startRedis()
   redisClient = new Redis(redis.url)
-  pebbleTls = makePebbleTls()
-  dns = await startChallTestSrv()
 })
 afterAll(async () => {
   redisClient?.disconnect()
@@ -160,11 +172,11 @@ afterAll(async () => {
 async function startCluster(challenge: 'http-01' | 'tls-alpn-01'): Promise<void> {
   // Every cluster starts from an empty Redis: no certificate, account or lock of the one before.
   await redisClient.flushall()
-  router = startRouter(challenge)
+  router = startRouter(challenge, notTheOrderingNode(challenge))
   pebble = await startPebble({ tls: pebbleTls, httpPort: router.port, tlsPort: router.port, dnsPort: dns.dnsPort })
   nodes = {} as Record<Name, Edge>
   killed = new Set()
-  const start = async (n: Name) => (nodes[n] = await startEdge({ config: config(n, await freePort(), challenge), policies: { 'web.yml': respond('https://web.acme.test', 'hello web') } }))
+  const start = async (n: Name) => (nodes[n] = await startEdge({ config: config(challenge, pebble.directory, { name: n, linkPort: await freePort() }), policies: { 'web.yml': respond('https://web.acme.test', 'hello web') } }))
   // a first, then b and c together, while a may be ordering (three compiled edges starting at once on a
   // busy 2-core machine can miss the framework's 10 s start-up bound). The unit tests race three at once.
   await start('a')
@@ -232,6 +244,7 @@ describe.skipIf(skip !== undefined).each(['http-01', 'tls-alpn-01'] as const)('A
     const killedAt = Date.now()
     nodes[victim].proc.kill('SIGKILL')
     killed.add(victim)
+    // The held validation goes on to a live node (which still finds the victim's answer in Redis); the victim's order is dead anyway.
     router.stall.delete(name)
     // The lock lives three leases after its last renewal; then a waiting node orders (after its backoff).
     expect(await eventually(async () => live().every((n) => serving(n, name)), 3 * LEASE_S * 1000 + 15_000, 50)).toBe(true)
@@ -249,5 +262,62 @@ describe.skipIf(skip !== undefined).each(['http-01', 'tls-alpn-01'] as const)('A
       expect(res.body).toBe('late')
     }
     console.log(`cluster-acme e2e: the certificate served by both remaining nodes ${tookOver} ms after the ordering node was killed`)
+  }, 60_000)
+})
+
+describe.skipIf(noPebble !== undefined)('ACME with --workers 2 (compiled edge, pebble)', () => {
+  test('one order per name for the two workers; both serve it', async () => {
+    const httpPort = await freePort()
+    const httpsPort = await freePort()
+    // Pebble's validations go to the edge's HTTP port (the kernel hands each to either worker), held
+    // until both workers run: worker 2 starts while worker 1's orders are in flight and must wait for them.
+    const relay = startRouter('http-01', async () => ({ port: httpPort, holder: undefined, to: 'edge' }))
+    relay.stall.add('web.acme.test').add('agent.acme.test')
+    const ca = await startPebble({ tls: pebbleTls, httpPort: relay.port, tlsPort: relay.port, dnsPort: dns.dnsPort })
+    let edge: Edge | undefined
+    try {
+      edge = await startEdge({
+        config: config('http-01', ca.directory),
+        policies: { 'web.yml': respond('https://web.acme.test', 'hello web') },
+        args: ['--http', `127.0.0.1:${httpPort}`, '--https', `127.0.0.1:${httpsPort}`, '--workers', '2'],
+      })
+      await edge.waitForLog(/"msg":"workers started"/, 20_000)
+      expect(relay.stalled.length).toBeGreaterThan(0)
+      relay.stall.clear()
+      const byWorker = (msg: string, name: string) => lines(edge!, msg, name).map((l) => l.worker)
+      /** Workers that serve `name`: ordered it, took it from the supervisor, or loaded the files worker 1 had written to certs/acme/ already. */
+      const serve = (name: string) =>
+        new Set([
+          ...byWorker('certificate obtained', name),
+          ...byWorker('certificate from another node', name),
+          ...allLines(edge!, 'loaded stored certificates').filter((l) => (l.names as string[]).includes(name)).map((l) => l.worker),
+        ])
+      for (const name of ['web.acme.test', 'agent.acme.test']) {
+        expect(await eventually(async () => serve(name).size === 2, 30_000, 50)).toBe(true)
+        // One worker ordered, once; the other waited for it and took the certificate from the supervisor.
+        expect(byWorker('ordering certificate', name).length).toBe(1)
+        const [orderer] = byWorker('certificate obtained', name)
+        expect(byWorker('certificate obtained', name).length).toBe(1)
+        const other = orderer === 1 ? 2 : 1
+        expect(byWorker('another node is ordering this certificate; waiting for it', name)).toEqual([other])
+        expect(byWorker('certificate from another node', name)).toEqual([other])
+      }
+      await eventually(async () => pebbleOrders(ca) >= 2)
+      expect(pebbleOrders(ca)).toBe(2)
+      const caRoot = join(edge.dir, 'pebble-root.pem')
+      writeFileSync(caRoot, await ca.root())
+      // Several connections: the kernel spreads them over both workers; every one gets the certificate.
+      const serials = new Set<string>()
+      for (let i = 0; i < 8; i++) {
+        const cert = await served(httpsPort, 'web.acme.test', caRoot)
+        expect(cert.authorized).toBe(true)
+        serials.add(cert.serial)
+      }
+      expect(serials.size).toBe(1)
+    } finally {
+      await edge?.stop()
+      await ca.stop()
+      relay.stop()
+    }
   }, 60_000)
 })
