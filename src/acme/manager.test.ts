@@ -430,6 +430,46 @@ describe.skipIf(noRedis !== undefined)('AcmeManager with a Redis share (three no
     expect(waited.length).toBeGreaterThan(0)
   })
 
+  test('renewal: the three nodes due at once renew with one order and all serve the new certificate', async () => {
+    const authority = await testCa()
+    const old = await issueLeaf(authority, ['d.shared.example.com'])
+    const due = { name: 'd.shared.example.com', directory: DIRECTORY, notAfter: old.notAfter.toISOString(), renewAt: new Date(Date.now() - 1000).toISOString() }
+    const orders: string[] = []
+    const nodes: Setup[] = []
+    const publisher = await share('renew-publisher')
+    await publisher.save({ cert: old.cert, key: old.key, meta: due })
+    for (let i = 0; i < 3; i++) {
+      const dir = tempDir('warren-acme-')
+      cleanups.push(() => dir[Symbol.dispose]())
+      // Each node serves the old certificate from its own cache, as after a restart.
+      await new AcmeStore(dir.path).saveCertificate({ ...old, source: 'acme' }, due)
+      nodes.push(
+        await setup({
+          dir: dir.path,
+          urls: ['https://d.shared.example.com'],
+          share: await share(`renew${i}`),
+          issue: async (name) => {
+            orders.push(name)
+            await Bun.sleep(80)
+            const pair = await issueLeaf(authority, [name])
+            return { cert: pair.cert, key: pair.key }
+          },
+        }),
+      )
+    }
+    await Promise.all(nodes.map((n) => n.manager.start()))
+    // Served first; the node that renewed logs once it has shared and stored it.
+    const renewed = () => nodes.flatMap((n) => n.logger.lines.filter((l) => l.msg === 'certificate renewed'))
+    await waitFor(() => nodes.every((n) => n.certs.select('d.shared.example.com')!.cert !== old.cert) && renewed().length > 0)
+    expect(orders).toEqual(['d.shared.example.com'])
+    expect(new Set(nodes.map((n) => n.certs.select('d.shared.example.com')!.cert)).size).toBe(1)
+    expect(renewed().length).toBe(1)
+    // Every node has the same renewal time, from the node that renewed.
+    const renewAts = nodes.map((n) => n.manager.snapshot().find((e) => e.meta.name === 'd.shared.example.com')!.meta.renewAt)
+    expect(new Set(renewAts).size).toBe(1)
+    expect(Date.parse(renewAts[0]!)).toBeGreaterThan(Date.now())
+  })
+
   test('HTTP-01: a node answers a token another node published; unknown tokens fall through', async () => {
     const { nodes } = await three('http', [], async () => Promise.reject(new Error('no orders here')))
     const s = await share('http-publisher')

@@ -483,7 +483,7 @@ export class AcmeManager {
   async #takeTurn(entry: Entry): Promise<CertPair | undefined | OrderLock> {
     const share = this.#o.share!
     const unreachable = (err: unknown) =>
-      new WarrenError(CODES.CLUSTER_ACME_UNREACHABLE, `Redis does not answer, so no node may order it now: ${err instanceof Error ? err.message : String(err)}`)
+      new WarrenError(CODES.CLUSTER_ACME_UNREACHABLE, `the shared order lock cannot be asked for (Redis, or the workers' supervisor, does not answer): ${err instanceof Error ? err.message : String(err)}`)
     let waiting = false
     for (;;) {
       if (this.#o.signal.aborted) return undefined

@@ -184,7 +184,7 @@ export const CODES = {
   CLUSTER_LINK_REFUSED: 'ERR_WARREN_7024',
   /** Another live node renews the lease of this `cluster.node` id: two nodes may not share one. */
   CLUSTER_NODE_ID_IN_USE: 'ERR_WARREN_7026',
-  /** (log) A certificate order was postponed: Redis, which holds the order locks and the shared certificates, did not answer. */
+  /** (log) A certificate order was postponed: Redis (or the workers' supervisor), which holds the order locks and the shared certificates, did not answer. */
   CLUSTER_ACME_UNREACHABLE: 'ERR_WARREN_7027',
   /** (log) The order lock of a name ran out while this node ordered it: another node may order the same name. */
   CLUSTER_ACME_LOCK_LOST: 'ERR_WARREN_7028',
