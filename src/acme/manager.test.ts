@@ -470,6 +470,19 @@ describe.skipIf(noRedis !== undefined)('AcmeManager with a Redis share (three no
     expect(Date.parse(renewAts[0]!)).toBeGreaterThan(Date.now())
   })
 
+  test('a shared certificate that does not load is not served: a node orders one, which replaces it', async () => {
+    const publisher = await share('corrupt-publisher')
+    const future = new Date(Date.now() + 86_400_000).toISOString()
+    await publisher.save({ cert: 'not a certificate', key: 'not a key', meta: { name: 'e.shared.example.com', directory: DIRECTORY, notAfter: future, renewAt: future } })
+    const s = await setup({ urls: ['https://e.shared.example.com'], share: await share('corrupt0') })
+    await s.manager.start()
+    await waitFor(() => s.certs.select('e.shared.example.com')?.source === 'acme')
+    expect(s.issued).toEqual(['e.shared.example.com'])
+    expect(s.logger.lines.some((l) => l.fields.code === 'ERR_WARREN_5003')).toBe(true)
+    await waitFor(() => s.logger.lines.some((l) => l.msg === 'certificate obtained'))
+    expect((await publisher.certificate('e.shared.example.com'))!.cert).toBe(s.certs.select('e.shared.example.com')!.cert)
+  })
+
   test('HTTP-01: a node answers a token another node published; unknown tokens fall through', async () => {
     const { nodes } = await three('http', [], async () => Promise.reject(new Error('no orders here')))
     const s = await share('http-publisher')

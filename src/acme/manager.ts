@@ -490,7 +490,8 @@ export class AcmeManager {
       let stored: SharedCertificate | undefined
       try {
         stored = await share.certificate(entry.name)
-        if (stored && this.#current(stored)) return this.#adopt(entry, stored)
+        const adopted = stored && (await this.#tryAdopt(entry, stored))
+        if (adopted) return adopted
         if (!waiting) {
           const lock = await share.lock(entry.name)
           if (lock) {
@@ -499,9 +500,10 @@ export class AcmeManager {
               await lock.release().catch(() => {})
               throw err
             })
-            if (!again || !this.#current(again)) return lock
+            const adoptedNow = again && (await this.#tryAdopt(entry, again))
+            if (!adoptedNow) return lock
             await lock.release().catch(() => {})
-            return this.#adopt(entry, again)
+            return adoptedNow
           }
           waiting = true
           this.#log.info('another node is ordering this certificate; waiting for it', { name: entry.name })
@@ -522,8 +524,12 @@ export class AcmeManager {
     return stored.meta.directory === this.#o.settings.directory && Date.parse(stored.meta.notAfter ?? '') > now && !(renew <= now)
   }
 
-  /** Serves a certificate another edge ordered, and caches it in certs/acme/. */
-  async #adopt(entry: Entry, stored: SharedCertificate): Promise<CertPair | undefined> {
+  /**
+   * Serves a certificate another edge ordered when it is current, and caches it in certs/acme/.
+   * Undefined when it is not current or does not load (then this edge orders one, which replaces it).
+   */
+  async #tryAdopt(entry: Entry, stored: SharedCertificate): Promise<CertPair | undefined> {
+    if (!this.#current(stored)) return undefined
     let pair: CertPair
     try {
       pair = parseCertPair(stored.cert, stored.key, 'acme')
@@ -559,8 +565,7 @@ export class AcmeManager {
       // An edge waiting for this name adopts it itself when it wakes.
       if (entry.running) continue
       if (entry.pair && entry.pair.notAfter.getTime() >= Date.parse(stored.meta.notAfter!)) continue
-      await this.#adopt(entry, stored)
-      this.#schedule(entry)
+      if (await this.#tryAdopt(entry, stored)) this.#schedule(entry)
     }
   }
 
