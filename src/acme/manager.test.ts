@@ -1,4 +1,4 @@
-import { afterAll, afterEach, describe, expect, test } from 'bun:test'
+import { afterAll, afterEach, beforeAll, describe, expect, test } from 'bun:test'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { issueLeaf, loadOrCreateDevCa, type DevCa } from '../certs/dev-ca.ts'
@@ -12,6 +12,10 @@ import { EMPTY_POLICY } from '../policy/engine.ts'
 import { AcmeManager, certId, type IssueFn } from './manager.ts'
 import { recordResponse } from './problem.ts'
 import type { AcmeSettings } from './settings.ts'
+import { http01Key, type AcmeShare } from './share.ts'
+import { redisAcmeShare } from '../cluster/acme-share.ts'
+import { RedisRegistry } from '../cluster/redis-registry.ts'
+import { redisUnavailable, startRedis, type RedisServer } from '../../test/helpers/redis.ts'
 import { AcmeStore, type CertMeta } from './store.ts'
 
 function ep(url: string, kind: 'cloud' | 'agent' = 'cloud'): Endpoint {
@@ -62,7 +66,7 @@ interface Setup {
   store: AcmeStore
 }
 
-async function setup(options: { urls?: string[]; issue?: IssueFn; settings?: Partial<AcmeSettings>; dir?: string; files?: Record<string, string>; accountDomains?: string[]; maxConcurrent?: number } = {}): Promise<Setup> {
+async function setup(options: { urls?: string[]; issue?: IssueFn; settings?: Partial<AcmeSettings>; dir?: string; files?: Record<string, string>; accountDomains?: string[]; maxConcurrent?: number; share?: AcmeShare } = {}): Promise<Setup> {
   const owned = options.dir ? undefined : tempDir('warren-acme-')
   if (owned) cleanups.push(() => owned[Symbol.dispose]())
   const dir = options.dir ?? owned!.path
@@ -100,6 +104,7 @@ async function setup(options: { urls?: string[]; issue?: IssueFn; settings?: Par
     },
     random: () => 0.5,
     ...(options.maxConcurrent ? { maxConcurrent: options.maxConcurrent } : {}),
+    ...(options.share ? { share: options.share } : {}),
   })
   certs.setOnDemand(manager.onDemand)
   return { dir, certs, endpoints, manager, issued, logger, store }
@@ -338,5 +343,153 @@ describe('AcmeManager: on-demand (TLS handshakes)', () => {
 
   test('certId() is the CertStore id of a name', () => {
     expect(certId('*.a.test')).toBe('acme:*.a.test')
+  })
+})
+
+// Several edges sharing one Redis (cluster.redis): a real redis-server, the nodes' registries and the share on them.
+const noRedis = redisUnavailable()
+if (noRedis) console.warn(`AcmeManager with a Redis share skipped: ${noRedis}`)
+
+describe.skipIf(noRedis !== undefined)('AcmeManager with a Redis share (three nodes)', () => {
+  let redis: RedisServer
+  const registries: RedisRegistry[] = []
+  beforeAll(async () => {
+    redis = await startRedis()
+  })
+  afterAll(async () => {
+    for (const r of registries) r.close()
+    await Bun.sleep(50)
+    await redis?.stop()
+  })
+
+  async function share(node: string): Promise<AcmeShare> {
+    const registry = await RedisRegistry.connect({ url: redis.url, member: node, leaseMs: 1000, graceMs: 1000, log: recordingLogger() })
+    registries.push(registry)
+    return redisAcmeShare(registry, { lockMs: 600, log: recordingLogger() })
+  }
+
+  /** Three nodes claiming the same names, each with its own certs/ and an order that takes `orderMs`. */
+  async function three(prefix: string, urls: string[], issue: (node: number, name: string) => Promise<{ cert: string; key: string }>, settings: Partial<AcmeSettings> = {}) {
+    const orders: string[] = []
+    const nodes: Setup[] = []
+    for (let i = 0; i < 3; i++)
+      nodes.push(
+        await setup({
+          urls,
+          share: await share(`${prefix}${i}`),
+          settings,
+          issue: async (name) => {
+            orders.push(`${i} ${name}`)
+            return issue(i, name)
+          },
+        }),
+      )
+    return { nodes, orders }
+  }
+
+  test('one order per name for three nodes; every node serves the same certificate, and caches it', async () => {
+    const authority = await testCa()
+    const { nodes, orders } = await three('one', ['https://a.shared.example.com', 'https://b.shared.example.com'], async (_node, name) => {
+      await Bun.sleep(100)
+      const pair = await issueLeaf(authority, [name])
+      return { cert: pair.cert, key: pair.key }
+    })
+    await Promise.all(nodes.map((n) => n.manager.start()))
+    for (const name of ['a.shared.example.com', 'b.shared.example.com']) {
+      await waitFor(() => nodes.every((n) => n.certs.select(name)?.source === 'acme'))
+      expect(new Set(nodes.map((n) => n.certs.select(name)!.cert)).size).toBe(1)
+      // Served first, then cached in each node's certs/acme/.
+      await waitFor(() => nodes.every((n) => existsSync(join(n.dir, 'acme', 'certificates', `${name}.crt`))))
+    }
+    expect(orders.map((o) => o.split(' ')[1]).sort()).toEqual(['a.shared.example.com', 'b.shared.example.com'])
+    const adopted = nodes.flatMap((n) => n.logger.lines.filter((l) => l.msg === 'certificate from another node'))
+    expect(adopted.length).toBe(4)
+
+    // A node joining later serves what the others ordered, without an order of its own.
+    const late = await setup({ urls: ['https://a.shared.example.com'], share: await share('one-late'), issue: async () => Promise.reject(new Error('must not order')) })
+    await late.manager.start()
+    expect(late.certs.select('a.shared.example.com')?.cert).toBe(nodes[0]!.certs.select('a.shared.example.com')!.cert)
+    expect(late.logger.lines.some((l) => l.msg === 'ordering certificate')).toBe(false)
+  })
+
+  test('an order that fails on the node holding the lock: the others do not order meanwhile, then one retries and all serve', async () => {
+    const authority = await testCa()
+    let failed = 0
+    const { nodes, orders } = await three('fail', ['https://c.shared.example.com'], async (_node, name) => {
+      await Bun.sleep(80)
+      if (failed++ === 0) throw new Error('the CA said no')
+      const pair = await issueLeaf(authority, [name])
+      return { cert: pair.cert, key: pair.key }
+      // A backoff longer than the waiters' look at the lock: they see the order end without a certificate.
+    }, { retryMinMs: 1000, retryMaxMs: 1000 })
+    await Promise.all(nodes.map((n) => n.manager.start()))
+    await waitFor(() => nodes.every((n) => n.certs.select('c.shared.example.com')?.source === 'acme'), 8000)
+    // One failed order, one good one: no node ordered while another held the lock.
+    expect(orders.length).toBe(2)
+    const waited = nodes.flatMap((n) => n.logger.lines.filter((l) => l.fields.code === 'ERR_WARREN_7029'))
+    expect(waited.length).toBeGreaterThan(0)
+  })
+
+  test('renewal: the three nodes due at once renew with one order and all serve the new certificate', async () => {
+    const authority = await testCa()
+    const old = await issueLeaf(authority, ['d.shared.example.com'])
+    const due = { name: 'd.shared.example.com', directory: DIRECTORY, notAfter: old.notAfter.toISOString(), renewAt: new Date(Date.now() - 1000).toISOString() }
+    const orders: string[] = []
+    const nodes: Setup[] = []
+    const publisher = await share('renew-publisher')
+    await publisher.save({ cert: old.cert, key: old.key, meta: due })
+    for (let i = 0; i < 3; i++) {
+      const dir = tempDir('warren-acme-')
+      cleanups.push(() => dir[Symbol.dispose]())
+      // Each node serves the old certificate from its own cache, as after a restart.
+      await new AcmeStore(dir.path).saveCertificate({ ...old, source: 'acme' }, due)
+      nodes.push(
+        await setup({
+          dir: dir.path,
+          urls: ['https://d.shared.example.com'],
+          share: await share(`renew${i}`),
+          issue: async (name) => {
+            orders.push(name)
+            await Bun.sleep(80)
+            const pair = await issueLeaf(authority, [name])
+            return { cert: pair.cert, key: pair.key }
+          },
+        }),
+      )
+    }
+    await Promise.all(nodes.map((n) => n.manager.start()))
+    // Served first; the node that renewed logs once it has shared and stored it.
+    const renewed = () => nodes.flatMap((n) => n.logger.lines.filter((l) => l.msg === 'certificate renewed'))
+    await waitFor(() => nodes.every((n) => n.certs.select('d.shared.example.com')!.cert !== old.cert) && renewed().length > 0)
+    expect(orders).toEqual(['d.shared.example.com'])
+    expect(new Set(nodes.map((n) => n.certs.select('d.shared.example.com')!.cert)).size).toBe(1)
+    expect(renewed().length).toBe(1)
+    // Every node has the same renewal time, from the node that renewed.
+    const renewAts = nodes.map((n) => n.manager.snapshot().find((e) => e.meta.name === 'd.shared.example.com')!.meta.renewAt)
+    expect(new Set(renewAts).size).toBe(1)
+    expect(Date.parse(renewAts[0]!)).toBeGreaterThan(Date.now())
+  })
+
+  test('a shared certificate that does not load is not served: a node orders one, which replaces it', async () => {
+    const publisher = await share('corrupt-publisher')
+    const future = new Date(Date.now() + 86_400_000).toISOString()
+    await publisher.save({ cert: 'not a certificate', key: 'not a key', meta: { name: 'e.shared.example.com', directory: DIRECTORY, notAfter: future, renewAt: future } })
+    const s = await setup({ urls: ['https://e.shared.example.com'], share: await share('corrupt0') })
+    await s.manager.start()
+    await waitFor(() => s.certs.select('e.shared.example.com')?.source === 'acme')
+    expect(s.issued).toEqual(['e.shared.example.com'])
+    expect(s.logger.lines.some((l) => l.fields.code === 'ERR_WARREN_5003')).toBe(true)
+    await waitFor(() => s.logger.lines.some((l) => l.msg === 'certificate obtained'))
+    expect((await publisher.certificate('e.shared.example.com'))!.cert).toBe(s.certs.select('e.shared.example.com')!.cert)
+  })
+
+  test('HTTP-01: a node answers a token another node published; unknown tokens fall through', async () => {
+    const { nodes } = await three('http', [], async () => Promise.reject(new Error('no orders here')))
+    const s = await share('http-publisher')
+    await s.putChallenge(http01Key('Web.Shared.example.com', 'tok-1'), 'tok-1.thumb')
+    expect(await nodes[1]!.manager.http01Answer('web.shared.example.com', 'tok-1')).toBe('tok-1.thumb')
+    expect(await nodes[1]!.manager.http01Answer('web.shared.example.com', 'tok-2')).toBeUndefined()
+    await s.deleteChallenge(http01Key('web.shared.example.com', 'tok-1'))
+    expect(await nodes[2]!.manager.http01Answer('web.shared.example.com', 'tok-1')).toBeUndefined()
   })
 })

@@ -2,6 +2,7 @@ import { X509Certificate } from 'node:crypto'
 import { normalizeName, wildcardFor } from '../certs/match.ts'
 import { parseCertPair, type CertPair } from '../certs/pair.ts'
 import type { EndpointTable } from '../endpoints/table.ts'
+import { CODES, WarrenError } from '../lib/errors.ts'
 import { log as rootLog, type Logger } from '../lib/log.ts'
 import { Dns01Hook } from './challenges/dns-01.ts'
 import { Http01Responder } from './challenges/http-01.ts'
@@ -12,7 +13,8 @@ import { isClaimed, qualifiesForPublicCert, wantedNames, type ClaimSources } fro
 import { currentScope, formatProblem, withProblemScope, type ProblemScope } from './problem.ts'
 import { MAX_TIMER_MS, renewAt, retryDelay } from './schedule.ts'
 import type { AcmeSettings } from './settings.ts'
-import type { AcmeStore, CertMeta } from './store.ts'
+import { http01Key, tlsAlpn01Key, type AcmeShare, type OrderLock, type SharedCertificate } from './share.ts'
+import { accountId, type AcmeStore, type CertMeta } from './store.ts'
 
 /** What the manager needs from the certificate store (CertStore implements it). */
 export interface CertSink {
@@ -47,6 +49,11 @@ export interface AcmeManagerOptions {
   issue?: IssueFn
   /** Orders running at once. */
   maxConcurrent?: number
+  /**
+   * Several edges sharing one set of certificates (`cluster.redis`): one account, one order per name
+   * under a lock, every edge serves what any ordered; `certs/acme/` stays this edge's cache.
+   */
+  share?: AcmeShare
   random?: () => number
 }
 
@@ -67,6 +74,11 @@ interface Entry {
 /** On-demand orders for names not known before: a burst of this many, then one per minute. */
 const ON_DEMAND_BURST = 10
 const ON_DEMAND_REFILL_MS = 60_000
+
+/** How long a node that answered another node's TLS-ALPN-01 validation keeps the challenge certificate. */
+const REMOTE_CHALLENGE_MS = 30_000
+/** How often a node waiting for another node's order looks again (announcements wake it sooner). */
+const SHARE_POLL_MS = 500
 
 /** The CertStore id of an ACME certificate. */
 export function certId(name: string): string {
@@ -102,6 +114,8 @@ export class AcmeManager {
   #tokensAt = Date.now()
   #reconcileQueued = false
   #started = false
+  /** Waiters for the next change of the shared certificates. */
+  #shareWaiters: (() => void)[] = []
 
   constructor(options: AcmeManagerOptions) {
     this.#o = options
@@ -109,19 +123,39 @@ export class AcmeManager {
     this.http01 = new Http01Responder()
     this.tlsAlpn01 = new TlsAlpn01Responder(this.#log)
     const { settings } = options
+    const share = options.share
     this.#solvers = {
-      ...(settings.challenges.includes('http-01') ? { 'http-01': this.http01 } : {}),
-      ...(settings.challenges.includes('tls-alpn-01') ? { 'tls-alpn-01': this.tlsAlpn01 } : {}),
+      ...(settings.challenges.includes('http-01') ? { 'http-01': share ? published(this.http01, share, (a, c) => http01Key(a.identifier.value, c.token)) : this.http01 } : {}),
+      ...(settings.challenges.includes('tls-alpn-01') ? { 'tls-alpn-01': share ? published(this.tlsAlpn01, share, (a) => tlsAlpn01Key(a.identifier.value)) : this.tlsAlpn01 } : {}),
       ...(settings.challenges.includes('dns-01') && settings.dnsHook ? { 'dns-01': new Dns01Hook(settings.dnsHook, { cwd: settings.baseDir }) } : {}),
     }
     this.#issue = options.issue ?? ((name) => this.#issueWithAcme(name))
   }
 
-  /** The plaintext listener's HTTP-01 hook (bound; safe to pass around). */
-  readonly http01Answer = (host: string, token: string): string | undefined => this.http01.respond(host, token)
+  /**
+   * The plaintext listener's HTTP-01 hook (bound; safe to pass around). With a share, a token this edge
+   * did not publish is looked up there: another edge's order may send its validation here.
+   */
+  readonly http01Answer = (host: string, token: string): string | undefined | Promise<string | undefined> => {
+    const local = this.http01.respond(host, token)
+    if (local !== undefined || !this.#o.share) return local
+    return this.#o.share.challenge(http01Key(host, token)).catch(() => undefined)
+  }
 
-  /** TlsFront's `acmeTlsAlpn` hook (bound). */
-  readonly tlsAlpnHandler: TlsAlpn01Responder['handle'] = (socket, hello, serverName) => this.tlsAlpn01.handle(socket, hello, serverName)
+  /** TlsFront's `acmeTlsAlpn` hook (bound); with a share, answers another edge's validations too. */
+  readonly tlsAlpnHandler: TlsAlpn01Responder['handle'] = (socket, hello, serverName) => {
+    const share = this.#o.share
+    if (!share || this.tlsAlpn01.has(serverName)) return this.tlsAlpn01.handle(socket, hello, serverName)
+    void (async () => {
+      const keyAuthorization = await share.challenge(tlsAlpn01Key(serverName)).catch(() => undefined)
+      if (keyAuthorization !== undefined && !this.#o.signal.aborted) {
+        const authz = { identifier: { type: 'dns', value: serverName.toLowerCase() } } as Parameters<Solver['present']>[0]
+        await this.tlsAlpn01.present(authz, { type: 'tls-alpn-01', token: '' }, keyAuthorization)
+        setTimeout(() => void this.tlsAlpn01.cleanup(authz), REMOTE_CHALLENGE_MS).unref?.()
+      }
+      this.tlsAlpn01.handle(socket, hello, serverName)
+    })().catch(() => socket.end())
+  }
 
   /** The CertStore's on-demand hook (bound). */
   readonly onDemand = (name: string): Promise<CertPair | undefined> => this.ensure(name)
@@ -147,6 +181,11 @@ export class AcmeManager {
     }
     const loaded = [...this.#entries.values()].filter((e) => e.pair)
     if (loaded.length) this.#log.info('loaded stored certificates', { count: loaded.length, names: loaded.map((e) => e.name) })
+    if (this.#o.share) {
+      this.#o.share.onChange(() => void this.#syncShared())
+      // What the other edges ordered already is served, not ordered again.
+      await this.#syncShared()
+    }
     const offTable = this.#o.endpoints.onChange(() => this.#queueReconcile())
     const offCerts = this.#o.certs.onChange(() => this.#queueReconcile())
     this.#o.signal.addEventListener(
@@ -277,12 +316,24 @@ export class AcmeManager {
     const renewal = !!entry.pair
     const directory = this.#o.settings.directory
     const scope: ProblemScope = {}
+    let lock: OrderLock | undefined
+    if (this.#o.share) {
+      try {
+        const turn = await this.#takeTurn(entry)
+        if (!turn || !('release' in turn)) return turn
+        lock = turn
+      } catch (err) {
+        return this.#failed(entry, err, scope, started)
+      }
+    }
     this.#log.info(renewal ? 'renewing certificate' : 'ordering certificate', { name, directory, ...(entry.failures ? { attempt: entry.failures + 1 } : {}) })
     let pair: CertPair
+    let issued: { cert: string; key: string }
     try {
-      const issued = await withProblemScope(scope, () => this.#issue(name))
+      issued = await withProblemScope(scope, () => this.#issue(name))
       pair = parseCertPair(issued.cert, issued.key, 'acme')
     } catch (err) {
+      await lock?.release().catch(() => {})
       return this.#failed(entry, err, scope, started)
     }
     const notBefore = new X509Certificate(pair.cert).validFromDate
@@ -303,6 +354,15 @@ export class AcmeManager {
     // Serve first; then store, so the log line below means "serving and on disk".
     this.#o.certs.add(certId(name), pair)
     const ms = Date.now() - started
+    if (this.#o.share) {
+      // Shared before the lock goes: an edge that takes the lock next finds the certificate and orders nothing.
+      try {
+        await this.#o.share.save({ cert: issued.cert, key: issued.key, meta })
+      } catch (err) {
+        this.#log.error(`Cannot share the certificate for "${name}" with the other nodes: ${(err as Error).message}; they order their own once the lock runs out`, { code: CODES.CLUSTER_ACME_UNREACHABLE })
+      }
+      await lock?.release().catch(() => {})
+    }
     try {
       await this.#o.store.saveCertificate(pair, meta)
     } catch (err) {
@@ -338,7 +398,7 @@ export class AcmeManager {
     }
     const serving = entry.pair && entry.pair.notAfter.getTime() > Date.now() ? `the previous certificate (valid until ${entry.pair.notAfter.toISOString()})` : 'nothing'
     this.#log.error(`Cannot obtain a certificate for "${name}": ${message}`, {
-      code: problem?.type.endsWith(':rateLimited') ? ACME_CODES.RATE_LIMITED : ACME_CODES.ORDER_FAILED,
+      code: err instanceof WarrenError ? err.code : problem?.type.endsWith(':rateLimited') ? ACME_CODES.RATE_LIMITED : ACME_CODES.ORDER_FAILED,
       name,
       directory: this.#o.settings.directory,
       attempt: entry.failures,
@@ -414,6 +474,112 @@ export class AcmeManager {
     return true
   }
 
+  /**
+   * With a share, before an order: a current certificate another edge stored is adopted; otherwise this
+   * edge takes the name's order lock and orders, or waits while another edge holds it and adopts what
+   * that order stored. An order that ends elsewhere without a certificate counts as a failure here
+   * (this edge retries after its backoff, taking the lock then). Redis away: the order waits (backoff).
+   */
+  async #takeTurn(entry: Entry): Promise<CertPair | undefined | OrderLock> {
+    const share = this.#o.share!
+    const unreachable = (err: unknown) =>
+      new WarrenError(CODES.CLUSTER_ACME_UNREACHABLE, `the shared order lock cannot be asked for (Redis, or the workers' supervisor, does not answer): ${err instanceof Error ? err.message : String(err)}`)
+    let waiting = false
+    for (;;) {
+      if (this.#o.signal.aborted) return undefined
+      let stored: SharedCertificate | undefined
+      try {
+        stored = await share.certificate(entry.name)
+        const adopted = stored && (await this.#tryAdopt(entry, stored))
+        if (adopted) return adopted
+        if (!waiting) {
+          const lock = await share.lock(entry.name)
+          if (lock) {
+            // Another edge may have stored it and let go of the lock between the read above and now.
+            const again = await share.certificate(entry.name).catch(async (err) => {
+              await lock.release().catch(() => {})
+              throw err
+            })
+            const adoptedNow = again && (await this.#tryAdopt(entry, again))
+            if (!adoptedNow) return lock
+            await lock.release().catch(() => {})
+            return adoptedNow
+          }
+          waiting = true
+          this.#log.info('another node is ordering this certificate; waiting for it', { name: entry.name })
+        } else if (!(await share.locked(entry.name))) {
+          throw new WarrenError(CODES.CLUSTER_ACME_PEER_FAILED, 'the order on another node ended without a certificate')
+        }
+      } catch (err) {
+        throw err instanceof WarrenError ? err : unreachable(err)
+      }
+      await this.#shareChanged(SHARE_POLL_MS)
+    }
+  }
+
+  /** A shared certificate this edge can serve without ordering: from the CA in use, valid, not due for renewal. */
+  #current(stored: SharedCertificate): boolean {
+    const now = Date.now()
+    const renew = Date.parse(stored.meta.renewAt ?? '')
+    return stored.meta.directory === this.#o.settings.directory && Date.parse(stored.meta.notAfter ?? '') > now && !(renew <= now)
+  }
+
+  /**
+   * Serves a certificate another edge ordered when it is current, and caches it in certs/acme/.
+   * Undefined when it is not current or does not load (then this edge orders one, which replaces it).
+   */
+  async #tryAdopt(entry: Entry, stored: SharedCertificate): Promise<CertPair | undefined> {
+    if (!this.#current(stored)) return undefined
+    let pair: CertPair
+    try {
+      pair = parseCertPair(stored.cert, stored.key, 'acme')
+    } catch (err) {
+      this.#log.warn(`The certificate another node shared for "${entry.name}" does not load: ${(err as Error).message}`, { code: ACME_CODES.STORE_FAILED })
+      return undefined
+    }
+    entry.meta = stored.meta
+    entry.pair = pair
+    entry.failures = 0
+    entry.retryAt = 0
+    this.#o.certs.add(certId(entry.name), pair)
+    this.#log.info('certificate from another node', { name: entry.name, issuer: pair.issuer, not_after: stored.meta.notAfter, renew_at: stored.meta.renewAt })
+    await this.#o.store.saveCertificate(pair, stored.meta).catch((err) =>
+      this.#log.warn(`Cannot cache the certificate for "${entry.name}" in certs/acme: ${(err as Error).message}`, { code: ACME_CODES.STORE_FAILED }),
+    )
+    return pair
+  }
+
+  /** Adopts every shared certificate newer than what this edge serves (one ordered elsewhere, or renewed). */
+  async #syncShared(): Promise<void> {
+    for (const wake of this.#shareWaiters.splice(0)) wake()
+    let all: SharedCertificate[]
+    try {
+      all = await this.#o.share!.certificates()
+    } catch {
+      // Redis away: what this edge serves stays; the next announcement or order reads again.
+      return
+    }
+    for (const stored of all) {
+      if (!this.#current(stored)) continue
+      const entry = this.#entry(stored.meta.name, stored.meta)
+      // An edge waiting for this name adopts it itself when it wakes.
+      if (entry.running) continue
+      if (entry.pair && entry.pair.notAfter.getTime() >= Date.parse(stored.meta.notAfter!)) continue
+      if (await this.#tryAdopt(entry, stored)) this.#schedule(entry)
+    }
+  }
+
+  /** Resolves at the next change of the shared certificates, or after `ms`. */
+  #shareChanged(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms)
+      this.#shareWaiters.push(() => {
+        clearTimeout(timer)
+        resolve()
+      })
+    })
+  }
+
   /** The metadata of every name the manager knows, for status pages (`warren certs list` reads the files). */
   snapshot(): { meta: CertMeta; pair: CertPair | undefined; wanted: boolean; running: boolean }[] {
     return [...this.#entries.values()].map((e) => ({ meta: e.meta, pair: e.pair, wanted: e.wanted, running: !!e.running })).sort((a, b) => a.meta.name.localeCompare(b.meta.name))
@@ -424,14 +590,16 @@ export class AcmeManager {
     const { settings, store } = this.#o
     this.#account ??= (async () => {
       const stored = await store.account(settings.directory, createKey)
+      // Every edge of a share registers the same key, so they are one account at the CA (this edge's own key, if it is the first).
+      const accountKey = this.#o.share ? await this.#o.share.accountKey(accountId(settings.directory), async () => stored.key) : stored.key
       const account: AccountOptions = {
         directory: settings.directory,
-        accountKey: stored.key,
+        accountKey,
         ...(settings.email ? { email: settings.email } : {}),
         ...(settings.eab ? { eab: settings.eab } : {}),
       }
       const url = await registerAccount(account)
-      if (url !== stored.url) {
+      if (url !== stored.url && accountKey === stored.key) {
         await store.saveAccount(settings.directory, { url, ...(settings.email ? { email: settings.email } : {}) }).catch(() => {})
         this.#log.info('ACME account ready', { directory: settings.directory, account: url })
       }
@@ -463,6 +631,20 @@ export class AcmeManager {
         delete scope!.problem
       }
     }
+  }
+}
+
+/** A solver whose answers are also published in the share, for the other edges to answer validations that reach them. */
+function published(solver: Solver, share: AcmeShare, key: (authz: Parameters<Solver['present']>[0], challenge: { token: string }) => string): Solver {
+  return {
+    async present(authz, challenge, keyAuthorization) {
+      await solver.present(authz, challenge, keyAuthorization)
+      await share.putChallenge(key(authz, challenge), keyAuthorization)
+    },
+    async cleanup(authz, challenge, keyAuthorization) {
+      await solver.cleanup(authz, challenge, keyAuthorization)
+      await share.deleteChallenge(key(authz, challenge)).catch(() => {})
+    },
   }
 }
 

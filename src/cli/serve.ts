@@ -29,10 +29,12 @@ import { PoolRetryStats } from '../proxy/pool-retry.ts'
 import { RelayStats } from '../proxy/relay-route.ts'
 import { loadSessionKey } from '../policy/identity/session-key.ts'
 import { startEvents } from './events.ts'
-import { joinWorkers, type Worker } from '../cluster/worker.ts'
+import { connectWorker, joinWorkers, type Worker } from '../cluster/worker.ts'
+import { localAcmeShare } from '../cluster/acme-hub.ts'
 import type { ClusterMember } from '../cluster/member.ts'
 import { connectNode, joinNodes } from '../cluster/node.ts'
 import { shareApiEndpoints } from '../cluster/api-endpoints.ts'
+import { ACME_LOCK_LEASES, redisAcmeShare } from '../cluster/acme-share.ts'
 import { RedisLimits } from '../cluster/shared-limits.ts'
 import type { ClusterScope } from '../policy/types.ts'
 import { CLUSTER_DIR_ENV, COOKIE_SECRET_FILE, superviseWorkers, WORKER_ENV } from '../cluster/supervisor.ts'
@@ -113,11 +115,7 @@ export async function serveCommand(args: string[]): Promise<number> {
   const workers = workerCount(values.workers ?? config.serve.workers)
   if (config.cluster && workers > 1)
     throw new WarrenError(CODES.CLUSTER_WORKERS_UNSUPPORTED, '--workers above 1 does not work with cluster.redis yet: a cluster node runs as one process (docs/cluster.md)')
-  if (config.cluster && config.tls.mode === 'acme')
-    throw new WarrenError(CODES.CLUSTER_ACME_UNSUPPORTED, 'tls.mode acme does not work with cluster.redis yet: every node would order its own certificates (docs/cluster.md)')
   if (workers > 1 && !workerNumber) {
-    if (config.tls.mode === 'acme')
-      throw new WarrenError(CODES.WORKERS_ACME_UNSUPPORTED, '--workers above 1 does not work with tls.mode acme yet: only one process may order certificates (docs/cluster.md)')
     return superviseWorkers({ count: workers, args: withoutWorkersFlag(args), graceMs: config.agents.reconnect_grace * 1000, log })
   }
   /** Set in a worker process of `--workers N`: every listening port is shared with the other workers. */
@@ -127,6 +125,17 @@ export async function serveCommand(args: string[]): Promise<number> {
   // Several nodes: Redis must answer before anything listens (the agents' resume cookies are signed with its shared secret).
   const node = config.cluster
     ? await connectNode(config.cluster, { member: config.cluster.node ?? hostname(), graceMs: config.agents.reconnect_grace * 1000, certsDir: config.certsDir, log: log.child({ component: 'cluster' }) })
+    : undefined
+  // A worker of `--workers N` talks to its supervisor from the start: the ACME manager shares its state through it.
+  const supervisor = workerNumber
+    ? await connectWorker({
+        number: Number(workerNumber),
+        dir: clusterDir,
+        lost() {
+          log.error('the supervisor is gone; draining', { code: CODES.SUPERVISOR_LOST })
+          process.kill(process.pid, 'SIGTERM')
+        },
+      })
     : undefined
   // rate-limit and circuit-breaker `scope: cluster`: kept in the nodes' Redis; a worker of --workers N has nothing to share it through.
   const limits = node && config.cluster ? new RedisLimits(config.cluster.redis, log.child({ component: 'cluster' })) : undefined
@@ -185,6 +194,9 @@ export async function serveCommand(args: string[]): Promise<number> {
           httpsPort: config.public_ports.https ?? https.port,
           ownNames: agentNames,
           signal: lifecycle.signal,
+          // Several nodes or workers: one account, one order per name under a lock, every one serves it.
+          ...(node ? { share: redisAcmeShare(node.registry, { lockMs: ACME_LOCK_LEASES * node.config.lease * 1000, log: log.child({ component: 'acme' }) }) } : {}),
+          ...(supervisor ? { share: localAcmeShare(supervisor) } : {}),
         })
       : undefined
   const http = splitAddress(config.listen.http)
@@ -294,17 +306,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     waitMs: config.agents.reconnect_wait * 1000,
     log: log.child({ component: 'cluster' }),
   }
-  const worker: Worker | undefined = workerNumber
-    ? await joinWorkers({
-        ...memberOptions,
-        number: Number(workerNumber),
-        dir: clusterDir,
-        lost() {
-          log.error('the supervisor is gone; draining', { code: CODES.SUPERVISOR_LOST })
-          process.kill(process.pid, 'SIGTERM')
-        },
-      })
-    : undefined
+  const worker: Worker | undefined = supervisor ? joinWorkers(supervisor, { ...memberOptions, dir: clusterDir }) : undefined
   const member: ClusterMember | undefined =
     worker ??
     (node &&

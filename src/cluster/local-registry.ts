@@ -1,4 +1,5 @@
 import type { Socket } from 'bun'
+import type { AcmeHubClient, AcmeOp } from './acme-hub.ts'
 import { FrameReader, frameWriter } from './frames.ts'
 import type { ClusterRegistry, MemberHoldings, MemberState, SessionCommand } from './registry.ts'
 
@@ -10,11 +11,16 @@ export type ToHub =
   /** A command for `to`'s session, or (`result`) the answer to one `to` sent; the hub passes both on. */
   | { type: 'command'; to: string; id: number; command: SessionCommand }
   | { type: 'result'; to: string; id: number; error: string }
+  /** An operation on the shared ACME state (tls.mode acme), answered by `id`. */
+  | { type: 'acme'; id: number; op: AcmeOp }
 /** Supervisor → worker: every member's holdings after each change; commands and results passed on. */
 export type FromHub =
   | { type: 'members'; members: MemberState[] }
   | { type: 'command'; from: string; id: number; command: SessionCommand }
   | { type: 'result'; id: number; error: string }
+  | { type: 'acme'; id: number; value: unknown }
+  /** A worker stored a certificate, or one that held an order lock is gone: look again. */
+  | { type: 'acme-changed' }
 
 /** How long a command waits for the holder's answer (the API's own timeout is shorter). */
 const COMMAND_TIMEOUT_MS = 15_000
@@ -24,7 +30,7 @@ const COMMAND_TIMEOUT_MS = 15_000
  * holdings (src/cluster/members.ts) and each worker talks to it over a unix socket. Works without
  * Redis; the lease of a worker's entries is its connection to the supervisor.
  */
-export class LocalRegistry implements ClusterRegistry {
+export class LocalRegistry implements ClusterRegistry, AcmeHubClient {
   readonly self: string
   readonly #socket: Socket<undefined>
   readonly #out: ReturnType<typeof frameWriter>
@@ -35,6 +41,8 @@ export class LocalRegistry implements ClusterRegistry {
   readonly #pending = new Map<number, (error: string) => void>()
   #handler: (command: SessionCommand) => Promise<string> = async () => 'this worker runs no commands'
   readonly #listeners = new Set<() => void>()
+  readonly #acmePending = new Map<number, { resolve: (value: unknown) => void; reject: (err: Error) => void }>()
+  readonly #acmeListeners = new Set<() => void>()
 
   private constructor(self: string, socket: Socket<undefined>) {
     this.self = self
@@ -57,6 +65,7 @@ export class LocalRegistry implements ClusterRegistry {
         },
         drain: () => registry && registry.#out.drain(),
         close() {
+          if (registry) registry.#failAcme()
           if (!registry?.closing) options.lost()
         },
         error: () => {},
@@ -116,9 +125,39 @@ export class LocalRegistry implements ClusterRegistry {
     this.#handler = handler
   }
 
+  /** Runs an operation on the ACME state the supervisor keeps for the workers. */
+  acme(op: AcmeOp): Promise<unknown> {
+    if (this.#closing) return Promise.reject(new Error('this worker is leaving'))
+    const id = ++this.#nextId
+    return new Promise<unknown>((resolve, reject) => {
+      const timer = setTimeout(() => settle(undefined, new Error('the supervisor did not answer')), COMMAND_TIMEOUT_MS)
+      const settle = (value: unknown, err?: Error) => {
+        clearTimeout(timer)
+        this.#acmePending.delete(id)
+        if (err) reject(err)
+        else resolve(value)
+      }
+      this.#acmePending.set(id, { resolve: (value) => settle(value), reject: (err) => settle(undefined, err) })
+      this.#send({ type: 'acme', id, op })
+    })
+  }
+
+  onAcmeChange(listener: () => void): void {
+    this.#acmeListeners.add(listener)
+  }
+
+  #failAcme(): void {
+    for (const p of [...this.#acmePending.values()]) p.reject(new Error('the supervisor is gone'))
+  }
+
   #dispatch(message: FromHub): void {
     if (message.type === 'members') return this.#receive(message.members)
     if (message.type === 'result') return void this.#pending.get(message.id)?.(message.error)
+    if (message.type === 'acme') return void this.#acmePending.get(message.id)?.resolve(message.value)
+    if (message.type === 'acme-changed') {
+      for (const listener of this.#acmeListeners) listener()
+      return
+    }
     void this.#handler(message.command).then(
       (error) => this.#send({ type: 'result', to: message.from, id: message.id, error }),
       (err) => this.#send({ type: 'result', to: message.from, id: message.id, error: err instanceof Error ? err.message : String(err) }),

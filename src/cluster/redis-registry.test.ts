@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { startRedis, redisUnavailable, type RedisServer } from '../../test/helpers/redis.ts'
 import { configureLogging, log } from '../lib/log.ts'
+import { Redis } from 'ioredis'
 import { RedisRegistry } from './redis-registry.ts'
 import type { EndpointClaim, MemberHoldings } from './registry.ts'
 
@@ -157,4 +158,57 @@ describe.skipIf(skip !== undefined)('RedisRegistry', () => {
     const c = await node('c7', 30_000)
     expect(await c.shared('secret7', async () => 'made after the restart')).toBe(secret)
   }, 20_000)
+
+  test('a lock: one taker at a time, renewed past its TTL while held, released only by its holder', async () => {
+    const a = await node('a8')
+    const b = await node('b8')
+    const lost: string[] = []
+    const [x, y] = await Promise.all([a.lock('l8', 300, () => lost.push('a')), b.lock('l8', 300, () => lost.push('b'))])
+    expect([x, y].filter(Boolean).length).toBe(1)
+    const [holder, other] = x ? [a, b] : [b, a]
+    const held = (x ?? y)!
+    expect(await other.lockHolder('l8')).toBe(holder.self)
+    // Three TTLs later it is still held: the holder renews it.
+    await Bun.sleep(900)
+    expect(held.held).toBe(true)
+    expect(await other.lock('l8', 300, () => {})).toBeUndefined()
+    await held.release()
+    expect(await other.lockHolder('l8')).toBeUndefined()
+    const next = await other.lock('l8', 300, () => {})
+    expect(next).toBeDefined()
+    // A release by the former holder (compare-and-delete) leaves the new holder's lock alone.
+    await held.release()
+    expect(await holder.lockHolder('l8')).toBe(other.self)
+    await next!.release()
+    expect(lost).toEqual([])
+  })
+
+  test('a lock whose holder stops renewing (killed) runs out and another node takes it; the holder learns it lost it', async () => {
+    const a = await node('a9')
+    const b = await node('b9')
+    const lost: string[] = []
+    const mine = await a.lock('l9', 400, () => lost.push('a'))
+    expect(mine).toBeDefined()
+    // As if it ran out while a stalled: the key is gone and b takes it.
+    const raw = new Redis(redis.url)
+    try {
+      await raw.del('warren:lock:l9')
+    } finally {
+      raw.disconnect()
+    }
+    const theirs = await b.lock('l9', 400, () => {})
+    expect(theirs).toBeDefined()
+    expect(await until(() => lost.length === 1, 1000)).toBe(true)
+    expect(mine!.held).toBe(false)
+    await mine!.release()
+    expect(await a.lockHolder('l9')).toBe('b9')
+    // b leaves without releasing (its renewals stop with it): the lock runs out within its TTL.
+    b.close()
+    const started = Date.now()
+    let taken: Awaited<ReturnType<RedisRegistry['lock']>>
+    while (!(taken = await a.lock('l9', 400, () => {})) && Date.now() - started < 2000) await Bun.sleep(25)
+    expect(taken).toBeDefined()
+    expect(Date.now() - started).toBeLessThan(1000)
+    await taken!.release()
+  })
 })

@@ -35,12 +35,32 @@ redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 return ARGV[1]
 `
 
+/** Extends a lock's life when `ARGV[1]` (the taker's token) still holds it. */
+const RENEW_LOCK = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+`
+
+/** Deletes a lock only when `ARGV[1]` still holds it: a lock that ran out and was taken by another stays theirs. */
+const RELEASE_LOCK = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`
+
+/** A lock this node took (RedisRegistry.lock): renewed until released, or until Redis says another holds it. */
+export interface ClusterLock {
+  /** False once the lock ran out without this node renewing it in time (another node may hold it now). */
+  readonly held: boolean
+  release(): Promise<void>
+}
+
 /** Redis → node: a command for one of this node's sessions, or the answer to one it sent. */
 type Inbox = { type: 'command'; from: string; id: number; command: SessionCommand } | { type: 'result'; id: number; error: string }
 
 /** Texts every node shares, by name (see RedisRegistry.sharedMap). */
 export interface SharedMap {
   all(): Promise<Map<string, string>>
+  get(field: string): Promise<string | undefined>
   set(field: string, value: string): Promise<void>
   delete(field: string): Promise<void>
 }
@@ -84,6 +104,8 @@ export class RedisRegistry implements ClusterRegistry {
   readonly #seen = new Map<string, { stored: Stored; alive: boolean; at: number }>()
   #handler: (command: SessionCommand) => Promise<string> = async () => 'this node runs no commands'
   readonly #maps = new Map<string, () => void>()
+  /** Renewal timers of the locks this node holds. */
+  readonly #lockTimers = new Set<ReturnType<typeof setInterval>>()
   readonly #backListeners = new Set<() => void>()
   /** The shared values this node uses, written again if Redis comes back empty. */
   readonly #sharedValues = new Map<string, string>()
@@ -172,9 +194,70 @@ export class RedisRegistry implements ClusterRegistry {
     this.#maps.set(note, changed)
     return {
       all: async () => new Map(Object.entries(await this.#redis.hgetall(key))),
+      get: async (field) => (await this.#redis.hget(key, field)) ?? undefined,
       set: async (field, value) => void (await this.#redis.multi().hset(key, field, value).publish(CHANGES, note).exec()),
       delete: async (field) => void (await this.#redis.multi().hdel(key, field).publish(CHANGES, note).exec()),
     }
+  }
+
+  /**
+   * Takes the lock `warren:lock:<name>` for `ttlMs` (SET NX PX with a random token naming this node), or
+   * resolves undefined while another node holds it. The lock is renewed every third of `ttlMs` until
+   * released (compare-and-delete: never another node's); a node killed while holding it loses it when
+   * it runs out. `lost` runs when a renewal finds the lock gone or taken. Rejects while Redis is away.
+   */
+  async lock(name: string, ttlMs: number, lost: () => void): Promise<ClusterLock | undefined> {
+    const key = `${PREFIX}lock:${name}`
+    const token = `${this.self}/${newSecret()}`
+    if ((await this.#redis.set(key, token, 'PX', ttlMs, 'NX')) !== 'OK') return undefined
+    let held = true
+    const timer = setInterval(() => {
+      this.#redis.eval(RENEW_LOCK, 1, key, token, ttlMs).then(
+        (renewed) => {
+          if (renewed === 1 || !held) return
+          held = false
+          this.#stopRenewing(timer)
+          lost()
+        },
+        // Redis away: the next renewal tries again; the lock runs out by itself if Redis stays away.
+        () => {},
+      )
+    }, Math.max(50, Math.floor(ttlMs / 3)))
+    this.#lockTimers.add(timer)
+    return {
+      get held() {
+        return held
+      },
+      release: async () => {
+        held = false
+        this.#stopRenewing(timer)
+        await this.#redis.eval(RELEASE_LOCK, 1, key, token)
+      },
+    }
+  }
+
+  #stopRenewing(timer: ReturnType<typeof setInterval>): void {
+    clearInterval(timer)
+    this.#lockTimers.delete(timer)
+  }
+
+  /** The node holding the lock `name` (from its token), or undefined when it is free. */
+  async lockHolder(name: string): Promise<string | undefined> {
+    const token = await this.#redis.get(`${PREFIX}lock:${name}`)
+    return token === null ? undefined : token.slice(0, token.lastIndexOf('/'))
+  }
+
+  /** A text under `warren:<name>` that Redis drops after `ttlMs` (rejects while Redis is away). */
+  async putExpiring(name: string, value: string, ttlMs: number): Promise<void> {
+    await this.#redis.set(`${PREFIX}${name}`, value, 'PX', ttlMs)
+  }
+
+  async getValue(name: string): Promise<string | undefined> {
+    return (await this.#redis.get(`${PREFIX}${name}`)) ?? undefined
+  }
+
+  async deleteValue(name: string): Promise<void> {
+    await this.#redis.del(`${PREFIX}${name}`)
   }
 
   /** Runs `listener` each time Redis is reachable again after it went away. */
@@ -249,6 +332,8 @@ export class RedisRegistry implements ClusterRegistry {
     this.#closing = true
     clearInterval(this.#timer)
     clearTimeout(this.#reading)
+    // Locks still held run out by themselves (a node leaving mid-order lets another take over after the TTL).
+    for (const timer of this.#lockTimers) clearInterval(timer)
     const done = () => {
       this.#redis.disconnect()
       this.#sub.disconnect()

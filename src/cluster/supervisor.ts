@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { CODES } from '../lib/errors.ts'
 import type { Logger } from '../lib/log.ts'
 import { selfCommand } from '../lib/self-command.ts'
+import { AcmeHub } from './acme-hub.ts'
 import { FrameReader, frameWriter } from './frames.ts'
 import type { FromHub, ToHub } from './local-registry.ts'
 import { MemberTable } from './members.ts'
@@ -53,6 +54,10 @@ export async function superviseWorkers(options: SupervisorOptions): Promise<numb
       for (const c of conns) if (c.data.member) c.data.out.send(message)
     },
   })
+  const acme = new AcmeHub()
+  const acmeChanged = () => {
+    for (const c of conns) if (c.data.member) c.data.out.send({ type: 'acme-changed' } satisfies FromHub)
+  }
   /** Passes a command on to the member holding the session, or its result back to the asker. */
   const route = (from: string, m: Extract<ToHub, { type: 'command' | 'result' }>) => {
     const to = [...conns].find((c) => c.data.member === m.to)
@@ -83,12 +88,19 @@ export async function superviseWorkers(options: SupervisorOptions): Promise<numb
           } else if (m.type === 'publish' && socket.data.member) table.update(socket.data.member, socket.data.link, m.holdings)
           else if (m.type === 'ready' && socket.data.member) readyWaiters.get(Number(socket.data.member.slice(1).split('.')[0]))?.(true)
           else if ((m.type === 'command' || m.type === 'result') && socket.data.member) route(socket.data.member, m)
+          else if (m.type === 'acme' && socket.data.member) {
+            const { value, changed } = acme.handle(socket.data.member, m.op)
+            socket.data.out.send({ type: 'acme', id: m.id, value } satisfies FromHub)
+            if (changed) acmeChanged()
+          }
         }
       },
       drain: (socket) => socket.data.out.drain(),
       close(socket) {
         conns.delete(socket)
         if (socket.data.member) table.gone(socket.data.member)
+        // A worker that died mid-order frees its lock: a waiting worker orders at once.
+        if (socket.data.member && acme.gone(socket.data.member)) acmeChanged()
       },
       error: () => {},
     },

@@ -4,12 +4,8 @@ import { LocalRegistry } from './local-registry.ts'
 import { attachMember, type ClusterMember, type MemberOptions } from './member.ts'
 
 export interface WorkerOptions extends Omit<MemberOptions, 'dial'> {
-  /** 1-based worker number. */
-  number: number
   /** The supervisor's runtime directory (control socket, one link socket per worker). */
   dir: string
-  /** The supervisor went away. */
-  lost: () => void
 }
 
 /** What a worker of `warren serve --workers N` adds to an edge: the other workers' agents and sessions. */
@@ -19,16 +15,24 @@ export interface Worker extends ClusterMember {
 }
 
 /**
+ * Connects to the supervisor (before the edge's listeners: the ACME manager shares its state through
+ * it). `lost` runs when the supervisor goes away.
+ */
+export function connectWorker(options: { number: number; dir: string; lost: () => void }): Promise<LocalRegistry> {
+  const member = `w${options.number}.${process.pid}`
+  return LocalRegistry.join(join(options.dir, 'control.sock'), { member, link: linkPath(options.dir, member), lost: options.lost })
+}
+
+const linkPath = (dir: string, member: string) => join(dir, `${member}.sock`)
+
+/**
  * Joins the other workers: serves this worker's agents to them over the link (a unix socket in the
  * supervisor's private directory), publishes what this worker holds to the registry, and keeps the
  * other workers' agent endpoints in the table.
  */
-export async function joinWorkers(options: WorkerOptions): Promise<Worker> {
+export function joinWorkers(cluster: LocalRegistry, options: WorkerOptions): Worker {
   const { registry } = options
-  const member = `w${options.number}.${process.pid}`
-  const linkPath = join(options.dir, `${member}.sock`)
-  const link = serveLink(linkPath, (r) => registry.connectLocal(r.account, r.tunnel, r.client, { wait: r.wait }))
-  const cluster = await LocalRegistry.join(join(options.dir, 'control.sock'), { member, link: linkPath, lost: options.lost })
+  const link = serveLink(linkPath(options.dir, cluster.self), (r) => registry.connectLocal(r.account, r.tunnel, r.client, { wait: r.wait }))
   const joined = attachMember(cluster, { ...options, dial: dialLink })
   return {
     sessions: joined.sessions,

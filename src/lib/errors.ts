@@ -170,8 +170,6 @@ export const CODES = {
   SSH_FORWARD_INVALID: 'ERR_WARREN_4034',
   /** `--workers` / `serve.workers` is not a whole number from 1 or `auto`. */
   WORKERS_INVALID: 'ERR_WARREN_7001',
-  /** `--workers` above 1 with `tls.mode: acme`: only one process may order certificates, which is not wired yet. */
-  WORKERS_ACME_UNSUPPORTED: 'ERR_WARREN_7002',
   /** A worker process exited without being asked to; the supervisor restarts it. */
   WORKER_EXITED: 'ERR_WARREN_7004',
   /** A worker lost its supervisor (killed): it drains and exits rather than serve alone. */
@@ -186,10 +184,14 @@ export const CODES = {
   CLUSTER_URL_TAKEN: 'ERR_WARREN_7023',
   /** A node-to-node link connection was refused: it did not show the cluster's secret. */
   CLUSTER_LINK_REFUSED: 'ERR_WARREN_7024',
-  /** `tls.mode: acme` with `cluster.redis`: each node would order on its own, which is not wired yet. */
-  CLUSTER_ACME_UNSUPPORTED: 'ERR_WARREN_7025',
   /** Another live node renews the lease of this `cluster.node` id: two nodes may not share one. */
   CLUSTER_NODE_ID_IN_USE: 'ERR_WARREN_7026',
+  /** (log) A certificate order was postponed: Redis (or the workers' supervisor), which holds the order locks and the shared certificates, did not answer. */
+  CLUSTER_ACME_UNREACHABLE: 'ERR_WARREN_7027',
+  /** (log) The order lock of a name ran out while this node ordered it: another node may order the same name. */
+  CLUSTER_ACME_LOCK_LOST: 'ERR_WARREN_7028',
+  /** (log) Another node's order for a name ended without a certificate: this node retries after its backoff. */
+  CLUSTER_ACME_PEER_FAILED: 'ERR_WARREN_7029',
   /** (log) Redis did not answer a `scope: cluster` rate-limit decision in time: the node counts locally until it does. */
   CLUSTER_LIMITS_LOCAL: 'ERR_WARREN_7030',
 } as const

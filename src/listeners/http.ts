@@ -26,9 +26,10 @@ export interface HttpListenerOptions extends Omit<PipelineOptions, 'serverIp' | 
   /**
    * ACME HTTP-01: for `GET /.well-known/acme-challenge/<token>`, the key authorization when `host`
    * (lower-case, no port) is being validated with that token. Undefined lets the request through to
-   * the endpoints, so the path is only taken over while a validation runs.
+   * the endpoints, so the path is only taken over while a validation runs. A promise when the answer
+   * is looked up elsewhere (another node's or worker's order).
    */
-  acmeChallenge?: (host: string, token: string) => string | undefined
+  acmeChallenge?: (host: string, token: string) => string | undefined | Promise<string | undefined>
   /**
    * Caps on connections that have not sent a whole request head yet (`http.max_pending`,
    * `http.max_pending_per_ip`); more are refused at accept. Unset for the internal server behind
@@ -67,6 +68,11 @@ const ALPN_HTTP1 = Buffer.from('\x08http/1.1', 'latin1')
 /** Header lines a request may carry (beyond: 431). */
 const MAX_HEADER_LINES = 100
 
+/** The answer to an ACME HTTP-01 validation: the key authorization as plain text. */
+function challengeAnswer(text: string): Response {
+  return new Response(text, { headers: { 'content-type': 'text/plain; charset=utf-8' } })
+}
+
 /**
  * warren's HTTP/1.1 engine on `Bun.listen` (src/http1), each request handed to the endpoint data
  * path: the plaintext listener, the internal plaintext server behind terminate-tls, and (with `tls`)
@@ -103,7 +109,9 @@ export function listenHttp(options: HttpListenerOptions): HttpServer {
         const url = new URL(req.url)
         const token = url.pathname.startsWith(ACME_PREFIX) ? url.pathname.slice(ACME_PREFIX.length) : ''
         const answer = token && !token.includes('/') ? acmeChallenge(splitHost(req.headers.get('host') ?? url.host, 0).name, token) : undefined
-        if (answer !== undefined) return Promise.resolve(new Response(answer, { headers: { 'content-type': 'text/plain; charset=utf-8' } }))
+        if (typeof answer === 'string') return Promise.resolve(challengeAnswer(answer))
+        // Another node's or worker's validation: the answer comes from Redis or the supervisor.
+        if (answer) return answer.then((text) => (text === undefined ? handle!(req, source) : challengeAnswer(text)))
       }
       return handle!(req, source)
     },

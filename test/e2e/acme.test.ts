@@ -6,7 +6,7 @@ import { listCertificates, type CertRow } from '../../src/acme/list.ts'
 import { formatCertTable } from '../../src/cli/certs.ts'
 import { selfSigned } from './framework/certs.ts'
 import { curl } from './framework/curl.ts'
-import { makePebbleTls, pebbleUnavailable, startChallTestSrv, startPebble, type ChallTestSrv, type Pebble, type PebbleTls } from './framework/pebble.ts'
+import { makePebbleTls, pebbleOrders, pebbleUnavailable, served, startChallTestSrv, startPebble, type ChallTestSrv, type Pebble, type PebbleTls } from './framework/pebble.ts'
 import { freePort } from './framework/ports.ts'
 import { eventually, startEdge, WARREN_BIN, type Edge } from './framework/process.ts'
 import { scratchDir } from './framework/scratch.ts'
@@ -118,32 +118,8 @@ function logLines(edge: Edge, msg: RegExp, name?: string): Record<string, unknow
     .filter((l) => msg.test(String(l.msg)) && (name === undefined || l.name === name))
 }
 
-/** The certificate the TLS port serves for `name`, verified against `ca`. */
-function served(port: number, name: string, ca: string): Promise<{ authorized: boolean; error?: string; san: string; serial: string; issuer: string }> {
-  return new Promise((resolve, reject) => {
-    const sock = tls.connect({ host: '127.0.0.1', port, servername: name, ca: readFileSync(ca), rejectUnauthorized: false }, () => {
-      const cert = sock.getPeerCertificate()
-      resolve({
-        authorized: sock.authorized,
-        ...(sock.authorizationError ? { error: String(sock.authorizationError) } : {}),
-        san: cert.subjectaltname ?? '',
-        serial: cert.serialNumber,
-        issuer: String(cert.issuer?.CN ?? ''),
-      })
-      sock.destroy()
-    })
-    sock.on('error', reject)
-  })
-}
-
 const viaCurl = (a: AcmeEdge, name: string, ca: string, path = '/') =>
   curl(['--cacert', ca, '--resolve', `${name}:${a.httpsPort}:127.0.0.1`, `https://${name}:${a.httpsPort}${path}`])
-
-/** Pebble's order count so far, from its log ("There are now N orders in the db"). */
-function pebbleOrders(p: Pebble): number {
-  const all = [...p.logs().matchAll(/There are now (\d+) orders in the db/g)]
-  return all.length ? Number(all.at(-1)![1]) : 0
-}
 
 describe.skipIf(!!unavailable)('ACME against pebble (compiled edge)', () => {
   test('HTTP-01: an https:// endpoint gets a certificate curl verifies against pebble root; files and certs list', async () => {

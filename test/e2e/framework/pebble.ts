@@ -3,9 +3,10 @@
  * reference/platform-notes.md §1: every name resolves to 127.0.0.1, and pebble validates HTTP-01 and
  * TLS-ALPN-01 against the ports it is given (the edge's). Installs the package when missing (root).
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import * as tls from 'node:tls'
 import type { Subprocess } from 'bun'
 import { ensureDebianPackage } from './apt.ts'
 import { freePort } from './ports.ts'
@@ -162,4 +163,28 @@ export async function startPebble(options: PebbleOptions): Promise<Pebble> {
       await proc.exited
     },
   }
+}
+
+/** Pebble's order count so far, from its log ("There are now N orders in the db"). */
+export function pebbleOrders(p: Pebble): number {
+  const all = [...p.logs().matchAll(/There are now (\d+) orders in the db/g)]
+  return all.length ? Number(all.at(-1)![1]) : 0
+}
+
+/** The certificate the TLS port serves for `name`, verified against `ca`. */
+export function served(port: number, name: string, ca: string): Promise<{ authorized: boolean; error?: string; san: string; serial: string; issuer: string }> {
+  return new Promise((resolve, reject) => {
+    const sock = tls.connect({ host: '127.0.0.1', port, servername: name, ca: readFileSync(ca), rejectUnauthorized: false }, () => {
+      const cert = sock.getPeerCertificate()
+      resolve({
+        authorized: sock.authorized,
+        ...(sock.authorizationError ? { error: String(sock.authorizationError) } : {}),
+        san: cert.subjectaltname ?? '',
+        serial: cert.serialNumber,
+        issuer: String(cert.issuer?.CN ?? ''),
+      })
+      sock.destroy()
+    })
+    sock.on('error', reject)
+  })
 }
