@@ -1,5 +1,5 @@
 import { join } from 'node:path'
-import { dialLink, serveLink } from './link.ts'
+import { linkDialer, serveLink } from './link.ts'
 import { LocalRegistry } from './local-registry.ts'
 import { attachMember, type ClusterMember, type MemberOptions } from './member.ts'
 
@@ -29,7 +29,8 @@ export async function joinWorkers(options: WorkerOptions): Promise<Worker> {
   const linkPath = join(options.dir, `${member}.sock`)
   const link = serveLink(linkPath, (r) => registry.connectLocal(r.account, r.tunnel, r.client, { wait: r.wait }))
   const cluster = await LocalRegistry.join(join(options.dir, 'control.sock'), { member, link: linkPath, lost: options.lost })
-  const joined = attachMember(cluster, { ...options, dial: dialLink })
+  const dialer = linkDialer()
+  const joined = attachMember(cluster, { ...options, dial: dialer.dial })
   return {
     sessions: joined.sessions,
     tunnels: joined.tunnels,
@@ -37,6 +38,7 @@ export async function joinWorkers(options: WorkerOptions): Promise<Worker> {
     link: { stopAccepting() {}, inFlight: () => link.active, cut: () => link.stop() },
     close() {
       joined.detach()
+      dialer.close()
       link.stop()
       cluster.close()
     },
