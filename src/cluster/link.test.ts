@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { issueLeaf, loadOrCreateDevCa } from '../certs/dev-ca.ts'
 import type { TunnelStream } from '../endpoints/endpoint.ts'
+import { encodeFrame } from './frames.ts'
 import { linkDialer, serveLink, type LinkRequest } from './link.ts'
 
 async function waitFor(check: () => boolean, ms: number): Promise<boolean> {
@@ -193,6 +194,24 @@ test('streams to one member share one link connection: each keeps its own bytes,
   } finally {
     dialer.close()
     proxy.stop(true)
+    link.stop()
+  }
+})
+
+test('a connection whose first frame is not this link version (a member not yet upgraded) is cut and reported', async () => {
+  const path = join(dir, 'w4.sock')
+  const refused: string[] = []
+  let asked = 0
+  const link = serveLink(path, async () => (asked++, slowEcho(1024)), { refused: (_remote, why) => refused.push(why) })
+  try {
+    // What the link of the version before sent first: the request itself, then raw bytes.
+    const closed = new Promise<void>((resolve) =>
+      Bun.connect({ unix: path, socket: { open: (s) => void s.write(encodeFrame({ account: 'a', tunnel: 't', client: '127.0.0.1:1', wait: false })), data() {}, close: () => resolve() } }),
+    )
+    await Promise.race([closed, Bun.sleep(5000)])
+    expect(refused).toEqual(['version'])
+    expect(asked).toBe(0)
+  } finally {
     link.stop()
   }
 })

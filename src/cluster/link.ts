@@ -58,13 +58,14 @@ interface LinkConn {
 
 /**
  * Serves the link: `open` finds the local agent tunnel and opens a proxy stream on it. `refused`
- * hears of a connection that did not show the secret (a node's link only). `active` counts the
+ * hears of a connection that did not show the secret (a node's link only) or spoke another version
+ * of the link (a member not yet upgraded; its first frame is not a hello). `active` counts the
  * streams other members have open on it (in flight, for the drain).
  */
 export function serveLink(
   at: LinkListen,
   open: (request: LinkRequest) => Promise<TunnelStream | undefined>,
-  options: { refused?: (remote: string) => void } = {},
+  options: { refused?: (remote: string, why: 'secret' | 'version') => void } = {},
 ): { readonly active: number; readonly port: number; stop(): void } {
   if (typeof at === 'string') rmSync(at, { force: true })
   const secret = typeof at === 'string' ? undefined : at.secret
@@ -111,9 +112,12 @@ export function serveLink(
         return void socket.terminate()
       }
       if (!hello) return
-      if (hello.v !== LINK_VERSION) return void socket.terminate()
+      if (hello.v !== LINK_VERSION) {
+        options.refused?.(socket.remoteAddress, 'version')
+        return void socket.terminate()
+      }
       if (secret && !sameSecret(secret, hello.secret)) {
-        options.refused?.(socket.remoteAddress)
+        options.refused?.(socket.remoteAddress, 'secret')
         return void socket.terminate()
       }
       const rest = conn.hello!.rest()

@@ -91,7 +91,12 @@ export async function joinNodes(node: ConnectedNode, options: NodeOptions): Prom
     link = serveLink(
       { hostname: listen.hostname, port: listen.port, tls: { cert: node.link.cert, key: node.link.key }, secret },
       (r) => agents.connectLocal(r.account, r.tunnel, r.client, { wait: r.wait }),
-      { refused: (remote) => log.warn('link connection without the cluster secret refused', { remote, code: CODES.CLUSTER_LINK_REFUSED }) },
+      {
+        refused: (remote, why) =>
+          why === 'secret'
+            ? log.warn('link connection without the cluster secret refused', { remote, code: CODES.CLUSTER_LINK_REFUSED })
+            : log.warn('link connection from a node running another link version refused: upgrade every node together', { remote, code: CODES.CLUSTER_LINK_VERSION }),
+      },
     )
   } catch (err) {
     const code = (err as { code?: unknown } | null)?.code

@@ -1,4 +1,5 @@
 import { join } from 'node:path'
+import { CODES } from '../lib/errors.ts'
 import { linkDialer, serveLink } from './link.ts'
 import { LocalRegistry } from './local-registry.ts'
 import { attachMember, type ClusterMember, type MemberOptions } from './member.ts'
@@ -27,7 +28,10 @@ export async function joinWorkers(options: WorkerOptions): Promise<Worker> {
   const { registry } = options
   const member = `w${options.number}.${process.pid}`
   const linkPath = join(options.dir, `${member}.sock`)
-  const link = serveLink(linkPath, (r) => registry.connectLocal(r.account, r.tunnel, r.client, { wait: r.wait }))
+  // Only a worker started from a replaced executable (an upgrade under a running supervisor) speaks another link version.
+  const link = serveLink(linkPath, (r) => registry.connectLocal(r.account, r.tunnel, r.client, { wait: r.wait }), {
+    refused: () => options.log.warn('link connection from a worker running another link version refused: restart the whole edge to upgrade', { code: CODES.CLUSTER_LINK_VERSION }),
+  })
   const cluster = await LocalRegistry.join(join(options.dir, 'control.sock'), { member, link: linkPath, lost: options.lost })
   const dialer = linkDialer()
   const joined = attachMember(cluster, { ...options, dial: dialer.dial })
