@@ -215,3 +215,27 @@ test('a connection whose first frame is not this link version (a member not yet 
     link.stop()
   }
 })
+
+test('keep() closes the connections to members no longer live: their streams close, and a later dial connects afresh', async () => {
+  const path = join(dir, 'w5.sock')
+  const link = serveLink(path, async () => slowEcho(1024))
+  const dialer = linkDialer()
+  try {
+    const first = await dialer.dial(path, { account: 'a', tunnel: 't', client: '127.0.0.1:1', wait: false })
+    let closed = false
+    first!.ondata = () => {}
+    first!.onclose = () => (closed = true)
+    dialer.keep(new Set([path]))
+    await Bun.sleep(50)
+    expect(closed).toBe(false)
+    dialer.keep(new Set())
+    expect(await waitFor(() => closed, 2000)).toBe(true)
+    const second = await dialer.dial(path, { account: 'a', tunnel: 't', client: '127.0.0.1:1', wait: false })
+    const echoed = new Promise<string>((resolve) => (second!.ondata = (chunk) => resolve(Buffer.from(chunk).toString())))
+    second!.write(Buffer.from('again'))
+    expect(await echoed).toBe('again')
+  } finally {
+    dialer.close()
+    link.stop()
+  }
+})

@@ -7,6 +7,7 @@ import { Relay } from '../proxy/tcp-relay.ts'
 import { MuxSession, type MuxStream, type StreamCloseCause } from '../tunnel/mux.ts'
 import { MuxError } from '../tunnel/proto/frame.ts'
 import { encodeFrame, FrameReader } from './frames.ts'
+import type { ClusterRegistry } from './registry.ts'
 
 /**
  * The link between members: a unix socket per worker, a TLS port per node. A member dials each other
@@ -188,8 +189,19 @@ export interface LinkDialer {
    * the stream.
    */
   dial(to: string, request: LinkRequest): Promise<TunnelStream | undefined>
+  /**
+   * Closes the connections to members not in `live` (the registry's live members' link addresses):
+   * a member whose machine vanished never closes its end, and a kept connection to it would take
+   * new streams that nobody answers.
+   */
+  keep(live: ReadonlySet<string>): void
   /** Closes every link connection (the streams on them close). */
   close(): void
+}
+
+/** Keeps a dialer's connections to the live members of `registry` only (see `LinkDialer.keep`); returns the unsubscribe. */
+export function keepLiveLinks(dialer: LinkDialer, registry: Pick<ClusterRegistry, 'others' | 'onChange'>): () => void {
+  return registry.onChange(() => dialer.keep(new Set(registry.others().flatMap((m) => (m.alive ? [m.link] : [])))))
 }
 
 /**
@@ -276,6 +288,13 @@ export function linkDialer(options: { tls?: { ca: string; serverName: string }; 
       }
       mux.writeHeader(encodeFrame(request))
       return (await answer) ? stream : undefined
+    },
+    keep(live) {
+      for (const [to, pending] of sessions) {
+        if (live.has(to)) continue
+        sessions.delete(to)
+        void pending.then((s) => s?.abort(MuxError.NONE, 'member gone'))
+      }
     },
     close() {
       closed = true

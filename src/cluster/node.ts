@@ -6,7 +6,7 @@ import { loadOrCreateDevCa } from '../certs/index.ts'
 import { splitAddress } from '../config/server.ts'
 import { CODES, WarrenError } from '../lib/errors.ts'
 import type { Logger } from '../lib/log.ts'
-import { linkDialer, serveLink } from './link.ts'
+import { keepLiveLinks, linkDialer, serveLink } from './link.ts'
 import { attachMember, type ClusterMember, type MemberOptions } from './member.ts'
 import { newSecret, RedisRegistry } from './redis-registry.ts'
 import type { EndpointClaim } from './registry.ts'
@@ -106,6 +106,7 @@ export async function joinNodes(node: ConnectedNode, options: NodeOptions): Prom
   node.registry.onLost((claim, holder) => options.release(claim, `The endpoint ${claim.url.scheme}://${claim.url.host} is already online on node ${holder} (${CODES.CLUSTER_URL_TAKEN}).`))
   await node.registry.start(node.config.link.advertise ?? `${listen.hostname}:${link.port}`)
   const joined = attachMember(node.registry, { ...options, dial: dialer.dial })
+  const unwatch = keepLiveLinks(dialer, node.registry)
   log.info('cluster node joined', { node: node.registry.self, link: node.config.link.advertise ?? node.config.link.listen })
   return {
     sessions: joined.sessions,
@@ -113,6 +114,7 @@ export async function joinNodes(node: ConnectedNode, options: NodeOptions): Prom
     link: { stopAccepting() {}, inFlight: () => link.active, cut: () => link.stop() },
     close() {
       joined.detach()
+      unwatch()
       dialer.close()
       link.stop()
       node.registry.close()

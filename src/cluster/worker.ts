@@ -1,6 +1,6 @@
 import { join } from 'node:path'
 import { CODES } from '../lib/errors.ts'
-import { linkDialer, serveLink } from './link.ts'
+import { keepLiveLinks, linkDialer, serveLink } from './link.ts'
 import { LocalRegistry } from './local-registry.ts'
 import { attachMember, type ClusterMember, type MemberOptions } from './member.ts'
 
@@ -35,6 +35,7 @@ export async function joinWorkers(options: WorkerOptions): Promise<Worker> {
   const cluster = await LocalRegistry.join(join(options.dir, 'control.sock'), { member, link: linkPath, lost: options.lost })
   const dialer = linkDialer()
   const joined = attachMember(cluster, { ...options, dial: dialer.dial })
+  const unwatch = keepLiveLinks(dialer, cluster)
   return {
     sessions: joined.sessions,
     tunnels: joined.tunnels,
@@ -42,6 +43,7 @@ export async function joinWorkers(options: WorkerOptions): Promise<Worker> {
     link: { stopAccepting() {}, inFlight: () => link.active, cut: () => link.stop() },
     close() {
       joined.detach()
+      unwatch()
       dialer.close()
       link.stop()
       cluster.close()
