@@ -4,6 +4,7 @@ import { rmSync } from 'node:fs'
 import { splitAddress } from '../config/server.ts'
 import type { TunnelStream } from '../endpoints/endpoint.ts'
 import { Relay } from '../proxy/tcp-relay.ts'
+import { feedRelayFromStream } from '../proxy/tunnel-relay.ts'
 import { MuxSession, type MuxStream, type StreamCloseCause } from '../tunnel/mux.ts'
 import { MuxError } from '../tunnel/proto/frame.ts'
 import { encodeFrame, FrameReader } from './frames.ts'
@@ -168,13 +169,7 @@ function attach(link: MuxStream, stream: TunnelStream | undefined, early: Uint8A
   link.ondata = (chunk) => void relay.fromClient(chunk)
   link.ondrain = () => relay.clientDrained()
   link.onend = () => relay.clientEnded()
-  stream.ondata = (chunk) => relay.fromUpstream(chunk)
-  stream.ondrain = () => relay.upstreamDrained()
-  stream.onend = () => relay.upstreamEnded()
-  stream.onclose = ((prev) => () => {
-    prev()
-    relay.upstreamClosed()
-  })(stream.onclose)
+  feedRelayFromStream(relay, stream)
   let flowing = true
   for (const chunk of early) flowing = relay.fromClient(chunk)
   if (flowing) link.resume()
