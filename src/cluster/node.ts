@@ -6,7 +6,7 @@ import { loadOrCreateDevCa } from '../certs/index.ts'
 import { splitAddress } from '../config/server.ts'
 import { CODES, WarrenError } from '../lib/errors.ts'
 import type { Logger } from '../lib/log.ts'
-import { dialLink, serveLink } from './link.ts'
+import { keepLiveLinks, linkDialer, serveLink } from './link.ts'
 import { attachMember, type ClusterMember, type MemberOptions } from './member.ts'
 import { newSecret, RedisRegistry } from './redis-registry.ts'
 import type { EndpointClaim } from './registry.ts'
@@ -91,16 +91,22 @@ export async function joinNodes(node: ConnectedNode, options: NodeOptions): Prom
     link = serveLink(
       { hostname: listen.hostname, port: listen.port, tls: { cert: node.link.cert, key: node.link.key }, secret },
       (r) => agents.connectLocal(r.account, r.tunnel, r.client, { wait: r.wait }),
-      { refused: (remote) => log.warn('link connection without the cluster secret refused', { remote, code: CODES.CLUSTER_LINK_REFUSED }) },
+      {
+        refused: (remote, why) =>
+          why === 'secret'
+            ? log.warn('link connection without the cluster secret refused', { remote, code: CODES.CLUSTER_LINK_REFUSED })
+            : log.warn('link connection from a node running another link version refused: upgrade every node together', { remote, code: CODES.CLUSTER_LINK_VERSION }),
+      },
     )
   } catch (err) {
     const code = (err as { code?: unknown } | null)?.code
     throw new WarrenError(CODES.LISTEN_FAILED, `Cannot listen on ${node.config.link.listen} (cluster.link.listen): ${typeof code === 'string' ? code : err instanceof Error ? err.message : String(err)}`, { cause: err })
   }
-  const tls = { ca: node.link.ca, serverName: LINK_NAME }
+  const dialer = linkDialer({ tls: { ca: node.link.ca, serverName: LINK_NAME }, secret })
   node.registry.onLost((claim, holder) => options.release(claim, `The endpoint ${claim.url.scheme}://${claim.url.host} is already online on node ${holder} (${CODES.CLUSTER_URL_TAKEN}).`))
   await node.registry.start(node.config.link.advertise ?? `${listen.hostname}:${link.port}`)
-  const joined = attachMember(node.registry, { ...options, dial: (to, request) => dialLink({ ...splitAddress(to), tls, secret }, request) })
+  const joined = attachMember(node.registry, { ...options, dial: dialer.dial })
+  const unwatch = keepLiveLinks(dialer, node.registry)
   log.info('cluster node joined', { node: node.registry.self, link: node.config.link.advertise ?? node.config.link.listen })
   return {
     sessions: joined.sessions,
@@ -108,6 +114,8 @@ export async function joinNodes(node: ConnectedNode, options: NodeOptions): Prom
     link: { stopAccepting() {}, inFlight: () => link.active, cut: () => link.stop() },
     close() {
       joined.detach()
+      unwatch()
+      dialer.close()
       link.stop()
       node.registry.close()
     },

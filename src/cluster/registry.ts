@@ -13,7 +13,10 @@ export interface ClusterRegistry {
   readonly self: string
   /** Replaces what this member holds. Cheap to call on every change: the transport coalesces. */
   publish(state: MemberHoldings): void
-  /** What every other member holds now (members whose lease ran out are gone). */
+  /**
+   * What every other member holds now (members whose lease ran out are gone). A new array after every
+   * change and the same one until then, so a caller may keep what it derived from it by identity.
+   */
   others(): readonly MemberState[]
   /** Called after `others()` changed. Returns the unsubscribe. */
   onChange(listener: () => void): () => void

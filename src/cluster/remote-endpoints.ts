@@ -6,7 +6,7 @@ import type { ClusterScope } from '../policy/types.ts'
 import { agentEndpoint } from '../tunnel/registry.ts'
 import type { LinkRequest } from './link.ts'
 import { rebinds } from './members.ts'
-import type { ClusterRegistry, EndpointClaim } from './registry.ts'
+import type { ClusterRegistry, EndpointClaim, MemberState } from './registry.ts'
 
 export interface RemoteEndpointsOptions {
   defaultPorts: Readonly<Record<Scheme, number>>
@@ -82,6 +82,8 @@ class RemoteTunnel implements TunnelTarget {
   readonly #registry: ClusterRegistry
   readonly #claim: EndpointClaim
   readonly #o: RemoteEndpointsOptions
+  #seen: readonly MemberState[] | undefined
+  #found: { link: string; tunnel: string } | undefined
 
   constructor(registry: ClusterRegistry, claim: EndpointClaim, options: RemoteEndpointsOptions) {
     this.#registry = registry
@@ -97,16 +99,26 @@ class RemoteTunnel implements TunnelTarget {
   /**
    * The live member serving this endpoint now (it may have moved since this endpoint was built). A
    * pooled URL has several holders, each its own endpoint here: only the same tunnel is this one.
+   * Computed once per view of the others (the registries replace the array on every change): a pool
+   * asks `online` of every member per request, and walking every claim each time was per request work.
    */
   #holder(): { link: string; tunnel: string } | undefined {
+    const view = this.#registry.others()
+    if (view === this.#seen) return this.#found
     const c = this.#claim
     const same = (e: EndpointClaim) => e === c || (c.pooling ? e.account === c.account && e.tunnel === c.tunnel : rebinds(e, c))
-    for (const m of this.#registry.others()) {
+    let found: { link: string; tunnel: string } | undefined
+    for (const m of view) {
       if (!m.alive) continue
       const claim = m.endpoints.find((e) => e.session !== undefined && same(e))
-      if (claim) return { link: m.link, tunnel: claim.tunnel }
+      if (claim) {
+        found = { link: m.link, tunnel: claim.tunnel }
+        break
+      }
     }
-    return undefined
+    this.#seen = view
+    this.#found = found
+    return found
   }
 
   async connect(clientAddr: string, options: { wait?: boolean } = {}): Promise<TunnelStream | undefined> {

@@ -1,5 +1,6 @@
 import { join } from 'node:path'
-import { dialLink, serveLink } from './link.ts'
+import { CODES } from '../lib/errors.ts'
+import { keepLiveLinks, linkDialer, serveLink } from './link.ts'
 import { LocalRegistry } from './local-registry.ts'
 import { attachMember, type ClusterMember, type MemberOptions } from './member.ts'
 
@@ -32,8 +33,13 @@ const linkPath = (dir: string, member: string) => join(dir, `${member}.sock`)
  */
 export function joinWorkers(cluster: LocalRegistry, options: WorkerOptions): Worker {
   const { registry } = options
-  const link = serveLink(linkPath(options.dir, cluster.self), (r) => registry.connectLocal(r.account, r.tunnel, r.client, { wait: r.wait }))
-  const joined = attachMember(cluster, { ...options, dial: dialLink })
+  // Only a worker started from a replaced executable (an upgrade under a running supervisor) speaks another link version.
+  const link = serveLink(linkPath(options.dir, cluster.self), (r) => registry.connectLocal(r.account, r.tunnel, r.client, { wait: r.wait }), {
+    refused: () => options.log.warn('link connection from a worker running another link version refused: restart the whole edge to upgrade', { code: CODES.CLUSTER_LINK_VERSION }),
+  })
+  const dialer = linkDialer()
+  const joined = attachMember(cluster, { ...options, dial: dialer.dial })
+  const unwatch = keepLiveLinks(dialer, cluster)
   return {
     sessions: joined.sessions,
     tunnels: joined.tunnels,
@@ -41,6 +47,8 @@ export function joinWorkers(cluster: LocalRegistry, options: WorkerOptions): Wor
     link: { stopAccepting() {}, inFlight: () => link.active, cut: () => link.stop() },
     close() {
       joined.detach()
+      unwatch()
+      dialer.close()
       link.stop()
       cluster.close()
     },

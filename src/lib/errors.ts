@@ -194,6 +194,11 @@ export const CODES = {
   CLUSTER_ACME_PEER_FAILED: 'ERR_WARREN_7029',
   /** (log) Redis did not answer a `scope: cluster` rate-limit decision in time: the node counts locally until it does. */
   CLUSTER_LIMITS_LOCAL: 'ERR_WARREN_7030',
+  /**
+   * A link connection from a member speaking another version of the link's framing (a node not yet
+   * upgraded) was refused: the nodes of one cluster must run versions with the same link.
+   */
+  CLUSTER_LINK_VERSION: 'ERR_WARREN_7035',
 } as const
 
 export type ErrorCode = (typeof CODES)[keyof typeof CODES]

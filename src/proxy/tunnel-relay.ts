@@ -35,6 +35,12 @@ export async function relayToTunnel(
 /** Relays a client connection through an open tunnel stream: the relay, fed by the stream's events. */
 export function relayThroughStream(client: Socket<RelayConn>, stream: TunnelStream, options: { first?: Uint8Array; onDone?: (stats: RelayStats) => void }): Relay {
   const relay = attachRelay(client, stream, options)
+  feedRelayFromStream(relay, stream)
+  return relay
+}
+
+/** Hands a tunnel stream's events to the relay whose upstream side it is. */
+export function feedRelayFromStream(relay: Relay, stream: TunnelStream): void {
   stream.ondata = (chunk) => relay.fromUpstream(chunk)
   stream.ondrain = () => relay.upstreamDrained()
   stream.onend = () => relay.upstreamEnded()
@@ -42,5 +48,4 @@ export function relayThroughStream(client: Socket<RelayConn>, stream: TunnelStre
     prev()
     relay.upstreamClosed()
   })(stream.onclose)
-  return relay
 }

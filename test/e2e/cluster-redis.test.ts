@@ -3,10 +3,13 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import * as tls from 'node:tls'
 import { redisUnavailable, startRedis, type RedisServer } from '../helpers/redis.ts'
 import { startAgent, type AgentProcess } from './framework/agent.ts'
+import { selfSigned } from './framework/certs.ts'
 import { freePort } from './framework/ports.ts'
 import { eventually, startEdge, WARREN_BIN, type Edge } from './framework/process.ts'
+import { echoRoundTrip, startEchoServer } from './framework/tcp.ts'
 import { startUpstream } from './framework/upstreams.ts'
 
 // Three `warren serve` nodes sharing a redis-server on loopback (cluster.redis): an agent on one node
@@ -26,6 +29,13 @@ const nodes: Record<'a' | 'b' | 'c', Edge> = {} as never
 const agents: AgentProcess[] = []
 const upstream = startUpstream('cluster-origin')
 let balancer: Balancer
+/**
+ * Each node's TLS port on a loopback address of its own (a 127.0.0.1, b 127.0.0.2, c 127.0.0.3): tcp
+ * endpoints listen on that address, so every node can open the same tcp port, as on separate machines.
+ */
+const tlsAddress = new Map<Edge, string>()
+/** The one tcp port of the account: every node listens on it for the tcp endpoint node a's agent holds. */
+let tcpPort: number
 
 function config(node: string, linkPort: number): string {
   return `api_keys: [${API_KEY}]
@@ -34,6 +44,7 @@ accounts:
   - name: alice
     authtokens: [alice-token]
     domains: ["*.warren.localhost"]
+    tcp_ports: "${tcpPort}"
 agents:
   reconnect_wait: 8
 # Idle keep-alive link streams from the other nodes count as in flight: a stopped node waits this long for them.
@@ -47,7 +58,11 @@ cluster:
 }
 
 async function startNode(name: 'a' | 'b' | 'c'): Promise<Edge> {
-  const edge = await startEdge({ config: config(name, await freePort()), args: ['--certs', certs] })
+  const address = `127.0.0.${{ a: 1, b: 2, c: 3 }[name]}:${await freePort()}`
+  // The last --https wins over the one startEdge passes (127.0.0.1).
+  const edge = await startEdge({ config: config(name, await freePort()), args: ['--certs', certs, '--https', address] })
+  tlsAddress.set(edge, address)
+  edge.httpsPort = Number(address.split(':')[1])
   await edge.waitForLog(/"msg":"cluster node joined"/, 10_000)
   return edge
 }
@@ -107,7 +122,7 @@ async function startBalancer(backends: () => number[]): Promise<Balancer> {
 /** One HTTPS request for `url` sent to `node`'s TLS port (as a DNS name pointing at that node would). */
 async function get(node: Edge, url: string, maxTimeS = 20): Promise<{ status: number; body: string }> {
   const u = new URL(url)
-  const proc = Bun.spawn(['curl', '-s', '--max-time', String(maxTimeS), '--http1.1', '-w', '\n%{http_code}', '--cacert', caPath, '--connect-to', `${u.hostname}:443:127.0.0.1:${node.httpsPort}`, url], { stdout: 'pipe' })
+  const proc = Bun.spawn(['curl', '-s', '--max-time', String(maxTimeS), '--http1.1', '-w', '\n%{http_code}', '--cacert', caPath, '--connect-to', `${u.hostname}:443:${tlsAddress.get(node)}`, url], { stdout: 'pipe' })
   const out = await new Response(proc.stdout).text()
   await proc.exited
   const i = out.lastIndexOf('\n')
@@ -126,6 +141,7 @@ function agentFlags(port: number): string[] {
 beforeAll(async () => {
   if (skip) return
   redis = await startRedis()
+  tcpPort = await freePort()
   // Node a first: it creates the development CA in the shared certs/; b and c load it.
   nodes.a = await startNode('a')
   ;[nodes.b, nodes.c] = await Promise.all([startNode('b'), startNode('c')])
@@ -181,6 +197,46 @@ describe.skipIf(skip !== undefined)('three nodes sharing Redis', () => {
     for (const node of Object.values(nodes)) expect(await eventually(async () => (await get(node, `${url}/back`, 5)).status === 200, 10_000, 100)).toBe(true)
   })
 
+  test('a tcp and a tls (passthrough) endpoint whose agents are on node a answer through node b, bytes intact', async () => {
+    const echo = startEchoServer()
+    const cert = selfSigned(['pass.warren.localhost'])
+    // Behind the agent: a TLS server of its own (the edge passes the TLS through) that echoes the first chunk and closes.
+    const backend = tls.createServer({ cert: cert.cert, key: cert.key }, (s) => s.once('data', (d) => s.end(d)))
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve))
+    const onA = [
+      startAgent(['tcp', String(echo.port), '--url', `tcp://tcp.warren.localhost:${tcpPort}`, ...agentFlags(nodes.a.agentPort)]),
+      startAgent(['tls', String((backend.address() as { port: number }).port), '--url', 'tls://pass.warren.localhost', ...agentFlags(nodes.a.agentPort)]),
+    ]
+    agents.push(...onA)
+    try {
+      await Promise.all(onA.map((a) => a.forwarding()))
+      const bHost = tlsAddress.get(nodes.b)!.split(':')[0]!
+      // Node b opens the tcp port on its own address once it learns of the endpoint (pub/sub).
+      expect(await eventually(async () => (await echoRoundTrip(tcpPort, 5, bHost).catch(() => ({ receivedBytes: 0 }))).receivedBytes === 5, 5000, 100)).toBe(true)
+      for (let i = 0; i < 5; i++) {
+        const r = await echoRoundTrip(tcpPort, 512 * 1024, bHost)
+        expect(r.receivedBytes).toBe(512 * 1024)
+        expect(r.received).toBe(r.sent)
+      }
+      // TLS through b: the certificate the client sees is the backend's (passed through, not the edge's).
+      const [bTlsHost, bTlsPort] = tlsAddress.get(nodes.b)!.split(':')
+      const roundTrip = () =>
+        new Promise<{ text: string; subject: string }>((resolve, reject) => {
+          const sock = tls.connect({ host: bTlsHost, port: Number(bTlsPort), servername: 'pass.warren.localhost', ca: cert.cert }, () => sock.write('through node b\n'))
+          let text = ''
+          sock.on('data', (d) => (text += d))
+          sock.on('end', () => resolve({ text, subject: String(sock.getPeerCertificate().subject?.CN) }))
+          sock.on('error', reject)
+        })
+      expect(await eventually(async () => (await roundTrip().catch(() => ({ text: '' }))).text === 'through node b\n', 5000, 100)).toBe(true)
+      for (let i = 0; i < 5; i++) expect(await roundTrip()).toEqual({ text: 'through node b\n', subject: 'pass.warren.localhost' })
+    } finally {
+      await Promise.all(onA.map((a) => a.stop()))
+      echo.stop(true)
+      backend.close()
+    }
+  })
+
   test('an endpoint created through the API of node b is served by a and c; deleted through c, it is gone everywhere', async () => {
     const made = 'https://made.warren.localhost'
     const policy = JSON.stringify({ on_http_request: [{ actions: [{ type: 'custom-response', config: { body: 'made through b' } }] }] })
@@ -214,7 +270,7 @@ describe.skipIf(skip !== undefined)('three nodes sharing Redis', () => {
       // twice, at the TLS front and per request, which with two members lands on the same one each time).
       const u = new URL(pooled)
       const urls = Array.from({ length: 20 }, (_, i) => `${pooled}/p/${i}`)
-      const proc = Bun.spawn(['curl', '-s', '--max-time', '20', '--http1.1', '-w', '\n', '--cacert', caPath, '--connect-to', `${u.hostname}:443:127.0.0.1:${nodes.a.httpsPort}`, ...urls], { stdout: 'pipe' })
+      const proc = Bun.spawn(['curl', '-s', '--max-time', '20', '--http1.1', '-w', '\n', '--cacert', caPath, '--connect-to', `${u.hostname}:443:${tlsAddress.get(nodes.a)}`, ...urls], { stdout: 'pipe' })
       const bodies = (await new Response(proc.stdout).text()).trim().split('\n')
       await proc.exited
       expect(bodies.length).toBe(20)

@@ -134,6 +134,41 @@ describe('warren serve --workers 2', () => {
     await a.stop()
   })
 
+  test('websockets to an agent bound on one worker work through either: messages both ways over the local link', async () => {
+    const a = startAgent(['http', String(upstream.port), '--url', 'http://ws.warren.localhost', ...edgeFlags(edge, 'alice-token')])
+    agents.push(a)
+    try {
+      await a.forwarding()
+      const open = () =>
+        new Promise<WebSocket>((resolve, reject) => {
+          const ws = new WebSocket(`ws://127.0.0.1:${edge.httpPort}/socket`, { headers: { host: 'ws.warren.localhost' } } as unknown as string[])
+          ws.binaryType = 'arraybuffer'
+          ws.onopen = () => resolve(ws)
+          ws.onerror = () => reject(new Error('websocket failed to open'))
+        })
+      const next = (ws: WebSocket) => new Promise<MessageEvent>((resolve) => ws.addEventListener('message', resolve, { once: true }))
+      // Every worker knows the endpoint once the registry told it: a few opens succeed in a row.
+      expect(await eventually(async () => (await Promise.all([1, 2, 3, 4].map(() => open().then((ws) => (ws.close(), true), () => false)))).every(Boolean), 5000, 50)).toBe(true)
+      // Twelve more fresh connections: SO_REUSEPORT spreads them over both workers (all sixteen on one: 1 in 2^15).
+      for (let i = 0; i < 12; i++) {
+        const ws = await open()
+        ws.send(`hello ${i}`)
+        expect((await next(ws)).data).toBe(`hello ${i}`)
+        const bytes = new Uint8Array(100_000).map((_, j) => (j * 7 + i) & 0xff)
+        ws.send(bytes)
+        expect(Buffer.compare(Buffer.from((await next(ws)).data as ArrayBuffer), Buffer.from(bytes))).toBe(0)
+        ws.close(1000)
+      }
+      const holder = (await logLine(edge, 'agent endpoint bound', (l) => l.url === 'http://ws.warren.localhost')).worker
+      // Upgrades are logged when they end (their lines pass through the supervisor): wait for all sixteen.
+      const upgrades = () => logLines(edge, 'request').filter((l) => l.endpoint === 'http://ws.warren.localhost' && l.path === '/socket')
+      expect(await eventually(async () => upgrades().length >= 16, 5000)).toBe(true)
+      expect(upgrades().some((l) => l.worker !== holder)).toBe(true)
+    } finally {
+      await a.stop()
+    }
+  })
+
   test('/api/tunnel-sessions lists the sessions of every worker, whichever answers', async () => {
     const list = async () => {
       const res = await fetch(`http://127.0.0.1:${edge.apiPort}/tunnel-sessions`, { headers: { connection: 'close', authorization: 'Bearer workers-key' } })

@@ -32,7 +32,7 @@ export function startEchoServer(): TCPSocketListener<{ queue: Uint8Array[] }> {
 }
 
 /** Connects, sends `total` pseudo-random bytes, reads the echo; returns sha256 of both sides. */
-export async function echoRoundTrip(port: number, total: number): Promise<{ sent: string; received: string; receivedBytes: number }> {
+export async function echoRoundTrip(port: number, total: number, hostname = '127.0.0.1'): Promise<{ sent: string; received: string; receivedBytes: number }> {
   const sent = createHash('sha256')
   const received = createHash('sha256')
   let receivedBytes = 0
@@ -55,7 +55,7 @@ export async function echoRoundTrip(port: number, total: number): Promise<{ sent
       }
     }
     void Bun.connect({
-      hostname: '127.0.0.1',
+      hostname,
       port,
       socket: {
         open: pump,
