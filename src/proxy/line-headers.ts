@@ -1,3 +1,5 @@
+import type { HeadFields } from '../http1/head.ts'
+import type { KeepsLines } from '../lib/header-lines.ts'
 import { HEADER_NAME } from '../policy/actions/add-headers.ts'
 
 /** What `Headers` refuses in a value (Bun: "has invalid value"): CR, LF, NUL, and anything past latin1. */
@@ -12,21 +14,39 @@ const EDGE_WHITESPACE = /^[\t\n\r ]+|[\t\n\r ]+$/g
  * `lines()` is what the relay writes upstream. Anything that walks every header (`forEach`, the
  * iterators) goes through a real `Headers` made on the spot, so its order and joining are Bun's own.
  */
-export class LineHeaders implements Headers {
+export class LineHeaders implements Headers, KeepsLines {
   /** Names as sent (client lines) or as a policy wrote them (lower-cased by add-headers). */
   readonly #names: string[]
   readonly #lower: string[]
   readonly #values: string[]
 
-  constructor(names: string[], values: string[]) {
+  /** `lower`: the names lower-cased, when the caller has them already (RequestHead keeps them). */
+  constructor(names: string[], values: string[], lower: string[] = names.map((n) => n.toLowerCase())) {
     this.#names = names
     this.#values = values
-    this.#lower = names.map((n) => n.toLowerCase())
+    this.#lower = lower
   }
 
   /** The lines in order, as RequestHead lists them: what the upstream gets. */
   lines(): [name: string, value: string][] {
     return this.#names.map((name, k) => [name, this.#values[k]!])
+  }
+
+  /** The same lines as parallel lists (live: later edits show), for the relay's writer. */
+  fields(): HeadFields {
+    return { names: this.#names, lower: this.#lower, values: this.#values }
+  }
+
+  /**
+   * add-headers' line (lib/header-lines.ts `appendLine`): the name is a lower-case token checked at
+   * load and the value came through `headerValue` (trimmed, no CR, LF or NUL), so only what
+   * `append` would still refuse is checked: a character past latin1.
+   */
+  appendLine(name: string, value: string): void {
+    for (let i = 0; i < value.length; i++) if (value.charCodeAt(i) > 255) throw new TypeError(`Header '${name}' has invalid value`)
+    this.#names.push(name)
+    this.#lower.push(name)
+    this.#values.push(value)
   }
 
   get(name: string): string | null {

@@ -74,15 +74,18 @@ export class RelayExchange implements HttpExchange {
   get headers(): LineHeaders {
     if (this.#headers) return this.#headers
     const drop = this.#head.parsed.connectionTokens
+    const fields = this.#head.fields()
     const names: string[] = []
+    const lower: string[] = []
     const values: string[] = []
-    for (const [name, value] of this.#head.lines()) {
-      const lower = name.toLowerCase()
-      if (HOP_SET.has(lower) || lower === 'expect' || (drop.length && drop.includes(lower))) continue
-      names.push(name)
-      values.push(value)
+    for (let k = 0; k < fields.names.length; k++) {
+      const name = fields.lower[k]!
+      if (HOP_SET.has(name) || name === 'expect' || (drop.length && drop.includes(name))) continue
+      names.push(fields.names[k]!)
+      lower.push(name)
+      values.push(fields.values[k]!)
     }
-    return (this.#headers = new LineHeaders(names, values))
+    return (this.#headers = new LineHeaders(names, values, lower))
   }
 
   set headers(_headers: Headers) {

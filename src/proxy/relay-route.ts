@@ -45,14 +45,15 @@ export function upstreamHead(head: RequestHead, ex: RelayExchange | undefined, f
   const drop = edited ? [] : parsed.connectionTokens
   let text = `${parsed.method} ${ex?.target() ?? parsed.path} HTTP/1.1\r\n`
   let forwardedFor = ''
-  for (const [field, value] of edited ? edited.lines() : head.lines()) {
-    const lower = field.toLowerCase()
-    if (drop.length && drop.includes(lower)) continue
-    if (EDGE_FIELDS.has(lower)) {
-      if (lower === 'x-forwarded-for') forwardedFor += `${value}, `
+  const { names, lower, values } = edited ? edited.fields() : head.fields()
+  for (let k = 0; k < names.length; k++) {
+    const name = lower[k]!
+    if (drop.length && drop.includes(name)) continue
+    if (EDGE_FIELDS.has(name)) {
+      if (name === 'x-forwarded-for') forwardedFor += `${values[k]}, `
       continue
     }
-    text += `${field}: ${value}\r\n`
+    text += `${names[k]}: ${values[k]}\r\n`
   }
   text += `x-forwarded-for: ${forwardedFor}${forwarded.clientIp}\r\nx-forwarded-proto: ${forwarded.proto}\r\nx-forwarded-host: ${parsed.host}\r\n`
   if (parsed.chunked) text += 'transfer-encoding: chunked\r\n'

@@ -6,12 +6,14 @@ import { CONTINUE, defineAction } from '../types.ts'
 /** RFC 9110 token: what a header name may contain. */
 export const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 
-const LINE_BREAKS = /[\r\n\0]/
-
 /** Header values from templates may carry anything; CR, LF and NUL would make Headers throw. */
 export function headerValue(text: string): string {
-  // Most values have none: testing costs less than replacing (a visible share of a relayed policy).
-  return (LINE_BREAKS.test(text) ? text.replace(/[\r\n\0]+/g, ' ') : text).trim()
+  // Most values have none: a byte loop finds that for less than a regex (a visible share of a relayed policy).
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c === 13 || c === 10 || c === 0) return text.replace(/[\r\n\0]+/g, ' ').trim()
+  }
+  return text.trim()
 }
 
 /**
