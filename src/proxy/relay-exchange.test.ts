@@ -4,7 +4,7 @@ import { parseHead } from '../http1/parse-head.ts'
 import { linesOf, recordLines } from '../lib/header-lines.ts'
 import { compilePolicy, relayPlan, runPhase, validatePolicy } from '../policy/engine.ts'
 import type { EndpointInfo, HttpExchange, Outcome } from '../policy/types.ts'
-import { RelayExchange } from './relay-exchange.ts'
+import { headUrl, RelayExchange } from './relay-exchange.ts'
 import { upstreamHead } from './relay-route.ts'
 
 const ENDPOINT: EndpointInfo = { id: 'ep_relay', url: 'http://app.test', scheme: 'http', host: 'app.test', port: 80, binding: 'public' }
@@ -121,6 +121,31 @@ describe('RelayExchange', () => {
       checked++
     }
     expect(checked).toBeGreaterThan(5000)
+  })
+
+  test('req.url parts read from the head equal what URL parses, or are left to URL', () => {
+    const hosts = ['app.test', 'app.test:8080', 'app.test:80', 'app.test:443', 'app.test:080', 'app.test:0', 'app.test:65535', 'app.test:99999', 'APP.test', 'a-b.c-d.example', 'a.1', 'a.0x1', 'foo.09', 'a..b', 'a.', '-a.b', 'a-.b', 'xn--nxasmq6b.example', 'a.xn--p1ai', '127.0.0.1', '127.0.0.1:80', '127.0.0.1:3000', '127.1', '1.2.3.04', '1.2.3.4.5', '0x7f.0.0.1', '010.0.0.1', '256.1.1.1', '[::1]:8080', 'exa_mple.test']
+    const paths = ['/', '/a?b=c&d', '/a/./b', '/a/../b', '/a//b', '//x', '/%2e/x', '/a/%2E%2e', '/a%20b', '/a%zz', '/a?', '/a?x=%zz&y', '/.x', "/q?'x'", '/a/b/..', '/a#f', '/a?b#c', '/a b', '/ä']
+    let fast = 0
+    for (const scheme of ['http', 'https'])
+      for (const host of hosts)
+        for (const path of paths) {
+          const parts = headUrl(scheme, host, path)
+          let url: URL
+          try {
+            url = new URL(`${scheme}://${host}${path}`)
+          } catch {
+            expect([scheme, host, path, parts]).toEqual([scheme, host, path, undefined])
+            continue
+          }
+          if (!parts) continue
+          fast++
+          const want = { href: url.href, protocol: url.protocol, host: url.host, hostname: url.hostname, port: url.port, pathname: url.pathname, search: url.search, username: url.username, password: url.password }
+          expect([host, path, parts]).toEqual([host, path, want])
+        }
+    // The common shapes take the quick way (else the test above would compare nothing).
+    for (const [host, path] of [['app.test', '/a?b=c&d'], ['app.test:8080', '//x'], ['127.0.0.1:80', '/'], ['a-b.c-d.example', '/a%20b']]) expect(headUrl('http', host!, path!)).toBeDefined()
+    expect(fast).toBeGreaterThan(100)
   })
 
   test('a URL that does not parse (a port past 65535) has no target, and a policy that reads it marks the exchange', () => {
