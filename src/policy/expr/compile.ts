@@ -71,6 +71,14 @@ export class CelEvaluationError extends Error {
   }
 }
 
+/** The checked AST behind each program that has a fast form, for the phase code generator (policy/phase-code.ts). */
+const FAST_ASTS = new WeakMap<CelProgram, unknown>()
+
+/** The checked AST of `program` when the fast generator (fast.ts) handles all of it, else undefined. */
+export function fastAstOf(program: CelProgram): unknown {
+  return FAST_ASTS.get(program)
+}
+
 function phaseOf(path: IssuePath): Phase | undefined {
   const first = path[0]
   return PHASES.find((p) => p === first)
@@ -121,23 +129,24 @@ export function compileCel(
     if (want === 'bool' && checked.type !== 'bool' && checked.type !== 'dyn')
       return issue(path, expr, `it returns ${publicNames(checked.type ?? 'unknown')}, not bool`, undefined)
     const full = parsed as unknown as CelProgram
-    const fast = compileFast((parsed as unknown as { ast: unknown }).ast)
-    return {
-      program: function evaluateCel(context) {
-        if (fast !== undefined) {
-          try {
-            return fast(context)
-          } catch {
-            // Values the generated program does not handle: cel-js gives the CEL result or error.
-          }
-        }
+    const ast = (parsed as unknown as { ast: unknown }).ast
+    const fast = compileFast(ast)
+    const program: CelProgram = function evaluateCel(context) {
+      if (fast !== undefined) {
         try {
-          return full(context)
-        } catch (err) {
-          throw new CelEvaluationError(expr, edits, err)
+          return fast(context)
+        } catch {
+          // Values the generated program does not handle: cel-js gives the CEL result or error.
         }
-      },
+      }
+      try {
+        return full(context)
+      } catch (err) {
+        throw new CelEvaluationError(expr, edits, err)
+      }
     }
+    if (fast !== undefined) FAST_ASTS.set(program, ast)
+    return { program }
   } catch (err) {
     const r = reason(err, edits)
     return issue(path, expr, hint(r.summary, key), r.offset)
