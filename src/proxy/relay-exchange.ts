@@ -40,26 +40,40 @@ const DEFAULT_PORTS: Readonly<Record<string, string>> = { http: '80', https: '44
  * compares the two on a corpus).
  */
 export function headUrl(scheme: string, host: string, path: string): UrlParts | undefined {
-  const plain = DEFAULT_PORTS[scheme] === undefined || path.charCodeAt(0) !== 47 || !asParsed(path) ? undefined : PLAIN_HOST.exec(host)
-  if (!plain || host.includes('xn--')) return undefined
-  let portText = plain[1] ?? ''
-  if (portText !== '' && Number(portText) > 65535) return undefined
-  if (portText === DEFAULT_PORTS[scheme]) {
-    host = host.slice(0, host.length - portText.length - 1)
-    portText = ''
-  }
+  if (path.charCodeAt(0) !== 47 || !asParsed(path)) return undefined
+  const authority = authorityOf(scheme, host)
+  if (!authority) return undefined
   const query = path.indexOf('?')
   return {
-    href: `${scheme}://${host}${path}`,
-    protocol: `${scheme}:`,
-    host,
-    hostname: portText === '' ? host : host.slice(0, host.length - portText.length - 1),
-    port: portText,
+    href: `${scheme}://${authority.host}${path}`,
+    protocol: authority.protocol,
+    host: authority.host,
+    hostname: authority.hostname,
+    port: authority.port,
     pathname: query === -1 ? path : path.slice(0, query),
     search: query === -1 ? '' : path.slice(query),
     username: '',
     password: '',
   }
+}
+
+type Authority = Pick<UrlParts, 'protocol' | 'host' | 'hostname' | 'port'>
+
+/** The last Host checked and what it gave: an endpoint's requests carry the same Host one after another. */
+let lastAuthority: { scheme: string; host: string; authority: Authority | undefined } = { scheme: '', host: '', authority: undefined }
+
+/** URL's scheme and authority parts of a PLAIN_HOST `host`, else undefined. */
+function authorityOf(scheme: string, host: string): Authority | undefined {
+  if (lastAuthority.host === host && lastAuthority.scheme === scheme) return lastAuthority.authority
+  const plain = DEFAULT_PORTS[scheme] === undefined || host.includes('xn--') ? undefined : PLAIN_HOST.exec(host)
+  let authority: Authority | undefined
+  if (plain && !(plain[1] !== undefined && Number(plain[1]) > 65535)) {
+    const port = plain[1] === DEFAULT_PORTS[scheme] ? '' : (plain[1] ?? '')
+    const hostname = plain[1] === undefined ? host : host.slice(0, host.length - plain[1].length - 1)
+    authority = { protocol: `${scheme}:`, host: port === '' ? hostname : host, hostname, port }
+  }
+  lastAuthority = { scheme, host, authority }
+  return authority
 }
 
 /**

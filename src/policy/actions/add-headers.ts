@@ -8,12 +8,16 @@ export const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 
 /** Header values from templates may carry anything; CR, LF and NUL would make Headers throw. */
 export function headerValue(text: string): string {
-  // Most values have none: a byte loop finds that for less than a regex (a visible share of a relayed policy).
-  for (let i = 0; i < text.length; i++) {
+  // Most values have none and nothing to trim: a byte loop finds that for less than a regex and
+  // `trim` (a visible share of a relayed policy).
+  const n = text.length
+  if (n === 0) return text
+  let clean = text.charCodeAt(0) > 32 && text.charCodeAt(n - 1) > 32
+  for (let i = 0; clean && i < n; i++) {
     const c = text.charCodeAt(i)
-    if (c === 13 || c === 10 || c === 0) return text.replace(/[\r\n\0]+/g, ' ').trim()
+    clean = c !== 13 && c !== 10 && c !== 0 && c < 127
   }
-  return text.trim()
+  return clean ? text : text.replace(/[\r\n\0]+/g, ' ').trim()
 }
 
 /**
