@@ -1,4 +1,4 @@
-import { fastAstOf, type CelProgram } from './expr/compile.ts'
+import { celStatement, type CelProgram } from './expr/compile.ts'
 import { FAST_RUNTIME, FastGenerator } from './expr/fast.ts'
 import type { ActionRun, HttpExchange, Outcome } from './types.ts'
 import type { RunOptions } from './engine.ts'
@@ -41,10 +41,8 @@ export function phaseSource(rules: readonly PhaseRule[]): { source: string; cons
     const block: string[] = []
     if (rule.conditions.length) block.push('c = ex.variables ?? X.context(ex)')
     rule.conditions.forEach((program, k) => {
-      const ast = fastAstOf(program)
-      const fast = ast === undefined ? undefined : gen.code(ast)
       // A condition the fast code declines (or that fails) goes through its full program, as the engine's loop does.
-      block.push(fast ? `try { m = ${fast.js} } catch { m = X.condition(${r}, ${k}, c) }` : `m = X.condition(${r}, ${k}, c)`)
+      block.push(celStatement(gen, program, 'm', `X.condition(${r}, ${k}, c)`))
       block.push(`if (m !== true) break r${r}`)
     })
     rule.actions.forEach((_, a) => {

@@ -2,7 +2,7 @@ import { CODES } from '../../lib/errors.ts'
 import type { ConfigIssue, IssuePath } from '../issue.ts'
 import { PHASES, type Phase } from '../types.ts'
 import { environmentFor, type EnvironmentKey } from './env.ts'
-import { compileFast } from './fast.ts'
+import { compileFast, type FastGenerator } from './fast.ts'
 import { originalOffset, publicNames, rewrite, type Edit } from './rewrite.ts'
 
 /** A compiled expression: call it with the variables (`celContext`). Throws `CelEvaluationError`. */
@@ -71,12 +71,18 @@ export class CelEvaluationError extends Error {
   }
 }
 
-/** The checked AST behind each program that has a fast form, for the phase code generator (policy/phase-code.ts). */
+/** The checked AST behind each program that has a fast form, for generated code (`celStatement`). */
 const FAST_ASTS = new WeakMap<CelProgram, unknown>()
 
-/** The checked AST of `program` when the fast generator (fast.ts) handles all of it, else undefined. */
-export function fastAstOf(program: CelProgram): unknown {
-  return FAST_ASTS.get(program)
+/**
+ * A statement of generated code (phase-code.ts, interpolate.ts) that sets `variable` to `program`'s
+ * value: its fast form inlined, with `fallback` (code that runs the whole program) where the fast
+ * code declines or fails, or only `fallback` when there is no fast form.
+ */
+export function celStatement(gen: FastGenerator, program: CelProgram, variable: string, fallback: string): string {
+  const ast = FAST_ASTS.get(program)
+  const fast = ast === undefined ? undefined : gen.code(ast)
+  return fast ? `try { ${variable} = ${fast.js} } catch { ${variable} = ${fallback} }` : `${variable} = ${fallback}`
 }
 
 function phaseOf(path: IssuePath): Phase | undefined {
