@@ -19,12 +19,26 @@ export class LineHeaders implements Headers, KeepsLines {
   readonly #names: string[]
   readonly #lower: string[]
   readonly #values: string[]
+  /** For the leading lines still exactly the client's: the index of each in the request head. */
+  readonly #origin: number[]
 
-  /** `lower`: the names lower-cased, when the caller has them already (RequestHead keeps them). */
-  constructor(names: string[], values: string[], lower: string[] = names.map((n) => n.toLowerCase())) {
+  /**
+   * `lower`: the names lower-cased, when the caller has them already (RequestHead keeps them).
+   * `origin`: the head's line index of each line, when these are a request head's lines.
+   */
+  constructor(names: string[], values: string[], lower: string[] = names.map((n) => n.toLowerCase()), origin: number[] = []) {
     this.#names = names
     this.#values = values
     this.#lower = lower
+    this.#origin = origin
+  }
+
+  /**
+   * The head's line index of each leading line that is still the client's as sent (none was
+   * replaced or removed up to it): the relay copies those lines' bytes (relay-route.ts).
+   */
+  origins(): readonly number[] {
+    return this.#origin
   }
 
   /** The lines in order, as RequestHead lists them: what the upstream gets. */
@@ -91,6 +105,7 @@ export class LineHeaders implements Headers, KeepsLines {
     const at = this.#lower.indexOf(want)
     if (at === -1) return this.append(name, value)
     this.#values[at] = value
+    this.#origin.length = Math.min(this.#origin.length, at)
     this.#drop(want, at + 1)
   }
 
@@ -102,6 +117,7 @@ export class LineHeaders implements Headers, KeepsLines {
   #drop(lower: string, from: number): void {
     for (let k = this.#lower.length - 1; k >= from; k--) {
       if (this.#lower[k] !== lower) continue
+      this.#origin.length = Math.min(this.#origin.length, k)
       this.#names.splice(k, 1)
       this.#lower.splice(k, 1)
       this.#values.splice(k, 1)

@@ -4,6 +4,8 @@ import { parseHead } from '../http1/parse-head.ts'
 import { linesOf, recordLines } from '../lib/header-lines.ts'
 import { compilePolicy, relayPlan, runPhase, validatePolicy } from '../policy/engine.ts'
 import type { EndpointInfo, HttpExchange, Outcome } from '../policy/types.ts'
+import { xorshift } from '../../test/helpers/xorshift.ts'
+import { HOP_BY_HOP } from './hop-headers.ts'
 import { headUrl, RelayExchange } from './relay-exchange.ts'
 import { upstreamHead } from './relay-route.ts'
 
@@ -165,5 +167,56 @@ describe('RelayExchange', () => {
     expect(upstreamHead(headOf(raw), ex, { clientIp: '10.0.0.1', proto: 'http' }).toString('latin1')).toBe(
       'GET /a HTTP/1.1\r\nHost: app.test\r\nX-A: 1\r\nx-a: 2\r\nx-a: 3\r\nx-gone: policy\r\nx-forwarded-for: 10.0.0.1\r\nx-forwarded-proto: http\r\nx-forwarded-host: app.test\r\n\r\n',
     )
+  })
+
+  test('the upstream head has the lines writing each from strings would give, over 3000 random heads, with and without a policy', () => {
+    // The writer copies client lines as bytes; this reference writes every line from its strings (as before).
+    function reference(head: RequestHead, lines: [string, string][], drop: readonly string[]): string {
+      const edge = new Set([...HOP_BY_HOP, 'content-length', 'expect', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host'])
+      let text = ''
+      let xff = ''
+      for (const [name, value] of lines) {
+        const lower = name.toLowerCase()
+        if (drop.includes(lower)) continue
+        if (edge.has(lower)) {
+          if (lower === 'x-forwarded-for') xff += `${value}, `
+          continue
+        }
+        text += `${name}: ${value}\r\n`
+      }
+      return `${text}x-forwarded-for: ${xff}10.0.0.1\r\nx-forwarded-proto: http\r\nx-forwarded-host: ${head.parsed.host}\r\n`
+    }
+    const names = ['X-A', 'x-a', 'Accept', 'X-Forwarded-For', 'x-forwarded-FOR', 'X-Forwarded-Proto', 'X-FORWARDED-HOST', 'Keep-Alive', 'TE', 'Trailer', 'Proxy-Authorization', 'X-Drop', 'x-DROP', 'Upgrade', 'Expect', 'X^Y', 'x~y', 'User-Agent', 'Cookie']
+    const ows = ['', ' ', '  ', '\t', ' \t ']
+    const next = xorshift(14)
+    const pick = <T,>(list: readonly T[]): T => list[Math.floor(next() * list.length)]!
+    let edited = 0
+    for (let n = 0; n < 3000; n++) {
+      let raw = 'GET /p HTTP/1.1\r\nHost: app.test\r\n'
+      for (let k = Math.floor(next() * 6); k > 0; k--) raw += `${pick(names)}:${pick(ows)}v${k}${pick(ows)}\r\n`
+      if (next() < 0.3) raw += `Connection: ${pick(['x-drop', 'X-Drop, x~y', 'close', 'x^y'])}\r\n`
+      raw += '\r\n'
+      const head = headOf(raw)
+      let ex: RelayExchange | undefined
+      let lines = head.lines()
+      let drop = head.parsed.connectionTokens
+      if (next() < 0.5) {
+        ex = new RelayExchange(headOf(raw), ENDPOINT, CONN, 'http')
+        const choice = next()
+        if (choice < 0.3) ex.headers.append('x-added', 'new')
+        else if (choice < 0.5) ex.headers.set('x-a', 'replaced')
+        else if (choice < 0.7) ex.headers.delete('accept')
+        else if (choice < 0.8) ex.headers.delete('x-a')
+        lines = ex.headers.lines()
+        drop = []
+        edited++
+      }
+      const out = upstreamHead(head, ex, { clientIp: '10.0.0.1', proto: 'http' }).toString('latin1')
+      const got = new RequestHead(parseHead(Buffer.from(out, 'latin1'), 0, out.length))
+      const wanted = `GET /p HTTP/1.1\r\n${reference(head, lines, drop)}\r\n`
+      const want = new RequestHead(parseHead(Buffer.from(wanted, 'latin1'), 0, wanted.length))
+      expect([raw, got.lines()]).toEqual([raw, want.lines()])
+    }
+    expect(edited).toBeGreaterThan(1000)
   })
 })

@@ -136,14 +136,16 @@ export class RelayExchange implements HttpExchange {
     const names: string[] = []
     const lower: string[] = []
     const values: string[] = []
+    const origin: number[] = []
     for (let k = 0; k < fields.names.length; k++) {
       const name = fields.lower[k]!
       if (HOP_SET.has(name) || name === 'expect' || (drop.length && drop.includes(name))) continue
       names.push(fields.names[k]!)
       lower.push(name)
       values.push(fields.values[k]!)
+      origin.push(k)
     }
-    return (this.#headers = new LineHeaders(names, values, lower))
+    return (this.#headers = new LineHeaders(names, values, lower, origin))
   }
 
   set headers(_headers: Headers) {
