@@ -194,7 +194,7 @@ describe('RelayExchange', () => {
     for (let n = 0; n < 3000; n++) {
       let raw = 'GET /p HTTP/1.1\r\nHost: app.test\r\n'
       for (let k = Math.floor(next() * 6); k > 0; k--) raw += `${pick(names)}:${pick(ows)}v${k}${pick(ows)}\r\n`
-      if (next() < 0.3) raw += `Connection: ${pick(['x-drop', 'X-Drop, x~y', 'close', 'x^y'])}\r\n`
+      if (next() < 0.3) raw += `Connection: ${pick(['x-drop', 'X-Drop, x~y', 'close', 'x^y', 'X-Forwarded-For', 'x-forwarded-proto, accept'])}\r\n`
       raw += '\r\n'
       const head = headOf(raw)
       let ex: RelayExchange | undefined

@@ -57,9 +57,11 @@ export function upstreamHead(head: RequestHead, ex: RelayExchange | undefined, f
     for (let j = 0; j < count; j++) {
       const n0 = offsets[j * 4]!
       const n1 = offsets[j * 4 + 1]!
+      // The client's Connection options go first: `Connection: x-forwarded-for` drops the client's line.
+      if (drop.length && dropped(buf, n0, n1, drop)) continue
       const edge = edgeField(buf, n0, n1)
       if (edge === XFF) forwardedFor += `${Buffer.prototype.latin1Slice.call(buf, offsets[j * 4 + 2]!, offsets[j * 4 + 3]!)}, `
-      if (edge !== undefined || (drop.length && dropped(buf, n0, n1, drop))) continue
+      if (edge !== undefined) continue
       addRun(runs, offsets[j * 4]!, j + 1 < count ? offsets[(j + 1) * 4]! : parsed.end - 2)
     }
   } else {
