@@ -1,5 +1,6 @@
 import { CODES, WarrenError } from '../lib/errors.ts'
 import { CONFIG_USAGE, HTTP_USAGE, START_USAGE, TCP_USAGE, TLS_USAGE, configCommand, httpCommand, startCommand, tcpCommand, tlsCommand } from './agent.ts'
+import { keepFreedPages } from './allocator.ts'
 import { API_USAGE, apiCommand } from './api.ts'
 import { caCommand } from './ca.ts'
 import { CERTS_USAGE, certsCommand } from './certs.ts'
@@ -12,6 +13,8 @@ export interface Command {
   name: string
   usage: string
   short: string
+  /** Relays traffic for as long as it runs: started with the allocator tuned for that (./allocator.ts). */
+  relays?: true
   run(args: string[]): number | Promise<number>
 }
 
@@ -21,6 +24,7 @@ export const COMMANDS: readonly Command[] = [
     name: 'serve',
     usage: 'warren serve [--config FILE] [--policies DIR] [--certs DIR] [--http ADDR] [--ssh ADDR] [--domain NAME] [--workers N|auto] [--log-level L] [--log-format json|text] [--no-request-log]',
     short: 'run the edge: listeners, the endpoint table from policies/, hot reload; --workers N: N processes sharing the ports',
+    relays: true,
     run: serveCommand,
   },
   {
@@ -35,10 +39,10 @@ export const COMMANDS: readonly Command[] = [
     short: 'print the JSON Schema of policies files (or warren.yaml) for editor autocompletion',
     run: schemaCommand,
   },
-  { name: 'http', usage: HTTP_USAGE, short: 'agent: open an http(s) endpoint on an edge and forward it to a local upstream', run: httpCommand },
-  { name: 'tcp', usage: TCP_USAGE, short: 'agent: open a tcp endpoint on an edge and forward it to a local upstream', run: tcpCommand },
-  { name: 'tls', usage: TLS_USAGE, short: 'agent: open a tls endpoint (passthrough, or terminated by the agent with --crt/--key) on an edge and forward it to a local upstream', run: tlsCommand },
-  { name: 'start', usage: START_USAGE, short: 'agent: start endpoints from an ngrok-v3-style config file', run: startCommand },
+  { name: 'http', usage: HTTP_USAGE, relays: true, short: 'agent: open an http(s) endpoint on an edge and forward it to a local upstream', run: httpCommand },
+  { name: 'tcp', usage: TCP_USAGE, relays: true, short: 'agent: open a tcp endpoint on an edge and forward it to a local upstream', run: tcpCommand },
+  { name: 'tls', usage: TLS_USAGE, relays: true, short: 'agent: open a tls endpoint (passthrough, or terminated by the agent with --crt/--key) on an edge and forward it to a local upstream', run: tlsCommand },
+  { name: 'start', usage: START_USAGE, relays: true, short: 'agent: start endpoints from an ngrok-v3-style config file', run: startCommand },
   { name: 'config', usage: CONFIG_USAGE, short: 'agent config file: check, add-authtoken, add-server', run: configCommand },
   { name: 'api', usage: API_USAGE, short: 'call the REST API: endpoints list|get|create|update|delete, status (JSON out)', run: apiCommand },
   {
@@ -85,6 +89,7 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(`${command.usage}\n\n${command.short}\n`)
     return 0
   }
+  if (command.relays) keepFreedPages(argv)
   try {
     return await command.run(rest)
   } catch (err) {

@@ -33,6 +33,8 @@ import { joinWorkers, type Worker } from '../cluster/worker.ts'
 import type { ClusterMember } from '../cluster/member.ts'
 import { connectNode, joinNodes } from '../cluster/node.ts'
 import { shareApiEndpoints } from '../cluster/api-endpoints.ts'
+import { RedisLimits } from '../cluster/shared-limits.ts'
+import type { ClusterScope } from '../policy/types.ts'
 import { CLUSTER_DIR_ENV, COOKIE_SECRET_FILE, superviseWorkers, WORKER_ENV } from '../cluster/supervisor.ts'
 import { CODES, WarrenError } from '../lib/errors.ts'
 import { VERSION } from './version.ts'
@@ -66,20 +68,20 @@ function withoutWorkersFlag(args: string[]): string[] {
   return args.filter((a, i) => a !== '--workers' && !a.startsWith('--workers=') && args[i - 1] !== '--workers')
 }
 
-/** How policies files load under this config: default ports for URLs without one, default account. */
-export function loadOptionsFor(config: ResolvedConfig, sessionKey?: Uint8Array): LoadOptions {
+/** How policies files load under this config: default ports for URLs without one, default account; what the edge hands their actions. */
+export function loadOptionsFor(config: ResolvedConfig, edge: Pick<LoadOptions, 'sessionKey' | 'clusterScope'> = {}): LoadOptions {
   const httpPort = config.public_ports.http ?? splitAddress(config.listen.http).port
   const httpsPort = config.public_ports.https ?? splitAddress(config.listen.https).port
   return {
     defaultPorts: { http: httpPort, https: httpsPort, tls: httpsPort, tcp: 0 },
     defaultAccount: config.accounts[0]?.name ?? 'default',
-    sessionKey,
+    ...edge,
   }
 }
 
 /** The policies directory bound to the config. */
-export function policyDirectoryFor(config: ResolvedConfig, dir = config.policiesDir, sessionKey?: Uint8Array): PolicyDirectory {
-  return new PolicyDirectory(dir, loadOptionsFor(config, sessionKey))
+export function policyDirectoryFor(config: ResolvedConfig, dir = config.policiesDir, edge: Pick<LoadOptions, 'sessionKey' | 'clusterScope'> = {}): PolicyDirectory {
+  return new PolicyDirectory(dir, loadOptionsFor(config, edge))
 }
 
 function reloadInto(policies: PolicyDirectory, store: EndpointStore, reason: string, events?: EventSink): void {
@@ -124,8 +126,16 @@ export async function serveCommand(args: string[]): Promise<number> {
 
   // Several nodes: Redis must answer before anything listens (the agents' resume cookies are signed with its shared secret).
   const node = config.cluster
-    ? await connectNode(config.cluster, { member: config.cluster.node ?? hostname(), graceMs: config.agents.reconnect_grace * 1000, log: log.child({ component: 'cluster' }) })
+    ? await connectNode(config.cluster, { member: config.cluster.node ?? hostname(), graceMs: config.agents.reconnect_grace * 1000, certsDir: config.certsDir, log: log.child({ component: 'cluster' }) })
     : undefined
+  // rate-limit and circuit-breaker `scope: cluster`: kept in the nodes' Redis; a worker of --workers N has nothing to share it through.
+  const limits = node && config.cluster ? new RedisLimits(config.cluster.redis, log.child({ component: 'cluster' })) : undefined
+  await limits?.ready()
+  const clusterScope: ClusterScope | undefined = limits
+    ? { shared: limits }
+    : workerNumber
+      ? { refused: 'needs cluster.redis: each worker of --workers N would count alone (use scope: endpoint for a limit per worker, or run one process)' }
+      : undefined
 
   // Before anything listens: a sink that cannot start (bad filter, unwritable file) is a config error.
   const events = startEvents(config)
@@ -140,12 +150,14 @@ export async function serveCommand(args: string[]): Promise<number> {
     sinkDrops: () => events.sinks.map((s) => ({ name: s.name, dropped: s.dropped() })),
     poolRetries: () => poolRetries.entries(),
     relayedRequests: () => server.relayedRequests,
+    ...(limits ? { clusterLocalDecisions: () => limits.local } : {}),
   })
   mkdirSync(config.policiesDir, { recursive: true })
   // Before the first load: the oauth/openid-connect actions seal their session cookies with it.
-  const sessionKey = await loadSessionKey(config.certsDir)
+  const sessionKey = node ? node.identityKey : await loadSessionKey(config.certsDir)
   const store = new EndpointStore()
-  const policies = policyDirectoryFor(config, config.policiesDir, sessionKey)
+  const edge = { sessionKey, clusterScope }
+  const policies = policyDirectoryFor(config, config.policiesDir, edge)
   const tcp = new TcpListeners({ hostname: splitAddress(config.listen.https).hostname, store, idleTimeoutSec: config.tcp.idle_timeout, events: events.bus, ...shared })
   // tcp ports follow the table, whether policies or agents changed it.
   store.onChange((table) => tcp.reconcile(table))
@@ -235,6 +247,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     waitMs: config.agents.reconnect_wait * 1000,
     log: log.child({ component: 'tunnel' }),
     sessionKey,
+    clusterScope,
   })
   const agentAddr = splitAddress(config.listen.agent)
   const startAgents = (tls: { cert: string; key: string }) => {
@@ -277,6 +290,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     events: events.bus,
     defaultPorts: loadOptionsFor(config).defaultPorts,
     sessionKey,
+    clusterScope,
     waitMs: config.agents.reconnect_wait * 1000,
     log: log.child({ component: 'cluster' }),
   }
@@ -315,7 +329,7 @@ export async function serveCommand(args: string[]): Promise<number> {
       apiKeys: config.api_keys,
       store,
       policiesDir: config.policiesDir,
-      loadOptions: loadOptionsFor(config, sessionKey),
+      loadOptions: loadOptionsFor(config, edge),
       reload: (reason) => {
         reload(reason)
         apiEndpoints?.changed()
@@ -388,6 +402,7 @@ export async function serveCommand(args: string[]): Promise<number> {
   )
   // The member leaves first: its agents' endpoints stay reserved in the cluster for them to reconnect elsewhere.
   member?.close()
+  limits?.close()
   registry.clear()
   // Sinks get what is queued, for a moment.
   let flushTimer: ReturnType<typeof setTimeout> | undefined

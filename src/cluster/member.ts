@@ -11,6 +11,7 @@ import type { AgentRegistry } from '../tunnel/registry.ts'
 import type { LinkRequest } from './link.ts'
 import type { ClusterRegistry, SessionCommand, SessionRecord } from './registry.ts'
 import { RemoteEndpoints } from './remote-endpoints.ts'
+import type { ClusterScope } from '../policy/types.ts'
 
 /** How often a member republishes its sessions (their latency; sessions that bound nothing yet). */
 const REFRESH_MS = 2000
@@ -25,6 +26,8 @@ export interface MemberOptions {
   defaultPorts: Readonly<Record<Scheme, number>>
   /** The edge's session key (agent endpoints' oauth/openid-connect actions), for the endpoints other members hold. */
   sessionKey?: Uint8Array | undefined
+  /** Where rate-limit `scope: cluster` counts, for the endpoints other members hold. */
+  clusterScope?: ClusterScope | undefined
   waitMs: number
   log: Logger
   /** Opens a proxy stream on the link of the member whose link address is `link`. */
@@ -52,7 +55,7 @@ export interface ClusterMember {
  */
 export function attachMember(cluster: ClusterRegistry, options: MemberOptions): { sessions(): SessionControl[]; tunnels(): AgentTunnelInfo[]; detach(): void } {
   const { registry } = options
-  const remote = new RemoteEndpoints(cluster, { defaultPorts: options.defaultPorts, waitMs: options.waitMs, log: options.log, sessionKey: options.sessionKey, local: (a, t) => registry.localTunnel(a, t), dial: options.dial })
+  const remote = new RemoteEndpoints(cluster, { defaultPorts: options.defaultPorts, waitMs: options.waitMs, log: options.log, sessionKey: options.sessionKey, clusterScope: options.clusterScope, local: (a, t) => registry.localTunnel(a, t), dial: options.dial })
   const publish = () => cluster.publish({ endpoints: registry.claims(), sessions: [...options.sessions()].filter((s) => s.account && !s.mux.closed).map(sessionRecord) })
   let current: Endpoint[] = []
   const unChange = cluster.onChange(() => {

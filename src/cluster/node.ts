@@ -10,6 +10,7 @@ import { dialLink, serveLink } from './link.ts'
 import { attachMember, type ClusterMember, type MemberOptions } from './member.ts'
 import { newSecret, RedisRegistry } from './redis-registry.ts'
 import type { EndpointClaim } from './registry.ts'
+import { loadSessionKey } from '../policy/identity/session-key.ts'
 
 /** The name in the cluster's link certificate, which every node checks when it dials another. */
 const LINK_NAME = 'warren-cluster'
@@ -36,6 +37,8 @@ export interface ConnectedNode {
   registry: RedisRegistry
   /** Signs agents' resume cookies: the same on every node, so an agent keeps its session id on any. */
   cookieSecret: Buffer
+  /** Seals the oauth/openid-connect session cookies: the same on every node, so a user signed in on one is on all. */
+  identityKey: Uint8Array
   link: LinkMaterial
   config: ClusterConfig
 }
@@ -44,12 +47,14 @@ export interface ConnectedNode {
  * Connects to `cluster.redis` (ERR_WARREN_7020 when it cannot) and fetches what the nodes share,
  * creating it on the first node: the link's certificate (its own CA, never the edge's) and secrets.
  */
-export async function connectNode(config: ClusterConfig, options: { member: string; graceMs: number; log: Logger }): Promise<ConnectedNode> {
+export async function connectNode(config: ClusterConfig, options: { member: string; graceMs: number; certsDir: string; log: Logger }): Promise<ConnectedNode> {
   const registry = await RedisRegistry.connect({ url: config.redis, member: options.member, leaseMs: config.lease * 1000, graceMs: options.graceMs, log: options.log })
   try {
     const link = JSON.parse(await registry.shared('link', makeLinkMaterial)) as LinkMaterial
     const cookieSecret = Buffer.from(await registry.shared('cookie-secret', async () => newSecret()), 'base64url')
-    return { registry, cookieSecret, link, config }
+    // The first node offers its own key, so the users it signed in stay signed in on every node.
+    const identityKey = new Uint8Array(Buffer.from(await registry.shared('identity-session-key', async () => Buffer.from(await loadSessionKey(options.certsDir)).toString('base64url')), 'base64url'))
+    return { registry, cookieSecret, identityKey, link, config }
   } catch (err) {
     registry.close()
     throw err

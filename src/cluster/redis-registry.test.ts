@@ -141,6 +141,7 @@ describe.skipIf(skip !== undefined)('RedisRegistry', () => {
     const b = await node('b7', 30_000)
     a.publish(holdings([claim('tn_7', 'seven.warren.localhost', 's7')], ['s7']))
     expect(await until(() => b.others().some((m) => m.member === 'a7'))).toBe(true)
+    const secret = await a.shared('secret7', async () => 'the first')
     await redis.kill()
     await Bun.sleep(800)
     // Nothing answers, yet b still serves what it knew.
@@ -152,5 +153,8 @@ describe.skipIf(skip !== undefined)('RedisRegistry', () => {
     // Subscriptions were restored: a change after the restart arrives by pub/sub.
     a.publish(holdings([claim('tn_9', 'nine.warren.localhost', 's7')], ['s7']))
     expect(await until(() => b.others().find((m) => m.member === 'a7')?.endpoints[0]?.tunnel === 'tn_9', 1000)).toBe(true)
+    // The running nodes wrote their shared values again: a node joining now gets the same (a new link CA would split the cluster).
+    const c = await node('c7', 30_000)
+    expect(await c.shared('secret7', async () => 'made after the restart')).toBe(secret)
   }, 20_000)
 })

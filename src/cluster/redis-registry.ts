@@ -85,6 +85,8 @@ export class RedisRegistry implements ClusterRegistry {
   #handler: (command: SessionCommand) => Promise<string> = async () => 'this node runs no commands'
   readonly #maps = new Map<string, () => void>()
   readonly #backListeners = new Set<() => void>()
+  /** The shared values this node uses, written again if Redis comes back empty. */
+  readonly #sharedValues = new Map<string, string>()
   #lost: (claim: EndpointClaim, holder: string) => void = () => {}
   #link = ''
   #mine: MemberHoldings = { endpoints: [], sessions: [] }
@@ -151,10 +153,13 @@ export class RedisRegistry implements ClusterRegistry {
    */
   async shared(name: string, make: () => Promise<string>): Promise<string> {
     const key = `${PREFIX}shared:${name}`
-    const found = await this.#redis.get(key)
-    if (found !== null) return found
-    await this.#redis.set(key, await make(), 'NX')
-    return (await this.#redis.get(key))!
+    let value = await this.#redis.get(key)
+    if (value === null) {
+      await this.#redis.set(key, await make(), 'NX')
+      value = (await this.#redis.get(key))!
+    }
+    this.#sharedValues.set(key, value)
+    return value
   }
 
   /**
@@ -410,6 +415,8 @@ export class RedisRegistry implements ClusterRegistry {
     // Redis may have restarted empty: write everything again, and read once the others had a renewal to do the same.
     this.#written = ''
     void this.#write()
+    // …and without the shared values a node joining now would make a new link CA the running nodes reject.
+    for (const [key, value] of this.#sharedValues) void this.#redis.set(key, value, 'NX').catch(() => {})
     this.#readSoon(Math.floor(this.#o.leaseMs / 3) + 100)
     for (const listener of this.#backListeners) listener()
   }

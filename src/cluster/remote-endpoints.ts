@@ -2,6 +2,7 @@ import type { Scheme } from '../config/url.ts'
 import type { Endpoint, TunnelStream, TunnelTarget } from '../endpoints/endpoint.ts'
 import type { Logger } from '../lib/log.ts'
 import { compilePolicy, validatePolicy } from '../policy/engine.ts'
+import type { ClusterScope } from '../policy/types.ts'
 import { agentEndpoint } from '../tunnel/registry.ts'
 import type { LinkRequest } from './link.ts'
 import { rebinds } from './members.ts'
@@ -13,6 +14,8 @@ export interface RemoteEndpointsOptions {
   log: Logger
   /** Seals the oauth/openid-connect actions' cookies: the same key on every worker (from certs/). */
   sessionKey?: Uint8Array | undefined
+  /** Where rate-limit `scope: cluster` counts (the endpoints' policies run here). */
+  clusterScope?: ClusterScope | undefined
   /** This member's own tunnel of that account and id, if its agent re-bound it here. */
   local: (account: string, tunnel: string) => TunnelTarget | undefined
   /** Opens a proxy stream on the link of the member whose link address is `link`. */
@@ -49,7 +52,7 @@ export class RemoteEndpoints {
 
   #endpoint(claim: EndpointClaim, member: string): Endpoint | undefined {
     try {
-      const policy = compilePolicy(validatePolicy(claim.policy), { scheme: claim.url.scheme, cloud: false, sessionKey: this.#o.sessionKey })
+      const policy = compilePolicy(validatePolicy(claim.policy), { scheme: claim.url.scheme, cloud: false, sessionKey: this.#o.sessionKey, clusterScope: this.#o.clusterScope })
       return agentEndpoint({
         id: claim.tunnel,
         account: claim.account,

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { CODES } from '../lib/errors.ts'
 import type { Logger } from '../lib/log.ts'
+import { selfCommand } from '../lib/self-command.ts'
 import { FrameReader, frameWriter } from './frames.ts'
 import type { FromHub, ToHub } from './local-registry.ts'
 import { MemberTable } from './members.ts'
@@ -93,8 +94,7 @@ export async function superviseWorkers(options: SupervisorOptions): Promise<numb
     },
   })
 
-  // A compiled binary is its own entry point; under `bun src/main.ts` the script is passed again.
-  const entry = Bun.main.startsWith('/$bunfs/') ? [process.execPath] : [process.execPath, Bun.main]
+  const entry = selfCommand()
   const workers = new Map<number, Subprocess>()
   let stopping = false
   /** Until every worker served once: a worker that exits now has a config or port problem, not bad luck. */

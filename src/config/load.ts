@@ -5,6 +5,7 @@ import * as v from 'valibot'
 import type { Endpoint } from '../endpoints/endpoint.ts'
 import { CODES, WarrenError } from '../lib/errors.ts'
 import { compilePolicy, validatePolicy } from '../policy/engine.ts'
+import type { ClusterScope } from '../policy/types.ts'
 import { ConfigIssues } from '../policy/issue.ts'
 import { describeIssue, issuePath, parseSource, type FileIssue, type SourceDocument } from './document.ts'
 import { EndpointSpec, PolicyFileSpec, type EndpointDecl } from './schema/v1/endpoint.ts'
@@ -17,6 +18,8 @@ export interface LoadOptions {
   defaultAccount: string
   /** The edge's session-cookie key for oauth/openid-connect (absent when files are only checked). */
   sessionKey?: Uint8Array | undefined
+  /** Where `scope: cluster` state lives (absent when files are only checked, or the edge is one process). */
+  clusterScope?: ClusterScope | undefined
 }
 
 /** The outcome of loading one policies file: its endpoints, or the issues that stopped it. */
@@ -145,7 +148,7 @@ function parseFileText(dir: string, file: string, text: string, options: LoadOpt
       at([...path, 'url'], CODES.ENDPOINT_URL_INVALID, err instanceof WarrenError ? err.message : String(err))
       return
     }
-    const policy = loadEndpointPolicy(dir, file, decl, path, doc, url.scheme, issues, options.sessionKey)
+    const policy = loadEndpointPolicy(dir, file, decl, path, doc, url.scheme, issues, options)
     if (!policy) return
     const urlText = formatEndpointUrl(url)
     const port = url.port ?? options.defaultPorts[url.scheme]
@@ -178,7 +181,7 @@ function loadEndpointPolicy(
   doc: SourceDocument,
   scheme: Scheme,
   issues: FileIssue[],
-  sessionKey: Uint8Array | undefined,
+  edge: Pick<LoadOptions, 'sessionKey' | 'clusterScope'>,
 ) {
   let raw: unknown = decl.traffic_policy
   // Issues inside the policy are located in this document unless the policy came from elsewhere.
@@ -210,7 +213,7 @@ function loadEndpointPolicy(
     locate = source === file ? (p) => ({ file, ...doc.locate([...path, 'traffic_policy']) }) : (p) => ({ file: source, ...sub.doc.locate(p) })
   }
   try {
-    return compilePolicy(validatePolicy(raw), { scheme, cloud: true, sessionKey })
+    return compilePolicy(validatePolicy(raw), { scheme, cloud: true, sessionKey: edge.sessionKey, clusterScope: edge.clusterScope })
   } catch (err) {
     if (!(err instanceof ConfigIssues)) throw err
     for (const i of err.issues) issues.push({ ...locate(i.path), code: i.code, message: i.message })

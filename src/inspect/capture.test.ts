@@ -126,6 +126,51 @@ describe('HttpTap', () => {
     expect(e!.response!.body).toMatchObject({ size: 6, truncated: true })
   })
 
+  test('framing headers are read in any case, with spaces before the colon, and over several lines', () => {
+    const list = run([
+      ['c', 'POST /a HTTP/1.1\r\ncontent-LENGTH : 3\r\n\r\nabcPOST /b HTTP/1.1\r\nTransfer-Encoding: gzip\r\ntransfer-encoding: Chunked\r\n\r\n2\r\nxy\r\n0\r\n\r\n'],
+      ['u', 'HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\nContent-Length: 9\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'],
+    ])
+    expect(list.map((e) => [e.request.uri, text(e.request.body.bytes), text(e.response!.body.bytes)])).toEqual([
+      ['/a', 'abc', 'ok'],
+      ['/b', 'xy', ''],
+    ])
+  })
+
+  test('bytes are copied when captured: the reads they came in may be large and are not kept alive', () => {
+    const store = new CaptureStore()
+    const tap = new HttpTap(store, { name: 'x', url: 'u' }, 'c')
+    const read = new Uint8Array(64 * 1024).fill(120)
+    read.set(enc('GET /big HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc'))
+    tap.client(read.subarray(0, 43))
+    const answer = enc('HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nbody')
+    tap.upstream(answer.subarray(0, 20))
+    answer.subarray(0, 20).fill(0)
+    tap.upstream(answer.subarray(20))
+    answer.fill(0)
+    read.fill(0)
+    const [e] = store.list()
+    expect(e!.request.uri).toBe('/big')
+    expect(text(e!.request.body.bytes)).toBe('abc')
+    expect(e!.request.body.bytes.buffer.byteLength).toBe(3)
+    expect(e!.response!.status).toBe(200)
+    expect(text(e!.response!.body.bytes)).toBe('body')
+  })
+
+  test('an exchange keeps its id once read, and a body read early grows with later chunks', () => {
+    const store = new CaptureStore()
+    const tap = new HttpTap(store, { name: 'x', url: 'u' }, 'c')
+    tap.client(enc('GET / HTTP/1.1\r\n\r\n'))
+    tap.upstream(enc('HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nabc'))
+    const [e] = store.list()
+    const id = e!.id
+    expect(text(e!.response!.body.bytes)).toBe('abc')
+    tap.upstream(enc('def'))
+    expect(text(e!.response!.body.bytes)).toBe('abcdef')
+    expect(store.list()[0]!.id).toBe(id)
+    expect(store.get(id)).toBe(e)
+  })
+
   test('bytes that are not HTTP stop the capture without throwing', () => {
     const store = new CaptureStore()
     const tap = new HttpTap(store, { name: 'x', url: 'u' }, 'c')
@@ -149,6 +194,11 @@ describe('CaptureStore', () => {
   test('keeps the newest entries when over the count limit', () => {
     const list = run(conversation(10, 1), { limits: { maxEntries: 3 } })
     expect(list.map((e) => e.request.uri)).toEqual(['/7', '/8', '/9'])
+  })
+
+  test('the ring wraps around many times and still lists newest first', () => {
+    const list = run(conversation(1000, 1), { limits: { maxEntries: 7 } })
+    expect(list.map((e) => e.request.uri)).toEqual(['/993', '/994', '/995', '/996', '/997', '/998', '/999'])
   })
 
   test('drops the oldest entries when over the byte limit', () => {

@@ -130,6 +130,8 @@ export const CODES = {
   IDENTITY_SESSION_KEY: 'ERR_WARREN_2164',
   /** An oauth/openid-connect config the edge cannot use (unknown provider, http:// issuer off loopback, bad endpoints). */
   IDENTITY_CONFIG_INVALID: 'ERR_WARREN_2165',
+  /** `scope: cluster` where nothing is shared to count in: a worker of `--workers N` (no cluster.redis); the policy is refused. */
+  CLUSTER_SCOPE_UNAVAILABLE: 'ERR_WARREN_2170',
   /** The REST API request has no `Authorization: Bearer` key, or the key is not one of `api_keys`. */
   API_UNAUTHORIZED: 'ERR_WARREN_6001',
   /** The REST API refuses everything because warren.yaml configures no `api_keys`. */
@@ -188,6 +190,8 @@ export const CODES = {
   CLUSTER_ACME_UNSUPPORTED: 'ERR_WARREN_7025',
   /** Another live node renews the lease of this `cluster.node` id: two nodes may not share one. */
   CLUSTER_NODE_ID_IN_USE: 'ERR_WARREN_7026',
+  /** (log) Redis did not answer a `scope: cluster` rate-limit decision in time: the node counts locally until it does. */
+  CLUSTER_LIMITS_LOCAL: 'ERR_WARREN_7030',
 } as const
 
 export type ErrorCode = (typeof CODES)[keyof typeof CODES]

@@ -21,6 +21,8 @@ export interface EdgeMetricSources {
   /** Requests the byte relay served since start (plaintext and HTTPS/1.1). */
   relayedRequests?: () => number
   poolRetries?: () => readonly { endpoint: string; reason: string; count: number }[]
+  /** `scope: cluster` decisions made in this process because Redis could not make them, by action type. */
+  clusterLocalDecisions?: () => Readonly<Record<string, number>>
 }
 
 /** One endpoint's request series, resolved once. */
@@ -65,6 +67,7 @@ export function edgeMetrics(sources: EdgeMetricSources): Registry {
   const events = r.add(new Counter('warren_events_total', 'Events published, by type.', ['type']))
   const poolRetries = r.add(new Counter('warren_pool_retries_total', 'HTTP requests sent again to another pool member after the first failed before answering, by endpoint URL and reason (session closed, no stream, stream refused, stream reset, stream closed).', ['endpoint', 'reason']))
   const relayed = r.add(new Counter('warren_http_relayed_requests_total', 'HTTP requests the plaintext listener and the HTTPS/1.1 engine relayed byte for byte (the fast path: no policy, or one that only reads the request head and edits its header lines); they count in warren_http_requests_total too.'))
+  const clusterLocal = r.add(new Counter('warren_cluster_local_decisions_total', 'Decisions of scope: cluster rate-limit and circuit-breaker actions this node made alone because Redis did not answer in time (down, slow), by action type.', ['action']))
   const dropped = r.add(new Counter('warren_events_dropped_total', 'Events dropped: "queue" when the event queue was full, else by sink.', ['sink']))
 
   // Requests are counted from tallies (src/events/bus.ts), with or without an event object: each
@@ -124,6 +127,7 @@ export function edgeMetrics(sources: EdgeMetricSources): Registry {
     dropped.set({ sink: 'queue' }, sources.bus.dropped)
     if (sources.sinkDrops) for (const s of sources.sinkDrops()) dropped.set({ sink: s.name }, s.dropped)
     if (sources.relayedRequests) relayed.set({}, sources.relayedRequests())
+    if (sources.clusterLocalDecisions) for (const [action, n] of Object.entries(sources.clusterLocalDecisions())) clusterLocal.set({ action }, n)
     if (sources.poolRetries) for (const p of sources.poolRetries()) poolRetries.set({ endpoint: p.endpoint, reason: p.reason }, p.count)
   })
   return r

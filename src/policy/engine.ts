@@ -11,7 +11,7 @@ import { compileCel, type CelProgram } from './expr/compile.ts'
 import { compileTemplate, constantTemplate } from './interpolate.ts'
 import { ConfigIssues, type ConfigIssue } from './issue.ts'
 import { generatePhase, type PhaseRun } from './phase-code.ts'
-import { CONTINUE, PHASES, type ActionRun, type HttpExchange, type Outcome, type Phase } from './types.ts'
+import { CONTINUE, PHASES, type ActionRun, type ClusterScope, type HttpExchange, type Outcome, type Phase } from './types.ts'
 
 export interface CompiledRule {
   name: string
@@ -32,6 +32,8 @@ export interface CompileOptions {
   cloud: boolean
   /** Handed to actions as `BuildEnv.sessionKey`: set on the edge, absent where policies are only checked. */
   sessionKey?: Uint8Array | undefined
+  /** Handed to actions as `BuildEnv.clusterScope` (rate-limit `scope: cluster`). */
+  clusterScope?: ClusterScope | undefined
 }
 
 /** Validates a raw policy (already parsed from YAML/JSON) against the schema, with issue paths. */
@@ -111,7 +113,9 @@ export function compilePolicy(spec: TrafficPolicy, options: CompileOptions): Com
         const env = {
           phase,
           scheme: options.scheme,
+          path,
           ...(options.sessionKey ? { sessionKey: options.sessionKey } : {}),
+          ...(options.clusterScope ? { clusterScope: options.clusterScope } : {}),
           template(text: string, at: readonly (string | number)[]) {
             const tpl = compileTemplate(text, [...path, ...at])
             if (Array.isArray(tpl)) {

@@ -5,6 +5,7 @@ import type { ErrorCode } from '../lib/errors.ts'
 import type { CelProgram } from './expr/compile.ts'
 import type { Template } from './interpolate.ts'
 import type { EventStreamMessage } from '../lib/sse.ts'
+import type { BreakerOptions } from './actions/circuit-breaker.ts'
 
 /**
  * The phases a traffic policy can hook. `on_event_stream_message` runs once per message of a
@@ -130,10 +131,48 @@ export const CONTINUE: Outcome = Object.freeze({ kind: 'continue' })
 
 export type ActionRun = (ex: HttpExchange) => Outcome | Promise<Outcome>
 
+/** One sliding-window decision: over capacity or not, with the counts it was made from. */
+export interface WindowHit {
+  limited: boolean
+  retryAfterSec: number
+}
+
+/** Sliding windows every edge of a cluster counts in together (rate-limit `scope: cluster`). */
+export interface SharedWindows {
+  /**
+   * Counts one request for `key` in a window of `windowMs` unless it is over `capacity`
+   * (`countRefused` counts it anyway). Undefined when the shared store cannot decide now (unreachable,
+   * too slow): the caller counts locally instead.
+   */
+  hit(key: string, options: { capacity: number; windowMs: number; countRefused: boolean }): Promise<WindowHit | undefined>
+}
+
+/** A circuit breaker's answer for one request (circuit-breaker.ts's CircuitBreaker gives the same). */
+export type BreakerVerdict = { allowed: true; probe: boolean } | { allowed: false; retryAfterSec: number }
+
+/** Circuit breakers every edge of a cluster opens and closes together (circuit-breaker `scope: cluster`). */
+export interface SharedBreakers {
+  /** May a request go now? Undefined when the shared store cannot say: the caller asks its own breaker. */
+  admit(key: string, options: BreakerOptions): Promise<BreakerVerdict | undefined>
+  /** Counts the upstream's answer to a request `admit` let through (5xx is a failure); never waits. */
+  record(key: string, options: BreakerOptions, answer: { status: number; probe: boolean }): void
+}
+
+/**
+ * Where `scope: cluster` state lives on this edge: `shared` with the other nodes (cluster.redis), or
+ * `refused` with the reason (a worker of `--workers N`, which has no shared store). Absent: this
+ * process is the whole edge, and `scope: cluster` counts here.
+ */
+export type ClusterScope = { shared: SharedWindows & SharedBreakers } | { refused: string }
+
 /** What an action's `build` gets besides its config: template compilation and where it runs. */
 export interface BuildEnv {
   phase: Phase
   scheme: Scheme
+  /** Where the action sits in its policy (`[phase, rule, 'actions', index]`): names state shared across edges. */
+  path: readonly (string | number)[]
+  /** See ClusterScope; absent where policies are only checked or the edge is one process. */
+  clusterScope?: ClusterScope
   template(text: string, path: readonly (string | number)[]): Template
   /** The edge's secret for session cookies (oauth, openid-connect); absent where a policy is only checked (agent side, `warren validate`). */
   sessionKey?: Uint8Array

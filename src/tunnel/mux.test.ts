@@ -55,6 +55,36 @@ describe('FrameReader', () => {
     expect(() => new FrameReader().push(new Uint8Array(bytes))).toThrow(expect.objectContaining({ code }))
   })
 
+  test('frame bodies are views of the read, kept past the callback: Bun never reuses a read\'s buffer', async () => {
+    // The reader, the agent's early buffering and the TCP relay hold chunks after `data` returns.
+    const reads: { chunk: Uint8Array; copy: string }[] = []
+    const frames: { body: Uint8Array; copy: string }[] = []
+    const reader = new FrameReader()
+    const server = Bun.listen({
+      hostname: '127.0.0.1',
+      port: 0,
+      socket: {
+        data(_s, chunk) {
+          reads.push({ chunk, copy: Buffer.from(chunk).toString('latin1') })
+          for (const f of reader.push(chunk)) frames.push({ body: f.body, copy: Buffer.from(f.body).toString('latin1') })
+        },
+      },
+    })
+    const client = await Bun.connect({ hostname: '127.0.0.1', port: server.port, socket: { data() {} } })
+    for (let i = 0; i < 40; i++) {
+      client.write(data(1, `frame ${i} `.padEnd(40 + i, '.')))
+      await Bun.sleep(1)
+    }
+    for (let i = 0; i < 200 && frames.length < 40; i++) await Bun.sleep(5)
+    client.end()
+    server.stop(true)
+    expect(frames).toHaveLength(40)
+    expect(reads.length).toBeGreaterThanOrEqual(2)
+    expect(new Set(reads.map((r) => r.chunk.buffer)).size).toBe(reads.length)
+    expect(reads.filter((r) => Buffer.from(r.chunk).toString('latin1') !== r.copy)).toEqual([])
+    expect(frames.filter((f) => Buffer.from(f.body).toString('latin1') !== f.copy)).toEqual([])
+  })
+
   test('a 16 MB frame sent in 16 KB pieces is read in linear time', () => {
     // Concatenating on every chunk took 7 s of CPU here (a pre-auth peer could stall the edge).
     const reader = new FrameReader()

@@ -8,6 +8,7 @@ import type { Logger } from '../lib/log.ts'
 import type { EndpointClaim } from '../cluster/registry.ts'
 import { compilePolicy, validatePolicy, type CompiledPolicy } from '../policy/engine.ts'
 import { ConfigIssues } from '../policy/issue.ts'
+import type { ClusterScope } from '../policy/types.ts'
 import { ownsHost, ownsTcpPort, type Account } from './accounts.ts'
 import { mergePolicies, parsePolicyText, policyFromOpts, UnsupportedOption } from './opts.ts'
 import { EdgeType, errorReply, field, stringField, type ProxyHeader } from './proto/messages.ts'
@@ -46,6 +47,8 @@ export interface RegistryOptions {
   log: Logger
   /** The session-cookie key for the oauth/openid-connect actions agents ask for. */
   sessionKey?: Uint8Array
+  /** Where rate-limit `scope: cluster` counts for agents' traffic policies. */
+  clusterScope?: ClusterScope | undefined
 }
 
 /**
@@ -261,7 +264,7 @@ export class AgentRegistry {
     let spec: unknown
     try {
       spec = mergePolicies(policyFromOpts(opts, scheme), parsePolicyText(field(opts, 'TrafficPolicy') ?? field(opts, 'Policy')))
-      policy = compilePolicy(validatePolicy(spec), { scheme, cloud: false, sessionKey: this.#o.sessionKey })
+      policy = compilePolicy(validatePolicy(spec), { scheme, cloud: false, sessionKey: this.#o.sessionKey, clusterScope: this.#o.clusterScope })
     } catch (err) {
       if (err instanceof UnsupportedOption) return errorReply(err.message, 'ERR_NGROK_9010', 'ERR_WARREN_4005')
       if (err instanceof WarrenError) return errorReply(`Invalid traffic policy: ${err.message}`, 'ERR_NGROK_2201', err.code)

@@ -4,7 +4,8 @@ import { hostFetch, startEdge, type Edge } from './framework/process.ts'
 import { startUpstream } from './framework/upstreams.ts'
 
 const GB = 1024 ** 3
-const RSS_LIMIT = 100 * 1024 ** 2
+/** What either 1 GB transfer may add to the edge's RSS: nothing near the body is held. */
+const GROWTH_LIMIT = 80 * 1024 ** 2
 
 const upstream = startUpstream('stream-origin')
 let edge: Edge
@@ -20,7 +21,9 @@ afterAll(async () => {
 })
 
 describe('bodies stream through the edge', () => {
-  test('a 1 GB upload reaches the upstream whole while the edge stays under 100 MB RSS', async () => {
+  // The edge keeps the pages it frees (src/cli/allocator.ts), so its RSS stays at the peak of what it
+  // did before (~110 MB after one of these transfers): the bound is on growth, not on the total.
+  test('a 1 GB upload reaches the upstream whole while the edge grows by less than 80 MB', async () => {
     const chunk = new Uint8Array(1024 * 1024).fill(98)
     let sent = 0
     const body = new ReadableStream<Uint8Array>({
@@ -30,19 +33,19 @@ describe('bodies stream through the edge', () => {
         sent += chunk.length
       },
     })
+    const idle = memoryOf(edge.proc.pid).rss
     const sampler = sampleRss(edge.proc.pid)
     const res = await hostFetch(edge, 's.warren.localhost', '/count', { method: 'POST', body, duplex: 'half' } as RequestInit)
     const json = (await res.json()) as { bodyBytes: number }
     const peak = sampler.stop()
     expect(res.status).toBe(200)
     expect(json.bodyBytes).toBe(GB)
-    console.log(`upload: edge peak RSS ${(peak / 1024 ** 2).toFixed(1)} MB`)
-    expect(peak).toBeLessThan(RSS_LIMIT)
+    console.log(`upload: edge peak RSS ${(peak / 1024 ** 2).toFixed(1)} MB (idle ${(idle / 1024 ** 2).toFixed(1)} MB)`)
+    expect(peak - idle).toBeLessThan(GROWTH_LIMIT)
   }, 120_000)
 
-  // Downloads go through warren's HTTP/1.1 client, whose JS buffers make the allocator hold more than
-  // fetch does (measured peak 115-145 MB with 74 MB idle): bounded, but over 100 MB absolute. What this
-  // proves is that nothing near the 1 GB body is held: the edge grows by less than 80 MB.
+  // Downloads: the reads' buffers make the allocator hold more than an upload does (measured peak
+  // 115-145 MB with 74 MB idle before the allocator kept its pages).
   test('a 1 GB download arrives whole while the edge grows by less than 80 MB', async () => {
     const idle = memoryOf(edge.proc.pid).rss
     const sampler = sampleRss(edge.proc.pid)
@@ -52,6 +55,6 @@ describe('bodies stream through the edge', () => {
     const peak = sampler.stop()
     expect(received).toBe(GB)
     console.log(`download: edge peak RSS ${(peak / 1024 ** 2).toFixed(1)} MB (idle ${(idle / 1024 ** 2).toFixed(1)} MB)`)
-    expect(peak - idle).toBeLessThan(80 * 1024 ** 2)
+    expect(peak - idle).toBeLessThan(GROWTH_LIMIT)
   }, 120_000)
 })

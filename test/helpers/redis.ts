@@ -22,6 +22,9 @@ export interface RedisServer {
   kill(): Promise<void>
   /** Starts it again on the same port (empty). */
   restart(): Promise<void>
+  /** SIGSTOP: connections stay open and nothing answers (a hung Redis); `resume` sends SIGCONT. */
+  pause(): void
+  resume(): void
   stop(): Promise<void>
 }
 
@@ -43,7 +46,15 @@ export async function startRedis(): Promise<RedisServer> {
     proc?.kill('SIGKILL')
     await proc?.exited
   }
-  return { port, url: `redis://127.0.0.1:${port}`, kill, restart: start, stop: kill }
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    kill,
+    restart: start,
+    pause: () => void proc?.kill('SIGSTOP'),
+    resume: () => void proc?.kill('SIGCONT'),
+    stop: kill,
+  }
 }
 
 /** One PING over a fresh connection: whether `+PONG` came back. */

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, setSystemTime, test } from 'bun:test'
 import { compile, exchange, loadError, responded } from '../../../test/helpers/actions.ts'
-import { runPhase } from '../engine.ts'
+import { compilePolicy, runPhase, validatePolicy } from '../engine.ts'
 import { CircuitBreaker } from './circuit-breaker.ts'
 
 afterEach(() => setSystemTime())
@@ -13,10 +13,21 @@ describe('circuit-breaker config', () => {
     { desc: 'window too long', config: { window_duration: '3m' }, want: /window_duration must be a duration between 1s and 2m/ },
     { desc: 'tripped too short', config: { tripped_duration: '500ms' }, want: /tripped_duration must be/ },
     { desc: 'volume 0', config: { volume_threshold: 0 }, want: /volume_threshold/ },
+    { desc: 'scope cluster', config: { scope: 'cluster' }, want: undefined },
+    { desc: 'unknown scope', config: { scope: 'node' }, want: /scope/ },
   ])('$desc', ({ config, want }) => {
     const got = loadError({ type: 'circuit-breaker', config })
     if (want) expect(got).toMatch(want)
     else expect(got).toBeUndefined()
+  })
+})
+
+describe('circuit-breaker scope: cluster', () => {
+  test('refused where nothing is shared (a worker of --workers N), enforce or not', () => {
+    for (const enforce of [true, false]) {
+      const policy = validatePolicy({ on_http_request: [{ actions: [{ type: 'circuit-breaker', config: { scope: 'cluster', enforce } }] }] })
+      expect(() => compilePolicy(policy, { scheme: 'http', cloud: false, clusterScope: { refused: 'needs cluster.redis' } })).toThrow('scope: cluster needs cluster.redis')
+    }
   })
 })
 

@@ -1,8 +1,8 @@
 import * as v from 'valibot'
 import { parseDuration } from '../../lib/duration.ts'
-import { CODES } from '../../lib/errors.ts'
+import { CODES, WarrenError } from '../../lib/errors.ts'
 import { errorResponse } from '../../proxy/errors.ts'
-import { CONTINUE, defineAction } from '../types.ts'
+import { CONTINUE, defineAction, type BreakerVerdict, type HttpExchange, type Outcome } from '../types.ts'
 
 export interface BreakerOptions {
   errorThreshold: number
@@ -37,7 +37,7 @@ export class CircuitBreaker {
   }
 
   /** Asks to send a request now. `record` must be called with the upstream status if it is allowed. */
-  admit(now: number): { allowed: true; probe: boolean } | { allowed: false; retryAfterSec: number } {
+  admit(now: number): BreakerVerdict {
     const s = this.#state
     if (s.kind === 'open') {
       if (now < s.until) return { allowed: false, retryAfterSec: Math.max(1, Math.ceil((s.until - now) / 1000)) }
@@ -98,6 +98,8 @@ function duration(label: string) {
  * Refuses requests with 503 while the upstream keeps failing: when, within `window_duration`, at least
  * `volume_threshold` requests were forwarded and the share answered with 5xx (or not at all) reaches
  * `error_threshold`, requests are refused for `tripped_duration`, then one probe decides.
+ * `scope: cluster` keeps the breaker in the cluster's Redis (every node opens and closes it together),
+ * with this process's breaker standing in while Redis cannot answer (src/cluster/shared-limits.ts).
  */
 export const circuitBreaker = defineAction({
   type: 'circuit-breaker',
@@ -116,25 +118,45 @@ export const circuitBreaker = defineAction({
     num_buckets: v.optional(v.pipe(v.number(), v.integer(), v.minValue(1), v.maxValue(100)), 10),
     /** false: the breaker never trips. Default true. */
     enforce: v.optional(v.boolean(), true),
+    /**
+     * warren's own: `endpoint` (default) keeps the breaker in this edge process; `cluster` shares it
+     * between every node of `cluster.redis` (without it, in this process as `endpoint` does).
+     */
+    scope: v.optional(v.picklist(['endpoint', 'cluster']), 'endpoint'),
   }),
-  build(config) {
+  build(config, env) {
+    const cluster = config.scope === 'cluster' ? env.clusterScope : undefined
+    if (cluster && 'refused' in cluster) throw new WarrenError(CODES.CLUSTER_SCOPE_UNAVAILABLE, `scope: cluster ${cluster.refused}`)
     if (!config.enforce) return () => CONTINUE
-    const breaker = new CircuitBreaker({
+    const options: BreakerOptions = {
       errorThreshold: config.error_threshold,
       volumeThreshold: config.volume_threshold,
       windowMs: parseDuration(config.window_duration)!,
       trippedMs: parseDuration(config.tripped_duration)!,
       buckets: config.num_buckets,
-    })
-    return function circuitBreaker(ex) {
-      const verdict = breaker.admit(Date.now())
+    }
+    const breaker = new CircuitBreaker(options)
+    const shared = cluster?.shared
+    // As rate-limit's buckets: the same on every node given the same policies.
+    const place = `${env.path.join('.')}:${options.windowMs}:${options.trippedMs}:${options.buckets}`
+
+    function decide(ex: HttpExchange, verdict: BreakerVerdict, record: (status: number, probe: boolean) => void): Outcome {
       if (!verdict.allowed) {
         const response = errorResponse(503, CODES.CIRCUIT_OPEN, 'The upstream is failing; requests are paused for a moment.', ex.headers.get('accept'))
         response.headers.set('retry-after', String(verdict.retryAfterSec))
         return { kind: 'respond', response }
       }
-      ;(ex.upstreamObservers ??= []).push((status) => breaker.record(Date.now(), status, verdict.probe))
+      ;(ex.upstreamObservers ??= []).push((status) => record(status, verdict.probe))
       return CONTINUE
+    }
+    const recordHere = (status: number, probe: boolean) => breaker.record(Date.now(), status, probe)
+
+    return function circuitBreaker(ex) {
+      if (!shared) return decide(ex, breaker.admit(Date.now()), recordHere)
+      const key = `${ex.endpoint.id}:${place}`
+      return shared.admit(key, options).then((verdict) =>
+        verdict ? decide(ex, verdict, (status, probe) => shared.record(key, options, { status, probe })) : decide(ex, breaker.admit(Date.now()), recordHere),
+      )
     }
   },
 })

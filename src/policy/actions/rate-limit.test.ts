@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, setSystemTime, test } from 'bun:test'
 import { compile, exchange, loadError, responded } from '../../../test/helpers/actions.ts'
-import { runPhase } from '../engine.ts'
+import { compilePolicy, runPhase, validatePolicy } from '../engine.ts'
+import type { ConfigIssue, ConfigIssues } from '../issue.ts'
 import { SlidingWindow } from './rate-limit.ts'
 
 afterEach(() => setSystemTime())
@@ -18,6 +19,8 @@ describe('rate-limit config', () => {
     { desc: 'unknown algorithm', config: { ...BASE, algorithm: 'token_bucket' }, want: /algorithm/ },
     { desc: 'no bucket key', config: { ...BASE, bucket_key: [] }, want: /at least one bucket key/ },
     { desc: 'bucket key is CEL', config: { ...BASE, bucket_key: ['conn.client_ip +'] }, want: /^ERR_WARREN_2002: / },
+    { desc: 'scope cluster', config: { ...BASE, scope: 'cluster' }, want: undefined },
+    { desc: 'unknown scope', config: { ...BASE, scope: 'global' }, want: /scope/ },
   ])('$desc', ({ config, want }) => {
     const got = loadError({ type: 'rate-limit', config })
     if (want) expect(got).toMatch(want)
@@ -53,6 +56,29 @@ describe('rate-limit at runtime', () => {
     const ex = exchange()
     expect((await runPhase(rules, ex)).kind).toBe('continue')
     expect(ex.actions['rate_limit']).toMatchObject({ limited: true })
+  })
+})
+
+describe('rate-limit scope: cluster', () => {
+  const policy = { on_http_request: [{ actions: [{ type: 'rate-limit', config: { ...BASE, capacity: 1, scope: 'cluster' } }] }] }
+
+  test('in one process without a cluster it counts here, as scope: endpoint', async () => {
+    const rules = compile(policy).on_http_request
+    expect((await runPhase(rules, exchange())).kind).toBe('continue')
+    expect(responded(await runPhase(rules, exchange()))?.status).toBe(429)
+  })
+
+  test('refused where nothing is shared (a worker of --workers N), naming the field and the reason', () => {
+    let issues: ConfigIssue[] = []
+    try {
+      compilePolicy(validatePolicy(policy), { scheme: 'http', cloud: false, clusterScope: { refused: 'needs cluster.redis' } })
+    } catch (err) {
+      issues = (err as ConfigIssues).issues
+    }
+    expect(issues).toEqual([{ code: 'ERR_WARREN_2170', path: ['on_http_request', 0, 'actions', 0, 'config'], message: 'action "rate-limit": scope: cluster needs cluster.redis' }])
+    // scope: endpoint loads there.
+    const local = { on_http_request: [{ actions: [{ type: 'rate-limit', config: BASE }] }] }
+    expect(() => compilePolicy(validatePolicy(local), { scheme: 'http', cloud: false, clusterScope: { refused: 'needs cluster.redis' } })).not.toThrow()
   })
 })
 

@@ -1,9 +1,9 @@
 import * as v from 'valibot'
 import { parseDuration } from '../../lib/duration.ts'
-import { CODES } from '../../lib/errors.ts'
+import { CODES, WarrenError } from '../../lib/errors.ts'
 import { errorResponse } from '../../proxy/errors.ts'
 import { celContext } from '../context.ts'
-import { CONTINUE, defineAction } from '../types.ts'
+import { CONTINUE, defineAction, type HttpExchange, type Outcome, type WindowHit } from '../types.ts'
 
 interface Bucket {
   window: number
@@ -49,28 +49,31 @@ export class SlidingWindow {
     const used = b.previous * (1 - elapsed) + b.current
     const limited = used + 1 > this.#capacity
     if (!limited || countRefused) b.current++
-    return { limited, retryAfterSec: limited ? this.#retryAfter(b, elapsed) : 0 }
-  }
-
-  /** Seconds until `previous·(1−t) + current + 1 ≤ capacity`, looking into the next window if needed. */
-  #retryAfter(b: Bucket, elapsed: number): number {
-    const cap = this.#capacity
-    let wait: number
-    if (b.current + 1 <= cap && b.previous > 0) {
-      const t = 1 - (cap - 1 - b.current) / b.previous
-      wait = Math.max(0, t - elapsed)
-    } else {
-      // Not before the next window; there this window's count is the one that decays.
-      const t = b.current > 0 ? Math.max(0, 1 - (cap - 1) / b.current) : 0
-      wait = 1 - elapsed + t
-    }
-    return Math.max(1, Math.ceil((wait * this.#windowMs) / 1000))
+    return { limited, retryAfterSec: limited ? retryAfterSec(this.#capacity, this.#windowMs, b.previous, b.current, elapsed) : 0 }
   }
 
   #sweep(window: number): void {
     this.#swept = window
     for (const [key, b] of this.#buckets) if (b.window < window - 1) this.#buckets.delete(key)
   }
+}
+
+/**
+ * Seconds until `previous·(1−t) + current + 1 ≤ capacity` for a bucket `elapsed` (0–1) into its
+ * window, looking into the next window if needed (at least 1). The Redis window (scope: cluster)
+ * answers with its counts and is read the same way.
+ */
+export function retryAfterSec(capacity: number, windowMs: number, previous: number, current: number, elapsed: number): number {
+  let wait: number
+  if (current + 1 <= capacity && previous > 0) {
+    const t = 1 - (capacity - 1 - current) / previous
+    wait = Math.max(0, t - elapsed)
+  } else {
+    // Not before the next window; there this window's count is the one that decays.
+    const t = current > 0 ? Math.max(0, 1 - (capacity - 1) / current) : 0
+    wait = 1 - elapsed + t
+  }
+  return Math.max(1, Math.ceil((wait * windowMs) / 1000))
 }
 
 function keyText(value: unknown): string {
@@ -90,7 +93,9 @@ const DURATION = v.pipe(
 /**
  * Limits how many requests per `rate` reach the upstream, per bucket (`bucket_key`: CEL expressions
  * such as `conn.client_ip`). Over capacity: 429 with `Retry-After`, unless `enforce` is false.
- * Counters live in this edge process; a reload that changes the action starts them afresh.
+ * `scope: endpoint` counts in this edge process (a reload that changes the action starts afresh);
+ * `scope: cluster` counts in the cluster's Redis, with this process's counter standing in while
+ * Redis cannot answer (src/cluster/shared-limits.ts).
  */
 export const rateLimit = defineAction({
   type: 'rate-limit',
@@ -109,11 +114,33 @@ export const rateLimit = defineAction({
     rate: DURATION,
     /** CEL expressions whose values together name the bucket (`conn.client_ip`, `req.host`). 1 to 10. */
     bucket_key: v.pipe(v.array(v.string()), v.minLength(1, 'needs at least one bucket key'), v.maxLength(10)),
+    /**
+     * warren's own: `endpoint` (default) counts in this edge process; `cluster` counts across every
+     * node sharing `cluster.redis` (without it, in this process as `endpoint` does).
+     */
+    scope: v.optional(v.picklist(['endpoint', 'cluster']), 'endpoint'),
   }),
   build(config, env) {
     const keys = config.bucket_key.map((expr, i) => env.expression(expr, ['config', 'bucket_key', i]))
-    const windows = new SlidingWindow(config.capacity, parseDuration(config.rate)!)
+    const windowMs = parseDuration(config.rate)!
+    const windows = new SlidingWindow(config.capacity, windowMs)
     const enforce = config.enforce
+    const cluster = config.scope === 'cluster' ? env.clusterScope : undefined
+    if (cluster && 'refused' in cluster) throw new WarrenError(CODES.CLUSTER_SCOPE_UNAVAILABLE, `scope: cluster ${cluster.refused}`)
+    const shared = cluster?.shared
+    // The same on every node given the same policies: the endpoint's id (a cloud endpoint's from its
+    // file, an agent endpoint's from its tunnel id) and where the action sits in the policy.
+    const place = `${env.path.join('.')}:${windowMs}`
+    const hitOptions = { capacity: config.capacity, windowMs, countRefused: !enforce }
+
+    function decide(ex: HttpExchange, bucket: string, error: { code: string; message: string }, hit: WindowHit): Outcome {
+      ex.actions['rate_limit'] = { bucket_key: bucket, limited: hit.limited, error }
+      if (!hit.limited || !enforce) return CONTINUE
+      const response = errorResponse(429, CODES.RATE_LIMITED, 'Too many requests; retry later.', ex.headers.get('accept'))
+      response.headers.set('retry-after', String(hit.retryAfterSec))
+      return { kind: 'respond', response }
+    }
+
     return function rateLimit(ex) {
       const context = celContext(ex)
       let error = { code: '', message: '' }
@@ -126,12 +153,11 @@ export const rateLimit = defineAction({
         }
       })
       const bucket = parts.join(',')
-      const { limited, retryAfterSec } = windows.hit(JSON.stringify(parts), Date.now(), !enforce)
-      ex.actions['rate_limit'] = { bucket_key: bucket, limited, error }
-      if (!limited || !enforce) return CONTINUE
-      const response = errorResponse(429, CODES.RATE_LIMITED, 'Too many requests; retry later.', ex.headers.get('accept'))
-      response.headers.set('retry-after', String(retryAfterSec))
-      return { kind: 'respond', response }
+      const local = JSON.stringify(parts)
+      if (!shared) return decide(ex, bucket, error, windows.hit(local, Date.now(), !enforce))
+      return shared
+        .hit(`${ex.endpoint.id}:${place}:${local}`, hitOptions)
+        .then((hit) => decide(ex, bucket, error, hit ?? windows.hit(local, Date.now(), !enforce)))
     }
   },
 })

@@ -31,11 +31,19 @@ export interface Edge {
   stop(): Promise<void>
 }
 
+export interface EdgeOptions {
+  policies?: Record<string, string>
+  config?: string
+  args?: string[]
+  /** Added to the test's own environment. */
+  env?: Record<string, string>
+}
+
 /**
  * Starts `warren serve` from the compiled binary with a temp policies directory and free loopback
  * ports, and waits until it reports that it listens.
  */
-export async function startEdge(options: { policies?: Record<string, string>; config?: string; args?: string[] } = {}): Promise<Edge> {
+export async function startEdge(options: EdgeOptions = {}): Promise<Edge> {
   // Free ports are found by binding and releasing them, so another process can take one meanwhile:
   // when the edge cannot listen, try again with new ports.
   for (let attempt = 1; ; attempt++) {
@@ -47,7 +55,7 @@ export async function startEdge(options: { policies?: Record<string, string>; co
   }
 }
 
-async function startEdgeOnce(options: { policies?: Record<string, string>; config?: string; args?: string[] }): Promise<Edge> {
+async function startEdgeOnce(options: EdgeOptions): Promise<Edge> {
   const dir = mkdtempSync(join(tmpdir(), 'warren-e2e-'))
   const policies = join(dir, 'policies')
   mkdirSync(policies)
@@ -64,7 +72,7 @@ async function startEdgeOnce(options: { policies?: Record<string, string>; confi
     writeFileSync(join(dir, 'warren.yaml'), options.config)
     args.push('--config', join(dir, 'warren.yaml'))
   }
-  const proc = Bun.spawn(args, { cwd: dir, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe' })
+  const proc = Bun.spawn(args, { cwd: dir, stdin: 'ignore', stdout: 'pipe', stderr: 'pipe', env: { ...process.env, ...options.env } })
   let buffer = ''
   const waiters: { pattern: RegExp; resolve: (line: string) => void }[] = []
   const pump = async (stream: ReadableStream<Uint8Array>) => {
