@@ -16,8 +16,17 @@ export function recordLines(headers: Headers, name: string, values: readonly str
   byName.set(name, [...values])
 }
 
-/** `headers.append`, remembered as a line of its own. */
+/** A header list that keeps repeated lines apart itself (the byte relay's, proxy/line-headers.ts). */
+export interface KeepsLines {
+  appendLine(name: string, value: string): void
+}
+
+/**
+ * `headers.append`, remembered as a line of its own. `name` is a lower-case token and `value` a
+ * cleaned header value (add-headers checks both), which a list that keeps lines takes as they are.
+ */
 export function appendLine(headers: Headers, name: string, value: string): void {
+  if ('appendLine' in headers) return (headers as Headers & KeepsLines).appendLine(name, value)
   const prior = headers.get(name)
   if (prior === null) return headers.append(name, value)
   const lines = linesOf(headers, name, prior) ?? [prior]

@@ -1,6 +1,6 @@
 import { parseCookieHeader, parseSetCookies } from './cookies.ts'
 import { rfc3339, TEXT_FIELD } from './expr/values.ts'
-import type { HttpExchange } from './types.ts'
+import type { HttpExchange, UrlParts } from './types.ts'
 import { parseUserAgent, type UserAgent } from './user-agent.ts'
 import { memoize } from '../lib/memo.ts'
 
@@ -104,11 +104,11 @@ function headerLists(headers: Headers): HeaderMap {
   return out
 }
 
-function queryParams(url: URL): Record<string, string[]> {
+function queryParams(url: UrlParts): Record<string, string[]> {
   const out: Record<string, string[]> = {}
-  // Most requests have no query: reading `search` is cheap, creating `searchParams` is not.
+  // Most requests have no query: reading `search` is cheap, parsing it is not. The same parse as `url.searchParams`.
   if (url.search === '') return out
-  url.searchParams.forEach((value, name) => (out[name] ??= []).push(value))
+  new URLSearchParams(url.search).forEach((value, name) => (out[name] ??= []).push(value))
   return out
 }
 
@@ -122,7 +122,7 @@ function contentLength(headers: Headers): bigint {
   return length === null || !/^\d+$/.test(length.trim()) ? -1n : BigInt(length.trim())
 }
 
-function userPassword(url: URL): string {
+function userPassword(url: UrlParts): string {
   return url.username === '' ? '' : url.password === '' ? url.username : `${url.username}:${url.password}`
 }
 
@@ -147,19 +147,24 @@ const UserAgentValue = variableClass<{ raw: string; parsed?: UserAgent }>('warre
   ...Object.fromEntries(USER_AGENT_FIELDS.map((key) => [key, (s: { raw: string; parsed?: UserAgent }) => (s.parsed ??= userAgentOf(s.raw))[key]])),
 })
 
+/** The URL the `req.url.*` fields read: the exchange's parts when it has them unparsed, else its URL. */
+function urlOf(ex: HttpExchange): UrlParts {
+  return ex.urlParts ?? ex.url
+}
+
 const RequestUrl = variableClass<HttpExchange>('warren.RequestUrl', {
-  [TEXT_FIELD]: (ex) => ex.url.href,
-  authority: (ex) => (userPassword(ex.url) === '' ? ex.url.host : `${userPassword(ex.url)}@${ex.url.host}`),
-  host: (ex) => ex.url.hostname,
-  path: (ex) => ex.url.pathname,
-  port: (ex) => (ex.url.port === '' ? BigInt(ex.endpoint.port) : BigInt(ex.url.port)),
-  query: (ex) => ex.url.search.slice(1),
-  query_params: (ex) => queryParams(ex.url),
-  raw: (ex) => ex.url.href,
-  raw_path: (ex) => ex.url.pathname,
-  scheme: (ex) => ex.url.protocol.slice(0, -1),
-  uri: (ex) => ex.url.pathname + ex.url.search,
-  user_password: (ex) => userPassword(ex.url),
+  [TEXT_FIELD]: (ex) => urlOf(ex).href,
+  authority: (ex) => (userPassword(urlOf(ex)) === '' ? urlOf(ex).host : `${userPassword(urlOf(ex))}@${urlOf(ex).host}`),
+  host: (ex) => urlOf(ex).hostname,
+  path: (ex) => urlOf(ex).pathname,
+  port: (ex) => (urlOf(ex).port === '' ? BigInt(ex.endpoint.port) : BigInt(urlOf(ex).port)),
+  query: (ex) => urlOf(ex).search.slice(1),
+  query_params: (ex) => queryParams(urlOf(ex)),
+  raw: (ex) => urlOf(ex).href,
+  raw_path: (ex) => urlOf(ex).pathname,
+  scheme: (ex) => urlOf(ex).protocol.slice(0, -1),
+  uri: (ex) => urlOf(ex).pathname + urlOf(ex).search,
+  user_password: (ex) => userPassword(urlOf(ex)),
 })
 
 const RequestTs = variableClass<HttpExchange>('warren.RequestTs', {

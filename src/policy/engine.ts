@@ -10,6 +10,7 @@ import { celContext, forgetHeaderVariables, forgetVariables } from './context.ts
 import { compileCel, type CelProgram } from './expr/compile.ts'
 import { compileTemplate, constantTemplate } from './interpolate.ts'
 import { ConfigIssues, type ConfigIssue } from './issue.ts'
+import { generatePhase, type PhaseRun } from './phase-code.ts'
 import { CONTINUE, PHASES, type ActionRun, type ClusterScope, type HttpExchange, type Outcome, type Phase } from './types.ts'
 
 export interface CompiledRule {
@@ -160,6 +161,8 @@ export function compilePolicy(spec: TrafficPolicy, options: CompileOptions): Com
     })
   }
   if (issues.length) throw new ConfigIssues(issues)
+  // Each phase's function is generated now, at load, not on the first request.
+  for (const phase of PHASES) if (out[phase].length) phaseRun(out[phase])
   const relay = relayPlanOf(spec, out)
   if (relay) RELAY_PLANS.set(out, relay)
   return out
@@ -281,14 +284,42 @@ function evaluationFailure(err: unknown, ex: HttpExchange, quiet: boolean): Outc
   return { kind: 'respond', response }
 }
 
+const PHASE_RUNS = new WeakMap<readonly CompiledRule[], PhaseRun>()
+
+/** The generated function of a phase's rules (phase-code.ts), made on first use and kept. */
+function phaseRun(rules: readonly CompiledRule[]): PhaseRun {
+  let run = PHASE_RUNS.get(rules)
+  if (run) return run
+  run = generatePhase(rules, {
+    context: celContext,
+    condition(r, k, context) {
+      const rule = rules[r]!
+      try {
+        return rule.conditions[k]!(context)
+      } catch (err) {
+        if (log.enabled('debug')) log.debug('policy expression failed; rule skipped', { rule: rule.name, error: String(err) })
+        return undefined
+      }
+    },
+    failed: failedAction,
+    resume: (pending, ex, options, r, a) => afterPromise(pending, rules, ex, options, r, a),
+    continue: CONTINUE,
+  })
+  PHASE_RUNS.set(rules, run)
+  return run
+}
+
 /**
  * Runs one phase's rules in order; the first terminating outcome ends the phase. Synchronous until an
  * action returns a promise (most never do), so a phase of plain actions costs no promise of its own.
+ * Runs the phase's generated function (phase-code.ts); a traced run (`warren policy explain`) takes
+ * the loop below, which reports every step.
  */
 export function runPhase(rules: readonly CompiledRule[], ex: HttpExchange, options: RunOptions = {}): Outcome | Promise<Outcome> {
   // The data path or an earlier phase may have changed the exchange since variables were computed.
   forgetVariables(ex)
-  return runFrom(rules, ex, options, 0, 0)
+  if (options.trace) return runFrom(rules, ex, options, 0, 0)
+  return rules.length === 0 ? CONTINUE : phaseRun(rules)(ex, options)
 }
 
 /** The outcome of an action that threw: a 500 for a failed `${…}`, else the error goes on. */
@@ -302,6 +333,17 @@ function failedAction(err: unknown, ex: HttpExchange, options: RunOptions): Outc
 function ends(r: number, a: number, outcome: Outcome, error: unknown, options: RunOptions): boolean {
   options.trace?.({ type: 'action', rule: r, action: a, outcome, ...(error === undefined ? {} : { error: (error as Error).message }) })
   return outcome.kind !== 'continue'
+}
+
+/** Action `a` of rule `r` returned `pending`: reports it when it settles, then runs the rest of the phase. */
+function afterPromise(pending: Promise<Outcome>, rules: readonly CompiledRule[], ex: HttpExchange, options: RunOptions, r: number, a: number): Promise<Outcome> {
+  return pending.then(
+    (done) => (ends(r, a, done, undefined, options) ? done : runFrom(rules, ex, options, r, a + 1)),
+    (err: unknown) => {
+      const failed = failedAction(err, ex, options)
+      return ends(r, a, failed, err, options) ? failed : runFrom(rules, ex, options, r, a + 1)
+    },
+  )
 }
 
 /** Runs from action `first` of rule `start` (its expressions already matched when `first` > 0). */
@@ -326,16 +368,7 @@ function runFrom(rules: readonly CompiledRule[], ex: HttpExchange, options: RunO
         outcome = failedAction(err, ex, options)
         error = err
       }
-      if (outcome instanceof Promise) {
-        const [at, rest] = [r, a + 1]
-        return outcome.then(
-          (done) => (ends(at, rest - 1, done, undefined, options) ? done : runFrom(rules, ex, options, at, rest)),
-          (err: unknown) => {
-            const failed = failedAction(err, ex, options)
-            return ends(at, rest - 1, failed, err, options) ? failed : runFrom(rules, ex, options, at, rest)
-          },
-        )
-      }
+      if (outcome instanceof Promise) return afterPromise(outcome, rules, ex, options, r, a)
       if (ends(r, a, outcome, error, options)) return outcome
     }
   }

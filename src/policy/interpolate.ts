@@ -1,6 +1,7 @@
 import { pathText } from '../config/document.ts'
 import { CODES, WarrenError } from '../lib/errors.ts'
-import { CelEvaluationError, compileCel, type CelCompileOptions, type CelProgram } from './expr/compile.ts'
+import { celStatement, CelEvaluationError, compileCel, type CelCompileOptions, type CelProgram } from './expr/compile.ts'
+import { FAST_RUNTIME, FastGenerator } from './expr/fast.ts'
 import { toText } from './expr/values.ts'
 import type { ConfigIssue, IssuePath } from './issue.ts'
 
@@ -95,17 +96,37 @@ export function compileTemplate(text: string, path: IssuePath, options: CelCompi
   }
   if (issues.length) return issues
   if (parts.every((p) => typeof p === 'string')) return constantTemplate(parts.join(''))
-
-  function render(context: Context): string {
-    const ctx = context()
-    let out = ''
-    for (const part of parts) out += typeof part === 'string' ? part : toText(evaluate(part, ctx, path))
-    return out
-  }
+  const render = generateRender(parts, (i, ctx) => evaluate(parts[i] as { expr: string; program: CelProgram }, ctx, path))
   const only = parts.length === 1 && typeof parts[0] !== 'string' ? parts[0] : undefined
   return {
     constant: false,
-    render,
-    renderValue: only ? (context) => evaluate(only, context(), path) : render,
+    render: (context) => render(context()),
+    renderValue: only ? (context) => evaluate(only, context(), path) : (context) => render(context()),
   }
+}
+
+/**
+ * One generated function that renders the template: its constant parts are JSON string literals
+ * concatenated with the text of each `${…}`, whose fast form (expr/fast.ts) is inlined; `full`
+ * evaluates part `i` with its whole program where the fast code declines or there is none.
+ */
+function generateRender(parts: readonly Part[], full: (i: number, ctx: Record<string, unknown>) => unknown): (ctx: Record<string, unknown>) => string {
+  const gen = new FastGenerator()
+  const statements: string[] = []
+  const pieces: string[] = []
+  parts.forEach((part, i) => {
+    if (typeof part === 'string') return pieces.push(JSON.stringify(part))
+    statements.push(celStatement(gen, part.program, `s${i}`, `F(${i}, c)`))
+    return pieces.push(`T(s${i})`)
+  })
+  const locals = [...parts.flatMap((p, i) => (typeof p === 'string' ? [] : [`s${i}`])), ...Array.from({ length: gen.temps }, (_, i) => `t${i}`)]
+  const source = `'use strict'\nreturn function renderTemplate(c) {\n  let ${locals.join(', ')}\n  ${statements.join('\n  ')}\n  return ${pieces.join(' + ')}\n}`
+  // The source is built only from fixed templates, indexes, JSON literals and the fast generator's output.
+  const factory = new Function('rt', 'K', 'F', 'T', source) as (
+    rt: typeof FAST_RUNTIME,
+    constants: readonly unknown[],
+    full: (i: number, ctx: Record<string, unknown>) => unknown,
+    text: (value: unknown) => string,
+  ) => (ctx: Record<string, unknown>) => string
+  return factory(FAST_RUNTIME, Object.freeze(gen.constants), full, toText)
 }

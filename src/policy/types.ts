@@ -60,6 +60,11 @@ export interface HttpExchange {
   readonly httpVersion?: string
   /** The URL as the client asked for it at the edge (scheme, Host, path, query). */
   url: URL
+  /**
+   * The same URL's parts where the exchange has them without parsing (the byte relay's, made from a
+   * head that is already normal: proxy/relay-exchange.ts); the `req.url.*` variables read this when set.
+   */
+  readonly urlParts?: UrlParts
   headers: Headers
   vars: Record<string, unknown>
   /** Result variables of actions that ran, exposed to CEL as `actions.ngrok.<name>` (e.g. `http_request`). */
@@ -81,6 +86,9 @@ export interface HttpExchange {
   /** The CEL variables computed so far (context.ts `celContext`); dropped whenever the exchange changes. */
   variables?: Record<string, unknown> | undefined
 }
+
+/** What the `req.url.*` variables read of a URL, in `URL`'s names. */
+export type UrlParts = Pick<URL, 'href' | 'host' | 'hostname' | 'pathname' | 'search' | 'port' | 'protocol' | 'username' | 'password'>
 
 /** The mutable parts of a response in on_http_response. */
 export interface HttpResponseParts {

@@ -1,4 +1,6 @@
-import { HEADER_NAME } from '../policy/actions/add-headers.ts'
+import type { HeadFields } from '../http1/head.ts'
+import { TCHAR } from '../http1/parse-head.ts'
+import type { KeepsLines } from '../lib/header-lines.ts'
 
 /** What `Headers` refuses in a value (Bun: "has invalid value"): CR, LF, NUL, and anything past latin1. */
 const BAD_VALUE = /[\0\r\n\u0100-\uffff]/
@@ -12,21 +14,53 @@ const EDGE_WHITESPACE = /^[\t\n\r ]+|[\t\n\r ]+$/g
  * `lines()` is what the relay writes upstream. Anything that walks every header (`forEach`, the
  * iterators) goes through a real `Headers` made on the spot, so its order and joining are Bun's own.
  */
-export class LineHeaders implements Headers {
+export class LineHeaders implements Headers, KeepsLines {
   /** Names as sent (client lines) or as a policy wrote them (lower-cased by add-headers). */
   readonly #names: string[]
   readonly #lower: string[]
   readonly #values: string[]
+  /** For the leading lines still exactly the client's: the index of each in the request head. */
+  readonly #origin: number[]
 
-  constructor(names: string[], values: string[]) {
+  /**
+   * `lower`: the names lower-cased, when the caller has them already (RequestHead keeps them).
+   * `origin`: the head's line index of each line, when these are a request head's lines.
+   */
+  constructor(names: string[], values: string[], lower: string[] = names.map((n) => n.toLowerCase()), origin: number[] = []) {
     this.#names = names
     this.#values = values
-    this.#lower = names.map((n) => n.toLowerCase())
+    this.#lower = lower
+    this.#origin = origin
+  }
+
+  /**
+   * The head's line index of each leading line that is still the client's as sent (none was
+   * replaced or removed up to it): the relay copies those lines' bytes (relay-route.ts).
+   */
+  origins(): readonly number[] {
+    return this.#origin
   }
 
   /** The lines in order, as RequestHead lists them: what the upstream gets. */
   lines(): [name: string, value: string][] {
     return this.#names.map((name, k) => [name, this.#values[k]!])
+  }
+
+  /** The same lines as parallel lists (live: later edits show), for the relay's writer. */
+  fields(): HeadFields {
+    return { names: this.#names, lower: this.#lower, values: this.#values }
+  }
+
+  /**
+   * add-headers' line (lib/header-lines.ts `appendLine`): the name is a lower-case token checked at
+   * load and the value came through `headerValue` (trimmed, no CR, LF or NUL), so only what
+   * `append` would still refuse is checked: a character past latin1.
+   */
+  appendLine(name: string, value: string): void {
+    for (let i = 0; i < value.length; i++) if (value.charCodeAt(i) > 255) throw new TypeError(`Header '${name}' has invalid value`)
+    this.#names.push(name)
+    this.#lower.push(name)
+    this.#values.push(value)
   }
 
   get(name: string): string | null {
@@ -71,6 +105,7 @@ export class LineHeaders implements Headers {
     const at = this.#lower.indexOf(want)
     if (at === -1) return this.append(name, value)
     this.#values[at] = value
+    this.#origin.length = Math.min(this.#origin.length, at)
     this.#drop(want, at + 1)
   }
 
@@ -82,6 +117,7 @@ export class LineHeaders implements Headers {
   #drop(lower: string, from: number): void {
     for (let k = this.#lower.length - 1; k >= from; k--) {
       if (this.#lower[k] !== lower) continue
+      this.#origin.length = Math.min(this.#origin.length, k)
       this.#names.splice(k, 1)
       this.#lower.splice(k, 1)
       this.#values.splice(k, 1)
@@ -124,8 +160,11 @@ export class LineHeaders implements Headers {
   }
 }
 
+/** A token, as `Headers` wants a name (a byte-table loop: `'x-debug' in req.headers` checks its name per request). */
 function checkName(name: string): void {
-  if (!HEADER_NAME.test(name)) throw new TypeError(`Invalid header name: '${name}'`)
+  let ok = name.length > 0
+  for (let i = 0; ok && i < name.length; i++) ok = name.charCodeAt(i) < 256 && TCHAR[name.charCodeAt(i)] === 1
+  if (!ok) throw new TypeError(`Invalid header name: '${name}'`)
 }
 
 /** Tab, LF, CR, space: what `Headers` trims from both ends of a value. */

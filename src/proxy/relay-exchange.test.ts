@@ -4,7 +4,9 @@ import { parseHead } from '../http1/parse-head.ts'
 import { linesOf, recordLines } from '../lib/header-lines.ts'
 import { compilePolicy, relayPlan, runPhase, validatePolicy } from '../policy/engine.ts'
 import type { EndpointInfo, HttpExchange, Outcome } from '../policy/types.ts'
-import { RelayExchange } from './relay-exchange.ts'
+import { xorshift } from '../../test/helpers/xorshift.ts'
+import { HOP_BY_HOP } from './hop-headers.ts'
+import { headUrl, RelayExchange } from './relay-exchange.ts'
 import { upstreamHead } from './relay-route.ts'
 
 const ENDPOINT: EndpointInfo = { id: 'ep_relay', url: 'http://app.test', scheme: 'http', host: 'app.test', port: 80, binding: 'public' }
@@ -123,6 +125,31 @@ describe('RelayExchange', () => {
     expect(checked).toBeGreaterThan(5000)
   })
 
+  test('req.url parts read from the head equal what URL parses, or are left to URL', () => {
+    const hosts = ['app.test', 'app.test:8080', 'app.test:80', 'app.test:443', 'app.test:080', 'app.test:0', 'app.test:65535', 'app.test:99999', 'APP.test', 'a-b.c-d.example', 'a.1', 'a.0x1', 'foo.09', 'a..b', 'a.', '-a.b', 'a-.b', 'xn--nxasmq6b.example', 'a.xn--p1ai', '127.0.0.1', '127.0.0.1:80', '127.0.0.1:3000', '127.1', '1.2.3.04', '1.2.3.4.5', '0x7f.0.0.1', '010.0.0.1', '256.1.1.1', '[::1]:8080', 'exa_mple.test']
+    const paths = ['/', '/a?b=c&d', '/a/./b', '/a/../b', '/a//b', '//x', '/%2e/x', '/a/%2E%2e', '/a%20b', '/a%zz', '/a?', '/a?x=%zz&y', '/.x', "/q?'x'", '/a/b/..', '/a#f', '/a?b#c', '/a b', '/ä']
+    let fast = 0
+    for (const scheme of ['http', 'https'])
+      for (const host of hosts)
+        for (const path of paths) {
+          const parts = headUrl(scheme, host, path)
+          let url: URL
+          try {
+            url = new URL(`${scheme}://${host}${path}`)
+          } catch {
+            expect([scheme, host, path, parts]).toEqual([scheme, host, path, undefined])
+            continue
+          }
+          if (!parts) continue
+          fast++
+          const want = { href: url.href, protocol: url.protocol, host: url.host, hostname: url.hostname, port: url.port, pathname: url.pathname, search: url.search, username: url.username, password: url.password }
+          expect([host, path, parts]).toEqual([host, path, want])
+        }
+    // The common shapes take the quick way (else the test above would compare nothing).
+    for (const [host, path] of [['app.test', '/a?b=c&d'], ['app.test:8080', '//x'], ['127.0.0.1:80', '/'], ['a-b.c-d.example', '/a%20b']]) expect(headUrl('http', host!, path!)).toBeDefined()
+    expect(fast).toBeGreaterThan(100)
+  })
+
   test('a URL that does not parse (a port past 65535) has no target, and a policy that reads it marks the exchange', () => {
     const ex = new RelayExchange(headOf('GET /a/../b HTTP/1.1\r\nHost: app.test:99999\r\n\r\n'), ENDPOINT, CONN, 'http')
     expect(ex.target()).toBeUndefined()
@@ -140,5 +167,56 @@ describe('RelayExchange', () => {
     expect(upstreamHead(headOf(raw), ex, { clientIp: '10.0.0.1', proto: 'http' }).toString('latin1')).toBe(
       'GET /a HTTP/1.1\r\nHost: app.test\r\nX-A: 1\r\nx-a: 2\r\nx-a: 3\r\nx-gone: policy\r\nx-forwarded-for: 10.0.0.1\r\nx-forwarded-proto: http\r\nx-forwarded-host: app.test\r\n\r\n',
     )
+  })
+
+  test('the upstream head has the lines writing each from strings would give, over 3000 random heads, with and without a policy', () => {
+    // The writer copies client lines as bytes; this reference writes every line from its strings (as before).
+    function reference(head: RequestHead, lines: [string, string][], drop: readonly string[]): string {
+      const edge = new Set([...HOP_BY_HOP, 'content-length', 'expect', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host'])
+      let text = ''
+      let xff = ''
+      for (const [name, value] of lines) {
+        const lower = name.toLowerCase()
+        if (drop.includes(lower)) continue
+        if (edge.has(lower)) {
+          if (lower === 'x-forwarded-for') xff += `${value}, `
+          continue
+        }
+        text += `${name}: ${value}\r\n`
+      }
+      return `${text}x-forwarded-for: ${xff}10.0.0.1\r\nx-forwarded-proto: http\r\nx-forwarded-host: ${head.parsed.host}\r\n`
+    }
+    const names = ['X-A', 'x-a', 'Accept', 'X-Forwarded-For', 'x-forwarded-FOR', 'X-Forwarded-Proto', 'X-FORWARDED-HOST', 'Keep-Alive', 'TE', 'Trailer', 'Proxy-Authorization', 'X-Drop', 'x-DROP', 'Upgrade', 'Expect', 'X^Y', 'x~y', 'User-Agent', 'Cookie']
+    const ows = ['', ' ', '  ', '\t', ' \t ']
+    const next = xorshift(14)
+    const pick = <T,>(list: readonly T[]): T => list[Math.floor(next() * list.length)]!
+    let edited = 0
+    for (let n = 0; n < 3000; n++) {
+      let raw = 'GET /p HTTP/1.1\r\nHost: app.test\r\n'
+      for (let k = Math.floor(next() * 6); k > 0; k--) raw += `${pick(names)}:${pick(ows)}v${k}${pick(ows)}\r\n`
+      if (next() < 0.3) raw += `Connection: ${pick(['x-drop', 'X-Drop, x~y', 'close', 'x^y', 'X-Forwarded-For', 'x-forwarded-proto, accept'])}\r\n`
+      raw += '\r\n'
+      const head = headOf(raw)
+      let ex: RelayExchange | undefined
+      let lines = head.lines()
+      let drop = head.parsed.connectionTokens
+      if (next() < 0.5) {
+        ex = new RelayExchange(headOf(raw), ENDPOINT, CONN, 'http')
+        const choice = next()
+        if (choice < 0.3) ex.headers.append('x-added', 'new')
+        else if (choice < 0.5) ex.headers.set('x-a', 'replaced')
+        else if (choice < 0.7) ex.headers.delete('accept')
+        else if (choice < 0.8) ex.headers.delete('x-a')
+        lines = ex.headers.lines()
+        drop = []
+        edited++
+      }
+      const out = upstreamHead(head, ex, { clientIp: '10.0.0.1', proto: 'http' }).toString('latin1')
+      const got = new RequestHead(parseHead(Buffer.from(out, 'latin1'), 0, out.length))
+      const wanted = `GET /p HTTP/1.1\r\n${reference(head, lines, drop)}\r\n`
+      const want = new RequestHead(parseHead(Buffer.from(wanted, 'latin1'), 0, wanted.length))
+      expect([raw, got.lines()]).toEqual([raw, want.lines()])
+    }
+    expect(edited).toBeGreaterThan(1000)
   })
 })

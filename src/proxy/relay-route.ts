@@ -37,28 +37,102 @@ const origins = new WeakMap<URL, H1Origin>()
  * read or edited them, the exchange's) without hop-by-hop fields and the client's Connection options,
  * then X-Forwarded-For/Proto/Host and the framing of the client's body. The path is the client's,
  * or the URL's path and query when a policy ran (relay-exchange.ts `target`, checked by the route).
+ * Client lines nothing replaced go as the client's bytes, copied in runs from the read buffer; only
+ * the request line, the lines a policy added or changed and the edge's own are written from strings.
  */
 export function upstreamHead(head: RequestHead, ex: RelayExchange | undefined, forwarded: { clientIp: string; proto: string }): Buffer {
   const parsed = head.parsed
   // The lines a policy edited replace the client's; the client's Connection options were dropped from those already.
   const edited = ex?.headerLines
   const drop = edited ? [] : parsed.connectionTokens
-  let text = `${parsed.method} ${ex?.target() ?? parsed.path} HTTP/1.1\r\n`
+  const offsets = parsed.lines
+  const count = offsets.length / 4
+  /** Byte ranges of the head to copy, as start/end pairs; adjacent lines make one range. */
+  const runs: number[] = []
+  let text = ''
   let forwardedFor = ''
-  for (const [field, value] of edited ? edited.lines() : head.lines()) {
-    const lower = field.toLowerCase()
-    if (drop.length && drop.includes(lower)) continue
-    if (EDGE_FIELDS.has(lower)) {
-      if (lower === 'x-forwarded-for') forwardedFor += `${value}, `
-      continue
+  if (!edited) {
+    // No policy read the lines: names are compared as bytes, and no line becomes a string but X-Forwarded-For's value.
+    const buf = parsed.buf
+    for (let j = 0; j < count; j++) {
+      const n0 = offsets[j * 4]!
+      const n1 = offsets[j * 4 + 1]!
+      // The client's Connection options go first: `Connection: x-forwarded-for` drops the client's line.
+      if (drop.length && dropped(buf, n0, n1, drop)) continue
+      const edge = edgeField(buf, n0, n1)
+      if (edge === XFF) forwardedFor += `${Buffer.prototype.latin1Slice.call(buf, offsets[j * 4 + 2]!, offsets[j * 4 + 3]!)}, `
+      if (edge !== undefined) continue
+      addRun(runs, offsets[j * 4]!, j + 1 < count ? offsets[(j + 1) * 4]! : parsed.end - 2)
     }
-    text += `${field}: ${value}\r\n`
+  } else {
+    const { names, lower, values } = edited.fields()
+    // Lines [0, origin.length) are still the client's as sent: line k is the head's line origin[k].
+    const origin = edited.origins()
+    for (let k = 0; k < names.length; k++) {
+      const name = lower[k]!
+      if (EDGE_FIELDS.has(name)) {
+        if (name === 'x-forwarded-for') forwardedFor += `${values[k]}, `
+        continue
+      }
+      if (k >= origin.length) text += `${names[k]}: ${values[k]}\r\n`
+      else addRun(runs, offsets[origin[k]! * 4]!, origin[k]! + 1 < count ? offsets[(origin[k]! + 1) * 4]! : parsed.end - 2)
+    }
   }
   text += `x-forwarded-for: ${forwardedFor}${forwarded.clientIp}\r\nx-forwarded-proto: ${forwarded.proto}\r\nx-forwarded-host: ${parsed.host}\r\n`
   if (parsed.chunked) text += 'transfer-encoding: chunked\r\n'
   else if (parsed.contentLength >= 0 || BODY_METHODS.has(parsed.method)) text += `content-length: ${Math.max(parsed.contentLength, 0)}\r\n`
-  return Buffer.from(`${text}\r\n`, 'latin1')
+  text += '\r\n'
+  const line = `${parsed.method} ${ex?.target() ?? parsed.path} HTTP/1.1\r\n`
+  let size = line.length + text.length
+  for (let r = 0; r < runs.length; r += 2) size += runs[r + 1]! - runs[r]!
+  const out = Buffer.allocUnsafe(size)
+  let at = out.write(line, 0, 'latin1')
+  for (let r = 0; r < runs.length; r += 2) at += COPY.call(parsed.buf, out, at, runs[r]!, runs[r + 1]!)
+  out.write(text, at, 'latin1')
+  return out
 }
+
+/** Adds a client line's bytes [start, end) to `runs` (start/end pairs), joining it to the run it follows. */
+function addRun(runs: number[], start: number, end: number): void {
+  if (runs.length && runs[runs.length - 1] === start) runs[runs.length - 1] = end
+  else runs.push(start, end)
+}
+
+const XFF = Buffer.from('x-forwarded-for', 'latin1')
+/** EDGE_FIELDS as lower-case bytes by length: a client's line is tested without making its name a string. */
+const EDGE_BYTES = new Map<number, Uint8Array[]>()
+for (const name of EDGE_FIELDS) EDGE_BYTES.set(name.length, [...(EDGE_BYTES.get(name.length) ?? []), name === 'x-forwarded-for' ? XFF : Buffer.from(name, 'latin1')])
+
+/** The EDGE_FIELDS name (as bytes) the header name `buf[n0, n1)` is, case-insensitively, or undefined. */
+function edgeField(buf: Uint8Array, n0: number, n1: number): Uint8Array | undefined {
+  const candidates = EDGE_BYTES.get(n1 - n0)
+  if (candidates === undefined) return undefined
+  for (const name of candidates) {
+    let k = 0
+    // Names are tokens: `| 0x20` lower-cases letters and leaves `-` and digits, the only bytes EDGE_FIELDS holds.
+    while (k < name.length && (buf[n0 + k]! | 0x20) === name[k]) k++
+    if (k === name.length) return name
+  }
+  return undefined
+}
+
+/** True when the header name `buf[n0, n1)` is one of the client's Connection options (lower-case). */
+function dropped(buf: Uint8Array, n0: number, n1: number, drop: readonly string[]): boolean {
+  for (const token of drop) {
+    if (token.length !== n1 - n0) continue
+    let k = 0
+    while (k < token.length) {
+      const c = buf[n0 + k]!
+      if ((c >= 65 && c <= 90 ? c + 32 : c) !== token.charCodeAt(k)) break
+      k++
+    }
+    if (k === token.length) return true
+  }
+  return false
+}
+
+/** Buffer's copy, for the parsed head's bytes (a Uint8Array the connection read into). */
+const COPY = Buffer.prototype.copy as (this: Uint8Array, target: Uint8Array, targetStart: number, sourceStart: number, sourceEnd: number) => number
 
 /**
  * What a relay plan's rules decided for this request, or undefined when the pipeline must serve it

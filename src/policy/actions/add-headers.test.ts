@@ -1,6 +1,8 @@
 import { describe, expect, test } from 'bun:test'
 import { linesOf } from '../../lib/header-lines.ts'
 import { exchange, loadError, run } from '../../../test/helpers/actions.ts'
+import { xorshift } from '../../../test/helpers/xorshift.ts'
+import { headerValue } from './add-headers.ts'
 
 describe('add-headers config', () => {
   test.each<{ desc: string; config: unknown; want: RegExp | undefined }>([
@@ -48,4 +50,14 @@ describe('add-headers at runtime', () => {
     expect(ex.headers.get('x-out')).toBe('a x-injected: 1')
     expect(ex.headers.has('x-injected')).toBe(false)
   })
+})
+
+test('headerValue gives what replacing CR/LF/NUL runs with a space and trimming gives, over 20000 random values', () => {
+  const chars = ['a', 'Z', '0', ' ', '\t', '\r', '\n', '\0', '\v', '\f', '\u00a0', '\u00e9', '\u2028', '\ufeff', '\u3000', '~', '\x7f', '"']
+  const next = xorshift(7)
+  for (let n = 0; n < 20000; n++) {
+    const text = Array.from({ length: Math.floor(next() * 6) }, () => chars[Math.floor(next() * chars.length)]).join('')
+    expect([text, headerValue(text)]).toEqual([text, text.replace(/[\r\n\0]+/g, ' ').trim()])
+  }
+  expect(headerValue('127.0.0.1')).toBe('127.0.0.1')
 })

@@ -2,7 +2,7 @@ import { CODES } from '../../lib/errors.ts'
 import type { ConfigIssue, IssuePath } from '../issue.ts'
 import { PHASES, type Phase } from '../types.ts'
 import { environmentFor, type EnvironmentKey } from './env.ts'
-import { compileFast } from './fast.ts'
+import { compileFast, type FastGenerator } from './fast.ts'
 import { originalOffset, publicNames, rewrite, type Edit } from './rewrite.ts'
 
 /** A compiled expression: call it with the variables (`celContext`). Throws `CelEvaluationError`. */
@@ -71,6 +71,20 @@ export class CelEvaluationError extends Error {
   }
 }
 
+/** The checked AST behind each program that has a fast form, for generated code (`celStatement`). */
+const FAST_ASTS = new WeakMap<CelProgram, unknown>()
+
+/**
+ * A statement of generated code (phase-code.ts, interpolate.ts) that sets `variable` to `program`'s
+ * value: its fast form inlined, with `fallback` (code that runs the whole program) where the fast
+ * code declines or fails, or only `fallback` when there is no fast form.
+ */
+export function celStatement(gen: FastGenerator, program: CelProgram, variable: string, fallback: string): string {
+  const ast = FAST_ASTS.get(program)
+  const fast = ast === undefined ? undefined : gen.code(ast)
+  return fast ? `try { ${variable} = ${fast.js} } catch { ${variable} = ${fallback} }` : `${variable} = ${fallback}`
+}
+
 function phaseOf(path: IssuePath): Phase | undefined {
   const first = path[0]
   return PHASES.find((p) => p === first)
@@ -121,23 +135,24 @@ export function compileCel(
     if (want === 'bool' && checked.type !== 'bool' && checked.type !== 'dyn')
       return issue(path, expr, `it returns ${publicNames(checked.type ?? 'unknown')}, not bool`, undefined)
     const full = parsed as unknown as CelProgram
-    const fast = compileFast((parsed as unknown as { ast: unknown }).ast)
-    return {
-      program: function evaluateCel(context) {
-        if (fast !== undefined) {
-          try {
-            return fast(context)
-          } catch {
-            // Values the generated program does not handle: cel-js gives the CEL result or error.
-          }
-        }
+    const ast = (parsed as unknown as { ast: unknown }).ast
+    const fast = compileFast(ast)
+    const program: CelProgram = function evaluateCel(context) {
+      if (fast !== undefined) {
         try {
-          return full(context)
-        } catch (err) {
-          throw new CelEvaluationError(expr, edits, err)
+          return fast(context)
+        } catch {
+          // Values the generated program does not handle: cel-js gives the CEL result or error.
         }
-      },
+      }
+      try {
+        return full(context)
+      } catch (err) {
+        throw new CelEvaluationError(expr, edits, err)
+      }
     }
+    if (fast !== undefined) FAST_ASTS.set(program, ast)
+    return { program }
   } catch (err) {
     const r = reason(err, edits)
     return issue(path, expr, hint(r.summary, key), r.offset)

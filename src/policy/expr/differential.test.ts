@@ -4,7 +4,9 @@
  * src/policy/**\/*.test.ts and each string of test/fixtures/policies, and every `${…}` inside them,
  * that parses and type-checks in on_http_response (where every variable and macro exists). Each runs
  * through compileCel (the engine's program: the generated fast code, falling back to cel-js) and
- * through cel-js alone on several requests, and must give the same value, or fail in both.
+ * through cel-js alone on several requests, and must give the same value, or fail in both. Each also
+ * runs as the condition of a rule in a generated phase function (policy/phase-code.ts), which must
+ * match exactly when cel-js gives true.
  */
 import { describe, expect, test } from 'bun:test'
 import { readdirSync, readFileSync } from 'node:fs'
@@ -12,7 +14,8 @@ import { join, relative } from 'node:path'
 import ts from 'typescript'
 import { parse } from 'yaml'
 import { celContext } from '../context.ts'
-import type { HttpExchange } from '../types.ts'
+import { runPhase, type CompiledRule } from '../engine.ts'
+import type { HttpExchange, Outcome } from '../types.ts'
 import { compileCel } from './compile.ts'
 import { environmentFor } from './env.ts'
 import { compileFast } from './fast.ts'
@@ -76,7 +79,11 @@ interface Entry {
   reference: Program
   compiled: Program
   fast: Program | undefined
+  /** One rule with the expression as its condition; its action ends the phase with MATCHED. */
+  phase: CompiledRule[]
 }
+
+const MATCHED: Outcome = { kind: 'close' }
 
 /** The table: expressions that check, with their reference (cel-js) and compiled programs. */
 function table(): Entry[] {
@@ -97,7 +104,8 @@ function table(): Entry[] {
     if (/\brand\.|\btime\.now\b|\bnow\(/.test(expr)) continue
     const compiled = compileCel(expr, [PHASE, 0, 'expressions', 0], 'any')
     if ('issue' in compiled) continue
-    entries.push({ expr, reference: parsed as unknown as Program, compiled: compiled.program, fast: compileFast(parsed.ast) })
+    const phase = [{ name: 'probe', conditions: [compiled.program], actions: [() => MATCHED] }]
+    entries.push({ expr, reference: parsed as unknown as Program, compiled: compiled.program, fast: compileFast(parsed.ast), phase })
   }
   return entries
 }
@@ -152,6 +160,11 @@ describe('compiled expressions give what cel-js gives', () => {
       const fast = outcome(entry.fast, context)
       if ('value' in fast) expect(fast as unknown).toEqual(want)
     }
+    // The generated phase function computes its variables itself (runPhase drops the context above).
+    for (const ex of exchanges()) {
+      const want = outcome(entry.reference, celContext(ex))
+      expect([entry.expr, runPhase(entry.phase, ex) === MATCHED]).toEqual([entry.expr, 'value' in want && want.value === true])
+    }
   })
 
   test('the generated programs answer most of the table without cel-js', () => {
@@ -161,6 +174,12 @@ describe('compiled expressions give what cel-js gives', () => {
       for (const ex of exchanges()) if ('value' in outcome(entry.fast, celContext(ex))) answered++
     }
     expect(answered).toBeGreaterThan(200)
+  })
+
+  test('the generated phase functions match on many of them (the comparison above is not all misses)', () => {
+    let matched = 0
+    for (const entry of TABLE) for (const ex of exchanges()) if (runPhase(entry.phase, ex) === MATCHED) matched++
+    expect(matched).toBeGreaterThan(100)
   })
 })
 

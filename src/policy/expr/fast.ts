@@ -151,9 +151,9 @@ function order(compare: (x: number | bigint, y: number | bigint) => boolean): Or
 
 /**
  * Everything generated code can reach besides its constants: `new Function` code sees only its
- * parameters and globals, and it is given these two.
+ * parameters and globals, and it is given these two (as `rt` and `K`).
  */
-const RUNTIME = {
+export const FAST_RUNTIME = {
   notFast,
   field,
   index,
@@ -219,7 +219,7 @@ function schemaOf(path: string): ObjectSchema | undefined {
  * constants array `K`, and every operator, call and method comes from the fixed templates above,
  * picked by name from tables that only own properties are read from.
  */
-class Generator {
+export class FastGenerator {
   readonly constants: unknown[] = []
   temps = 0
 
@@ -337,7 +337,7 @@ class Generator {
 
 /** The JavaScript source of an expression's fast program, or undefined when a part has no fast form (for tests). */
 export function fastSource(node: unknown): { source: string; constants: unknown[] } | undefined {
-  const gen = new Generator()
+  const gen = new FastGenerator()
   const body = gen.code(node)
   if (!body) return undefined
   const temps = Array.from({ length: gen.temps }, (_, i) => `t${i}`)
@@ -353,7 +353,7 @@ export function fastSource(node: unknown): { source: string; constants: unknown[
 export function compileFast(node: unknown): FastProgram | undefined {
   const generated = fastSource(node)
   if (!generated) return undefined
-  // The source is built only from fixed templates and JSON literals (see Generator).
-  const factory = new Function('rt', 'K', generated.source) as (rt: typeof RUNTIME, constants: readonly unknown[]) => FastProgram
-  return factory(RUNTIME, Object.freeze(generated.constants))
+  // The source is built only from fixed templates and JSON literals (see FastGenerator).
+  const factory = new Function('rt', 'K', generated.source) as (rt: typeof FAST_RUNTIME, constants: readonly unknown[]) => FastProgram
+  return factory(FAST_RUNTIME, Object.freeze(generated.constants))
 }
