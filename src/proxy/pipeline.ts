@@ -17,7 +17,7 @@ import { forwardHttp, h1FailureResponse, sendH1 } from './http.ts'
 import { misdirected } from './misdirected.ts'
 import { attemptFailure, mayRetry, POOL_RETRIES, readReplayBody, replayStream, type AttemptFailure, type PoolRetryStats, type ReplayBody } from './pool-retry.ts'
 import { tunnelOrigin } from './tunnel-http.ts'
-import { proxyWebSocket, proxyWebSocketToTunnel, type RequestSource } from './websocket.ts'
+import { isUpgraded, proxyWebSocket, proxyWebSocketToTunnel, type RequestSource } from './websocket.ts'
 
 export interface PipelineOptions {
   store: EndpointStore
@@ -234,14 +234,15 @@ export function createPipeline(options: PipelineOptions) {
         endpoint: endpoint.urlText,
         method: req.method,
         path: ex.url.pathname,
-        status: CLOSING.has(response) ? 0 : response.status,
+        status: CLOSING.has(response) ? 0 : isUpgraded(response) ? 101 : response.status,
         duration_ms: Math.round((performance.now() - started) * 100) / 100,
         client_ip: ex.conn.clientIp,
         ...(CLOSING.has(response) ? { closed: true } : {}),
         ...(retry?.failure ? { retried: retry.failure.reason } : {}),
         ...(Object.keys(ex.logMetadata).length ? { metadata: ex.logMetadata } : {}),
       })
-    events?.emit(httpRequestEvent({ req, url: ex.url, host: name, port, conn: ex.conn, endpoint, started, response, closed: CLOSING.has(response), logMetadata: ex.logMetadata }))
+    const answered = isUpgraded(response) ? { status: 101, headers: response.headers } : response
+    events?.emit(httpRequestEvent({ req, url: ex.url, host: name, port, conn: ex.conn, endpoint, started, response: answered, closed: CLOSING.has(response), logMetadata: ex.logMetadata }))
     return response
   }
 }
@@ -421,7 +422,7 @@ async function serveEndpoint(endpoint: Endpoint, ex: HttpExchange, scope: Reques
     setForwardedHeaders({ ...ex, endpoint: scope.entry }, scope.hostHeader)
     if (scope.websocket) {
       response = await proxyWebSocket(scope.req, scope.server, ex, outcome.target.url, { timeoutMs: scope.timeoutMs })
-      if (response.status === 200) {
+      if (isUpgraded(response)) {
         FINAL.add(response)
         return response
       }
@@ -435,7 +436,7 @@ async function serveEndpoint(endpoint: Endpoint, ex: HttpExchange, scope: Reques
     setForwardedHeaders({ ...ex, endpoint: scope.entry }, scope.hostHeader)
     if (scope.websocket) {
       response = await proxyWebSocketToTunnel(scope.req, scope.server, ex, endpoint.tunnel, { timeoutMs: scope.timeoutMs, clientAddr: `${ex.conn.clientIp}:${ex.conn.clientPort}` })
-      if (response.status === 200) {
+      if (isUpgraded(response)) {
         FINAL.add(response)
         return response
       }

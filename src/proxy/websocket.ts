@@ -73,7 +73,22 @@ export async function proxyWebSocket(
     upstream.close()
     return errorResponse(400, CODES.BAD_REQUEST, 'Invalid websocket upgrade request.', req.headers.get('accept'))
   }
-  return new Response(null)
+  return upgradedResponse()
+}
+
+/** Answers that stand for "the connection was upgraded": the listener already wrote the 101. */
+const UPGRADED = new WeakSet<Response>()
+
+/** What the data path returns once the upgrade is done; a Response cannot carry status 101 itself. */
+function upgradedResponse(): Response {
+  const res = new Response(null)
+  UPGRADED.add(res)
+  return res
+}
+
+/** True for the answer of an upgraded websocket (logged and counted as 101). */
+export function isUpgraded(res: Response): boolean {
+  return UPGRADED.has(res)
 }
 
 /** Proxies a websocket to an agent endpoint: the handshake and frames go over one proxy stream. */
@@ -93,7 +108,7 @@ export async function proxyWebSocketToTunnel(
     upstream.close()
     return errorResponse(400, CODES.BAD_REQUEST, 'Invalid websocket upgrade request.', req.headers.get('accept'))
   }
-  return new Response(null)
+  return upgradedResponse()
 }
 
 /** The Bun.serve websocket handlers that pair with `proxyWebSocket` and `proxyWebSocketToTunnel`. */

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { startEdge, type Edge } from './framework/process.ts'
+import { eventually, startEdge, type Edge } from './framework/process.ts'
 import { startUpstream } from './framework/upstreams.ts'
 
 const upstream = startUpstream('ws-origin')
@@ -38,6 +38,14 @@ describe('websockets through the edge', () => {
     expect(back.length).toBe(bytes.length)
     expect(Bun.hash(back)).toBe(Bun.hash(bytes))
     ws.close(1000)
+  })
+
+  test('the upgrade is logged as 101 (not as the 200 of the answer object behind it)', async () => {
+    const ws = await open('ws.warren.localhost')
+    ws.close(1000)
+    const line = () => edge.logs().split('\n').find((l) => l.includes('"msg":"request"') && l.includes('"path":"/socket"'))
+    expect(await eventually(async () => line() !== undefined, 5000)).toBe(true)
+    expect(JSON.parse(line()!).status).toBe(101)
   })
 
   test('many messages keep their order', async () => {
