@@ -377,7 +377,8 @@ export class AgentRegistry {
     if (!tunnel) return
     clearTimeout(tunnel.graceTimer)
     this.#tunnels.delete(key)
-    tunnel.wake()
+    // Connections waiting for its agent give up now: nobody will serve this tunnel again (a successor still takes them).
+    tunnel.abandon()
     this.#publish()
     this.#o.log.info('agent endpoint removed', { url: tunnel.endpoint.urlText, tunnel: tunnel.id, reason: why })
   }

@@ -77,6 +77,8 @@ export class SshSession implements TunnelSession {
   #command: SshCommand | undefined
   #console: ServerChannel | undefined
   #pending: PendingForward[] = []
+  /** Channel opens not answered yet: they fail at once when the connection closes (not after the open timeout). */
+  readonly #opening = new Set<(err: Error) => void>()
   /** Tunnel id → the forward it serves (the bind address and port the client registered). */
   readonly #forwards = new Map<string, SshForward>()
   #commandTimer: ReturnType<typeof setTimeout> | undefined
@@ -144,13 +146,18 @@ export class SshSession implements TunnelSession {
     const port = Number(header.ClientAddr.slice(i + 1)) || 0
     return new Promise((resolve, reject) => {
       let late = false
-      // OpenSSH answers once its own connect to the upstream is done; a black-holed upstream must not hold the request for minutes.
-      const timer = setTimeout(() => {
+      const fail = (err: Error) => {
         late = true
-        reject(new Error('the ssh client did not open the channel in time'))
-      }, CHANNEL_OPEN_TIMEOUT_MS)
+        clearTimeout(timer)
+        this.#opening.delete(fail)
+        reject(err)
+      }
+      // OpenSSH answers once its own connect to the upstream is done; a black-holed upstream must not hold the request for minutes.
+      const timer = setTimeout(() => fail(new Error('the ssh client did not open the channel in time')), CHANNEL_OPEN_TIMEOUT_MS)
+      this.#opening.add(fail)
       this.#conn.forwardOut(forward.bindAddr, forward.bindPort, ip, port, (err, channel) => {
         clearTimeout(timer)
+        this.#opening.delete(fail)
         if (late) return void channel?.close()
         if (err) {
           // The client could not reach its upstream (`-R …:localhost:80` with nothing on port 80).
@@ -359,6 +366,7 @@ export class SshSession implements TunnelSession {
     clearTimeout(this.#commandTimer)
     this.#unwatch?.()
     this.#rejectPending()
+    for (const fail of this.#opening) fail(new Error('the ssh client disconnected before opening the channel'))
     if (this.#account) {
       this.#log.info('ssh client disconnected')
       this.#host.closed(this)
