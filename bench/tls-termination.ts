@@ -11,6 +11,8 @@
 //   sni     : as direct, the certificate picked per SNI by the socket handler `serverName` (not in
 //             bun-types; node:tls's SNICallback is built on it): returns a node:tls secure context's
 //             `.context`, or undefined for the listener's own certificate
+//   upgrade : a plain Bun.listen whose `open()` calls `socket.upgradeTLS` before any byte is read (no
+//             hop; the original socket's `data` handler still sees the raw bytes, ClientHello first)
 // `socket.upgradeTLS` after the peek is not a way: the ClientHello was consumed and the handshake
 // fails (docs/benchmarks.md), so it is not measured.
 //
@@ -24,7 +26,7 @@ import { mkdtempSync, readFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
-const ALL_WAYS = ['serve', 'listen', 'unix', 'nodetls', 'direct', 'sni'] as const
+const ALL_WAYS = ['serve', 'listen', 'unix', 'nodetls', 'direct', 'sni', 'upgrade'] as const
 type Way = (typeof ALL_WAYS)[number]
 const WAYS = (process.env.WAYS?.split(/\s+/).filter(Boolean) as Way[] | undefined) ?? ALL_WAYS
 const PORT = Number(process.env.PORT ?? 29443)
@@ -45,6 +47,10 @@ function serveWay(way: Way, cert: string, key: string): void {
     const picked = (tls.createSecureContext({ cert, key }) as unknown as { context: unknown }).context
     const handlers = { data: (s: { write(b: Uint8Array): number }, d: Uint8Array) => void s.write(answers(d)), serverName: (_l: unknown, name: string) => (name === 'localhost' ? picked : undefined) }
     return void Bun.listen({ hostname: '127.0.0.1', port: PORT, tls: tlsOptions, socket: handlers as Parameters<typeof Bun.listen>[0]['socket'] })
+  }
+  if (way === 'upgrade') {
+    const handlers = { data: (s: { write(b: Uint8Array): number }, d: Uint8Array) => void s.write(answers(d)) }
+    return void Bun.listen({ hostname: '127.0.0.1', port: PORT, socket: { open: (s) => void (s as unknown as { upgradeTLS(o: unknown): unknown }).upgradeTLS({ tls: tlsOptions, socket: handlers }), data() {} } })
   }
   let target = 0
   const unix = join(mkdtempSync(join(tmpdir(), 'tls-termination-')), 'internal.sock')
