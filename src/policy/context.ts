@@ -24,39 +24,36 @@ export type VariableClass<S = never> = new (source: S) => VariableValue
 /** Marks a field not computed yet (a computed field may be undefined). */
 const UNSET: unique symbol = Symbol('unset')
 
-/** Each variable class's field positions in its instances' `cache`. */
-const FIELD_POSITIONS = new WeakMap<object, ReadonlyMap<string, number>>()
+/** Each variable class's slot names: field `keys[i]` is kept in the own property `slots[i]` of its instances. */
+const FIELD_SLOTS = new WeakMap<object, ReadonlyMap<string, string>>()
 
-/** Builds the class of one variable type from its fields' compute functions. */
+/**
+ * Builds the class of one variable type from its fields' compute functions. The constructor and
+ * each field's getter are generated (from fixed templates and slot numbers only, no field name or
+ * other text): every getter then has its own code and inline caches, and an instance is one object
+ * with a slot per field, set UNSET in the constructor (a shared getter reading a per-instance array
+ * was polymorphic over every class and allocated the array on each `new`).
+ */
 function variableClass<S>(name: string, fields: Record<string, Compute<S>>): VariableClass<S> {
   const keys = Object.keys(fields)
-  const Class = {
-    [name]: class {
-      readonly source: S
-      /** Computed fields by position in `keys`: an array of fixed length keeps reads monomorphic. */
-      readonly cache: unknown[] = new Array(keys.length).fill(UNSET)
-      constructor(source: S) {
-        this.source = source
-      }
-      toJSON(): Record<string, unknown> {
-        const out: Record<string, unknown> = {}
-        for (const key of keys) if (key !== TEXT_FIELD) out[key] = (this as unknown as Record<string, unknown>)[key]
-        return out
-      }
+  const slots = keys.map((_, i) => `_${i}`)
+  const init = slots.map((slot) => `this.${slot} = U`).join('; ')
+  const Class = new Function('U', `'use strict'\nreturn class { constructor(source) { this.source = source; ${init} } }`)(UNSET) as new (source: S) => Record<string, unknown>
+  Object.defineProperty(Class, 'name', { value: name })
+  Object.defineProperty(Class.prototype, 'toJSON', {
+    value: function toJSON(this: Record<string, unknown>): Record<string, unknown> {
+      const out: Record<string, unknown> = {}
+      for (const key of keys) if (key !== TEXT_FIELD) out[key] = this[key]
+      return out
     },
-  }[name]!
-  FIELD_POSITIONS.set(Class, new Map(keys.map((key, i) => [key, i])))
-  keys.forEach((key, i) => {
-    const compute = fields[key]!
-    Object.defineProperty(Class.prototype, key, {
-      get(this: InstanceType<typeof Class>) {
-        const cache = this.cache
-        const value = cache[i]
-        return value !== UNSET ? value : (cache[i] = compute(this.source))
-      },
-    })
   })
-  return Class
+  FIELD_SLOTS.set(Class, new Map(keys.map((key, i) => [key, slots[i]!])))
+  keys.forEach((key, i) => {
+    const slot = slots[i]!
+    const get = new Function('U', 'compute', `'use strict'\nreturn function get() { const v = this.${slot}; return v !== U ? v : (this.${slot} = compute(this.source)) }`)(UNSET, fields[key])
+    Object.defineProperty(Class.prototype, key, { get })
+  })
+  return Class as unknown as VariableClass<S>
 }
 
 /** The same few User-Agents come back request after request (parsing one is ~1 µs of regexes). */
@@ -190,8 +187,8 @@ const RequestVars = variableClass<HttpExchange>('warren.Request', {
 type ResponseParts = NonNullable<HttpExchange['response']>
 
 /** The `req` fields computed from header lines: what add-headers and remove-headers can change. */
-const REQUEST_HEADER_FIELDS: readonly number[] = ['host', 'location', 'headers', 'cookies', 'content_length', 'content_encoding', 'content_type', 'user_agent'].map(
-  (key) => FIELD_POSITIONS.get(RequestVars)!.get(key)!,
+const REQUEST_HEADER_SLOTS: readonly string[] = ['host', 'location', 'headers', 'cookies', 'content_length', 'content_encoding', 'content_type', 'user_agent'].map(
+  (key) => FIELD_SLOTS.get(RequestVars)!.get(key)!,
 )
 
 const ResponseVars = variableClass<ResponseParts>('warren.Response', {
@@ -329,8 +326,8 @@ class ExchangeVariables {
   forgetHeaders(response: boolean): void {
     if (response) this.#res = undefined
     else if (this.#req) {
-      const cache = (this.#req as unknown as { cache: unknown[] }).cache
-      for (const i of REQUEST_HEADER_FIELDS) cache[i] = UNSET
+      const req = this.#req as unknown as Record<string, unknown>
+      for (const slot of REQUEST_HEADER_SLOTS) req[slot] = UNSET
     }
   }
 }
