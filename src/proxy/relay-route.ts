@@ -194,14 +194,9 @@ export function createRelayRoute(options: RelayRouteOptions, stats: RelayStats) 
     let ex: RelayExchange | undefined
     let answer: Response | undefined
     if (plan.rules) {
-      const conn: ConnInfo = {
-        clientIp: client.address,
-        clientPort: client.port,
-        serverIp: options.serverIp,
-        serverPort: options.serverPort,
-        startedAt: Date.now(),
-        ...(client.tls ? { tls: client.tls } : {}),
-      }
+      const conn: ConnInfo = { clientIp: client.address, clientPort: client.port, serverIp: options.serverIp, serverPort: options.serverPort, startedAt: Date.now() }
+      // Assigned, not spread: a spread copies through a generic path on every request.
+      if (client.tls) conn.tls = client.tls
       ex = new RelayExchange(head, endpoint.info, conn, options.scheme)
       const outcome = relayOutcome(plan.rules, ex, hasBody)
       if (outcome?.kind === 'forward' && outcome.target.kind === 'external') url = outcome.target.url

@@ -1,6 +1,7 @@
 import * as v from 'valibot'
 import { appendLine } from '../../lib/header-lines.ts'
 import { celContext } from '../context.ts'
+import type { Template } from '../interpolate.ts'
 import { CONTINUE, defineAction } from '../types.ts'
 
 /** RFC 9110 token: what a header name may contain. */
@@ -38,19 +39,26 @@ export const addHeaders = defineAction({
     ),
   }),
   build(config, env) {
-    // A value without `${…}` is cleaned once here; the others per request.
-    const headers = Object.entries(config.headers).map(([name, value]) => {
+    // A value without `${…}` is cleaned once here; the others per request. Parallel lists and an
+    // indexed loop: this runs for every request the rule matches (no iterator, no pair per header).
+    const names: string[] = []
+    const constants: (string | undefined)[] = []
+    const templates: (Template | undefined)[] = []
+    for (const [name, value] of Object.entries(config.headers)) {
       const tpl = env.template(value, ['config', 'headers', name])
-      return [name.toLowerCase(), tpl.constant ? headerValue(tpl.render(() => ({}))) : tpl] as const
-    })
+      names.push(name.toLowerCase())
+      constants.push(tpl.constant ? headerValue(tpl.render(() => ({}))) : undefined)
+      templates.push(tpl.constant ? undefined : tpl)
+    }
     const response = env.phase === 'on_http_response'
     return function addHeaders(ex) {
       const target = response ? ex.response?.headers : ex.headers
       if (!target) return CONTINUE
-      const context = () => celContext(ex)
       const added: Record<string, string> = {}
-      for (const [name, tpl] of headers) {
-        const value = typeof tpl === 'string' ? tpl : headerValue(tpl.render(context))
+      let context: (() => Record<string, unknown>) | undefined
+      for (let k = 0; k < names.length; k++) {
+        const name = names[k]!
+        const value = constants[k] ?? headerValue(templates[k]!.render((context ??= () => celContext(ex))))
         if (name === 'host' && !response) target.set(name, value)
         else appendLine(target, name, value)
         added[name] = value

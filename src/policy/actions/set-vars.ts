@@ -100,11 +100,12 @@ export const setVars = defineAction({
     const entries = Array.isArray(config.vars)
       ? config.vars.map((entry, i) => [Object.entries(entry)[0]!, ['config', 'vars', i]] as const)
       : Object.entries(config.vars).map((pair) => [pair, ['config', 'vars']] as const)
-    const vars = entries.map(([[name, value], path]) => [name, compileValue(value, env, [...path, name])] as const)
+    const names = entries.map(([[name]]) => name)
+    const values = entries.map(([[name, value], path]) => compileValue(value, env, [...path, name]))
     return function setVars(ex) {
       // The context holds `vars: ex.vars` by reference, so later values see earlier ones.
       const context = () => celContext(ex)
-      for (const [name, value] of vars) ex.vars[name] = value(context)
+      for (let k = 0; k < names.length; k++) ex.vars[names[k]!] = values[k]!(context)
       return CONTINUE
     }
   },

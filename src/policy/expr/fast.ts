@@ -1,7 +1,9 @@
 import type { ObjectSchema } from '@marcbachmann/cel-js'
 import { headersBehind, VARIABLE_CLASSES } from '../context.ts'
-import { inCidrRange } from './functions/net.ts'
+import { cidrOf, inCidr, inCidrRange } from './functions/net.ts'
 import { matches, MATCHES_METHOD } from './functions/strings.ts'
+import { re2 } from './regex.ts'
+import { intText } from './values.ts'
 import { SCHEMAS } from './variables.ts'
 
 /*
@@ -112,7 +114,8 @@ function size(value: unknown): bigint {
 
 function toText(value: unknown): string {
   if (typeof value === 'string') return value
-  if (typeof value === 'bigint' || typeof value === 'boolean') return String(value)
+  if (typeof value === 'bigint') return intText(value)
+  if (typeof value === 'boolean') return String(value)
   return notFast()
 }
 
@@ -170,6 +173,7 @@ export const FAST_RUNTIME = {
   size,
   toText,
   inCidrRange,
+  inCidr,
   matches,
 }
 
@@ -178,6 +182,20 @@ const CALLS: Readonly<Record<string, { arity: number; code: (args: readonly stri
   inCidrRange: { arity: 2, code: ([ip, cidr]) => `rt.inCidrRange(rt.text(${ip}), rt.text(${cidr}))` },
   size: { arity: 1, code: ([x]) => `rt.size(${x})` },
   string: { arity: 1, code: ([x]) => `rt.toText(${x})` },
+}
+
+/** The value of a string literal node, else undefined (a constant argument is prepared at load). */
+function literalText(node: unknown): string | undefined {
+  return isNode(node) && node.op === 'value' && typeof node.args === 'string' ? node.args : undefined
+}
+
+/** A literal `matches` pattern compiled, or undefined when it does not compile. */
+function literalRegExp(pattern: string): RegExp | undefined {
+  try {
+    return re2(pattern)
+  } catch {
+    return undefined
+  }
 }
 
 /** String methods with a fast form (`receiver.method(arg)`): the code from the receiver's and the argument's. */
@@ -321,13 +339,21 @@ export class FastGenerator {
         const call = Object.hasOwn(CALLS, args[0]) ? CALLS[args[0]] : undefined
         const params = (args[1] as unknown[]).map((a) => this.code(a))
         if (!call || params.length !== call.arity || params.some((p) => !p)) return undefined
+        // A literal range is parsed here, once, instead of looked up per request.
+        const cidr = args[0] === 'inCidrRange' ? literalText((args[1] as unknown[])[1]) : undefined
+        if (cidr !== undefined) return { js: `rt.inCidr(rt.text(${params[0]!.js}), ${this.constant(cidrOf(cidr))})` }
         return { js: call.code(params.map((p) => p!.js)) }
       }
       case 'rcall': {
         if (!Array.isArray(args) || typeof args[0] !== 'string' || !Array.isArray(args[2]) || args[2].length !== 1) return undefined
         const method = Object.hasOwn(METHODS, args[0]) ? METHODS[args[0]] : undefined
         const [receiver, arg] = [this.code(args[1]), this.code(args[2][0])]
-        return method && receiver && arg && { js: method(receiver.js, arg.js) }
+        if (!method || !receiver || !arg) return undefined
+        // A literal pattern is compiled here, once; one that does not compile stays a call, whose error cel-js reports.
+        const pattern = args[0] === MATCHES_METHOD ? literalText(args[2][0]) : undefined
+        const re = pattern === undefined ? undefined : literalRegExp(pattern)
+        if (re) return { js: `${this.constant(re)}.test(rt.text(${receiver.js}))` }
+        return { js: method(receiver.js, arg.js) }
       }
       default:
         return undefined

@@ -16,9 +16,26 @@ export function rfc3339(date: Date): string {
   return date.toISOString()
 }
 
+/** The last timestamp rendered: `${conn.ts.start}` of the requests that arrive within one millisecond. */
+let lastTimestamp = { ms: NaN, text: '' }
+
 /** RFC 3339 with milliseconds when there are any (timestamps rendered into text). */
 function timestampText(date: Date): string {
-  return date.toISOString().replace(/\.000Z$/, 'Z')
+  const ms = date.getTime()
+  if (ms === lastTimestamp.ms) return lastTimestamp.text
+  // toISOString is ~0.2 µs: a set-vars of `${conn.ts.start}` pays it once per millisecond, not per request.
+  const text = date.toISOString().replace(/\.000Z$/, 'Z')
+  lastTimestamp = { ms, text }
+  return text
+}
+
+/** Largest and smallest ints whose text Number gives exactly. */
+const SAFE_MAX = BigInt(Number.MAX_SAFE_INTEGER)
+const SAFE_MIN = -SAFE_MAX
+
+/** The decimal text of a CEL int: through Number where that is exact (String of a bigint is ~4x slower). */
+export function intText(value: bigint): string {
+  return value <= SAFE_MAX && value >= SAFE_MIN ? String(Number(value)) : String(value)
 }
 
 function isComposite(value: object): boolean {
@@ -66,7 +83,8 @@ export function toPlain(value: unknown): unknown {
 export function toText(value: unknown): string {
   if (typeof value === 'string') return value
   if (value === null || value === undefined) return ''
-  if (typeof value === 'bigint' || typeof value === 'number' || typeof value === 'boolean') return String(value)
+  if (typeof value === 'bigint') return intText(value)
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value)
   if (value instanceof Date) return timestampText(value)
   if (value instanceof Duration || value instanceof UnsignedInt) return value.toString()
   if (value instanceof Uint8Array) return Buffer.from(value).toString('utf8')

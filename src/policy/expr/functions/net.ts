@@ -16,8 +16,12 @@ const ipOf = memoize(parseIp, 10_000)
 
 /** ngrok's rule: false for an address that does not parse or a CIDR that does not (no error). */
 export function inCidrRange(ip: string, cidr: string): boolean {
+  return inCidr(ip, cidrOf(cidr))
+}
+
+/** `inCidrRange` with the range already parsed (expr/fast.ts parses a literal one at load). */
+export function inCidr(ip: string, range: Cidr | null): boolean {
   const addr = ipOf(ip)
-  const range = cidrOf(cidr)
   return addr !== undefined && range !== null && cidrContains(range, addr)
 }
 
