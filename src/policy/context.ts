@@ -101,10 +101,13 @@ function headerLists(headers: Headers): HeaderMap {
   return out
 }
 
+/** The query parameters of a request without a query: one frozen map for all (CEL values are never changed). */
+const NO_PARAMS: Record<string, string[]> = Object.freeze({})
+
 function queryParams(url: UrlParts): Record<string, string[]> {
-  const out: Record<string, string[]> = {}
   // Most requests have no query: reading `search` is cheap, parsing it is not. The same parse as `url.searchParams`.
-  if (url.search === '') return out
+  if (url.search === '') return NO_PARAMS
+  const out: Record<string, string[]> = {}
   new URLSearchParams(url.search).forEach((value, name) => (out[name] ??= []).push(value))
   return out
 }

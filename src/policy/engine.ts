@@ -77,6 +77,7 @@ export function compilePolicy(spec: TrafficPolicy, options: CompileOptions): Com
   const isHttp = options.scheme === 'http' || options.scheme === 'https'
   const out: Record<Phase, CompiledRule[]> = { on_tcp_connect: [], on_http_request: [], on_http_response: [], on_event_stream_message: [] }
   let terminates = false
+  const readsResults = readsActionResults(spec)
 
   for (const phase of PHASES) {
     const rules = spec[phase]
@@ -116,6 +117,7 @@ export function compilePolicy(spec: TrafficPolicy, options: CompileOptions): Com
           path,
           ...(options.sessionKey ? { sessionKey: options.sessionKey } : {}),
           ...(options.clusterScope ? { clusterScope: options.clusterScope } : {}),
+          readsActionResults: readsResults,
           template(text: string, at: readonly (string | number)[]) {
             const tpl = compileTemplate(text, [...path, ...at])
             if (Array.isArray(tpl)) {
@@ -166,6 +168,21 @@ export function compilePolicy(spec: TrafficPolicy, options: CompileOptions): Com
   const relay = relayPlanOf(spec, out)
   if (relay) RELAY_PLANS.set(out, relay)
   return out
+}
+
+/**
+ * True when an expression or a config string of `spec` names `actions` anywhere: a template or a
+ * condition may then read action results (`actions.ngrok.add_headers…`). A word match over the text,
+ * so a false positive only keeps results that are never read.
+ */
+function readsActionResults(spec: TrafficPolicy): boolean {
+  const word = /\bactions\b/
+  for (const phase of PHASES)
+    for (const rule of spec[phase]) {
+      if (rule.expressions.some((expr) => word.test(expr))) return true
+      if (rule.actions.some((action) => word.test(JSON.stringify(action.config ?? null)))) return true
+    }
+  return false
 }
 
 /**

@@ -178,6 +178,12 @@ export interface BuildEnv {
   sessionKey?: Uint8Array
   /** Compiles a CEL expression that may return any type (set-vars, bucket keys); issues are reported with `path`. */
   expression(text: string, path: readonly (string | number)[]): CelProgram
+  /**
+   * False when no expression or config text of the policy names `actions`: nothing can read the
+   * results actions record (`actions.ngrok.*`), so an action on the hot path may skip building its
+   * result. Absent: true.
+   */
+  readsActionResults?: boolean
 }
 
 /** One traffic-policy action: its schema, the phases it may run in and its factory. */

@@ -4,7 +4,7 @@ import type { RequestTally } from '../events/types.ts'
 import type { RequestHead } from '../http1/head.ts'
 import type { FastAnswer, Http1Connection } from '../http1/connection.ts'
 import type { RelayTarget } from '../http1/relay.ts'
-import { relayPlan, runPhase, type CompiledRule } from '../policy/engine.ts'
+import { relayPlan, runPhase, type CompiledRule, type RunOptions } from '../policy/engine.ts'
 import type { ConnInfo, Outcome } from '../policy/types.ts'
 import { originOf, type H1Origin } from './h1/pool.ts'
 import { HOP_BY_HOP } from './hop-headers.ts'
@@ -140,10 +140,13 @@ const COPY = Buffer.prototype.copy as (this: Uint8Array, target: Uint8Array, tar
  * needed does not parse (the pipeline answers 400). Relayed actions never return a promise. `quiet`:
  * an answer from the edge will be the pipeline's, which runs the rules again and logs their failures.
  */
+const QUIET: RunOptions = { quiet: true }
+const LOUD: RunOptions = {}
+
 function relayOutcome(rules: readonly CompiledRule[], ex: RelayExchange, quiet: boolean): Outcome | undefined {
   let outcome: Outcome | Promise<Outcome>
   try {
-    outcome = runPhase(rules, ex, { quiet })
+    outcome = runPhase(rules, ex, quiet ? QUIET : LOUD)
   } catch {
     return undefined
   }

@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'bun:test'
 import { linesOf } from '../../lib/header-lines.ts'
-import { exchange, loadError, run } from '../../../test/helpers/actions.ts'
+import { compile, exchange, loadError, run } from '../../../test/helpers/actions.ts'
+import { runPhase } from '../engine.ts'
 import { xorshift } from '../../../test/helpers/xorshift.ts'
 import { headerValue } from './add-headers.ts'
 
@@ -19,13 +20,30 @@ describe('add-headers config', () => {
 })
 
 describe('add-headers at runtime', () => {
-  test('request: appends, templates, replaces host, sets result', async () => {
+  test('request: appends, templates, replaces host', async () => {
     const ex = exchange('http://a.test/p', { headersInit: { 'x-list': 'one' } })
     await run({ type: 'add-headers', config: { headers: { 'X-List': 'two', 'x-ip': '${conn.client_ip}', host: 'backend.local:3000' } } }, ex)
     expect(ex.headers.get('x-list')).toBe('one, two')
     expect(ex.headers.get('x-ip')).toBe('203.0.113.7')
     expect(ex.headers.get('host')).toBe('backend.local:3000')
+    // No expression or template of that policy names `actions`: the result is not built.
+    expect(ex.actions['add_headers']).toBeUndefined()
+  })
+
+  test('the result (actions.ngrok.add_headers.headers_added) is set where the policy reads it', async () => {
+    const ex = exchange('http://a.test/p', { headersInit: { 'x-list': 'one' } })
+    const policy = compile({
+      on_http_request: [
+        { actions: [{ type: 'add-headers', config: { headers: { 'X-List': 'two', 'x-ip': '${conn.client_ip}', host: 'backend.local:3000' } } }] },
+        {
+          expressions: ["actions.ngrok.add_headers.headers_added['x-ip'] == '203.0.113.7'"],
+          actions: [{ type: 'set-vars', config: { vars: { seen: '${actions.ngrok.add_headers.headers_added.host}' } } }],
+        },
+      ],
+    })
+    await runPhase(policy.on_http_request, ex)
     expect(ex.actions['add_headers']).toEqual({ headers_added: { 'x-list': 'two', 'x-ip': '203.0.113.7', host: 'backend.local:3000' } })
+    expect(ex.vars['seen']).toBe('backend.local:3000')
   })
 
   test('response: headers go on the response, not the request', async () => {

@@ -51,19 +51,21 @@ export const addHeaders = defineAction({
       templates.push(tpl.constant ? undefined : tpl)
     }
     const response = env.phase === 'on_http_response'
+    // `actions.ngrok.add_headers.headers_added`, built only where the policy can read it.
+    const record = env.readsActionResults !== false
     return function addHeaders(ex) {
       const target = response ? ex.response?.headers : ex.headers
       if (!target) return CONTINUE
-      const added: Record<string, string> = {}
+      const added: Record<string, string> | undefined = record ? {} : undefined
       let context: (() => Record<string, unknown>) | undefined
       for (let k = 0; k < names.length; k++) {
         const name = names[k]!
         const value = constants[k] ?? headerValue(templates[k]!.render((context ??= () => celContext(ex))))
         if (name === 'host' && !response) target.set(name, value)
         else appendLine(target, name, value)
-        added[name] = value
+        if (added) added[name] = value
       }
-      ex.actions['add_headers'] = { headers_added: added }
+      if (added) ex.actions['add_headers'] = { headers_added: added }
       return CONTINUE
     }
   },

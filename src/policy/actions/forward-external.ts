@@ -1,5 +1,5 @@
 import * as v from 'valibot'
-import { defineAction } from '../types.ts'
+import { defineAction, type Outcome } from '../types.ts'
 
 const ORIGIN = /^(https?|tcp|tls):\/\/[^/?#\s]+:?\d*\/?$/i
 
@@ -33,8 +33,10 @@ export const forwardExternal = defineAction({
     }
     if (config.proxy_protocol !== undefined && http) throw new Error('proxy_protocol applies to tcp:// and tls:// upstreams (HTTP upstreams get X-Forwarded-For)')
     const target = { kind: 'external', url, ...(config.proxy_protocol ? { proxyProtocol: config.proxy_protocol } : {}) } as const
+    // The same outcome for every request: made once, frozen (no reader changes an outcome).
+    const outcome: Outcome = Object.freeze({ kind: 'forward', target: Object.freeze(target) })
     return function forwardExternal() {
-      return { kind: 'forward', target }
+      return outcome
     }
   },
 })

@@ -71,11 +71,10 @@ function equal(a: unknown, b: unknown): boolean {
   return a === b
 }
 
-/** Ordering of two ints or two doubles (strings order by code point in CEL, not by UTF-16 unit). */
-function ordered(a: unknown, b: unknown): [number | bigint, number | bigint] {
+/** True when `a` and `b` are two ints or two doubles, which order as in JavaScript (strings order by code point in CEL, not by UTF-16 unit). */
+function ordered(a: unknown, b: unknown): boolean {
   const t = typeof a
-  if (t !== typeof b || (t !== 'bigint' && t !== 'number')) return notFast()
-  return [a as number | bigint, b as number | bigint]
+  return t === typeof b && (t === 'bigint' || t === 'number')
 }
 
 function bool(value: unknown): boolean {
@@ -146,10 +145,7 @@ function headerLines(vars: unknown, name: unknown): string[] {
 
 type Order = (a: unknown, b: unknown) => boolean
 function order(compare: (x: number | bigint, y: number | bigint) => boolean): Order {
-  return (a, b) => {
-    const [x, y] = ordered(a, b)
-    return compare(x, y)
-  }
+  return (a, b) => (ordered(a, b) ? compare(a as number | bigint, b as number | bigint) : notFast())
 }
 
 /**
