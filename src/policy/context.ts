@@ -194,6 +194,11 @@ const REQUEST_HEADER_SLOTS: readonly string[] = ['host', 'location', 'headers', 
   (key) => FIELD_SLOTS.get(RequestVars)!.get(key)!,
 )
 
+/** Marks the REQUEST_HEADER_SLOTS of a `req` value not computed: generated with plain stores (slot names are `_N`). */
+const forgetRequestHeaders = new Function('U', `'use strict'\nreturn function forgetRequestHeaders(req) { ${REQUEST_HEADER_SLOTS.map((slot) => `req.${slot} = U`).join('; ')} }`)(
+  UNSET,
+) as (req: VariableValue) => void
+
 const ResponseVars = variableClass<ResponseParts>('warren.Response', {
   status_code: (res) => BigInt(res.status),
   headers: (res) => headerLists(res.headers),
@@ -328,10 +333,7 @@ class ExchangeVariables {
   /** Drops what was computed from the response's headers (on_http_response) or the request's. */
   forgetHeaders(response: boolean): void {
     if (response) this.#res = undefined
-    else if (this.#req) {
-      const req = this.#req as unknown as Record<string, unknown>
-      for (const slot of REQUEST_HEADER_SLOTS) req[slot] = UNSET
-    }
+    else if (this.#req) forgetRequestHeaders(this.#req)
   }
 }
 
