@@ -5,13 +5,19 @@
  */
 export function memoize<T>(fn: (key: string) => T, limit: number): (key: string) => T {
   const cache = new Map<string, T>()
+  // The last key asked, before the map: one client's requests, one User-Agent, ask the same key in a row.
+  let lastKey: string | undefined
+  let last: T | undefined
   return (key) => {
+    if (key === lastKey) return last as T
     let hit = cache.get(key)
     if (hit === undefined && !cache.has(key)) {
       hit = fn(key)
       if (cache.size >= limit) cache.clear()
       cache.set(key, hit)
     }
+    lastKey = key
+    last = hit
     return hit as T
   }
 }

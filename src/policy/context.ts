@@ -142,9 +142,10 @@ const ContentType = variableClass<string>('warren.ContentType', {
 })
 
 /** The User-Agent: compares as the header text; parsed only when a field such as `.is_bot` is read. */
-const UserAgentValue = variableClass<{ raw: string; parsed?: UserAgent }>('warren.UserAgent', {
-  [TEXT_FIELD]: (s) => s.raw,
-  ...Object.fromEntries(USER_AGENT_FIELDS.map((key) => [key, (s: { raw: string; parsed?: UserAgent }) => (s.parsed ??= userAgentOf(s.raw))[key]])),
+const UserAgentValue = variableClass<string>('warren.UserAgent', {
+  [TEXT_FIELD]: (raw) => raw,
+  // Each field computed once per value; the parse itself is kept by userAgentOf for the same text.
+  ...Object.fromEntries(USER_AGENT_FIELDS.map((key) => [key, (raw: string) => userAgentOf(raw)[key]])),
 })
 
 /** The URL the `req.url.*` fields read: the exchange's parts when it has them unparsed, else its URL. */
@@ -183,7 +184,7 @@ const RequestVars = variableClass<HttpExchange>('warren.Request', {
   content_length: (ex) => contentLength(ex.headers),
   content_encoding: (ex) => listHeader(ex.headers, 'content-encoding'),
   content_type: (ex) => new ContentType(ex.headers.get('content-type') ?? ''),
-  user_agent: (ex) => new UserAgentValue({ raw: ex.headers.get('user-agent') ?? '' }),
+  user_agent: (ex) => new UserAgentValue(ex.headers.get('user-agent') ?? ''),
   ts: (ex) => new RequestTs(ex),
 })
 
