@@ -57,10 +57,11 @@ export const addHeaders = defineAction({
       const target = response ? ex.response?.headers : ex.headers
       if (!target) return CONTINUE
       const added: Record<string, string> | undefined = record ? {} : undefined
-      let context: (() => Record<string, unknown>) | undefined
+      // The variables as they are before this action: its own headers are forgotten after it (engine.ts).
+      let vars: Record<string, unknown> | undefined
       for (let k = 0; k < names.length; k++) {
         const name = names[k]!
-        const value = constants[k] ?? headerValue(templates[k]!.render((context ??= () => celContext(ex))))
+        const value = constants[k] ?? headerValue(templates[k]!.renderWith((vars ??= celContext(ex))))
         if (name === 'host' && !response) target.set(name, value)
         else appendLine(target, name, value)
         if (added) added[name] = value
