@@ -90,9 +90,10 @@ export class RelayExchange implements HttpExchange {
   readonly method: string
   readonly httpVersion: string
   vars: Record<string, unknown> = {}
-  actions: Record<string, unknown> = {}
-  logMetadata: Record<string, unknown> = {}
   variables: Record<string, unknown> | undefined = undefined
+  /** Action results and log metadata: made when an action writes one (most relayed requests never do). */
+  #actions: Record<string, unknown> | undefined
+  #logMetadata: Record<string, unknown> | undefined
   readonly #head: RequestHead
   readonly #scheme: string
   #url: URL | undefined
@@ -108,6 +109,14 @@ export class RelayExchange implements HttpExchange {
     this.method = head.method
     this.httpVersion = head.version
     this.#scheme = scheme
+  }
+
+  get actions(): Record<string, unknown> {
+    return (this.#actions ??= {})
+  }
+
+  get logMetadata(): Record<string, unknown> {
+    return (this.#logMetadata ??= {})
   }
 
   get url(): URL {
