@@ -1,5 +1,7 @@
 import ngrok from '@ngrok/ngrok'
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import * as tls from 'node:tls'
+import { selfSigned } from './framework/certs.ts'
 import { freePort } from './framework/ports.ts'
 import { edgeFlags, startAgent, type AgentProcess } from './framework/agent.ts'
 import { eventually, startEdge, WARREN_BIN, type Edge } from './framework/process.ts'
@@ -132,6 +134,47 @@ describe('warren serve --workers 2', () => {
       expect(r.received).toBe(r.sent)
     }
     await a.stop()
+  })
+
+  test('HTTP/2 (ALPN h2) and a tls:// passthrough endpoint, agents bound on one worker, answer through either', async () => {
+    const cert = selfSigned(['pass.warren.localhost'])
+    // The agent's upstream terminates TLS itself (passthrough): echoes the first chunk and closes.
+    const backend = tls.createServer({ cert: cert.cert, key: cert.key }, (s) => s.once('data', (d) => s.end(d)))
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve))
+    const http = startAgent(['http', String(upstream.port), ...edgeFlags(edge, 'alice-token')])
+    const pass = startAgent(['tls', String((backend.address() as { port: number }).port), '--url', 'tls://pass.warren.localhost', ...edgeFlags(edge, 'alice-token')])
+    agents.push(http, pass)
+    try {
+      const [[url]] = await Promise.all([http.forwarding(), pass.forwarding()])
+      const u = new URL(url!)
+      // 20 curl processes, so 20 h2 connections (one curl would multiplex every URL on one): SO_REUSEPORT hashes them over both workers.
+      const h2 = () =>
+        Promise.all(
+          Array.from({ length: 20 }, async (_, i) => {
+            const proc = Bun.spawn(['curl', '-s', '--max-time', '20', '--http2', '-o', '/dev/null', '-w', '%{http_version} %{http_code}', '--cacert', edge.caPath, '--resolve', `${u.hostname}:${u.port}:127.0.0.1`, `${url}/h2/${i}`], { stdout: 'pipe' })
+            const out = await new Response(proc.stdout).text()
+            await proc.exited
+            return out.trim()
+          }),
+        )
+      expect(await eventually(async () => (await h2()).every((l) => l === '2 200'), 10_000, 100)).toBe(true)
+      const h2Lines = () => logLines(edge, 'request').filter((l) => l.endpoint === `https://${u.hostname}` && l.path.startsWith('/h2/'))
+      expect(await eventually(async () => new Set(h2Lines().map((l) => l.worker)).size === 2, 5000)).toBe(true)
+      const roundTrip = () =>
+        new Promise<{ text: string; subject: string }>((resolve, reject) => {
+          const sock = tls.connect({ host: '127.0.0.1', port: edge.httpsPort, servername: 'pass.warren.localhost', ca: cert.cert }, () => sock.write('passed through\n'))
+          let text = ''
+          sock.on('data', (d) => (text += d))
+          sock.on('end', () => resolve({ text, subject: String(sock.getPeerCertificate().subject?.CN) }))
+          sock.on('error', reject)
+        })
+      expect(await eventually(async () => (await roundTrip().catch(() => ({ text: '' }))).text === 'passed through\n', 5000, 100)).toBe(true)
+      // 20 fresh connections: both workers get some, and every one reaches the agent's TLS server.
+      for (let i = 0; i < 20; i++) expect(await roundTrip()).toEqual({ text: 'passed through\n', subject: 'pass.warren.localhost' })
+    } finally {
+      await Promise.all([http.stop(), pass.stop()])
+      backend.close()
+    }
   })
 
   test('websockets to an agent bound on one worker work through either: messages both ways over the local link', async () => {
