@@ -29,6 +29,9 @@ accounts:
     authtokens: [alice-token]
     domains: ["*.warren.localhost"]
     tcp_ports: "${ports.join(',')}"
+  - name: bob
+    authtokens: [bob-token]
+    domains: ["*.bob.warren.localhost"]
 agents:
   reconnect_wait: 5
 `
@@ -174,6 +177,34 @@ describe('warren serve --workers 2', () => {
     } finally {
       await Promise.all([http.stop(), pass.stop()])
       backend.close()
+    }
+  })
+
+  test('forward-internal from a file endpoint on every worker to an internal agent endpoint bound on one; never from another account', async () => {
+    const a = startAgent(['http', String(upstream.port), '--url', 'https://svc.internal', '--binding', 'internal', ...edgeFlags(edge, 'alice-token')])
+    agents.push(a)
+    const front = (account: string, name: string) =>
+      `account: ${account}\nendpoints:\n  - url: https://${name}.warren.localhost\n    traffic_policy:\n      on_http_request:\n        - actions: [{type: forward-internal, config: {url: "https://svc.internal"}}]\n`
+    edge.writePolicy('front.yml', front('alice', 'front'))
+    edge.writePolicy('bobfront.yml', front('bob', 'front.bob'))
+    try {
+      await a.forwarding()
+      const url = `https://front.warren.localhost:${edge.httpsPort}`
+      expect(await eventually(async () => (await Promise.all([1, 2, 3, 4].map(() => get(edge, `${url}/warm`)))).every((r) => r.status === 200), 10_000, 100)).toBe(true)
+      // 40 fresh connections: both workers take some, and every request reaches the agent's upstream.
+      const before = upstream.seen.filter((r) => r.path.startsWith('/fi/')).length
+      const statuses = await fetchMany(edge, `${url}/fi`, 40)
+      expect(statuses.filter((st) => st !== 200)).toEqual([])
+      expect(upstream.seen.filter((r) => r.path.startsWith('/fi/')).length - before).toBe(40)
+      const lines = () => logLines(edge, 'request').filter((l) => l.endpoint === 'https://front.warren.localhost' && l.path.startsWith('/fi/'))
+      expect(await eventually(async () => new Set(lines().map((l) => l.worker)).size === 2, 5000)).toBe(true)
+      // Bob's front endpoint on either worker: 404 with the code, never alice's internal endpoint.
+      expect(await eventually(async () => (await get(edge, `https://front.bob.warren.localhost:${edge.httpsPort}/x`)).status === 404, 5000, 100)).toBe(true)
+      expect((await fetchMany(edge, `https://front.bob.warren.localhost:${edge.httpsPort}/y`, 10)).every((st) => st === 404)).toBe(true)
+    } finally {
+      edge.removePolicy('front.yml')
+      edge.removePolicy('bobfront.yml')
+      await a.stop()
     }
   })
 
