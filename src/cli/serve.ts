@@ -32,6 +32,7 @@ import { startEvents } from './events.ts'
 import { connectWorker, joinWorkers, type Worker } from '../cluster/worker.ts'
 import { localAcmeShare } from '../cluster/acme-hub.ts'
 import type { ClusterMember } from '../cluster/member.ts'
+import type { EndpointClaim } from '../cluster/registry.ts'
 import { connectNode, joinNodes } from '../cluster/node.ts'
 import { shareApiEndpoints } from '../cluster/api-endpoints.ts'
 import { ACME_LOCK_LEASES, redisAcmeShare } from '../cluster/acme-share.ts'
@@ -305,21 +306,16 @@ export async function serveCommand(args: string[]): Promise<number> {
     clusterScope,
     waitMs: config.agents.reconnect_wait * 1000,
     log: log.child({ component: 'cluster' }),
+    // Split brain: another member's agent holds the URL; this member's agent is told and its endpoint goes.
+    release(claim: EndpointClaim, message: string) {
+      const session = [...agents.sessions, ...(ssh?.sessions ?? [])].find((s) => s.id === claim.session && !s.mux.closed)
+      if (!session) return
+      session.stopTunnel(claim.tunnel, message, 'ERR_NGROK_334')
+      registry.unbind(session, { Id: claim.tunnel })
+    },
   }
   const worker: Worker | undefined = supervisor ? joinWorkers(supervisor, { ...memberOptions, dir: clusterDir }) : undefined
-  const member: ClusterMember | undefined =
-    worker ??
-    (node &&
-      (await joinNodes(node, {
-        ...memberOptions,
-        // Split brain: another node's agent holds the URL; this node's agent is told and its endpoint goes.
-        release(claim, message) {
-          const session = [...agents.sessions, ...(ssh?.sessions ?? [])].find((s) => s.id === claim.session && !s.mux.closed)
-          if (!session) return
-          session.stopTunnel(claim.tunnel, message, 'ERR_NGROK_334')
-          registry.unbind(session, { Id: claim.tunnel })
-        },
-      })))
+  const member: ClusterMember | undefined = worker ?? (node && (await joinNodes(node, memberOptions)))
 
   // The REST API writes policies/api-<id>.yml and reloads synchronously through the same path as the watcher.
   const apiAddr = splitAddress(config.listen.api)

@@ -1,7 +1,7 @@
 import type { Socket } from 'bun'
 import type { AcmeHubClient, AcmeOp } from './acme-hub.ts'
 import { FrameReader, frameWriter } from './frames.ts'
-import type { ClusterRegistry, MemberHoldings, MemberState, SessionCommand } from './registry.ts'
+import type { ClusterRegistry, EndpointClaim, MemberHoldings, MemberState, SessionCommand } from './registry.ts'
 
 /** Worker → supervisor: who I am (`hello`, first), what I hold (`publish`), that I serve traffic (`ready`). */
 export type ToHub =
@@ -21,6 +21,8 @@ export type FromHub =
   | { type: 'acme'; id: number; value: unknown }
   /** A worker stored a certificate, or one that held an order lock is gone: look again. */
   | { type: 'acme-changed' }
+  /** A non-pooled URL this worker published is held by another worker for another agent: stop it here. */
+  | { type: 'lost'; claim: EndpointClaim; holder: string }
 
 /** How long a command waits for the holder's answer (the API's own timeout is shorter). */
 const COMMAND_TIMEOUT_MS = 15_000
@@ -43,6 +45,7 @@ export class LocalRegistry implements ClusterRegistry, AcmeHubClient {
   readonly #listeners = new Set<() => void>()
   readonly #acmePending = new Map<number, { resolve: (value: unknown) => void; reject: (err: Error) => void }>()
   readonly #acmeListeners = new Set<() => void>()
+  #lost: (claim: EndpointClaim, holder: string) => void = () => {}
 
   private constructor(self: string, socket: Socket<undefined>) {
     this.self = self
@@ -125,6 +128,11 @@ export class LocalRegistry implements ClusterRegistry, AcmeHubClient {
     this.#handler = handler
   }
 
+  /** Called when a non-pooled URL this worker published is held by another worker for another agent. */
+  onLost(handler: (claim: EndpointClaim, holder: string) => void): void {
+    this.#lost = handler
+  }
+
   /** Runs an operation on the ACME state the supervisor keeps for the workers. */
   acme(op: AcmeOp): Promise<unknown> {
     if (this.#closing) return Promise.reject(new Error('this worker is leaving'))
@@ -154,6 +162,7 @@ export class LocalRegistry implements ClusterRegistry, AcmeHubClient {
     if (message.type === 'members') return this.#receive(message.members)
     if (message.type === 'result') return void this.#pending.get(message.id)?.(message.error)
     if (message.type === 'acme') return void this.#acmePending.get(message.id)?.resolve(message.value)
+    if (message.type === 'lost') return this.#lost(message.claim, message.holder)
     if (message.type === 'acme-changed') {
       for (const listener of this.#acmeListeners) listener()
       return

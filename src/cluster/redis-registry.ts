@@ -2,7 +2,7 @@ import { Redis } from 'ioredis'
 import { randomBytes } from 'node:crypto'
 import { CODES, WarrenError } from '../lib/errors.ts'
 import type { Logger } from '../lib/log.ts'
-import { rebinds } from './members.ts'
+import { rebinds, urlKey } from './members.ts'
 import type { ClusterRegistry, EndpointClaim, MemberHoldings, MemberState, SessionCommand } from './registry.ts'
 
 /** Every key and channel warren uses in Redis starts with this. */
@@ -370,7 +370,7 @@ export class RedisRegistry implements ClusterRegistry {
       .set(leaseKey(this.self), this.#link, 'PX', lease)
       .set(holdingsKey(this.self), JSON.stringify(stored), 'PX', lease + this.#o.graceMs)
       .sadd(MEMBERS, this.self)
-    for (const e of contended) batch.eval(CLAIM_URL, 1, urlKey(e), `${this.self}\n${e.account}\n${e.tunnel}`, lease, `${PREFIX}lease:`)
+    for (const e of contended) batch.eval(CLAIM_URL, 1, `${PREFIX}url:${urlKey(e)}`, `${this.self}\n${e.account}\n${e.tunnel}`, lease, `${PREFIX}lease:`)
     if (text !== this.#written) batch.publish(CHANGES, this.self)
     let results: [Error | null, unknown][] | null
     try {
@@ -507,10 +507,6 @@ export class RedisRegistry implements ClusterRegistry {
   }
 }
 
-/** The key of a URL's claim: public URLs are one namespace, internal ones one per account. */
-function urlKey(e: EndpointClaim): string {
-  return `${PREFIX}url:${e.url.binding === 'internal' ? `${e.account}|` : ''}${e.url.scheme}://${e.url.host}:${e.url.port ?? ''}`
-}
 
 /** The URL without its password, for messages. */
 function redactUrl(url: string): string {

@@ -53,6 +53,10 @@ export async function superviseWorkers(options: SupervisorOptions): Promise<numb
       const message: FromHub = { type: 'members', members: table.all() }
       for (const c of conns) if (c.data.member) c.data.out.send(message)
     },
+    onLost(member, claim, holder) {
+      log.warn('another worker holds this URL; the later agent endpoint is stopped', { url: `${claim.url.scheme}://${claim.url.host}`, tunnel: claim.tunnel, worker: member.split('.')[0], holder: holder.split('.')[0], code: CODES.CLUSTER_URL_TAKEN })
+      for (const c of conns) if (c.data.member === member) c.data.out.send({ type: 'lost', claim, holder } satisfies FromHub)
+    },
   })
   const acme = new AcmeHub()
   const acmeChanged = () => {
