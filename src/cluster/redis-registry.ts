@@ -358,6 +358,7 @@ export class RedisRegistry implements ClusterRegistry, EventRelay {
 
   onRelay(handlers: RelayHandlers): void {
     this.#relay = handlers
+    if (this.#wanted) handlers.wanted(true)
   }
 
   listen(on: boolean): void {
