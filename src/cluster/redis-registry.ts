@@ -586,6 +586,11 @@ export class RedisRegistry implements ClusterRegistry, EventRelay {
     this.#up = false
     this.#o.log.warn('Redis is unreachable; serving what this node knows, new binds stay on this node until it returns', { code: CODES.CLUSTER_REDIS_LOST })
     this.#relay?.reachable(false)
+    // Nothing could be published: build no events for the others until Redis says again who listens.
+    if (this.#wanted) {
+      this.#wanted = false
+      this.#relay?.wanted(false)
+    }
   }
 
   #back(): void {
