@@ -78,6 +78,21 @@ function pattern(size: number, seed: number): Uint8Array {
   return new Uint8Array(size).map((_, i) => (i * seed + 7) % 251)
 }
 
+/** Writes `bytes` as the stream takes them (more on each drain), then ends it. */
+function sendAll(stream: MuxStream, bytes: Uint8Array): void {
+  let at = 0
+  const more = () => {
+    while (at < bytes.length) {
+      const n = stream.write(bytes.subarray(at, at + 64 * 1024))
+      at += n
+      if (n === 0) return
+    }
+    stream.end()
+  }
+  stream.ondrain = more
+  more()
+}
+
 function concat(chunks: Uint8Array[]): Uint8Array {
   return new Uint8Array(Buffer.concat(chunks))
 }
@@ -94,17 +109,7 @@ describe('spliceStreams', () => {
       s.ondata = (c) => void fromClient.push(c.slice())
       s.onend = () => {
         // Answer once the request is in, then end: as an upstream behind an agent would.
-        let at = 0
-        const more = () => {
-          while (at < down.length) {
-            const n = s.write(down.subarray(at, at + 64 * 1024))
-            at += n
-            if (n === 0) return
-          }
-          s.end()
-        }
-        s.ondrain = more
-        more()
+        sendAll(s, down)
       }
       s.onclose = () => (agentClosed = s.closeCause)
     })
@@ -112,17 +117,7 @@ describe('spliceStreams', () => {
     client.ondata = (c) => void toClient.push(c.slice())
     let clientEnded = false
     client.onend = () => (clientEnded = true)
-    let at = 0
-    const send = () => {
-      while (at < up.length) {
-        const n = client.write(up.subarray(at, at + 64 * 1024))
-        at += n
-        if (n === 0) return
-      }
-      client.end()
-    }
-    client.ondrain = send
-    send()
+    sendAll(client, up)
     await until(() => clientEnded && client.closed && agentClosed !== undefined)
     expect(agentStream).toBeDefined()
     expect(concat(fromClient)).toEqual(up)
