@@ -1,50 +1,15 @@
 import { afterEach, describe, expect, test } from 'bun:test'
-import type { Socket } from 'bun'
-import { MuxSession, spliceStreams, type MuxStream } from './mux.ts'
+import { sessionPair as pair } from '../../test/helpers/mux-pair.ts'
+import { spliceStreams, type MuxStream } from './mux.ts'
 import { INITIAL_WINDOW } from './proto/frame.ts'
 
-/**
- * Two muxado sessions over a real loopback socket: `opener` opens streams (an edge, or a link's
- * dialer), `acceptor` hands each stream it accepts to `onStream`.
- */
-async function sessionPair(onStream: (s: MuxStream) => void) {
-  let acceptor: MuxSession | undefined
-  const server = Bun.listen<{ session: MuxSession }>({
-    hostname: '127.0.0.1',
-    port: 0,
-    socket: {
-      open(socket) {
-        socket.data = { session: new MuxSession(socket, { onStream, onClose: () => {} }, { role: 'client' }) }
-        acceptor = socket.data.session
-      },
-      data: (socket, chunk) => socket.data.session.feed(chunk),
-      drain: (socket) => socket.data.session.drain(),
-      close: (socket) => socket.data.session.transportClosed(),
-      error: () => {},
-    },
-  })
-  let opener: MuxSession | undefined
-  const socket: Socket<undefined> = await Bun.connect({
-    hostname: '127.0.0.1',
-    port: server.port,
-    socket: {
-      open(s) {
-        opener = new MuxSession(s, { onStream: (st) => st.terminate(), onClose: () => {} }, { role: 'server' })
-      },
-      data: (_s, chunk) => opener!.feed(chunk),
-      drain: () => opener!.drain(),
-      close: () => opener!.transportClosed(),
-      error: () => {},
-    },
-  })
-  cleanups.push(() => {
-    socket.terminate()
-    server.stop(true)
-  })
-  return { opener: opener!, acceptor: () => acceptor }
-}
-
 const cleanups: (() => void)[] = []
+/** A session pair that is closed after the test. */
+async function sessionPair(onStream: (s: MuxStream) => void) {
+  const p = await pair(onStream)
+  cleanups.push(() => p.close())
+  return p
+}
 afterEach(() => {
   for (const c of cleanups.splice(0)) c()
 })
