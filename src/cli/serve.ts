@@ -159,6 +159,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     sinkDrops: () => events.sinks.map((s) => ({ name: s.name, dropped: s.dropped() })),
     poolRetries: () => poolRetries.entries(),
     relayedRequests: () => server.relayedRequests,
+    tlsConnections: () => tls.accepted,
     ...(limits ? { clusterLocalDecisions: () => limits.local } : {}),
   })
   mkdirSync(config.policiesDir, { recursive: true })
@@ -248,6 +249,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     idleTimeoutSec: config.tcp.idle_timeout,
     http: httpDataPath,
     ...(acme ? { acmeTlsAlpn: acme.tlsAlpnHandler } : {}),
+    ...(acme?.tlsAlpnContext ? { acmeTlsAlpnContext: acme.tlsAlpnContext } : {}),
   })
   await openListener('https', config.listen.https, () => tls.start())
 
