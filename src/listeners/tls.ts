@@ -89,7 +89,7 @@ interface Inline {
   socket: Socket<FrontConn> | undefined
   /** The engine's connection; until it (or the h2 relay) takes over, decrypted bytes wait in `early`. */
   engine: Http1Connection | undefined
-  /** Encrypted bytes from the client (the raw side sees every chunk). */
+  /** Bytes from the client after decryption (`bytesWritten` of the TLS socket counts the other way). */
   bytesIn: number
   startedAt: number
   /** The ClientHello asked for acme-tls/1 and got the challenge certificate: nothing more to serve. */
@@ -257,10 +257,9 @@ export class TlsFront {
           }, front.#o.helloTimeoutMs)
         },
         data(socket, chunk) {
-          const inline = socket.data.inline
-          if (inline) inline.bytesIn += chunk.length
           if (!socket.data.routed) front.#onHelloBytes(socket, chunk)
-          else if (!inline) relayClientData(socket, chunk)
+          // An upgraded socket's raw side keeps seeing every chunk: its TLS side serves them.
+          else if (!socket.data.inline) relayClientData(socket, chunk)
         },
         close(socket) {
           front.#active--
@@ -468,6 +467,7 @@ export class TlsFront {
       },
       data(socket, chunk) {
         const inline = socket.data.inline!
+        inline.bytesIn += chunk.length
         if (inline.engine) front.#engine!.data(inline.engine, chunk, socket)
         else if (!inline.acme) relayClientData(socket, chunk)
       },
