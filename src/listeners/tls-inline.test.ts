@@ -104,4 +104,19 @@ describe.skipIf(Bun.which('openssl') === null)('TlsFront inline', () => {
     const refused = await sClient('v.warren.localhost')
     expect(refused).not.toContain('BEGIN CERTIFICATE')
   })
+
+  test('stop() closes connections terminated inline, idle or not', async () => {
+    const sock = tls.connect({ host: '127.0.0.1', port: front.port, servername: 'x.warren.localhost', ca, ALPNProtocols: ['http/1.1'] })
+    await new Promise<void>((resolve, reject) => (sock.once('secureConnect', resolve), sock.once('error', reject)))
+    const closed = new Promise<void>((resolve) => sock.once('close', () => resolve()))
+    sock.on('error', () => {})
+    let out = ''
+    sock.on('data', (d: Buffer) => (out += d.toString()))
+    sock.write('GET / HTTP/1.1\r\nHost: x.warren.localhost:8443\r\n\r\n')
+    const deadline = Date.now() + 3000
+    while (!out.endsWith('x http/1.1') && Date.now() < deadline) await Bun.sleep(10)
+    expect(out).toEndWith('x http/1.1')
+    front.stop()
+    expect(await Promise.race([closed.then(() => 'closed'), Bun.sleep(3000).then(() => 'still open')])).toBe('closed')
+  })
 })

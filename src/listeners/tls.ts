@@ -81,6 +81,8 @@ type NativeContext = ReturnType<typeof createSecureContext>['context']
 
 /** The TLS side of a connection terminated on the front socket (see TlsFront #inline). */
 interface Inline {
+  /** The raw side (what the listener's handlers get): closing it closes the connection. */
+  raw: Socket<FrontConn>
   /** Set once the ClientHello routed it to an https:// endpoint. */
   client: (ClientAddress & { tls: TlsInfo }) | undefined
   /** Undefined while the endpoint's on_tcp_connect runs; then whether the connection goes on. */
@@ -197,6 +199,8 @@ export class TlsFront {
   #picked: NativeContext | undefined
   #inlineTls: { ALPNProtocols: Buffer } | undefined
   #inlineHandlers: SocketHandler<FrontConn> | undefined
+  /** Upgraded connections still open: the listener's stop() does not reach them (they left its socket context). */
+  readonly #upgraded = new Set<FrontConn>()
 
   constructor(options: TlsFrontOptions) {
     this.#o = options
@@ -263,6 +267,7 @@ export class TlsFront {
         },
         close(socket) {
           front.#active--
+          front.#upgraded.delete(socket.data)
           clearTimeout(socket.data.timer)
           front.#settled(socket.data)
           clientRelayHandlers.close(socket)
@@ -290,6 +295,7 @@ export class TlsFront {
     this.#closing = true
     this.#terminator.stop()
     this.#listener?.stop(true)
+    for (const st of this.#upgraded) st.inline!.raw.terminate()
     for (const server of this.#internalServers()) void server.stop(true)
   }
 
@@ -376,9 +382,12 @@ export class TlsFront {
 
   /** Terminates TLS on this socket from now on; returns its raw side, which replaces `socket`. */
   #upgrade(socket: Socket<FrontConn>): Socket<FrontConn> {
-    socket.data.inline = { client: undefined, admitted: undefined, socket: undefined, engine: undefined, bytesIn: 0, startedAt: Date.now(), acme: false }
+    const st = socket.data
     // Both sides share `data`: the raw one peeks at the hello, the TLS one serves the connection.
-    return socket.upgradeTLS({ tls: this.#inlineTls!, socket: this.#inlineHandlers!, data: socket.data })[0]
+    const [raw] = socket.upgradeTLS({ tls: this.#inlineTls!, socket: this.#inlineHandlers!, data: st })
+    st.inline = { raw, client: undefined, admitted: undefined, socket: undefined, engine: undefined, bytesIn: 0, startedAt: Date.now(), acme: false }
+    this.#upgraded.add(st)
+    return raw
   }
 
   /** The context `serverName` returns for `pair`, made once per certificate. */
@@ -502,6 +511,8 @@ export class TlsFront {
     const socket = inline.socket
     if (inline.admitted === undefined || !socket || inline.engine || st.closed) return
     if (!inline.admitted) return void socket.terminate()
+    // Shutting down: the engine no longer takes connections (as on the relay path, a new one is closed).
+    if (this.#closing) return void socket.end()
     const client = inline.client!
     if (client.tls.alpn === 'h2') return void this.#relayH2(socket, client)
     const engine = (this.#engine ??= createHttpEngine({
