@@ -1,58 +1,30 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { X509Certificate } from 'node:crypto'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import * as tls from 'node:tls'
 import type * as acme from 'acme-client'
 import { TlsAlpn01Responder } from '../acme/challenges/tls-alpn-01.ts'
-import { CertStore } from '../certs/index.ts'
-import { recordingLogger } from '../certs/testing.ts'
-import { PolicyDirectory } from '../config/policies.ts'
-import { EndpointStore } from '../endpoints/store.ts'
 import { log } from '../lib/log.ts'
-import { TlsFront } from './tls.ts'
+import { startFront } from './testing.ts'
+import type { TlsFront } from './tls.ts'
 
 // The TLS front terminating connections on the accepted socket (upgradeTLS in open()), in process with
 // real sockets: the port goes inline once every name it serves has its certificate, and answers ACME
 // TLS-ALPN-01 validators there with the challenge certificate.
 
-const dir = mkdtempSync(join(tmpdir(), 'warren-tls-inline-'))
-const controller = new AbortController()
 const responder = new TlsAlpn01Responder(log.child({ component: 'acme' }))
 let front: TlsFront
 let ca = ''
+let stop = () => {}
 
 beforeAll(async () => {
-  const policies = join(dir, 'policies')
-  mkdirSync(policies)
-  writeFileSync(join(policies, 'x.yml'), 'url: https://x.warren.localhost\ntraffic_policy:\n  on_http_request:\n    - actions: [{type: custom-response, config: {body: "x ${conn.tls.negotiated_alpn}"}}]\n')
-  const store = new EndpointStore()
-  const loaded = new PolicyDirectory(policies, { defaultPorts: { http: 8080, https: 8443, tls: 8443, tcp: 0 }, defaultAccount: 'default' }).reload()
-  store.swap(loaded.table, loaded)
-  const certs = new CertStore(join(dir, 'certs'), { mode: 'dev', domain: 'warren.localhost', signal: controller.signal, logger: recordingLogger(), debounceMs: 30 })
-  await certs.init()
-  ca = readFileSync(certs.caPath(), 'utf8')
-  front = new TlsFront({
-    hostname: '127.0.0.1',
-    port: 0,
-    defaultPort: 8443,
-    store,
-    certs,
-    helloTimeoutMs: 3000,
-    pending: { total: 100, perSource: 100 },
-    idleTimeoutSec: 30,
-    http: { idleTimeoutSec: 30, maxBodyBytes: 1 << 20, maxHeaderBytes: 16384, upstreamTimeoutMs: 5000, logRequests: false },
-    acmeTlsAlpn: (socket) => void socket.end(),
-    acmeTlsAlpnContext: (name) => responder.context(name)?.context,
-  })
-  await front.start()
+  ;({ front, ca, stop } = await startFront(
+    { 'x.yml': 'url: https://x.warren.localhost\ntraffic_policy:\n  on_http_request:\n    - actions: [{type: custom-response, config: {body: "x ${conn.tls.negotiated_alpn}"}}]\n' },
+    { acmeTlsAlpn: (socket) => void socket.end(), acmeTlsAlpnContext: (name) => responder.context(name)?.context },
+  ))
 })
 afterAll(() => {
-  front.stop()
+  stop()
   responder.stop()
-  controller.abort()
-  rmSync(dir, { recursive: true, force: true })
 })
 
 function ask(name: string): Promise<string> {

@@ -79,7 +79,12 @@ function handshakeInfo(hello: Uint8Array, sni: string, offered: readonly string[
 /** A secure context as Bun's `serverName` handler takes it (node:tls `createSecureContext().context`). */
 type NativeContext = ReturnType<typeof createSecureContext>['context']
 
-/** The TLS side of a connection terminated on the front socket (see TlsFront #inline). */
+/** A server name as the peek and BoringSSL's SNI callback both can give it: lower case, no `:port`. */
+function sniKey(name: string): string {
+  return name.toLowerCase().replace(/:\d*$/, '')
+}
+
+/** The TLS side of a connection terminated on the front socket (see TlsFront's comment). */
 interface Inline {
   /** The raw side (what the listener's handlers get): closing it closes the connection. */
   raw: Socket<FrontConn>
@@ -196,7 +201,7 @@ export class TlsFront {
    * The context for the ClientHello being read now: set by the raw `data` handler, taken by `serverName`,
    * which BoringSSL calls synchronously while it reads that same chunk.
    */
-  #picked: NativeContext | undefined
+  #picked: { name: string; context: NativeContext } | undefined
   #inlineTls: { ALPNProtocols: Buffer } | undefined
   #inlineHandlers: SocketHandler<FrontConn> | undefined
   /** Upgraded connections still open: the listener's stop() does not reach them (they left its socket context). */
@@ -417,7 +422,7 @@ export class TlsFront {
       }
       // The validator only needs the handshake (RFC 8737 §3); the idle timeout ends what it leaves open.
       inline.acme = true
-      this.#picked = context
+      this.#picked = { name: sniKey(serverName), context }
       return
     }
     const key = { account: '', binding: 'public' as const, host: serverName, port: this.#o.defaultPort, scheme: 'https' as const }
@@ -439,7 +444,7 @@ export class TlsFront {
       this.#log.warn('no certificate for SNI; refused', { server_name: serverName, code: CODES.TLS_NO_CERTIFICATE })
       return this.#refuse(socket, ALERT_UNRECOGNIZED_NAME)
     }
-    this.#picked = this.#contextFor(pair)
+    this.#picked = { name: sniKey(serverName), context: this.#contextFor(pair) }
     inline.client = { ...client, tls: handshakeInfo(hello, serverName, alpn), connected: endpoint }
     const conn = { clientIp: client.address, clientPort: client.port, serverIp: this.#o.hostname, serverPort: this.port, startedAt: Date.now() }
     const st = socket.data
@@ -496,10 +501,11 @@ export class TlsFront {
         if (!st.relay) st.report?.({ bytesIn: inline.bytesIn, bytesOut: socket.bytesWritten, startedAt: inline.startedAt, endedAt: Date.now() })
       },
       error() {},
-      serverName() {
-        const context = front.#picked
+      serverName(_listener, name) {
+        const picked = front.#picked
         front.#picked = undefined
-        return context
+        // Always the hello the raw side just routed; checked anyway: no context fails the handshake, the wrong one would not.
+        return picked && picked.name === sniKey(name) ? picked.context : undefined
       },
     }
     return handlers
