@@ -38,6 +38,7 @@ beforeAll(async () => {
       'proto.yml': respond('https://proto.warren.localhost', '${req.version}|${conn.tls.negotiated_alpn}|${conn.client_ip}'),
       'raw.yml': forward('https://raw.warren.localhost', rawUpstream.port),
       'swap.yml': respond('https://swap.warren.localhost', 'swap'),
+      'denied.yml': `url: https://denied.warren.localhost\ntraffic_policy:\n  on_tcp_connect:\n    - actions: [{type: deny}]\n  on_http_request:\n    - actions: [{type: custom-response, config: {body: "unreachable"}}]\n`,
     },
   })
   // Dev certificates for the names are issued when the table loads; until then connections take the relay.
@@ -205,6 +206,17 @@ describe('HTTPS/1.1 terminated on the front socket', () => {
     held.sock.destroy()
     // Every connection since the swap was terminated inline too: no listener to rebuild.
     expect((await tlsPaths()).relay).toBe(paths.relay)
+  })
+
+  test('on_tcp_connect deny: closed right after the handshake, no request read', async () => {
+    const before = await tlsPaths()
+    const client = await open('denied.warren.localhost')
+    client.sock.write('GET / HTTP/1.1\r\nHost: denied.warren.localhost\r\n\r\n')
+    // The edge closes it (the client would wait for an answer).
+    expect(await Promise.race([client.closed.then(() => 'closed'), Bun.sleep(2000).then(() => 'open')])).toBe('closed')
+    client.sock.destroy()
+    expect(client.text()).toBe('')
+    expect((await tlsPaths()).inline).toBe(before.inline + 1)
   })
 
   test('a garbage first chunk gets a handshake_failure alert, and the edge keeps serving', async () => {
