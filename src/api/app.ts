@@ -1,6 +1,7 @@
 import { Hono } from 'hono'
 import type { LoadOptions } from '../config/load.ts'
 import type { EndpointStore } from '../endpoints/store.ts'
+import type { ClusterEvents } from '../cluster/event-relay.ts'
 import { EventBus } from '../events/bus.ts'
 import { CODES } from '../lib/errors.ts'
 import { log } from '../lib/log.ts'
@@ -33,6 +34,8 @@ export interface ApiOptions {
   reload(reason: string): void
   /** The edge's event bus, for `/events/stream` (an idle bus when omitted). */
   events?: EventBus
+  /** Every cluster member's events, for `/events/stream` on a worker of `--workers N` or a node of a cluster. */
+  clusterEvents?: ClusterEvents | undefined
   /** Renders `/metrics` (the edge's registry; a bare one over `events` when omitted). */
   metrics?: { render(): string }
   /** Agent sessions connected now (`/tunnel-sessions`; none when omitted). */
@@ -69,7 +72,7 @@ export function createApp(options: ApiOptions): Hono {
   app.route('/tunnel-sessions', sessionRoutes({ sessions: options.sessions ?? (() => []), tunnels }))
   app.route('/certificates', certificateRoutes({ certificates: options.certificates ?? (() => []) }))
   app.route('/metrics', metricsRoutes({ metrics: options.metrics ?? edgeMetrics({ bus: events }) }))
-  app.route('/events', eventRoutes({ events }))
+  app.route('/events', eventRoutes({ events, cluster: options.clusterEvents }))
   return app
 }
 

@@ -6,9 +6,10 @@ import { log } from '../lib/log.ts'
 
 /**
  * The edge's event bus and the sinks of `events:` in warren.yaml. Throws a config error (before
- * anything listens) when a sink's filter does not compile or its file cannot be opened.
+ * anything listens) when a sink's filter does not compile or its file cannot be opened. A worker of
+ * `--workers N` (`worker`) writes its own `file` sinks (src/events/sinks/index.ts, workerFilePath).
  */
-export function startEvents(config: ResolvedConfig): { bus: EventBus; sinks: RunningSink[]; close(): Promise<void> } {
+export function startEvents(config: ResolvedConfig, options: { worker?: number } = {}): { bus: EventBus; sinks: RunningSink[]; close(): Promise<void> } {
   const eventsLog = log.child({ component: 'events' })
   let reported = 0
   const bus = new EventBus({
@@ -19,7 +20,7 @@ export function startEvents(config: ResolvedConfig): { bus: EventBus; sinks: Run
     },
   })
   const baseDir = config.source ? dirname(resolve(config.source)) : process.cwd()
-  const sinks = startSinks(bus, config.events.sinks, { baseDir, log: eventsLog })
+  const sinks = startSinks(bus, config.events.sinks, { baseDir, log: eventsLog, worker: options.worker })
   if (sinks.length) eventsLog.info('event sinks started', { sinks: sinks.map((s) => s.name) })
   return {
     bus,

@@ -23,7 +23,7 @@ import { AgentRegistry } from '../tunnel/registry.ts'
 import { CertStore } from '../certs/index.ts'
 import { followAgentCertificate } from '../listeners/agent-port.ts'
 import { reloadEvent } from '../events/reload.ts'
-import type { EventSink } from '../events/types.ts'
+import { setEventOrigin, type EventSink } from '../events/types.ts'
 import { edgeMetrics } from '../metrics/edge.ts'
 import { PoolRetryStats } from '../proxy/pool-retry.ts'
 import { RelayStats } from '../proxy/relay-route.ts'
@@ -32,10 +32,12 @@ import { startEvents } from './events.ts'
 import { connectWorker, joinWorkers, type Worker } from '../cluster/worker.ts'
 import { localAcmeShare } from '../cluster/acme-hub.ts'
 import type { ClusterMember } from '../cluster/member.ts'
+import type { EndpointClaim } from '../cluster/registry.ts'
 import { connectNode, joinNodes } from '../cluster/node.ts'
 import { shareApiEndpoints } from '../cluster/api-endpoints.ts'
 import { ACME_LOCK_LEASES, redisAcmeShare } from '../cluster/acme-share.ts'
 import { RedisLimits } from '../cluster/shared-limits.ts'
+import { ClusterEvents } from '../cluster/event-relay.ts'
 import type { ClusterScope } from '../policy/types.ts'
 import { CLUSTER_DIR_ENV, COOKIE_SECRET_FILE, superviseWorkers, WORKER_ENV } from '../cluster/supervisor.ts'
 import { CODES, WarrenError } from '../lib/errors.ts'
@@ -146,8 +148,14 @@ export async function serveCommand(args: string[]): Promise<number> {
       ? { refused: 'needs cluster.redis: each worker of --workers N would count alone (use scope: endpoint for a limit per worker, or run one process)' }
       : undefined
 
+  // Every event says which member made it: a stream on any member carries them all.
+  if (node) setEventOrigin({ node: node.registry.self })
+  else if (workerNumber) setEventOrigin({ worker: Number(workerNumber) })
   // Before anything listens: a sink that cannot start (bad filter, unwritable file) is a config error.
-  const events = startEvents(config)
+  const events = startEvents(config, workerNumber ? { worker: Number(workerNumber) } : {})
+  // `/events/stream` on any member streams every member's events (sent only while someone listens).
+  const relay = supervisor ?? node?.registry
+  const clusterEvents = relay ? new ClusterEvents(events.bus, relay) : undefined
   const poolRetries = new PoolRetryStats()
   // Made before the first reload so it counts it; the gauges read the listeners when scraped.
   const metrics = edgeMetrics({
@@ -156,11 +164,12 @@ export async function serveCommand(args: string[]): Promise<number> {
     agentSessions: () => [...agents.sessions, ...(ssh?.sessions ?? [])].filter((s) => s.account !== undefined && !s.mux.closed).length,
     activeConnections: () => ({ http: server.pendingRequests, tcp: tcp.activeConnections, tls: tls.activeConnections }),
     certificates: () => certs.all(),
-    sinkDrops: () => events.sinks.map((s) => ({ name: s.name, dropped: s.dropped() })),
+    sinkDrops: () => [...events.sinks.map((s) => ({ name: s.name, dropped: s.dropped() })), ...(clusterEvents ? [{ name: 'cluster', dropped: clusterEvents.counts().dropped }] : [])],
     poolRetries: () => poolRetries.entries(),
     relayedRequests: () => server.relayedRequests,
     tlsConnections: () => tls.accepted,
     ...(limits ? { clusterLocalDecisions: () => limits.local } : {}),
+    ...(clusterEvents ? { clusterEvents: () => clusterEvents.counts() } : {}),
   })
   mkdirSync(config.policiesDir, { recursive: true })
   // Before the first load: the oauth/openid-connect actions seal their session cookies with it.
@@ -307,21 +316,16 @@ export async function serveCommand(args: string[]): Promise<number> {
     clusterScope,
     waitMs: config.agents.reconnect_wait * 1000,
     log: log.child({ component: 'cluster' }),
+    // Split brain: another member's agent holds the URL; this member's agent is told and its endpoint goes.
+    release(claim: EndpointClaim, message: string) {
+      const session = [...agents.sessions, ...(ssh?.sessions ?? [])].find((s) => s.id === claim.session && !s.mux.closed)
+      if (!session) return
+      session.stopTunnel(claim.tunnel, message, 'ERR_NGROK_334')
+      registry.unbind(session, { Id: claim.tunnel })
+    },
   }
   const worker: Worker | undefined = supervisor ? joinWorkers(supervisor, { ...memberOptions, dir: clusterDir }) : undefined
-  const member: ClusterMember | undefined =
-    worker ??
-    (node &&
-      (await joinNodes(node, {
-        ...memberOptions,
-        // Split brain: another node's agent holds the URL; this node's agent is told and its endpoint goes.
-        release(claim, message) {
-          const session = [...agents.sessions, ...(ssh?.sessions ?? [])].find((s) => s.id === claim.session && !s.mux.closed)
-          if (!session) return
-          session.stopTunnel(claim.tunnel, message, 'ERR_NGROK_334')
-          registry.unbind(session, { Id: claim.tunnel })
-        },
-      })))
+  const member: ClusterMember | undefined = worker ?? (node && (await joinNodes(node, memberOptions)))
 
   // The REST API writes policies/api-<id>.yml and reloads synchronously through the same path as the watcher.
   const apiAddr = splitAddress(config.listen.api)
@@ -339,6 +343,7 @@ export async function serveCommand(args: string[]): Promise<number> {
         apiEndpoints?.changed()
       },
       events: events.bus,
+      clusterEvents,
       metrics,
       sessions: () => [...agents.sessions, ...(ssh?.sessions ?? []), ...(member?.sessions() ?? [])],
       tunnels: () => [...registry.list(), ...(member?.tunnels() ?? [])],

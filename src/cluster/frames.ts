@@ -45,22 +45,32 @@ export interface FrameSink {
   write(data: Uint8Array): number
 }
 
-/** Sends frames on a socket, queueing what it did not take until `drain()` (call it from the socket's drain). */
-export function frameWriter(socket: FrameSink): { send(message: unknown): void; drain(): void } {
+/**
+ * Sends frames on a socket, queueing what it did not take until `drain()` (call it from the socket's
+ * drain). `queued` is the bytes waiting: a sender of droppable messages (events) checks it first.
+ */
+export function frameWriter(socket: FrameSink): { send(message: unknown): void; drain(): void; readonly queued: number } {
   const queue: Uint8Array[] = []
+  let queued = 0
   const flush = () => {
     while (queue.length) {
       const chunk = queue[0]!
-      const n = socket.write(chunk)
+      const n = Math.max(socket.write(chunk), 0)
+      queued -= Math.min(n, chunk.length)
       if (n >= chunk.length) queue.shift()
-      else return void (queue[0] = chunk.subarray(Math.max(n, 0)))
+      else return void (queue[0] = chunk.subarray(n))
     }
   }
   return {
     send(message) {
-      queue.push(encodeFrame(message))
+      const frame = encodeFrame(message)
+      queue.push(frame)
+      queued += frame.length
       if (queue.length === 1) flush()
     },
     drain: flush,
+    get queued() {
+      return queued
+    },
   }
 }

@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { issueLeaf, loadOrCreateDevCa } from '../certs/dev-ca.ts'
 import type { TunnelStream } from '../endpoints/endpoint.ts'
+import type { MuxStream } from '../tunnel/mux.ts'
+import { sessionPair } from '../../test/helpers/mux-pair.ts'
 import { encodeFrame } from './frames.ts'
 import { linkDialer, serveLink, type LinkRequest } from './link.ts'
 
@@ -101,6 +103,42 @@ test('a link stream carries 4 MiB each way intact; a client that stops reading p
   } finally {
     dialer.close()
     link.stop()
+  }
+})
+
+test.each(['dialer', 'agent'] as const)("an agent's muxado stream is spliced to the link stream: data both ways, and a reset by the %s resets the other", async (who) => {
+  const path = join(dir, `splice-${who}.sock`)
+  const agentStreams: MuxStream[] = []
+  // The agent echoes what it reads.
+  const agent = await sessionPair((s) => {
+    agentStreams.push(s)
+    s.ondata = (chunk) => void s.write(chunk.slice())
+  })
+  const link = serveLink(path, async () => agent.opener.open())
+  const dialer = linkDialer()
+  try {
+    const stream = await dialer.dial(path, { account: 'alice', tunnel: 'tn_s', client: '127.0.0.1:9', wait: true })
+    expect(stream).toBeDefined()
+    const echoed = new Promise<string>((resolve) => (stream!.ondata = (chunk) => resolve(Buffer.from(chunk).toString())))
+    let closed = false
+    stream!.onclose = () => (closed = true)
+    stream!.write(Buffer.from('through the splice'))
+    expect(await echoed).toBe('through the splice')
+    expect(link.active).toBe(1)
+    if (who === 'dialer') {
+      stream!.terminate()
+      expect(await waitFor(() => agentStreams[0]!.closed, 5000)).toBe(true)
+      expect(agentStreams[0]!.closeCause).toBe('reset')
+    } else {
+      agentStreams[0]!.terminate()
+      expect(await waitFor(() => closed, 5000)).toBe(true)
+      expect(stream!.closeCause).toBe('reset')
+    }
+    expect(await waitFor(() => link.active === 0, 5000)).toBe(true)
+  } finally {
+    dialer.close()
+    link.stop()
+    agent.close()
   }
 })
 

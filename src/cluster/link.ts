@@ -5,7 +5,7 @@ import { splitAddress } from '../config/server.ts'
 import type { TunnelStream } from '../endpoints/endpoint.ts'
 import { Relay } from '../proxy/tcp-relay.ts'
 import { feedRelayFromStream } from '../proxy/tunnel-relay.ts'
-import { MuxSession, type MuxStream, type StreamCloseCause } from '../tunnel/mux.ts'
+import { MuxSession, MuxStream, spliceStreams, type StreamCloseCause } from '../tunnel/mux.ts'
 import { MuxError } from '../tunnel/proto/frame.ts'
 import { encodeFrame, FrameReader } from './frames.ts'
 import type { ClusterRegistry } from './registry.ts'
@@ -15,8 +15,8 @@ import type { ClusterRegistry } from './registry.ts'
  * member once and keeps that connection: after one hello frame (the cluster's secret between nodes)
  * it carries a muxado session, the framing agents' sessions use. A connection for an agent endpoint
  * another member holds is one stream of it: one frame naming the tunnel, one byte back (1: the agent
- * took the stream, 0: it could not), then raw bytes, which the holder relays into the agent's stream
- * with the same backpressure as any relay (pause the side that is ahead, resume on drain).
+ * took the stream, 0: it could not), then raw bytes, which the holder splices into the agent's stream
+ * (`spliceStreams`: each DATA frame's bytes written to the other stream, the windows as backpressure).
  * One connection rather than one per stream because every write on a socket is a syscall (and on the
  * TLS link an encrypted record): a session writes what all its streams sent in a turn at once, as an
  * agent's session does (one connection per stream made the cross-node hop cost 2.2x a same-node
@@ -155,7 +155,12 @@ function sameSecret(secret: Uint8Array, shown: string | undefined): boolean {
   return given.length === secret.length && timingSafeEqual(given, secret)
 }
 
-/** Answers the dialer and relays between its link stream and the agent's stream. */
+/**
+ * Answers the dialer and joins its link stream to the agent's stream. An agent's muxado stream is
+ * spliced (its frames' data written straight into the link stream and back, the streams' windows as
+ * the backpressure: nothing here reads HTTP, the endpoint's policy ran on the member the client
+ * reached); another kind of stream (an SSH session's channel) goes through the byte relay.
+ */
 function attach(link: MuxStream, stream: TunnelStream | undefined, early: Uint8Array[]): Relay | undefined {
   if (!stream || link.closed) {
     stream?.terminate()
@@ -165,6 +170,11 @@ function attach(link: MuxStream, stream: TunnelStream | undefined, early: Uint8A
   }
   // Sent whole even while the session is congested: the dialer waits for it.
   link.writeHeader(ACCEPTED)
+  if (stream instanceof MuxStream) {
+    // A close of the link stream resets the agent's stream through the splice: no relay to tell.
+    if (spliceStreams(link, stream, early).pending === 0) link.resume()
+    return undefined
+  }
   const relay = new Relay(link, stream)
   link.ondata = (chunk) => void relay.fromClient(chunk)
   link.ondrain = () => relay.clientDrained()

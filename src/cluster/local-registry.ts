@@ -1,7 +1,9 @@
 import type { Socket } from 'bun'
+import type { WarrenEvent } from '../events/types.ts'
 import type { AcmeHubClient, AcmeOp } from './acme-hub.ts'
+import { RELAY_BATCH_MAX, type EventRelay, type RelayHandlers } from './event-relay.ts'
 import { FrameReader, frameWriter } from './frames.ts'
-import type { ClusterRegistry, MemberHoldings, MemberState, SessionCommand } from './registry.ts'
+import type { ClusterRegistry, EndpointClaim, MemberHoldings, MemberState, SessionCommand } from './registry.ts'
 
 /** Worker → supervisor: who I am (`hello`, first), what I hold (`publish`), that I serve traffic (`ready`). */
 export type ToHub =
@@ -13,6 +15,9 @@ export type ToHub =
   | { type: 'result'; to: string; id: number; error: string }
   /** An operation on the shared ACME state (tls.mode acme), answered by `id`. */
   | { type: 'acme'; id: number; op: AcmeOp }
+  /** This worker has `/events/stream` clients (or no longer has), and its events for the workers that do. */
+  | { type: 'events-listen'; on: boolean }
+  | { type: 'events'; events: readonly WarrenEvent[] }
 /** Supervisor → worker: every member's holdings after each change; commands and results passed on. */
 export type FromHub =
   | { type: 'members'; members: MemberState[] }
@@ -21,16 +26,26 @@ export type FromHub =
   | { type: 'acme'; id: number; value: unknown }
   /** A worker stored a certificate, or one that held an order lock is gone: look again. */
   | { type: 'acme-changed' }
+  /** A non-pooled URL this worker published is held by another worker for another agent: stop it here. */
+  | { type: 'lost'; claim: EndpointClaim; holder: string }
+  /** Whether another worker has `/events/stream` clients (sent when that changes), and their events. */
+  | { type: 'events-wanted'; on: boolean }
+  | { type: 'events'; events: readonly WarrenEvent[] }
 
 /** How long a command waits for the holder's answer (the API's own timeout is shorter). */
 const COMMAND_TIMEOUT_MS = 15_000
+/**
+ * Bytes waiting on a control socket beyond which events are dropped (and counted) rather than
+ * queued: a stalled peer must not make the sender hold events without bound.
+ */
+export const EVENTS_QUEUE_BYTES = 4 * 1024 * 1024
 
 /**
  * The registry of `warren serve --workers N` on one machine: the supervisor keeps every worker's
  * holdings (src/cluster/members.ts) and each worker talks to it over a unix socket. Works without
  * Redis; the lease of a worker's entries is its connection to the supervisor.
  */
-export class LocalRegistry implements ClusterRegistry, AcmeHubClient {
+export class LocalRegistry implements ClusterRegistry, AcmeHubClient, EventRelay {
   readonly self: string
   readonly #socket: Socket<undefined>
   readonly #out: ReturnType<typeof frameWriter>
@@ -43,6 +58,10 @@ export class LocalRegistry implements ClusterRegistry, AcmeHubClient {
   readonly #listeners = new Set<() => void>()
   readonly #acmePending = new Map<number, { resolve: (value: unknown) => void; reject: (err: Error) => void }>()
   readonly #acmeListeners = new Set<() => void>()
+  #lost: (claim: EndpointClaim, holder: string) => void = () => {}
+  #relay: RelayHandlers | undefined
+  /** The supervisor's last word on whether another worker listens (it may come before `onRelay`). */
+  #wanted = false
 
   private constructor(self: string, socket: Socket<undefined>) {
     this.self = self
@@ -125,6 +144,11 @@ export class LocalRegistry implements ClusterRegistry, AcmeHubClient {
     this.#handler = handler
   }
 
+  /** Called when a non-pooled URL this worker published is held by another worker for another agent. */
+  onLost(handler: (claim: EndpointClaim, holder: string) => void): void {
+    this.#lost = handler
+  }
+
   /** Runs an operation on the ACME state the supervisor keeps for the workers. */
   acme(op: AcmeOp): Promise<unknown> {
     if (this.#closing) return Promise.reject(new Error('this worker is leaving'))
@@ -146,6 +170,24 @@ export class LocalRegistry implements ClusterRegistry, AcmeHubClient {
     this.#acmeListeners.add(listener)
   }
 
+  /** The supervisor is the transport: while this worker runs, it is there. */
+  readonly reachable = true
+
+  listen(on: boolean): void {
+    this.#send({ type: 'events-listen', on })
+  }
+
+  send(batch: readonly WarrenEvent[]): boolean {
+    if (this.#out.queued > EVENTS_QUEUE_BYTES) return false
+    for (let i = 0; i < batch.length; i += RELAY_BATCH_MAX) this.#send({ type: 'events', events: batch.slice(i, i + RELAY_BATCH_MAX) })
+    return true
+  }
+
+  onRelay(handlers: RelayHandlers): void {
+    this.#relay = handlers
+    if (this.#wanted) handlers.wanted(true)
+  }
+
   #failAcme(): void {
     for (const p of [...this.#acmePending.values()]) p.reject(new Error('the supervisor is gone'))
   }
@@ -154,6 +196,12 @@ export class LocalRegistry implements ClusterRegistry, AcmeHubClient {
     if (message.type === 'members') return this.#receive(message.members)
     if (message.type === 'result') return void this.#pending.get(message.id)?.(message.error)
     if (message.type === 'acme') return void this.#acmePending.get(message.id)?.resolve(message.value)
+    if (message.type === 'lost') return this.#lost(message.claim, message.holder)
+    if (message.type === 'events-wanted') {
+      this.#wanted = message.on
+      return this.#relay?.wanted(message.on)
+    }
+    if (message.type === 'events') return this.#relay?.events(message.events)
     if (message.type === 'acme-changed') {
       for (const listener of this.#acmeListeners) listener()
       return

@@ -9,7 +9,7 @@ import type { Logger } from '../lib/log.ts'
 import { StreamType } from '../tunnel/proto/messages.ts'
 import type { AgentRegistry } from '../tunnel/registry.ts'
 import type { LinkRequest } from './link.ts'
-import type { ClusterRegistry, SessionCommand, SessionRecord } from './registry.ts'
+import type { ClusterRegistry, EndpointClaim, SessionCommand, SessionRecord } from './registry.ts'
 import { RemoteEndpoints } from './remote-endpoints.ts'
 import type { ClusterScope } from '../policy/types.ts'
 
@@ -32,6 +32,8 @@ export interface MemberOptions {
   log: Logger
   /** Opens a proxy stream on the link of the member whose link address is `link`. */
   dial: (link: string, request: LinkRequest) => Promise<TunnelStream | undefined>
+  /** Stops a local agent endpoint whose URL another member holds (split brain), telling its agent why. */
+  release: (claim: EndpointClaim, message: string) => void
 }
 
 /** What membership in a cluster (workers of one machine, or nodes sharing Redis) adds to an edge. */

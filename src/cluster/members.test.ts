@@ -49,3 +49,46 @@ test('MemberTable forgets a member that held nothing as soon as it is gone', () 
   table.gone('w1.1')
   expect(table.all()).toEqual([])
 })
+
+test('MemberTable settles a URL two live members bound for different agents at once: the first keeps it, the other is told', () => {
+  const lost: [string, string, string][] = []
+  const table = new MemberTable({ graceMs: 60_000, onChange() {}, onLost: (member, c, holder) => lost.push([member, c.tunnel, holder]) })
+  table.update('w1.1', '/run/w1.sock', { endpoints: [claim('tn_a', 'same.test', 's1')], sessions: [] })
+  table.update('w2.2', '/run/w2.sock', { endpoints: [claim('tn_b', 'same.test', 's2'), claim('tn_c', 'other.test', 's2')], sessions: [] })
+  expect(lost).toEqual([['w2.2', 'tn_b', 'w1.1']])
+  // The loser's URL is not served from w2 meanwhile; its other endpoint is.
+  expect(table.all().find((m) => m.member === 'w2.2')!.endpoints.map((e) => e.tunnel)).toEqual(['tn_c'])
+  // Republishing (before the worker released it) loses again; the holder keeps it.
+  table.update('w2.2', '/run/w2.sock', { endpoints: [claim('tn_b', 'same.test', 's2')], sessions: [] })
+  expect(lost.length).toBe(2)
+  table.update('w1.1', '/run/w1.sock', { endpoints: [claim('tn_a', 'same.test', 's1')], sessions: [] })
+  expect(lost.length).toBe(2)
+  table.clear()
+})
+
+test.each([
+  { desc: 'the same tunnel of the same account (its agent reconnected to another worker)', next: claim('tn_a', 'same.test', 's9'), lost: 0 },
+  { desc: 'another account, same public URL', next: claim('tn_z', 'same.test', 's9', 'bob'), lost: 1 },
+  { desc: 'a pooled endpoint (pools share a URL)', next: { ...claim('tn_p', 'same.test', 's9'), pooling: true }, lost: 0 },
+  { desc: 'an offline reservation (no session)', next: { ...claim('tn_o', 'same.test'), session: undefined }, lost: 0 },
+])('MemberTable URL settlement: $desc', ({ next, lost }) => {
+  const told: string[] = []
+  const table = new MemberTable({ graceMs: 60_000, onChange() {}, onLost: (_m, c) => told.push(c.tunnel) })
+  table.update('w1.1', '/run/w1.sock', { endpoints: [claim('tn_a', 'same.test', 's1')], sessions: [] })
+  table.update('w2.2', '/run/w2.sock', { endpoints: [next], sessions: [] })
+  expect(told.length).toBe(lost)
+  table.clear()
+})
+
+test('MemberTable: a URL whose holder died (or let it go) is free for another agent', () => {
+  const told: string[] = []
+  const table = new MemberTable({ graceMs: 60_000, onChange() {}, onLost: (_m, c) => told.push(c.tunnel) })
+  table.update('w1.1', '/run/w1.sock', { endpoints: [claim('tn_a', 'same.test', 's1')], sessions: [] })
+  table.gone('w1.1')
+  table.update('w2.2', '/run/w2.sock', { endpoints: [claim('tn_b', 'same.test', 's2')], sessions: [] })
+  table.update('w3.3', '/run/w3.sock', { endpoints: [], sessions: [] })
+  table.update('w2.2', '/run/w2.sock', { endpoints: [], sessions: [] })
+  table.update('w3.3', '/run/w3.sock', { endpoints: [claim('tn_c', 'same.test', 's3')], sessions: [] })
+  expect(told).toEqual([])
+  table.clear()
+})

@@ -9,12 +9,16 @@ import type { EndpointClaim, MemberHoldings, MemberState } from './registry.ts'
  */
 export class MemberTable {
   readonly #members = new Map<string, { state: MemberState; expiry: ReturnType<typeof setTimeout> | undefined }>()
+  /** A non-pooled URL's key → the live member holding it for an agent, as `member\naccount\ntunnel`. */
+  readonly #urls = new Map<string, string>()
   readonly #graceMs: number
   readonly #onChange: () => void
+  readonly #onLost: (member: string, claim: EndpointClaim, holder: string) => void
 
-  constructor(options: { graceMs: number; onChange: () => void }) {
+  constructor(options: { graceMs: number; onChange: () => void; onLost?: (member: string, claim: EndpointClaim, holder: string) => void }) {
     this.#graceMs = options.graceMs
     this.#onChange = options.onChange
+    this.#onLost = options.onLost ?? (() => {})
   }
 
   all(): MemberState[] {
@@ -22,7 +26,9 @@ export class MemberTable {
   }
 
   update(member: string, link: string, holdings: MemberHoldings): void {
-    this.#members.set(member, { state: { member, link, alive: true, ...holdings }, expiry: undefined })
+    const lost = this.#claimUrls(member, holdings.endpoints)
+    const endpoints = lost.length ? holdings.endpoints.filter((e) => !lost.some((l) => l.claim === e)) : holdings.endpoints
+    this.#members.set(member, { state: { member, link, alive: true, sessions: holdings.sessions, endpoints }, expiry: undefined })
     for (const [id, m] of this.#members) {
       if (m.state.alive) continue
       const left = m.state.endpoints.filter((old) => !holdings.endpoints.some((e) => rebinds(e, old)))
@@ -30,6 +36,35 @@ export class MemberTable {
       if (left.length === 0) this.#drop(id)
     }
     this.#onChange()
+    for (const l of lost) this.#onLost(member, l.claim, l.holder)
+  }
+
+  /**
+   * Settles non-pooled URLs between live members, as the Redis registry's claim does between nodes:
+   * the first live member to publish a URL for an agent keeps it; another tunnel binding the same URL
+   * on another member at the same instant (each worker checked its own view, one message behind)
+   * loses, and its worker is told. The same account's same tunnel takes the URL over (its agent
+   * reconnected to another worker), and a URL whose holder died is free. Returns the losing claims.
+   */
+  #claimUrls(member: string, endpoints: readonly EndpointClaim[]): { claim: EndpointClaim; holder: string }[] {
+    const lost: { claim: EndpointClaim; holder: string }[] = []
+    const kept = new Set<string>()
+    for (const e of endpoints) {
+      // Only endpoints with a live agent contend for their URL: an offline reservation never takes it back.
+      if (e.pooling || e.session === undefined) continue
+      const key = urlKey(e)
+      const mine = `${member}\n${e.account}\n${e.tunnel}`
+      const holder = this.#urls.get(key)
+      const owner = holder?.split('\n')[0]
+      if (holder && holder !== mine && owner !== member && holder.slice(owner!.length) !== mine.slice(member.length) && this.#members.get(owner!)?.state.alive) {
+        lost.push({ claim: e, holder: owner! })
+        continue
+      }
+      this.#urls.set(key, mine)
+      kept.add(key)
+    }
+    for (const [key, holder] of this.#urls) if (holder.startsWith(`${member}\n`) && !kept.has(key)) this.#urls.delete(key)
+    return lost
   }
 
   /** The member's process ended: its sessions are gone, its endpoints stay reserved for the grace period. */
@@ -55,6 +90,7 @@ export class MemberTable {
   #drop(member: string): void {
     clearTimeout(this.#members.get(member)?.expiry)
     this.#members.delete(member)
+    for (const [key, holder] of this.#urls) if (holder.startsWith(`${member}\n`)) this.#urls.delete(key)
   }
 }
 
@@ -62,6 +98,11 @@ export class MemberTable {
 export function rebinds(next: EndpointClaim, old: EndpointClaim): boolean {
   if (next.account !== old.account) return false
   return next.tunnel === old.tunnel || sameUrl(next, old)
+}
+
+/** A URL's identity for settling claims: public URLs are one namespace, internal ones one per account. */
+export function urlKey(e: EndpointClaim): string {
+  return `${e.url.binding === 'internal' ? `${e.account}|` : ''}${e.url.scheme}://${e.url.host}:${e.url.port ?? ''}`
 }
 
 function sameUrl(a: EndpointClaim, b: EndpointClaim): boolean {

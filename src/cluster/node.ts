@@ -9,7 +9,6 @@ import type { Logger } from '../lib/log.ts'
 import { keepLiveLinks, linkDialer, serveLink } from './link.ts'
 import { attachMember, type ClusterMember, type MemberOptions } from './member.ts'
 import { newSecret, RedisRegistry } from './redis-registry.ts'
-import type { EndpointClaim } from './registry.ts'
 import { loadSessionKey } from '../policy/identity/session-key.ts'
 
 /** The name in the cluster's link certificate, which every node checks when it dials another. */
@@ -73,10 +72,7 @@ async function makeLinkMaterial(): Promise<string> {
   }
 }
 
-export interface NodeOptions extends Omit<MemberOptions, 'dial'> {
-  /** Stops a local agent endpoint whose URL another node holds (split brain), telling its agent why. */
-  release: (claim: EndpointClaim, message: string) => void
-}
+export type NodeOptions = Omit<MemberOptions, 'dial'>
 
 /**
  * Joins the other nodes: serves this node's agents to them over the TLS link, publishes what this

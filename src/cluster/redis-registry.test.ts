@@ -2,6 +2,9 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { startRedis, redisUnavailable, type RedisServer } from '../../test/helpers/redis.ts'
 import { configureLogging, log } from '../lib/log.ts'
 import { Redis } from 'ioredis'
+import { EventBus } from '../events/bus.ts'
+import { makeEvent, type WarrenEvent } from '../events/types.ts'
+import { ClusterEvents } from './event-relay.ts'
 import { RedisRegistry } from './redis-registry.ts'
 import type { EndpointClaim, MemberHoldings } from './registry.ts'
 
@@ -210,5 +213,74 @@ describe.skipIf(skip !== undefined)('RedisRegistry', () => {
     expect(taken).toBeDefined()
     expect(Date.now() - started).toBeLessThan(1000)
     await taken!.release()
+  })
+})
+
+// ClusterEvents over the registry: interest first, events only towards a node that listens.
+const tally = { endpoint: '', status: 200, durationMs: 1, requestBytes: 0, responseBytes: 0 }
+
+async function member(id: string): Promise<{ registry: RedisRegistry; bus: EventBus; events: ClusterEvents }> {
+  const registry = await node(id)
+  const bus = new EventBus()
+  return { registry, bus, events: new ClusterEvents(bus, registry) }
+}
+
+const reload = (reason: string) => makeEvent('config_reload.v0', { reason, version: 1, ok: true, endpoints: 0, changed: [], errors: [] })
+
+describe.skipIf(skip !== undefined)('RedisRegistry as the event relay of ClusterEvents', () => {
+  test('a node publishes only while another has a stream client; the client gets both nodes\' events', async () => {
+    const a = await member('ev-a')
+    const b = await member('ev-b')
+    // Nobody listens: a's requests are counted without an event (the request path of a single edge).
+    expect(a.bus.countRequest(tally)).toBe(true)
+    a.bus.emit(reload('unheard'))
+    a.bus.flush()
+    expect(a.events.counts()).toEqual({ sent: 0, received: 0, dropped: 0 })
+
+    const got: WarrenEvent[] = []
+    const off = b.events.subscribe((batch) => got.push(...batch))
+    // a learns that b listens (the note on warren:changes) and subscribes to its own bus to send.
+    expect(await until(() => !a.bus.countRequest(tally))).toBe(true)
+    a.bus.emit(reload('from-a'))
+    b.bus.emit(reload('from-b'))
+    expect(await until(() => got.some((e) => e.event_type === 'config_reload.v0' && e.object.reason === 'from-a'))).toBe(true)
+    expect(got.some((e) => e.event_type === 'config_reload.v0' && e.object.reason === 'from-b')).toBe(true)
+    expect(got.some((e) => e.event_type === 'config_reload.v0' && e.object.reason === 'unheard')).toBe(false)
+    expect(a.events.counts().sent).toBeGreaterThan(0)
+    expect(b.events.counts().received).toBe(a.events.counts().sent)
+    // b does not send: nobody else listens.
+    expect(b.events.counts().sent).toBe(0)
+
+    off()
+    // b's last client left: a stops building events for it.
+    expect(await until(() => a.bus.countRequest(tally))).toBe(true)
+    const sent = a.events.counts().sent
+    a.bus.emit(reload('after'))
+    a.bus.flush()
+    await Bun.sleep(100)
+    expect(a.events.counts().sent).toBe(sent)
+  })
+
+  test('a node that listens itself does not get its own events back from Redis', async () => {
+    const a = await member('ev-c')
+    const b = await member('ev-d')
+    const onA: WarrenEvent[] = []
+    const onB: WarrenEvent[] = []
+    const offA = a.events.subscribe((batch) => onA.push(...batch))
+    const offB = b.events.subscribe((batch) => onB.push(...batch))
+    // Both listen, so both send: a's events reach b once a has seen b's listen channel.
+    let emitted = 0
+    const reached = await until(() => {
+      emitted++
+      a.bus.emit(reload('mine'))
+      return onB.some((e) => e.event_type === 'config_reload.v0' && e.object.reason === 'mine')
+    })
+    expect(reached).toBe(true)
+    await Bun.sleep(100)
+    expect(a.events.counts().sent).toBeGreaterThan(0)
+    // a's own stream got each of them once: from its bus, never again through Redis.
+    expect(onA.filter((e) => e.event_type === 'config_reload.v0' && e.object.reason === 'mine')).toHaveLength(emitted)
+    offA()
+    offB()
   })
 })

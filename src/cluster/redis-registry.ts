@@ -1,8 +1,10 @@
 import { Redis } from 'ioredis'
 import { randomBytes } from 'node:crypto'
+import type { WarrenEvent } from '../events/types.ts'
 import { CODES, WarrenError } from '../lib/errors.ts'
 import type { Logger } from '../lib/log.ts'
-import { rebinds } from './members.ts'
+import { RELAY_BATCH_MAX, type EventRelay, type RelayHandlers } from './event-relay.ts'
+import { rebinds, urlKey } from './members.ts'
 import type { ClusterRegistry, EndpointClaim, MemberHoldings, MemberState, SessionCommand } from './registry.ts'
 
 /** Every key and channel warren uses in Redis starts with this. */
@@ -12,6 +14,18 @@ const CHANGES = `${PREFIX}changes`
 const leaseKey = (member: string) => `${PREFIX}lease:${member}`
 const holdingsKey = (member: string) => `${PREFIX}holdings:${member}`
 const inbox = (member: string) => `${PREFIX}to:${member}`
+/** Every node's events, published only while some node listens. */
+const EVENTS = `${PREFIX}events`
+/**
+ * A node with `/events/stream` clients subscribes to this channel of its own: the channels matching
+ * `warren:events:listen:*` (PUBSUB CHANNELS) are the nodes that listen, and a node that dies leaves it
+ * with its connection, so no key or lease is needed.
+ */
+const listenChannel = (member: string) => `${PREFIX}events:listen:${member}`
+/** The note on `warren:changes` after a node started or stopped listening: the others look again. */
+const EVENTS_NOTE = 'events'
+/** Event messages sent and not yet answered by Redis beyond which more events are dropped (Redis slow). */
+const EVENTS_IN_FLIGHT = 64
 
 /** How long a command waits for the holder's answer. */
 const COMMAND_TIMEOUT_MS = 15_000
@@ -93,7 +107,7 @@ export interface RedisRegistryOptions {
  * Redis going away does not stop a node: it keeps the last view it read and serves it, takes binds
  * locally, and writes everything again when Redis is back (and subscribes again).
  */
-export class RedisRegistry implements ClusterRegistry {
+export class RedisRegistry implements ClusterRegistry, EventRelay {
   readonly self: string
   readonly #o: RedisRegistryOptions
   readonly #redis: Redis
@@ -123,6 +137,12 @@ export class RedisRegistry implements ClusterRegistry {
   #up = true
   #closing = false
   #nextId = 0
+  #relay: RelayHandlers | undefined
+  /** This node has stream clients (subscribed to the events and its listen channel). */
+  #listening = false
+  /** Another node listens: this node publishes its events. */
+  #wanted = false
+  #eventsInFlight = 0
 
   private constructor(options: RedisRegistryOptions, redis: Redis, sub: Redis) {
     this.self = options.member
@@ -161,8 +181,11 @@ export class RedisRegistry implements ClusterRegistry {
     sub.on('ready', () => {
       if (!subDown) return
       subDown = false
-      sub.subscribe(CHANGES, inbox(options.member)).then(
-        () => registry.#readSoon(0),
+      sub.subscribe(CHANGES, inbox(options.member), ...registry.#eventChannels()).then(
+        () => {
+          registry.#readSoon(0)
+          if (registry.#listening) registry.#announceListening()
+        },
         () => {},
       )
     })
@@ -283,7 +306,9 @@ export class RedisRegistry implements ClusterRegistry {
     this.#link = link
     await this.#write()
     await this.#read()
-    this.#timer = setInterval(() => void this.#write().then(() => this.#read()), Math.max(100, Math.floor(this.#o.leaseMs / 3)))
+    await this.#checkListeners()
+    // Who listens to events is read on each renewal too: a node that died stops listening with its connection, unannounced.
+    this.#timer = setInterval(() => void this.#write().then(() => Promise.all([this.#read(), this.#checkListeners()])), Math.max(100, Math.floor(this.#o.leaseMs / 3)))
   }
 
   publish(state: MemberHoldings): void {
@@ -325,6 +350,61 @@ export class RedisRegistry implements ClusterRegistry {
 
   onCommand(handler: (command: SessionCommand) => Promise<string>): void {
     this.#handler = handler
+  }
+
+  get reachable(): boolean {
+    return this.#up
+  }
+
+  onRelay(handlers: RelayHandlers): void {
+    this.#relay = handlers
+    if (this.#wanted) handlers.wanted(true)
+  }
+
+  listen(on: boolean): void {
+    if (on === this.#listening) return
+    this.#listening = on
+    const channels = [EVENTS, listenChannel(this.self)]
+    // The subscriber queues (un)subscriptions while Redis is away and sends them in order.
+    void (on ? this.#sub.subscribe(...channels) : this.#sub.unsubscribe(...channels)).then(
+      () => this.#announceListening(),
+      () => {},
+    )
+  }
+
+  send(batch: readonly WarrenEvent[]): boolean {
+    if (!this.#up || this.#eventsInFlight >= EVENTS_IN_FLIGHT) return false
+    for (let i = 0; i < batch.length; i += RELAY_BATCH_MAX) {
+      this.#eventsInFlight++
+      const done = () => void this.#eventsInFlight--
+      this.#redis.publish(EVENTS, JSON.stringify({ node: this.self, events: batch.slice(i, i + RELAY_BATCH_MAX) })).then(done, done)
+    }
+    return true
+  }
+
+  /** The channels this node's event listening adds to its subscriptions. */
+  #eventChannels(): string[] {
+    return this.#listening ? [EVENTS, listenChannel(this.self)] : []
+  }
+
+  #announceListening(): void {
+    this.#redis.publish(CHANGES, EVENTS_NOTE).catch(() => {})
+  }
+
+  /** Asks Redis which nodes listen to events; this node publishes its own while another one does. */
+  async #checkListeners(): Promise<void> {
+    if (this.#closing) return
+    let channels: unknown[]
+    try {
+      channels = await this.#redis.pubsub('CHANNELS', listenChannel('*'))
+    } catch {
+      return
+    }
+    const mine = listenChannel(this.self)
+    const wanted = channels.some((c) => c !== mine)
+    if (wanted === this.#wanted) return
+    this.#wanted = wanted
+    this.#relay?.wanted(wanted)
   }
 
   /** Leaving on purpose: the lease goes at once (the others see this node gone); the holdings stay reserved for the grace. */
@@ -370,7 +450,7 @@ export class RedisRegistry implements ClusterRegistry {
       .set(leaseKey(this.self), this.#link, 'PX', lease)
       .set(holdingsKey(this.self), JSON.stringify(stored), 'PX', lease + this.#o.graceMs)
       .sadd(MEMBERS, this.self)
-    for (const e of contended) batch.eval(CLAIM_URL, 1, urlKey(e), `${this.self}\n${e.account}\n${e.tunnel}`, lease, `${PREFIX}lease:`)
+    for (const e of contended) batch.eval(CLAIM_URL, 1, `${PREFIX}url:${urlKey(e)}`, `${this.self}\n${e.account}\n${e.tunnel}`, lease, `${PREFIX}lease:`)
     if (text !== this.#written) batch.publish(CHANGES, this.self)
     let results: [Error | null, unknown][] | null
     try {
@@ -459,7 +539,9 @@ export class RedisRegistry implements ClusterRegistry {
   }
 
   #message(channel: string, message: string): void {
+    if (channel === EVENTS) return this.#receiveEvents(message)
     if (channel === CHANGES) {
+      if (message === EVENTS_NOTE) return void this.#checkListeners()
       if (message.startsWith('map:')) this.#maps.get(message)?.()
       else if (message !== this.self) this.#readSoon(0)
       return
@@ -473,6 +555,18 @@ export class RedisRegistry implements ClusterRegistry {
     if (m.type === 'result') return void this.#pending.get(m.id)?.(m.error)
     const reply = (error: string) => this.#redis.publish(inbox(m.from), JSON.stringify({ type: 'result', id: m.id, error } satisfies Inbox)).catch(() => {})
     void this.#handler(m.command).then(reply, (err) => reply(err instanceof Error ? err.message : String(err)))
+  }
+
+  #receiveEvents(message: string): void {
+    if (!this.#listening) return
+    let m: { node: string; events: WarrenEvent[] }
+    try {
+      m = JSON.parse(message) as { node: string; events: WarrenEvent[] }
+    } catch {
+      return
+    }
+    // This node's own events reach its streams from its bus.
+    if (m.node !== this.self && Array.isArray(m.events)) this.#relay?.events(m.events)
   }
 
   /** Coalesces reads: a burst of change messages makes one read; an earlier read replaces a later one. */
@@ -491,6 +585,12 @@ export class RedisRegistry implements ClusterRegistry {
     if (!this.#up || this.#closing) return
     this.#up = false
     this.#o.log.warn('Redis is unreachable; serving what this node knows, new binds stay on this node until it returns', { code: CODES.CLUSTER_REDIS_LOST })
+    this.#relay?.reachable(false)
+    // Nothing could be published: build no events for the others until Redis says again who listens.
+    if (this.#wanted) {
+      this.#wanted = false
+      this.#relay?.wanted(false)
+    }
   }
 
   #back(): void {
@@ -504,13 +604,11 @@ export class RedisRegistry implements ClusterRegistry {
     for (const [key, value] of this.#sharedValues) void this.#redis.set(key, value, 'NX').catch(() => {})
     this.#readSoon(Math.floor(this.#o.leaseMs / 3) + 100)
     for (const listener of this.#backListeners) listener()
+    this.#relay?.reachable(true)
+    void this.#checkListeners()
   }
 }
 
-/** The key of a URL's claim: public URLs are one namespace, internal ones one per account. */
-function urlKey(e: EndpointClaim): string {
-  return `${PREFIX}url:${e.url.binding === 'internal' ? `${e.account}|` : ''}${e.url.scheme}://${e.url.host}:${e.url.port ?? ''}`
-}
 
 /** The URL without its password, for messages. */
 function redactUrl(url: string): string {

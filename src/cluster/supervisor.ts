@@ -8,7 +8,7 @@ import type { Logger } from '../lib/log.ts'
 import { selfCommand } from '../lib/self-command.ts'
 import { AcmeHub } from './acme-hub.ts'
 import { FrameReader, frameWriter } from './frames.ts'
-import type { FromHub, ToHub } from './local-registry.ts'
+import { EVENTS_QUEUE_BYTES, type FromHub, type ToHub } from './local-registry.ts'
 import { MemberTable } from './members.ts'
 
 /** Environment of a worker process: its number and the supervisor's runtime directory. */
@@ -31,7 +31,16 @@ export interface SupervisorOptions {
   log: Logger
 }
 
-type Conn = { member: string | undefined; link: string; reader: FrameReader; out: ReturnType<typeof frameWriter> }
+type Conn = {
+  member: string | undefined
+  link: string
+  reader: FrameReader
+  out: ReturnType<typeof frameWriter>
+  /** The worker has `/events/stream` clients: the others' events come to it. */
+  listening: boolean
+  /** What it was last told about the others listening. */
+  wanted: boolean
+}
 
 /**
  * `warren serve --workers N`: this process listens on no public port. It runs N workers (this same
@@ -53,10 +62,28 @@ export async function superviseWorkers(options: SupervisorOptions): Promise<numb
       const message: FromHub = { type: 'members', members: table.all() }
       for (const c of conns) if (c.data.member) c.data.out.send(message)
     },
+    onLost(member, claim, holder) {
+      log.warn('another worker holds this URL; the later agent endpoint is stopped', { url: `${claim.url.scheme}://${claim.url.host}`, tunnel: claim.tunnel, worker: member.split('.')[0], holder: holder.split('.')[0], code: CODES.CLUSTER_URL_TAKEN })
+      for (const c of conns) if (c.data.member === member) c.data.out.send({ type: 'lost', claim, holder } satisfies FromHub)
+    },
   })
   const acme = new AcmeHub()
   const acmeChanged = () => {
     for (const c of conns) if (c.data.member) c.data.out.send({ type: 'acme-changed' } satisfies FromHub)
+  }
+  /** Tells each worker whether another one listens to events, when that changed: only then does it send its own. */
+  const eventsWanted = () => {
+    for (const c of conns) {
+      if (!c.data.member) continue
+      const on = [...conns].some((o) => o !== c && o.data.listening)
+      if (on === c.data.wanted) continue
+      c.data.wanted = on
+      c.data.out.send({ type: 'events-wanted', on } satisfies FromHub)
+    }
+  }
+  /** Passes one worker's events to the others that listen; a listener whose socket is backed up misses them (its stream's own limit would drop them anyway). */
+  const relayEvents = (from: Socket<Conn>, events: Extract<FromHub, { type: 'events' }>) => {
+    for (const c of conns) if (c !== from && c.data.listening && c.data.out.queued <= EVENTS_QUEUE_BYTES) c.data.out.send(events)
   }
   /** Passes a command on to the member holding the session, or its result back to the asker. */
   const route = (from: string, m: Extract<ToHub, { type: 'command' | 'result' }>) => {
@@ -70,7 +97,7 @@ export async function superviseWorkers(options: SupervisorOptions): Promise<numb
     unix: join(dir, 'control.sock'),
     socket: {
       open(socket) {
-        socket.data = { member: undefined, link: '', reader: new FrameReader(), out: frameWriter(socket) }
+        socket.data = { member: undefined, link: '', reader: new FrameReader(), out: frameWriter(socket), listening: false, wanted: false }
         conns.add(socket)
       },
       data(socket, chunk) {
@@ -85,9 +112,14 @@ export async function superviseWorkers(options: SupervisorOptions): Promise<numb
             socket.data.member = m.member
             socket.data.link = m.link
             socket.data.out.send({ type: 'members', members: table.all() } satisfies FromHub)
+            eventsWanted()
           } else if (m.type === 'publish' && socket.data.member) table.update(socket.data.member, socket.data.link, m.holdings)
           else if (m.type === 'ready' && socket.data.member) readyWaiters.get(Number(socket.data.member.slice(1).split('.')[0]))?.(true)
           else if ((m.type === 'command' || m.type === 'result') && socket.data.member) route(socket.data.member, m)
+          else if (m.type === 'events-listen' && socket.data.member) {
+            socket.data.listening = m.on
+            eventsWanted()
+          } else if (m.type === 'events' && socket.data.member) relayEvents(socket, { type: 'events', events: m.events })
           else if (m.type === 'acme' && socket.data.member) {
             const { value, changed } = acme.handle(socket.data.member, m.op)
             socket.data.out.send({ type: 'acme', id: m.id, value } satisfies FromHub)
@@ -98,6 +130,7 @@ export async function superviseWorkers(options: SupervisorOptions): Promise<numb
       drain: (socket) => socket.data.out.drain(),
       close(socket) {
         conns.delete(socket)
+        if (socket.data.listening) eventsWanted()
         if (socket.data.member) table.gone(socket.data.member)
         // A worker that died mid-order frees its lock: a waiting worker orders at once.
         if (socket.data.member && acme.gone(socket.data.member)) acmeChanged()

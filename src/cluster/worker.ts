@@ -37,6 +37,7 @@ export function joinWorkers(cluster: LocalRegistry, options: WorkerOptions): Wor
   const link = serveLink(linkPath(options.dir, cluster.self), (r) => registry.connectLocal(r.account, r.tunnel, r.client, { wait: r.wait }), {
     refused: () => options.log.warn('link connection from a worker running another link version refused: restart the whole edge to upgrade', { code: CODES.CLUSTER_LINK_VERSION }),
   })
+  cluster.onLost((claim, holder) => options.release(claim, `The endpoint ${claim.url.scheme}://${claim.url.host} is already online on worker ${holder.split('.')[0]} (${CODES.CLUSTER_URL_TAKEN}).`))
   const dialer = linkDialer()
   const joined = attachMember(cluster, { ...options, dial: dialer.dial })
   const unwatch = keepLiveLinks(dialer, cluster)

@@ -102,6 +102,10 @@ interface Envelope<T extends string, O> {
   event_type: T
   /** RFC 3339 with milliseconds. */
   event_timestamp: string
+  /** warren, in a cluster (`cluster.redis`): the id of the node that produced the event. */
+  node?: string
+  /** warren, under `warren serve --workers N`: the number of the worker that produced the event. */
+  worker?: number
   object: O
 }
 
@@ -152,6 +156,23 @@ export interface EventSink {
   countRequest?(tally: RequestTally): boolean
 }
 
+/** Who produces this process's events, when it is one of several (setEventOrigin). */
+let origin: { node?: string; worker?: number } | undefined
+
+/**
+ * Names this process in every event it makes from now on: a node of a cluster (`node`) or a worker of
+ * `--workers N` (`worker`), so a stream that carries every member's events says whose each one is.
+ * A single edge never calls it and its events keep ngrok's envelope exactly.
+ */
+export function setEventOrigin(value: { node?: string; worker?: number }): void {
+  origin = value
+}
+
+/** The `node` / `worker` this process's events carry (undefined for a single edge). */
+export function eventOrigin(): Readonly<{ node?: string; worker?: number }> | undefined {
+  return origin
+}
+
 const PREFIX = `ev_${Date.now().toString(36)}${Math.floor(Math.random() * 36 ** 4).toString(36).padStart(4, '0')}`
 let counter = 0
 
@@ -168,7 +189,7 @@ export function makeEvent<T extends EventType>(type: T, object: EventObject<T>, 
   const n = counter
   const timestamp = lazyIso(typeof at === 'number' ? at : at.getTime())
   let id: string | undefined
-  return {
+  const event = {
     get event_id() {
       return (id ??= `${PREFIX}${n.toString(36).padStart(6, '0')}`)
     },
@@ -178,6 +199,7 @@ export function makeEvent<T extends EventType>(type: T, object: EventObject<T>, 
     },
     object,
   } as Extract<WarrenEvent, { event_type: T }>
+  return origin ? Object.assign(event, origin) : event
 }
 
 /** An ISO timestamp of `ms` formatted when first read: `{ get x() { return iso() } }` in an event object. */

@@ -9,6 +9,7 @@ import { ChunkedDecoder, H1ParseError } from '../proxy/h1/parse.ts'
 import { TunnelWebSocket, type FrameStream } from '../proxy/tunnel-websocket.ts'
 import { websocketHandlers, type WsData } from '../proxy/websocket.ts'
 import { sharedPool } from '../proxy/h1/pool.ts'
+import { safeToRetry } from '../proxy/h1/client.ts'
 import { RequestHead } from './head.ts'
 import { unwatch, watch } from './deadlines.ts'
 import { httpDate } from './http-date.ts'
@@ -291,7 +292,7 @@ export class Http1Connection {
         return this.#refuse(417, CODES.BAD_REQUEST, 'Only Expect: 100-continue is understood.')
       const target = this.#o.relay(head, this)
       if (target && 'response' in target) return this.#answerNow(target.response, rest)
-      if (target) return this.#startRelay(target, parsed, rest, expect.length === 1)
+      if (target) return this.#startRelay(target, head, rest, expect.length === 1)
     }
     const headers = head.toHeaders()
     this.#expectContinue = false
@@ -523,7 +524,8 @@ export class Http1Connection {
 
   // --- the fast path ---
 
-  #startRelay(target: RelayTarget, parsed: ParsedHead, rest: Buffer | null, expectContinue: boolean): void {
+  #startRelay(target: RelayTarget, head: RequestHead, rest: Buffer | null, expectContinue: boolean): void {
+    const parsed = head.parsed
     const hasBody = parsed.chunked || parsed.contentLength > 0
     const relay = new Relay(sharedPool(), target, (this.#relayClient ??= this.#makeRelayClient()), {
       method: parsed.method,
@@ -531,6 +533,7 @@ export class Http1Connection {
       chunked: parsed.chunked,
       keepAlive: parsed.keepAlive && !this.#closeAfter,
       maxBodyBytes: this.#o.maxBodyBytes,
+      retryable: !hasBody && safeToRetry(parsed.method, (name) => head.getAll(name).length > 0),
     })
     this.#relay = relay
     this.#state = RELAY

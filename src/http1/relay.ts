@@ -1,5 +1,5 @@
 import { CODES, type ErrorCode } from '../lib/errors.ts'
-import { IDEMPOTENT_METHODS, invalidResponse, UpstreamRefused, upstreamTimedOut } from '../proxy/h1/client.ts'
+import { invalidResponse, UpstreamRefused, upstreamTimedOut } from '../proxy/h1/client.ts'
 import { ChunkedDecoder, Framing, framingOf, H1ParseError, HeadCollector } from '../proxy/h1/parse.ts'
 import type { ConnectionSink, H1Connection, H1Origin, H1Pool } from '../proxy/h1/pool.ts'
 import { scanResponseHead } from './response-head.ts'
@@ -63,6 +63,8 @@ export interface RelayRequest {
   chunked: boolean
   keepAlive: boolean
   maxBodyBytes: number
+  /** May be sent again when a reused upstream connection dies before answering (no body; see safeToRetry). */
+  retryable: boolean
 }
 
 const HEAD = 0
@@ -247,7 +249,7 @@ export class Relay implements ConnectionSink {
       if (this.#gotBytes) return this.#fail(invalidResponse('the connection closed inside the response head', error))
       const requestSent = conn !== null && conn.written > this.#writtenAtStart
       // A reused connection that died before any answer most likely lost a race with its idle close.
-      if (conn && conn.uses > 0 && !this.#retried && this.#req.contentLength <= 0 && !this.#req.chunked && IDEMPOTENT_METHODS.has(this.#req.method)) {
+      if (conn && conn.uses > 0 && !this.#retried && this.#req.retryable) {
         this.#retried = true
         this.#conn = null
         return this.#dial()

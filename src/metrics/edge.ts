@@ -25,6 +25,8 @@ export interface EdgeMetricSources {
   poolRetries?: () => readonly { endpoint: string; reason: string; count: number }[]
   /** `scope: cluster` decisions made in this process because Redis could not make them, by action type. */
   clusterLocalDecisions?: () => Readonly<Record<string, number>>
+  /** Events this member sent to the other members (only while one streams them) and received from them. */
+  clusterEvents?: () => { sent: number; received: number }
 }
 
 /** One endpoint's request series, resolved once. */
@@ -71,7 +73,8 @@ export function edgeMetrics(sources: EdgeMetricSources): Registry {
   const tlsPaths = r.add(new Counter('warren_tls_connections_total', 'Connections the TLS port accepted, by path: inline (TLS terminated on the accepted socket) or relay (ClientHello read first, then relayed: passthrough, terminate-tls, or an internal TLS server).', ['path']))
   const relayed = r.add(new Counter('warren_http_relayed_requests_total', 'HTTP requests the plaintext listener and the HTTPS/1.1 engine relayed byte for byte (the fast path: no policy, or one that only reads the request head and edits its header lines); they count in warren_http_requests_total too.'))
   const clusterLocal = r.add(new Counter('warren_cluster_local_decisions_total', 'Decisions of scope: cluster rate-limit and circuit-breaker actions this node made alone because Redis did not answer in time (down, slow), by action type.', ['action']))
-  const dropped = r.add(new Counter('warren_events_dropped_total', 'Events dropped: "queue" when the event queue was full, else by sink.', ['sink']))
+  const clusterEvents = r.add(new Counter('warren_cluster_events_total', 'Events relayed between cluster members for /events/stream: "sent" are this member\'s, sent while another member had a stream client; "received" are the others\', received while this member had one.', ['direction']))
+  const dropped = r.add(new Counter('warren_events_dropped_total', 'Events dropped: "queue" when the event queue was full, "cluster" when this member\'s events could not be sent to the other members (link backed up, Redis away), else by sink.', ['sink']))
 
   // Requests are counted from tallies (src/events/bus.ts), with or without an event object: each
   // endpoint's series are looked up once, then every request is a few additions.
@@ -132,6 +135,11 @@ export function edgeMetrics(sources: EdgeMetricSources): Registry {
     if (sources.relayedRequests) relayed.set({}, sources.relayedRequests())
     if (sources.tlsConnections) for (const [path, n] of Object.entries(sources.tlsConnections())) tlsPaths.set({ path }, n)
     if (sources.clusterLocalDecisions) for (const [action, n] of Object.entries(sources.clusterLocalDecisions())) clusterLocal.set({ action }, n)
+    if (sources.clusterEvents) {
+      const counts = sources.clusterEvents()
+      clusterEvents.set({ direction: 'sent' }, counts.sent)
+      clusterEvents.set({ direction: 'received' }, counts.received)
+    }
     if (sources.poolRetries) for (const p of sources.poolRetries()) poolRetries.set({ endpoint: p.endpoint, reason: p.reason }, p.count)
   })
   return r

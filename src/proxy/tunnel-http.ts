@@ -33,7 +33,13 @@ async function dialTunnel(tunnel: TunnelTarget, conn: H1Connection, clientAddr: 
   // Frame bodies are mostly Buffers already (views of what the socket read): wrapping one again is not free.
   stream.ondata = (chunk) => conn.handleData(chunk instanceof Buffer ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length))
   stream.ondrain = () => conn.handleDrain()
-  stream.onend = () => conn.handleClose(undefined)
+  // The far side ended its half (the agent's upstream closed, or the member holding the agent let the
+  // stream go): the exchange is over, and our half must end too or the stream stays half-open on both
+  // sessions for good (a link stream counts as in flight until then).
+  stream.onend = () => {
+    conn.handleClose(undefined)
+    stream.end()
+  }
   stream.onclose = ((prev) => () => {
     prev()
     idle.stop()
@@ -43,7 +49,10 @@ async function dialTunnel(tunnel: TunnelTarget, conn: H1Connection, clientAddr: 
     write: (data) => stream.write(data),
     pause: () => stream.pause(),
     resume: () => stream.resume(),
-    end: () => stream.end(),
+    // The pool closes a connection only between exchanges (idle, or not kept): a FIN would leave the
+    // stream half-open on both sessions until the agent's upstream closed its connection (a link
+    // stream counts as in flight meanwhile and holds a drain); a reset frees both ends now.
+    end: () => stream.terminate(),
     terminate: () => stream.terminate(),
     timeout: (seconds) => idle.set(seconds),
     closeReason: () => streamCloseReason(stream),

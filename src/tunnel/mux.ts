@@ -599,3 +599,88 @@ export class MuxSession {
     this.#handlers.onClose(reason)
   }
 }
+
+/**
+ * One direction of a splice: `from`'s data written to `to`. What `to` cannot take (its peer's window
+ * is spent, or its session is congested) waits here while `from` is paused: `from` then credits its
+ * peer nothing, so what can wait is bounded by `from`'s window (256 KiB), whatever the two peers do.
+ */
+class SpliceDirection {
+  readonly #from: MuxStream
+  readonly #to: MuxStream
+  #pending: Uint8Array[] = []
+  #ended = false
+
+  constructor(from: MuxStream, to: MuxStream) {
+    this.#from = from
+    this.#to = to
+  }
+
+  /** Bytes waiting for `to` (for tests and the drain). */
+  get pending(): number {
+    let n = 0
+    for (const chunk of this.#pending) n += chunk.length
+    return n
+  }
+
+  data(chunk: Uint8Array): void {
+    if (this.#pending.length) return void this.#pending.push(chunk)
+    const n = this.#to.write(chunk)
+    if (n === chunk.length) return
+    // Frame bodies are views of the socket's read, which Bun gives each read on its own: safe to keep.
+    this.#pending.push(n > 0 ? chunk.subarray(n) : chunk)
+    this.#from.pause()
+  }
+
+  /** `to` has room again. */
+  drained(): void {
+    while (this.#pending.length) {
+      const chunk = this.#pending[0]!
+      const n = this.#to.write(chunk)
+      if (n < chunk.length) return void (this.#pending[0] = chunk.subarray(Math.max(n, 0)))
+      this.#pending.shift()
+    }
+    if (this.#ended) this.#to.end()
+    else this.#from.resume()
+  }
+
+  /** `from` sent FIN: pass it on after what waits. */
+  ended(): void {
+    this.#ended = true
+    if (!this.#pending.length) this.#to.end()
+  }
+}
+
+/**
+ * Joins two streams of two sessions (a link stream and an agent's stream, on the member holding the
+ * agent): each one's DATA frames are written to the other as they are read, with no relay between
+ * them. Backpressure is the streams' own: a direction whose target cannot take more stops crediting
+ * its source, so the source's peer stops at its window. A FIN passes on once what waits is written;
+ * a reset, or the end of either session, resets the other stream. `early` is data `a` delivered
+ * before the splice (written to `b` first). Handlers set on the streams before (`onclose` counters)
+ * still run.
+ */
+export function spliceStreams(a: MuxStream, b: MuxStream, early: readonly Uint8Array[] = []): { readonly pending: number } {
+  const ab = new SpliceDirection(a, b)
+  const ba = new SpliceDirection(b, a)
+  join(a, b, ab, ba)
+  join(b, a, ba, ab)
+  for (const chunk of early) ab.data(chunk)
+  return {
+    get pending() {
+      return ab.pending + ba.pending
+    },
+  }
+}
+
+function join(self: MuxStream, other: MuxStream, out: SpliceDirection, into: SpliceDirection): void {
+  self.ondata = (chunk) => out.data(chunk)
+  self.onend = () => out.ended()
+  self.ondrain = () => into.drained()
+  const prev = self.onclose
+  self.onclose = () => {
+    prev()
+    // Both FINs crossed: the other side got ours, and ends once its data is out. Anything else is a break.
+    if (self.closeCause !== 'ended') other.terminate()
+  }
+}

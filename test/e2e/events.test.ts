@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { curl } from './framework/curl.ts'
+import { openEventStream, type EventStream } from './framework/event-stream.ts'
 import { freePort } from './framework/ports.ts'
 import { eventually, fileEvents, startEdge, type Edge } from './framework/process.ts'
 import { echoRoundTrip, startEchoServer } from './framework/tcp.ts'
@@ -45,35 +46,9 @@ async function waitForEvent(find: () => any | undefined, what: string, timeoutMs
   return found
 }
 
-/** Opens /events/stream and collects parsed messages until `stop()`. */
-async function openStream(filter?: string): Promise<{ messages: { event: string; data: any }[]; stop(): void }> {
-  const abort = new AbortController()
-  const url = `http://127.0.0.1:${edge.apiPort}/events/stream${filter === undefined ? '' : `?filter=${encodeURIComponent(filter)}`}`
-  const res = await fetch(url, { headers: { authorization: `Bearer ${KEY}` }, signal: abort.signal })
-  if (res.status !== 200) throw new Error(`stream answered ${res.status}: ${await res.text()}`)
-  const messages: { event: string; data: any }[] = []
-  const reader = res.body!.pipeThrough(new TextDecoderStream()).getReader()
-  void (async () => {
-    let buffer = ''
-    try {
-      for (;;) {
-        const { value, done } = await reader.read()
-        if (done) return
-        buffer += value
-        let end
-        while ((end = buffer.indexOf('\n\n')) >= 0) {
-          const block = buffer.slice(0, end)
-          buffer = buffer.slice(end + 2)
-          if (block.startsWith(':')) continue
-          const event = /^event: (.*)$/m.exec(block)?.[1] ?? 'message'
-          const data = /^data: (.*)$/m.exec(block)?.[1]
-          messages.push({ event, data: data ? JSON.parse(data) : undefined })
-        }
-      }
-    } catch {}
-  })()
-  if (!(await eventually(async () => messages.some((m) => m.event === 'ready'), 3000))) throw new Error('no ready message on the event stream')
-  return { messages, stop: () => abort.abort() }
+/** Opens /events/stream on the edge's API. */
+function openStream(filter?: string): Promise<EventStream> {
+  return openEventStream(edge.apiPort, KEY, filter)
 }
 
 beforeAll(async () => {

@@ -77,6 +77,23 @@ const upstream = Bun.listen<UpstreamConn>({
   },
 })
 
+/** An upstream that answers the first request of each connection and drops the connection at the next, as one whose idle close races the edge's reuse. */
+let staleConnections = 0
+const stale = Bun.listen<{ served: number }>({
+  hostname: '127.0.0.1',
+  port: 0,
+  socket: {
+    open(s) {
+      s.data = { served: 0 }
+      staleConnections++
+    },
+    data(s) {
+      if (s.data.served++ > 0) return void s.terminate()
+      s.write('HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh')
+    },
+  },
+})
+
 /** An upstream that streams a body of `size` bytes as fast as the edge takes it. */
 const big = Bun.serve({ hostname: '127.0.0.1', port: 0, fetch: () => new Response(new Uint8Array(64 * 1024 * 1024)) })
 
@@ -90,6 +107,7 @@ beforeAll(async () => {
     policies: {
       'fast.yml': forward('fast', upstream.port),
       'big.yml': forward('big', big.port!),
+      'stale.yml': forward('stale', stale.port),
       // url-rewrite needs the pipeline's exchange (add-headers alone runs on the relay): the pipeline serves this one, for comparison.
       'slow.yml': forward('slow', upstream.port, '        - {type: url-rewrite, config: {from: "^/never$", to: "/x"}}\n'),
     },
@@ -100,6 +118,7 @@ afterAll(async () => {
   await edge?.stop()
   upstream.stop(true)
   big.stop(true)
+  stale.stop(true)
 })
 
 async function relayed(): Promise<number> {
@@ -251,6 +270,23 @@ describe('the byte relay (HTTP/1.1 fast path)', () => {
       expect(/\r\nwarren-error-code: (\S+)/i.exec(slow.headers)?.[1]).toBe(code!)
       expect(fast.body).toBe(slow.body)
     }
+  })
+
+  test('a reused upstream connection that dies unanswered: retried once for an idempotent or Idempotency-Key request, never for another POST', async () => {
+    const S = 'Host: stale.warren.localhost\r\nConnection: close\r\n'
+    const before = await relayed()
+    expect(responses(await rawRequest(edge.httpPort, `GET / HTTP/1.1\r\n${S}\r\n`))[0]).toMatchObject({ status: 200, body: 'fresh' })
+    expect(staleConnections).toBe(1)
+    // The pooled connection dies at this request; it has no body and a key, so it goes out again on a new one.
+    const keyed = responses(await rawRequest(edge.httpPort, `POST /pay HTTP/1.1\r\n${S}Idempotency-Key: k-1\r\nContent-Length: 0\r\n\r\n`, 1500))[0]!
+    expect(keyed).toMatchObject({ status: 200, body: 'fresh' })
+    expect(staleConnections).toBe(2)
+    // Without a key the same POST may have been acted on: the client gets the 502, nothing is sent twice.
+    const plain = responses(await rawRequest(edge.httpPort, `POST /pay HTTP/1.1\r\n${S}Content-Length: 0\r\n\r\n`, 1500))[0]!
+    expect(plain.status).toBe(502)
+    expect(/\r\nwarren-error-code: (\S+)/i.exec(plain.headers)?.[1]).toBe('ERR_WARREN_8012')
+    expect(staleConnections).toBe(2)
+    expect(await relayed()).toBe(before + 3)
   })
 
   test('an upstream that closes inside its body: the client gets what came and the connection is cut, never a clean end', async () => {

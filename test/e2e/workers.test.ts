@@ -1,5 +1,7 @@
 import ngrok from '@ngrok/ngrok'
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import * as tls from 'node:tls'
+import { selfSigned } from './framework/certs.ts'
 import { freePort } from './framework/ports.ts'
 import { edgeFlags, startAgent, type AgentProcess } from './framework/agent.ts'
 import { eventually, startEdge, WARREN_BIN, type Edge } from './framework/process.ts'
@@ -27,6 +29,9 @@ accounts:
     authtokens: [alice-token]
     domains: ["*.warren.localhost"]
     tcp_ports: "${ports.join(',')}"
+  - name: bob
+    authtokens: [bob-token]
+    domains: ["*.bob.warren.localhost"]
 agents:
   reconnect_wait: 5
 `
@@ -250,6 +255,130 @@ describe('warren serve --workers 2', () => {
       expect(await eventually(async () => logLines(edge, 'warren edge started').length === startedBefore + 1, 15_000, 50)).toBe(true)
     } finally {
       await session.close().catch(() => {})
+    }
+  })
+
+  test('HTTP/2 (ALPN h2) and a tls:// passthrough endpoint, agents bound on one worker, answer through either', async () => {
+    const cert = selfSigned(['pass.warren.localhost'])
+    // The agent's upstream terminates TLS itself (passthrough): echoes the first chunk and closes.
+    const backend = tls.createServer({ cert: cert.cert, key: cert.key }, (s) => s.once('data', (d) => s.end(d)))
+    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve))
+    const http = startAgent(['http', String(upstream.port), ...edgeFlags(edge, 'alice-token')])
+    const pass = startAgent(['tls', String((backend.address() as { port: number }).port), '--url', 'tls://pass.warren.localhost', ...edgeFlags(edge, 'alice-token')])
+    agents.push(http, pass)
+    try {
+      const [[url]] = await Promise.all([http.forwarding(), pass.forwarding()])
+      const u = new URL(url!)
+      // 20 curl processes, so 20 h2 connections (one curl would multiplex every URL on one): SO_REUSEPORT hashes them over both workers.
+      const h2 = () =>
+        Promise.all(
+          Array.from({ length: 20 }, async (_, i) => {
+            const proc = Bun.spawn(['curl', '-s', '--max-time', '20', '--http2', '-o', '/dev/null', '-w', '%{http_version} %{http_code}', '--cacert', edge.caPath, '--resolve', `${u.hostname}:${u.port}:127.0.0.1`, `${url}/h2/${i}`], { stdout: 'pipe' })
+            const out = await new Response(proc.stdout).text()
+            await proc.exited
+            return out.trim()
+          }),
+        )
+      expect(await eventually(async () => (await h2()).every((l) => l === '2 200'), 10_000, 100)).toBe(true)
+      const h2Lines = () => logLines(edge, 'request').filter((l) => l.endpoint === `https://${u.hostname}` && l.path.startsWith('/h2/'))
+      expect(await eventually(async () => new Set(h2Lines().map((l) => l.worker)).size === 2, 5000)).toBe(true)
+      const roundTrip = () =>
+        new Promise<{ text: string; subject: string }>((resolve, reject) => {
+          const sock = tls.connect({ host: '127.0.0.1', port: edge.httpsPort, servername: 'pass.warren.localhost', ca: cert.cert }, () => sock.write('passed through\n'))
+          let text = ''
+          sock.on('data', (d) => (text += d))
+          sock.on('end', () => resolve({ text, subject: String(sock.getPeerCertificate().subject?.CN) }))
+          sock.on('error', reject)
+        })
+      expect(await eventually(async () => (await roundTrip().catch(() => ({ text: '' }))).text === 'passed through\n', 5000, 100)).toBe(true)
+      // 20 fresh connections: both workers get some, and every one reaches the agent's TLS server.
+      for (let i = 0; i < 20; i++) expect(await roundTrip()).toEqual({ text: 'passed through\n', subject: 'pass.warren.localhost' })
+    } finally {
+      await Promise.all([http.stop(), pass.stop()])
+      backend.close()
+    }
+  })
+
+  test('forward-internal from a file endpoint on every worker to an internal agent endpoint bound on one; never from another account', async () => {
+    const a = startAgent(['http', String(upstream.port), '--url', 'https://svc.internal', '--binding', 'internal', ...edgeFlags(edge, 'alice-token')])
+    agents.push(a)
+    const front = (account: string, name: string) =>
+      `account: ${account}\nendpoints:\n  - url: https://${name}.warren.localhost\n    traffic_policy:\n      on_http_request:\n        - actions: [{type: forward-internal, config: {url: "https://svc.internal"}}]\n`
+    edge.writePolicy('front.yml', front('alice', 'front'))
+    edge.writePolicy('bobfront.yml', front('bob', 'front.bob'))
+    try {
+      await a.forwarding()
+      const url = `https://front.warren.localhost:${edge.httpsPort}`
+      expect(await eventually(async () => (await Promise.all([1, 2, 3, 4].map(() => get(edge, `${url}/warm`)))).every((r) => r.status === 200), 10_000, 100)).toBe(true)
+      // 40 fresh connections: both workers take some, and every request reaches the agent's upstream.
+      const before = upstream.seen.filter((r) => r.path.startsWith('/fi/')).length
+      const statuses = await fetchMany(edge, `${url}/fi`, 40)
+      expect(statuses.filter((st) => st !== 200)).toEqual([])
+      expect(upstream.seen.filter((r) => r.path.startsWith('/fi/')).length - before).toBe(40)
+      const lines = () => logLines(edge, 'request').filter((l) => l.endpoint === 'https://front.warren.localhost' && l.path.startsWith('/fi/'))
+      expect(await eventually(async () => new Set(lines().map((l) => l.worker)).size === 2, 5000)).toBe(true)
+      // Bob's front endpoint on either worker: 404 with the code, never alice's internal endpoint.
+      expect(await eventually(async () => (await get(edge, `https://front.bob.warren.localhost:${edge.httpsPort}/x`)).status === 404, 5000, 100)).toBe(true)
+      expect((await fetchMany(edge, `https://front.bob.warren.localhost:${edge.httpsPort}/y`, 10)).every((st) => st === 404)).toBe(true)
+    } finally {
+      edge.removePolicy('front.yml')
+      edge.removePolicy('bobfront.yml')
+      await a.stop()
+    }
+  })
+
+  test('agents binding one URL at the same instant on both workers: one keeps it everywhere, the others are refused or stopped', async () => {
+    const second = startUpstream('workers-second')
+    const connect = () => new ngrok.SessionBuilder().authtoken('alice-token').serverAddr(`127.0.0.1:${edge.agentPort}`).rootCas(edge.caPath).connect()
+    let settled = 0
+    try {
+      // Four SDK sessions (the kernel spreads their connections over both workers), then four Binds of
+      // one URL sent in the same tick: each worker checks its own view of the registry, which lags the
+      // other worker by one message, so two may accept; the supervisor then keeps the first and stops
+      // the other (ERR_WARREN_7023 in the edge's log, ERR_NGROK_334 to the agent).
+      for (let round = 0; round < 3; round++) {
+        // A name per round: the previous round's endpoint may still be going away.
+        const host = `dup${round}.warren.localhost`
+        const url = `https://${host}:${edge.httpsPort}`
+        const sessions = await Promise.all([1, 2, 3, 4].map(connect))
+        const listeners: ngrok.Listener[] = []
+        try {
+          const before = logLines(edge, 'another worker holds this URL; the later agent endpoint is stopped').length
+          const binds = await Promise.all(
+            sessions.map((s, i) =>
+              s
+                .httpEndpoint()
+                .domain(host)
+                .listenAndForward(`http://127.0.0.1:${(i % 2 ? second : upstream).port}`)
+                .then(
+                  (listener) => (listeners.push(listener), 'bound'),
+                  (err: Error) => String(err.message ?? err),
+                ),
+            ),
+          )
+          expect(binds.filter((b) => b === 'bound').length).toBeGreaterThanOrEqual(1)
+          for (const refusal of binds.filter((b) => b !== 'bound')) expect(refusal).toContain('ERR_NGROK_334')
+          // Settled: 20 fresh connections over both workers all reach one upstream.
+          expect(
+            await eventually(async () => {
+              const answers = await Promise.all(Array.from({ length: 20 }, () => get(edge, `${url}/dup`)))
+              return answers.every((r) => r.status === 200) && new Set(answers.map((r) => JSON.parse(r.body).upstream)).size === 1
+            }, 10_000, 100),
+          ).toBe(true)
+          // Every accepted Bind but one was stopped by the supervisor (its log line may trail).
+          const stopped = () => logLines(edge, 'another worker holds this URL; the later agent endpoint is stopped').length - before
+          const accepted = binds.filter((b) => b === 'bound').length
+          expect(await eventually(async () => stopped() === accepted - 1, 5000, 25)).toBe(true)
+          settled += stopped()
+        } finally {
+          // Listeners first (the SDK keeps them process-wide; left open, later SDK sessions of this process fail to close theirs).
+          await Promise.all(listeners.map((l) => l.close().catch(() => {})))
+          await Promise.all(sessions.map((s) => s.close().catch(() => {})))
+        }
+      }
+      console.log(`workers e2e: the supervisor stopped ${settled} later Binds of one URL in 3 rounds (the others were refused by their worker)`)
+    } finally {
+      second.stop(true)
     }
   })
 

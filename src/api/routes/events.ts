@@ -1,9 +1,10 @@
 import type { Server } from 'bun'
 import { Hono } from 'hono'
 import { streamSSE } from 'hono/streaming'
+import type { ClusterEvents } from '../../cluster/event-relay.ts'
 import type { EventBus } from '../../events/bus.ts'
 import { compileEventFilter, type EventFilter } from '../../events/filter.ts'
-import type { WarrenEvent } from '../../events/types.ts'
+import { eventOrigin, type WarrenEvent } from '../../events/types.ts'
 import { CODES } from '../../lib/errors.ts'
 import { ApiError } from '../errors.ts'
 
@@ -16,9 +17,11 @@ const KEEPALIVE_MS = 15_000
  * `/events/stream`: live events as server-sent events (`event:` the event type, `id:` the event id,
  * `data:` the event as JSON). `?filter=` is a CEL expression over `ev` (the event's object) and
  * `event_type`, as in ngrok's event filters. The first message is `ready`; a `dropped` message
- * says how many events this client missed because it read too slowly.
+ * says how many events this client missed because it read too slowly. In a cluster (`cluster`) the
+ * stream carries every member's events, and a `cluster` message says when the others' stop arriving
+ * (Redis away) and when they come again.
  */
-export function eventRoutes(options: { events: EventBus }): Hono {
+export function eventRoutes(options: { events: EventBus; cluster?: ClusterEvents | undefined }): Hono {
   const app = new Hono()
   app.get('/stream', (c) => {
     const text = c.req.query('filter')
@@ -35,7 +38,14 @@ export function eventRoutes(options: { events: EventBus }): Hono {
       let dropped = 0
       let wake: (() => void) | undefined
       let open = true
-      const off = options.events.subscribe((batch) => {
+      const { cluster } = options
+      /** The others' events arrive (true) or not (false), still to be told to the client. */
+      let reach: boolean | undefined = cluster && !cluster.reachable ? false : undefined
+      const offReach = cluster?.onReachable((ok) => {
+        reach = ok
+        wake?.()
+      })
+      const off = (cluster ?? options.events).subscribe((batch) => {
         for (const event of batch) {
           if (filter && !filter(event)) continue
           if (queue.length >= STREAM_BUFFER) dropped++
@@ -46,11 +56,18 @@ export function eventRoutes(options: { events: EventBus }): Hono {
       stream.onAbort(() => {
         open = false
         off()
+        offReach?.()
         wake?.()
       })
       try {
-        await stream.writeSSE({ event: 'ready', data: JSON.stringify({ filter: text ?? null }) })
+        await stream.writeSSE({ event: 'ready', data: JSON.stringify({ filter: text ?? null, ...eventOrigin() }) })
         while (open) {
+          if (reach !== undefined) {
+            const ok = reach
+            reach = undefined
+            await stream.writeSSE({ event: 'cluster', data: JSON.stringify(ok ? { complete: true } : { complete: false, message: "Redis is unreachable: other nodes' events are missing until it returns" }) })
+            continue
+          }
           if (!queue.length && !dropped) {
             let timer: ReturnType<typeof setTimeout> | undefined
             const woken = await new Promise<boolean>((resolve) => {
@@ -76,6 +93,7 @@ export function eventRoutes(options: { events: EventBus }): Hono {
         }
       } finally {
         off()
+        offReach?.()
       }
     })
   })

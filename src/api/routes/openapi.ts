@@ -73,7 +73,7 @@ export const OPENAPI = {
     },
     '/events/stream': {
       get: {
-        summary: 'Live events as server-sent events: event = event type, id = event id, data = the event as JSON; first a "ready" message, "dropped" when this client read too slowly',
+        summary: 'Live events as server-sent events: event = event type, id = event id, data = the event as JSON; first a "ready" message, "dropped" when this client read too slowly; in a cluster every member\'s events (with `node` or `worker`), and "cluster" when the others\' stop or start arriving (Redis away or back)',
         parameters: [
           {
             name: 'filter',

@@ -5,7 +5,7 @@ import { join } from 'node:path'
 import { log } from '../../lib/log.ts'
 import { EventBus } from '../bus.ts'
 import { makeEvent } from '../types.ts'
-import { startSinks } from './index.ts'
+import { startSinks, workerFilePath } from './index.ts'
 
 const dirs: string[] = []
 afterEach(() => {
@@ -41,5 +41,27 @@ describe('startSinks()', () => {
       err = e
     }
     expect(err).toMatchObject({ code: 'ERR_WARREN_1001', message: expect.stringMatching(message) })
+  })
+})
+
+describe('workerFilePath()', () => {
+  test.each([
+    { desc: 'an extension', path: '/var/log/warren/events.jsonl', worker: 2, want: '/var/log/warren/events.w2.jsonl' },
+    { desc: 'no extension', path: '/var/log/events', worker: 1, want: '/var/log/events.w1' },
+    { desc: 'two dots', path: '/x/edge.events.log', worker: 3, want: '/x/edge.events.w3.log' },
+  ])('$desc', ({ path, worker, want }) => {
+    expect(workerFilePath(path, worker)).toBe(want)
+  })
+
+  test('startSinks() with `worker` writes the file sink to that worker\'s own file', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'warren-sinks-'))
+    dirs.push(dir)
+    const bus = new EventBus()
+    const sinks = startSinks(bus, [fileSink], { baseDir: dir, log, worker: 2 })
+    expect(sinks.map((s) => s.name)).toEqual([`file:${join(dir, 'events.w2.jsonl')}`])
+    bus.emit(makeEvent('config_reload.v0', { reason: 'start', version: 1, ok: true, endpoints: 0, changed: [], errors: [] }))
+    bus.flush()
+    await Promise.all(sinks.map((s) => s.close()))
+    expect(JSON.parse(readFileSync(join(dir, 'events.w2.jsonl'), 'utf8')).object.reason).toBe('start')
   })
 })

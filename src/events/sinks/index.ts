@@ -1,4 +1,4 @@
-import { resolve } from 'node:path'
+import { basename, dirname, extname, join, resolve } from 'node:path'
 import type { EventSinkConfig } from '../../config/schema/v1/server.ts'
 import { CODES, WarrenError } from '../../lib/errors.ts'
 import type { Logger } from '../../lib/log.ts'
@@ -32,6 +32,18 @@ function selector(config: EventSinkConfig, index: number): (batch: readonly Warr
 }
 
 /**
+ * The file a worker of `warren serve --workers N` writes a `file` sink's events to: `events.jsonl` →
+ * `events.w2.jsonl`. Each worker has its own file because each rotates by its own size count: workers
+ * sharing one file would rename it under one another (lines of one landing in another's rotated copy).
+ *
+ * @example workerFilePath('/var/log/warren/events.jsonl', 2) // '/var/log/warren/events.w2.jsonl'
+ */
+export function workerFilePath(path: string, worker: number): string {
+  const ext = extname(path)
+  return join(dirname(path), `${basename(path, ext)}.w${worker}${ext}`)
+}
+
+/**
  * Starts the sinks of `events.sinks` on the bus. Validates everything first (filters, file paths),
  * so a bad sink stops the edge at start with a config error instead of silently losing events.
  *
@@ -39,7 +51,7 @@ function selector(config: EventSinkConfig, index: number): (batch: readonly Warr
  * const sinks = startSinks(bus, config.events.sinks, { baseDir, log })
  * await Promise.all(sinks.map((s) => s.close()))
  */
-export function startSinks(bus: EventBus, configs: readonly EventSinkConfig[], options: { baseDir: string; log: Logger }): RunningSink[] {
+export function startSinks(bus: EventBus, configs: readonly EventSinkConfig[], options: { baseDir: string; log: Logger; worker?: number | undefined }): RunningSink[] {
   const running: RunningSink[] = []
   configs.forEach((config, i) => {
     const select = selector(config, i)
@@ -52,7 +64,8 @@ export function startSinks(bus: EventBus, configs: readonly EventSinkConfig[], o
       })
       running.push({ name: 'stdout', dropped: () => 0, close: async () => void off() })
     } else if (config.type === 'file') {
-      const path = resolve(options.baseDir, config.path)
+      const configured = resolve(options.baseDir, config.path)
+      const path = options.worker === undefined ? configured : workerFilePath(configured, options.worker)
       let sink: FileSink
       try {
         sink = new FileSink({ path, maxBytes: config.max_bytes, maxFiles: config.max_files, bufferBytes: config.buffer_bytes, log })

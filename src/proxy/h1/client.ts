@@ -39,6 +39,15 @@ const INLINE_BODY_LIMIT = 12 * 1024
 const STREAM_HIGH_WATER = 128 * 1024
 /** Methods a retry cannot turn into a second side effect (RFC 9110 §9.2.2). */
 export const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
+
+/**
+ * Whether a request that may have reached the upstream can be sent again on a fresh connection:
+ * idempotent methods (RFC 9110 §9.2.2), and requests whose client made them so with an
+ * `Idempotency-Key` (or `X-Idempotency-Key`) header.
+ */
+export function safeToRetry(method: string, hasHeader: (lowerName: string) => boolean): boolean {
+  return IDEMPOTENT_METHODS.has(method) || hasHeader('idempotency-key') || hasHeader('x-idempotency-key')
+}
 const LAST_CHUNK = new TextEncoder().encode('0\r\n\r\n')
 const CRLF = new TextEncoder().encode('\r\n')
 const DIGITS = /^\d{1,15}$/
@@ -309,7 +318,7 @@ class Exchange implements ConnectionSink {
     const conn = this.#conn
     if (this.#retried || this.#settled || !conn || conn.uses === 0 || this.#init.body) return false
     const h = this.#init.headers
-    return IDEMPOTENT_METHODS.has(this.#init.method) || h.has('idempotency-key') || h.has('x-idempotency-key')
+    return safeToRetry(this.#init.method, (name) => h.has(name))
   }
 
   #onHeadData(chunk: Buffer): void {
