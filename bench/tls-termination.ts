@@ -12,7 +12,8 @@
 //             bun-types; node:tls's SNICallback is built on it): returns a node:tls secure context's
 //             `.context`, or undefined for the listener's own certificate
 //   upgrade : a plain Bun.listen whose `open()` calls `socket.upgradeTLS` before any byte is read (no
-//             hop; the original socket's `data` handler still sees the raw bytes, ClientHello first)
+//             hop; the original socket's `data` handler still sees the raw bytes, ClientHello first):
+//             what the TLS port does now while no hello on it needs its bytes untouched (src/listeners/tls.ts)
 // `socket.upgradeTLS` after the peek is not a way: the ClientHello was consumed and the handshake
 // fails (docs/benchmarks.md), so it is not measured.
 //

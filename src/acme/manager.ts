@@ -1,3 +1,4 @@
+import type { createSecureContext } from 'node:tls'
 import { X509Certificate } from 'node:crypto'
 import { normalizeName, wildcardFor } from '../certs/match.ts'
 import { parseCertPair, type CertPair } from '../certs/pair.ts'
@@ -155,6 +156,15 @@ export class AcmeManager {
       }
       this.tlsAlpn01.handle(socket, hello, serverName)
     })().catch(() => socket.end())
+  }
+
+  /**
+   * TlsFront's `acmeTlsAlpnContext` hook (bound): the challenge certificate when this edge presents it.
+   * Undefined with a share, where it may have to be fetched first (the TLS port then relays every hello).
+   */
+  get tlsAlpnContext(): ((serverName: string) => ReturnType<typeof createSecureContext>['context'] | undefined) | undefined {
+    if (this.#o.share) return undefined
+    return (serverName) => this.tlsAlpn01.context(serverName)?.context
   }
 
   /** The CertStore's on-demand hook (bound). */

@@ -102,6 +102,28 @@ export class CertStore {
    * Callers should only ask for names they serve: every new name costs a key and a file.
    */
   async ensure(name: string): Promise<CertPair | undefined> {
+    return this.ready(name) ?? this.#obtain(name)
+  }
+
+  /** What `ensure()` answers at once, without issuing or ordering anything; undefined when it would have to. */
+  ready(name: string): CertPair | undefined {
+    const hit = this.select(name)
+    if (!hit) return undefined
+    if (this.#options.mode === 'acme') return hit.notAfter.getTime() > Date.now() ? hit : undefined
+    return this.#options.mode === 'dev' && isStale(hit) ? undefined : hit
+  }
+
+  /**
+   * In dev mode, issues `name`'s leaf now unless one is ready, so that the first handshake for it finds
+   * it (the TLS port terminates on its accepted socket only while every name it serves has one); nothing
+   * in other modes (ACME orders follow the endpoint table by themselves).
+   */
+  warm(name: string): void {
+    // A failure shows again, logged, when a handshake for the name calls ensure().
+    if (this.#options.mode === 'dev' && !this.ready(name)) this.ensure(name).catch(() => undefined)
+  }
+
+  async #obtain(name: string): Promise<CertPair | undefined> {
     const wanted = normalizeName(name)
     const hit = this.select(wanted)
     if (this.#options.mode === 'acme') {

@@ -167,6 +167,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     sinkDrops: () => [...events.sinks.map((s) => ({ name: s.name, dropped: s.dropped() })), ...(clusterEvents ? [{ name: 'cluster', dropped: clusterEvents.counts().dropped }] : [])],
     poolRetries: () => poolRetries.entries(),
     relayedRequests: () => server.relayedRequests,
+    tlsConnections: () => tls.accepted,
     ...(limits ? { clusterLocalDecisions: () => limits.local } : {}),
     ...(clusterEvents ? { clusterEvents: () => clusterEvents.counts() } : {}),
   })
@@ -257,6 +258,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     idleTimeoutSec: config.tcp.idle_timeout,
     http: httpDataPath,
     ...(acme ? { acmeTlsAlpn: acme.tlsAlpnHandler } : {}),
+    ...(acme?.tlsAlpnContext ? { acmeTlsAlpnContext: acme.tlsAlpnContext } : {}),
   })
   await openListener('https', config.listen.https, () => tls.start())
 

@@ -57,7 +57,7 @@ export interface FastAnswer {
 }
 
 /** The socket type the engine runs on. */
-export type Http1Socket = Socket<Http1Connection>
+export type Http1Socket = Socket<unknown>
 
 const IDLE = 0
 const BODY = 1

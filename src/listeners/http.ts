@@ -1,6 +1,6 @@
 import type { Server } from 'bun'
 import { Hono } from 'hono'
-import { Http1Connection, type Http1Options } from '../http1/connection.ts'
+import { Http1Connection, type Http1Options, type Http1Socket } from '../http1/connection.ts'
 import { CODES } from '../lib/errors.ts'
 import { log } from '../lib/log.ts'
 import { throttledLog } from '../lib/throttled-log.ts'
@@ -74,14 +74,24 @@ function challengeAnswer(text: string): Response {
 }
 
 /**
- * warren's HTTP/1.1 engine on `Bun.listen` (src/http1), each request handed to the endpoint data
- * path: the plaintext listener, the internal plaintext server behind terminate-tls, and (with `tls`)
- * the internal HTTPS/1.1 servers behind the TLS front.
+ * The HTTP/1.1 engine's connections as a listener keeps them: each request handed to the endpoint
+ * data path, the pending gate, and stop. `listenHttp` feeds it the sockets of its own `Bun.listen`;
+ * the TLS front feeds it the TLS sockets it terminates itself.
  */
-export function listenHttp(options: HttpListenerOptions): HttpServer {
+export interface HttpEngine {
+  /** A new connection on `socket`; undefined when the pending gate refused it (the socket is closed). */
+  accept(socket: Http1Socket): Http1Connection | undefined
+  data(conn: Http1Connection, chunk: Buffer, socket: Http1Socket): void
+  closed(conn: Http1Connection): void
+  readonly pendingRequests: number
+  readonly relayedRequests: number
+  /** Closes idle connections, and the rest after their current response (or at once with `force`). */
+  stop(force: boolean): Promise<void>
+}
+
+/** The engine for `options`; `serverPort` is the port logs and `conn.server_port` show. */
+export function createHttpEngine(options: Omit<HttpListenerOptions, 'hostname' | 'port' | 'reusePort' | 'tls'> & { serverIp: string; serverPort: number }): HttpEngine {
   const logger = log.child({ component: options.scheme })
-  let handle: ReturnType<typeof createPipeline> | undefined
-  let route: ReturnType<typeof createRelayRoute> | undefined
   const relayStats = options.relayStats ?? new RelayStats()
   let pending = 0
   const connections = new Set<Http1Connection>()
@@ -97,6 +107,15 @@ export function listenHttp(options: HttpListenerOptions): HttpServer {
     waiting.delete(conn)
     gate?.release(ip)
   }
+  const handle = createPipeline({ ...options, log: logger })
+  const route = createRelayRoute(
+    {
+      ...options,
+      log: logger,
+      ...(acmeChallenge ? { reserved: (path: string) => path.startsWith(ACME_PREFIX) } : {}),
+    },
+    relayStats,
+  )
   const engine: Http1Options = {
     limits: { maxHeadBytes: options.maxHeaderBytes, maxHeaders: MAX_HEADER_LINES },
     idleTimeoutMs: options.idleTimeoutSec * 1000,
@@ -111,16 +130,16 @@ export function listenHttp(options: HttpListenerOptions): HttpServer {
         const answer = token && !token.includes('/') ? acmeChallenge(splitHost(req.headers.get('host') ?? url.host, 0).name, token) : undefined
         if (typeof answer === 'string') return Promise.resolve(challengeAnswer(answer))
         // Another node's or worker's validation: the answer comes from Redis or the supervisor.
-        if (answer) return answer.then((text) => (text === undefined ? handle!(req, source) : challengeAnswer(text)))
+        if (answer) return answer.then((text) => (text === undefined ? handle(req, source) : challengeAnswer(text)))
       }
-      return handle!(req, source)
+      return handle(req, source)
     },
     // The fast path serves the public plaintext port, and HTTPS/1.1 behind the TLS front (which tells
     // each connection's client and handshake); any other internal server keeps the pipeline.
     ...((options.scheme === 'http' && !options.clientAddress) || options.connectionClient
       ? {
           relay(head, source) {
-            const target = route!(head, source)
+            const target = route(head, source)
             if (target) {
               settle(source)
               pending++
@@ -138,76 +157,92 @@ export function listenHttp(options: HttpListenerOptions): HttpServer {
       logger.error('request failed', { error: err instanceof Error ? err.stack : String(err) })
     },
   }
-  const listener = Bun.listen<Http1Connection>({
-    hostname: options.hostname,
-    port: options.port,
-    ...(options.reusePort ? { reusePort: true } : {}),
-    ...(options.tls ? { tls: { ...options.tls, ALPNProtocols: ALPN_HTTP1 } } : {}),
-    socket: {
-      open(socket) {
-        socket.data = new Http1Connection(socket, engine)
-        if (gate) {
-          const ip = socket.remoteAddress
-          if (!gate.admit(ip)) {
-            limitLog('warn', 'too many connections without a whole request head; refused', { client_ip: ip, code: CODES.HTTP_PENDING_LIMIT, pending: gate.pending })
-            return void socket.terminate()
-          }
-          waiting.set(socket.data, ip)
-        }
-        connections.add(socket.data)
-      },
-      data(socket, chunk) {
-        try {
-          socket.data.data(chunk)
-        } catch (err) {
-          logger.error('connection failed', { error: err instanceof Error ? err.stack : String(err) })
-          socket.terminate()
-        }
-      },
-      drain(socket) {
-        socket.data.drain()
-      },
-      close(socket) {
-        socket.data.closed()
-        settle(socket.data)
-        connections.delete(socket.data)
-        if (stopped && connections.size === 0) stopped()
-      },
-      error(socket) {
-        socket.data?.closed()
-      },
-    },
-  })
-  handle = createPipeline({
-    ...options,
-    serverIp: options.serverIp ?? options.hostname,
-    serverPort: options.serverPort ?? listener.port,
-    log: logger,
-  })
-  route = createRelayRoute(
-    {
-      ...options,
-      serverIp: options.serverIp ?? options.hostname,
-      serverPort: options.serverPort ?? listener.port,
-      log: logger,
-      ...(acmeChallenge ? { reserved: (path: string) => path.startsWith(ACME_PREFIX) } : {}),
-    },
-    relayStats,
-  )
   return {
-    port: listener.port,
+    accept(socket) {
+      const conn = new Http1Connection(socket, engine)
+      if (gate) {
+        const ip = socket.remoteAddress
+        if (!gate.admit(ip)) {
+          limitLog('warn', 'too many connections without a whole request head; refused', { client_ip: ip, code: CODES.HTTP_PENDING_LIMIT, pending: gate.pending })
+          socket.terminate()
+          return undefined
+        }
+        waiting.set(conn, ip)
+      }
+      connections.add(conn)
+      return conn
+    },
+    data(conn, chunk, socket) {
+      try {
+        conn.data(chunk)
+      } catch (err) {
+        logger.error('connection failed', { error: err instanceof Error ? err.stack : String(err) })
+        socket.terminate()
+      }
+    },
+    closed(conn) {
+      conn.closed()
+      settle(conn)
+      connections.delete(conn)
+      if (stopped && connections.size === 0) stopped()
+    },
     get pendingRequests() {
       return pending
     },
     get relayedRequests() {
       return relayStats.relayed
     },
-    stop(force = false) {
-      listener.stop(force)
+    stop(force) {
       if (force || connections.size === 0) return Promise.resolve()
       const done = new Promise<void>((resolve) => (stopped = resolve))
       for (const conn of connections) conn.closeWhenIdle()
       return done
+    },
+  }
+}
+
+/**
+ * warren's HTTP/1.1 engine (src/http1) on `Bun.listen`: the plaintext listener, the internal
+ * plaintext server behind terminate-tls, and (with `tls`) the internal HTTPS/1.1 servers the TLS
+ * front relays into when it cannot terminate a connection itself.
+ */
+export function listenHttp(options: HttpListenerOptions): HttpServer {
+  let engine: HttpEngine | undefined
+  const listener = Bun.listen<Http1Connection | undefined>({
+    hostname: options.hostname,
+    port: options.port,
+    ...(options.reusePort ? { reusePort: true } : {}),
+    ...(options.tls ? { tls: { ...options.tls, ALPNProtocols: ALPN_HTTP1 } } : {}),
+    socket: {
+      open(socket) {
+        socket.data = engine!.accept(socket)
+      },
+      data(socket, chunk) {
+        if (socket.data) engine!.data(socket.data, chunk, socket)
+      },
+      drain(socket) {
+        socket.data?.drain()
+      },
+      close(socket) {
+        if (socket.data) engine!.closed(socket.data)
+      },
+      error(socket) {
+        socket.data?.closed()
+      },
+    },
+  })
+  engine = createHttpEngine({ ...options, serverIp: options.serverIp ?? options.hostname, serverPort: options.serverPort ?? listener.port })
+  return {
+    port: listener.port,
+    get pendingRequests() {
+      return engine!.pendingRequests
+    },
+    get relayedRequests() {
+      return engine!.relayedRequests
+    },
+    stop(force = false) {
+      listener.stop(force)
+      return engine!.stop(force)
     },
   }
 }

@@ -1,52 +1,25 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import * as tls from 'node:tls'
-import { CertStore } from '../certs/index.ts'
-import { recordingLogger, waitFor } from '../certs/testing.ts'
-import { PolicyDirectory } from '../config/policies.ts'
-import { EndpointStore } from '../endpoints/store.ts'
-import { TlsFront } from './tls.ts'
+import { waitFor } from '../certs/testing.ts'
+import { startFront } from './testing.ts'
+import type { TlsFront } from './tls.ts'
 
-// The TLS front in process with real sockets: which internal server a terminated connection reaches
-// (the HTTP/1.1 engine unless the ClientHello offers h2), and the engine listeners' lifetime.
+// The TLS front's relay path in process with real sockets (a wildcard endpoint in dev mode gets a
+// certificate per name, so its port is never terminated inline): which internal server a terminated
+// connection reaches (the HTTP/1.1 engine unless the ClientHello offers h2), and the engine listeners' lifetime.
 
 const IDLE_MS = 300
-const dir = mkdtempSync(join(tmpdir(), 'warren-tls-front-'))
-const controller = new AbortController()
 let front: TlsFront
 let ca = ''
+let stop = () => {}
 
 beforeAll(async () => {
-  const policies = join(dir, 'policies')
-  mkdirSync(policies)
-  writeFileSync(join(policies, 'wild.yml'), 'url: https://*.wild.warren.localhost\ntraffic_policy:\n  on_http_request:\n    - actions: [{type: custom-response, config: {body: "wild ${req.version}"}}]\n')
-  const store = new EndpointStore()
-  const loaded = new PolicyDirectory(policies, { defaultPorts: { http: 8080, https: 8443, tls: 8443, tcp: 0 }, defaultAccount: 'default' }).reload()
-  store.swap(loaded.table, loaded)
-  const certs = new CertStore(join(dir, 'certs'), { mode: 'dev', domain: 'warren.localhost', signal: controller.signal, logger: recordingLogger(), debounceMs: 30 })
-  await certs.init()
-  ca = readFileSync(certs.caPath(), 'utf8')
-  front = new TlsFront({
-    hostname: '127.0.0.1',
-    port: 0,
-    defaultPort: 8443,
-    store,
-    certs,
-    helloTimeoutMs: 3000,
-    pending: { total: 100, perSource: 100 },
-    idleTimeoutSec: 30,
-    http: { idleTimeoutSec: 30, maxBodyBytes: 1 << 20, maxHeaderBytes: 16384, upstreamTimeoutMs: 5000, logRequests: false },
-    listenerIdleMs: IDLE_MS,
-  })
-  await front.start()
+  ;({ front, ca, stop } = await startFront(
+    { 'wild.yml': 'url: https://*.wild.warren.localhost\ntraffic_policy:\n  on_http_request:\n    - actions: [{type: custom-response, config: {body: "wild ${req.version}"}}]\n' },
+    { listenerIdleMs: IDLE_MS },
+  ))
 })
-afterAll(() => {
-  front.stop()
-  controller.abort()
-  rmSync(dir, { recursive: true, force: true })
-})
+afterAll(() => stop())
 
 /** One request on a new connection; resolves with the answer's body and the protocol ALPN chose. */
 function ask(name: string, alpn: string[]): Promise<{ body: string; alpn: string | false; sock: tls.TLSSocket }> {

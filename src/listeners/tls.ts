@@ -1,6 +1,8 @@
-import type { Socket, TCPSocketListener } from 'bun'
+import type { Socket, SocketHandler, TCPSocketListener } from 'bun'
+import { createSecureContext } from 'node:tls'
 import type { CertPair, CertStore } from '../certs/index.ts'
 import type { EndpointStore } from '../endpoints/store.ts'
+import type { EndpointTable } from '../endpoints/table.ts'
 import type { Endpoint } from '../endpoints/endpoint.ts'
 import { CODES } from '../lib/errors.ts'
 import { log } from '../lib/log.ts'
@@ -13,9 +15,9 @@ import { proxyHeader } from '../proxy/proxy-protocol.ts'
 import { relayToTunnel } from '../proxy/tunnel-relay.ts'
 import { clientRelayHandlers, newRelayConn, relayClientData, relayTo, type RelayConn, type RelayStats } from '../proxy/tcp-relay.ts'
 import type { RequestSource } from '../proxy/websocket.ts'
-import { listenH2, listenHttp, type HttpListenerOptions, type HttpServer } from './http.ts'
+import { createHttpEngine, listenH2, listenHttp, type HttpEngine, type HttpListenerOptions, type HttpServer } from './http.ts'
 import { TlsTerminator, type PlainTarget } from './tls-terminator.ts'
-import { TERMINATE_TLS, type TerminateTlsSettings } from '../policy/actions/terminate-tls.ts'
+import { TERMINATE_TLS, terminatesTls, type TerminateTlsSettings } from '../policy/actions/terminate-tls.ts'
 import { PendingGate, type PendingLimits } from './pending-gate.ts'
 import { peekClientHello, type PeekResult } from './sni.ts'
 import { ja4Fingerprint, ServerHelloWatcher } from './tls-handshake.ts'
@@ -27,6 +29,12 @@ const ALERT_UNRECOGNIZED_NAME = new Uint8Array([0x15, 0x03, 0x03, 0x00, 0x02, 0x
 /** TLS alert record: fatal handshake_failure, for garbage or oversized hellos. */
 const ALERT_HANDSHAKE_FAILURE = new Uint8Array([0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28])
 const EMPTY = new Uint8Array(0)
+/** ALPN offered by connections terminated on the front socket (wire format); see ALPN_WITH_ACME. */
+const ALPN_INLINE = Buffer.from('\x02h2\x08http/1.1', 'latin1')
+/** The same with `acme-tls/1` last: only an ACME validator offers it, and then alone (RFC 8737). */
+const ALPN_WITH_ACME = Buffer.from('\x02h2\x08http/1.1\x0aacme-tls/1', 'latin1')
+/** ALPN the front asks of the internal HTTP/2 server when it relays an h2 connection it terminated. */
+const ALPN_H2 = Buffer.from('\x02h2', 'latin1')
 /** terminate-tls settings with nothing set: certificates by SNI, TLS 1.2 and 1.3. */
 const ANY_TLS_VERSION: TerminateTlsSettings = { minVersion: 'TLSv1.2', maxVersion: 'TLSv1.3' }
 
@@ -68,6 +76,33 @@ function handshakeInfo(hello: Uint8Array, sni: string, offered: readonly string[
   }
 }
 
+/** A secure context as Bun's `serverName` handler takes it (node:tls `createSecureContext().context`). */
+type NativeContext = ReturnType<typeof createSecureContext>['context']
+
+/** A server name as the peek and BoringSSL's SNI callback both can give it: lower case, no `:port`. */
+function sniKey(name: string): string {
+  return name.toLowerCase().replace(/:\d*$/, '')
+}
+
+/** The TLS side of a connection terminated on the front socket (see TlsFront's comment). */
+interface Inline {
+  /** The raw side (what the listener's handlers get): closing it closes the connection. */
+  raw: Socket<FrontConn>
+  /** Set once the ClientHello routed it to an https:// endpoint. */
+  client: (ClientAddress & { tls: TlsInfo }) | undefined
+  /** Undefined while the endpoint's on_tcp_connect runs; then whether the connection goes on. */
+  admitted: boolean | undefined
+  /** The TLS socket, once the handshake succeeded. */
+  socket: Socket<FrontConn> | undefined
+  /** The engine's connection; until it (or the h2 relay) takes over, decrypted bytes wait in `early`. */
+  engine: Http1Connection | undefined
+  /** Bytes from the client after decryption (`bytesWritten` of the TLS socket counts the other way). */
+  bytesIn: number
+  startedAt: number
+  /** The ClientHello asked for acme-tls/1 and got the challenge certificate: nothing more to serve. */
+  acme: boolean
+}
+
 interface FrontConn extends RelayConn {
   /** The ClientHello bytes so far: `helloBytes` of `hello`, which grows by doubling. */
   hello: Uint8Array
@@ -78,6 +113,8 @@ interface FrontConn extends RelayConn {
   routed: boolean
   /** Publishes `tcp_connection_closed.v0` once a relay for this connection ends (set when routed). */
   report: ((stats: RelayStats) => void) | undefined
+  /** Set when TLS is terminated on this socket itself (upgraded in `open()`). */
+  inline: Inline | undefined
 }
 
 export interface TlsFrontOptions {
@@ -97,6 +134,12 @@ export interface TlsFrontOptions {
   http: Omit<HttpListenerOptions, 'hostname' | 'port' | 'tls' | 'scheme' | 'defaultPort' | 'store' | 'clientAddress' | 'connectionClient'>
   /** Answers ACME TLS-ALPN-01 connections (ALPN `acme-tls/1`) when set. */
   acmeTlsAlpn?: (socket: Socket<RelayConn>, hello: Uint8Array, serverName: string) => void
+  /**
+   * The TLS-ALPN-01 challenge certificate for a name being validated, known at once: lets the port
+   * answer validators on connections it terminates itself. Unset while `acmeTlsAlpn` is set (an
+   * answer that may have to be fetched from a share), every connection takes the relay path.
+   */
+  acmeTlsAlpnContext?: (serverName: string) => NativeContext | undefined
   /** Receives one `tcp_connection_closed.v0` per relayed connection (passthrough or terminated). */
   events?: EventSink
   /** How long an HTTP/1.1 engine listener with no connection lives on (IDLE_LISTENER_MS; tests shorten it). */
@@ -104,14 +147,22 @@ export interface TlsFrontOptions {
 }
 
 /**
- * The one TLS port. A plain TCP front reads the ClientHello (without answering it), picks the endpoint by
- * SNI, then either relays the untouched bytes to a tls:// endpoint's upstream (passthrough) or into an
- * in-process server that terminates TLS: warren's HTTP/1.1 engine on a TLS `Bun.listen` holding the
- * certificate chosen for the SNI (one per certificate) unless the ClientHello offers h2, which goes to
- * an internal Bun.serve holding every certificate (HTTP/2). The bytes cannot be handed to a TLS stack in
- * place: `upgradeTLS` after the ClientHello was read fails the handshake (docs/benchmarks.md). Certificates
- * change by starting new internal servers and sending new connections there, so nothing established is
- * dropped (Bun's server.reload ignores `tls`).
+ * The one TLS port, a plain TCP listener that reads each ClientHello and picks the endpoint by SNI.
+ * Two ways to serve a connection, chosen in `open()` before any byte is read:
+ *
+ * - Inline (the usual case): `open()` calls `upgradeTLS`, so TLS is terminated on this socket. Bun hands
+ *   every raw chunk to the plain `data` handler before BoringSSL reads it (bun-usockets openssl.c,
+ *   `ssl_wrapped_context_on_data`), so the ClientHello is still peeked first: SNI, ALPN, JA4, refusals
+ *   (an alert written raw, then the socket closed, and BoringSSL never answers). The `serverName`
+ *   handler then gives the certificate picked for the SNI. HTTP/1.1 runs warren's engine on the TLS
+ *   socket; h2 is relayed, decrypted, into the internal Bun.serve (HTTP/2) over a loopback TLS connection.
+ * - Relay: nothing can stop BoringSSL from answering a hello once it is upgraded, so a port that may
+ *   need the untouched bytes (a tls:// endpoint to pass through, a terminate-tls policy, an ACME
+ *   validation answered elsewhere, a name without a certificate ready) does not upgrade: the bytes go
+ *   to the upstream (passthrough) or into an in-process server that terminates TLS, warren's engine on
+ *   a TLS `Bun.listen` per certificate, or for h2 the internal Bun.serve holding every certificate.
+ *   Certificates change by starting new internal servers, so nothing established is dropped (Bun's
+ *   server.reload ignores `tls`).
  */
 export class TlsFront {
   readonly #o: TlsFrontOptions
@@ -137,6 +188,24 @@ export class TlsFront {
   /** Internal connection's local port → the real client (and its TLS handshake), so logs and policies see them. */
   readonly #clients = new Map<number, ClientAddress>()
   #active = 0
+  /** The endpoint table `#inlineOk` was worked out for (undefined: certificates changed since). */
+  #inlineTable: EndpointTable | undefined
+  #inlineOk = false
+  /** The HTTP/1.1 engine for connections terminated on the front socket, once the first one came. */
+  #engine: HttpEngine | undefined
+  /** Client and handshake of each inline engine connection. */
+  readonly #inlineClients = new WeakMap<Http1Connection, ClientAddress>()
+  /** Secure contexts by certificate, for the `serverName` handler (a replaced certificate is a new pair). */
+  readonly #contexts = new WeakMap<CertPair, NativeContext>()
+  /**
+   * The context for the ClientHello being read now: set by the raw `data` handler, taken by `serverName`,
+   * which BoringSSL calls synchronously while it reads that same chunk.
+   */
+  #picked: { name: string; context: NativeContext } | undefined
+  #inlineTls: { ALPNProtocols: Buffer } | undefined
+  #inlineHandlers: SocketHandler<FrontConn> | undefined
+  /** Upgraded connections still open: the listener's stop() does not reach them (they left its socket context). */
+  readonly #upgraded = new Set<FrontConn>()
 
   constructor(options: TlsFrontOptions) {
     this.#o = options
@@ -148,6 +217,9 @@ export class TlsFront {
   get engineListeners(): number {
     return this.#h1.size
   }
+
+  /** Connections accepted since start, by path (metrics): terminated on the accepted socket, or relayed. */
+  readonly accepted = { inline: 0, relay: 0 }
 
   /** Client connections open right now on the TLS port (metrics). */
   get activeConnections(): number {
@@ -161,10 +233,13 @@ export class TlsFront {
   async start(): Promise<void> {
     await this.#rebuild()
     this.#o.certs.onChange(() => {
+      this.#inlineTable = undefined
       void this.#rebuild()
       this.#retireUnservedH1()
     })
     const front = this
+    this.#inlineTls = { ALPNProtocols: this.#o.acmeTlsAlpnContext ? ALPN_WITH_ACME : ALPN_INLINE }
+    this.#inlineHandlers = this.#tlsSideHandlers()
     this.#listener = Bun.listen<FrontConn>({
       hostname: this.#o.hostname,
       port: this.#o.port,
@@ -174,24 +249,30 @@ export class TlsFront {
         open(socket) {
           front.#active++
           const ip = socket.remoteAddress
-          socket.data = { ...newRelayConn(), hello: EMPTY, helloBytes: 0, pendingIp: undefined, timer: undefined, routed: false, report: undefined }
+          socket.data = { ...newRelayConn(), hello: EMPTY, helloBytes: 0, pendingIp: undefined, timer: undefined, routed: false, report: undefined, inline: undefined }
           if (!front.#pending.admit(ip)) {
             front.#limitLog('warn', 'too many connections waiting for their ClientHello; refused', { client_ip: ip, code: CODES.TLS_PENDING_LIMIT, pending: front.#pending.pending })
             return void socket.terminate()
           }
           socket.data.pendingIp = ip
           socket.timeout(front.#o.idleTimeoutSec)
+          // Upgrading invalidates `socket`: its raw side is a new object.
+          const inline = front.#canInline()
+          front.accepted[inline ? 'inline' : 'relay']++
+          const raw = inline ? front.#upgrade(socket) : socket
           socket.data.timer = setTimeout(() => {
             front.#limitLog('info', 'ClientHello timeout; connection closed', { client_ip: ip, code: CODES.TLS_HELLO_TIMEOUT })
-            socket.terminate()
+            raw.terminate()
           }, front.#o.helloTimeoutMs)
         },
         data(socket, chunk) {
-          if (socket.data.routed) return relayClientData(socket, chunk)
-          front.#onHelloBytes(socket, chunk)
+          if (!socket.data.routed) front.#onHelloBytes(socket, chunk)
+          // An upgraded socket's raw side keeps seeing every chunk: its TLS side serves them.
+          else if (!socket.data.inline) relayClientData(socket, chunk)
         },
         close(socket) {
           front.#active--
+          front.#upgraded.delete(socket.data)
           clearTimeout(socket.data.timer)
           front.#settled(socket.data)
           clientRelayHandlers.close(socket)
@@ -209,6 +290,7 @@ export class TlsFront {
   stopAccepting(): void {
     this.#closing = true
     this.#listener?.stop(false)
+    void this.#engine?.stop(false)
     for (const server of this.#internalServers()) void server.stop(false)
     this.#terminator.close()
   }
@@ -218,6 +300,7 @@ export class TlsFront {
     this.#closing = true
     this.#terminator.stop()
     this.#listener?.stop(true)
+    for (const st of this.#upgraded) st.inline!.raw.terminate()
     for (const server of this.#internalServers()) void server.stop(true)
   }
 
@@ -249,15 +332,247 @@ export class TlsFront {
     clearTimeout(st.timer)
     this.#settled(st)
     st.routed = true
-    socket.pause()
+    // An upgraded socket cannot pause (Bun ignores it on a wrapped socket), and needs no pause: it decides now.
+    if (!st.inline) socket.pause()
     if (peek.kind !== 'hello') {
       this.#limitLog('info', peek.kind === 'invalid' ? 'malformed TLS ClientHello; connection closed' : 'not a TLS ClientHello; connection closed', { client_ip: socket.remoteAddress, code: CODES.TLS_BAD_HELLO, reason: peek.kind === 'invalid' ? peek.reason : 'not-tls' })
-      return void socket.end(peek.kind === 'invalid' ? ALERT_HANDSHAKE_FAILURE : undefined)
+      return this.#refuse(socket, peek.kind === 'invalid' ? ALERT_HANDSHAKE_FAILURE : undefined)
     }
+    if (st.inline) return this.#routeInline(socket, st.inline, buf, peek)
     void this.#route(socket, buf, peek).catch((err) => {
       this.#log.error('TLS routing failed', { error: String(err), code: CODES.INTERNAL })
       socket.terminate()
     })
+  }
+
+  /** Closes a connection whose ClientHello is refused, after `alert` when given. */
+  #refuse(socket: Socket<FrontConn>, alert?: Uint8Array): void {
+    if (!socket.data.inline) return void socket.end(alert)
+    // Upgraded: the raw side writes past TLS, and closing now keeps BoringSSL from reading the hello.
+    if (alert) socket.write(alert)
+    socket.terminate()
+  }
+
+  /**
+   * Whether a new connection may be terminated on the front socket: only while no ClientHello on this
+   * port can need its bytes untouched (see the class comment). Worked out again after the endpoint
+   * table or the certificates changed, not per connection.
+   */
+  #canInline(): boolean {
+    const table = this.#o.store.current
+    if (table !== this.#inlineTable) {
+      this.#inlineTable = table
+      this.#inlineOk = this.#inlineFits(table)
+    }
+    return this.#inlineOk && !this.#closing
+  }
+
+  #inlineFits(table: EndpointTable): boolean {
+    if (this.#o.acmeTlsAlpn && !this.#o.acmeTlsAlpnContext) return false
+    let fits = true
+    for (const ep of table.endpoints) {
+      if (ep.port !== this.#o.defaultPort || ep.url.binding !== 'public') continue
+      if (ep.url.scheme === 'tls') return false
+      if (ep.url.scheme !== 'https') continue
+      if (terminatesTls(ep.policy)) return false
+      // The certificate must be there when the hello is read. A name still without one is served through
+      // the relay until it has one (dev mode issues it now; the change brings this check back), and so is
+      // a wildcard unless one certificate covers it (dev mode and on-demand ACME issue one per name).
+      if (this.#o.certs.ready(ep.url.host)) continue
+      fits = false
+      if (!ep.url.wildcard) this.#o.certs.warm(ep.url.host)
+    }
+    return fits
+  }
+
+  /** Terminates TLS on this socket from now on; returns its raw side, which replaces `socket`. */
+  #upgrade(socket: Socket<FrontConn>): Socket<FrontConn> {
+    const st = socket.data
+    // Both sides share `data`: the raw one peeks at the hello, the TLS one serves the connection.
+    const [raw] = socket.upgradeTLS({ tls: this.#inlineTls!, socket: this.#inlineHandlers!, data: st })
+    st.inline = { raw, client: undefined, admitted: undefined, socket: undefined, engine: undefined, bytesIn: 0, startedAt: Date.now(), acme: false }
+    this.#upgraded.add(st)
+    return raw
+  }
+
+  /** The context `serverName` returns for `pair`, made once per certificate. */
+  #contextFor(pair: CertPair): NativeContext {
+    let context = this.#contexts.get(pair)
+    if (!context) this.#contexts.set(pair, (context = createSecureContext({ cert: pair.cert, key: pair.key }).context))
+    return context
+  }
+
+  /**
+   * An upgraded connection's ClientHello, read before BoringSSL reads it (synchronously after this returns):
+   * refuse it, or pick its certificate and start its on_tcp_connect.
+   */
+  #routeInline(socket: Socket<FrontConn>, inline: Inline, hello: Uint8Array, peek: Extract<PeekResult, { kind: 'hello' }>): void {
+    const { serverName, alpn } = peek
+    const client = { address: socket.remoteAddress, port: socket.remotePort ?? 0 }
+    if (this.#closing) return this.#refuse(socket)
+    if (!serverName) {
+      this.#limitLog('info', 'ClientHello without SNI; refused', { client_ip: client.address, code: CODES.TLS_NO_SNI })
+      return this.#refuse(socket, ALERT_UNRECOGNIZED_NAME)
+    }
+    if (alpn.includes('acme-tls/1')) {
+      const context = this.#o.acmeTlsAlpnContext?.(serverName)
+      if (!context) {
+        this.#limitLog('info', 'acme-tls/1 hello for a name not being validated; closed', { server_name: serverName, client_ip: client.address })
+        return this.#refuse(socket)
+      }
+      // The validator only needs the handshake (RFC 8737 §3); the idle timeout ends what it leaves open.
+      inline.acme = true
+      this.#picked = { name: sniKey(serverName), context }
+      return
+    }
+    const key = { account: '', binding: 'public' as const, host: serverName, port: this.#o.defaultPort, scheme: 'https' as const }
+    // An HTTPS connection's requests pick their member themselves: the front only looks.
+    const endpoint = this.#o.store.current.lookup(key)?.peek()
+    if (!endpoint) {
+      // Also a tls:// endpoint added after this connection opened: its bytes are no longer untouched.
+      this.#limitLog('info', 'no endpoint for SNI; refused', { server_name: serverName, client_ip: client.address, code: CODES.ENDPOINT_NOT_FOUND })
+      return this.#refuse(socket, ALERT_UNRECOGNIZED_NAME)
+    }
+    const ready = this.#o.certs.ready(serverName)
+    // Not ready: issued or renewed for later connections, which take the relay path meanwhile.
+    if (!ready) {
+      this.#inlineTable = undefined
+      void this.#o.certs.ensure(serverName)
+    }
+    const pair = ready ?? this.#o.certs.select(serverName)
+    if (!pair) {
+      this.#log.warn('no certificate for SNI; refused', { server_name: serverName, code: CODES.TLS_NO_CERTIFICATE })
+      return this.#refuse(socket, ALERT_UNRECOGNIZED_NAME)
+    }
+    this.#picked = { name: sniKey(serverName), context: this.#contextFor(pair) }
+    inline.client = { ...client, tls: handshakeInfo(hello, serverName, alpn), connected: endpoint }
+    const conn = { clientIp: client.address, clientPort: client.port, serverIp: this.#o.hostname, serverPort: this.port, startedAt: Date.now() }
+    const st = socket.data
+    runTcpConnect(endpoint, conn).then(
+      ({ outcome, exchange }) => {
+        const events = this.#o.events
+        if (events) st.report = (stats) => events.emit(tcpClosedEvent({ protocol: 'https', endpoint, conn, serverName, stats, logMetadata: exchange.logMetadata }))
+        inline.admitted = outcome.kind === 'continue' && !this.#closing
+        this.#serveInline(st)
+      },
+      (err) => {
+        this.#log.error('TLS routing failed', { error: String(err), code: CODES.INTERNAL })
+        inline.admitted = false
+        this.#serveInline(st)
+      },
+    )
+  }
+
+  /** The TLS side's handlers of upgraded connections (one object for all: Bun copies them per socket). */
+  #tlsSideHandlers(): SocketHandler<FrontConn> {
+    const front = this
+    const handlers: SocketHandler<FrontConn> & { serverName(listener: unknown, name: string): NativeContext | undefined } = {
+      handshake(socket, ok) {
+        const inline = socket.data.inline!
+        // A failed handshake: BoringSSL already sent its alert.
+        if (!ok) return void socket.terminate()
+        if (inline.acme) return
+        const tls = inline.client!.tls
+        tls.version = socket.getTLSVersion()?.replace('TLSv', '') ?? ''
+        tls.cipherSuite = (socket.getCipher() as { standardName?: string } | undefined)?.standardName ?? ''
+        tls.alpn = typeof socket.alpnProtocol === 'string' ? socket.alpnProtocol : ''
+        inline.socket = socket
+        front.#serveInline(socket.data)
+      },
+      data(socket, chunk) {
+        const inline = socket.data.inline!
+        inline.bytesIn += chunk.length
+        if (inline.engine) front.#engine!.data(inline.engine, chunk, socket)
+        else if (!inline.acme) relayClientData(socket, chunk)
+      },
+      drain(socket) {
+        const inline = socket.data.inline!
+        if (inline.engine) inline.engine.drain()
+        else socket.data.relay?.clientDrained()
+      },
+      end(socket) {
+        socket.data.relay?.clientEnded()
+      },
+      close(socket) {
+        const st = socket.data
+        const inline = st.inline!
+        if (inline.engine) front.#engine!.closed(inline.engine)
+        // A relayed (h2) connection reports when its relay ends.
+        if (!st.relay) st.report?.({ bytesIn: inline.bytesIn, bytesOut: socket.bytesWritten, startedAt: inline.startedAt, endedAt: Date.now() })
+      },
+      error() {},
+      serverName(_listener, name) {
+        const picked = front.#picked
+        front.#picked = undefined
+        // Always the hello the raw side just routed; checked anyway: no context fails the handshake, the wrong one would not.
+        return picked && picked.name === sniKey(name) ? picked.context : undefined
+      },
+    }
+    return handlers
+  }
+
+  /** Starts serving an upgraded connection once on_tcp_connect let it through and its handshake is done. */
+  #serveInline(st: FrontConn): void {
+    const inline = st.inline!
+    const socket = inline.socket
+    if (inline.admitted === undefined || !socket || inline.engine || st.closed) return
+    if (!inline.admitted) return void socket.terminate()
+    // Shutting down: the engine no longer takes connections (as on the relay path, a new one is closed).
+    if (this.#closing) return void socket.end()
+    const client = inline.client!
+    if (client.tls.alpn === 'h2') return void this.#relayH2(socket, client)
+    const engine = (this.#engine ??= createHttpEngine({
+      ...this.#internalOptions(),
+      clientAddress: (req, source) => this.#inlineClients.get(source as Http1Connection) ?? source.requestIP(req),
+      connectionClient: (conn) => this.#inlineClients.get(conn) ?? null,
+    }))
+    const conn = engine.accept(socket)
+    if (!conn) return
+    this.#inlineClients.set(conn, client)
+    inline.engine = conn
+    // What came between the handshake and now (relayClientData kept it, pausing past its bound).
+    const early = st.early
+    const paused = st.earlyBytes > 0
+    st.early = []
+    st.earlyBytes = 0
+    for (const chunk of early) engine.data(conn, chunk as Buffer, socket)
+    if (paused) socket.resume()
+  }
+
+  /**
+   * h2 on an upgraded connection: the decrypted bytes go to the internal HTTP/2 server over a loopback
+   * TLS connection (HTTP/1.1 is the engine's, which has no h2).
+   */
+  async #relayH2(socket: Socket<FrontConn>, client: ClientAddress & { tls: TlsInfo }): Promise<void> {
+    const pair = this.#o.certs.select(client.tls.sni)
+    if (pair && !this.#served.has(pair)) await this.#rebuild()
+    await this.#rebuilding
+    const internal = this.#h2
+    if (!internal || this.#closing) return void socket.terminate()
+    internal.inUse++
+    let localPort = 0
+    const ok = await relayTo(socket, { hostname: '127.0.0.1', port: internal.port }, {
+      tls: { serverName: client.tls.sni, ALPNProtocols: ALPN_H2 },
+      idleTimeoutSec: this.#o.idleTimeoutSec,
+      onOpen: (upstream) => this.#clients.set((localPort = upstream.localPort), client),
+      onDone: (stats) => {
+        this.#clients.delete(localPort)
+        this.#release(internal)
+        socket.data.report?.(stats)
+      },
+    })
+    if (!ok) {
+      this.#release(internal)
+      socket.terminate()
+    }
+  }
+
+  /** A relay into `internal` ended: a replaced server stops after its last one, an idle engine listener later. */
+  #release(internal: Internal): void {
+    internal.inUse--
+    if (internal.inUse > 0) return
+    if (internal.retired) this.#stopInternal(internal)
+    else internal.onIdle?.()
   }
 
   async #route(socket: Socket<FrontConn>, hello: Uint8Array, peek: Extract<PeekResult, { kind: 'hello' }>): Promise<void> {
@@ -401,12 +716,7 @@ export class TlsFront {
       tls.cipherSuite = facts.cipherSuite
       if (facts.alpn !== undefined) tls.alpn = facts.alpn
     })
-    await this.#relay(socket, hello, { hostname: '127.0.0.1', port: internal.port }, endpoint, client, () => {
-      internal.inUse--
-      if (internal.inUse > 0) return
-      if (internal.retired) this.#stopInternal(internal)
-      else internal.onIdle?.()
-    }, (chunk) => watcher.feed(chunk))
+    await this.#relay(socket, hello, { hostname: '127.0.0.1', port: internal.port }, endpoint, client, () => this.#release(internal), (chunk) => watcher.feed(chunk))
   }
 
   /** The HTTP/1.1 engine's TLS listener for `pair`, started on first use. */

@@ -17,9 +17,11 @@ export interface EdgeMetricSources {
   certificates?: () => readonly { names: readonly string[]; notAfter: Date; source: string }[]
   /** Events each sink dropped. */
   sinkDrops?: () => readonly { name: string; dropped: number }[]
-  /** Requests sent again to another pool member, by endpoint URL and reason. */
   /** Requests the byte relay served since start (plaintext and HTTPS/1.1). */
   relayedRequests?: () => number
+  /** Connections the TLS port accepted since start, by how it served them (`inline`, `relay`). */
+  tlsConnections?: () => Readonly<Record<string, number>>
+  /** Requests sent again to another pool member, by endpoint URL and reason. */
   poolRetries?: () => readonly { endpoint: string; reason: string; count: number }[]
   /** `scope: cluster` decisions made in this process because Redis could not make them, by action type. */
   clusterLocalDecisions?: () => Readonly<Record<string, number>>
@@ -68,6 +70,7 @@ export function edgeMetrics(sources: EdgeMetricSources): Registry {
   const certExpiry = r.add(new Gauge('warren_certificate_expiry_timestamp_seconds', 'When each certificate expires (Unix time), by its names and source (file, dev, acme).', ['names', 'source']))
   const events = r.add(new Counter('warren_events_total', 'Events published, by type.', ['type']))
   const poolRetries = r.add(new Counter('warren_pool_retries_total', 'HTTP requests sent again to another pool member after the first failed before answering, by endpoint URL and reason (session closed, no stream, stream refused, stream reset, stream closed).', ['endpoint', 'reason']))
+  const tlsPaths = r.add(new Counter('warren_tls_connections_total', 'Connections the TLS port accepted, by path: inline (TLS terminated on the accepted socket) or relay (ClientHello read first, then relayed: passthrough, terminate-tls, or an internal TLS server).', ['path']))
   const relayed = r.add(new Counter('warren_http_relayed_requests_total', 'HTTP requests the plaintext listener and the HTTPS/1.1 engine relayed byte for byte (the fast path: no policy, or one that only reads the request head and edits its header lines); they count in warren_http_requests_total too.'))
   const clusterLocal = r.add(new Counter('warren_cluster_local_decisions_total', 'Decisions of scope: cluster rate-limit and circuit-breaker actions this node made alone because Redis did not answer in time (down, slow), by action type.', ['action']))
   const clusterEvents = r.add(new Counter('warren_cluster_events_total', 'Events relayed between cluster members for /events/stream: "sent" are this member\'s, sent while another member had a stream client; "received" are the others\', received while this member had one.', ['direction']))
@@ -130,6 +133,7 @@ export function edgeMetrics(sources: EdgeMetricSources): Registry {
     dropped.set({ sink: 'queue' }, sources.bus.dropped)
     if (sources.sinkDrops) for (const s of sources.sinkDrops()) dropped.set({ sink: s.name }, s.dropped)
     if (sources.relayedRequests) relayed.set({}, sources.relayedRequests())
+    if (sources.tlsConnections) for (const [path, n] of Object.entries(sources.tlsConnections())) tlsPaths.set({ path }, n)
     if (sources.clusterLocalDecisions) for (const [action, n] of Object.entries(sources.clusterLocalDecisions())) clusterLocal.set({ action }, n)
     if (sources.clusterEvents) {
       const counts = sources.clusterEvents()

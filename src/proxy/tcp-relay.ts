@@ -232,6 +232,11 @@ export async function relayTo(
     onOpen?: (upstream: Socket<undefined>) => void
     /** Sees the upstream's bytes before they are relayed, until it returns true. */
     watchUpstream?: (chunk: Uint8Array) => boolean
+    /**
+     * Connect with TLS (to one of the edge's own internal servers, so its certificate is not checked:
+     * the name only picks which one it presents).
+     */
+    tls?: { serverName: string; ALPNProtocols?: Buffer }
   },
 ): Promise<boolean> {
   let relay: Relay | undefined
@@ -240,6 +245,7 @@ export async function relayTo(
     await Bun.connect({
       hostname: target.hostname,
       port: target.port,
+      ...(options.tls ? { tls: { ...options.tls, rejectUnauthorized: false } } : {}),
       socket: {
         open(upstream) {
           options.onOpen?.(upstream)

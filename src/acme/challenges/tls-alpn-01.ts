@@ -41,6 +41,11 @@ export class TlsAlpn01Responder implements Solver {
     return this.#contexts.has(serverName.toLowerCase())
   }
 
+  /** The challenge certificate for `serverName` while it is being validated. */
+  context(serverName: string): tls.SecureContext | undefined {
+    return this.#contexts.get(serverName.toLowerCase())
+  }
+
   /** TlsFront's `acmeTlsAlpn` hook: relay a validator's connection, or close it. */
   handle(socket: Socket<RelayConn>, hello: Uint8Array, serverName: string): void {
     if (!this.has(serverName) || !this.#server) {

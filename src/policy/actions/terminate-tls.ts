@@ -1,11 +1,23 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto'
 import * as v from 'valibot'
-import { CONTINUE, defineAction } from '../types.ts'
+import type { CompiledPolicy } from '../engine.ts'
+import { CONTINUE, defineAction, type ActionRun } from '../types.ts'
 
 const VERSIONS = ['1.2', '1.3'] as const
 
 /** Key under which the action leaves its settings on the exchange for the TLS listener. */
 export const TERMINATE_TLS = 'terminate_tls'
+
+/** Every terminate-tls action built, so the TLS port can tell which policies may use one. */
+const BUILT = new WeakSet<ActionRun>()
+
+/**
+ * Whether `policy` may terminate TLS with its own settings (a terminate-tls action in on_tcp_connect):
+ * the TLS port then has to read the ClientHello before any TLS stack sees it.
+ */
+export function terminatesTls(policy: CompiledPolicy): boolean {
+  return policy.on_tcp_connect.some((rule) => rule.actions.some((run) => BUILT.has(run)))
+}
 
 /** What the TLS listener needs to terminate a connection as the policy asked. */
 export interface TerminateTlsSettings {
@@ -27,6 +39,9 @@ export const terminateTls = defineAction({
   type: 'terminate-tls',
   phases: ['on_tcp_connect'],
   terminating: false,
+  // It only leaves its settings on the exchange; being read-only also keeps its run function
+  // unwrapped, which is how `terminatesTls` recognises it.
+  readOnly: true,
   config: v.strictObject({
     /** Lowest TLS version accepted: "1.2" (default) or "1.3". */
     min_version: v.optional(v.picklist(VERSIONS, 'must be "1.2" or "1.3"'), '1.2'),
@@ -78,10 +93,12 @@ export const terminateTls = defineAction({
       ...(cert !== undefined && key !== undefined ? { cert, key } : {}),
       ...(config.mutual_tls_certificate_authorities ? { clientCas: config.mutual_tls_certificate_authorities, verification: config.mutual_tls_verification_strategy } : {}),
     }
-    return function terminateTls(ex) {
+    const run: ActionRun = function terminateTls(ex) {
       // The TLS listener reads this after on_tcp_connect and terminates with these settings.
       ex.actions[TERMINATE_TLS] = settings
       return CONTINUE
     }
+    BUILT.add(run)
+    return run
   },
 })
