@@ -3,13 +3,12 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import * as tls from 'node:tls'
 import { redisUnavailable, startRedis, type RedisServer } from '../helpers/redis.ts'
 import { startAgent, type AgentProcess } from './framework/agent.ts'
 import { selfSigned } from './framework/certs.ts'
 import { freePort } from './framework/ports.ts'
 import { eventually, startEdge, WARREN_BIN, type Edge } from './framework/process.ts'
-import { echoRoundTrip, startEchoServer } from './framework/tcp.ts'
+import { echoRoundTrip, startEchoServer, startTlsAnswerOnce, tlsRoundTrip } from './framework/tcp.ts'
 import { startUpstream } from './framework/upstreams.ts'
 
 // Three `warren serve` nodes sharing a redis-server on loopback (cluster.redis): an agent on one node
@@ -201,11 +200,10 @@ describe.skipIf(skip !== undefined)('three nodes sharing Redis', () => {
     const echo = startEchoServer()
     const cert = selfSigned(['pass.warren.localhost'])
     // Behind the agent: a TLS server of its own (the edge passes the TLS through) that echoes the first chunk and closes.
-    const backend = tls.createServer({ cert: cert.cert, key: cert.key }, (s) => s.once('data', (d) => s.end(d)))
-    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve))
+    const backend = await startTlsAnswerOnce(cert)
     const onA = [
       startAgent(['tcp', String(echo.port), '--url', `tcp://tcp.warren.localhost:${tcpPort}`, ...agentFlags(nodes.a.agentPort)]),
-      startAgent(['tls', String((backend.address() as { port: number }).port), '--url', 'tls://pass.warren.localhost', ...agentFlags(nodes.a.agentPort)]),
+      startAgent(['tls', String(backend.port), '--url', 'tls://pass.warren.localhost', ...agentFlags(nodes.a.agentPort)]),
     ]
     agents.push(...onA)
     try {
@@ -220,14 +218,7 @@ describe.skipIf(skip !== undefined)('three nodes sharing Redis', () => {
       }
       // TLS through b: the certificate the client sees is the backend's (passed through, not the edge's).
       const [bTlsHost, bTlsPort] = tlsAddress.get(nodes.b)!.split(':')
-      const roundTrip = () =>
-        new Promise<{ text: string; subject: string }>((resolve, reject) => {
-          const sock = tls.connect({ host: bTlsHost, port: Number(bTlsPort), servername: 'pass.warren.localhost', ca: cert.cert }, () => sock.write('through node b\n'))
-          let text = ''
-          sock.on('data', (d) => (text += d))
-          sock.on('end', () => resolve({ text, subject: String(sock.getPeerCertificate().subject?.CN) }))
-          sock.on('error', reject)
-        })
+      const roundTrip = () => tlsRoundTrip({ host: bTlsHost!, port: Number(bTlsPort), servername: 'pass.warren.localhost', ca: cert.cert, message: 'through node b\n' })
       expect(await eventually(async () => (await roundTrip().catch(() => ({ text: '' }))).text === 'through node b\n', 5000, 100)).toBe(true)
       for (let i = 0; i < 5; i++) expect(await roundTrip()).toEqual({ text: 'through node b\n', subject: 'pass.warren.localhost' })
     } finally {

@@ -1,11 +1,10 @@
 import ngrok from '@ngrok/ngrok'
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
-import * as tls from 'node:tls'
 import { selfSigned } from './framework/certs.ts'
 import { freePort } from './framework/ports.ts'
 import { edgeFlags, startAgent, type AgentProcess } from './framework/agent.ts'
 import { eventually, startEdge, WARREN_BIN, type Edge } from './framework/process.ts'
-import { echoRoundTrip, startEchoServer } from './framework/tcp.ts'
+import { echoRoundTrip, startEchoServer, startTlsAnswerOnce, tlsRoundTrip } from './framework/tcp.ts'
 import { startUpstream } from './framework/upstreams.ts'
 
 // `warren serve --workers 2`: two worker processes share the ports; an agent's endpoint answers on both.
@@ -261,10 +260,9 @@ describe('warren serve --workers 2', () => {
   test('HTTP/2 (ALPN h2) and a tls:// passthrough endpoint, agents bound on one worker, answer through either', async () => {
     const cert = selfSigned(['pass.warren.localhost'])
     // The agent's upstream terminates TLS itself (passthrough): echoes the first chunk and closes.
-    const backend = tls.createServer({ cert: cert.cert, key: cert.key }, (s) => s.once('data', (d) => s.end(d)))
-    await new Promise<void>((resolve) => backend.listen(0, '127.0.0.1', resolve))
+    const backend = await startTlsAnswerOnce(cert)
     const http = startAgent(['http', String(upstream.port), ...edgeFlags(edge, 'alice-token')])
-    const pass = startAgent(['tls', String((backend.address() as { port: number }).port), '--url', 'tls://pass.warren.localhost', ...edgeFlags(edge, 'alice-token')])
+    const pass = startAgent(['tls', String(backend.port), '--url', 'tls://pass.warren.localhost', ...edgeFlags(edge, 'alice-token')])
     agents.push(http, pass)
     try {
       const [[url]] = await Promise.all([http.forwarding(), pass.forwarding()])
@@ -282,14 +280,7 @@ describe('warren serve --workers 2', () => {
       expect(await eventually(async () => (await h2()).every((l) => l === '2 200'), 10_000, 100)).toBe(true)
       const h2Lines = () => logLines(edge, 'request').filter((l) => l.endpoint === `https://${u.hostname}` && l.path.startsWith('/h2/'))
       expect(await eventually(async () => new Set(h2Lines().map((l) => l.worker)).size === 2, 5000)).toBe(true)
-      const roundTrip = () =>
-        new Promise<{ text: string; subject: string }>((resolve, reject) => {
-          const sock = tls.connect({ host: '127.0.0.1', port: edge.httpsPort, servername: 'pass.warren.localhost', ca: cert.cert }, () => sock.write('passed through\n'))
-          let text = ''
-          sock.on('data', (d) => (text += d))
-          sock.on('end', () => resolve({ text, subject: String(sock.getPeerCertificate().subject?.CN) }))
-          sock.on('error', reject)
-        })
+      const roundTrip = () => tlsRoundTrip({ host: '127.0.0.1', port: edge.httpsPort, servername: 'pass.warren.localhost', ca: cert.cert, message: 'passed through\n' })
       expect(await eventually(async () => (await roundTrip().catch(() => ({ text: '' }))).text === 'passed through\n', 5000, 100)).toBe(true)
       // 20 fresh connections: both workers get some, and every one reaches the agent's TLS server.
       for (let i = 0; i < 20; i++) expect(await roundTrip()).toEqual({ text: 'passed through\n', subject: 'pass.warren.localhost' })

@@ -1,5 +1,6 @@
 import type { TCPSocketListener } from 'bun'
 import { createHash } from 'node:crypto'
+import * as tls from 'node:tls'
 
 /** A TCP echo server on a free loopback port (with write backpressure handled). */
 export function startEchoServer(): TCPSocketListener<{ queue: Uint8Array[] }> {
@@ -69,5 +70,26 @@ export async function echoRoundTrip(port: number, total: number, hostname = '127
         error: (_s, e) => reject(e),
       },
     }).catch(reject)
+  })
+}
+
+/**
+ * A TLS server with its own certificate that answers the first chunk it reads with that chunk and
+ * closes: the backend behind a `tls://` passthrough endpoint (the edge never holds its key).
+ */
+export async function startTlsAnswerOnce(cert: { cert: string; key: string }): Promise<{ port: number; close(): void }> {
+  const server = tls.createServer({ cert: cert.cert, key: cert.key }, (s) => s.once('data', (d) => s.end(d)))
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return { port: (server.address() as { port: number }).port, close: () => void server.close() }
+}
+
+/** One TLS connection that writes `message` and reads to the end: what came back and the certificate's CN. */
+export function tlsRoundTrip(o: { host: string; port: number; servername: string; ca: string; message: string }): Promise<{ text: string; subject: string }> {
+  return new Promise((resolve, reject) => {
+    const sock = tls.connect({ host: o.host, port: o.port, servername: o.servername, ca: o.ca }, () => sock.write(o.message))
+    let text = ''
+    sock.on('data', (d) => (text += d))
+    sock.on('end', () => resolve({ text, subject: String(sock.getPeerCertificate().subject?.CN) }))
+    sock.on('error', reject)
   })
 }
