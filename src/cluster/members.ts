@@ -9,8 +9,8 @@ import type { EndpointClaim, MemberHoldings, MemberState } from './registry.ts'
  */
 export class MemberTable {
   readonly #members = new Map<string, { state: MemberState; expiry: ReturnType<typeof setTimeout> | undefined }>()
-  /** A non-pooled URL's key → the live member holding it for an agent, as `member\naccount\ntunnel`. */
-  readonly #urls = new Map<string, string>()
+  /** A non-pooled URL's key → the member holding it and for which agent tunnel (`account\ntunnel`). */
+  readonly #urls = new Map<string, { member: string; tunnel: string }>()
   readonly #graceMs: number
   readonly #onChange: () => void
   readonly #onLost: (member: string, claim: EndpointClaim, holder: string) => void
@@ -53,17 +53,16 @@ export class MemberTable {
       // Only endpoints with a live agent contend for their URL: an offline reservation never takes it back.
       if (e.pooling || e.session === undefined) continue
       const key = urlKey(e)
-      const mine = `${member}\n${e.account}\n${e.tunnel}`
+      const tunnel = `${e.account}\n${e.tunnel}`
       const holder = this.#urls.get(key)
-      const owner = holder?.split('\n')[0]
-      if (holder && holder !== mine && owner !== member && holder.slice(owner!.length) !== mine.slice(member.length) && this.#members.get(owner!)?.state.alive) {
-        lost.push({ claim: e, holder: owner! })
+      if (holder && holder.member !== member && holder.tunnel !== tunnel && this.#members.get(holder.member)?.state.alive) {
+        lost.push({ claim: e, holder: holder.member })
         continue
       }
-      this.#urls.set(key, mine)
+      this.#urls.set(key, { member, tunnel })
       kept.add(key)
     }
-    for (const [key, holder] of this.#urls) if (holder.startsWith(`${member}\n`) && !kept.has(key)) this.#urls.delete(key)
+    for (const [key, holder] of this.#urls) if (holder.member === member && !kept.has(key)) this.#urls.delete(key)
     return lost
   }
 
@@ -90,7 +89,7 @@ export class MemberTable {
   #drop(member: string): void {
     clearTimeout(this.#members.get(member)?.expiry)
     this.#members.delete(member)
-    for (const [key, holder] of this.#urls) if (holder.startsWith(`${member}\n`)) this.#urls.delete(key)
+    for (const [key, holder] of this.#urls) if (holder.member === member) this.#urls.delete(key)
   }
 }
 
