@@ -214,6 +214,28 @@ describe.skipIf(skip !== undefined)('RedisRegistry', () => {
     expect(Date.now() - started).toBeLessThan(1000)
     await taken!.release()
   })
+
+  test('renewals read the others\' holdings only when they changed; a change is still read at once', async () => {
+    const a = await node('a10', 300)
+    const b = await node('b10', 300)
+    a.publish(holdings([claim('tn_10', 'ten.warren.localhost', 's10')], ['s10']))
+    expect(await until(() => b.others().some((m) => m.member === 'a10' && m.endpoints.length === 1))).toBe(true)
+    const raw = new Redis(redis.url)
+    const holdingReads = async () => Number(/cmdstat_mget:calls=(\d+)/.exec(await raw.info('commandstats'))?.[1] ?? 0)
+    try {
+      await Bun.sleep(300)
+      const before = await holdingReads()
+      // Three renewals of each node (every 100 ms), nothing changed: no holdings read.
+      await Bun.sleep(350)
+      expect(await holdingReads()).toBe(before)
+      expect(b.others().find((m) => m.member === 'a10')?.alive).toBe(true)
+      a.publish(holdings([claim('tn_10', 'ten.warren.localhost', 's10'), claim('tn_11', 'eleven.warren.localhost', 's10')], ['s10']))
+      expect(await until(() => b.others().some((m) => m.member === 'a10' && m.endpoints.length === 2), 1000)).toBe(true)
+      expect(await holdingReads()).toBeGreaterThan(before)
+    } finally {
+      raw.disconnect()
+    }
+  })
 })
 
 // ClusterEvents over the registry: interest first, events only towards a node that listens.

@@ -13,6 +13,8 @@ const MEMBERS = `${PREFIX}members`
 const CHANGES = `${PREFIX}changes`
 const leaseKey = (member: string) => `${PREFIX}lease:${member}`
 const holdingsKey = (member: string) => `${PREFIX}holdings:${member}`
+/** A hash of the holdings, written with them: the others read the holdings again only when it moves. */
+const versionKey = (member: string) => `${PREFIX}version:${member}`
 const inbox = (member: string) => `${PREFIX}to:${member}`
 /** Every node's events, published only while some node listens. */
 const EVENTS = `${PREFIX}events`
@@ -101,7 +103,8 @@ export interface RedisRegistryOptions {
  * under `warren:holdings:<node>` and a lease `warren:lease:<node>`, both renewed every third of the
  * lease; a node whose lease ran out is gone (its endpoints stay reserved, offline, until the holdings'
  * longer TTL of lease + reconnect grace ends). Changes are announced on `warren:changes` so the others
- * read at once, and every node also reads on each renewal. Commands for a session go to the holder's
+ * read at once, and every node also reads the leases on each renewal (holdings only where their
+ * version moved). Commands for a session go to the holder's
  * channel `warren:to:<node>` and come back on the asker's.
  *
  * Redis going away does not stop a node: it keeps the last view it read and serves it, takes binds
@@ -115,7 +118,7 @@ export class RedisRegistry implements ClusterRegistry, EventRelay {
   readonly #listeners = new Set<() => void>()
   readonly #pending = new Map<number, (error: string) => void>()
   /** What each other member stored, and when this node last saw it there. */
-  readonly #seen = new Map<string, { stored: Stored; alive: boolean; at: number }>()
+  readonly #seen = new Map<string, { stored: Stored; alive: boolean; version: string; at: number }>()
   #handler: (command: SessionCommand) => Promise<string> = async () => 'this node runs no commands'
   readonly #maps = new Map<string, () => void>()
   /** Renewal timers of the locks this node holds. */
@@ -441,15 +444,18 @@ export class RedisRegistry implements ClusterRegistry, EventRelay {
     if (!this.#link || this.#closing) return
     const state = this.#mine
     const text = JSON.stringify(state)
-    const stored: Stored = { link: this.#link, holdings: state }
+    const storedText = JSON.stringify({ link: this.#link, holdings: state } satisfies Stored)
     const lease = this.#o.leaseMs
     // Only endpoints with a live agent contend for their URL: an offline reservation never takes it back.
     const contended = state.endpoints.filter((e) => !e.pooling && e.session !== undefined)
     const batch = this.#redis
       .multi()
       .set(leaseKey(this.self), this.#link, 'PX', lease)
-      .set(holdingsKey(this.self), JSON.stringify(stored), 'PX', lease + this.#o.graceMs)
+      .set(holdingsKey(this.self), storedText, 'PX', lease + this.#o.graceMs)
+      .set(versionKey(this.self), Bun.hash(storedText).toString(36), 'PX', lease + this.#o.graceMs)
       .sadd(MEMBERS, this.self)
+    // exec() answers in order: lease, holdings, version, members, then one per claim.
+    const firstClaim = 4
     for (const e of contended) batch.eval(CLAIM_URL, 1, `${PREFIX}url:${urlKey(e)}`, `${this.self}\n${e.account}\n${e.tunnel}`, lease, `${PREFIX}lease:`)
     if (text !== this.#written) batch.publish(CHANGES, this.self)
     let results: [Error | null, unknown][] | null
@@ -461,7 +467,7 @@ export class RedisRegistry implements ClusterRegistry, EventRelay {
     if (!results) return
     this.#written = text
     for (const [i, e] of contended.entries()) {
-      const holder = String(results[3 + i]?.[1] ?? '')
+      const holder = String(results[firstClaim + i]?.[1] ?? '')
       const owner = holder.split('\n')[0]!
       if (holder && owner !== this.self) {
         this.#o.log.warn('another node holds this URL; its agent endpoint here is stopped', { url: `${e.url.scheme}://${e.url.host}`, tunnel: e.tunnel, node: owner, code: CODES.CLUSTER_URL_TAKEN })
@@ -470,39 +476,72 @@ export class RedisRegistry implements ClusterRegistry, EventRelay {
     }
   }
 
-  /** Reads every member's lease and holdings. A member missing from Redis is kept for one lease (Redis may have restarted empty). */
+  /**
+   * Reads every member's lease and holdings version, and the holdings only where the version moved (a
+   * renewal costs two small reads per member). A member missing from Redis is kept for one lease (Redis
+   * may have restarted empty).
+   */
   async #read(): Promise<void> {
     if (this.#closing) return
     let ids: string[]
-    let results: [Error | null, unknown][] | null
+    let heads: [Error | null, unknown][] | null
     try {
       ids = (await this.#redis.smembers(MEMBERS)).filter((id) => id !== this.self)
       const batch = this.#redis.multi()
-      for (const id of ids) batch.exists(leaseKey(id)).get(holdingsKey(id))
-      results = await batch.exec()
+      for (const id of ids) batch.exists(leaseKey(id)).get(versionKey(id))
+      heads = await batch.exec()
     } catch {
       return
     }
-    if (!results) return
+    if (!heads) return
     const now = Date.now()
     const gone: string[] = []
+    const stale: { id: string; alive: boolean; version: string }[] = []
+    let moved = false
     for (const [i, id] of ids.entries()) {
-      const alive = results[2 * i]?.[1] === 1
-      const text = results[2 * i + 1]?.[1]
-      if (typeof text !== 'string') {
+      const version = heads[2 * i + 1]?.[1]
+      if (typeof version !== 'string') {
         gone.push(id)
         continue
       }
+      const alive = heads[2 * i]?.[1] === 1
+      const known = this.#seen.get(id)
+      if (known?.version === version) {
+        if (known.alive !== alive) moved = true
+        known.alive = alive
+        known.at = now
+        continue
+      }
+      stale.push({ id, alive, version })
+    }
+    if (stale.length) {
+      let texts: (string | null)[]
       try {
-        this.#seen.set(id, { stored: JSON.parse(text) as Stored, alive, at: now })
+        texts = await this.#redis.mget(stale.map((m) => holdingsKey(m.id)))
       } catch {
-        gone.push(id)
+        return
+      }
+      for (const [i, m] of stale.entries()) {
+        const text = texts[i]
+        if (typeof text !== 'string') {
+          gone.push(m.id)
+          continue
+        }
+        try {
+          this.#seen.set(m.id, { stored: JSON.parse(text) as Stored, alive: m.alive, version: m.version, at: now })
+        } catch {
+          gone.push(m.id)
+        }
       }
     }
-    for (const [id, m] of this.#seen) if (!ids.includes(id) || gone.includes(id)) if (now - m.at > this.#o.leaseMs) this.#seen.delete(id)
+    for (const [id, m] of this.#seen)
+      if ((!ids.includes(id) || gone.includes(id)) && now - m.at > this.#o.leaseMs) {
+        this.#seen.delete(id)
+        moved = true
+      }
     // Members whose holdings expired: a live member adds itself back on its next renewal.
     if (gone.length) this.#redis.srem(MEMBERS, ...gone).catch(() => {})
-    this.#recompute()
+    if (moved || stale.length) this.#recompute()
   }
 
   /**
