@@ -33,7 +33,7 @@ import { connectWorker, joinWorkers, type Worker } from '../cluster/worker.ts'
 import { localAcmeShare } from '../cluster/acme-hub.ts'
 import type { ClusterMember } from '../cluster/member.ts'
 import type { EndpointClaim } from '../cluster/registry.ts'
-import { connectNode, joinNodes } from '../cluster/node.ts'
+import { connectNode, joinNodes, type ClusterConfig } from '../cluster/node.ts'
 import { shareApiEndpoints } from '../cluster/api-endpoints.ts'
 import { ACME_LOCK_LEASES, redisAcmeShare } from '../cluster/acme-share.ts'
 import { RedisLimits } from '../cluster/shared-limits.ts'
@@ -65,6 +65,19 @@ export function workerCount(value: string | number): number {
   const n = typeof value === 'number' ? value : /^\d+$/.test(value) ? Number(value) : NaN
   if (!Number.isInteger(n) || n < 1) throw new WarrenError(CODES.WORKERS_INVALID, `--workers must be a whole number from 1 or "auto", not "${value}"`)
   return n
+}
+
+/**
+ * A worker of `--workers N` in a cluster joins it as node `<node>.w<n>`, its link on the configured
+ * port + n - 1 (the same for `advertise`; port 0 stays any free port).
+ */
+export function workerNode(cluster: ClusterConfig, n: number): ClusterConfig {
+  const shift = (address: string) => {
+    const { port } = splitAddress(address)
+    return `${address.slice(0, address.lastIndexOf(':'))}:${port === 0 ? 0 : port + n - 1}`
+  }
+  const link = { listen: shift(cluster.link.listen), ...(cluster.link.advertise ? { advertise: shift(cluster.link.advertise) } : {}) }
+  return { ...cluster, node: `${cluster.node ?? hostname()}.w${n}`, link }
 }
 
 /** The arguments without `--workers N` / `--workers=N` (what each worker runs with). */
@@ -115,8 +128,6 @@ export async function serveCommand(args: string[]): Promise<number> {
   const workerNumber = process.env[WORKER_ENV]
   configureLogging({ level: (values['log-level'] ?? config.log.level) as Level, ...(format ? { format } : {}), ...(workerNumber ? { fields: { worker: Number(workerNumber) } } : {}) })
   const workers = workerCount(values.workers ?? config.serve.workers)
-  if (config.cluster && workers > 1)
-    throw new WarrenError(CODES.CLUSTER_WORKERS_UNSUPPORTED, '--workers above 1 does not work with cluster.redis yet: a cluster node runs as one process (docs/cluster.md)')
   if (workers > 1 && !workerNumber) {
     return superviseWorkers({ count: workers, args: withoutWorkersFlag(args), graceMs: config.agents.reconnect_grace * 1000, log })
   }
@@ -125,8 +136,10 @@ export async function serveCommand(args: string[]): Promise<number> {
   const clusterDir = process.env[CLUSTER_DIR_ENV] ?? ''
 
   // Several nodes: Redis must answer before anything listens (the agents' resume cookies are signed with its shared secret).
-  const node = config.cluster
-    ? await connectNode(config.cluster, { member: config.cluster.node ?? hostname(), graceMs: config.agents.reconnect_grace * 1000, certsDir: config.certsDir, log: log.child({ component: 'cluster' }) })
+  // With --workers N each worker is a node of its own: the cluster's registry, link, ACME and events cover the workers too.
+  const cluster = config.cluster && workerNumber ? workerNode(config.cluster, Number(workerNumber)) : config.cluster
+  const node = cluster
+    ? await connectNode(cluster, { member: cluster.node ?? hostname(), graceMs: config.agents.reconnect_grace * 1000, certsDir: config.certsDir, log: log.child({ component: 'cluster' }) })
     : undefined
   // A worker of `--workers N` talks to its supervisor from the start: the ACME manager shares its state through it.
   const supervisor = workerNumber
@@ -154,7 +167,7 @@ export async function serveCommand(args: string[]): Promise<number> {
   // Before anything listens: a sink that cannot start (bad filter, unwritable file) is a config error.
   const events = startEvents(config, workerNumber ? { worker: Number(workerNumber) } : {})
   // `/events/stream` on any member streams every member's events (sent only while someone listens).
-  const relay = supervisor ?? node?.registry
+  const relay = node?.registry ?? supervisor
   const clusterEvents = relay ? new ClusterEvents(events.bus, relay) : undefined
   const poolRetries = new PoolRetryStats()
   // Made before the first reload so it counts it; the gauges read the listeners when scraped.
@@ -206,7 +219,7 @@ export async function serveCommand(args: string[]): Promise<number> {
           signal: lifecycle.signal,
           // Several nodes or workers: one account, one order per name under a lock, every one serves it.
           ...(node ? { share: redisAcmeShare(node.registry, { lockMs: ACME_LOCK_LEASES * node.config.lease * 1000, log: log.child({ component: 'acme' }) }) } : {}),
-          ...(supervisor ? { share: localAcmeShare(supervisor) } : {}),
+          ...(supervisor && !node ? { share: localAcmeShare(supervisor) } : {}),
         })
       : undefined
   const http = splitAddress(config.listen.http)
@@ -275,7 +288,7 @@ export async function serveCommand(args: string[]): Promise<number> {
   const agentAddr = splitAddress(config.listen.agent)
   const startAgents = (tls: { cert: string; key: string }) => {
     try {
-      return listenAgents({ hostname: agentAddr.hostname, port: agentAddr.port, ...shared, ...(workerNumber ? { cookieSecret: readFileSync(join(clusterDir, COOKIE_SECRET_FILE)) } : node ? { cookieSecret: node.cookieSecret } : {}), tls, accounts: () => accounts, registry, events: events.bus, authTimeoutSec: config.agents.auth_timeout, pending: { total: config.agents.max_pending, perSource: config.agents.max_pending_per_ip } })
+      return listenAgents({ hostname: agentAddr.hostname, port: agentAddr.port, ...shared, ...(node ? { cookieSecret: node.cookieSecret } : workerNumber ? { cookieSecret: readFileSync(join(clusterDir, COOKIE_SECRET_FILE)) } : {}), tls, accounts: () => accounts, registry, events: events.bus, authTimeoutSec: config.agents.auth_timeout, pending: { total: config.agents.max_pending, perSource: config.agents.max_pending_per_ip } })
     } catch (err) {
       throw listenFailure(err, 'agent', config.listen.agent)
     }
@@ -324,7 +337,7 @@ export async function serveCommand(args: string[]): Promise<number> {
       registry.unbind(session, { Id: claim.tunnel })
     },
   }
-  const worker: Worker | undefined = supervisor ? joinWorkers(supervisor, { ...memberOptions, dir: clusterDir }) : undefined
+  const worker: Worker | undefined = supervisor && !node ? joinWorkers(supervisor, { ...memberOptions, dir: clusterDir }) : undefined
   const member: ClusterMember | undefined = worker ?? (node && (await joinNodes(node, memberOptions)))
 
   // The REST API writes policies/api-<id>.yml and reloads synchronously through the same path as the watcher.
@@ -365,7 +378,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     })
   }
 
-  worker?.ready()
+  supervisor?.ready()
 
   const signal = await new Promise<string>((resolve) => {
     process.once('SIGINT', () => resolve('SIGINT'))

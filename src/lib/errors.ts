@@ -176,8 +176,6 @@ export const CODES = {
   SUPERVISOR_LOST: 'ERR_WARREN_7005',
   /** `cluster.redis` cannot be reached at start (the node does not start without it). */
   CLUSTER_REDIS_UNREACHABLE: 'ERR_WARREN_7020',
-  /** `--workers` above 1 with `cluster.redis`: a node runs as one process. */
-  CLUSTER_WORKERS_UNSUPPORTED: 'ERR_WARREN_7021',
   /** (log) Redis went away while the node runs: it serves what it knows and publishes its changes when Redis returns. */
   CLUSTER_REDIS_LOST: 'ERR_WARREN_7022',
   /** Another node holds this non-pooled URL (split brain): this node's agent endpoint for it is stopped. */

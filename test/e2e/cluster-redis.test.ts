@@ -416,10 +416,4 @@ describe.skipIf(skip !== undefined)('a node that cannot join is refused at start
       taken.stop(true)
     }
   })
-
-  test('--workers 2 with cluster.redis: ERR_WARREN_7021, exit 1', async () => {
-    const r = await serve(`cluster: {redis: "${redis.url}", node: x, link: {listen: "127.0.0.1:${await freePort()}"}}\n`, ['--workers', '2'])
-    expect(r.code).toBe(1)
-    expect(r.out).toContain('ERR_WARREN_7021')
-  })
 })
