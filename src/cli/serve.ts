@@ -67,6 +67,9 @@ export function workerCount(value: string | number): number {
   return n
 }
 
+/** Longest a Bind's answer waits for the other workers to serve the new endpoint (a stalled worker must not hold binds). */
+const BIND_SETTLE_MS = 1000
+
 /**
  * A worker of `--workers N` in a cluster joins it as node `<node>.w<n>`, its link on the configured
  * port + n - 1 (the same for `advertise`; port 0 stays any free port).
@@ -288,7 +291,7 @@ export async function serveCommand(args: string[]): Promise<number> {
   const agentAddr = splitAddress(config.listen.agent)
   const startAgents = (tls: { cert: string; key: string }) => {
     try {
-      return listenAgents({ hostname: agentAddr.hostname, port: agentAddr.port, ...shared, ...(node ? { cookieSecret: node.cookieSecret } : workerNumber ? { cookieSecret: readFileSync(join(clusterDir, COOKIE_SECRET_FILE)) } : {}), tls, accounts: () => accounts, registry, events: events.bus, authTimeoutSec: config.agents.auth_timeout, pending: { total: config.agents.max_pending, perSource: config.agents.max_pending_per_ip } })
+      return listenAgents({ hostname: agentAddr.hostname, port: agentAddr.port, ...shared, ...(node ? { cookieSecret: node.cookieSecret } : workerNumber ? { cookieSecret: readFileSync(join(clusterDir, COOKIE_SECRET_FILE)) } : {}), tls, accounts: () => accounts, registry, events: events.bus, authTimeoutSec: config.agents.auth_timeout, pending: { total: config.agents.max_pending, perSource: config.agents.max_pending_per_ip }, ...(supervisor && !node ? { settleBinds: () => supervisor.synced(BIND_SETTLE_MS) } : {}) })
     } catch (err) {
       throw listenFailure(err, 'agent', config.listen.agent)
     }

@@ -8,7 +8,10 @@ import type { ClusterRegistry, EndpointClaim, MemberHoldings, MemberState, Sessi
 /** Worker → supervisor: who I am (`hello`, first), what I hold (`publish`), that I serve traffic (`ready`). */
 export type ToHub =
   | { type: 'hello'; member: string; link: string }
-  | { type: 'publish'; holdings: MemberHoldings }
+  /** `seq` counts this worker's publishes: the hub answers `synced` once every worker applied it. */
+  | { type: 'publish'; holdings: MemberHoldings; seq: number }
+  /** This worker applied the hub's `members` message of that round. */
+  | { type: 'applied'; round: number }
   | { type: 'ready' }
   /** A command for `to`'s session, or (`result`) the answer to one `to` sent; the hub passes both on. */
   | { type: 'command'; to: string; id: number; command: SessionCommand }
@@ -20,7 +23,10 @@ export type ToHub =
   | { type: 'events'; events: readonly WarrenEvent[] }
 /** Supervisor → worker: every member's holdings after each change; commands and results passed on. */
 export type FromHub =
-  | { type: 'members'; members: MemberState[] }
+  /** `round` counts the hub's `members` messages; each worker answers `applied` with it. */
+  | { type: 'members'; members: MemberState[]; round: number }
+  /** Every other worker applied this worker's publish `seq`. */
+  | { type: 'synced'; seq: number }
   | { type: 'command'; from: string; id: number; command: SessionCommand }
   | { type: 'result'; id: number; error: string }
   | { type: 'acme'; id: number; value: unknown }
@@ -62,6 +68,10 @@ export class LocalRegistry implements ClusterRegistry, AcmeHubClient, EventRelay
   #relay: RelayHandlers | undefined
   /** The supervisor's last word on whether another worker listens (it may come before `onRelay`). */
   #wanted = false
+  /** This worker's last publish, and the last one every other worker applied. */
+  #published = 0
+  #synced = 0
+  readonly #syncWaiters = new Set<{ seq: number; done: () => void }>()
 
   private constructor(self: string, socket: Socket<undefined>) {
     this.self = self
@@ -100,7 +110,27 @@ export class LocalRegistry implements ClusterRegistry, AcmeHubClient, EventRelay
     // Every worker republishes when the table changes, including after others' changes: only real changes travel.
     if (text === this.#last) return
     this.#last = text
-    this.#send({ type: 'publish', holdings })
+    this.#send({ type: 'publish', holdings, seq: ++this.#published })
+  }
+
+  /**
+   * Resolves once every other worker applied what this worker published so far, or after
+   * `timeoutMs` (a worker that stalls must not hold the agents' binds).
+   */
+  synced(timeoutMs: number): Promise<void> {
+    if (this.#synced >= this.#published) return Promise.resolve()
+    return new Promise<void>((resolve) => {
+      const waiter = {
+        seq: this.#published,
+        done: () => {
+          clearTimeout(timer)
+          this.#syncWaiters.delete(waiter)
+          resolve()
+        },
+      }
+      const timer = setTimeout(waiter.done, timeoutMs)
+      this.#syncWaiters.add(waiter)
+    })
   }
 
   /** This worker serves traffic: the supervisor may start the next one. */
@@ -193,7 +223,15 @@ export class LocalRegistry implements ClusterRegistry, AcmeHubClient, EventRelay
   }
 
   #dispatch(message: FromHub): void {
-    if (message.type === 'members') return this.#receive(message.members)
+    if (message.type === 'members') {
+      this.#receive(message.members)
+      return this.#send({ type: 'applied', round: message.round })
+    }
+    if (message.type === 'synced') {
+      this.#synced = Math.max(this.#synced, message.seq)
+      for (const w of [...this.#syncWaiters]) if (w.seq <= message.seq) w.done()
+      return
+    }
     if (message.type === 'result') return void this.#pending.get(message.id)?.(message.error)
     if (message.type === 'acme') return void this.#acmePending.get(message.id)?.resolve(message.value)
     if (message.type === 'lost') return this.#lost(message.claim, message.holder)

@@ -40,6 +40,8 @@ type Conn = {
   listening: boolean
   /** What it was last told about the others listening. */
   wanted: boolean
+  /** The last `members` round it applied. */
+  applied: number
 }
 
 /**
@@ -56,10 +58,21 @@ export async function superviseWorkers(options: SupervisorOptions): Promise<numb
   writeFileSync(join(dir, COOKIE_SECRET_FILE), randomBytes(32), { mode: 0o600 })
   const conns = new Set<Socket<Conn>>()
   const readyWaiters = new Map<number, (ok: boolean) => void>()
+  /** `members` messages sent so far; publishes waiting for every other worker to apply their round. */
+  let round = 0
+  const unsynced: { from: Socket<Conn>; seq: number; round: number }[] = []
+  const settle = () => {
+    for (let i = unsynced.length - 1; i >= 0; i--) {
+      const p = unsynced[i]!
+      if ([...conns].some((c) => c !== p.from && c.data.member && c.data.applied < p.round)) continue
+      unsynced.splice(i, 1)
+      if (conns.has(p.from)) p.from.data.out.send({ type: 'synced', seq: p.seq } satisfies FromHub)
+    }
+  }
   const table = new MemberTable({
     graceMs: options.graceMs,
     onChange() {
-      const message: FromHub = { type: 'members', members: table.all() }
+      const message: FromHub = { type: 'members', members: table.all(), round: ++round }
       for (const c of conns) if (c.data.member) c.data.out.send(message)
     },
     onLost(member, claim, holder) {
@@ -97,7 +110,7 @@ export async function superviseWorkers(options: SupervisorOptions): Promise<numb
     unix: join(dir, 'control.sock'),
     socket: {
       open(socket) {
-        socket.data = { member: undefined, link: '', reader: new FrameReader(), out: frameWriter(socket), listening: false, wanted: false }
+        socket.data = { member: undefined, link: '', reader: new FrameReader(), out: frameWriter(socket), listening: false, wanted: false, applied: 0 }
         conns.add(socket)
       },
       data(socket, chunk) {
@@ -111,9 +124,16 @@ export async function superviseWorkers(options: SupervisorOptions): Promise<numb
           if (m.type === 'hello') {
             socket.data.member = m.member
             socket.data.link = m.link
-            socket.data.out.send({ type: 'members', members: table.all() } satisfies FromHub)
+            socket.data.out.send({ type: 'members', members: table.all(), round } satisfies FromHub)
             eventsWanted()
-          } else if (m.type === 'publish' && socket.data.member) table.update(socket.data.member, socket.data.link, m.holdings)
+          } else if (m.type === 'publish' && socket.data.member) {
+            table.update(socket.data.member, socket.data.link, m.holdings)
+            unsynced.push({ from: socket, seq: m.seq, round })
+            settle()
+          } else if (m.type === 'applied' && socket.data.member) {
+            socket.data.applied = m.round
+            settle()
+          }
           else if (m.type === 'ready' && socket.data.member) readyWaiters.get(Number(socket.data.member.slice(1).split('.')[0]))?.(true)
           else if ((m.type === 'command' || m.type === 'result') && socket.data.member) route(socket.data.member, m)
           else if (m.type === 'events-listen' && socket.data.member) {
@@ -130,6 +150,8 @@ export async function superviseWorkers(options: SupervisorOptions): Promise<numb
       drain: (socket) => socket.data.out.drain(),
       close(socket) {
         conns.delete(socket)
+        // A worker gone applies nothing more: the others' binds wait for it no longer.
+        settle()
         if (socket.data.listening) eventsWanted()
         if (socket.data.member) table.gone(socket.data.member)
         // A worker that died mid-order frees its lock: a waiting worker orders at once.

@@ -30,6 +30,11 @@ export interface AgentListenerOptions {
   authTimeoutSec: number
   /** Caps on connections that have not authenticated yet (`agents.max_pending`, `agents.max_pending_per_ip`). */
   pending: PendingLimits
+  /**
+   * Resolves once the other workers serve what this worker just bound (`--workers N`): the agent
+   * prints its URL when the Bind is answered, and the URL must answer on whichever worker it lands.
+   */
+  settleBinds?: () => Promise<void>
 }
 
 /** One connection on the agent port; `release` ends its count as pending (idempotent). */
@@ -74,7 +79,10 @@ export function listenAgents(options: AgentListenerOptions): { listener: TCPSock
             accounts: options.accounts,
             cookieSecret,
             log: logger,
-            bind: (s, req, replyRead) => registry.bind(s, req, replyRead),
+            bind: (s, req, replyRead) => {
+              const reply = registry.bind(s, req, replyRead)
+              return options.settleBinds && !('Error' in reply) ? options.settleBinds().then(() => reply) : reply
+            },
             unbind: (s, req) => registry.unbind(s, req),
             closed(s, goodbye) {
               registry.sessionClosed(s, goodbye)

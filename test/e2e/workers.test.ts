@@ -5,6 +5,7 @@ import { freePort } from './framework/ports.ts'
 import { edgeFlags, startAgent, type AgentProcess } from './framework/agent.ts'
 import { eventually, startEdge, WARREN_BIN, type Edge } from './framework/process.ts'
 import { echoRoundTrip, startEchoServer, startTlsAnswerOnce, tlsRoundTrip } from './framework/tcp.ts'
+import { rawRequest } from './framework/raw.ts'
 import { startUpstream } from './framework/upstreams.ts'
 
 // `warren serve --workers 2`: two worker processes share the ports; an agent's endpoint answers on both.
@@ -370,6 +371,43 @@ describe('warren serve --workers 2', () => {
       console.log(`workers e2e: the supervisor stopped ${settled} later Binds of one URL in 3 rounds (the others were refused by their worker)`)
     } finally {
       second.stop(true)
+    }
+  })
+
+  test('a Bind is answered once the other worker serves the endpoint: a stopped worker holds it (up to 1 s), then it answers at once', async () => {
+    const connectedBefore = logLines(edge, 'agent connected').length
+    const session = await new ngrok.SessionBuilder().authtoken('alice-token').serverAddr(`127.0.0.1:${edge.agentPort}`).rootCas(edge.caPath).connect()
+    expect(await eventually(async () => logLines(edge, 'agent connected').length > connectedBefore, 5000, 25)).toBe(true)
+    // The worker that does not hold the session: its pid from the supervisor's latest start of it.
+    const holder = logLines(edge, 'agent connected').at(-1).worker as number
+    const pid = logLines(edge, 'worker started').filter((l) => l.worker === 3 - holder).at(-1).pid as number
+    try {
+      process.kill(pid, 'SIGSTOP')
+      const started = Date.now()
+      setTimeout(() => process.kill(pid, 'SIGCONT'), 400)
+      const listener = await session.httpEndpoint().scheme('HTTP').domain('held.warren.localhost').listenAndForward(`http://127.0.0.1:${upstream.port}`)
+      const waited = Date.now() - started
+      try {
+        // Answered after the other worker came back and applied the endpoint, not before.
+        expect(waited).toBeGreaterThanOrEqual(380)
+        expect(waited).toBeLessThan(1500)
+        const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => rawRequest(edge.httpPort, `GET /held/${i} HTTP/1.1\r\nHost: held.warren.localhost\r\nConnection: close\r\n\r\n`, 5000)))
+        expect(answers.map((a) => a.split('\r\n')[0])).toEqual(Array(20).fill('HTTP/1.1 200 OK'))
+      } finally {
+        await listener.close()
+      }
+      // A worker that stays stopped holds a Bind 1 s at most.
+      process.kill(pid, 'SIGSTOP')
+      const again = Date.now()
+      const late = await session.httpEndpoint().scheme('HTTP').domain('held2.warren.localhost').listenAndForward(`http://127.0.0.1:${upstream.port}`)
+      const held = Date.now() - again
+      process.kill(pid, 'SIGCONT')
+      await late.close()
+      expect(held).toBeGreaterThanOrEqual(900)
+      expect(held).toBeLessThan(3000)
+    } finally {
+      process.kill(pid, 'SIGCONT')
+      await session.close().catch(() => {})
     }
   })
 
