@@ -145,6 +145,8 @@ describe.skipIf(!!unavailable)('SSH front door (OpenSSH ssh -R against the compi
     const r = await echoRoundTrip(tcpPort, 50 * 1024 * 1024)
     expect(r.receivedBytes).toBe(50 * 1024 * 1024)
     expect(r.received).toBe(r.sent)
+    // Each closed connection gets a console line with its byte counts.
+    expect(await c.waitForOutput(/UTC {2}tcp 127\.0\.0\.1:\d+ closed \(52428800 B in, 52428800 B out\)/)).toBeTruthy()
     await c.stop()
   }, 120_000)
 

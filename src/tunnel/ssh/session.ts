@@ -22,6 +22,12 @@ const COMMAND_WAIT_MS = 5_000
 const CHANNEL_OPEN_TIMEOUT_MS = 10_000
 /** Console lines are dropped while this much output waits for a client that does not read. */
 const MAX_CONSOLE_BACKLOG = 256 * 1024
+/**
+ * Console lines gather this long before they go out in one channel write: every write is an SSH packet
+ * the edge seals and the client opens and copies to its terminal, and under load a write per event-loop
+ * turn was a packet per few requests. A person reading the console does not see 50 ms.
+ */
+const CONSOLE_FLUSH_MS = 50
 
 /** What an SSH session needs from the edge. */
 export interface SshSessionHost {
@@ -55,10 +61,6 @@ function replyError(error: string): string {
   return m ? `${m[2]}: ${m[1]}` : first
 }
 
-/** `01:02:03.456`, UTC. */
-function clock(): string {
-  return new Date().toISOString().slice(11, 23)
-}
 
 /**
  * One SSH connection to the front door: logs in as an account (a key from `ssh_keys`, or an authtoken
@@ -86,8 +88,11 @@ export class SshSession implements TunnelSession {
   /** Tunnel id → the forward it serves (the bind address and port the client registered). */
   readonly #forwards = new Map<string, SshForward>()
   #commandTimer: ReturnType<typeof setTimeout> | undefined
-  /** Console lines of this turn, without their time: they go out together (`#flushLines`). */
-  #lines: string[] = []
+  /** Console lines waiting for `#flushLines`. */
+  #lines = ''
+  /** The time prefix of the last line, and the millisecond it is for. */
+  #clock = ''
+  #clockMs = 0
 
   constructor(conn: Connection, info: ClientInfo, host: SshSessionHost) {
     this.#conn = conn
@@ -146,8 +151,8 @@ export class SshSession implements TunnelSession {
 
   /**
    * One console line per request on this session's endpoints, like ngrok's. Called inline for every
-   * answered request (the listener routes them by endpoint: no event is built for it); a turn's lines
-   * go out in one channel write, since a write per line cost an SSH packet per request.
+   * answered request (the listener routes them by endpoint: no event is built for it); the lines of
+   * CONSOLE_FLUSH_MS go out in one channel write, since a write per line cost an SSH packet per request.
    */
   requestDone(t: RequestTally): void {
     this.#line(`${t.method.padEnd(7)} ${t.path.padEnd(32)} ${t.status} ${STATUS_CODES[t.status] ?? ''}\n`)
@@ -352,7 +357,12 @@ export class SshSession implements TunnelSession {
     out.end()
   }
 
+  /** Writes `text` to the console, after the request lines still waiting (so they keep their order). */
   #print(text: string): void {
+    if (this.#lines !== '') {
+      text = this.#lines + text
+      this.#lines = ''
+    }
     const out = this.#console
     if (!out || !out.writable || out.writableLength > MAX_CONSOLE_BACKLOG) return
     out.write(text)
@@ -360,15 +370,14 @@ export class SshSession implements TunnelSession {
 
   #line(text: string): void {
     if (!this.#console || this.#closed) return
-    if (this.#lines.push(text) === 1) setImmediate(() => this.#flushLines())
-  }
-
-  #flushLines(): void {
-    const prefix = `${clock()} UTC  `
-    let text = ''
-    for (const line of this.#lines) text += prefix + line
-    this.#lines = []
-    this.#print(text)
+    const now = Date.now()
+    if (now !== this.#clockMs) {
+      this.#clockMs = now
+      this.#clock = `${new Date(now).toISOString().slice(11, 23)} UTC  `
+    }
+    if (this.#lines === '') setTimeout(() => this.#lines !== '' && this.#print(''), CONSOLE_FLUSH_MS).unref?.()
+    // Lines beyond the backlog a client that does not read may hold are dropped, as #print drops them.
+    if (this.#lines.length < MAX_CONSOLE_BACKLOG) this.#lines += this.#clock + text
   }
 
   #onClose(): void {
