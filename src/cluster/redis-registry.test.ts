@@ -239,7 +239,7 @@ describe.skipIf(skip !== undefined)('RedisRegistry', () => {
 })
 
 // ClusterEvents over the registry: interest first, events only towards a node that listens.
-const tally = { endpoint: '', status: 200, durationMs: 1, requestBytes: 0, responseBytes: 0 }
+const tally = { endpoint: '', endpointId: '', method: 'GET', path: '/', status: 200, durationMs: 1, requestBytes: 0, responseBytes: 0 }
 
 async function member(id: string): Promise<{ registry: RedisRegistry; bus: EventBus; events: ClusterEvents }> {
   const registry = await node(id)

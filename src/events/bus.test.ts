@@ -1,6 +1,6 @@
 import { describe, expect, test } from 'bun:test'
 import { EventBus } from './bus.ts'
-import { makeEvent, type WarrenEvent } from './types.ts'
+import { makeEvent, type RequestTally, type WarrenEvent } from './types.ts'
 
 function reload(reason = 'watch'): WarrenEvent {
   return makeEvent('config_reload.v0', { reason, version: 1, ok: true, endpoints: 0, changed: [], errors: [] })
@@ -30,7 +30,7 @@ describe('EventBus', () => {
     const others: string[] = []
     bus.tapRequests((t) => counted.push(t.status))
     bus.tap((e) => others.push(e.event_type), { requests: false })
-    const tally = { endpoint: '', status: 200, durationMs: 1, requestBytes: 0, responseBytes: 0 }
+    const tally = { endpoint: '', endpointId: '', method: 'GET', path: '/', status: 200, durationMs: 1, requestBytes: 0, responseBytes: 0 }
     expect(bus.countRequest(tally)).toBe(true)
     bus.emit(reload())
     // A tap of every event reads request events: the caller must build one.
@@ -43,6 +43,31 @@ describe('EventBus', () => {
     expect(bus.countRequest({ ...tally, status: 201 })).toBe(true)
     expect(counted).toEqual([200, 201])
     expect(others).toEqual(['config_reload.v0'])
+  })
+
+  test('an emitted request event reaches the request taps as a tally with its endpoint id, method and path', () => {
+    const bus = new EventBus()
+    const tallies: RequestTally[] = []
+    bus.tapRequests((t) => tallies.push({ ...t }))
+    const conn = { client_ip: '192.168.1.9', client_port: 1, server_ip: '127.0.0.1', server_name: 'api.example.com', server_port: 80, start_ts: '2026-01-01T00:00:00.000Z' }
+    const request = (query: string) =>
+      makeEvent('http_request_complete.v0', {
+        conn,
+        http: {
+          request: { method: 'POST', url: { scheme: 'http', host: 'api.example.com', path: '/v1/users', query, raw: '' }, user_agent: '', body_length: 12 },
+          response: { status_code: 503, body_length: -1 },
+        },
+        endpoint: { id: 'ep_7', url: 'http://api.example.com', type: 'agent' },
+        duration_ms: 3,
+        error_code: null,
+        traffic_policy: null,
+      })
+    bus.emit(request('a=1'))
+    bus.emit(request(''))
+    expect(tallies).toEqual([
+      { endpoint: 'http://api.example.com', endpointId: 'ep_7', method: 'POST', path: '/v1/users?a=1', status: 503, durationMs: 3, requestBytes: 12, responseBytes: -1 },
+      { endpoint: 'http://api.example.com', endpointId: 'ep_7', method: 'POST', path: '/v1/users', status: 503, durationMs: 3, requestBytes: 12, responseBytes: -1 },
+    ])
   })
 
   test('a full queue drops new events and counts them', () => {

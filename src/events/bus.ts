@@ -60,8 +60,12 @@ export class EventBus implements EventSink {
     if (event.event_type === 'http_request_complete.v0') {
       if (this.#requestTaps.size) {
         const o = event.object
+        const url = o.http.request.url
         this.#runRequestTaps({
           endpoint: o.endpoint?.url ?? '',
+          endpointId: o.endpoint?.id ?? '',
+          method: o.http.request.method,
+          path: url.query ? `${url.path}?${url.query}` : url.path,
           status: o.http.response.status_code,
           durationMs: o.duration_ms,
           requestBytes: o.http.request.body_length,

@@ -138,6 +138,11 @@ export const EVENT_TYPES = [
 export interface RequestTally {
   /** The endpoint's URL, "" when none matched. */
   endpoint: string
+  /** The endpoint's id (`ep_…`), "" when none matched. */
+  endpointId: string
+  method: string
+  /** The path and query as the client sent them (the SSH front door's console lines show it). */
+  path: string
   /** 0 when a policy closed the connection. */
   status: number
   durationMs: number

@@ -47,6 +47,23 @@ export async function listenSsh(options: SshListenerOptions): Promise<SshListene
   const logger = log.child({ component: 'ssh' })
   const sessions = new Set<SshSession>()
   const { registry, events } = options
+  // Endpoint id → the session whose console prints its requests. One tap for all sessions: a request
+  // is a map lookup, and no event object is built for the console (the bus builds one only when a
+  // subscriber reads events).
+  const consoles = new Map<string, SshSession>()
+  const untap = events
+    ? [
+        events.tapRequests(function sshConsoleRequest(t) {
+          consoles.get(t.endpointId)?.requestDone(t)
+        }),
+        events.tap(
+          function sshConsoleEvent(ev) {
+            if (ev.event_type === 'tcp_connection_closed.v0' && ev.object.endpoint) consoles.get(ev.object.endpoint.id)?.connectionClosed(ev)
+          },
+          { requests: false },
+        ),
+      ]
+    : []
   const server = new Server(
     // Keepalives find a client that vanished without closing (a laptop lid, a dropped network): after
     // 3 unanswered pings 15 s apart the connection closes and its endpoints go.
@@ -74,7 +91,10 @@ export async function listenSsh(options: SshListenerOptions): Promise<SshListene
           registry.sessionClosed(s, true)
           events?.emit(makeEvent('agent_session_stop.v0', { ...agentSessionObject(s), reason: 'goodbye' }))
         },
-        ...(events ? { watch: (listener) => events.subscribe(listener) } : {}),
+        routeConsole(endpointId, s) {
+          if (s) consoles.set(endpointId, s)
+          else consoles.delete(endpointId)
+        },
       })
       conn.on('close', () => sessions.delete(session))
     },
@@ -99,6 +119,7 @@ export async function listenSsh(options: SshListenerOptions): Promise<SshListene
     port: typeof address === 'object' && address ? address.port : options.port,
     stop() {
       for (const s of sessions) s.close()
+      for (const off of untap) off()
       listener.close()
     },
   }

@@ -18,7 +18,7 @@ describe('edgeMetrics()', () => {
   test('a request counted without its event (countRequest) lands in the same series as one from an event', () => {
     const bus = new EventBus()
     const metrics = edgeMetrics({ bus })
-    const tally = { endpoint: 'http://a.example.com', status: 200, durationMs: 20, requestBytes: 0, responseBytes: 5 }
+    const tally = { endpoint: 'http://a.example.com', endpointId: 'ep_a', method: 'GET', path: '/', status: 200, durationMs: 20, requestBytes: 0, responseBytes: 5 }
     expect(bus.countRequest(tally)).toBe(true)
     // The emitter reuses its object: the counters read it before countRequest returned.
     tally.status = 404

@@ -173,7 +173,7 @@ export function createRelayRoute(options: RelayRouteOptions, stats: RelayStats) 
   const { store, log, events } = options
   const edgeAddr = `${options.serverIp}:${options.serverPort}`
   /** Filled per answered request and read at once by the counters (see EventSink.countRequest). */
-  const tally: RequestTally = { endpoint: '', status: 0, durationMs: 0, requestBytes: 0, responseBytes: 0 }
+  const tally: RequestTally = { endpoint: '', endpointId: '', method: '', path: '', status: 0, durationMs: 0, requestBytes: 0, responseBytes: 0 }
   return function relayRoute(head: RequestHead, source: Http1Connection): RelayTarget | FastAnswer | undefined {
     const parsed = head.parsed
     const { method, path } = parsed
@@ -228,6 +228,9 @@ export function createRelayRoute(options: RelayRouteOptions, stats: RelayStats) 
         if (!events) return
         // Without a reader of the event, the counters get its figures and no event is built.
         tally.endpoint = endpoint.urlText
+        tally.endpointId = endpoint.id
+        tally.method = method
+        tally.path = path
         tally.status = status
         tally.durationMs = performance.now() - started
         tally.requestBytes = hasBody ? parsed.contentLength : 0

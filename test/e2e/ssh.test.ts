@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
+import { createHash, randomBytes } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
+import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import * as tls from 'node:tls'
@@ -143,8 +145,45 @@ describe.skipIf(!!unavailable)('SSH front door (OpenSSH ssh -R against the compi
     const r = await echoRoundTrip(tcpPort, 50 * 1024 * 1024)
     expect(r.receivedBytes).toBe(50 * 1024 * 1024)
     expect(r.received).toBe(r.sent)
+    // Each closed connection gets a console line with its byte counts.
+    expect(await c.waitForOutput(/UTC {2}tcp 127\.0\.0\.1:\d+ closed \(52428800 B in, 52428800 B out\)/)).toBeTruthy()
     await c.stop()
   }, 120_000)
+
+  test('tcp with a client that stops reading for 2 s: 16 MB arrive byte-exact once it reads again', async () => {
+    const c = ssh({ forward: `0:127.0.0.1:${echo.port}`, command: ['tcp'] })
+    await c.url()
+    await eventually(async () => (await echoRoundTrip(tcpPort, 5)).receivedBytes === 5, 5000)
+    const total = 16 * 1024 * 1024
+    const block = randomBytes(64 * 1024)
+    const sent = createHash('sha256')
+    const received = createHash('sha256')
+    let receivedBytes = 0
+    const socket = connect(tcpPort, '127.0.0.1')
+    // Not read at first: the edge's writes to this client back up, so it pauses the channel and the
+    // ssh client runs out of window with data on its way.
+    socket.pause()
+    const done = new Promise<void>((resolve, reject) => {
+      socket.on('data', (chunk: Buffer) => {
+        received.update(chunk)
+        receivedBytes += chunk.length
+        if (receivedBytes >= total) resolve()
+      })
+      socket.on('error', reject)
+      socket.on('close', () => resolve())
+    })
+    for (let written = 0; written < total; written += block.length) {
+      sent.update(block)
+      if (!socket.write(block)) await Promise.race([new Promise((r) => socket.once('drain', r)), Bun.sleep(50)])
+    }
+    await Bun.sleep(2000)
+    socket.resume()
+    await done
+    socket.destroy()
+    expect(receivedBytes).toBe(total)
+    expect(received.digest('hex')).toBe(sent.digest('hex'))
+    await c.stop()
+  }, 60_000)
 
   test('100 concurrent requests through one SSH session', async () => {
     const c = ssh({ forward: `80:127.0.0.1:${upstream.port}`, command: ['http'] })

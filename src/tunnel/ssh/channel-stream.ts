@@ -3,12 +3,29 @@ import type { TunnelStream } from '../../endpoints/endpoint.ts'
 import type { StreamCloseCause } from '../mux.ts'
 
 /**
+ * The layer of ssh2's `Channel` (ssh2 1.x, lib/Channel.js) under its Duplex interface, which the data
+ * path uses directly: `_write` cuts data into CHANNEL_DATA packets within the SSH window (ssh2 copies
+ * it into each packet) and keeps what does not fit until the client's WINDOW_ADJUST, then calls back;
+ * ssh2 hands each CHANNEL_DATA payload to `push`, where `false` holds back the window (`_read` grants
+ * it again). Going through the Duplex cost a stream write, a copy and a `data` event per chunk.
+ */
+interface ChannelInternals {
+  readonly outgoing: { readonly window: number; readonly state: string }
+  _write(data: Buffer, encoding: null, done: () => void): void
+  push(chunk: Buffer | null): boolean
+  _read(size: number): void
+  readable: boolean
+}
+
+function sent(): void {}
+
+/**
  * A forwarded-tcpip channel of an SSH session, shaped as a tunnel stream so the edge's HTTP client and
  * relays use it exactly like an agent's muxado stream.
  *
- * Backpressure both ways: `write` takes nothing while the channel's buffer is over its high-water mark
- * (the SSH window is spent) and `ondrain` follows; `pause` stops reading, so ssh2 stops granting window
- * and the client stops sending.
+ * Backpressure both ways: once the SSH window is spent, `write` keeps the rest (a copy) and takes
+ * nothing more until the client's WINDOW_ADJUST sent it, then `ondrain`; while paused, what the
+ * client still sends within its window waits here and ssh2 grants no more window until `resume`.
  */
 export class ChannelStream implements TunnelStream {
   ondata: (chunk: Uint8Array) => void = () => {}
@@ -17,23 +34,22 @@ export class ChannelStream implements TunnelStream {
   onclose: () => void = () => {}
   readonly resetCode = undefined
   readonly #channel: ServerChannel
+  readonly #raw: ChannelInternals
+  /** Data ssh2 keeps for lack of window (and our EOF waits for). */
+  #unsent = false
   #wantDrain = false
+  #paused = false
+  /** What arrived while paused; `null` is the client's EOF. */
+  #held: (Buffer | null)[] = []
   #localEnded = false
   #remoteEnded = false
   #closeCause: StreamCloseCause | undefined
 
   constructor(channel: ServerChannel) {
     this.#channel = channel
-    channel.on('data', (chunk: Buffer) => this.ondata(chunk))
-    channel.on('end', () => {
-      this.#remoteEnded = true
-      this.onend()
-    })
-    channel.on('drain', () => {
-      if (!this.#wantDrain || this.#closeCause) return
-      this.#wantDrain = false
-      this.ondrain()
-    })
+    this.#raw = channel as unknown as ChannelInternals
+    // An own property, so ssh2's CHANNEL_DATA and CHANNEL_EOF land here instead of the Readable.
+    this.#raw.push = (chunk) => this.#onPush(chunk)
     channel.on('close', () => this.#finish(this.#localEnded && this.#remoteEnded ? 'ended' : 'reset'))
     channel.on('error', () => this.#finish('reset'))
   }
@@ -48,12 +64,20 @@ export class ChannelStream implements TunnelStream {
 
   write(chunk: Uint8Array): number {
     if (this.#closeCause || this.#localEnded) return 0
-    if (this.#channel.writableNeedDrain) {
+    if (this.#unsent) {
       this.#wantDrain = true
       return 0
     }
-    // The caller's buffer is only lent for this call (Bun reuses socket buffers): the channel keeps a copy.
-    if (!this.#channel.write(Buffer.from(chunk))) this.#wantDrain = true
+    const raw = this.#raw
+    if (raw.outgoing.state !== 'open') return 0
+    if (chunk.length <= raw.outgoing.window) {
+      // All of it goes out now, copied into the packets: the caller's buffer (only lent) is not kept.
+      raw._write(chunk instanceof Buffer ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length), null, sent)
+    } else {
+      // The window is spent: ssh2 keeps the rest until the client grants more, so it keeps a copy.
+      this.#unsent = true
+      raw._write(Buffer.from(chunk), null, () => this.#onSent())
+    }
     return chunk.length
   }
 
@@ -64,12 +88,7 @@ export class ChannelStream implements TunnelStream {
   end(): void {
     if (this.#closeCause || this.#localEnded) return
     this.#localEnded = true
-    const eof = () => {
-      this.#channel.eof()
-      if (this.#remoteEnded) this.#channel.close()
-    }
-    if (this.#channel.writableLength === 0) eof()
-    else this.#channel.once('drain', eof)
+    if (!this.#unsent) this.#eof()
   }
 
   terminate(): void {
@@ -79,11 +98,46 @@ export class ChannelStream implements TunnelStream {
   }
 
   pause(): void {
-    this.#channel.pause()
+    this.#paused = true
   }
 
   resume(): void {
-    this.#channel.resume()
+    if (!this.#paused) return
+    this.#paused = false
+    while (this.#held.length > 0 && !this.#paused && !this.#closeCause) this.#deliver(this.#held.shift()!)
+    // ssh2 stopped granting window when a chunk arrived while paused; `_read` grants it again.
+    if (!this.#paused && this.#held.length === 0) this.#raw._read(0)
+  }
+
+  #onPush(chunk: Buffer | null): boolean {
+    // ssh2 sends `close` only once it sees the readable side ended (the Readable's own flag).
+    if (chunk === null) this.#raw.readable = false
+    if (this.#paused || this.#held.length > 0) {
+      this.#held.push(chunk)
+      return false
+    }
+    this.#deliver(chunk)
+    return !this.#paused
+  }
+
+  #deliver(chunk: Buffer | null): void {
+    if (chunk) return this.ondata(chunk)
+    this.#remoteEnded = true
+    this.onend()
+  }
+
+  #onSent(): void {
+    this.#unsent = false
+    if (this.#closeCause) return
+    if (this.#localEnded) return this.#eof()
+    if (!this.#wantDrain) return
+    this.#wantDrain = false
+    this.ondrain()
+  }
+
+  #eof(): void {
+    this.#channel.eof()
+    if (this.#remoteEnded) this.#channel.close()
   }
 
   #finish(cause: StreamCloseCause): void {

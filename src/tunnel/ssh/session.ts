@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { STATUS_CODES } from 'node:http'
 import { utils, type AuthContext, type ClientInfo, type Connection, type ServerChannel, type Session, type TcpipBindInfo } from 'ssh2'
 import type { TunnelStream } from '../../endpoints/endpoint.ts'
-import type { WarrenEvent } from '../../events/types.ts'
+import type { RequestTally, TcpConnectionClosedEvent } from '../../events/types.ts'
 import { CODES, WarrenError } from '../../lib/errors.ts'
 import type { Logger } from '../../lib/log.ts'
 import { accountForSshKey, accountForToken, type Account } from '../accounts.ts'
@@ -22,6 +22,12 @@ const COMMAND_WAIT_MS = 5_000
 const CHANNEL_OPEN_TIMEOUT_MS = 10_000
 /** Console lines are dropped while this much output waits for a client that does not read. */
 const MAX_CONSOLE_BACKLOG = 256 * 1024
+/**
+ * Console lines gather this long before they go out in one channel write: every write is an SSH packet
+ * the edge seals and the client opens and copies to its terminal, and under load a write per event-loop
+ * turn was a packet per few requests. A person reading the console does not see 50 ms.
+ */
+const CONSOLE_FLUSH_MS = 50
 
 /** What an SSH session needs from the edge. */
 export interface SshSessionHost {
@@ -35,8 +41,11 @@ export interface SshSessionHost {
   closed(session: SshSession): void
   /** The client logged in. */
   connected(session: SshSession): void
-  /** Receives the edge's events (for the console lines); returns the unsubscribe function. */
-  watch?(listener: (batch: readonly WarrenEvent[]) => void): () => void
+  /**
+   * Sends the requests and tcp connections of endpoint `ep_<id>` to `session`'s console
+   * (`requestDone`, `connectionClosed`), or stops that with `undefined`. Without it nothing is printed.
+   */
+  routeConsole?(endpointId: string, session: SshSession | undefined): void
 }
 
 interface PendingForward {
@@ -52,9 +61,6 @@ function replyError(error: string): string {
   return m ? `${m[2]}: ${m[1]}` : first
 }
 
-function clock(at: string): string {
-  return at.slice(11, 23)
-}
 
 /**
  * One SSH connection to the front door: logs in as an account (a key from `ssh_keys`, or an authtoken
@@ -82,7 +88,11 @@ export class SshSession implements TunnelSession {
   /** Tunnel id → the forward it serves (the bind address and port the client registered). */
   readonly #forwards = new Map<string, SshForward>()
   #commandTimer: ReturnType<typeof setTimeout> | undefined
-  #unwatch: (() => void) | undefined
+  /** Console lines waiting for `#flushLines`. */
+  #lines = ''
+  /** The time prefix of the last line, and the millisecond it is for. */
+  #clock = ''
+  #clockMs = 0
 
   constructor(conn: Connection, info: ClientInfo, host: SshSessionHost) {
     this.#conn = conn
@@ -134,7 +144,24 @@ export class SshSession implements TunnelSession {
 
   /** The edge stopped one of this session's endpoints: it gets no more connections, and the console says why. */
   stopTunnel(id: string, message: string, errorCode: string): void {
-    if (this.#forwards.delete(id)) this.#print(`${errorCode}: ${message}\n`)
+    if (!this.#forwards.delete(id)) return
+    this.#host.routeConsole?.(`ep_${id}`, undefined)
+    this.#print(`${errorCode}: ${message}\n`)
+  }
+
+  /**
+   * One console line per request on this session's endpoints, like ngrok's. Called inline for every
+   * answered request (the listener routes them by endpoint: no event is built for it); the lines of
+   * CONSOLE_FLUSH_MS go out in one channel write, since a write per line cost an SSH packet per request.
+   */
+  requestDone(t: RequestTally): void {
+    this.#line(`${t.method.padEnd(7)} ${t.path.padEnd(32)} ${t.status} ${STATUS_CODES[t.status] ?? ''}\n`)
+  }
+
+  /** One console line per tcp connection on this session's endpoints. */
+  connectionClosed(ev: TcpConnectionClosedEvent): void {
+    const c = ev.object.conn
+    this.#line(`${ev.object.protocol} ${c.client_ip}:${c.client_port} closed (${c.bytes_in} B in, ${c.bytes_out} B out)\n`)
   }
 
   /** Opens a forwarded-tcpip channel to the client for one public connection. */
@@ -246,7 +273,6 @@ export class SshSession implements TunnelSession {
       clearTimeout(this.#commandTimer)
       const account = this.#account!
       this.#print(`warren SSH front door\nAccount     ${account.name}\nSession     ${this.id}\n`)
-      this.#unwatch = this.#host.watch?.((batch) => this.#onEvents(batch))
       for (const p of this.#pending.splice(0)) if (!this.#bind(p)) return
     })
   }
@@ -268,6 +294,7 @@ export class SshSession implements TunnelSession {
     for (const [id, f] of this.#forwards)
       if (f.bindAddr === info.bindAddr && f.bindPort === info.bindPort) {
         this.#forwards.delete(id)
+        this.#host.routeConsole?.(`ep_${id}`, undefined)
         this.#host.unbind(this, { Id: id })
         return accept?.()
       }
@@ -296,6 +323,7 @@ export class SshSession implements TunnelSession {
     // Port 0 asks the server to choose: OpenSSH then matches forwarded channels by the port we answer.
     const chosen = forward.bindPort !== 0 ? forward.bindPort : Number(/:(\d+)$/.exec(url)?.[1] ?? (url.startsWith('http:') ? 80 : 443))
     this.#forwards.set(id, { bindAddr: forward.bindAddr, bindPort: chosen })
+    this.#host.routeConsole?.(`ep_${id}`, this)
     p.accept?.(chosen)
     this.#print(`Forwarding  ${url}\n`)
     this.#log.info('ssh endpoint bound', { url, tunnel: id })
@@ -329,42 +357,34 @@ export class SshSession implements TunnelSession {
     out.end()
   }
 
+  /** Writes `text` to the console, after the request lines still waiting (so they keep their order). */
   #print(text: string): void {
+    if (this.#lines !== '') {
+      text = this.#lines + text
+      this.#lines = ''
+    }
     const out = this.#console
     if (!out || !out.writable || out.writableLength > MAX_CONSOLE_BACKLOG) return
     out.write(text)
   }
 
-  /**
-   * One console line per request or tcp connection on this session's endpoints, like ngrok's. A batch's
-   * lines go out in one channel write: a write per line cost an SSH packet (cipher, MAC, socket write)
-   * per request, a third of the edge's samples under load on /hello.
-   */
-  #onEvents(batch: readonly WarrenEvent[]): void {
-    if (this.#forwards.size === 0) return
-    let lines = ''
-    for (const ev of batch) {
-      if (ev.event_type === 'http_request_complete.v0') {
-        const id = ev.object.endpoint?.id
-        if (!id || !this.#forwards.has(id.slice(3))) continue
-        const r = ev.object.http
-        const status = r.response.status_code
-        lines += `${clock(ev.event_timestamp)} UTC  ${r.request.method.padEnd(7)} ${(r.request.url.path + (r.request.url.query ? `?${r.request.url.query}` : '')).padEnd(32)} ${status} ${STATUS_CODES[status] ?? ''}\n`
-      } else if (ev.event_type === 'tcp_connection_closed.v0') {
-        const id = ev.object.endpoint?.id
-        if (!id || !this.#forwards.has(id.slice(3))) continue
-        const c = ev.object.conn
-        lines += `${clock(ev.event_timestamp)} UTC  ${ev.object.protocol} ${c.client_ip}:${c.client_port} closed (${c.bytes_in} B in, ${c.bytes_out} B out)\n`
-      }
+  #line(text: string): void {
+    if (!this.#console || this.#closed) return
+    const now = Date.now()
+    if (now !== this.#clockMs) {
+      this.#clockMs = now
+      this.#clock = `${new Date(now).toISOString().slice(11, 23)} UTC  `
     }
-    if (lines) this.#print(lines)
+    if (this.#lines === '') setTimeout(() => this.#lines !== '' && this.#print(''), CONSOLE_FLUSH_MS).unref?.()
+    // Lines beyond the backlog a client that does not read may hold are dropped, as #print drops them.
+    if (this.#lines.length < MAX_CONSOLE_BACKLOG) this.#lines += this.#clock + text
   }
 
   #onClose(): void {
     if (this.#closed) return
     this.#closed = true
     clearTimeout(this.#commandTimer)
-    this.#unwatch?.()
+    for (const id of this.#forwards.keys()) this.#host.routeConsole?.(`ep_${id}`, undefined)
     this.#rejectPending()
     for (const fail of this.#opening) fail(new Error('the ssh client disconnected before opening the channel'))
     if (this.#account) {
