@@ -18,7 +18,7 @@ function recorder(batches: boolean): { socket: H1Socket; writes: string[] } {
 
 test.each([
   { batches: false, sameTurn: [] as string[], desc: 'a socket is corked until the end of the turn' },
-  { batches: true, sameTurn: ['head', 'body'], desc: 'a transport that batches itself (a tunnel stream) is written at once' },
+  { batches: true, sameTurn: ['head', 'body'] as string[], desc: 'a transport that batches itself (a tunnel stream) is written at once' },
 ])('writeSoon: $desc, in order either way', async ({ batches, sameTurn }) => {
   const { socket, writes } = recorder(batches)
   const pool = new H1Pool()
