@@ -56,6 +56,7 @@ async function dialTunnel(tunnel: TunnelTarget, conn: H1Connection, clientAddr: 
     terminate: () => stream.terminate(),
     timeout: (seconds) => idle.set(seconds),
     closeReason: () => streamCloseReason(stream),
+    batches: true,
   }
 }
 

@@ -14,6 +14,13 @@ export interface H1Socket {
    * the stream without reading it, so nothing sent on it reached an upstream.
    */
   closeReason?(): H1CloseReason | undefined
+  /**
+   * The transport gathers writes itself and sends them at the end of the event-loop turn (a tunnel
+   * stream: its session writes one batch per turn), so `writeSoon` writes at once instead of corking
+   * (a cork's turn-end callback that writes into the session's own turn-end batch schedules that
+   * batch for the next loop iteration, one more turn per request).
+   */
+  readonly batches?: boolean
 }
 
 /** What a transport knows about its own end; see `H1Socket.closeReason`. */
@@ -88,6 +95,7 @@ export class H1Connection {
    */
   writeSoon(chunk: Uint8Array): void {
     if (this.closed || !this.socket) return
+    if (this.socket.batches) return void this.write(chunk)
     this.#pending.push(chunk)
     this.pendingBytes += chunk.length
     if (this.#corked) return
