@@ -273,6 +273,28 @@ const Time = variableClass<null>('warren.Time', {
 })
 
 /**
+ * Variable fields that are a plain read of the exchange: what the classes above compute for them,
+ * written as code over `ex`. Generated code that has the exchange (phase-code.ts, templates) reads
+ * these there instead of through the variable objects, so a rule such as `req.method == 'POST'` makes
+ * none of them. A field belongs here only when its compute function is this read and the exchange
+ * field never changes under a cached value (the exchange's method, connection and endpoint are
+ * read-only; the URL changes only with forgetVariables). context.test.ts compares both ways.
+ */
+export const EXCHANGE_READS: Readonly<Record<string, string>> = {
+  vars: 'ex.vars',
+  'req.method': 'ex.method',
+  'req.url.path': '(ex.urlParts ?? ex.url).pathname',
+  'req.url.host': '(ex.urlParts ?? ex.url).hostname',
+  'conn.client_ip': 'ex.conn.clientIp',
+  'conn.server_ip': 'ex.conn.serverIp',
+  'endpoint.id': 'ex.endpoint.id',
+  'endpoint.url': 'ex.endpoint.url',
+  'endpoint.host': 'ex.endpoint.host',
+  'endpoint.protocol': 'ex.endpoint.scheme',
+  'endpoint.binding': 'ex.endpoint.binding',
+}
+
+/**
  * The class of every typed variable, by its path in expr/variables.ts (`req.url` …): env.ts registers
  * each as the cel-js type of that path.
  */

@@ -35,16 +35,18 @@ export type PhaseRun = (ex: HttpExchange, options: RunOptions) => Outcome | Prom
 
 /** The source of a phase's function and the constants its fast code reads (for tests). */
 export function phaseSource(rules: readonly PhaseRule[]): { source: string; constants: unknown[] } {
-  const gen = new FastGenerator()
+  const gen = new FastGenerator({ exchange: true })
   const body: string[] = []
   rules.forEach((rule, r) => {
     const block: string[] = []
-    if (rule.conditions.length) block.push('c = ex.variables ?? X.context(ex)')
+    gen.readsContext = false
     rule.conditions.forEach((program, k) => {
       // A condition the fast code declines (or that fails) goes through its full program, as the engine's loop does.
-      block.push(celStatement(gen, program, 'm', `X.condition(${r}, ${k}, c)`))
+      block.push(celStatement(gen, program, 'm', `X.condition(${r}, ${k}, ex.variables ?? X.context(ex))`))
       block.push(`if (m !== true) break r${r}`)
     })
+    // The variables are made only for conditions that read some not taken from the exchange itself (EXCHANGE_READS).
+    if (gen.readsContext) block.unshift('c = ex.variables ?? X.context(ex)')
     rule.actions.forEach((_, a) => {
       block.push(`try { o = A[${r}][${a}](ex) } catch (err) { o = X.failed(err, ex, options) }`)
       block.push(`if (o.kind !== 'continue') return o instanceof Promise ? X.resume(o, ex, options, ${r}, ${a}) : o`)

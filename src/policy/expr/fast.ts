@@ -1,5 +1,5 @@
 import type { ObjectSchema } from '@marcbachmann/cel-js'
-import { headersBehind, VARIABLE_CLASSES } from '../context.ts'
+import { EXCHANGE_READS, headersBehind, VARIABLE_CLASSES } from '../context.ts'
 import { cidrOf, inCidr, inCidrRange } from './functions/net.ts'
 import { matches, MATCHES_METHOD } from './functions/strings.ts'
 import { re2 } from './regex.ts'
@@ -212,6 +212,14 @@ function isPrimitive(value: unknown): value is Primitive {
   return value === null || ['string', 'boolean', 'bigint', 'number'].includes(typeof value)
 }
 
+/** The variable path a field selection names (`req.url.path`), or undefined when it is not one. */
+function pathOf(node: Node): string | undefined {
+  if (node.op === 'id') return typeof node.args === 'string' ? node.args : undefined
+  if (node.op !== '.' || !Array.isArray(node.args) || !isNode(node.args[0]) || typeof node.args[1] !== 'string') return undefined
+  const obj = pathOf(node.args[0])
+  return obj === undefined ? undefined : `${obj}.${node.args[1]}`
+}
+
 /** Generated JavaScript of one AST node; `typed` names the variable type (`req.url`) when it is known at load. */
 interface Code {
   js: string
@@ -236,6 +244,22 @@ function schemaOf(path: string): ObjectSchema | undefined {
 export class FastGenerator {
   readonly constants: unknown[] = []
   temps = 0
+  /**
+   * Set when the generated code has the exchange as `ex` (a phase's function): fields listed in
+   * EXCHANGE_READS are read there, not through the variables `c`.
+   */
+  readonly exchange: boolean
+  /** Set once some code read the variables `c` (the caller must then have them in `c`). */
+  readsContext = false
+
+  constructor(options: { exchange?: boolean } = {}) {
+    this.exchange = options.exchange === true
+  }
+
+  /** The exchange read of a variable path (`req.method`), when the code has the exchange and the path has one. */
+  #direct(path: string): string | undefined {
+    return this.exchange && Object.hasOwn(EXCHANGE_READS, path) ? EXCHANGE_READS[path] : undefined
+  }
 
   constant(value: unknown): string {
     this.constants.push(value)
@@ -259,10 +283,17 @@ export class FastGenerator {
       }
       case 'id': {
         if (typeof args !== 'string') return undefined
+        const direct = this.#direct(args)
+        if (direct !== undefined) return schemaOf(args) ? { js: direct, typed: args } : { js: direct }
+        this.readsContext = true
         const js = `(c[${JSON.stringify(args)}] ?? rt.notFast())`
         return schemaOf(args) ? { js, typed: args } : { js }
       }
       case '.': {
+        // `req.method` and the like: read from the exchange, without the variable objects (not even to reach them).
+        const named = pathOf(node)
+        const direct = named === undefined ? undefined : this.#direct(named)
+        if (named !== undefined && direct !== undefined) return schemaOf(named) ? { js: direct, typed: named } : { js: direct }
         const obj = sub(0)
         const key = Array.isArray(args) ? args[1] : undefined
         if (!obj || typeof key !== 'string') return undefined
