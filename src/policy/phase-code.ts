@@ -20,8 +20,6 @@ export interface PhaseRule {
 
 /** The engine's part of a run, handed to the generated function (engine.ts makes one per phase). */
 export interface PhaseRuntime {
-  /** The CEL variables of the exchange (context.ts `celContext`). */
-  context(ex: HttpExchange): Record<string, unknown>
   /** Condition `k` of rule `r` through its full program: its value, or undefined when it failed (the rule is skipped). */
   condition(r: number, k: number, context: Record<string, unknown>): unknown
   /** The outcome of action `a` of rule `r` that threw: a 500 for a failed `${…}`, else the error goes on. */
@@ -39,14 +37,11 @@ export function phaseSource(rules: readonly PhaseRule[]): { source: string; cons
   const body: string[] = []
   rules.forEach((rule, r) => {
     const block: string[] = []
-    gen.readsContext = false
     rule.conditions.forEach((program, k) => {
       // A condition the fast code declines (or that fails) goes through its full program, as the engine's loop does.
-      block.push(celStatement(gen, program, 'm', `X.condition(${r}, ${k}, ex.variables ?? X.context(ex))`))
+      block.push(celStatement(gen, program, 'm', `X.condition(${r}, ${k}, rt.context(ex))`))
       block.push(`if (m !== true) break r${r}`)
     })
-    // The variables are made only for conditions that read some not taken from the exchange itself (EXCHANGE_READS).
-    if (gen.readsContext) block.unshift('c = ex.variables ?? X.context(ex)')
     rule.actions.forEach((_, a) => {
       block.push(`try { o = A[${r}][${a}](ex) } catch (err) { o = X.failed(err, ex, options) }`)
       block.push(`if (o.kind !== 'continue') return o instanceof Promise ? X.resume(o, ex, options, ${r}, ${a}) : o`)
@@ -54,7 +49,7 @@ export function phaseSource(rules: readonly PhaseRule[]): { source: string; cons
     body.push(`r${r}: {\n    ${block.join('\n    ')}\n  }`)
   })
   const temps = Array.from({ length: gen.temps }, (_, i) => `t${i}`)
-  const locals = ['c', 'm', 'o', ...temps].join(', ')
+  const locals = ['m', 'o', ...temps].join(', ')
   const source = `'use strict'\nreturn function generatedPhase(ex, options) {\n  let ${locals}\n  ${body.join('\n  ')}\n  return X.continue\n}`
   return { source, constants: gen.constants }
 }

@@ -90,9 +90,9 @@ export class RelayExchange implements HttpExchange {
   readonly conn: ConnInfo
   readonly method: string
   readonly httpVersion: string
-  vars: Record<string, unknown> = {}
   variables: Record<string, unknown> | undefined = undefined
-  /** Action results and log metadata: made when an action writes one (most relayed requests never do). */
+  /** Variables, action results and log metadata: made when first used (most relayed requests never do). */
+  #vars: Record<string, unknown> | undefined
   #actions: Record<string, unknown> | undefined
   #logMetadata: Record<string, unknown> | undefined
   readonly #head: RequestHead
@@ -110,6 +110,14 @@ export class RelayExchange implements HttpExchange {
     this.method = head.method
     this.httpVersion = head.version
     this.#scheme = scheme
+  }
+
+  get vars(): Record<string, unknown> {
+    return (this.#vars ??= {})
+  }
+
+  set vars(vars: Record<string, unknown>) {
+    this.#vars = vars
   }
 
   get actions(): Record<string, unknown> {

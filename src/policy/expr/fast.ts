@@ -1,5 +1,5 @@
 import type { ObjectSchema } from '@marcbachmann/cel-js'
-import { EXCHANGE_READS, headersBehind, VARIABLE_CLASSES } from '../context.ts'
+import { celContext, EXCHANGE_HELPERS, EXCHANGE_READS, headersBehind, VARIABLE_CLASSES } from '../context.ts'
 import { cidrOf, inCidr, inCidrRange } from './functions/net.ts'
 import { matches, MATCHES_METHOD } from './functions/strings.ts'
 import { re2 } from './regex.ts'
@@ -122,8 +122,7 @@ function toText(value: unknown): string {
  * `name in req.headers` (or `res.headers`) asked of the exchange's Headers, which match names
  * case-insensitively as `HeaderMap` does, without building the map of every header.
  */
-function hasHeader(vars: unknown, name: unknown): boolean {
-  const headers = headersBehind(vars)
+function hasHeader(headers: Headers | undefined, name: unknown): boolean {
   return headers && typeof name === 'string' ? headers.has(name) : notFast()
 }
 
@@ -132,8 +131,7 @@ function hasHeader(vars: unknown, name: unknown): boolean {
  * Set-Cookie line apart, any other header as its joined value), read from the exchange's Headers.
  * A missing header is CEL's no_such_key error, which cel-js gives.
  */
-function headerLines(vars: unknown, name: unknown): string[] {
-  const headers = headersBehind(vars)
+function headerLines(headers: Headers | undefined, name: unknown): string[] {
   if (!headers || typeof name !== 'string') return notFast()
   if (name.toLowerCase() === 'set-cookie') {
     const lines = headers.getSetCookie()
@@ -153,6 +151,10 @@ function order(compare: (x: number | bigint, y: number | bigint) => boolean): Or
  * parameters and globals, and it is given these two (as `rt` and `K`).
  */
 export const FAST_RUNTIME = {
+  /** The variables of an exchange, and the helpers of EXCHANGE_READS (code generated with the exchange). */
+  context: celContext,
+  x: EXCHANGE_HELPERS,
+  headersBehind,
   notFast,
   field,
   index,
@@ -224,7 +226,7 @@ function pathOf(node: Node): string | undefined {
 interface Code {
   js: string
   typed?: string
-  /** Set for `req.headers`/`res.headers`: the code of the `req`/`res` value (for `in` and `[]`). */
+  /** Set for `req.headers`/`res.headers`: code giving the Headers behind them (for `in` and `[]`), or undefined. */
   headersOf?: string
 }
 
@@ -245,12 +247,11 @@ export class FastGenerator {
   readonly constants: unknown[] = []
   temps = 0
   /**
-   * Set when the generated code has the exchange as `ex` (a phase's function): fields listed in
-   * EXCHANGE_READS are read there, not through the variables `c`.
+   * Set when the generated code has the exchange as `ex` (a phase's or a template's function): fields
+   * listed in EXCHANGE_READS are read there, any other variable through `rt.context(ex)`; else the
+   * code reads the variables `c`.
    */
   readonly exchange: boolean
-  /** Set once some code read the variables `c` (the caller must then have them in `c`). */
-  readsContext = false
 
   constructor(options: { exchange?: boolean } = {}) {
     this.exchange = options.exchange === true
@@ -285,8 +286,7 @@ export class FastGenerator {
         if (typeof args !== 'string') return undefined
         const direct = this.#direct(args)
         if (direct !== undefined) return schemaOf(args) ? { js: direct, typed: args } : { js: direct }
-        this.readsContext = true
-        const js = `(c[${JSON.stringify(args)}] ?? rt.notFast())`
+        const js = `(${this.exchange ? 'rt.context(ex)' : 'c'}[${JSON.stringify(args)}] ?? rt.notFast())`
         return schemaOf(args) ? { js, typed: args } : { js }
       }
       case '.': {
@@ -306,7 +306,8 @@ export class FastGenerator {
         const t = this.temp()
         const js = `((${t} = ${obj.js}) instanceof ${this.constant(Class)} ? (${t}[${name}] ?? rt.notFast()) : rt.field(${t}, ${name}))`
         const path = `${obj.typed}.${key}`
-        if (path === 'req.headers' || path === 'res.headers') return { js, headersOf: obj.js }
+        // The exchange's own headers where the code has it, else those behind the `req`/`res` value.
+        if (path === 'req.headers' || path === 'res.headers') return { js, headersOf: this.exchange && path === 'req.headers' ? 'ex.headers' : `rt.headersBehind(${obj.js})` }
         return schemaOf(path) ? { js, typed: path } : { js }
       }
       case '[]': {
