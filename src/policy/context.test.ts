@@ -1,6 +1,7 @@
 import { describe, expect, test } from 'bun:test'
 import type { ObjectSchema } from '@marcbachmann/cel-js'
-import { celContext, VARIABLE_CLASSES } from './context.ts'
+import { celContext, EXCHANGE_READS, VARIABLE_CLASSES } from './context.ts'
+import { FAST_RUNTIME } from './expr/fast.ts'
 import { SCHEMAS } from './expr/variables.ts'
 import { evalCel, testExchange } from './expr/testing.ts'
 import { toPlain } from './expr/values.ts'
@@ -189,5 +190,29 @@ describe('VARIABLE_CLASSES', () => {
   test('JSON of a whole variable lists its fields', () => {
     expect(evalCel('json.decode(json.encode(req)).url', exchange())).toBe('https://user:pw@api.example.com:8443/v1/users?id=7&id=8&x=y')
     expect(evalCel("json.encode(conn.geo)", exchange())).toBe('{"city":"","country":"","country_code":"","latitude":"","longitude":"","radius":"","subdivision":""}')
+  })
+})
+
+describe('EXCHANGE_READS', () => {
+  // Each read is fixed code over `ex`, as generated phases inline it.
+  const read = (code: string, ex: HttpExchange): unknown => new Function('ex', 'rt', `return ${code}`)(ex, FAST_RUNTIME)
+  const through = (path: string, ex: HttpExchange): unknown =>
+    path.split('.').reduce<unknown>((value, key) => (value as Record<string, unknown>)[key], celContext(ex))
+
+  test.each(Object.entries(EXCHANGE_READS))('%s reads what the variable gives', (path, code) => {
+    for (const ex of [exchange(), testExchange({ method: 'GET', url: '/a%20b?q', client_ip: '::1' })]) {
+      const [got, want] = [read(code, ex), through(path, ex)]
+      // A timestamp is made per read; CEL compares its value.
+      if (want instanceof Date) expect((got as Date).getTime()).toBe(want.getTime())
+      else expect(got).toEqual(want)
+    }
+  })
+
+  test('after the URL changes (forgetVariables), the read and the variable agree again', () => {
+    const ex = exchange()
+    ex.url = new URL('https://other.example/next')
+    ex.variables = undefined
+    expect(read(EXCHANGE_READS['req.url.path']!, ex)).toBe('/next')
+    expect(through('req.url.host', ex)).toBe(read(EXCHANGE_READS['req.url.host']!, ex))
   })
 })

@@ -273,6 +273,40 @@ const Time = variableClass<null>('warren.Time', {
 })
 
 /**
+ * Variable fields whose value is a function of exchange fields: what the classes above compute for
+ * them, written as code over the exchange `ex` (and `rt.x`, EXCHANGE_HELPERS). Generated code that
+ * has the exchange (a phase's function, a template's) reads these there instead of through the
+ * variable objects, so a rule such as `req.method == 'POST'` or a template such as
+ * `${conn.client_ip}` makes none of them. The cached value and the read agree because every change
+ * to the exchange forgets the cache (forgetVariables, forgetHeaderVariables); the exchange's method,
+ * connection and endpoint never change. context.test.ts compares both ways.
+ */
+export const EXCHANGE_READS: Readonly<Record<string, string>> = {
+  vars: 'ex.vars',
+  'req.method': 'ex.method',
+  'req.host': "(ex.headers.get('host') ?? ex.url.host)",
+  'req.content_length': 'rt.x.contentLength(ex.headers)',
+  'req.url.path': '(ex.urlParts ?? ex.url).pathname',
+  'req.url.host': '(ex.urlParts ?? ex.url).hostname',
+  'req.url.scheme': '(ex.urlParts ?? ex.url).protocol.slice(0, -1)',
+  'req.url.query_params': 'rt.x.queryParams(ex.urlParts ?? ex.url)',
+  ...Object.fromEntries(USER_AGENT_FIELDS.map((key) => [`req.user_agent.${key}`, `rt.x.userAgentOf(ex.headers.get('user-agent') ?? '').${key}`])),
+  'conn.client_ip': 'ex.conn.clientIp',
+  'conn.client_port': 'BigInt(ex.conn.clientPort)',
+  'conn.server_ip': 'ex.conn.serverIp',
+  'conn.server_port': 'BigInt(ex.conn.serverPort)',
+  'conn.ts.start': 'new Date(ex.conn.startedAt)',
+  'endpoint.id': 'ex.endpoint.id',
+  'endpoint.url': 'ex.endpoint.url',
+  'endpoint.host': 'ex.endpoint.host',
+  'endpoint.protocol': 'ex.endpoint.scheme',
+  'endpoint.binding': 'ex.endpoint.binding',
+}
+
+/** The functions EXCHANGE_READS code calls (as `rt.x`), the same the variable classes compute with. */
+export const EXCHANGE_HELPERS = { contentLength, queryParams, userAgentOf }
+
+/**
  * The class of every typed variable, by its path in expr/variables.ts (`req.url` …): env.ts registers
  * each as the cel-js type of that path.
  */

@@ -308,7 +308,6 @@ function phaseRun(rules: readonly CompiledRule[]): PhaseRun {
   let run = PHASE_RUNS.get(rules)
   if (run) return run
   run = generatePhase(rules, {
-    context: celContext,
     condition(r, k, context) {
       const rule = rules[r]!
       try {

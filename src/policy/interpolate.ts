@@ -4,6 +4,7 @@ import { celStatement, CelEvaluationError, compileCel, type CelCompileOptions, t
 import { FAST_RUNTIME, FastGenerator } from './expr/fast.ts'
 import { toText } from './expr/values.ts'
 import type { ConfigIssue, IssuePath } from './issue.ts'
+import type { HttpExchange } from './types.ts'
 
 type Context = () => Record<string, unknown>
 
@@ -16,8 +17,11 @@ export interface Template {
   readonly constant: boolean
   /** The text with every `${…}` replaced by its value (strings as-is, other values as JSON). */
   render(context: Context): string
-  /** `render` given the variables themselves (a caller that has them saves making a closure per request). */
-  renderWith(vars: Record<string, unknown>): string
+  /**
+   * `render` for an exchange, reading what it can from the exchange itself (context.ts EXCHANGE_READS):
+   * `${conn.client_ip}` makes no variable objects, and the caller no closure.
+   */
+  renderFor(ex: HttpExchange): string
   /**
    * The value with its CEL type when the text is exactly one `${expr}` (`"${req.headers}"` gives the
    * map, `"${size(x)}"` a bigint); otherwise the same string as `render`.
@@ -62,7 +66,7 @@ function split(text: string): { parts: (string | { expr: string })[] } | { error
 
 /** A template that always gives `text` (also what a broken template stands in for after its issue is reported). */
 export function constantTemplate(text: string): Template {
-  return { constant: true, render: () => text, renderWith: () => text, renderValue: () => text }
+  return { constant: true, render: () => text, renderFor: () => text, renderValue: () => text }
 }
 
 function evaluate(part: { expr: string; program: CelProgram }, ctx: Record<string, unknown>, path: IssuePath): unknown {
@@ -98,12 +102,15 @@ export function compileTemplate(text: string, path: IssuePath, options: CelCompi
   }
   if (issues.length) return issues
   if (parts.every((p) => typeof p === 'string')) return constantTemplate(parts.join(''))
-  const render = generateRender(parts, (i, ctx) => evaluate(parts[i] as { expr: string; program: CelProgram }, ctx, path))
+  const full = (i: number, ctx: Record<string, unknown>): unknown => evaluate(parts[i] as { expr: string; program: CelProgram }, ctx, path)
+  const render = generateRender(parts, full, false) as (ctx: Record<string, unknown>) => string
   const only = parts.length === 1 && typeof parts[0] !== 'string' ? parts[0] : undefined
+  let renderFor: ((ex: HttpExchange) => string) | undefined
   return {
     constant: false,
     render: (context) => render(context()),
-    renderWith: render,
+    // Generated on first use: most templates are rendered by callers without an exchange or with one only.
+    renderFor: (ex) => (renderFor ??= generateRender(parts, full, true) as (ex: HttpExchange) => string)(ex),
     renderValue: only ? (context) => evaluate(only, context(), path) : (context) => render(context()),
   }
 }
@@ -111,25 +118,26 @@ export function compileTemplate(text: string, path: IssuePath, options: CelCompi
 /**
  * One generated function that renders the template: its constant parts are JSON string literals
  * concatenated with the text of each `${…}`, whose fast form (expr/fast.ts) is inlined; `full`
- * evaluates part `i` with its whole program where the fast code declines or there is none.
+ * evaluates part `i` with its whole program where the fast code declines or there is none. With
+ * `exchange` the function takes the exchange (`renderFor`), else the variables.
  */
-function generateRender(parts: readonly Part[], full: (i: number, ctx: Record<string, unknown>) => unknown): (ctx: Record<string, unknown>) => string {
-  const gen = new FastGenerator()
+function generateRender(parts: readonly Part[], full: (i: number, ctx: Record<string, unknown>) => unknown, exchange: boolean): (input: never) => string {
+  const gen = new FastGenerator({ exchange })
   const statements: string[] = []
   const pieces: string[] = []
   parts.forEach((part, i) => {
     if (typeof part === 'string') return pieces.push(JSON.stringify(part))
-    statements.push(celStatement(gen, part.program, `s${i}`, `F(${i}, c)`))
+    statements.push(celStatement(gen, part.program, `s${i}`, `F(${i}, ${exchange ? 'rt.context(ex)' : 'c'})`))
     return pieces.push(`T(s${i})`)
   })
   const locals = [...parts.flatMap((p, i) => (typeof p === 'string' ? [] : [`s${i}`])), ...Array.from({ length: gen.temps }, (_, i) => `t${i}`)]
-  const source = `'use strict'\nreturn function renderTemplate(c) {\n  let ${locals.join(', ')}\n  ${statements.join('\n  ')}\n  return ${pieces.join(' + ')}\n}`
+  const source = `'use strict'\nreturn function renderTemplate(${exchange ? 'ex' : 'c'}) {\n  let ${locals.join(', ')}\n  ${statements.join('\n  ')}\n  return ${pieces.join(' + ')}\n}`
   // The source is built only from fixed templates, indexes, JSON literals and the fast generator's output.
   const factory = new Function('rt', 'K', 'F', 'T', source) as (
     rt: typeof FAST_RUNTIME,
     constants: readonly unknown[],
     full: (i: number, ctx: Record<string, unknown>) => unknown,
     text: (value: unknown) => string,
-  ) => (ctx: Record<string, unknown>) => string
+  ) => (input: never) => string
   return factory(FAST_RUNTIME, Object.freeze(gen.constants), full, toText)
 }

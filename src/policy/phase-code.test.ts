@@ -85,7 +85,12 @@ describe('generated phase functions', () => {
     const { source } = phaseSource(policy(POLICIES['conditions, edits and an answer']).on_http_request)
     expect(source.match(/function/g)).toHaveLength(1)
     expect(source).toContain('.startsWith(')
-    expect(source).toContain('X.condition(4, 0, c)') // the macro has no fast form
+    expect(source).toContain('m = X.condition(4, 0, rt.context(ex))') // the macro has no fast form
+    // `req.method`, `req.url.path` and `vars` are read from the exchange: rule 1 makes no variables.
+    expect(source).toContain('(t0 = ex.method)')
+    expect(source).toContain('(ex.urlParts ?? ex.url).pathname')
+    expect(source).toContain('rt.field(ex.vars, "tag")')
+    expect(source.split('r1: {')[0]!.replaceAll('X.condition(0, 0, rt.context(ex))', '').replaceAll('X.condition(0, 1, rt.context(ex))', '')).not.toContain('rt.context(ex)')
   })
 
   // (`${…}` in a payload would be a template expression: fast.test.ts has that one for expressions.)

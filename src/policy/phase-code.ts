@@ -20,8 +20,6 @@ export interface PhaseRule {
 
 /** The engine's part of a run, handed to the generated function (engine.ts makes one per phase). */
 export interface PhaseRuntime {
-  /** The CEL variables of the exchange (context.ts `celContext`). */
-  context(ex: HttpExchange): Record<string, unknown>
   /** Condition `k` of rule `r` through its full program: its value, or undefined when it failed (the rule is skipped). */
   condition(r: number, k: number, context: Record<string, unknown>): unknown
   /** The outcome of action `a` of rule `r` that threw: a 500 for a failed `${…}`, else the error goes on. */
@@ -35,14 +33,13 @@ export type PhaseRun = (ex: HttpExchange, options: RunOptions) => Outcome | Prom
 
 /** The source of a phase's function and the constants its fast code reads (for tests). */
 export function phaseSource(rules: readonly PhaseRule[]): { source: string; constants: unknown[] } {
-  const gen = new FastGenerator()
+  const gen = new FastGenerator({ exchange: true })
   const body: string[] = []
   rules.forEach((rule, r) => {
     const block: string[] = []
-    if (rule.conditions.length) block.push('c = ex.variables ?? X.context(ex)')
     rule.conditions.forEach((program, k) => {
       // A condition the fast code declines (or that fails) goes through its full program, as the engine's loop does.
-      block.push(celStatement(gen, program, 'm', `X.condition(${r}, ${k}, c)`))
+      block.push(celStatement(gen, program, 'm', `X.condition(${r}, ${k}, rt.context(ex))`))
       block.push(`if (m !== true) break r${r}`)
     })
     rule.actions.forEach((_, a) => {
@@ -52,7 +49,7 @@ export function phaseSource(rules: readonly PhaseRule[]): { source: string; cons
     body.push(`r${r}: {\n    ${block.join('\n    ')}\n  }`)
   })
   const temps = Array.from({ length: gen.temps }, (_, i) => `t${i}`)
-  const locals = ['c', 'm', 'o', ...temps].join(', ')
+  const locals = ['m', 'o', ...temps].join(', ')
   const source = `'use strict'\nreturn function generatedPhase(ex, options) {\n  let ${locals}\n  ${body.join('\n  ')}\n  return X.continue\n}`
   return { source, constants: gen.constants }
 }

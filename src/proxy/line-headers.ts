@@ -161,7 +161,7 @@ export class LineHeaders implements Headers, KeepsLines {
 }
 
 /** A token, as `Headers` wants a name (a byte-table loop: `'x-debug' in req.headers` checks its name per request). */
-function checkName(name: string): void {
+export function checkName(name: string): void {
   let ok = name.length > 0
   for (let i = 0; ok && i < name.length; i++) ok = name.charCodeAt(i) < 256 && TCHAR[name.charCodeAt(i)] === 1
   if (!ok) throw new TypeError(`Invalid header name: '${name}'`)

@@ -219,4 +219,40 @@ describe('RelayExchange', () => {
     }
     expect(edited).toBeGreaterThan(1000)
   })
+
+  test('lines only appended and headers only read (no list built) give the reads and the upstream head of the built list, over 2000 random heads', () => {
+    const names = ['X-A', 'x-a', 'Accept', 'X-Forwarded-For', 'Keep-Alive', 'TE', 'X-Drop', 'Expect', 'User-Agent', 'Cookie', 'cookie', 'X-Length']
+    const asked = ['x-a', 'X-A', 'accept', 'x-forwarded-for', 'keep-alive', 'x-drop', 'expect', 'user-agent', 'cookie', 'x-length', 'x-added', 'connection', 'x-none']
+    const appended = ['x-a', 'x-added', 'x-forwarded-for', 'x-drop', 'keep-alive', 'cookie', 'accept']
+    const next = xorshift(41)
+    const pick = <T,>(list: readonly T[]): T => list[Math.floor(next() * list.length)]!
+    const forwarded = { clientIp: '10.0.0.1', proto: 'http' }
+    let appends = 0
+    for (let n = 0; n < 2000; n++) {
+      let raw = 'GET /p HTTP/1.1\r\nHost: app.test\r\n'
+      for (let k = Math.floor(next() * 6); k > 0; k--) raw += `${pick(names)}: v${k}\r\n`
+      if (next() < 0.3) raw += `Connection: ${pick(['x-drop', 'close', 'X-Forwarded-For', 'x-a, accept'])}\r\n`
+      raw += '\r\n'
+      const lazy = new RelayExchange(headOf(raw), ENDPOINT, CONN, 'http')
+      const built = new RelayExchange(headOf(raw), ENDPOINT, CONN, 'http')
+      built.headers.lines()
+      for (let k = Math.floor(next() * 4); k > 0; k--) {
+        const [name, value] = [pick(appended), `a${k}`]
+        lazy.headers.appendLine(name, value)
+        built.headers.appendLine(name, value)
+        appends++
+        const ask = pick(asked)
+        expect([raw, ask, lazy.headers.get(ask), lazy.headers.has(ask)]).toEqual([raw, ask, built.headers.get(ask), built.headers.has(ask)])
+      }
+      expect(lazy.headerLines).toBeUndefined()
+      expect(built.headerLines).toBeDefined()
+      const head = headOf(raw)
+      expect([raw, upstreamHead(head, lazy, forwarded).toString('latin1')]).toEqual([raw, upstreamHead(head, built, forwarded).toString('latin1')])
+      // Built afterwards, the lines keep the appended ones in order.
+      expect(lazy.headers.lines()).toEqual(built.headers.lines())
+    }
+    expect(appends).toBeGreaterThan(2000)
+    expect(() => new RelayExchange(headOf('GET / HTTP/1.1\r\nHost: a\r\n\r\n'), ENDPOINT, CONN, 'http').headers.get('bad name')).toThrow(TypeError)
+    expect(() => new RelayExchange(headOf('GET / HTTP/1.1\r\nHost: a\r\n\r\n'), ENDPOINT, CONN, 'http').headers.appendLine('x-a', 'Ā')).toThrow(TypeError)
+  })
 })

@@ -1,7 +1,8 @@
 import type { RequestHead } from '../http1/head.ts'
+import type { KeepsLines } from '../lib/header-lines.ts'
 import type { ConnInfo, EndpointInfo, HttpExchange, UrlParts } from '../policy/types.ts'
 import { HOP_SET } from './hop-headers.ts'
-import { LineHeaders } from './line-headers.ts'
+import { checkName, LineHeaders } from './line-headers.ts'
 
 /** ASCII bytes WHATWG URL parsing leaves alone in an http path and query (not `'`, `\\`, `"`, `<`, `>`, `^`, `` ` ``, `{`, `|`, `}`, space, controls). */
 const KEPT = new Uint8Array(128)
@@ -89,16 +90,16 @@ export class RelayExchange implements HttpExchange {
   readonly conn: ConnInfo
   readonly method: string
   readonly httpVersion: string
-  vars: Record<string, unknown> = {}
   variables: Record<string, unknown> | undefined = undefined
-  /** Action results and log metadata: made when an action writes one (most relayed requests never do). */
+  /** Variables, action results and log metadata: made when first used (most relayed requests never do). */
+  #vars: Record<string, unknown> | undefined
   #actions: Record<string, unknown> | undefined
   #logMetadata: Record<string, unknown> | undefined
   readonly #head: RequestHead
   readonly #scheme: string
   #url: URL | undefined
   #parts: UrlParts | undefined
-  #headers: LineHeaders | undefined
+  #headers: HeadHeaders | undefined
   /** The URL could not be parsed: the pipeline refuses such a request (400), the relay must not serve it. */
   invalidUrl = false
 
@@ -109,6 +110,14 @@ export class RelayExchange implements HttpExchange {
     this.method = head.method
     this.httpVersion = head.version
     this.#scheme = scheme
+  }
+
+  get vars(): Record<string, unknown> {
+    return (this.#vars ??= {})
+  }
+
+  set vars(vars: Record<string, unknown>) {
+    this.#vars = vars
   }
 
   get actions(): Record<string, unknown> {
@@ -138,23 +147,8 @@ export class RelayExchange implements HttpExchange {
     return this.#url ?? (this.#parts ??= headUrl(this.#scheme, this.#head.parsed.host, this.#head.parsed.path) ?? this.url)
   }
 
-  get headers(): LineHeaders {
-    if (this.#headers) return this.#headers
-    const drop = this.#head.parsed.connectionTokens
-    const fields = this.#head.fields()
-    const names: string[] = []
-    const lower: string[] = []
-    const values: string[] = []
-    const origin: number[] = []
-    for (let k = 0; k < fields.names.length; k++) {
-      const name = fields.lower[k]!
-      if (HOP_SET.has(name) || name === 'expect' || (drop.length && drop.includes(name))) continue
-      names.push(fields.names[k]!)
-      lower.push(name)
-      values.push(fields.values[k]!)
-      origin.push(k)
-    }
-    return (this.#headers = new LineHeaders(names, values, lower, origin))
+  get headers(): HeadHeaders {
+    return (this.#headers ??= new HeadHeaders(this.#head))
   }
 
   set headers(_headers: Headers) {
@@ -162,9 +156,18 @@ export class RelayExchange implements HttpExchange {
     throw new TypeError('the relay exchange keeps its own header lines')
   }
 
-  /** The header lines as the policy left them, or undefined when nothing read or changed them (the client's go as sent). */
+  /**
+   * The header lines as the policy left them, once something needed them as a list (a removed or
+   * replaced header, a walk over all of them); undefined while the client's lines are unchanged, with
+   * at most lines appended after them (`addedLines`).
+   */
   get headerLines(): LineHeaders | undefined {
-    return this.#headers
+    return this.#headers?.built
+  }
+
+  /** Lines add-headers appended while `headerLines` is undefined: they go upstream after the client's. */
+  get addedLines(): AddedLines | undefined {
+    return this.#headers?.added
   }
 
   /**
@@ -181,4 +184,163 @@ export class RelayExchange implements HttpExchange {
       return undefined
     }
   }
+}
+
+/** Header lines appended to a request head: lower-case names and their values, in order. */
+export interface AddedLines {
+  readonly names: string[]
+  readonly values: string[]
+}
+
+const latin1Slice = Buffer.prototype.latin1Slice as (this: Uint8Array, start: number, end: number) => string
+
+/**
+ * The relay exchange's header lines as `Headers`, over the request head. `get`, `has` and add-headers'
+ * `appendLine` answer from the head's bytes and the lines appended so far, so a policy that reads a
+ * header or adds some makes no list of every line (3 + 4 arrays and two strings per line), and the
+ * relay copies the client's lines as bytes with the appended ones after them (relay-route.ts). Anything
+ * else (set, delete, a walk over every header) builds the LineHeaders once (`built`) and goes on there.
+ * What it shows is what the pipeline's exchange shows for the same head: hop-by-hop fields, those the
+ * client's `Connection` names and `Expect` left out.
+ */
+export class HeadHeaders implements Headers, KeepsLines {
+  readonly #head: RequestHead
+  added: AddedLines | undefined
+  built: LineHeaders | undefined
+
+  constructor(head: RequestHead) {
+    this.#head = head
+  }
+
+  /** The lines as a list, made on first need from the head's visible lines and the appended ones. */
+  #lines(): LineHeaders {
+    if (this.built) return this.built
+    const drop = this.#head.parsed.connectionTokens
+    const fields = this.#head.fields()
+    const names: string[] = []
+    const lower: string[] = []
+    const values: string[] = []
+    const origin: number[] = []
+    for (let k = 0; k < fields.names.length; k++) {
+      const name = fields.lower[k]!
+      if (!this.#visible(name, drop)) continue
+      names.push(fields.names[k]!)
+      lower.push(name)
+      values.push(fields.values[k]!)
+      origin.push(k)
+    }
+    const lines = new LineHeaders(names, values, lower, origin)
+    const added = this.added
+    if (added) for (let k = 0; k < added.names.length; k++) lines.appendLine(added.names[k]!, added.values[k]!)
+    this.added = undefined
+    return (this.built = lines)
+  }
+
+  #visible(lower: string, drop: readonly string[] = this.#head.parsed.connectionTokens): boolean {
+    return !HOP_SET.has(lower) && lower !== 'expect' && !(drop.length && drop.includes(lower))
+  }
+
+  appendLine(name: string, value: string): void {
+    if (this.built) return this.built.appendLine(name, value)
+    // What LineHeaders.appendLine checks (the rest add-headers checked): a character past latin1.
+    for (let i = 0; i < value.length; i++) if (value.charCodeAt(i) > 255) throw new TypeError(`Header '${name}' has invalid value`)
+    const added = (this.added ??= { names: [], values: [] })
+    added.names.push(name)
+    added.values.push(value)
+  }
+
+  get(name: string): string | null {
+    if (this.built) return this.built.get(name)
+    const want = name.toLowerCase()
+    // As LineHeaders (Bun's Headers): Cookie lines joined as one cookie list, any other name's by `, `.
+    const join = want === 'cookie' ? '; ' : ', '
+    let out: string | null = null
+    if (this.#visible(want)) {
+      const { buf, lines } = this.#head.parsed
+      for (let k = 0; k < lines.length; k += 4) {
+        if (!named(buf, lines[k]!, lines[k + 1]!, want)) continue
+        const value = latin1Slice.call(buf, lines[k + 2]!, lines[k + 3]!)
+        out = out === null ? value : out + join + value
+      }
+    }
+    const added = this.added
+    if (added) for (let k = 0; k < added.names.length; k++) if (added.names[k] === want) out = out === null ? added.values[k]! : out + join + added.values[k]!
+    if (out === null) checkName(name)
+    return out
+  }
+
+  has(name: string): boolean {
+    if (this.built) return this.built.has(name)
+    const want = name.toLowerCase()
+    if (this.#visible(want)) {
+      const { buf, lines } = this.#head.parsed
+      for (let k = 0; k < lines.length; k += 4) if (named(buf, lines[k]!, lines[k + 1]!, want)) return true
+    }
+    if (this.added?.names.includes(want)) return true
+    checkName(name)
+    return false
+  }
+
+  /** The lines in order, as the upstream gets them (tests). */
+  lines(): [name: string, value: string][] {
+    return this.#lines().lines()
+  }
+
+  getSetCookie(): string[] {
+    return this.#lines().getSetCookie()
+  }
+
+  getAll(name: 'set-cookie' | 'Set-Cookie'): string[] {
+    return this.#lines().getAll(name)
+  }
+
+  append(name: string, value: string): void {
+    this.#lines().append(name, value)
+  }
+
+  set(name: string, value: string): void {
+    this.#lines().set(name, value)
+  }
+
+  delete(name: string): void {
+    this.#lines().delete(name)
+  }
+
+  get count(): number {
+    return this.#lines().count
+  }
+
+  forEach(callback: (value: string, key: string, parent: Headers) => void, thisArg?: unknown): void {
+    this.#lines().forEach((value, key) => callback.call(thisArg, value, key, this))
+  }
+
+  entries(): ReturnType<Headers['entries']> {
+    return this.#lines().entries()
+  }
+
+  keys(): ReturnType<Headers['keys']> {
+    return this.#lines().keys()
+  }
+
+  values(): ReturnType<Headers['values']> {
+    return this.#lines().values()
+  }
+
+  [Symbol.iterator](): ReturnType<Headers['entries']> {
+    return this.#lines()[Symbol.iterator]()
+  }
+
+  toJSON(): Record<string, string> & { 'set-cookie'?: string[] } {
+    return this.#lines().toJSON()
+  }
+}
+
+/** True when the header name `buf[n0, n1)` is `lower` (a lower-case name), ASCII case-insensitively. */
+function named(buf: Uint8Array, n0: number, n1: number, lower: string): boolean {
+  if (n1 - n0 !== lower.length) return false
+  for (let k = 0; k < lower.length; k++) {
+    const c = buf[n0 + k]!
+    if ((c >= 65 && c <= 90 ? c + 32 : c) !== lower.charCodeAt(k)) return false
+  }
+  return true
 }

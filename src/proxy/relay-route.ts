@@ -33,8 +33,8 @@ const BODY_METHODS: ReadonlySet<string> = new Set(['POST', 'PUT', 'PATCH'])
 const origins = new WeakMap<URL, H1Origin>()
 
 /**
- * The head the upstream gets, as the pipeline would send it: the client's lines (or, once a policy
- * read or edited them, the exchange's) without hop-by-hop fields and the client's Connection options,
+ * The head the upstream gets, as the pipeline would send it: the client's lines (and the lines a policy
+ * appended, or, once a policy removed or replaced some, the exchange's) without hop-by-hop fields and the client's Connection options,
  * then X-Forwarded-For/Proto/Host and the framing of the client's body. The path is the client's,
  * or the URL's path and query when a policy ran (relay-exchange.ts `target`, checked by the route).
  * Client lines nothing replaced go as the client's bytes, copied in runs from the read buffer; only
@@ -43,6 +43,7 @@ const origins = new WeakMap<URL, H1Origin>()
 export function upstreamHead(head: RequestHead, ex: RelayExchange | undefined, forwarded: { clientIp: string; proto: string }): Buffer {
   const parsed = head.parsed
   // The lines a policy edited replace the client's; the client's Connection options were dropped from those already.
+  // (Lines it only appended leave the client's as they are: `addedLines`.)
   const edited = ex?.headerLines
   const drop = edited ? [] : parsed.connectionTokens
   const offsets = parsed.lines
@@ -52,7 +53,7 @@ export function upstreamHead(head: RequestHead, ex: RelayExchange | undefined, f
   let text = ''
   let forwardedFor = ''
   if (!edited) {
-    // No policy read the lines: names are compared as bytes, and no line becomes a string but X-Forwarded-For's value.
+    // No policy changed the client's lines: names are compared as bytes, and no line becomes a string but X-Forwarded-For's value.
     const buf = parsed.buf
     for (let j = 0; j < count; j++) {
       const n0 = offsets[j * 4]!
@@ -64,6 +65,17 @@ export function upstreamHead(head: RequestHead, ex: RelayExchange | undefined, f
       if (edge !== undefined) continue
       addRun(runs, offsets[j * 4]!, j + 1 < count ? offsets[(j + 1) * 4]! : parsed.end - 2)
     }
+    // Lines add-headers appended to the unchanged client lines come after them, as in the list they would make.
+    const added = ex?.addedLines
+    if (added)
+      for (let k = 0; k < added.names.length; k++) {
+        const name = added.names[k]!
+        if (EDGE_FIELDS.has(name)) {
+          if (name === 'x-forwarded-for') forwardedFor += `${added.values[k]}, `
+          continue
+        }
+        text += `${name}: ${added.values[k]}\r\n`
+      }
   } else {
     const { names, lower, values } = edited.fields()
     // Lines [0, origin.length) are still the client's as sent: line k is the head's line origin[k].

@@ -1,6 +1,5 @@
 import * as v from 'valibot'
 import { appendLine } from '../../lib/header-lines.ts'
-import { celContext } from '../context.ts'
 import type { Template } from '../interpolate.ts'
 import { CONTINUE, defineAction } from '../types.ts'
 
@@ -57,11 +56,10 @@ export const addHeaders = defineAction({
       const target = response ? ex.response?.headers : ex.headers
       if (!target) return CONTINUE
       const added: Record<string, string> | undefined = record ? {} : undefined
-      // The variables as they are before this action: its own headers are forgotten after it (engine.ts).
-      let vars: Record<string, unknown> | undefined
+      // Variables cached from the request's headers are forgotten after this action (engine.ts), not between its headers.
       for (let k = 0; k < names.length; k++) {
         const name = names[k]!
-        const value = constants[k] ?? headerValue(templates[k]!.renderWith((vars ??= celContext(ex))))
+        const value = constants[k] ?? headerValue(templates[k]!.renderFor(ex))
         if (name === 'host' && !response) target.set(name, value)
         else appendLine(target, name, value)
         if (added) added[name] = value

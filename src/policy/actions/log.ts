@@ -1,5 +1,4 @@
 import * as v from 'valibot'
-import { celContext } from '../context.ts'
 import { CONTINUE, defineAction } from '../types.ts'
 import { compileValue } from './set-vars.ts'
 
@@ -33,9 +32,8 @@ export const log = defineAction({
   build(config, env) {
     const entries = Object.entries(config.metadata).map(([k, value]) => [k, compileValue(value, env, ['config', 'metadata', k])] as const)
     return function log(ex) {
-      const context = () => celContext(ex)
       const metadata: Record<string, unknown> = {}
-      for (const [k, value] of entries) metadata[k] = toPlain(value(context))
+      for (const [k, value] of entries) metadata[k] = toPlain(value(ex))
       Object.assign(ex.logMetadata, metadata)
       ex.actions['log'] = { metadata }
       return CONTINUE

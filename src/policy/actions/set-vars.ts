@@ -1,10 +1,10 @@
 import * as v from 'valibot'
 import { CODES, WarrenError } from '../../lib/errors.ts'
-import { celContext } from '../context.ts'
-import { CONTINUE, defineAction, type BuildEnv } from '../types.ts'
+import { exchangeProgram } from '../expr/compile.ts'
+import { CONTINUE, defineAction, type BuildEnv, type HttpExchange } from '../types.ts'
 
-/** A config value with its templates compiled; `evaluate` runs per request. */
-export type CompiledValue = (context: () => Record<string, unknown>) => unknown
+/** A config value with its templates compiled, evaluated for an exchange per request. */
+export type CompiledValue = (ex: HttpExchange) => unknown
 
 /** `"${expr}"` and nothing else: the expression's own type is kept (list, map, int…). */
 const WHOLE = /^\$\{([\s\S]*)\}$/
@@ -19,10 +19,10 @@ export function compileValue(value: unknown, env: BuildEnv, path: readonly (stri
     const whole = WHOLE.exec(value)
     if (whole && !whole[1]!.includes('${')) {
       const expr = whole[1]!
-      const program = env.expression(expr, path)
-      return (context) => {
+      const program = exchangeProgram(env.expression(expr, path))
+      return (ex) => {
         try {
-          return program(context())
+          return program(ex)
         } catch (err) {
           // Same failure as a template's: the engine answers 500 with the code (ngrok 3900).
           const why = err instanceof Error ? err.message : String(err)
@@ -35,7 +35,7 @@ export function compileValue(value: unknown, env: BuildEnv, path: readonly (stri
       const text = tpl.render(() => ({}))
       return () => text
     }
-    return (context) => tpl.render(context)
+    return (ex) => tpl.renderFor(ex)
   }
   if (typeof value === 'number') {
     const n = Number.isSafeInteger(value) ? BigInt(value) : value
@@ -43,13 +43,13 @@ export function compileValue(value: unknown, env: BuildEnv, path: readonly (stri
   }
   if (Array.isArray(value)) {
     const items = value.map((item, i) => compileValue(item, env, [...path, i]))
-    return (context) => items.map((item) => item(context))
+    return (ex) => items.map((item) => item(ex))
   }
   if (value !== null && typeof value === 'object') {
     const entries = Object.entries(value).map(([k, item]) => [k, compileValue(item, env, [...path, k])] as const)
-    return (context) => {
+    return (ex) => {
       const out: Record<string, unknown> = {}
-      for (const [k, item] of entries) out[k] = item(context)
+      for (const [k, item] of entries) out[k] = item(ex)
       return out
     }
   }
@@ -103,9 +103,8 @@ export const setVars = defineAction({
     const names = entries.map(([[name]]) => name)
     const values = entries.map(([[name, value], path]) => compileValue(value, env, [...path, name]))
     return function setVars(ex) {
-      // The context holds `vars: ex.vars` by reference, so later values see earlier ones.
-      const context = () => celContext(ex)
-      for (let k = 0; k < names.length; k++) ex.vars[names[k]!] = values[k]!(context)
+      // Values read `vars` live (ex.vars), so later values see earlier ones.
+      for (let k = 0; k < names.length; k++) ex.vars[names[k]!] = values[k]!(ex)
       return CONTINUE
     }
   },

@@ -2,7 +2,8 @@ import { CODES } from '../../lib/errors.ts'
 import type { ConfigIssue, IssuePath } from '../issue.ts'
 import { PHASES, type Phase } from '../types.ts'
 import { environmentFor, type EnvironmentKey } from './env.ts'
-import { compileFast, type FastGenerator } from './fast.ts'
+import type { HttpExchange } from '../types.ts'
+import { compileFast, FAST_RUNTIME, FastGenerator } from './fast.ts'
 import { originalOffset, publicNames, rewrite, type Edit } from './rewrite.ts'
 
 /** A compiled expression: call it with the variables (`celContext`). Throws `CelEvaluationError`. */
@@ -83,6 +84,24 @@ export function celStatement(gen: FastGenerator, program: CelProgram, variable: 
   const ast = FAST_ASTS.get(program)
   const fast = ast === undefined ? undefined : gen.code(ast)
   return fast ? `try { ${variable} = ${fast.js} } catch { ${variable} = ${fallback} }` : `${variable} = ${fallback}`
+}
+
+/**
+ * `program` as a function of an exchange (a `${expr}` value of set-vars or log): its fast form
+ * generated to read the exchange itself (context.ts EXCHANGE_READS), else, or where that declines,
+ * the whole program on the exchange's variables. Throws what the program throws.
+ */
+export function exchangeProgram(program: CelProgram): (ex: HttpExchange) => unknown {
+  const gen = new FastGenerator({ exchange: true })
+  const statement = celStatement(gen, program, 'v', 'P(rt.context(ex))')
+  const locals = ['v', ...Array.from({ length: gen.temps }, (_, i) => `t${i}`)].join(', ')
+  // The source is built only from fixed templates and the fast generator's output.
+  const factory = new Function('rt', 'K', 'P', `'use strict'\nreturn function exchangeProgram(ex) {\n  let ${locals}\n  ${statement}\n  return v\n}`) as (
+    rt: typeof FAST_RUNTIME,
+    constants: readonly unknown[],
+    program: CelProgram,
+  ) => (ex: HttpExchange) => unknown
+  return factory(FAST_RUNTIME, Object.freeze(gen.constants), program)
 }
 
 function phaseOf(path: IssuePath): Phase | undefined {

@@ -1,5 +1,5 @@
 import type { ObjectSchema } from '@marcbachmann/cel-js'
-import { headersBehind, VARIABLE_CLASSES } from '../context.ts'
+import { celContext, EXCHANGE_HELPERS, EXCHANGE_READS, headersBehind, VARIABLE_CLASSES } from '../context.ts'
 import { cidrOf, inCidr, inCidrRange } from './functions/net.ts'
 import { matches, MATCHES_METHOD } from './functions/strings.ts'
 import { re2 } from './regex.ts'
@@ -122,8 +122,7 @@ function toText(value: unknown): string {
  * `name in req.headers` (or `res.headers`) asked of the exchange's Headers, which match names
  * case-insensitively as `HeaderMap` does, without building the map of every header.
  */
-function hasHeader(vars: unknown, name: unknown): boolean {
-  const headers = headersBehind(vars)
+function hasHeader(headers: Headers | undefined, name: unknown): boolean {
   return headers && typeof name === 'string' ? headers.has(name) : notFast()
 }
 
@@ -132,8 +131,7 @@ function hasHeader(vars: unknown, name: unknown): boolean {
  * Set-Cookie line apart, any other header as its joined value), read from the exchange's Headers.
  * A missing header is CEL's no_such_key error, which cel-js gives.
  */
-function headerLines(vars: unknown, name: unknown): string[] {
-  const headers = headersBehind(vars)
+function headerLines(headers: Headers | undefined, name: unknown): string[] {
   if (!headers || typeof name !== 'string') return notFast()
   if (name.toLowerCase() === 'set-cookie') {
     const lines = headers.getSetCookie()
@@ -153,6 +151,10 @@ function order(compare: (x: number | bigint, y: number | bigint) => boolean): Or
  * parameters and globals, and it is given these two (as `rt` and `K`).
  */
 export const FAST_RUNTIME = {
+  /** The variables of an exchange, and the helpers of EXCHANGE_READS (code generated with the exchange). */
+  context: celContext,
+  x: EXCHANGE_HELPERS,
+  headersBehind,
   notFast,
   field,
   index,
@@ -212,11 +214,19 @@ function isPrimitive(value: unknown): value is Primitive {
   return value === null || ['string', 'boolean', 'bigint', 'number'].includes(typeof value)
 }
 
+/** The variable path a field selection names (`req.url.path`), or undefined when it is not one. */
+function pathOf(node: Node): string | undefined {
+  if (node.op === 'id') return typeof node.args === 'string' ? node.args : undefined
+  if (node.op !== '.' || !Array.isArray(node.args) || !isNode(node.args[0]) || typeof node.args[1] !== 'string') return undefined
+  const obj = pathOf(node.args[0])
+  return obj === undefined ? undefined : `${obj}.${node.args[1]}`
+}
+
 /** Generated JavaScript of one AST node; `typed` names the variable type (`req.url`) when it is known at load. */
 interface Code {
   js: string
   typed?: string
-  /** Set for `req.headers`/`res.headers`: the code of the `req`/`res` value (for `in` and `[]`). */
+  /** Set for `req.headers`/`res.headers`: code giving the Headers behind them (for `in` and `[]`), or undefined. */
   headersOf?: string
 }
 
@@ -236,6 +246,21 @@ function schemaOf(path: string): ObjectSchema | undefined {
 export class FastGenerator {
   readonly constants: unknown[] = []
   temps = 0
+  /**
+   * Set when the generated code has the exchange as `ex` (a phase's or a template's function): fields
+   * listed in EXCHANGE_READS are read there, any other variable through `rt.context(ex)`; else the
+   * code reads the variables `c`.
+   */
+  readonly exchange: boolean
+
+  constructor(options: { exchange?: boolean } = {}) {
+    this.exchange = options.exchange === true
+  }
+
+  /** The exchange read of a variable path (`req.method`), when the code has the exchange and the path has one. */
+  #direct(path: string): string | undefined {
+    return this.exchange && Object.hasOwn(EXCHANGE_READS, path) ? EXCHANGE_READS[path] : undefined
+  }
 
   constant(value: unknown): string {
     this.constants.push(value)
@@ -259,10 +284,16 @@ export class FastGenerator {
       }
       case 'id': {
         if (typeof args !== 'string') return undefined
-        const js = `(c[${JSON.stringify(args)}] ?? rt.notFast())`
+        const direct = this.#direct(args)
+        if (direct !== undefined) return schemaOf(args) ? { js: direct, typed: args } : { js: direct }
+        const js = `(${this.exchange ? 'rt.context(ex)' : 'c'}[${JSON.stringify(args)}] ?? rt.notFast())`
         return schemaOf(args) ? { js, typed: args } : { js }
       }
       case '.': {
+        // `req.method` and the like: read from the exchange, without the variable objects (not even to reach them).
+        const named = pathOf(node)
+        const direct = named === undefined ? undefined : this.#direct(named)
+        if (named !== undefined && direct !== undefined) return schemaOf(named) ? { js: direct, typed: named } : { js: direct }
         const obj = sub(0)
         const key = Array.isArray(args) ? args[1] : undefined
         if (!obj || typeof key !== 'string') return undefined
@@ -275,7 +306,8 @@ export class FastGenerator {
         const t = this.temp()
         const js = `((${t} = ${obj.js}) instanceof ${this.constant(Class)} ? (${t}[${name}] ?? rt.notFast()) : rt.field(${t}, ${name}))`
         const path = `${obj.typed}.${key}`
-        if (path === 'req.headers' || path === 'res.headers') return { js, headersOf: obj.js }
+        // The exchange's own headers where the code has it, else those behind the `req`/`res` value.
+        if (path === 'req.headers' || path === 'res.headers') return { js, headersOf: this.exchange && path === 'req.headers' ? 'ex.headers' : `rt.headersBehind(${obj.js})` }
         return schemaOf(path) ? { js, typed: path } : { js }
       }
       case '[]': {
