@@ -287,12 +287,12 @@ export class Http1Connection {
     const declared = parsed.contentLength
     if (declared > this.#o.maxBodyBytes) return this.#refuse(413, CODES.BODY_TOO_LARGE, 'The request body is larger than this edge accepts.')
     if (this.#o.relay && parsed.minor === 1 && !parsed.upgrade) {
-      const expect = head.getAll('expect')
-      if (expect.length && (expect.length > 1 || expect[0]!.toLowerCase() !== '100-continue'))
-        return this.#refuse(417, CODES.BAD_REQUEST, 'Only Expect: 100-continue is understood.')
+      // From the parser: building the head's lines as strings to look for it cost 3 % of a /hello.
+      const expect = parsed.expect
+      if (expect !== null && expect !== '100-continue') return this.#refuse(417, CODES.BAD_REQUEST, 'Only Expect: 100-continue is understood.')
       const target = this.#o.relay(head, this)
       if (target && 'response' in target) return this.#answerNow(target.response, rest)
-      if (target) return this.#startRelay(target, head, rest, expect.length === 1)
+      if (target) return this.#startRelay(target, head, rest, expect !== null)
     }
     const headers = head.toHeaders()
     this.#expectContinue = false
