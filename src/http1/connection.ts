@@ -139,6 +139,9 @@ export class Http1Connection {
   /** Endpoints whose on_tcp_connect already let this connection through (it runs once per connection). */
   readonly connectedEndpoints = new Set<object>()
 
+  /** The fast path's routing of this connection's last Host (its owner, src/proxy/relay-route.ts, checks it is still current). */
+  routeMemo: object | undefined = undefined
+
   #peer: { address: string; port: number } | undefined
 
   /** The client's address: the socket's peer, read once per connection (each read makes new strings). */
