@@ -1,4 +1,5 @@
 import type { Endpoint } from '../endpoints/endpoint.ts'
+import type { EndpointTable, Pool } from '../endpoints/table.ts'
 import { httpRequestEvent } from '../events/traffic.ts'
 import type { RequestTally } from '../events/types.ts'
 import type { RequestHead } from '../http1/head.ts'
@@ -176,6 +177,19 @@ export interface RelayRouteOptions extends Pick<PipelineOptions, 'scheme' | 'sto
   reserved?: (path: string) => boolean
 }
 
+/**
+ * The route of a connection's last request: the next one on the connection almost always names the
+ * same Host, and while the table is the same its split and lookup would give the same answer (they
+ * were 4-5 % of a /hello's samples, 2026-12-08).
+ */
+interface RouteMemo {
+  host: string
+  table: EndpointTable
+  name: string
+  port: number
+  pool: Pool | undefined
+}
+
 /** Counts requests the fast path took (exposed as a metric so tests and operators can see it work). */
 export class RelayStats {
   relayed = 0
@@ -194,9 +208,14 @@ export function createRelayRoute(options: RelayRouteOptions, stats: RelayStats) 
     const hasBody = parsed.chunked || parsed.contentLength > 0
     if (hasBody && (method === 'GET' || method === 'HEAD')) return undefined
     if (options.reserved?.(path)) return undefined
-    const { name, port } = splitHost(parsed.host, options.defaultPort)
     const table = store.current
-    const pool = table.lookup({ account: '', binding: 'public', scheme: options.scheme, host: name, port })
+    let memo = source.routeMemo as RouteMemo | undefined
+    if (memo === undefined || memo.host !== parsed.host || memo.table !== table) {
+      const { name, port } = splitHost(parsed.host, options.defaultPort)
+      memo = { host: parsed.host, table, name, port, pool: table.lookup({ account: '', binding: 'public', scheme: options.scheme, host: name, port }) }
+      source.routeMemo = memo
+    }
+    const { name, port, pool } = memo
     if (!pool || pool.members.length !== 1) return undefined
     const endpoint = pool.members[0]!
     const plan = relayPlan(endpoint.policy)

@@ -61,10 +61,11 @@ async function dialTunnel(tunnel: TunnelTarget, conn: H1Connection, clientAddr: 
 }
 
 /**
- * The idle timeout of a pooled tunnel stream (`set(0)` clears it). The pool sets it on every release and clears it on every
- * reuse, so a stream carrying back-to-back requests would create and cancel a timer per request (1 % of
- * the edge's samples); this keeps one timer and moves a deadline, re-arming only when the timer fires
- * early or a shorter timeout is asked for.
+ * The idle timeout of a pooled tunnel stream (`set(0)` clears it). The pool sets it on every release (and
+ * leaves it armed on reuse: the connection ignores a firing while it carries an exchange), so a stream
+ * carrying back-to-back requests would create and cancel a timer per request (1 % of the edge's
+ * samples); this keeps one timer and moves a deadline, re-arming only when the timer fires early or a
+ * shorter timeout is asked for.
  */
 export function idleTimer(onIdle: () => void): { set(seconds: number): void; stop(): void } {
   let deadline = 0

@@ -108,6 +108,7 @@ beforeAll(async () => {
       'fast.yml': forward('fast', upstream.port),
       'big.yml': forward('big', big.port!),
       'stale.yml': forward('stale', stale.port),
+      'other.yml': forward('other', upstream.port, '        - {type: add-headers, config: {headers: {x-endpoint: other}}}\n'),
       // url-rewrite needs the pipeline's exchange (add-headers alone runs on the relay): the pipeline serves this one, for comparison.
       'slow.yml': forward('slow', upstream.port, '        - {type: url-rewrite, config: {from: "^/never$", to: "/x"}}\n'),
     },
@@ -229,6 +230,35 @@ describe('the byte relay (HTTP/1.1 fast path)', () => {
     expect(notModified!.status).toBe(304)
     expect(notModified!.headers).toMatch(/\r\netag: "v1"/i)
     expect(hello).toMatchObject({ status: 200, body: 'hello' })
+  })
+
+  test('one connection whose requests name different hosts: each goes to its own endpoint (the route is kept per connection only for the same Host)', async () => {
+    const before = await relayed()
+    const seen = received.length
+    const O = 'Host: OTHER.warren.localhost\r\n'
+    const text = await rawRequest(edge.httpPort, `GET /hello HTTP/1.1\r\n${F}\r\nGET /hello HTTP/1.1\r\n${O}\r\nGET /hello HTTP/1.1\r\nHost: nowhere.warren.localhost\r\n\r\nGET /hello HTTP/1.1\r\n${F}Connection: close\r\n\r\n`, 3000)
+    expect(responses(text).map((r) => [r.status, r.body])).toEqual([
+      [200, 'hello'],
+      [200, 'hello'],
+      [404, expect.any(String)],
+      [200, 'hello'],
+    ])
+    // other.yml adds a header, so the upstream can tell which endpoint each request went through.
+    expect(received.slice(seen).map((r) => /\r\nx-endpoint: (\w+)/.exec(r.headers)?.[1] ?? 'fast')).toEqual(['fast', 'other', 'fast'])
+    expect(await relayed()).toBe(before + 3)
+  })
+
+  test('an Expect other than 100-continue is refused with 417 and nothing reaches the upstream; 100-continue in any case is taken', async () => {
+    const seen = received.length
+    const [refused] = responses(await rawRequest(edge.httpPort, `GET /hello HTTP/1.1\r\n${F}Expect: 200-ok\r\n\r\n`, 3000))
+    expect(refused).toMatchObject({ status: 417 })
+    expect(refused!.headers).toMatch(/\r\nwarren-error-code: ERR_WARREN_\d{4}\r\n/i)
+    expect(refused!.headers).toMatch(/\r\nconnection: close/i)
+    const [twice] = responses(await rawRequest(edge.httpPort, `GET /hello HTTP/1.1\r\n${F}Expect: 100-continue\r\nExpect: 100-continue\r\n\r\n`, 3000))
+    expect(twice).toMatchObject({ status: 417 })
+    expect(received.length).toBe(seen)
+    const [taken] = responses(await rawRequest(edge.httpPort, `GET /hello HTTP/1.1\r\n${F}EXPECT: 100-Continue\r\nConnection: close\r\n\r\n`, 3000))
+    expect(taken).toMatchObject({ status: 200, body: 'hello' })
   })
 
   test('Expect: 100-continue: the edge answers 100, the body follows, the upstream never sees Expect', async () => {

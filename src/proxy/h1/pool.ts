@@ -269,8 +269,9 @@ export class H1Pool {
     for (;;) {
       const conn = stack.pop()
       if (!conn) return undefined
+      // Its idle timeout stays armed: one firing while the connection carries an exchange is ignored
+      // (handleTimeout), and release arms it again; a native call per request saved.
       if (conn.closed) continue
-      conn.socket?.timeout(0)
       return conn
     }
   }
