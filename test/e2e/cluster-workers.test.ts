@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { redisUnavailable, startRedis, type RedisServer } from '../helpers/redis.ts'
 import { edgeFlags, startAgent, type AgentProcess } from './framework/agent.ts'
-import { eventually, startEdge, type Edge } from './framework/process.ts'
+import { eventually, logLines, startEdge, type Edge } from './framework/process.ts'
 import { startUpstream } from './framework/upstreams.ts'
 
 // `warren serve --workers 2` as a node of a cluster (cluster.redis): each worker joins as a node of
@@ -27,18 +27,6 @@ cluster:
   link: {listen: "127.0.0.1:0"}
   lease: 2
 `
-}
-
-/** The JSON log lines of one kind (workers tag theirs with `worker`). */
-function logLines(e: Edge, msg: string): any[] {
-  return e.logs().split('\n').flatMap((l) => {
-    try {
-      const o = JSON.parse(l)
-      return o.msg === msg ? [o] : []
-    } catch {
-      return []
-    }
-  })
 }
 
 /** `count` plain HTTP requests to `host` on `e`, each on a fresh connection (the kernel spreads them over the workers). */

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'bun:test'
 import { selfSigned } from './framework/certs.ts'
 import { freePort } from './framework/ports.ts'
 import { edgeFlags, startAgent, type AgentProcess } from './framework/agent.ts'
-import { eventually, startEdge, WARREN_BIN, type Edge } from './framework/process.ts'
+import { eventually, logLines, startEdge, WARREN_BIN, type Edge } from './framework/process.ts'
 import { echoRoundTrip, startEchoServer, startTlsAnswerOnce, tlsRoundTrip } from './framework/tcp.ts'
 import { rawRequest } from './framework/raw.ts'
 import { startUpstream } from './framework/upstreams.ts'
@@ -35,18 +35,6 @@ accounts:
 agents:
   reconnect_wait: 5
 `
-}
-
-/** The log lines of one kind, parsed (JSON logs; workers tag theirs with `worker`). */
-function logLines(e: Edge, msg: string): any[] {
-  return e.logs().split('\n').flatMap((l) => {
-    try {
-      const o = JSON.parse(l)
-      return o.msg === msg ? [o] : []
-    } catch {
-      return []
-    }
-  })
 }
 
 /**

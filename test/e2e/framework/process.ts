@@ -154,6 +154,18 @@ export function hostFetch(edge: Edge, host: string, path = '/', init: RequestIni
   return fetch(`${edge.base}${path}`, { ...init, headers, redirect: 'manual' })
 }
 
+/** The log lines of one kind, parsed (JSON logs; workers tag theirs with `worker`). */
+export function logLines(e: Edge, msg: string): any[] {
+  return e.logs().split('\n').flatMap((l) => {
+    try {
+      const o = JSON.parse(l)
+      return o.msg === msg ? [o] : []
+    } catch {
+      return []
+    }
+  })
+}
+
 /** Polls `check` until it returns true or `timeoutMs` passes; returns whether it succeeded. */
 export async function eventually(check: () => Promise<boolean>, timeoutMs = 2000, everyMs = 25): Promise<boolean> {
   const deadline = Date.now() + timeoutMs
